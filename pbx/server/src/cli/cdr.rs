@@ -1,0 +1,49 @@
+//! `pbx cdr list [--limit N]`.
+
+use super::{CliError, table};
+use crate::store::Store;
+
+pub(super) async fn list(store: &Store, limit: u32) -> Result<(), CliError> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let rows: Vec<Vec<String>> = store
+        .list_cdrs(limit)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let c = c.call;
+            vec![
+                table::format_unix(c.started_at),
+                c.caller,
+                c.called,
+                c.disposition,
+                format!("{}s", c.duration_secs),
+                format!("{} {}", c.hangup_side, c.hangup_cause)
+                    .trim()
+                    .to_string(),
+                c.codec.unwrap_or_default(),
+                format!(
+                    "{}/{}",
+                    yes_no(c.caller_encrypted),
+                    yes_no(c.callee_encrypted)
+                ),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "START",
+                "CALLER",
+                "CALLED",
+                "DISPOSITION",
+                "DURATION",
+                "HANGUP",
+                "CODEC",
+                "ENCRYPTED"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}

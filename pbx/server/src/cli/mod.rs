@@ -1,0 +1,212 @@
+//! The `pbx` command line (clap). `--config` may be given anywhere; it defaults to
+//! `config/pbx.toml`.
+
+mod admin;
+mod ban;
+mod cdr;
+mod extension;
+pub mod import;
+mod registration;
+pub mod table;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ipnet::IpNet;
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pbx",
+    version,
+    about = "An IP-PBX: SIP, media, voicemail, web admin"
+)]
+pub struct Cli {
+    /// The config file; paths inside it are relative to its folder.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = "config/pbx.toml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the PBX: SIP, media, voicemail and web admin, until SIGTERM or SIGINT.
+    Serve,
+    /// Validate the config and the files it names; print one `path:line:col: message` per problem.
+    Check,
+    /// Manage extensions (SIP accounts with a voicemail box).
+    #[command(subcommand)]
+    Extension(ExtensionCommand),
+    /// Show registrations.
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
+    /// Show call detail records.
+    #[command(subcommand)]
+    Cdr(CdrCommand),
+    /// Manage web admin accounts and API tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Show and lift bans of source addresses.
+    #[command(subcommand)]
+    Ban(BanCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExtensionCommand {
+    /// Create an extension.
+    Add {
+        /// 2 to 15 digits.
+        number: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Voicemail PIN: 4 to 12 digits.
+        #[arg(long)]
+        pin: Option<String>,
+        /// A network (CIDR) the extension may register from; repeat for several. Default: any.
+        #[arg(long = "allow", value_name = "CIDR")]
+        allow: Vec<IpNet>,
+    },
+    /// Create many from a CSV file with the header `number,password,name,email,pin`.
+    Import { file: PathBuf },
+    /// List the extensions.
+    List,
+    /// Remove an extension and its registrations.
+    Remove { number: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistrationCommand {
+    /// The current bindings.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CdrCommand {
+    /// The most recent call records, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a web admin account.
+    Create {
+        user: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Print a new API bearer token for an admin.
+    Token { user: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BanCommand {
+    /// The addresses banned now, with reason and expiry.
+    List,
+    /// Lift the ban of an address.
+    Remove { address: IpAddr },
+}
+
+/// Why a command failed; `main` prints it to stderr and exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Already formatted, one problem per line.
+    #[error("{}", .0.join("\n"))]
+    Input(Vec<String>),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Parses the command line, runs the command, and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are not failures; every usage error exits 1 like other bad input.
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Config(errors)) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let config = load_config(&cli.config)?;
+    if matches!(cli.command, Command::Check) {
+        println!("{}: ok", cli.config.display());
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(dispatch(cli.command, config))
+}
+
+async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
+    if let Command::Serve = command {
+        return crate::serve::run(config)
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()));
+    }
+    let store = Store::open(&config.database.url).await?;
+    let result = match command {
+        Command::Serve | Command::Check => Ok(()),
+        Command::Extension(cmd) => extension::run(&store, &config, cmd).await,
+        Command::Registration(RegistrationCommand::List) => registration::list(&store).await,
+        Command::Cdr(CdrCommand::List { limit }) => cdr::list(&store, limit).await,
+        Command::Admin(cmd) => admin::run(&store, cmd).await,
+        Command::Ban(cmd) => ban::run(&store, cmd).await,
+    };
+    store.close().await;
+    result
+}
+
+fn load_config(path: &Path) -> Result<Config, CliError> {
+    config::load(path).map_err(CliError::Config)
+}

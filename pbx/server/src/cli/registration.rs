@@ -1,0 +1,39 @@
+//! `pbx registration list`.
+
+use super::{CliError, table};
+use crate::store::{Store, now_unix};
+
+pub(super) async fn list(store: &Store) -> Result<(), CliError> {
+    let now = now_unix();
+    let rows: Vec<Vec<String>> = store
+        .list_bindings()
+        .await?
+        .into_iter()
+        .filter(|b| b.expires_at > now)
+        .map(|b| {
+            vec![
+                b.aor,
+                b.contact,
+                b.transport.to_string(),
+                b.source.to_string(),
+                table::format_expiry(b.expires_at, now),
+                b.user_agent,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "EXTENSION",
+                "CONTACT",
+                "TRANSPORT",
+                "SOURCE",
+                "EXPIRES",
+                "USER AGENT"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The `pbx.toml` configuration: the model, its loader, and `path:line:col` errors.
+
+mod duration;
+mod errors;
+mod load;
+mod model;
+mod sections;
+mod values;
+
+pub use duration::{format_duration, parse_duration};
+pub use errors::{ConfigError, ConfigErrors};
+pub use load::{load, load_str};
+pub use model::{
+    Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, RtpConfig, SecurityConfig,
+    SipConfig, SmtpConfig, TlsConfig, Transport, VoicemailConfig, WebConfig,
+};
+pub use values::{parse_network, parse_socket_addr};

@@ -1,0 +1,182 @@
+//! The loaded, validated configuration. Every path is absolute (resolved against the config
+//! file's folder) and every optional key holds its default.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The config file, as given on the command line.
+    pub path: PathBuf,
+    /// The absolute folder of the config file; relative paths inside it start here.
+    pub base_dir: PathBuf,
+    pub sip: SipConfig,
+    pub rtp: RtpConfig,
+    pub database: DatabaseConfig,
+    pub tls: TlsConfig,
+    pub security: SecurityConfig,
+    pub web: WebConfig,
+    pub voicemail: VoicemailConfig,
+    /// `None` when the file has no `[smtp]` section: no e-mail is sent.
+    pub smtp: Option<SmtpConfig>,
+    pub dialplan: DialplanConfig,
+}
+
+/// The transport of a listener, from the scheme of a `listen` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 5] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Ws,
+        Transport::Wss,
+    ];
+
+    /// The scheme as written in the config (`udp`, `tcp`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+
+    pub fn from_scheme(scheme: &str) -> Option<Transport> {
+        Transport::ALL.into_iter().find(|t| t.as_str() == scheme)
+    }
+
+    /// Whether the transport runs over TLS (needs `[tls]`).
+    pub fn is_secure(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `listen` entry: `udp:127.0.0.1:5060`, `tls:[::1]:5061`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Listen {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipConfig {
+    /// Default: `udp:0.0.0.0:5060`, `tcp:0.0.0.0:5060`.
+    pub listen: Vec<Listen>,
+    /// SIP domain and digest realm. Required.
+    pub domain: String,
+    /// Default 60s. Shorter requested expiries get 423 Interval Too Brief.
+    pub min_expires: Duration,
+    /// Default 3600s. Longer requested expiries are cut down to this.
+    pub max_expires: Duration,
+    /// Default 3600s: used when a REGISTER names no expiry.
+    pub default_expires: Duration,
+    /// Default 65535 bytes.
+    pub max_message_size: usize,
+    /// Default 0s = off: how often registered contacts are sent OPTIONS.
+    pub qualify_interval: Duration,
+    /// Default "pbx": the User-Agent / Server header value.
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtpConfig {
+    /// Default 10000. Inclusive.
+    pub port_min: u16,
+    /// Default 20000. Inclusive.
+    pub port_max: u16,
+    /// Written into SDP when the PBX sits behind NAT.
+    pub public_ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseConfig {
+    /// `sqlite:///abs/path.db` (relative SQLite paths resolved) or `postgres://...` as given.
+    /// Default `sqlite://data/pbx.db` relative to the config folder.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// Default `tls/cert.pem`.
+    pub cert: PathBuf,
+    /// Default `tls/key.pem`.
+    pub key: PathBuf,
+}
+
+/// A digest algorithm offered in challenges (RFC 8760): the SIP core's own type.
+pub use pbx_sip::auth::Algorithm as DigestAlgorithm;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityConfig {
+    /// Default 5.
+    pub max_auth_failures: u32,
+    /// Default 60s.
+    pub failure_window: Duration,
+    /// Default 1h.
+    pub ban_for: Duration,
+    /// Default `0.0.0.0/0`, `::/0`.
+    pub allow: Vec<IpNet>,
+    /// Default empty. Deny wins over allow.
+    pub deny: Vec<IpNet>,
+    /// Default 200 requests per second per source address.
+    pub rate_limit: u32,
+    /// Default 400 requests.
+    pub rate_burst: u32,
+    /// Default 300s.
+    pub nonce_lifetime: Duration,
+    /// Default `["SHA-256", "MD5"]`: challenges are sent in this order.
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    /// Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoicemailConfig {
+    /// Default `data/voicemail`.
+    pub storage: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpConfig {
+    /// `smtp://host:port` (plain, `?tls=required` for STARTTLS) or `smtps://host:port`.
+    pub url: String,
+    /// Default `PBX <pbx@DOMAIN>`.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialplanConfig {
+    /// The dialplan file, which exists at load time. `None` when `[dialplan] file` is not set.
+    pub file: Option<PathBuf>,
+}

@@ -1,0 +1,363 @@
+//! One function per `[section]` of `pbx.toml`: the keys it allows, their defaults and checks.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use toml::de::{DeTable, DeValue};
+
+use super::load::{Ctx, Section};
+use super::model::{
+    Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, RtpConfig, SecurityConfig, SipConfig,
+    SmtpConfig, TlsConfig, VoicemailConfig, WebConfig,
+};
+use super::values::{
+    parse_listen, parse_network, parse_port_range, parse_socket_addr, resolve_database_url,
+};
+
+const SECTIONS: [&str; 9] = [
+    "sip",
+    "rtp",
+    "database",
+    "tls",
+    "security",
+    "web",
+    "voicemail",
+    "smtp",
+    "dialplan",
+];
+
+/// Reads every section of the root table; problems go to `ctx`.
+pub(crate) fn config(ctx: &mut Ctx<'_>, root: &DeTable<'_>) -> Config {
+    for (key, value) in root.iter() {
+        let name = key.get_ref().as_ref();
+        if !SECTIONS.contains(&name) {
+            let expected: Vec<String> = SECTIONS.iter().map(|s| format!("[{s}]")).collect();
+            ctx.error(
+                key.span(),
+                format!(
+                    "unknown section [{name}], expected one of {}",
+                    expected.join(", ")
+                ),
+            );
+        } else if !matches!(value.get_ref(), DeValue::Table(_)) {
+            ctx.error(key.span(), format!("`{name}` must be a section: [{name}]"));
+        }
+    }
+    let section = |name: &'static str| {
+        let entry = root.get_key_value(name);
+        Section {
+            name,
+            table: entry.and_then(|(_, v)| match v.get_ref() {
+                DeValue::Table(t) => Some(t),
+                _ => None,
+            }),
+            span: entry.map_or(0..0, |(k, _)| k.span()),
+        }
+    };
+    let sip = sip(ctx, &section("sip"));
+    let smtp = smtp(ctx, &section("smtp"), &sip.domain);
+    Config {
+        path: ctx.file().to_path_buf(),
+        base_dir: ctx.base_dir.clone(),
+        rtp: rtp(ctx, &section("rtp")),
+        database: database(ctx, &section("database")),
+        tls: tls(ctx, &section("tls")),
+        security: security(ctx, &section("security")),
+        web: web(ctx, &section("web")),
+        voicemail: voicemail(ctx, &section("voicemail")),
+        dialplan: dialplan(ctx, &section("dialplan")),
+        sip,
+        smtp,
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
+    ctx.check_keys(
+        s,
+        &[
+            "listen",
+            "domain",
+            "min_expires",
+            "max_expires",
+            "default_expires",
+            "max_message_size",
+            "qualify_interval",
+            "user_agent",
+        ],
+    );
+    let listen = match ctx.list(s, "listen", parse_listen) {
+        Some(entries) => {
+            let mut seen = HashSet::new();
+            let mut out = Vec::new();
+            for (l, span) in entries {
+                if seen.insert(l) {
+                    out.push(l);
+                } else {
+                    ctx.error(span, format!("listen address `{l}` is given twice"));
+                }
+            }
+            if out.is_empty()
+                && let Some(v) = s.get("listen")
+                && matches!(v.get_ref(), DeValue::Array(a) if a.is_empty())
+            {
+                ctx.error(
+                    v.span(),
+                    "`listen` in [sip] must name at least one address".into(),
+                );
+            }
+            out
+        }
+        None => ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
+            .into_iter()
+            .filter_map(|l| parse_listen(l).ok())
+            .collect(),
+    };
+    let domain = match ctx.string(s, "domain") {
+        Some((d, span)) => {
+            if d.is_empty() || d.contains(|c: char| c.is_whitespace() || c == '@' || c == ':') {
+                ctx.error(
+                    span,
+                    format!("bad domain `{d}`: expected a host name such as \"pbx.example.com\""),
+                );
+            }
+            d.to_string()
+        }
+        None => {
+            if s.get("domain").is_none() {
+                ctx.missing(s, "domain");
+            }
+            String::new()
+        }
+    };
+    let min_expires = ctx.duration(s, "min_expires", Duration::from_secs(60));
+    let max_expires = ctx.duration(s, "max_expires", Duration::from_secs(3600));
+    let default_expires = ctx.duration(s, "default_expires", Duration::from_secs(3600));
+    if min_expires > max_expires || default_expires < min_expires || default_expires > max_expires {
+        let span = s
+            .get("default_expires")
+            .or_else(|| s.get("min_expires"))
+            .or_else(|| s.get("max_expires"))
+            .map_or(s.span.clone(), |v| v.span());
+        ctx.error(
+            span,
+            "[sip] expiries must satisfy min_expires <= default_expires <= max_expires".into(),
+        );
+    }
+    let max_message_size = ctx.integer(s, "max_message_size", 1024..=1_048_576, 65535);
+    let qualify_interval = ctx.duration(s, "qualify_interval", Duration::ZERO);
+    let user_agent = ctx
+        .string(s, "user_agent")
+        .map_or("pbx", |(u, _)| u)
+        .to_string();
+    SipConfig {
+        listen,
+        domain,
+        min_expires,
+        max_expires,
+        default_expires,
+        max_message_size: usize::try_from(max_message_size).unwrap_or(65535),
+        qualify_interval,
+        user_agent,
+    }
+}
+
+fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> RtpConfig {
+    ctx.check_keys(s, &["ports", "public_ip"]);
+    let (port_min, port_max) = ctx
+        .parsed(s, "ports", parse_port_range)
+        .map_or((10000, 20000), |(r, _)| r);
+    let public_ip = ctx
+        .parsed(s, "public_ip", |t| {
+            t.parse()
+                .map_err(|_| format!("bad public_ip `{t}`: expected an IP address"))
+        })
+        .map(|(ip, _)| ip);
+    RtpConfig {
+        port_min,
+        port_max,
+        public_ip,
+    }
+}
+
+fn database(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> DatabaseConfig {
+    ctx.check_keys(s, &["url"]);
+    let base = ctx.base_dir.clone();
+    let url = ctx
+        .parsed(s, "url", |u| resolve_database_url(u, &base))
+        .map(|(u, _)| u)
+        .unwrap_or_else(|| resolve_database_url("sqlite://data/pbx.db", &base).unwrap_or_default());
+    DatabaseConfig { url }
+}
+
+fn tls(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> TlsConfig {
+    ctx.check_keys(s, &["cert", "key"]);
+    TlsConfig {
+        cert: ctx.path(s, "cert", "tls/cert.pem"),
+        key: ctx.path(s, "key", "tls/key.pem"),
+    }
+}
+
+fn networks(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, key: &str, default: &[&str]) -> Vec<IpNet> {
+    match ctx.list(s, key, parse_network) {
+        Some(list) => list.into_iter().map(|(n, _)| n).collect(),
+        None => default
+            .iter()
+            .filter_map(|n| parse_network(n).ok())
+            .collect(),
+    }
+}
+
+fn algorithm(text: &str) -> Result<DigestAlgorithm, String> {
+    DigestAlgorithm::from_token(text).ok_or_else(|| {
+        format!("unknown digest algorithm `{text}`, expected \"SHA-256\" or \"MD5\"")
+    })
+}
+
+fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
+    ctx.check_keys(
+        s,
+        &[
+            "max_auth_failures",
+            "failure_window",
+            "ban_for",
+            "allow",
+            "deny",
+            "rate_limit",
+            "rate_burst",
+            "nonce_lifetime",
+            "digest_algorithms",
+        ],
+    );
+    let to_u32 = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    let max_auth_failures = to_u32(ctx.integer(s, "max_auth_failures", 1..=1_000_000, 5));
+    let failure_window = ctx.duration(s, "failure_window", Duration::from_secs(60));
+    let ban_for = ctx.duration(s, "ban_for", Duration::from_secs(3600));
+    let allow = networks(ctx, s, "allow", &["0.0.0.0/0", "::/0"]);
+    let deny = networks(ctx, s, "deny", &[]);
+    let rate_limit = to_u32(ctx.integer(s, "rate_limit", 1..=10_000_000, 200));
+    let rate_burst = to_u32(ctx.integer(s, "rate_burst", 1..=10_000_000, 400));
+    let nonce_lifetime = ctx.duration(s, "nonce_lifetime", Duration::from_secs(300));
+    for (key, d) in [
+        ("failure_window", failure_window),
+        ("nonce_lifetime", nonce_lifetime),
+    ] {
+        if d.is_zero()
+            && let Some(v) = s.get(key)
+        {
+            ctx.error(
+                v.span(),
+                format!("`{key}` in [security] must be longer than 0s"),
+            );
+        }
+    }
+    if secs(ban_for) > i64::from(u32::MAX)
+        && let Some(v) = s.get("ban_for")
+    {
+        ctx.error(v.span(), "`ban_for` in [security] is too long".into());
+    }
+    let digest_algorithms = match ctx.list(s, "digest_algorithms", algorithm) {
+        Some(list) => {
+            let mut out: Vec<DigestAlgorithm> = Vec::new();
+            for (a, span) in list {
+                if out.contains(&a) {
+                    ctx.error(
+                        span,
+                        format!("digest algorithm {} is given twice", a.name()),
+                    );
+                } else {
+                    out.push(a);
+                }
+            }
+            if let Some(v) = s.get("digest_algorithms")
+                && matches!(v.get_ref(), DeValue::Array(a) if a.is_empty())
+            {
+                ctx.error(
+                    v.span(),
+                    "`digest_algorithms` must name at least one algorithm".into(),
+                );
+            }
+            out
+        }
+        None => vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+    };
+    SecurityConfig {
+        max_auth_failures,
+        failure_window,
+        ban_for,
+        allow,
+        deny,
+        rate_limit,
+        rate_burst,
+        nonce_lifetime,
+        digest_algorithms,
+    }
+}
+
+fn web(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> WebConfig {
+    ctx.check_keys(s, &["listen"]);
+    let listen = ctx
+        .parsed(s, "listen", |t| {
+            parse_socket_addr(t).map_err(|m| format!("bad web listen address: {m}"))
+        })
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 8080)), |(a, _)| a);
+    WebConfig { listen }
+}
+
+fn voicemail(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> VoicemailConfig {
+    ctx.check_keys(s, &["storage"]);
+    VoicemailConfig {
+        storage: ctx.path(s, "storage", "data/voicemail"),
+    }
+}
+
+fn smtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, domain: &str) -> Option<SmtpConfig> {
+    ctx.check_keys(s, &["url", "from"]);
+    if !s.is_present() {
+        return None;
+    }
+    let url = ctx.parsed(s, "url", |u| {
+        if u.starts_with("smtp://") || u.starts_with("smtps://") {
+            Ok(u.to_string())
+        } else {
+            Err(format!(
+                "bad smtp url `{u}`: expected smtp://HOST:PORT or smtps://HOST:PORT"
+            ))
+        }
+    });
+    if s.get("url").is_none() {
+        ctx.missing(s, "url");
+    }
+    let from = ctx
+        .parsed(s, "from", |f| {
+            if f.contains('@') {
+                Ok(f.to_string())
+            } else {
+                Err(format!(
+                    "bad sender `{f}`: expected an address such as \"PBX <pbx@example.com>\""
+                ))
+            }
+        })
+        .map_or_else(|| format!("PBX <pbx@{domain}>"), |(f, _)| f);
+    Some(SmtpConfig {
+        url: url.map(|(u, _)| u).unwrap_or_default(),
+        from,
+    })
+}
+
+fn dialplan(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> DialplanConfig {
+    ctx.check_keys(s, &["file"]);
+    let Some((name, span)) = ctx.string(s, "file") else {
+        return DialplanConfig { file: None };
+    };
+    let file = ctx.base_dir.join(name);
+    if !file.is_file() {
+        ctx.error(span, format!("dialplan file not found: {}", file.display()));
+    }
+    DialplanConfig { file: Some(file) }
+}

@@ -1,0 +1,97 @@
+//! The SIP engine: N shard tasks, each owning the transactions of the Call-IDs that hash to
+//! it (ARCHITECTURE.md "Sharding, not locking"). A shard takes a parsed message, runs it
+//! through its sans-IO transaction layer, lets the transaction user (registrar, OPTIONS, ...)
+//! decide, and hands what the layer wants sent to the transports.
+
+pub mod credentials;
+pub mod location;
+mod options;
+mod register;
+mod respond;
+mod shard;
+
+use crate::security::Guard;
+use crate::store::Store;
+use crate::transport::{Inbound, Sender, Sink};
+use credentials::CredentialCache;
+use location::Location;
+use pbx_sip::auth::DigestAuthenticator;
+use pbx_sip::registrar::RegistrarPolicy;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Inputs a shard queues before the dispatcher starts dropping (and counting) new ones.
+const SHARD_QUEUE: usize = 8192;
+
+/// What every shard shares.
+pub struct EngineContext {
+    pub domain: String,
+    pub user_agent: String,
+    pub sender: Sender,
+    pub guard: Arc<Guard>,
+    pub store: Store,
+    pub credentials: CredentialCache,
+    pub location: Arc<Location>,
+    /// Shared so that a nonce-count seen by one shard is known to all (replay protection).
+    pub digest: Mutex<DigestAuthenticator>,
+    pub policy: RegistrarPolicy,
+}
+
+pub(crate) enum ShardInput {
+    Sip(Inbound),
+    /// A credentials lookup a REGISTER was waiting for has finished.
+    CredentialsLoaded(register::Pending),
+}
+
+/// Routes each message to its shard by Call-ID; implements the transports' [`Sink`].
+pub struct Dispatcher {
+    shards: Vec<mpsc::Sender<ShardInput>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Dispatcher {
+    fn shard_of(&self, call_id: &[u8]) -> usize {
+        let mut hasher = self.hasher.build_hasher();
+        call_id.hash(&mut hasher);
+        (hasher.finish() % self.shards.len().max(1) as u64) as usize
+    }
+}
+
+impl Sink for Dispatcher {
+    fn deliver(&self, inbound: Inbound) {
+        let call_id = inbound
+            .message
+            .headers()
+            .get(&pbx_sip::message::HeaderName::CALL_ID)
+            .cloned()
+            .unwrap_or_default();
+        let Some(shard) = self.shards.get(self.shard_of(&call_id)) else {
+            return;
+        };
+        if shard.try_send(ShardInput::Sip(inbound)).is_err() {
+            metrics::counter!("pbx_sip_dropped_total", "reason" => "overload").increment(1);
+        }
+    }
+}
+
+/// Starts `count` shards; returns the dispatcher the transports deliver to.
+pub fn start(context: Arc<EngineContext>, count: usize) -> Arc<Dispatcher> {
+    let mut senders = Vec::with_capacity(count);
+    let mut receivers = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let (tx, rx) = mpsc::channel(SHARD_QUEUE);
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    for (index, rx) in receivers.into_iter().enumerate() {
+        let own = senders.get(index).cloned();
+        if let Some(own) = own {
+            tokio::spawn(shard::Shard::new(context.clone(), own).run(rx));
+        }
+    }
+    Arc::new(Dispatcher {
+        shards: senders,
+        hasher: Default::default(),
+    })
+}

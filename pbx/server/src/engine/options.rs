@@ -1,0 +1,13 @@
+//! OPTIONS addressed to the PBX (RFC 3261 §11.2): 200 with what it supports.
+
+use super::respond::{ALLOW, response};
+use pbx_sip::message::{HeaderName, Request, Response};
+use pbx_sip::status::StatusCode;
+
+pub fn answer(request: &Request, user_agent: &str) -> Response {
+    let mut ok = response(request, StatusCode::OK, user_agent);
+    ok.headers.push(HeaderName::ALLOW, ALLOW);
+    ok.headers.push(HeaderName::ACCEPT, "application/sdp");
+    ok.headers.push(HeaderName::SUPPORTED, "path, outbound");
+    ok
+}

@@ -1,0 +1,213 @@
+//! One engine shard: a transaction layer and the transaction users it serves.
+
+use super::{EngineContext, ShardInput, options, register, respond};
+use crate::transport::{Inbound, Peer, TransportKind};
+use pbx_sip::message::{Message, Request, Response};
+use pbx_sip::method::Method;
+use pbx_sip::status::StatusCode;
+use pbx_sip::transaction::{RequestDisposition, TransactionKey, TransactionLayer};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Inputs handled before the shard flushes its outputs (amortises the wake-ups under load).
+const BATCH: usize = 64;
+
+pub(crate) struct Shard {
+    pub(super) ctx: Arc<EngineContext>,
+    /// This shard's own queue, for async work (store lookups) to report back to it.
+    pub(super) own: mpsc::Sender<ShardInput>,
+    layer: TransactionLayer<Peer>,
+}
+
+impl Shard {
+    pub fn new(ctx: Arc<EngineContext>, own: mpsc::Sender<ShardInput>) -> Shard {
+        Shard {
+            ctx,
+            own,
+            layer: TransactionLayer::new(Default::default()),
+        }
+    }
+
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<ShardInput>) {
+        loop {
+            let deadline = self.layer.poll_timeout();
+            tokio::select! {
+                input = inputs.recv() => {
+                    let Some(input) = input else { break };
+                    let now = Instant::now();
+                    self.handle(now, input);
+                    for _ in 1..BATCH {
+                        match inputs.try_recv() {
+                            Ok(input) => self.handle(now, input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = sleep_until(deadline) => self.layer.handle_timeout(Instant::now()),
+            }
+            self.flush();
+        }
+    }
+
+    fn handle(&mut self, now: Instant, input: ShardInput) {
+        match input {
+            ShardInput::Sip(Inbound {
+                peer,
+                message: Message::Request(request),
+            }) => self.on_request(now, request, peer),
+            ShardInput::Sip(Inbound {
+                message: Message::Response(response),
+                ..
+            }) => self.on_response(now, response),
+            ShardInput::CredentialsLoaded(pending) => register::resume(self, now, pending),
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, mut request: Request, mut peer: Peer) {
+        metrics::counter!("pbx_sip_requests_total", "method" => method_label(&request.method))
+            .increment(1);
+        // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from, and
+        // answer there.
+        if let Some(target) = pbx_sip::nat::stamp_received(&mut request, peer.remote) {
+            if peer.kind == TransportKind::Udp {
+                peer.remote = target;
+            }
+        }
+        if let Err(error) = TransactionKey::server(&request) {
+            // RFC 3261 §8.2: a request the transaction layer cannot match is malformed.
+            tracing::debug!(%error, "request without a usable transaction key");
+            if request.method != Method::ACK {
+                let reason = format!("Bad Request ({error})");
+                let bad = respond::response_with_reason(
+                    &request,
+                    error.status(),
+                    &reason,
+                    &self.ctx.user_agent,
+                );
+                self.send_stateless(&peer, bad);
+            }
+            return;
+        }
+        let reliable = peer.kind.is_reliable();
+        match self
+            .layer
+            .handle_request(now, request, peer.clone(), reliable)
+        {
+            Ok(RequestDisposition::New { key, request }) => self.dispatch(now, key, request, peer),
+            Ok(RequestDisposition::Retransmission) => {
+                metrics::counter!("pbx_sip_retransmissions_absorbed_total").increment(1);
+            }
+            Ok(RequestDisposition::AckAbsorbed | RequestDisposition::Ack(_)) => {}
+            Ok(RequestDisposition::CancelFor { key, request, .. }) => {
+                // Nothing the PBX answers today stays pending long enough to be cancelled;
+                // RFC 3261 §9.2: a CANCEL for a completed transaction still gets its 200.
+                let ok = respond::response(&request, StatusCode::OK, &self.ctx.user_agent);
+                self.respond(now, &key, ok);
+            }
+            Err(error) => tracing::debug!(%error, "request not matched"),
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, key: TransactionKey, request: Request, peer: Peer) {
+        let ua = self.ctx.user_agent.clone();
+        let method = request.method.clone();
+        if method == Method::REGISTER {
+            register::handle(self, now, key, request, peer);
+        } else if method == Method::OPTIONS {
+            let ok = options::answer(&request, &ua);
+            self.respond(now, &key, ok);
+        } else if method == Method::CANCEL || method == Method::BYE {
+            // RFC 3261 §9.2, §15.1.2: no such transaction or dialog here.
+            let answer = respond::response(&request, StatusCode::CALL_DOES_NOT_EXIST, &ua);
+            self.respond(now, &key, answer);
+        } else {
+            let mut answer = respond::response(&request, StatusCode::NOT_IMPLEMENTED, &ua);
+            answer
+                .headers
+                .push(pbx_sip::message::HeaderName::ALLOW, respond::ALLOW);
+            self.respond(now, &key, answer);
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, response: Response) {
+        let _ = self.layer.handle_response(now, response);
+    }
+
+    /// Hands a final or provisional response to its server transaction.
+    pub(super) fn respond(&mut self, now: Instant, key: &TransactionKey, response: Response) {
+        count_response(&response);
+        if let Err(error) = self.layer.respond(now, key, response) {
+            tracing::debug!(%error, "response not sent");
+        }
+    }
+
+    /// Sends a response outside any transaction (the request could not be keyed).
+    fn send_stateless(&self, peer: &Peer, response: Response) {
+        count_response(&response);
+        if let Err(error) = self.ctx.sender.send(peer, response.to_bytes()) {
+            tracing::debug!(%error, "stateless response not sent");
+        }
+    }
+
+    /// Sends what the layer queued and consumes its events.
+    fn flush(&mut self) {
+        while let Some(transmit) = self.layer.poll_transmit() {
+            if let Err(error) = self
+                .ctx
+                .sender
+                .send(&transmit.to, transmit.message.to_bytes())
+            {
+                metrics::counter!("pbx_sip_send_failures_total").increment(1);
+                tracing::debug!(%error, "send failed");
+                if let Some(key) = transmit.key {
+                    // RFC 3261 §17.1.4, §17.2.4: the transaction learns of the failure.
+                    self.layer.handle_transport_error(Instant::now(), &key);
+                }
+            }
+        }
+        while let Some((_key, event)) = self.layer.poll_event() {
+            tracing::trace!(?event, "transaction event");
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn count_response(response: &Response) {
+    let class = match response.status.class() {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "6xx",
+    };
+    metrics::counter!("pbx_sip_responses_total", "class" => class).increment(1);
+}
+
+/// Known methods by name; anything else is "other", so a client cannot grow the label set.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_bytes() {
+        b"REGISTER" => "REGISTER",
+        b"INVITE" => "INVITE",
+        b"ACK" => "ACK",
+        b"BYE" => "BYE",
+        b"CANCEL" => "CANCEL",
+        b"OPTIONS" => "OPTIONS",
+        b"INFO" => "INFO",
+        b"UPDATE" => "UPDATE",
+        b"PRACK" => "PRACK",
+        b"SUBSCRIBE" => "SUBSCRIBE",
+        b"NOTIFY" => "NOTIFY",
+        b"REFER" => "REFER",
+        b"MESSAGE" => "MESSAGE",
+        b"PUBLISH" => "PUBLISH",
+        _ => "other",
+    }
+}

@@ -1,0 +1,17 @@
+//! The PBX server: the async shell around the sans-IO cores.
+//!
+//! - [`config`]: `pbx.toml`, loaded with `path:line:col` errors.
+//! - [`store`]: the database (SQLite or PostgreSQL).
+//! - [`cli`]: the `pbx` command line.
+//! - [`serve`]: `pbx serve`, the running PBX.
+//! - [`transport`]: UDP, TCP and TLS listeners; [`engine`]: the sharded SIP engine.
+//! - [`security`]: bans, ACLs, rate limits; [`web`]: health and metrics.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod security;
+pub mod serve;
+pub mod store;
+pub mod transport;
+pub mod web;

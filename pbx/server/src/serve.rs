@@ -1,0 +1,299 @@
+//! `pbx serve`: opens the store, binds every listener, starts the engine and the web
+//! listener, and runs until SIGTERM or SIGINT, then stops cleanly (bindings written, the
+//! database closed).
+
+use crate::config::{Config, Transport};
+use crate::engine::credentials::CredentialCache;
+use crate::engine::location::Location;
+use crate::engine::{self, EngineContext};
+use crate::security::Guard;
+use crate::security::acl::Acl;
+use crate::security::guard::Ban as GuardBan;
+use crate::security::rate::SourceRateLimit;
+use crate::store::Store;
+use crate::transport::{self, Connections, Sender, Shared, TransportKind};
+use crate::web::{self, WebState};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use pbx_sip::auth::DigestAuthenticator;
+use pbx_sip::registrar::RegistrarPolicy;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] transport::tls::TlsError),
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("metrics: {0}")]
+    Metrics(String),
+    #[error("{0} listeners are not supported yet")]
+    Unsupported(String),
+    #[error("cannot wait for signals: {0}")]
+    Signal(std::io::Error),
+}
+
+/// How often bans are re-read from the store (so `pbx ban remove` takes effect).
+const BAN_SYNC: Duration = Duration::from_secs(2);
+const HOUSEKEEPING: Duration = Duration::from_secs(10);
+
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| ServeError::Metrics(e.to_string()))?;
+    describe_metrics();
+
+    let store = Store::open(&config.database.url).await?;
+    let now_unix = transport::now_unix();
+    let security = &config.security;
+    let acl = Acl::new(security.allow.clone(), security.deny.clone());
+    let rate = SourceRateLimit::new(security.rate_limit, security.rate_burst);
+    let guard = Arc::new(Guard::new(
+        acl,
+        security.max_auth_failures,
+        security.failure_window,
+        security.ban_for,
+        rate,
+    ));
+    guard.sync_bans(&stored_bans(&store, now_unix).await?, Instant::now());
+
+    let (location, location_writer) = Location::new(store.clone());
+    let location = Arc::new(location);
+    let restored = location.restore(store.list_bindings().await?, now_unix);
+    tracing::info!(bindings = restored, "registrations restored");
+
+    let connections = Arc::new(Connections::default());
+    let mut udp_out = Vec::new();
+    let mut udp_sockets = Vec::new();
+    let mut stream_listeners = Vec::new();
+    for listen in &config.sip.listen {
+        let what = listen.to_string();
+        match listen.transport {
+            Transport::Udp => {
+                let socket =
+                    transport::udp::bind(listen.addr).map_err(|source| ServeError::Bind {
+                        what: what.clone(),
+                        source,
+                    })?;
+                let socket = Arc::new(socket);
+                udp_out.push(
+                    transport::udp::UdpOut::new(socket.clone())
+                        .map_err(|source| ServeError::Bind { what, source })?,
+                );
+                udp_sockets.push(socket);
+            }
+            Transport::Tcp | Transport::Tls => {
+                let listener = TcpListener::bind(listen.addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { what, source })?;
+                let tls = if listen.transport == Transport::Tls {
+                    transport::tls::ensure_certificate(
+                        &config.tls.cert,
+                        &config.tls.key,
+                        &config.sip.domain,
+                    )?;
+                    Some(transport::tls::acceptor(&config.tls.cert, &config.tls.key)?)
+                } else {
+                    None
+                };
+                let kind = if tls.is_some() {
+                    TransportKind::Tls
+                } else {
+                    TransportKind::Tcp
+                };
+                stream_listeners.push((listener, kind, tls));
+            }
+            Transport::Ws | Transport::Wss => return Err(ServeError::Unsupported(what)),
+        }
+    }
+
+    let digest = DigestAuthenticator::new(
+        config.sip.domain.clone(),
+        rand::random::<[u8; 32]>(),
+        config.security.nonce_lifetime,
+        config.security.digest_algorithms.clone(),
+    );
+    let policy = RegistrarPolicy {
+        min_expires: secs(config.sip.min_expires),
+        max_expires: secs(config.sip.max_expires),
+        default_expires: secs(config.sip.default_expires),
+        max_bindings_per_aor: 10,
+    };
+    let context = Arc::new(EngineContext {
+        domain: config.sip.domain.clone(),
+        user_agent: config.sip.user_agent.clone(),
+        sender: Sender::new(udp_out, connections.clone()),
+        guard: guard.clone(),
+        store: store.clone(),
+        credentials: CredentialCache::new(store.clone()),
+        location: location.clone(),
+        digest: std::sync::Mutex::new(digest),
+        policy,
+    });
+    let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let dispatcher = engine::start(context, shards);
+    let shared = Arc::new(Shared {
+        guard: guard.clone(),
+        sink: dispatcher,
+        connections,
+        max_message_size: config.sip.max_message_size,
+    });
+
+    let mut tasks = JoinSet::new();
+    for socket in udp_sockets {
+        tasks.spawn(transport::udp::run(socket, shared.clone()));
+    }
+    for (listener, kind, tls) in stream_listeners {
+        tasks.spawn(transport::stream::accept_loop(
+            listener,
+            kind,
+            tls,
+            shared.clone(),
+        ));
+    }
+    for listen in &config.sip.listen {
+        tracing::info!(%listen, "SIP listening");
+    }
+
+    let web_state = Arc::new(WebState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        sip_up: Default::default(),
+    });
+    let web_listener = TcpListener::bind(config.web.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            what: format!("web {}", config.web.listen),
+            source,
+        })?;
+    tracing::info!(listen = %config.web.listen, "web listening");
+    let router = web::router(web_state.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(web_listener, router).await {
+            tracing::error!(%error, "web listener failed");
+        }
+    });
+    web_state.sip_up.store(true, Ordering::Relaxed);
+
+    tokio::spawn(housekeeping(
+        store.clone(),
+        guard,
+        location.clone(),
+        metrics,
+    ));
+
+    let outcome = tokio::select! {
+        signal = shutdown_signal() => signal,
+        Some(ended) = tasks.join_next() => {
+            // A listener only returns on a fatal socket error.
+            tracing::error!(?ended, "a SIP listener stopped");
+            Ok(())
+        }
+    };
+    tracing::info!("shutting down");
+    tasks.abort_all();
+    web_state.sip_up.store(false, Ordering::Relaxed);
+    // Dropping the last Location lets its writer drain the queue; wait for it briefly.
+    drop(location);
+    let _ = tokio::time::timeout(Duration::from_secs(5), location_writer).await;
+    store.close().await;
+    outcome
+}
+
+fn secs(duration: Duration) -> u32 {
+    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
+}
+
+async fn stored_bans(store: &Store, now_unix: u64) -> Result<Vec<GuardBan>, ServeError> {
+    let bans = store.active_bans(now_unix).await?;
+    Ok(bans
+        .into_iter()
+        .map(|b| GuardBan {
+            address: b.address,
+            reason: b.reason,
+            until: b.until.max(0) as u64,
+        })
+        .collect())
+}
+
+/// Periodic work: ban sync, expiry of bindings, gauges.
+async fn housekeeping(
+    store: Store,
+    guard: Arc<Guard>,
+    location: Arc<Location>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) {
+    let mut ticker = tokio::time::interval(BAN_SYNC);
+    let mut last_housekeeping = Instant::now();
+    loop {
+        ticker.tick().await;
+        let now = Instant::now();
+        let now_unix = transport::now_unix();
+        match stored_bans(&store, now_unix).await {
+            Ok(bans) => guard.sync_bans(&bans, now),
+            Err(error) => tracing::warn!(%error, "could not read bans"),
+        }
+        location.prune(now_unix);
+        metrics::gauge!("pbx_registrations_active").set(location.count() as f64);
+        metrics::gauge!("pbx_bans_active").set(guard.active_bans(now_unix) as f64);
+        if now.duration_since(last_housekeeping) >= HOUSEKEEPING {
+            last_housekeeping = now;
+            guard.housekeeping(now, now_unix);
+            metrics.run_upkeep();
+            if let Err(error) = store.prune_bindings(now_unix).await {
+                tracing::warn!(%error, "could not prune expired bindings");
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() -> Result<(), ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+    Ok(())
+}
+
+fn describe_metrics() {
+    metrics::describe_counter!("pbx_sip_requests_total", "SIP requests received, by method");
+    metrics::describe_counter!("pbx_sip_responses_total", "SIP responses sent, by class");
+    metrics::describe_counter!("pbx_registrations_total", "successful REGISTER requests");
+    metrics::describe_gauge!("pbx_registrations_active", "live registration bindings");
+    metrics::describe_counter!("pbx_auth_failures_total", "failed digest authentications");
+    metrics::describe_counter!("pbx_bans_total", "source addresses banned");
+    metrics::describe_gauge!("pbx_bans_active", "source addresses banned now");
+    metrics::describe_counter!("pbx_sip_dropped_total", "input dropped, by reason");
+    // Counters appear in /metrics from the start, at zero.
+    for method in ["REGISTER", "OPTIONS", "INVITE"] {
+        metrics::counter!("pbx_sip_requests_total", "method" => method).increment(0);
+    }
+    for class in ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"] {
+        metrics::counter!("pbx_sip_responses_total", "class" => class).increment(0);
+    }
+    metrics::counter!("pbx_registrations_total").increment(0);
+    metrics::counter!("pbx_auth_failures_total").increment(0);
+    metrics::counter!("pbx_bans_total").increment(0);
+    for reason in [
+        "banned",
+        "acl",
+        "rate_limit",
+        "oversized",
+        "unparsable",
+        "framing",
+        "overload",
+    ] {
+        metrics::counter!("pbx_sip_dropped_total", "reason" => reason).increment(0);
+    }
+}

@@ -1,0 +1,105 @@
+//! Web admin accounts and their API bearer tokens.
+
+use super::secrets::{hash_secret, new_token, token_hash, verify_secret};
+use super::{Store, StoreError, now_unix, to_db};
+
+/// Admin user names: 1-64 of letters, digits, `.`, `_`, `-`, `@`.
+fn check_username(user: &str) -> Result<(), StoreError> {
+    let ok = (1..=64).contains(&user.len())
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "bad user name `{user}`: expected 1 to 64 letters, digits, '.', '_', '-' or '@'"
+        )))
+    }
+}
+
+impl Store {
+    /// Creates a web admin account; the password is stored as an argon2 hash.
+    pub async fn create_admin(&self, user: &str, password: &str) -> Result<(), StoreError> {
+        check_username(user)?;
+        if password.is_empty() {
+            return Err(StoreError::Invalid("the password is empty".into()));
+        }
+        let hash = hash_secret(password)?;
+        sqlx::query("INSERT INTO admins (username, password_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(user)
+            .bind(hash)
+            .bind(to_db(now_unix()))
+            .execute(self.pool())
+            .await
+            .map_err(|e| StoreError::unique(e, || format!("admin {user}")))?;
+        Ok(())
+    }
+
+    /// Whether `password` is the password of admin `user` (for the login page).
+    pub async fn verify_admin(&self, user: &str, password: &str) -> Result<bool, StoreError> {
+        let hash: Option<String> =
+            sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = $1")
+                .bind(user)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(hash.is_some_and(|h| verify_secret(password, &h)))
+    }
+
+    /// The admin user names, sorted.
+    pub async fn list_admins(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT username FROM admins ORDER BY username")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// A new API token for `user` (64 hex characters). Only its SHA-256 is stored, so this is
+    /// the one time it can be seen.
+    pub async fn create_token(&self, user: &str) -> Result<String, StoreError> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT username FROM admins WHERE username = $1")
+                .bind(user)
+                .fetch_optional(self.pool())
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("admin {user}")));
+        }
+        let token = new_token();
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, username, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash(&token))
+        .bind(user)
+        .bind(to_db(now_unix()))
+        .execute(self.pool())
+        .await?;
+        Ok(token)
+    }
+
+    /// The admin a bearer token belongs to, if it is a valid token.
+    pub async fn verify_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+        // Looked up by hash: comparing hashes leaks nothing useful about the token through timing.
+        Ok(
+            sqlx::query_scalar("SELECT username FROM api_tokens WHERE token_hash = $1")
+                .bind(token_hash(token))
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        assert!(check_username("admin").is_ok());
+        assert!(check_username("a.b-c_d@example.com").is_ok());
+        assert!(check_username("").is_err());
+        assert!(check_username("with space").is_err());
+        assert!(check_username(&"x".repeat(65)).is_err());
+    }
+}

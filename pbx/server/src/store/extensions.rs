@@ -1,0 +1,344 @@
+//! Extensions: a SIP account and a voicemail box each. The store keeps the digest HA1s for MD5
+//! and SHA-256 and an argon2 hash of the PIN, never the password or PIN themselves.
+
+use ipnet::IpNet;
+use pbx_sip::auth::{Algorithm, ha1_hex};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::secrets::{hash_secret, verify_secret};
+use super::{Store, StoreError, from_db, now_unix, to_db};
+
+/// An extension to create, with its plain secrets (hashed before they reach the database).
+#[derive(Clone, Default, PartialEq)]
+pub struct NewExtension {
+    pub number: String,
+    pub password: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub pin: Option<String>,
+    /// Where this extension may register and call from; empty = anywhere.
+    pub allowed_networks: Vec<IpNet>,
+}
+
+// Hand-written so that the password and PIN never reach a log through `{:?}`.
+impl std::fmt::Debug for NewExtension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewExtension")
+            .field("number", &self.number)
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .field("allowed_networks", &self.allowed_networks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An extension as listed (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    pub number: String,
+    pub name: String,
+    pub email: String,
+    pub has_pin: bool,
+    pub allowed_networks: Vec<IpNet>,
+    pub created_at: u64,
+}
+
+/// What digest authentication needs about an extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub number: String,
+    /// Lower-case hex of MD5(number:realm:password).
+    pub ha1_md5: String,
+    /// Lower-case hex of SHA-256(number:realm:password).
+    pub ha1_sha256: String,
+    pub allowed_networks: Vec<IpNet>,
+}
+
+impl NewExtension {
+    /// Every problem with this extension's fields (empty when valid).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let n = &self.number;
+        if !(2..=15).contains(&n.len()) || !n.bytes().all(|b| b.is_ascii_digit()) {
+            out.push(format!(
+                "bad extension number `{n}`: expected 2 to 15 digits"
+            ));
+        }
+        if self.password.is_empty() {
+            out.push("the password is empty".to_string());
+        } else if self.password.chars().any(char::is_control) {
+            out.push("the password contains control characters".to_string());
+        }
+        if let Some(name) = &self.name
+            && name.chars().any(char::is_control)
+        {
+            out.push("the name contains control characters".to_string());
+        }
+        if let Some(email) = &self.email
+            && !email.is_empty()
+            && !email_shape_ok(email)
+        {
+            out.push(format!("bad e-mail address `{email}`"));
+        }
+        if let Some(pin) = &self.pin
+            && (!(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()))
+        {
+            out.push("bad PIN: expected 4 to 12 digits".to_string());
+        }
+        out
+    }
+}
+
+/// `local@domain.tld` without spaces: enough to catch typos; the mail server decides the rest.
+fn email_shape_ok(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}
+
+fn networks_to_text(nets: &[IpNet]) -> String {
+    nets.iter()
+        .map(IpNet::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn networks_from_text(text: &str) -> Result<Vec<IpNet>, StoreError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| StoreError::Corrupt(format!("bad network `{s}`")))
+        })
+        .collect()
+}
+
+/// The row to insert, secrets hashed. Argon2 is slow on purpose: do it before any transaction.
+struct Hashed {
+    number: String,
+    name: String,
+    email: String,
+    ha1_md5: String,
+    ha1_sha256: String,
+    pin_hash: Option<String>,
+    networks: String,
+}
+
+fn hash(realm: &str, ext: &NewExtension) -> Result<Hashed, StoreError> {
+    if let Some(problem) = ext.problems().into_iter().next() {
+        return Err(StoreError::Invalid(problem));
+    }
+    Ok(Hashed {
+        number: ext.number.clone(),
+        name: ext.name.clone().unwrap_or_default(),
+        email: ext.email.clone().unwrap_or_default(),
+        ha1_md5: ha1_hex(Algorithm::Md5, &ext.number, realm, &ext.password),
+        ha1_sha256: ha1_hex(Algorithm::Sha256, &ext.number, realm, &ext.password),
+        pin_hash: ext.pin.as_deref().map(hash_secret).transpose()?,
+        networks: networks_to_text(&ext.allowed_networks),
+    })
+}
+
+const INSERT: &str = "INSERT INTO extensions \
+    (number, name, email, ha1_md5, ha1_sha256, pin_hash, allowed_networks, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+fn insert(h: &Hashed, now: u64) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(INSERT)
+        .bind(&h.number)
+        .bind(&h.name)
+        .bind(&h.email)
+        .bind(&h.ha1_md5)
+        .bind(&h.ha1_sha256)
+        .bind(h.pin_hash.as_deref())
+        .bind(&h.networks)
+        .bind(to_db(now))
+}
+
+fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
+    Ok(Credentials {
+        number: row.try_get("number")?,
+        ha1_md5: row.try_get("ha1_md5")?,
+        ha1_sha256: row.try_get("ha1_sha256")?,
+        allowed_networks: networks_from_text(&row.try_get::<String, _>("allowed_networks")?)?,
+    })
+}
+
+macro_rules! credentials_query {
+    ($($tail:literal)?) => {
+        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks FROM extensions" $(, $tail)?)
+    };
+}
+
+impl Store {
+    /// Creates one extension. `realm` is `[sip] domain`: the HA1s depend on it.
+    pub async fn add_extension(&self, realm: &str, ext: NewExtension) -> Result<(), StoreError> {
+        let h = hash(realm, &ext)?;
+        insert(&h, now_unix())
+            .execute(self.pool())
+            .await
+            .map_err(|e| StoreError::unique(e, || format!("extension {}", h.number)))?;
+        Ok(())
+    }
+
+    /// Creates all of `exts` in one transaction: all of them, or none on any error.
+    pub async fn import_extensions(
+        &self,
+        realm: &str,
+        exts: Vec<NewExtension>,
+    ) -> Result<usize, StoreError> {
+        let hashed = exts
+            .iter()
+            .map(|e| hash(realm, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = now_unix();
+        let mut tx = self.pool().begin().await?;
+        for h in &hashed {
+            insert(h, now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, || format!("extension {}", h.number)))?;
+        }
+        tx.commit().await?;
+        Ok(hashed.len())
+    }
+
+    /// Every extension, ordered by number.
+    pub async fn list_extensions(&self) -> Result<Vec<Extension>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT number, name, email, pin_hash, allowed_networks, created_at \
+             FROM extensions ORDER BY number",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Extension {
+                    number: row.try_get("number")?,
+                    name: row.try_get("name")?,
+                    email: row.try_get("email")?,
+                    has_pin: row.try_get::<Option<String>, _>("pin_hash")?.is_some(),
+                    allowed_networks: networks_from_text(
+                        &row.try_get::<String, _>("allowed_networks")?,
+                    )?,
+                    created_at: from_db(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Removes an extension and its registrations. `false` when there was no such extension.
+    pub async fn remove_extension(&self, number: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let removed = sqlx::query("DELETE FROM extensions WHERE number = $1")
+            .bind(number)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM registrations WHERE aor = $1")
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed > 0)
+    }
+
+    /// The digest credentials of one extension.
+    pub async fn credentials(&self, number: &str) -> Result<Option<Credentials>, StoreError> {
+        let row = sqlx::query(credentials_query!(" WHERE number = $1"))
+            .bind(number)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(credentials_from).transpose()
+    }
+
+    /// The digest credentials of every extension (to fill a cache).
+    pub async fn all_credentials(&self) -> Result<Vec<Credentials>, StoreError> {
+        let rows = sqlx::query(credentials_query!())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(credentials_from).collect()
+    }
+
+    /// Whether `pin` is the voicemail PIN of `number`; `false` when it has none.
+    pub async fn verify_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT pin_hash FROM extensions WHERE number = $1")
+                .bind(number)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(hash.flatten().is_some_and(|h| verify_secret(pin, &h)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(number: &str) -> NewExtension {
+        NewExtension {
+            number: number.into(),
+            password: "secret".into(),
+            ..NewExtension::default()
+        }
+    }
+
+    #[test]
+    fn validation_reports_every_problem() {
+        assert!(ext("1000").problems().is_empty());
+        let bad = NewExtension {
+            number: "1".into(),
+            password: String::new(),
+            email: Some("no-at-sign".into()),
+            pin: Some("12a".into()),
+            ..NewExtension::default()
+        };
+        assert_eq!(bad.problems().len(), 4);
+        assert_eq!(ext("1234567890123456").problems().len(), 1);
+        assert_eq!(ext("10a0").problems().len(), 1);
+    }
+
+    #[test]
+    fn email_shapes() {
+        for ok in ["a@b.co", "first.last+tag@example.com"] {
+            assert!(email_shape_ok(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "@b.co", "a@", "a@b", "a@b@c.d", "a b@c.d", "a@.b", "<a@b.c>",
+        ] {
+            assert!(!email_shape_ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut e = ext("1000");
+        e.pin = Some("4321".into());
+        let shown = format!("{e:?}");
+        assert!(!shown.contains("secret") && !shown.contains("4321"));
+    }
+
+    #[test]
+    fn networks_round_trip() {
+        let nets: Vec<IpNet> = ["10.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let text = networks_to_text(&nets);
+        assert_eq!(text, "10.0.0.0/8,::1/128");
+        assert_eq!(networks_from_text(&text).ok(), Some(nets));
+        assert_eq!(networks_from_text("").ok(), Some(vec![]));
+        assert!(networks_from_text("bogus").is_err());
+    }
+}

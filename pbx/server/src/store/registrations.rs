@@ -1,0 +1,163 @@
+//! Registrar bindings (RFC 3261 §10.3), kept so that a restart does not lose them.
+
+use std::net::SocketAddr;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, from_db, now_unix, to_db};
+use crate::config::Transport;
+
+/// One binding of an address of record to a contact. The numeric fields have the types of
+/// `pbx_sip::registrar::Binding`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBinding {
+    /// The address of record: the extension number.
+    pub aor: String,
+    /// The Contact URI as the phone sent it.
+    pub contact: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub call_id: String,
+    pub cseq: u32,
+    /// The contact's q-value in thousandths (q=0.5 is 500), RFC 3261 §20.10.
+    pub q: Option<u16>,
+    /// RFC 5626 `+sip.instance`.
+    pub instance: Option<String>,
+    /// RFC 5626 `reg-id`.
+    pub reg_id: Option<u32>,
+    /// The transport the REGISTER came over.
+    pub transport: Transport,
+    /// Where the REGISTER came from (after rport/received).
+    pub source: SocketAddr,
+    /// The listener it arrived on.
+    pub local: SocketAddr,
+    /// The User-Agent header; empty when the phone sent none.
+    pub user_agent: String,
+}
+
+fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("bad {what} `{value}` in registrations"))
+}
+
+fn from_row(row: &AnyRow) -> Result<StoredBinding, StoreError> {
+    let transport: String = row.try_get("transport")?;
+    let source: String = row.try_get("source")?;
+    let local: String = row.try_get("local")?;
+    let cseq: i64 = row.try_get("cseq")?;
+    let q: Option<i64> = row.try_get("q_milli")?;
+    let reg_id: Option<i64> = row.try_get("reg_id")?;
+    Ok(StoredBinding {
+        aor: row.try_get("aor")?,
+        contact: row.try_get("contact")?,
+        expires_at: from_db(row.try_get("expires_at")?),
+        call_id: row.try_get("call_id")?,
+        cseq: u32::try_from(cseq).map_err(|_| corrupt("cseq", cseq))?,
+        q: q.map(|q| u16::try_from(q).map_err(|_| corrupt("q", q)))
+            .transpose()?,
+        instance: row.try_get("instance")?,
+        reg_id: reg_id
+            .map(|r| u32::try_from(r).map_err(|_| corrupt("reg_id", r)))
+            .transpose()?,
+        transport: Transport::from_scheme(&transport)
+            .ok_or_else(|| corrupt("transport", &transport))?,
+        source: source.parse().map_err(|_| corrupt("source", &source))?,
+        local: local.parse().map_err(|_| corrupt("local", &local))?,
+        user_agent: row
+            .try_get::<Option<String>, _>("user_agent")?
+            .unwrap_or_default(),
+    })
+}
+
+macro_rules! columns {
+    () => {
+        "aor, contact, expires_at, call_id, cseq, q_milli, instance, reg_id, transport, source, \
+         local, user_agent, updated_at"
+    };
+}
+
+impl Store {
+    /// Adds the binding, or replaces the one with the same (aor, contact).
+    pub async fn upsert_binding(&self, b: &StoredBinding) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO registrations (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (aor, contact) DO UPDATE SET \
+             expires_at = excluded.expires_at, call_id = excluded.call_id, \
+             cseq = excluded.cseq, q_milli = excluded.q_milli, instance = excluded.instance, \
+             reg_id = excluded.reg_id, transport = excluded.transport, \
+             source = excluded.source, local = excluded.local, \
+             user_agent = excluded.user_agent, updated_at = excluded.updated_at"
+        ))
+        .bind(&b.aor)
+        .bind(&b.contact)
+        .bind(to_db(b.expires_at))
+        .bind(&b.call_id)
+        .bind(i64::from(b.cseq))
+        .bind(b.q.map(i64::from))
+        .bind(b.instance.as_deref())
+        .bind(b.reg_id.map(i64::from))
+        .bind(b.transport.as_str())
+        .bind(b.source.to_string())
+        .bind(b.local.to_string())
+        .bind(&b.user_agent)
+        .bind(to_db(now_unix()))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes one binding; `false` when there was none.
+    pub async fn remove_binding(&self, aor: &str, contact: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM registrations WHERE aor = $1 AND contact = $2")
+            .bind(aor)
+            .bind(contact)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Removes every binding of `aor` (`Contact: *`); returns how many there were.
+    pub async fn remove_bindings(&self, aor: &str) -> Result<u64, StoreError> {
+        let n = sqlx::query("DELETE FROM registrations WHERE aor = $1")
+            .bind(aor)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
+    /// Every stored binding, expired or not, ordered by aor then contact. A row that cannot be
+    /// read is skipped with a warning, so that one bad row cannot stop the server starting.
+    pub async fn list_bindings(&self) -> Result<Vec<StoredBinding>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM registrations ORDER BY aor, contact"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| match from_row(row) {
+                Ok(b) => Some(b),
+                Err(error) => {
+                    tracing::warn!(%error, "skipping an unreadable stored binding");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Deletes the bindings that expired at or before `now_unix`; returns how many.
+    pub async fn prune_bindings(&self, now_unix: u64) -> Result<u64, StoreError> {
+        let n = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
+            .bind(to_db(now_unix))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+}

@@ -1,0 +1,205 @@
+//! The transports: UDP, TCP and TLS listeners (RFC 3261 §18), the table of open stream
+//! connections, and the one `send` the engine uses for every outgoing message.
+//!
+//! Each listener parses what arrives exactly once and hands the message to the [`Sink`] (the
+//! engine's dispatcher). Hostile input stops here: sources the [`Guard`] refuses are dropped
+//! before parsing, oversized and unparsable input is dropped (or answered 400 when the
+//! request was readable enough, RFC 3261 §21.4.1) with a log line and a counter.
+
+pub mod conn;
+pub mod stream;
+pub mod tls;
+pub mod udp;
+
+use crate::security::{Guard, Verdict};
+use bytes::Bytes;
+use pbx_sip::message::Message;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use conn::{ConnId, Connections};
+
+/// The kind of transport a message came over or must leave by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl TransportKind {
+    /// The token in a Via header (RFC 3261 §20.42).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+        }
+    }
+
+    /// Lower-case name, as in the config's listen schemes and the registration list.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "udp",
+            TransportKind::Tcp => "tcp",
+            TransportKind::Tls => "tls",
+        }
+    }
+
+    /// Reliable transports run no retransmission timers (RFC 3261 §17).
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, TransportKind::Udp)
+    }
+}
+
+impl From<TransportKind> for crate::config::Transport {
+    fn from(kind: TransportKind) -> Self {
+        match kind {
+            TransportKind::Udp => crate::config::Transport::Udp,
+            TransportKind::Tcp => crate::config::Transport::Tcp,
+            TransportKind::Tls => crate::config::Transport::Tls,
+        }
+    }
+}
+
+impl TryFrom<crate::config::Transport> for TransportKind {
+    type Error = crate::config::Transport;
+
+    /// WebSocket transports have no listener yet.
+    fn try_from(transport: crate::config::Transport) -> Result<Self, Self::Error> {
+        match transport {
+            crate::config::Transport::Udp => Ok(TransportKind::Udp),
+            crate::config::Transport::Tcp => Ok(TransportKind::Tcp),
+            crate::config::Transport::Tls => Ok(TransportKind::Tls),
+            other => Err(other),
+        }
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a message came from, and so where its answers go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub kind: TransportKind,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// The stream connection it arrived on (TCP/TLS).
+    pub conn: Option<ConnId>,
+}
+
+/// One parsed message and where it came from.
+pub struct Inbound {
+    pub peer: Peer,
+    pub message: Message,
+}
+
+/// Receives every parsed inbound message (implemented by the engine's dispatcher).
+pub trait Sink: Send + Sync + 'static {
+    fn deliver(&self, inbound: Inbound);
+}
+
+/// What every listener shares.
+pub struct Shared {
+    pub guard: Arc<Guard>,
+    pub sink: Arc<dyn Sink>,
+    pub connections: Arc<Connections>,
+    pub max_message_size: usize,
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Asks the guard about a source; counts and reports false for a refused one.
+pub(crate) fn admitted(shared: &Shared, remote: SocketAddr) -> bool {
+    match shared.guard.check(remote.ip(), now_unix()) {
+        Verdict::Pass => true,
+        refused => {
+            metrics::counter!("pbx_sip_dropped_total", "reason" => refused.drop_reason())
+                .increment(1);
+            false
+        }
+    }
+}
+
+/// Parses one message. A readable-enough bad request gets its 400 (returned for the caller
+/// to send); anything else unparsable is dropped with a log line and a counter.
+pub(crate) fn parse_inbound(data: Bytes, peer: &Peer) -> Result<Message, Option<Bytes>> {
+    match pbx_sip::parse::parse_message(data) {
+        Ok(message) => Ok(message),
+        Err(error) => {
+            metrics::counter!("pbx_sip_dropped_total", "reason" => "unparsable").increment(1);
+            tracing::info!(remote = %peer.remote, transport = %peer.kind, %error, "unparsable SIP message");
+            Err(error.bad_request_response().map(|response| {
+                metrics::counter!("pbx_sip_responses_total", "class" => "4xx").increment(1);
+                response.to_bytes()
+            }))
+        }
+    }
+}
+
+/// Sends bytes to a peer: over its stream connection when it has one that is still open
+/// (RFC 3261 §18.2.2: responses go back over the connection the request came on), else by UDP.
+pub struct Sender {
+    udp: Vec<udp::UdpOut>,
+    connections: Arc<Connections>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("the connection to {0} is closed")]
+    ConnectionClosed(SocketAddr),
+    #[error("no UDP socket can reach {0}")]
+    NoUdpSocket(SocketAddr),
+    #[error("sending to {0} failed: {1}")]
+    Io(SocketAddr, std::io::Error),
+}
+
+impl Sender {
+    pub fn new(udp: Vec<udp::UdpOut>, connections: Arc<Connections>) -> Sender {
+        Sender { udp, connections }
+    }
+
+    pub fn send(&self, peer: &Peer, data: Bytes) -> Result<(), SendError> {
+        match peer.kind {
+            TransportKind::Udp => {
+                let socket = self
+                    .udp
+                    .iter()
+                    .find(|s| s.local == peer.local)
+                    .or_else(|| {
+                        self.udp
+                            .iter()
+                            .find(|s| s.local.is_ipv4() == peer.remote.is_ipv4())
+                    })
+                    .ok_or(SendError::NoUdpSocket(peer.remote))?;
+                socket
+                    .send(peer.remote, data)
+                    .map_err(|e| SendError::Io(peer.remote, e))
+            }
+            TransportKind::Tcp | TransportKind::Tls => {
+                let conn = match peer.conn {
+                    Some(id) if self.connections.is_open(id) => id,
+                    _ => self
+                        .connections
+                        .find(peer.kind, peer.remote)
+                        .ok_or(SendError::ConnectionClosed(peer.remote))?,
+                };
+                if self.connections.send(conn, data) {
+                    Ok(())
+                } else {
+                    Err(SendError::ConnectionClosed(peer.remote))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The HTTP listener: health and Prometheus metrics now; the admin UI and REST API mount here
+//! later (web-admin).
+
+use crate::store::Store;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub struct WebState {
+    pub store: Store,
+    pub metrics: PrometheusHandle,
+    /// Set once every SIP listener is bound.
+    pub sip_up: AtomicBool,
+}
+
+pub fn router(state: Arc<WebState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+/// 200 when SIP, the database and the web listener are up (the contract's definition).
+async fn healthz(State(state): State<Arc<WebState>>) -> impl IntoResponse {
+    let sip = state.sip_up.load(Ordering::Relaxed);
+    let database = state.store.ping().await;
+    let body = format!(
+        "sip: {}\ndatabase: {}\nweb: up\n",
+        if sip { "up" } else { "down" },
+        if database { "up" } else { "down" }
+    );
+    let status = if sip && database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body)
+}
+
+async fn metrics_text(State(state): State<Arc<WebState>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,263 @@
+//! The store tests, run against each engine by `store_sqlite.rs` and `store_postgres.rs`.
+//! Each function gets a freshly migrated, empty store.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use pbx::config::Transport;
+use pbx::store::{NewCdr, NewExtension, Store, StoreError, StoredBinding};
+use pbx_sip::auth::{Algorithm, ha1_hex};
+
+const REALM: &str = "pbx.test";
+
+fn ext(number: &str, password: &str) -> NewExtension {
+    NewExtension {
+        number: number.into(),
+        password: password.into(),
+        ..NewExtension::default()
+    }
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn ok<T>(r: Result<T, StoreError>) -> T {
+    r.unwrap_or_else(|e| panic!("store error: {e}"))
+}
+
+pub async fn extensions(store: &Store) {
+    let nets: Vec<IpNet> = vec![
+        "10.0.0.0/8".parse().unwrap_or_else(|_| panic!()),
+        "::1/128".parse().unwrap_or_else(|_| panic!()),
+    ];
+    ok(store
+        .add_extension(
+            REALM,
+            NewExtension {
+                name: Some("Alice".into()),
+                email: Some("alice@example.com".into()),
+                pin: Some("1234".into()),
+                allowed_networks: nets.clone(),
+                ..ext("1000", "s3cret")
+            },
+        )
+        .await);
+    ok(store.add_extension(REALM, ext("1001", "other")).await);
+
+    // A second 1000 is refused as a duplicate.
+    match store.add_extension(REALM, ext("1000", "x")).await {
+        Err(StoreError::Duplicate(what)) => assert_eq!(what, "extension 1000"),
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+    // Invalid input never reaches the database.
+    assert!(matches!(
+        store.add_extension(REALM, ext("1", "x")).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let list = ok(store.list_extensions().await);
+    let numbers: Vec<&str> = list.iter().map(|e| e.number.as_str()).collect();
+    assert_eq!(numbers, ["1000", "1001"]);
+    let alice = list.first().unwrap_or_else(|| panic!());
+    assert_eq!(
+        (alice.name.as_str(), alice.email.as_str()),
+        ("Alice", "alice@example.com")
+    );
+    assert!(alice.has_pin);
+    assert_eq!(alice.allowed_networks, nets);
+    assert!(alice.created_at > 1_600_000_000);
+
+    // HA1s as the digest code computes them; never the password.
+    let creds = ok(store.credentials("1000").await).unwrap_or_else(|| panic!("no credentials"));
+    assert_eq!(
+        creds.ha1_md5,
+        ha1_hex(Algorithm::Md5, "1000", REALM, "s3cret")
+    );
+    assert_eq!(
+        creds.ha1_sha256,
+        ha1_hex(Algorithm::Sha256, "1000", REALM, "s3cret")
+    );
+    assert_eq!(creds.allowed_networks, nets);
+    assert_eq!(ok(store.credentials("9999").await), None);
+    assert_eq!(ok(store.all_credentials().await).len(), 2);
+
+    assert!(ok(store.verify_pin("1000", "1234").await));
+    assert!(!ok(store.verify_pin("1000", "4321").await));
+    assert!(!ok(store.verify_pin("1001", "1234").await));
+
+    assert!(ok(store.remove_extension("1001").await));
+    assert!(!ok(store.remove_extension("1001").await));
+    assert_eq!(ok(store.credentials("1001").await), None);
+    assert_eq!(ok(store.list_extensions().await).len(), 1);
+}
+
+pub async fn import_is_all_or_nothing(store: &Store) {
+    ok(store.add_extension(REALM, ext("2001", "pw")).await);
+    // The third row repeats an existing extension: the whole import fails, nothing is kept.
+    let batch = vec![ext("2000", "a"), ext("2002", "b"), ext("2001", "c")];
+    assert!(matches!(
+        store.import_extensions(REALM, batch).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let numbers: Vec<String> = ok(store.list_extensions().await)
+        .into_iter()
+        .map(|e| e.number)
+        .collect();
+    assert_eq!(numbers, ["2001"]);
+
+    // An invalid row fails it before any write too.
+    let batch = vec![ext("2000", "a"), ext("20x", "b")];
+    assert!(matches!(
+        store.import_extensions(REALM, batch).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(ok(store.list_extensions().await).len(), 1);
+
+    let batch = (0..50).map(|i| ext(&format!("3{i:03}"), "pw")).collect();
+    assert_eq!(ok(store.import_extensions(REALM, batch).await), 50);
+    assert_eq!(ok(store.list_extensions().await).len(), 51);
+}
+
+fn binding(aor: &str, contact: &str, expires_at: u64) -> StoredBinding {
+    StoredBinding {
+        aor: aor.into(),
+        contact: contact.into(),
+        expires_at,
+        call_id: "call-1@phone".into(),
+        cseq: 1,
+        q: None,
+        instance: None,
+        reg_id: None,
+        transport: Transport::Udp,
+        source: addr("192.0.2.10:5062"),
+        local: addr("127.0.0.1:5060"),
+        user_agent: "baresip".into(),
+    }
+}
+
+pub async fn registrations(store: &Store) {
+    let a = binding("1000", "sip:1000@192.0.2.10:5062", 2_000);
+    ok(store.upsert_binding(&a).await);
+    let b = StoredBinding {
+        q: Some(500),
+        instance: Some("<urn:uuid:00000000-0000-0000-0000-000000000001>".into()),
+        reg_id: Some(1),
+        transport: Transport::Tls,
+        source: addr("[2001:db8::1]:40000"),
+        local: addr("[::1]:5061"),
+        user_agent: String::new(),
+        ..binding("1000", "sips:1000@[2001:db8::1]:40000;transport=tls", 3_000)
+    };
+    ok(store.upsert_binding(&b).await);
+    ok(store
+        .upsert_binding(&binding("1001", "sip:1001@192.0.2.11", 1_500))
+        .await);
+
+    // A refresh of the same (aor, contact) replaces it.
+    let refreshed = StoredBinding {
+        cseq: 2,
+        expires_at: 2_500,
+        ..a.clone()
+    };
+    ok(store.upsert_binding(&refreshed).await);
+
+    let all = ok(store.list_bindings().await);
+    assert_eq!(all.len(), 3);
+    assert_eq!(all.first(), Some(&refreshed));
+    assert_eq!(all.get(1), Some(&b));
+
+    assert!(ok(store
+        .remove_binding("1000", "sip:1000@192.0.2.10:5062")
+        .await));
+    assert!(!ok(store
+        .remove_binding("1000", "sip:1000@192.0.2.10:5062")
+        .await));
+
+    // Pruning removes exactly those expired at or before now.
+    assert_eq!(ok(store.prune_bindings(1_500).await), 1);
+    assert_eq!(ok(store.list_bindings().await), vec![b]);
+    assert_eq!(ok(store.remove_bindings("1000").await), 1);
+    assert!(ok(store.list_bindings().await).is_empty());
+}
+
+pub async fn bans(store: &Store) {
+    ok(store
+        .add_ban(ip("127.0.0.2"), "5 failed authentications", 2_000)
+        .await);
+    ok(store.add_ban(ip("2001:db8::7"), "manual", 1_000).await);
+    // Re-banning replaces the earlier ban.
+    ok(store.add_ban(ip("127.0.0.2"), "again", 5_000).await);
+
+    let active = ok(store.active_bans(1_500).await);
+    assert_eq!(active.len(), 1);
+    let ban = active.first().unwrap_or_else(|| panic!());
+    assert_eq!(
+        (ban.address, ban.reason.as_str(), ban.until),
+        (ip("127.0.0.2"), "again", 5_000)
+    );
+    assert_eq!(ok(store.active_bans(0).await).len(), 2);
+
+    assert!(ok(store.remove_ban(ip("127.0.0.2")).await));
+    assert!(!ok(store.remove_ban(ip("127.0.0.2")).await));
+    assert_eq!(ok(store.prune_bans(1_000).await), 1);
+    assert!(ok(store.active_bans(0).await).is_empty());
+}
+
+pub async fn admins(store: &Store) {
+    ok(store.create_admin("root", "correct horse").await);
+    assert!(matches!(
+        store.create_admin("root", "x").await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert!(matches!(
+        store.create_admin("bad name", "x").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(ok(store.verify_admin("root", "correct horse").await));
+    assert!(!ok(store.verify_admin("root", "wrong").await));
+    assert!(!ok(store.verify_admin("nobody", "correct horse").await));
+    assert_eq!(ok(store.list_admins().await), ["root"]);
+
+    let token = ok(store.create_token("root").await);
+    assert_eq!(token.len(), 64);
+    assert_eq!(ok(store.verify_token(&token).await), Some("root".into()));
+    assert_eq!(ok(store.verify_token("0".repeat(64).as_str()).await), None);
+    assert_ne!(ok(store.create_token("root").await), token);
+    assert!(matches!(
+        store.create_token("nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn cdrs(store: &Store) {
+    assert!(ok(store.list_cdrs(10).await).is_empty());
+    for (i, start) in [100, 300, 200].into_iter().enumerate() {
+        let cdr = NewCdr {
+            call_id: format!("c{i}"),
+            caller: "1000".into(),
+            called: "1001".into(),
+            started_at: start,
+            answered_at: (i == 1).then_some(start + 2),
+            ended_at: start + 10,
+            duration_secs: 8,
+            disposition: "answered".into(),
+            hangup_cause: "normal".into(),
+            hangup_side: "caller".into(),
+            codec: Some("PCMU".into()),
+            caller_encrypted: i == 1,
+            callee_encrypted: false,
+        };
+        ok(store.insert_cdr(&cdr).await);
+    }
+    let recent = ok(store.list_cdrs(2).await);
+    let ids: Vec<&str> = recent.iter().map(|c| c.call.call_id.as_str()).collect();
+    assert_eq!(ids, ["c1", "c2"]);
+    let first = recent.first().unwrap_or_else(|| panic!());
+    assert_eq!(first.call.answered_at, Some(302));
+    assert!(first.call.caller_encrypted && !first.call.callee_encrypted);
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# install-test-deps.sh - installs what ./scripts/test.sh needs, on Debian 12, as root.
+#   Idempotent: only missing Debian packages are installed (apt-get update runs only then),
+#   pytest is pip-installed only when `python3` cannot import it, rustfmt/clippy are added
+#   with rustup only when cargo lacks them.
+#   Packages: sip-tester (SIPp 3.6.1), baresip-core, libasound2, sox, openssl (the client
+#   recipes in tests/clients), postgresql (the throw-away server of the test run), sqlite3,
+#   procps, iproute2, python3, ca-certificates.
+#   Exit: 0 when everything is there afterwards, 1 otherwise.
+set -euo pipefail
+APT_PKGS=(sip-tester baresip-core libasound2 sox openssl postgresql sqlite3 procps iproute2
+          python3 ca-certificates)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-test-deps: missing ${missing[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "install-test-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # the postgresql package tries to start its own cluster; tests run their own, so a
+  # failure to start that one (no init system in a container) is not an error here
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  echo "install-test-deps: pip install pytest"
+  python3 -m pip install --quiet --disable-pip-version-check 'pytest>=7'
+fi
+
+if command -v rustup >/dev/null; then
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+fi
+
+for t in sipp baresip sox openssl sqlite3 psql; do
+  command -v "$t" >/dev/null || { echo "install-test-deps: $t still missing" >&2; exit 1; }
+done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || { echo "install-test-deps: no initdb under /usr/lib/postgresql" >&2; exit 1; }
+python3 -c 'import pytest' || exit 1
+echo "install-test-deps: ok"

@@ -1,0 +1,275 @@
+"""Fixtures for the end-to-end tests: a real `pbx serve` in a throw-away config dir.
+
+Environment:
+  PBX_BIN                the binary (default: target/release/pbx of this repository)
+  PBX_E2E_DB             sqlite (default) | postgres
+  PBX_E2E_POSTGRES_URL   for postgres: a URL of a server where databases may be created
+                         (default: PBX_TEST_POSTGRES_URL); every PBX instance gets a fresh database
+A required tool or service that is missing makes the test FAIL (never skip) with a clear message.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLIENTS = os.path.join(ROOT, "tests", "clients")
+PBX_BIN = os.environ.get("PBX_BIN", os.path.join(ROOT, "target", "release", "pbx"))
+DB = os.environ.get("PBX_E2E_DB", "sqlite")
+PG_URL = os.environ.get("PBX_E2E_POSTGRES_URL") or os.environ.get("PBX_TEST_POSTGRES_URL", "")
+DOMAIN = "pbx.test"
+MAX_AUTH_FAILURES = 5
+
+
+def require(*tools):
+    for t in tools:
+        if not shutil.which(t):
+            pytest.fail(f"required tool {t!r} is not installed (run scripts/install-test-deps.sh)")
+
+
+def free_port(kind=socket.SOCK_STREAM, ip="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind((ip, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run(argv, timeout=120, **kw):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout, **kw)
+
+
+class Pbx:
+    """One PBX: its config dir, ports, process, and CLI."""
+
+    def __init__(self, base, name="pbx"):
+        if not os.access(PBX_BIN, os.X_OK):
+            pytest.fail(f"no PBX binary at {PBX_BIN} (cargo build --release -p pbx, or set PBX_BIN)")
+        self.dir = os.path.join(str(base), name)
+        os.makedirs(self.dir)
+        self.udp = free_port(socket.SOCK_DGRAM)
+        self.tcp = free_port()
+        self.tls = free_port()
+        self.web = free_port()
+        self.proc = None
+        self.logs = []
+        self.pg_db = None
+        self.db_url = self._database()
+        self.config = os.path.join(self.dir, "pbx.toml")
+        with open(self.config, "w") as f:
+            f.write(self.toml())
+
+    def _database(self):
+        if DB == "sqlite":
+            return "sqlite://data/pbx.db"
+        if DB != "postgres":
+            pytest.fail(f"PBX_E2E_DB={DB!r}: expected sqlite or postgres")
+        if not PG_URL:
+            pytest.fail("PBX_E2E_DB=postgres needs PBX_E2E_POSTGRES_URL or PBX_TEST_POSTGRES_URL "
+                        "(scripts/test.sh starts a throw-away PostgreSQL and sets it)")
+        require("psql")
+        self.pg_db = "pbx_e2e_" + uuid.uuid4().hex[:12]
+        r = run(["psql", PG_URL, "-v", "ON_ERROR_STOP=1", "-qc", f"CREATE DATABASE {self.pg_db}"])
+        if r.returncode != 0:
+            pytest.fail(f"cannot create database on {PG_URL}: {r.stderr}")
+        return urlunsplit(urlsplit(PG_URL)._replace(path="/" + self.pg_db))
+
+    def toml(self, security=None):
+        sec = security or {}
+        return f"""# written by tests/e2e/conftest.py
+[sip]
+listen = ["udp:127.0.0.1:{self.udp}", "tcp:127.0.0.1:{self.tcp}", "tls:127.0.0.1:{self.tls}"]
+domain = "{DOMAIN}"
+
+[database]
+url = "{self.db_url}"
+
+[tls]
+cert = "tls/cert.pem"
+key = "tls/key.pem"
+
+[security]
+max_auth_failures = {sec.get("max_auth_failures", MAX_AUTH_FAILURES)}
+failure_window = "{sec.get("failure_window", "60s")}"
+ban_for = "{sec.get("ban_for", "1h")}"
+
+[web]
+listen = "127.0.0.1:{self.web}"
+
+[voicemail]
+storage = "data/voicemail"
+"""
+
+    # ------------------------------------------------------------------ CLI
+
+    def cli(self, *args, check=True, timeout=120):
+        r = run([PBX_BIN, *args, "--config", self.config], timeout=timeout)
+        if check and r.returncode != 0:
+            pytest.fail(f"pbx {' '.join(args)} exited {r.returncode}\nstdout:\n{r.stdout}\n"
+                        f"stderr:\n{r.stderr}")
+        return r
+
+    def add_extension(self, number, password, name=None):
+        args = ["extension", "add", str(number), "--password", password]
+        if name:
+            args += ["--name", name]
+        self.cli(*args)
+
+    def import_extensions(self, pairs):
+        path = os.path.join(self.dir, f"import-{uuid.uuid4().hex[:6]}.csv")
+        with open(path, "w") as f:
+            f.write("number,password,name,email,pin\n")
+            f.writelines(f"{n},{p},Ext {n},,\n" for n, p in pairs)
+        self.cli("extension", "import", path)
+
+    def registration_lines(self):
+        """The lines of `pbx registration list` that describe a binding (they hold a SIP URI)."""
+        out = self.cli("registration", "list").stdout
+        return [ln for ln in out.splitlines() if re.search(r"\bsips?:", ln)]
+
+    def bindings(self, numbers=None):
+        """{extension: [lines]} from `pbx registration list`, optionally only for `numbers`."""
+        want = {str(n) for n in numbers} if numbers is not None else None
+        out = {}
+        for ln in self.registration_lines():
+            ext = binding_extension(ln)
+            if ext and (want is None or ext in want):
+                out.setdefault(ext, []).append(ln)
+        return out
+
+    def ban_list(self):
+        return self.cli("ban", "list").stdout
+
+    # ------------------------------------------------------------------ process
+
+    def start(self, timeout=30):
+        log = os.path.join(self.dir, f"serve-{len(self.logs) + 1}.log")
+        self.logs.append(log)
+        self.logf = open(log, "wb")
+        self.proc = subprocess.Popen([PBX_BIN, "serve", "--config", self.config], stdout=self.logf,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                rc, self.proc = self.proc.returncode, None
+                self.logf.close()
+                pytest.fail(f"pbx serve exited {rc} at start-up\n{self.log_tail()}")
+            if self.http_status("/healthz") == 200:
+                return self
+            time.sleep(0.2)
+        self.proc.kill()
+        self.proc.wait(5)
+        self.proc = None
+        self.logf.close()
+        pytest.fail(f"GET /healthz not 200 within {timeout}s\n{self.log_tail()}")
+
+    def stop(self, timeout=10):
+        """SIGTERM; the PBX must exit 0 within `timeout` s (contract: stops cleanly)."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is not None:
+            self.logf.close()
+            pytest.fail(f"pbx serve had already exited with {proc.returncode}\n{self.log_tail()}")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            self.logf.close()
+            pytest.fail(f"pbx serve did not exit within {timeout}s of SIGTERM\n{self.log_tail()}")
+        self.logf.close()
+        assert rc == 0, f"pbx serve exited {rc} on SIGTERM\n{self.log_tail()}"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n=40):
+        if not self.logs:
+            return ""
+        try:
+            with open(self.logs[-1], errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return ""
+        return f"--- last {n} lines of {self.logs[-1]}:\n" + "\n".join(lines[-n:])
+
+    def http_status(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web}{path}", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def http_get(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web}{path}", timeout=5) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+
+    def drop_database(self):
+        if self.pg_db:
+            run(["psql", PG_URL, "-qc", f"DROP DATABASE IF EXISTS {self.pg_db}"])
+
+    def server(self, transport="udp"):
+        return ("127.0.0.1", {"udp": self.udp, "tcp": self.tcp, "tls": self.tls}[transport])
+
+    def hostport(self, transport="udp"):
+        return "127.0.0.1:%d" % self.server(transport)[1]
+
+
+def binding_extension(line):
+    """The extension a `registration list` line is about: its first all-digit field, else the
+    user part of its first SIP URI."""
+    for tok in re.split(r"[\s|,]+", line.strip()):
+        if tok.isdigit():
+            return tok
+        if tok:
+            break
+    m = re.search(r"sips?:([^@;>\s]+)@", line)
+    return m.group(1) if m else None
+
+
+@pytest.fixture(scope="module")
+def pbx_factory(tmp_path_factory):
+    """Make (not start) PBX instances; every one is stopped (exit 0 asserted) at the end."""
+    made = []
+
+    def make(name="pbx"):
+        p = Pbx(tmp_path_factory.mktemp("e2e"), name)
+        made.append(p)
+        return p
+
+    yield make
+    errors = []
+    for p in made:
+        try:
+            p.stop()
+        except BaseException as e:  # noqa: BLE001 - report every instance, then fail
+            errors.append(str(e))
+        p.drop_database()
+    if errors:
+        pytest.fail("\n".join(errors))
+
+
+@pytest.fixture(scope="module")
+def pbx(pbx_factory):
+    """A running PBX with extensions 1001-1009 (password secret<N>, added one by one with
+    `pbx extension add`) and 2000-2599 (password pw<N>, one `pbx extension import`)."""
+    p = pbx_factory()
+    for n in range(1001, 1010):
+        p.add_extension(n, f"secret{n}", name=f"Phone {n}")
+    p.import_extensions([(n, f"pw{n}") for n in range(2000, 2600)])
+    return p.start()

@@ -1,0 +1,63 @@
+"""`pbx check`: a valid config exits 0; a bad one prints every problem as path:line:col: message
+and exits 1."""
+
+import os
+import re
+import subprocess
+
+from conftest import PBX_BIN, Pbx
+
+BAD = """[sip]
+listen = ["udp:127.0.0.1:5060", "carrier-pigeon:1.2.3.4:5"]
+domain = "pbx.test"
+colour = "blue"
+
+[database]
+url = "sqlite://data/pbx.db"
+
+[security]
+max_auth_failures = "five"
+failure_window = "sixty"
+ban_for = "1h"
+
+[web]
+listen = "127.0.0.1:not-a-port"
+"""
+# the line of each problem above (1-based): bad listen scheme, unknown key, wrong type,
+# bad duration, bad address
+BAD_LINES = {2, 4, 10, 11, 15}
+
+
+def check(path):
+    return subprocess.run([PBX_BIN, "check", "--config", path], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+def test_check_accepts_the_test_config(tmp_path):
+    p = Pbx(tmp_path)
+    r = check(p.config)
+    p.drop_database()
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_check_reports_every_problem_with_position(tmp_path):
+    path = os.path.join(str(tmp_path), "pbx.toml")
+    with open(path, "w") as f:
+        f.write(BAD)
+    r = check(path)
+    assert r.returncode == 1, f"exit {r.returncode}\n{r.stdout}{r.stderr}"
+    out = r.stdout + r.stderr
+    rx = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>\S.*)$")
+    found = [m for m in (rx.match(ln) for ln in out.splitlines()) if m]
+    assert found, f"no path:line:col: message lines in:\n{out}"
+    for m in found:
+        assert os.path.basename(m["path"]) == "pbx.toml", m.group(0)
+        assert int(m["col"]) >= 1
+    lines = {int(m["line"]) for m in found}
+    assert BAD_LINES <= lines, f"expected problems on lines {sorted(BAD_LINES)}, got {sorted(lines)}:\n{out}"
+
+
+def test_check_missing_file(tmp_path):
+    r = check(os.path.join(str(tmp_path), "nope.toml"))
+    assert r.returncode == 1
+    assert "nope.toml" in r.stdout + r.stderr
