@@ -137,6 +137,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         location: location.clone(),
         digest: std::sync::Mutex::new(digest),
         policy,
+        md5_only_user_agents: config.security.md5_only_user_agents.clone(),
     });
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
     let dispatcher = engine::start(context, shards);
@@ -201,9 +202,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tracing::info!("shutting down");
     tasks.abort_all();
     web_state.sip_up.store(false, Ordering::Relaxed);
-    // Dropping the last Location lets its writer drain the queue; wait for it briefly.
-    drop(location);
-    let _ = tokio::time::timeout(Duration::from_secs(5), location_writer).await;
+    // Bindings changed just before the signal are written before the database closes.
+    if tokio::time::timeout(Duration::from_secs(10), location.flush()).await.is_err() {
+        tracing::warn!("gave up waiting for registrations to be saved");
+    }
+    location_writer.abort();
     store.close().await;
     outcome
 }

@@ -153,6 +153,9 @@ pub struct SecurityConfig {
     pub nonce_lifetime: Duration,
     /// Default `["SHA-256", "MD5"]`: challenges are sent in this order.
     pub digest_algorithms: Vec<DigestAlgorithm>,
+    /// Default `["baresip", "sipp"]`: lower-case substrings of User-Agent values of clients
+    /// that are challenged with MD5 only, because they fail when offered SHA-256 too.
+    pub md5_only_user_agents: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

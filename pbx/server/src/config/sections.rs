@@ -232,6 +232,7 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
             "rate_burst",
             "nonce_lifetime",
             "digest_algorithms",
+            "md5_only_user_agents",
         ],
     );
     let to_u32 = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -286,6 +287,16 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
         }
         None => vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
     };
+    let md5_only_user_agents = match ctx.list(s, "md5_only_user_agents", |t: &str| {
+        if t.trim().is_empty() {
+            Err("an empty User-Agent pattern would match every phone".to_string())
+        } else {
+            Ok(t.to_ascii_lowercase())
+        }
+    }) {
+        Some(list) => list.into_iter().map(|(pattern, _)| pattern).collect(),
+        None => DEFAULT_MD5_ONLY_USER_AGENTS.iter().map(|s| s.to_string()).collect(),
+    };
     SecurityConfig {
         max_auth_failures,
         failure_window,
@@ -296,8 +307,13 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
         rate_burst,
         nonce_lifetime,
         digest_algorithms,
+        md5_only_user_agents,
     }
 }
+
+/// Clients known to fail when a SHA-256 challenge is offered at all: baresip 1.0 (libre)
+/// aborts on any challenge it cannot answer, SIPp 3.6 answers only the first one.
+const DEFAULT_MD5_ONLY_USER_AGENTS: [&str; 2] = ["baresip", "sipp"];
 
 fn web(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> WebConfig {
     ctx.check_keys(s, &["listen"]);

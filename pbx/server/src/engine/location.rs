@@ -55,6 +55,8 @@ enum Write {
     Upsert(StoredBinding),
     Remove { aor: String, contact: String },
     RemoveAll(String),
+    /// Everything queued before it is written: acknowledge and stop.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 pub struct Location {
@@ -63,8 +65,7 @@ pub struct Location {
 }
 
 impl Location {
-    /// Starts the write-behind task; it ends (after writing everything queued) once the
-    /// `Location` is dropped.
+    /// Starts the write-behind task; [`Location::flush`] ends it.
     pub fn new(store: Store) -> (Location, tokio::task::JoinHandle<()>) {
         let (writes, mut queue) = mpsc::unbounded_channel::<Write>();
         let writer = tokio::spawn(async move {
@@ -75,7 +76,12 @@ impl Location {
                         store.remove_binding(aor, contact).await.map(|_| ())
                     }
                     Write::RemoveAll(aor) => store.remove_bindings(aor).await.map(|_| ()),
+                    Write::Flush(_) => Ok(()),
                 };
+                if let Write::Flush(done) = write {
+                    let _ = done.send(());
+                    break;
+                }
                 if let Err(error) = result {
                     tracing::error!(%error, "could not save a registration");
                 }
@@ -88,6 +94,15 @@ impl Location {
             },
             writer,
         )
+    }
+
+    /// Waits until every change made so far is in the store, then stops the writer (at
+    /// shutdown; later changes are not saved).
+    pub async fn flush(&self) {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if self.writes.send(Write::Flush(done)).is_ok() {
+            let _ = flushed.await;
+        }
     }
 
     /// Loads the bindings saved before a restart (the flows they came over are gone; requests

@@ -36,6 +36,8 @@ pub struct EngineContext {
     /// Shared so that a nonce-count seen by one shard is known to all (replay protection).
     pub digest: Mutex<DigestAuthenticator>,
     pub policy: RegistrarPolicy,
+    /// Lower-case User-Agent substrings of clients challenged with MD5 only.
+    pub md5_only_user_agents: Vec<String>,
 }
 
 pub(crate) enum ShardInput {

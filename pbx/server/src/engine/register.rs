@@ -211,9 +211,14 @@ fn challenge(
     stale: bool,
 ) {
     let mut answer = response(request, StatusCode::UNAUTHORIZED, &shard.ctx.user_agent);
+    let md5_only = is_md5_only(request, &shard.ctx.md5_only_user_agents);
     let values = {
         let digest = shard.ctx.digest.lock().unwrap_or_else(|e| e.into_inner());
-        digest.challenge_values(now_unix(), stale)
+        if md5_only {
+            digest.challenge_values_only(now_unix(), stale, &[Algorithm::Md5])
+        } else {
+            digest.challenge_values(now_unix(), stale)
+        }
     };
     for value in values {
         answer
@@ -221,6 +226,13 @@ fn challenge(
             .push(HeaderName::WWW_AUTHENTICATE, Bytes::from(value));
     }
     shard.respond(now, key, answer);
+}
+
+/// Whether the client's User-Agent names one that fails when SHA-256 is offered.
+fn is_md5_only(request: &Request, patterns: &[String]) -> bool {
+    let Some(agent) = request.headers.get_str(&HeaderName::USER_AGENT) else { return false };
+    let agent = agent.to_ascii_lowercase();
+    patterns.iter().any(|p| agent.contains(p.as_str()))
 }
 
 /// RFC 7231 IMF-fixdate, as RFC 3261 §20.17 uses it.

@@ -51,7 +51,7 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (engine, url) = prepare_url(url)?;
-        let options = if url.starts_with("sqlite://:memory:") {
+        let options = if url.starts_with("sqlite::memory:") {
             // Each connection would get its own empty in-memory database: keep exactly one,
             // forever (handy for tests).
             AnyPoolOptions::new()
@@ -114,8 +114,11 @@ fn prepare_url(url: &str) -> Result<(Engine, String), StoreError> {
     if file.is_empty() {
         return Err(StoreError::Invalid(format!("no database file in `{url}`")));
     }
-    if file != ":memory:"
-        && let Some(parent) = Path::new(file).parent()
+    if file == ":memory:" {
+        let sep = if query.is_empty() { "" } else { "?" };
+        return Ok((Engine::Sqlite, format!("sqlite::memory:{sep}{query}")));
+    }
+    if let Some(parent) = Path::new(file).parent()
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::Io {
@@ -177,7 +180,7 @@ mod tests {
             prepare_url("sqlite::memory:?cache=shared")
                 .ok()
                 .map(|p| p.1),
-            Some("sqlite://:memory:?cache=shared&mode=rwc".into())
+            Some("sqlite::memory:?cache=shared".into())
         );
         assert!(prepare_url("mysql://x").is_err());
     }

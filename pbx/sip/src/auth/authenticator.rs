@@ -105,10 +105,17 @@ impl DigestAuthenticator {
     /// `stale` is set when the previous credentials were right but the nonce had expired
     /// (RFC 7616 §3.3), so the phone retries without asking its user.
     pub fn challenge_values(&self, now_unix: u64, stale: bool) -> Vec<String> {
+        self.challenge_values_only(now_unix, stale, &self.algorithms)
+    }
+
+    /// The same, offering only the configured algorithms that are also in `only` (all of
+    /// them when none is): for clients that fail when offered an algorithm they lack, such
+    /// as those that answer only the first challenge or abort on an unknown one.
+    pub fn challenge_values_only(&self, now_unix: u64, stale: bool, only: &[Algorithm]) -> Vec<String> {
         let nonce = self.new_nonce(now_unix);
-        self.algorithms
-            .iter()
-            .map(|&alg| render(&self.realm, &nonce, &self.opaque, alg, stale))
-            .collect()
+        let offered: Vec<Algorithm> =
+            self.algorithms.iter().copied().filter(|alg| only.contains(alg)).collect();
+        let offered = if offered.is_empty() { &self.algorithms } else { &offered };
+        offered.iter().map(|&alg| render(&self.realm, &nonce, &self.opaque, alg, stale)).collect()
     }
 }
