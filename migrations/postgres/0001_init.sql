@@ -30,6 +30,8 @@ CREATE TABLE registrations (
     source     TEXT NOT NULL,
     local      TEXT NOT NULL,
     user_agent TEXT,
+    -- OPTIONS qualify result: 1 answered, 0 did not, NULL not qualified (yet)
+    reachable  BIGINT,
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (aor, contact)
 );

@@ -141,6 +141,15 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     });
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
     let dispatcher = engine::start(context, shards);
+    if !config.sip.qualify_interval.is_zero() {
+        let qualify = engine::qualify::run(
+            dispatcher.clone(),
+            location.clone(),
+            config.sip.qualify_interval,
+            config.sip.domain.clone(),
+        );
+        tokio::spawn(qualify);
+    }
     let shared = Arc::new(Shared {
         guard: guard.clone(),
         sink: dispatcher,

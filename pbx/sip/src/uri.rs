@@ -115,13 +115,20 @@ pub(crate) fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
 /// clients use), with an optional final dot.
 fn is_hostname(s: &str) -> bool {
     let s = s.strip_suffix('.').unwrap_or(s);
-    !s.is_empty()
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    let mut after_dot = true;
+    for b in s.bytes() {
+        if b == b'.' {
+            if after_dot {
+                return false;
+            }
+            after_dot = true;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            after_dot = false;
+        } else {
+            return false;
+        }
+    }
+    !after_dot
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,22 +178,26 @@ fn span(base: &str, part: &str) -> Range<usize> {
     start..start + part.len()
 }
 
-/// RFC 3261 §25.1: `unreserved` / `reserved` / `%`, plus `[` `]` of IPv6 references.
-fn is_uri_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'%' | b';' | b'/'
-                | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b',' | b'[' | b']' | b'#'
-        )
-}
+use crate::header::lex::byte_class;
+
+/// RFC 3261 §25.1: `unreserved` / `reserved` / `%`, plus `[` `]` of IPv6 references and the
+/// `#` of tel numbers.
+static URI_BYTES: [bool; 256] = byte_class(b"-_.!~*'()%;/?:@&=+$,[]#");
+static UNRESERVED: [bool; 256] = byte_class(b"-_.!~*'()");
+/// `unreserved` plus RFC 3261 §25.1 `user-unreserved`.
+static USER: [bool; 256] = byte_class(b"-_.!~*'()&=+$,;?/");
+static PASSWORD: [bool; 256] = byte_class(b"-_.!~*'()&=+$,");
+/// `unreserved` plus `param-unreserved`.
+static PARAM: [bool; 256] = byte_class(b"-_.!~*'()[]/:&+$");
+/// `unreserved` plus `hnv-unreserved`, and the `=` and `&` that separate headers.
+static HEADER: [bool; 256] = byte_class(b"-_.!~*'()[]/?:+$=&");
 
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    UNRESERVED[usize::from(b)]
 }
 
-/// Checks that `s` has only `unreserved`, escapes and the `extra` bytes.
-fn check_chars(s: &str, extra: fn(u8) -> bool, err: UriError) -> Result<(), UriError> {
+/// Checks that `s` has only bytes of `class` and `%HH` escapes.
+fn check_chars(s: &str, class: &[bool; 256], err: UriError) -> Result<(), UriError> {
     let b = s.as_bytes();
     let mut i = 0;
     while let Some(&c) = b.get(i) {
@@ -199,31 +210,12 @@ fn check_chars(s: &str, extra: fn(u8) -> bool, err: UriError) -> Result<(), UriE
             i += 3;
             continue;
         }
-        if !is_unreserved(c) && !extra(c) {
+        if !class[usize::from(c)] {
             return Err(err);
         }
         i += 1;
     }
     Ok(())
-}
-
-/// RFC 3261 §25.1 `user-unreserved`.
-fn user_extra(b: u8) -> bool {
-    matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
-}
-
-fn password_extra(b: u8) -> bool {
-    matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
-}
-
-/// RFC 3261 §25.1 `param-unreserved`.
-fn param_extra(b: u8) -> bool {
-    matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
-}
-
-/// RFC 3261 §25.1 `hnv-unreserved`, plus the `=` and `&` that separate headers.
-fn header_extra(b: u8) -> bool {
-    matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&')
 }
 
 /// Replaces `%HH` escapes by the byte they encode (RFC 3261 §19.1.4 compares unescaped).
@@ -248,10 +240,10 @@ pub fn unescape(s: &str) -> Vec<u8> {
 }
 
 /// Escapes every byte outside `unreserved` and `extra`.
-fn escape(s: &str, extra: fn(u8) -> bool) -> String {
+fn escape(s: &str, class: &[bool; 256]) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
-        if is_unreserved(b) || extra(b) {
+        if class[usize::from(b)] && b != b'%' {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -266,7 +258,7 @@ impl Uri {
         if s.is_empty() {
             return Err(UriError::Empty);
         }
-        if !s.bytes().all(is_uri_byte) {
+        if !s.bytes().all(|b| URI_BYTES[usize::from(b)]) {
             return Err(UriError::Char);
         }
         let (scheme_text, rest) = s.split_once(':').ok_or(UriError::Scheme)?;
@@ -320,9 +312,9 @@ impl Uri {
                 if user.is_empty() {
                     return Err(UriError::User);
                 }
-                check_chars(user, user_extra, UriError::User)?;
+                check_chars(user, &USER, UriError::User)?;
                 if let Some(p) = password {
-                    check_chars(p, password_extra, UriError::User)?;
+                    check_chars(p, &PASSWORD, UriError::User)?;
                     self.password = Some(span(base, p));
                 }
                 self.user = Some(span(base, user));
@@ -367,8 +359,8 @@ impl Uri {
                 if name.is_empty() {
                     return Err(UriError::Header);
                 }
-                check_chars(name, header_extra, UriError::Header)?;
-                check_chars(value, header_extra, UriError::Header)?;
+                check_chars(name, &HEADER, UriError::Header)?;
+                check_chars(value, &HEADER, UriError::Header)?;
             }
             self.headers = Some(span(base, h));
         }
@@ -398,7 +390,7 @@ impl Uri {
     /// A `sip:` URI. A user with characters outside the RFC 3261 `user` set is %-escaped.
     pub fn sip(user: Option<&str>, host: Host, port: Option<u16>) -> Uri {
         // The user goes in `text` first, so that `render` can copy it from its span.
-        let text = user.map(|u| escape(u, user_extra)).unwrap_or_default();
+        let text = user.map(|u| escape(u, &USER)).unwrap_or_default();
         let mut uri = Uri {
             user: user.map(|_| 0..text.len()),
             text,
@@ -536,8 +528,8 @@ impl Uri {
         if matches!(self.scheme, Scheme::Other(_)) {
             return self;
         }
-        let name = escape(name, param_extra);
-        let value = value.map(|v| escape(v, param_extra));
+        let name = escape(name, &PARAM);
+        let value = value.map(|v| escape(v, &PARAM));
         self.params.set(&name, value.as_deref());
         self.render();
         self
@@ -631,9 +623,9 @@ fn parse_uri_params(s: &str) -> Result<Params, UriError> {
         if name.is_empty() || value.is_some_and(str::is_empty) {
             return Err(UriError::Param);
         }
-        check_chars(name, param_extra, UriError::Param)?;
+        check_chars(name, &PARAM, UriError::Param)?;
         if let Some(v) = value {
-            check_chars(v, param_extra, UriError::Param)?;
+            check_chars(v, &PARAM, UriError::Param)?;
         }
         params.push_raw(name.to_owned(), value.map(str::to_owned));
     }

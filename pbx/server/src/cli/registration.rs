@@ -17,6 +17,11 @@ pub(super) async fn list(store: &Store) -> Result<(), CliError> {
                 b.transport.to_string(),
                 b.source.to_string(),
                 table::format_expiry(b.expires_at, now),
+                match b.reachable {
+                    Some(true) => "reachable".to_string(),
+                    Some(false) => "unreachable".to_string(),
+                    None => "-".to_string(),
+                },
                 b.user_agent,
             ]
         })
@@ -30,6 +35,7 @@ pub(super) async fn list(store: &Store) -> Result<(), CliError> {
                 "TRANSPORT",
                 "SOURCE",
                 "EXPIRES",
+                "STATUS",
                 "USER AGENT"
             ],
             &rows

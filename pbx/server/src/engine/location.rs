@@ -19,6 +19,8 @@ pub struct Registration {
     pub local: SocketAddr,
     pub conn: Option<ConnId>,
     pub user_agent: String,
+    /// The last OPTIONS qualify result (`None` until qualified).
+    pub reachable: Option<bool>,
 }
 
 impl Registration {
@@ -47,6 +49,7 @@ impl Registration {
             source: self.source,
             local: self.local,
             user_agent: self.user_agent.clone(),
+            reachable: self.reachable,
         }
     }
 }
@@ -55,6 +58,7 @@ enum Write {
     Upsert(StoredBinding),
     Remove { aor: String, contact: String },
     RemoveAll(String),
+    Reachable { aor: String, contact: String, reachable: bool },
     /// Everything queued before it is written: acknowledge and stop.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -76,6 +80,9 @@ impl Location {
                         store.remove_binding(aor, contact).await.map(|_| ())
                     }
                     Write::RemoveAll(aor) => store.remove_bindings(aor).await.map(|_| ()),
+                    Write::Reachable { aor, contact, reachable } => {
+                        store.set_reachable(aor, contact, *reachable).await.map(|_| ())
+                    }
                     Write::Flush(_) => Ok(()),
                 };
                 if let Write::Flush(done) = write {
@@ -140,6 +147,7 @@ impl Location {
         for change in &plan.changes {
             match change {
                 BindingChange::Upsert(binding) => {
+                    let existing = list.iter().find(|r| r.binding.same_key(binding));
                     let registration = Registration {
                         binding: binding.clone(),
                         transport: peer.kind,
@@ -147,6 +155,8 @@ impl Location {
                         local: peer.local,
                         conn: peer.conn,
                         user_agent: user_agent.to_string(),
+                        // A refresh keeps what qualify last learnt about this device.
+                        reachable: existing.and_then(|r| r.reachable),
                     };
                     let _ = self.writes.send(Write::Upsert(registration.stored(aor)));
                     match list.iter_mut().find(|r| r.binding.same_key(binding)) {
@@ -186,6 +196,40 @@ impl Location {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Every live registration, for the qualify pass.
+    pub fn snapshot(&self, now_unix: u64) -> Vec<(String, Registration)> {
+        let table = self.lock();
+        table
+            .iter()
+            .flat_map(|(aor, list)| {
+                list.iter().filter(|r| r.binding.expires_at > now_unix).map(|r| (aor.clone(), r.clone()))
+            })
+            .collect()
+    }
+
+    /// Records a qualify result (RFC 3261 §11: any final response means the device is there).
+    pub fn set_reachable(&self, aor: &str, contact: &str, reachable: bool) {
+        let mut table = self.lock();
+        let Some(list) = table.get_mut(aor) else { return };
+        let mut changed = false;
+        for registration in list.iter_mut().filter(|r| r.binding.contact.to_string() == contact) {
+            changed |= registration.reachable != Some(reachable);
+            registration.reachable = Some(reachable);
+        }
+        if changed {
+            if !reachable {
+                tracing::warn!(%aor, %contact, "registered device does not answer OPTIONS");
+            }
+            let write = Write::Reachable { aor: aor.to_string(), contact: contact.to_string(), reachable };
+            let _ = self.writes.send(write);
+        }
+    }
+
+    /// How many live bindings failed their last qualify.
+    pub fn unreachable(&self) -> usize {
+        self.lock().values().flatten().filter(|r| r.reachable == Some(false)).count()
     }
 
     /// Drops expired bindings from memory (the store prunes its own copy). Returns how many.
@@ -228,5 +272,6 @@ fn restored(row: &StoredBinding) -> Option<Registration> {
         local: row.local,
         conn: None,
         user_agent: row.user_agent.clone(),
+        reachable: row.reachable,
     })
 }

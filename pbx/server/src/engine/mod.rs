@@ -6,6 +6,7 @@
 pub mod credentials;
 pub mod location;
 mod options;
+pub mod qualify;
 mod register;
 mod respond;
 mod shard;
@@ -44,6 +45,8 @@ pub(crate) enum ShardInput {
     Sip(Inbound),
     /// A credentials lookup a REGISTER was waiting for has finished.
     CredentialsLoaded(register::Pending),
+    /// Send this device an OPTIONS.
+    Qualify(qualify::Target),
 }
 
 /// Routes each message to its shard by Call-ID; implements the transports' [`Sink`].
@@ -57,6 +60,14 @@ impl Dispatcher {
         let mut hasher = self.hasher.build_hasher();
         call_id.hash(&mut hasher);
         (hasher.finish() % self.shards.len().max(1) as u64) as usize
+    }
+
+    /// Queues an input on the shard that owns `call_id`; counts it when that shard is full.
+    pub(crate) fn send_to_shard_of(&self, call_id: &[u8], input: ShardInput) {
+        let Some(shard) = self.shards.get(self.shard_of(call_id)) else { return };
+        if shard.try_send(input).is_err() {
+            metrics::counter!("pbx_sip_dropped_total", "reason" => "overload").increment(1);
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! One engine shard: a transaction layer and the transaction users it serves.
 
-use super::{EngineContext, ShardInput, options, register, respond};
+use super::{EngineContext, ShardInput, options, qualify, register, respond};
+use pbx_sip::transaction::TransactionEvent;
+use std::collections::HashMap;
 use crate::transport::{Inbound, Peer, TransportKind};
 use pbx_sip::message::{Message, Request, Response};
 use pbx_sip::method::Method;
@@ -18,6 +20,8 @@ pub(crate) struct Shard {
     /// This shard's own queue, for async work (store lookups) to report back to it.
     pub(super) own: mpsc::Sender<ShardInput>,
     layer: TransactionLayer<Peer>,
+    /// OPTIONS qualify transactions in flight: (aor, contact) by transaction.
+    qualifying: HashMap<TransactionKey, (String, String)>,
 }
 
 impl Shard {
@@ -26,6 +30,7 @@ impl Shard {
             ctx,
             own,
             layer: TransactionLayer::new(Default::default()),
+            qualifying: HashMap::new(),
         }
     }
 
@@ -61,6 +66,21 @@ impl Shard {
                 ..
             }) => self.on_response(now, response),
             ShardInput::CredentialsLoaded(pending) => register::resume(self, now, pending),
+            ShardInput::Qualify(target) => self.qualify(now, target),
+        }
+    }
+
+    fn qualify(&mut self, now: Instant, target: qualify::Target) {
+        let Some(request) = qualify::options_request(&target, &self.ctx.domain, &self.ctx.user_agent) else {
+            tracing::debug!(contact = %target.contact, "cannot build an OPTIONS for this contact");
+            return;
+        };
+        let reliable = target.peer.kind.is_reliable();
+        match self.layer.send_request(now, request, target.peer, reliable) {
+            Ok(key) => {
+                self.qualifying.insert(key, (target.aor, target.contact));
+            }
+            Err(error) => tracing::debug!(%error, "qualify not sent"),
         }
     }
 
@@ -166,8 +186,20 @@ impl Shard {
                 }
             }
         }
-        while let Some((_key, event)) = self.layer.poll_event() {
-            tracing::trace!(?event, "transaction event");
+        while let Some((key, event)) = self.layer.poll_event() {
+            let reachable = match &event {
+                TransactionEvent::Response(response) if response.status.is_final() => Some(true),
+                TransactionEvent::Timeout | TransactionEvent::TransportError => Some(false),
+                _ => None,
+            };
+            if let Some((aor, contact)) = self.qualifying.get(&key) {
+                if let Some(reachable) = reachable {
+                    self.ctx.location.set_reachable(aor, contact, reachable);
+                }
+                if matches!(event, TransactionEvent::Terminated) {
+                    self.qualifying.remove(&key);
+                }
+            }
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct StoredBinding {
     pub local: SocketAddr,
     /// The User-Agent header; empty when the phone sent none.
     pub user_agent: String,
+    /// The last OPTIONS qualify result; `None` when not qualified (yet). Set with
+    /// [`Store::set_reachable`]; an upsert keeps the stored value.
+    pub reachable: Option<bool>,
 }
 
 fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
@@ -66,6 +69,7 @@ fn from_row(row: &AnyRow) -> Result<StoredBinding, StoreError> {
         user_agent: row
             .try_get::<Option<String>, _>("user_agent")?
             .unwrap_or_default(),
+        reachable: row.try_get::<Option<i64>, _>("reachable")?.map(|r| r != 0),
     })
 }
 
@@ -73,6 +77,12 @@ macro_rules! columns {
     () => {
         "aor, contact, expires_at, call_id, cseq, q_milli, instance, reg_id, transport, source, \
          local, user_agent, updated_at"
+    };
+}
+
+macro_rules! select_columns {
+    () => {
+        concat!(columns!(), ", reachable")
     };
 }
 
@@ -108,6 +118,18 @@ impl Store {
         Ok(())
     }
 
+    /// Records an OPTIONS qualify result; `false` when there is no such binding.
+    pub async fn set_reachable(&self, aor: &str, contact: &str, reachable: bool) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE registrations SET reachable = $1 WHERE aor = $2 AND contact = $3")
+            .bind(i64::from(reachable))
+            .bind(aor)
+            .bind(contact)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
     /// Removes one binding; `false` when there was none.
     pub async fn remove_binding(&self, aor: &str, contact: &str) -> Result<bool, StoreError> {
         let n = sqlx::query("DELETE FROM registrations WHERE aor = $1 AND contact = $2")
@@ -134,7 +156,7 @@ impl Store {
     pub async fn list_bindings(&self) -> Result<Vec<StoredBinding>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
-            columns!(),
+            select_columns!(),
             " FROM registrations ORDER BY aor, contact"
         ))
         .fetch_all(self.pool())

@@ -2,10 +2,28 @@
 
 use super::SyntaxError;
 
+/// A byte-class table: alphanumerics plus `extra` (the parser runs on every packet, and a
+/// table lookup is cheaper than a chain of comparisons).
+pub(crate) const fn byte_class(extra: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+static TOKEN: [bool; 256] = byte_class(b"-.!%*_+`'~");
+
 /// RFC 3261 §25.1 `token` characters.
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    TOKEN[usize::from(b)]
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
