@@ -13,10 +13,10 @@ What one run does (the method of ../shared/bench/RESULTS.md, adapted from its ma
     500 ms, so any answer later than 500 ms fails the run) within DURATION + 3 s of arrivals.
   * Search: repetition 1 grows the rate x1.5 until a run fails, then bisects to a gap <= 8 %.
     Repetitions 2.. re-run at repetition 1's maximum and step down 8 % while the run fails (at most
-    5 steps). Servers alternate: rep 1 kamailio, rep 1 pbx, rep 2 kamailio, ... Reported: median.
+    6 runs). Servers alternate: rep 1 kamailio, rep 1 pbx, rep 2 kamailio, ... Reported: median.
   * Other load: /proc/stat CPU used by processes other than the server and SIPp is measured for
     every run; a run with more than --foreign-max % (of one core) of it is void and retried (up to
-    4 tries), after waiting up to 120 s for the machine to quieten.
+    6 tries), after waiting (at most 120 s x the try number) for the machine to quieten.
   * Memory: each server fresh, 5 s after start (idle), then after registering 10,000 distinct
     users (10000-19999, 1000/s): the PBX's VmRSS (one process); Kamailio's PSS summed over its
     processes (smaps_rollup), with the RSS sum beside it.
@@ -365,10 +365,11 @@ class Bench:
 
     def measure(self, server, rate):
         """One valid run at `rate` (fresh server; void and retried under foreign load)."""
-        for attempt in range(1, 5):
+        for attempt in range(1, 7):
             server.start()
             try:
-                pre = wait_quiet(self.a.foreign_max, server.pids() + [os.getpid()])
+                pre = wait_quiet(self.a.foreign_max, server.pids() + [os.getpid()],
+                                 max_wait=120 * attempt)
                 r = sipp_run(server, rate, self.a.duration, USERS, self.work)
             finally:
                 server.stop()
@@ -382,7 +383,7 @@ class Bench:
                                                         ("PASS" if r["passed"] else "FAIL")))
             if not void:
                 return r["passed"]
-        log(f"  {server.name}: still under foreign load after 4 tries; counting the last run")
+        log(f"  {server.name}: still under foreign load after 6 tries; counting the last run")
         return r["passed"]
 
     def rep_first(self, server):

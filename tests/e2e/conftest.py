@@ -148,6 +148,17 @@ storage = "data/voicemail"
                 out.setdefault(ext, []).append(ln)
         return out
 
+    def wait_bindings(self, numbers, ok, timeout=5.0):
+        """bindings(numbers) once ok(it) holds, or the last one read after `timeout` s: the
+        server writes bindings to the database just behind its 200 OK, and the CLI reads the
+        database."""
+        end = time.time() + timeout
+        while True:
+            found = self.bindings(numbers)
+            if ok(found) or time.time() >= end:
+                return found
+            time.sleep(0.25)
+
     def ban_list(self):
         return self.cli("ban", "list").stdout
 

@@ -7,7 +7,7 @@ def test_baresip_registration_listed_with_user_agent(pbx, tmp_path):
     phone = BaresipRegistration(pbx, 1001, "secret1001", "udp", stay=10, tmp_path=str(tmp_path))
     try:
         assert phone.wait_registered(), f"{phone.output()}\n{pbx.log_tail()}"
-        lines = pbx.bindings([1001]).get("1001", [])
+        lines = pbx.wait_bindings([1001], lambda b: "1001" in b).get("1001", [])
         assert len(lines) == 1, pbx.registration_lines()
         assert "baresip" in lines[0].lower(), f"user agent baresip not listed: {lines[0]!r}"
         assert "udp" in lines[0].lower(), lines[0]
@@ -17,14 +17,14 @@ def test_baresip_registration_listed_with_user_agent(pbx, tmp_path):
     out = phone.output()
     assert rc == 0 and "reg=REGISTER_OK" in out and "result=OK" in out, out
     # baresip un-registers when it quits (REGISTER with Expires: 0)
-    assert "1001" not in pbx.bindings([1001]), pbx.registration_lines()
+    assert "1001" not in pbx.wait_bindings([1001], lambda b: not b), pbx.registration_lines()
 
 
 def test_baresip_tcp(pbx, tmp_path):
     phone = BaresipRegistration(pbx, 1002, "secret1002", "tcp", stay=3, tmp_path=str(tmp_path))
     try:
         assert phone.wait_registered(), f"{phone.output()}\n{pbx.log_tail()}"
-        lines = pbx.bindings([1002]).get("1002", [])
+        lines = pbx.wait_bindings([1002], lambda b: "1002" in b).get("1002", [])
         assert len(lines) == 1 and "tcp" in lines[0].lower(), pbx.registration_lines()
     finally:
         rc = phone.wait()

@@ -17,7 +17,7 @@ def test_sipp_registers_200_extensions(pbx, tmp_path, transport, first):
     users = [(n, f"pw{n}") for n in range(first, first + 200)]
     rc, log = sipp_register_many(pbx, users, transport, str(tmp_path))
     assert rc == 0, f"SIPp: not every REGISTER got 200 (rc={rc})\n{log}\n{pbx.log_tail()}"
-    found = pbx.bindings(n for n, _ in users)
+    found = pbx.wait_bindings([n for n, _ in users], lambda b: len(b) == 200)
     assert len(found) == 200, f"registration list shows {len(found)} of 200 {transport} extensions"
     for n, lines in found.items():
         assert len(lines) == 1, f"extension {n}: expected one binding, got {lines}"
@@ -30,11 +30,11 @@ def test_sipp_recipe_register_and_unregister(pbx):
     port = free_port(socket.SOCK_DGRAM)
     rc, out = sipp_register_one(pbx, 1003, "secret1003", sip_port=port)
     assert rc == 0 and "result=OK" in out, out
-    lines = pbx.bindings([1003]).get("1003", [])
+    lines = pbx.wait_bindings([1003], lambda b: "1003" in b).get("1003", [])
     assert len(lines) == 1 and str(port) in lines[0], pbx.registration_lines()
     rc, out = sipp_register_one(pbx, 1003, "secret1003", sip_port=port, expires=0)
     assert rc == 0 and "result=OK" in out, out
-    assert "1003" not in pbx.bindings([1003]), pbx.registration_lines()
+    assert "1003" not in pbx.wait_bindings([1003], lambda b: not b), pbx.registration_lines()
 
 
 def test_sipp_wrong_password_is_refused(pbx):

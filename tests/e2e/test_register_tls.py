@@ -20,7 +20,7 @@ def test_python_tls_client_registers_200_extensions(pbx):
             r = c.register(str(n), f"pw{n}", DOMAIN, expires=3600)
             assert r is not None, f"{n}: no answer over TLS\n{pbx.log_tail()}"
             assert r.status == 200, f"{n}: {r.status} {r.reason}"
-    found = pbx.bindings(users)
+    found = pbx.wait_bindings(list(users), lambda b: len(b) == 200)
     assert len(found) == 200, f"registration list shows {len(found)} of 200 TLS extensions"
     assert all("tls" in lines[0].lower() for lines in found.values())
 
@@ -49,7 +49,7 @@ def test_baresip_registers_several_extensions_over_tls(pbx, tmp_path):
     try:
         for p in phones:
             assert p.wait_registered(), f"baresip {p.user} over TLS:\n{p.output()}\n{pbx.log_tail()}"
-        found = pbx.bindings([1005, 1006, 1007])
+        found = pbx.wait_bindings([1005, 1006, 1007], lambda b: len(b) == 3)
         assert sorted(found) == ["1005", "1006", "1007"], pbx.registration_lines()
         for n, lines in found.items():
             assert len(lines) == 1 and "tls" in lines[0].lower(), lines

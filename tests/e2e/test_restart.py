@@ -14,8 +14,8 @@ def test_registrations_and_bans_survive_restart(pbx):
     with SipClient("tcp", pbx.server("tcp")) as c:
         r = c.register("1006", "secret1006", DOMAIN)
         assert r is not None and r.status == 200, r
-    before = pbx.bindings([1005])
-    assert len(before.get("1005", [])) == 1, pbx.registration_lines()
+    before = pbx.wait_bindings([1005, 1006], lambda b: len(b) == 2)
+    assert len(before.get("1005", [])) == 1 and "1006" in before, pbx.registration_lines()
 
     attacker = "127.0.0.4"
     with SipClient("udp", pbx.server("udp"), local_ip=attacker, timeout=2) as c:

@@ -212,7 +212,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tasks.abort_all();
     web_state.sip_up.store(false, Ordering::Relaxed);
     // Bindings changed just before the signal are written before the database closes.
-    if tokio::time::timeout(Duration::from_secs(10), location.flush()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), location.flush())
+        .await
+        .is_err()
+    {
         tracing::warn!("gave up waiting for registrations to be saved");
     }
     location_writer.abort();
@@ -231,7 +234,7 @@ async fn stored_bans(store: &Store, now_unix: u64) -> Result<Vec<GuardBan>, Serv
         .map(|b| GuardBan {
             address: b.address,
             reason: b.reason,
-            until: b.until.max(0) as u64,
+            until: b.until,
         })
         .collect())
 }

@@ -271,6 +271,7 @@ fn ban_and_registration_and_cdr_listings() {
             source: "127.0.0.3:40000".parse().unwrap_or_else(|_| panic!()),
             local: "127.0.0.1:5060".parse().unwrap_or_else(|_| panic!()),
             user_agent: "baresip v3".into(),
+            reachable: Some(true),
         };
         store
             .upsert_binding(&binding)

@@ -10,7 +10,12 @@ use bytes::Bytes;
 impl Request {
     /// A request with no headers and no body.
     pub fn new(method: Method, uri: Uri) -> Request {
-        Request { method, uri, headers: Headers::new(), body: Bytes::new() }
+        Request {
+            method,
+            uri,
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
     }
 }
 
@@ -55,7 +60,12 @@ pub(crate) fn reply_headers(req: &Headers, status: StatusCode, to_tag: Option<&s
     let tag = to_tag
         .map(str::to_owned)
         .or_else(|| (status != StatusCode::TRYING).then(|| stateless_tag(req)));
-    for name in [HeaderName::FROM, HeaderName::TO, HeaderName::CALL_ID, HeaderName::CSEQ] {
+    for name in [
+        HeaderName::FROM,
+        HeaderName::TO,
+        HeaderName::CALL_ID,
+        HeaderName::CSEQ,
+    ] {
         let Some(h) = req.iter().find(|h| h.name == name) else {
             continue;
         };
@@ -83,7 +93,12 @@ pub(crate) fn reply_headers(req: &Headers, status: StatusCode, to_tag: Option<&s
 /// A tag that depends only on the request (FNV-1a over Call-ID, From, CSeq and top Via).
 fn stateless_tag(req: &Headers) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for name in [HeaderName::CALL_ID, HeaderName::FROM, HeaderName::CSEQ, HeaderName::VIA] {
+    for name in [
+        HeaderName::CALL_ID,
+        HeaderName::FROM,
+        HeaderName::CSEQ,
+        HeaderName::VIA,
+    ] {
         for b in req.get(&name).map(|v| v.as_ref()).unwrap_or_default() {
             hash = (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -117,10 +132,17 @@ Call-ID: c1\r\nCSeq: 4 INVITE\r\nSubject: hi\r\n{extra}Content-Length: 0\r\n\r\n
         let req = request("Timestamp: 54.2\r\n");
         let resp = Response::for_request(&req, StatusCode::OK, Some("xyz"));
         assert_eq!(&resp.reason[..], b"OK");
-        let names: Vec<_> = resp.headers.iter().map(|h| h.name.as_str().to_owned()).collect();
+        let names: Vec<_> = resp
+            .headers
+            .iter()
+            .map(|h| h.name.as_str().to_owned())
+            .collect();
         assert_eq!(names, ["v", "Via", "From", "To", "Call-ID", "CSeq"]);
         let vias = resp.headers.vias().unwrap();
-        assert_eq!(vias.iter().map(|v| v.branch().unwrap()).collect::<Vec<_>>(), ["z9hG4bK1", "z9hG4bK2", "z9hG4bK3"]);
+        assert_eq!(
+            vias.iter().map(|v| v.branch().unwrap()).collect::<Vec<_>>(),
+            ["z9hG4bK1", "z9hG4bK2", "z9hG4bK3"]
+        );
         assert_eq!(resp.headers.to().unwrap().tag(), Some("xyz"));
         assert_eq!(resp.headers.from().unwrap().tag(), Some("88"));
         assert!(!resp.headers.contains(&HeaderName::TIMESTAMP));
@@ -142,7 +164,8 @@ Call-ID: c1\r\nCSeq: 4 INVITE\r\nSubject: hi\r\n{extra}Content-Length: 0\r\n\r\n
         let tag = a.headers.to().unwrap().tag().map(str::to_owned);
         assert!(tag.is_some());
         assert_eq!(tag.as_deref(), b.headers.to().unwrap().tag());
-        req.headers.set(HeaderName::TO, "<sip:bob@example.com>;tag=abc");
+        req.headers
+            .set(HeaderName::TO, "<sip:bob@example.com>;tag=abc");
         let c = Response::for_request(&req, StatusCode::OK, Some("new"));
         assert_eq!(c.headers.to().unwrap().tag(), Some("abc"));
         let d = c.with_reason("Fine");

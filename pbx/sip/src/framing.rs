@@ -29,7 +29,10 @@ pub enum FramingError {
 
 /// Takes the next item off the front of `buf`. `Ok(None)`: more bytes are needed.
 /// Any error means the stream cannot be resynchronised: close the connection.
-pub fn next_item(buf: &mut BytesMut, max_message: usize) -> Result<Option<StreamItem>, FramingError> {
+pub fn next_item(
+    buf: &mut BytesMut,
+    max_message: usize,
+) -> Result<Option<StreamItem>, FramingError> {
     match buf.as_ref() {
         [] | [b'\r'] | [b'\r', b'\n'] | [b'\r', b'\n', b'\r'] => return Ok(None),
         [b'\r', b'\n', b'\r', b'\n', ..] => {
@@ -43,13 +46,19 @@ pub fn next_item(buf: &mut BytesMut, max_message: usize) -> Result<Option<Stream
         _ => {}
     }
     let Some(header_end) = find_header_end(buf) else {
-        return if buf.len() > max_message { Err(FramingError::TooLarge) } else { Ok(None) };
+        return if buf.len() > max_message {
+            Err(FramingError::TooLarge)
+        } else {
+            Ok(None)
+        };
     };
     if header_end > max_message {
         return Err(FramingError::TooLarge);
     }
     let length = content_length(buf.get(..header_end).unwrap_or_default())?;
-    let total = header_end.checked_add(length).ok_or(FramingError::TooLarge)?;
+    let total = header_end
+        .checked_add(length)
+        .ok_or(FramingError::TooLarge)?;
     if total > max_message {
         return Err(FramingError::TooLarge);
     }
@@ -79,15 +88,16 @@ fn content_length(section: &[u8]) -> Result<usize, FramingError> {
     let mut current: Option<Vec<u8>> = None;
     // The start line cannot be a Content-Length.
     let lines = section.split(|b| *b == b'\n').skip(1);
-    let finish = |current: &mut Option<Vec<u8>>, found: &mut Option<Vec<u8>>| {
-        match (current.take(), found.is_some()) {
-            (Some(_), true) => Err(FramingError::MultipleContentLength),
-            (Some(v), false) => {
-                *found = Some(v);
-                Ok(())
-            }
-            (None, _) => Ok(()),
+    let finish = |current: &mut Option<Vec<u8>>, found: &mut Option<Vec<u8>>| match (
+        current.take(),
+        found.is_some(),
+    ) {
+        (Some(_), true) => Err(FramingError::MultipleContentLength),
+        (Some(v), false) => {
+            *found = Some(v);
+            Ok(())
         }
+        (None, _) => Ok(()),
     };
     for line in lines {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -99,7 +109,9 @@ fn content_length(section: &[u8]) -> Result<usize, FramingError> {
             continue;
         }
         finish(&mut current, &mut found)?;
-        let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
         let name = line.get(..colon).unwrap_or_default().trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
             current = Some(line.get(colon + 1..).unwrap_or_default().to_vec());
@@ -121,7 +133,8 @@ fn content_length(section: &[u8]) -> Result<usize, FramingError> {
 mod tests {
     use super::*;
 
-    const MSG: &[u8] = b"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl:\r\n 5\r\n\r\nhello";
+    const MSG: &[u8] =
+        b"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl:\r\n 5\r\n\r\nhello";
 
     fn drain(stream: &[u8], chunk: usize) -> Result<Vec<StreamItem>, FramingError> {
         let mut buf = BytesMut::new();
@@ -173,7 +186,11 @@ mod tests {
         assert_eq!(next_item(&mut buf, 64), Err(FramingError::TooLarge));
         let mut buf = BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nl: 1000\r\n\r\n"[..]);
         assert_eq!(next_item(&mut buf, 512), Err(FramingError::TooLarge));
-        let mut buf = BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nl: 99999999999999999999\r\n\r\n"[..]);
-        assert_eq!(next_item(&mut buf, 512), Err(FramingError::InvalidContentLength));
+        let mut buf =
+            BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nl: 99999999999999999999\r\n\r\n"[..]);
+        assert_eq!(
+            next_item(&mut buf, 512),
+            Err(FramingError::InvalidContentLength)
+        );
     }
 }

@@ -182,7 +182,10 @@ impl Headers {
     pub fn get_all<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a Bytes> + 'a {
         // Cloning a name is a reference-count bump (or nothing, for the constants).
         let name = name.clone();
-        self.0.iter().filter(move |h| h.name == name).map(|h| &h.value)
+        self.0
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| &h.value)
     }
 
     pub fn contains(&self, name: &HeaderName) -> bool {
@@ -191,12 +194,21 @@ impl Headers {
 
     /// Appends a line.
     pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     /// Inserts a line before every other (a new top Via, a Record-Route).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.0.insert(0, Header { name, value: value.into() });
+        self.0.insert(
+            0,
+            Header {
+                name,
+                value: value.into(),
+            },
+        );
     }
 
     /// Removes every line with this name; returns how many there were.

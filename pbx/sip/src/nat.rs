@@ -2,8 +2,8 @@
 //! RFC 3581 symmetric response routing). A phone behind NAT writes its private address into
 //! Via; the server records the public source so that responses reach the phone.
 
-use crate::header::lex::{split_commas, trim_ws};
 use crate::header::Via;
+use crate::header::lex::{split_commas, trim_ws};
 use crate::message::{HeaderName, Request};
 use std::net::SocketAddr;
 
@@ -51,7 +51,11 @@ pub fn stamp_received(request: &mut Request, source: SocketAddr) -> Option<Socke
 
 fn default_port(via: &Via) -> u16 {
     // RFC 3261 §18.2.2 / §19.1.2: 5061 for TLS, else 5060.
-    if via.transport.eq_ignore_ascii_case("TLS") { 5061 } else { 5060 }
+    if via.transport.eq_ignore_ascii_case("TLS") {
+        5061
+    } else {
+        5060
+    }
 }
 
 /// Rebuilds the header list with the first Via line replaced (order is kept: Via order is
@@ -109,7 +113,10 @@ mod tests {
     fn without_rport_answers_to_received_and_sent_by_port() {
         let mut r = request("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa");
         let source: SocketAddr = "203.0.113.9:40001".parse().unwrap();
-        assert_eq!(stamp_received(&mut r, source), Some("203.0.113.9:5062".parse().unwrap()));
+        assert_eq!(
+            stamp_received(&mut r, source),
+            Some("203.0.113.9:5062".parse().unwrap())
+        );
         let top = r.headers.top_via().unwrap();
         assert_eq!(top.received(), Some(source.ip()));
         assert_eq!(top.rport(), None);
@@ -117,7 +124,8 @@ mod tests {
 
     #[test]
     fn same_host_gets_no_received() {
-        let mut r = request("SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKa, SIP/2.0/UDP 10.1.1.1;branch=z9hG4bKb");
+        let mut r =
+            request("SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKa, SIP/2.0/UDP 10.1.1.1;branch=z9hG4bKb");
         let source: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         assert_eq!(stamp_received(&mut r, source), Some(source));
         let vias = r.headers.vias().unwrap();

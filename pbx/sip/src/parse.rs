@@ -2,129 +2,38 @@
 //! stream by [`crate::framing`]. Header values are slices of the input ([`Bytes`]); only
 //! folded values are copied. Never panics, whatever the input.
 
-use crate::build::reply_headers;
-use crate::header::{HeaderError, split_commas};
+mod check;
+mod error;
+
+pub use error::{ParseError, ParseErrorKind};
+
 use crate::message::{HeaderName, Headers, Message, Request, Response};
 use crate::method::Method;
 use crate::status::StatusCode;
 use crate::uri::{Uri, UriError};
 use bytes::{Bytes, BytesMut};
-use std::fmt;
-
-/// What was wrong with the message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseErrorKind {
-    #[error("empty message")]
-    Empty,
-    #[error("malformed start line")]
-    StartLine,
-    #[error("invalid method")]
-    Method,
-    #[error("invalid Request-URI: {0}")]
-    RequestUri(UriError),
-    #[error("headers in Request-URI")]
-    RequestUriHeaders,
-    #[error("SIP version not supported")]
-    Version,
-    #[error("invalid status code")]
-    StatusCode,
-    #[error("malformed header line")]
-    HeaderLine,
-    #[error("invalid Content-Length")]
-    ContentLength,
-    #[error("more than one Content-Length")]
-    MultipleContentLength,
-    #[error("Content-Length larger than body")]
-    BodyTooShort,
-    #[error("{0}")]
-    Header(HeaderError),
-    #[error("invalid Call-ID")]
-    CallId,
-    #[error("invalid Max-Forwards")]
-    MaxForwards,
-    #[error("CSeq method does not match the request method")]
-    CSeqMethod,
-}
-
-/// A message that could not be parsed, with what is needed to answer it.
-#[derive(Clone)]
-pub struct ParseError {
-    kind: ParseErrorKind,
-    reason: String,
-    /// Copied headers of a request that can still be answered.
-    reply: Option<Box<Headers>>,
-}
-
-impl ParseError {
-    fn new(kind: ParseErrorKind) -> ParseError {
-        let reason = kind.to_string();
-        ParseError { kind, reason, reply: None }
-    }
-
-    pub fn kind(&self) -> &ParseErrorKind {
-        &self.kind
-    }
-
-    /// Why, in a few words (goes into the reason phrase).
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-
-    /// The status to answer with: 505 for another SIP version, 400 otherwise.
-    pub fn status(&self) -> StatusCode {
-        match self.kind {
-            // RFC 3261 §8.2.6... §21.5.20: a version we do not support gets 505.
-            ParseErrorKind::Version => StatusCode::VERSION_NOT_SUPPORTED,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    /// The response to send back, when the input was a request whose top Via, From, To,
-    /// Call-ID and CSeq could be read. Responses and unreadable requests get `None` (drop).
-    pub fn bad_request_response(&self) -> Option<Response> {
-        let copied = self.reply.as_deref()?;
-        let status = self.status();
-        let reason = format!("{} ({})", status.canonical_reason(), self.reason);
-        Some(Response {
-            status,
-            reason: Bytes::from(reason),
-            headers: reply_headers(copied, status, None),
-            body: Bytes::new(),
-        })
-    }
-}
-
-impl fmt::Debug for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ParseError({:?}, answerable: {})", self.kind, self.reply.is_some())
-    }
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-impl std::error::Error for ParseError {}
-
-impl From<ParseErrorKind> for ParseError {
-    fn from(kind: ParseErrorKind) -> ParseError {
-        ParseError::new(kind)
-    }
-}
+use check::{check_headers, reply_context};
 
 enum StartLine {
     /// A bad Request-URI is reported after the headers are read, so it can be answered.
-    Request { method: Method, uri: Result<Uri, ParseErrorKind> },
-    Response { status: StatusCode, reason: Bytes },
+    Request {
+        method: Method,
+        uri: Result<Uri, ParseErrorKind>,
+    },
+    Response {
+        status: StatusCode,
+        reason: Bytes,
+    },
 }
 
 /// Parses one message. See the module documentation.
 pub fn parse_message(buf: Bytes) -> Result<Message, ParseError> {
     let data: &[u8] = &buf;
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
-    let mut pos = data.iter().position(|b| *b != b'\r' && *b != b'\n').ok_or(ParseErrorKind::Empty)?;
+    let mut pos = data
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .ok_or(ParseErrorKind::Empty)?;
     let (line, next) = next_line(data, pos).ok_or(ParseErrorKind::StartLine)?;
     let (start, version_ok) = parse_start_line(&buf, line)?;
     pos = next;
@@ -160,7 +69,7 @@ pub fn parse_message(buf: Bytes) -> Result<Message, ParseError> {
     let fail = |kind: ParseErrorKind, headers: &Headers| -> ParseError {
         let mut err = ParseError::new(kind);
         if answerable {
-            err.reply = reply_context(headers);
+            err = err.with_reply(reply_context(headers));
         }
         err
     };
@@ -176,7 +85,10 @@ pub fn parse_message(buf: Bytes) -> Result<Message, ParseError> {
     let remaining = buf.len().saturating_sub(body_start);
     let mut first_length = None;
     let mut lengths = 0;
-    for h in headers.iter().filter(|h| h.name == HeaderName::CONTENT_LENGTH) {
+    for h in headers
+        .iter()
+        .filter(|h| h.name == HeaderName::CONTENT_LENGTH)
+    {
         first_length.get_or_insert(&h.value);
         lengths += 1;
     }
@@ -184,7 +96,8 @@ pub fn parse_message(buf: Bytes) -> Result<Message, ParseError> {
         (None, _) => remaining,
         (Some(_), true) => return Err(fail(ParseErrorKind::MultipleContentLength, &headers)),
         (Some(v), false) => {
-            let n = parse_decimal(v).ok_or_else(|| fail(ParseErrorKind::ContentLength, &headers))?;
+            let n =
+                parse_decimal(v).ok_or_else(|| fail(ParseErrorKind::ContentLength, &headers))?;
             if n > remaining {
                 return Err(fail(ParseErrorKind::BodyTooShort, &headers));
             }
@@ -193,17 +106,29 @@ pub fn parse_message(buf: Bytes) -> Result<Message, ParseError> {
     };
     let body = buf.slice(body_start..body_start + body_len);
 
-    if let Err(kind) = check_headers(&headers, &start) {
+    let request_method = match &start {
+        StartLine::Request { method, .. } => Some(method),
+        StartLine::Response { .. } => None,
+    };
+    if let Err(kind) = check_headers(&headers, request_method) {
         return Err(fail(kind, &headers));
     }
     Ok(match start {
         StartLine::Request { method, uri } => {
             let uri = uri.map_err(|kind| fail(kind, &headers))?;
-            Message::Request(Request { method, uri, headers, body })
+            Message::Request(Request {
+                method,
+                uri,
+                headers,
+                body,
+            })
         }
-        StartLine::Response { status, reason } => {
-            Message::Response(Response { status, reason, headers, body })
-        }
+        StartLine::Response { status, reason } => Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body,
+        }),
     })
 }
 
@@ -252,9 +177,16 @@ fn parse_start_line(buf: &Bytes, (s, e): (usize, usize)) -> Result<(StartLine, b
     if line.contains(&b'\r') {
         return Err(ParseErrorKind::StartLine.into());
     }
-    if line.len() >= 4 && line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/")) {
+    if line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let sp = line.iter().position(|b| *b == b' ').ok_or(ParseErrorKind::StartLine)?;
+        let sp = line
+            .iter()
+            .position(|b| *b == b' ')
+            .ok_or(ParseErrorKind::StartLine)?;
         let version_ok = line.get(..sp).is_some_and(is_version);
         let rest = line.get(sp + 1..).unwrap_or_default();
         let code_end = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
@@ -268,7 +200,13 @@ fn parse_start_line(buf: &Bytes, (s, e): (usize, usize)) -> Result<(StartLine, b
         }
         let reason_start = (s + sp + 1 + code_end + 1).min(e);
         let reason = buf.slice(reason_start..e);
-        return Ok((StartLine::Response { status: StatusCode(code), reason }, version_ok));
+        return Ok((
+            StartLine::Response {
+                status: StatusCode(code),
+                reason,
+            },
+            version_ok,
+        ));
     }
     // Request-Line = Method SP Request-URI SP SIP-Version. RFC 4475 §3.1.2.9/§3.1.2.10 let a
     // receiver accept extra SPs; we do, and never write them back.
@@ -289,14 +227,21 @@ fn parse_start_line(buf: &Bytes, (s, e): (usize, usize)) -> Result<(StartLine, b
     }
     let version = line.get(v.0..v.0 + v.1).unwrap_or_default();
     let version_ok = is_version(version);
-    if !version_ok && !version.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/")) {
+    if !version_ok
+        && !version
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
         return Err(ParseErrorKind::StartLine.into());
     }
     let uri = if parts.len() > 3 {
         // RFC 4475 §3.1.2.8: white space inside the Request-URI.
         Err(ParseErrorKind::RequestUri(UriError::Char))
     } else {
-        let text = parts.get(1).and_then(|u| line.get(u.0..u.0 + u.1)).unwrap_or_default();
+        let text = parts
+            .get(1)
+            .and_then(|u| line.get(u.0..u.0 + u.1))
+            .unwrap_or_default();
         std::str::from_utf8(text)
             .map_err(|_| ParseErrorKind::RequestUri(UriError::Char))
             .and_then(|t| Uri::parse(t).map_err(ParseErrorKind::RequestUri))
@@ -306,7 +251,13 @@ fn parse_start_line(buf: &Bytes, (s, e): (usize, usize)) -> Result<(StartLine, b
                 None => Ok(uri),
             })
     };
-    Ok((StartLine::Request { method: Method::from_bytes(method), uri }, version_ok))
+    Ok((
+        StartLine::Request {
+            method: Method::from_bytes(method),
+            uri,
+        },
+        version_ok,
+    ))
 }
 
 /// One header: `name HCOLON value`, with continuation lines joined by one space.
@@ -320,10 +271,20 @@ fn header_line(
     if line.contains(&b'\r') {
         return Err(ParseErrorKind::HeaderLine.into());
     }
-    let colon = line.iter().position(|b| *b == b':').ok_or(ParseErrorKind::HeaderLine)?;
+    let colon = line
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or(ParseErrorKind::HeaderLine)?;
     let (ns, ne) = trim(data, (s, s + colon));
     // RFC 3261 §7.3.1: the name is a token (white space only before the colon).
-    if ns != s || ne == ns || !data.get(ns..ne).unwrap_or_default().iter().all(|b| crate::header::lex::is_token_byte(*b)) {
+    if ns != s
+        || ne == ns
+        || !data
+            .get(ns..ne)
+            .unwrap_or_default()
+            .iter()
+            .all(|b| crate::header::lex::is_token_byte(*b))
+    {
         return Err(ParseErrorKind::HeaderLine.into());
     }
     let name = HeaderName::from_bytes(buf.slice(ns..ne));
@@ -350,67 +311,10 @@ fn header_line(
     Ok((name, value.freeze()))
 }
 
-/// RFC 3261 §8.1.1 / §8.2.2: the headers every message needs, checked with their typed views.
-fn check_headers(headers: &Headers, start: &StartLine) -> Result<(), ParseErrorKind> {
-    let vias = headers.vias().map_err(ParseErrorKind::Header)?;
-    if vias.is_empty() {
-        return Err(ParseErrorKind::Header(HeaderError::Missing("Via")));
-    }
-    headers.from().map_err(ParseErrorKind::Header)?;
-    headers.to().map_err(ParseErrorKind::Header)?;
-    let mut ids = headers.get_all(&HeaderName::CALL_ID);
-    match (ids.next(), ids.next()) {
-        (None, _) => return Err(ParseErrorKind::Header(HeaderError::Missing("Call-ID"))),
-        (Some(_), Some(_)) => return Err(ParseErrorKind::Header(HeaderError::Multiple("Call-ID"))),
-        // RFC 3261 §25.1: callid = word ["@" word], so no white space and no comma.
-        (Some(id), None) => {
-            if id.is_empty() || id.iter().any(|b| b.is_ascii_whitespace() || *b == b',' || b.is_ascii_control()) {
-                return Err(ParseErrorKind::CallId);
-            }
-        }
-    }
-    let cseq = headers.cseq().map_err(ParseErrorKind::Header)?;
-    if let StartLine::Request { method, .. } = start {
-        // RFC 3261 §8.2.2 / RFC 4475 §3.1.2.17: the CSeq method must match the request's.
-        if cseq.method != *method {
-            return Err(ParseErrorKind::CSeqMethod);
-        }
-    }
-    let mut mf = headers.get_all(&HeaderName::MAX_FORWARDS);
-    match (mf.next(), mf.next()) {
-        (Some(_), Some(_)) => return Err(ParseErrorKind::Header(HeaderError::Multiple("Max-Forwards"))),
-        (Some(v), None) if v.is_empty() || !v.iter().all(u8::is_ascii_digit) => {
-            return Err(ParseErrorKind::MaxForwards);
-        }
-        _ => {}
-    }
-    headers.contacts().map_err(ParseErrorKind::Header)?;
-    Ok(())
-}
-
-/// The headers copied into an error response, when the request can be answered at all:
-/// its top Via must parse, whatever its SIP version (the response is routed by it), and From,
-/// To, Call-ID and CSeq must each appear once (they are copied as they are).
-fn reply_context(headers: &Headers) -> Option<Box<Headers>> {
-    let top = headers.get_str(&HeaderName::VIA)?;
-    crate::header::Via::parse_any_version(split_commas(top).ok()?.first()?).ok()?;
-    let once = |name: &HeaderName| headers.get_all(name).count() == 1;
-    let needed = [HeaderName::FROM, HeaderName::TO, HeaderName::CALL_ID, HeaderName::CSEQ];
-    if !needed.iter().all(once) {
-        return None;
-    }
-    let mut copy = Headers::with_capacity(8);
-    for h in headers.iter() {
-        if h.name == HeaderName::VIA || needed.contains(&h.name) {
-            copy.push(h.name.clone(), h.value.clone());
-        }
-    }
-    Some(Box::new(copy))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::header::HeaderError;
 
     const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
@@ -450,9 +354,15 @@ Content-Length: 0\r\n\r\n";
     fn skips_leading_crlf_and_keeps_unknown_headers() {
         let mut msg = b"\r\n\r\n".to_vec();
         msg.extend_from_slice(REGISTER);
-        let text = String::from_utf8(msg).unwrap().replace("Expires: 7200", "X-Odd :  a,,b ;; c ");
+        let text = String::from_utf8(msg)
+            .unwrap()
+            .replace("Expires: 7200", "X-Odd :  a,,b ;; c ");
         let r = req(text.as_bytes());
-        let h = r.headers.iter().find(|h| h.name.as_str() == "X-Odd").unwrap();
+        let h = r
+            .headers
+            .iter()
+            .find(|h| h.name.as_str() == "X-Odd")
+            .unwrap();
         assert_eq!(&h.value[..], b"a,,b ;; c");
     }
 
@@ -463,13 +373,18 @@ Content-Length: 0\r\n\r\n";
             .replace("Subject", "")
             .replace("Expires: 7200\r\n", "Subject: one\r\n   two\r\n\tthree\r\n");
         let r = req(text.as_bytes());
-        assert_eq!(r.headers.get_str(&HeaderName::SUBJECT), Some("one two three"));
+        assert_eq!(
+            r.headers.get_str(&HeaderName::SUBJECT),
+            Some("one two three")
+        );
     }
 
     #[test]
     fn content_length_rules() {
         let with_body = |cl: &str, body: &str| {
-            let text = String::from_utf8(REGISTER.to_vec()).unwrap().replace("Content-Length: 0\r\n\r\n", "");
+            let text = String::from_utf8(REGISTER.to_vec())
+                .unwrap()
+                .replace("Content-Length: 0\r\n\r\n", "");
             format!("{text}Content-Length: {cl}\r\n\r\n{body}")
         };
         assert_eq!(&req(with_body("3", "abcdef").as_bytes()).body[..], b"abc");
@@ -477,23 +392,44 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(e.kind(), &ParseErrorKind::BodyTooShort);
         let resp = e.bad_request_response().unwrap();
         assert_eq!(resp.status, StatusCode::BAD_REQUEST);
-        assert_eq!(&resp.reason[..], b"Bad Request (Content-Length larger than body)");
-        assert_eq!(err(with_body("-1", "").as_bytes()).kind(), &ParseErrorKind::ContentLength);
-        let no_cl = String::from_utf8(REGISTER.to_vec()).unwrap().replace("Content-Length: 0\r\n", "") + "xyz";
+        assert_eq!(
+            &resp.reason[..],
+            b"Bad Request (Content-Length larger than body)"
+        );
+        assert_eq!(
+            err(with_body("-1", "").as_bytes()).kind(),
+            &ParseErrorKind::ContentLength
+        );
+        let no_cl = String::from_utf8(REGISTER.to_vec())
+            .unwrap()
+            .replace("Content-Length: 0\r\n", "")
+            + "xyz";
         assert_eq!(&req(no_cl.as_bytes()).body[..], b"xyz");
     }
 
     #[test]
     fn version_and_mandatory_headers() {
-        let v = String::from_utf8(REGISTER.to_vec()).unwrap().replacen("SIP/2.0", "SIP/3.0", 1);
+        let v = String::from_utf8(REGISTER.to_vec())
+            .unwrap()
+            .replacen("SIP/2.0", "SIP/3.0", 1);
         let e = err(v.as_bytes());
         assert_eq!(e.status(), StatusCode::VERSION_NOT_SUPPORTED);
-        assert_eq!(e.bad_request_response().unwrap().status, StatusCode::VERSION_NOT_SUPPORTED);
-        let no_to = String::from_utf8(REGISTER.to_vec()).unwrap().replace("To: Bob <sip:bob@example.com>\r\n", "");
+        assert_eq!(
+            e.bad_request_response().unwrap().status,
+            StatusCode::VERSION_NOT_SUPPORTED
+        );
+        let no_to = String::from_utf8(REGISTER.to_vec())
+            .unwrap()
+            .replace("To: Bob <sip:bob@example.com>\r\n", "");
         let e = err(no_to.as_bytes());
-        assert_eq!(e.kind(), &ParseErrorKind::Header(HeaderError::Missing("To")));
+        assert_eq!(
+            e.kind(),
+            &ParseErrorKind::Header(HeaderError::Missing("To"))
+        );
         assert!(e.bad_request_response().is_none());
-        let mismatch = String::from_utf8(REGISTER.to_vec()).unwrap().replace("1826 REGISTER", "1826 INVITE");
+        let mismatch = String::from_utf8(REGISTER.to_vec())
+            .unwrap()
+            .replace("1826 REGISTER", "1826 INVITE");
         let e = err(mismatch.as_bytes());
         assert_eq!(e.kind(), &ParseErrorKind::CSeqMethod);
         let resp = e.bad_request_response().unwrap();
@@ -508,18 +444,35 @@ Content-Length: 0\r\n\r\n";
 To: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
         ))
         .unwrap();
-        let Message::Response(r) = m else { panic!("expected a response") };
+        let Message::Response(r) = m else {
+            panic!("expected a response")
+        };
         assert_eq!(r.status, StatusCode::RINGING);
         assert_eq!(&r.reason[..], b"Ringing");
-        for bad in [&b"SIP/2.0 99 x\r\n\r\n"[..], b"SIP/2.0 700 x\r\n\r\n", b"SIP/2.0 2000 x\r\n\r\n", b"SIP/2.0\r\n\r\n"] {
+        for bad in [
+            &b"SIP/2.0 99 x\r\n\r\n"[..],
+            b"SIP/2.0 700 x\r\n\r\n",
+            b"SIP/2.0 2000 x\r\n\r\n",
+            b"SIP/2.0\r\n\r\n",
+        ] {
             assert!(parse_message(Bytes::copy_from_slice(bad)).is_err());
         }
     }
 
     #[test]
     fn garbage_is_rejected() {
-        for bad in [&b""[..], b"\r\n", b"INVITE", b"INVITE sip:a@b SIP/2.0", b"INVITE sip:a@b HTTP/1.1\r\n\r\n", b"\xff\xfe sip:a@b SIP/2.0\r\n\r\n"] {
-            assert!(parse_message(Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"\r\n",
+            b"INVITE",
+            b"INVITE sip:a@b SIP/2.0",
+            b"INVITE sip:a@b HTTP/1.1\r\n\r\n",
+            b"\xff\xfe sip:a@b SIP/2.0\r\n\r\n",
+        ] {
+            assert!(
+                parse_message(Bytes::copy_from_slice(bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }

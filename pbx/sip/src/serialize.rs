@@ -8,7 +8,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// Writes `text`, turning any CR or LF into a space so a value can never start a new line.
 fn put_line_safe(buf: &mut BytesMut, text: &[u8]) {
     if text.iter().any(|b| *b == b'\r' || *b == b'\n') {
-        buf.extend(text.iter().map(|b| if *b == b'\r' || *b == b'\n' { b' ' } else { *b }));
+        buf.extend(
+            text.iter()
+                .map(|b| if *b == b'\r' || *b == b'\n' { b' ' } else { *b }),
+        );
     } else {
         buf.put_slice(text);
     }
@@ -31,7 +34,12 @@ fn write_headers_and_body(headers: &Headers, body: &Bytes, buf: &mut BytesMut) {
 }
 
 fn size_hint(headers: &Headers, body: &Bytes) -> usize {
-    headers.iter().map(|h| h.name.as_bytes().len() + h.value.len() + 4).sum::<usize>() + body.len() + 96
+    headers
+        .iter()
+        .map(|h| h.name.as_bytes().len() + h.value.len() + 4)
+        .sum::<usize>()
+        + body.len()
+        + 96
 }
 
 impl Request {
@@ -116,6 +124,9 @@ f: <sip:c@d>;tag=1\r\ni: x\r\nCSeq: 1 OPTIONS\r\nX-Weird: a,,b\r\nContent-Length
         let mut r = Response::new(StatusCode::OK).with_reason("OK\r\nX: y");
         r.headers.push(HeaderName::SUBJECT, "a\r\nVia: evil");
         let out = r.to_bytes();
-        assert_eq!(&out[..], b"SIP/2.0 200 OK  X: y\r\nSubject: a  Via: evil\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            &out[..],
+            b"SIP/2.0 200 OK  X: y\r\nSubject: a  Via: evil\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 }

@@ -9,12 +9,27 @@ use proptest::prelude::*;
 
 /// Runs everything a server does with an incoming message; must never panic.
 fn exercise(bytes: Bytes) {
-    let Ok(msg) = parse_message(bytes) else { return };
+    let Ok(msg) = parse_message(bytes) else {
+        return;
+    };
     let h = msg.headers();
-    let _ = (h.vias(), h.top_via(), h.call_id(), h.cseq(), h.from(), h.to(), h.contacts());
+    let _ = (
+        h.vias(),
+        h.top_via(),
+        h.call_id(),
+        h.cseq(),
+        h.from(),
+        h.to(),
+        h.contacts(),
+    );
     let _ = (h.expires(), h.max_forwards(), h.content_length());
     if let Message::Request(r) = &msg {
-        let _ = (r.uri.user(), r.uri.host(), r.uri.port(), r.uri.transport_param());
+        let _ = (
+            r.uri.user(),
+            r.uri.host(),
+            r.uri.port(),
+            r.uri.transport_param(),
+        );
         let _ = r.uri.equivalent(&r.uri);
     }
     let again = parse_message(msg.to_bytes()).expect("a parsed message re-parses");
@@ -41,7 +56,8 @@ fn token() -> impl Strategy<Value = String> {
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z][a-z0-9-]{0,8}(\\.[a-z][a-z0-9]{0,5}){0,2}",
-        (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>())
+            .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
         any::<u128>().prop_map(|v| format!("[{}]", std::net::Ipv6Addr::from(v))),
     ]
 }
@@ -52,7 +68,13 @@ fn uri() -> impl Strategy<Value = String> {
         proptest::option::of("[a-zA-Z0-9_.!~*'()&=+$,;?/-]{1,10}|[a-z]{1,3}%[0-9A-F]{2}"),
         host(),
         proptest::option::of(any::<u16>()),
-        proptest::collection::vec(("[a-zA-Z0-9][a-zA-Z0-9._!~*'-]{0,8}", proptest::option::of("[a-zA-Z0-9:/+$&-]{1,6}")), 0..3),
+        proptest::collection::vec(
+            (
+                "[a-zA-Z0-9][a-zA-Z0-9._!~*'-]{0,8}",
+                proptest::option::of("[a-zA-Z0-9:/+$&-]{1,6}"),
+            ),
+            0..3,
+        ),
     )
         .prop_map(|(scheme, user, host, port, params)| {
             let mut s = format!("{scheme}:");
@@ -77,7 +99,13 @@ fn uri() -> impl Strategy<Value = String> {
 }
 
 fn ws() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just(""), Just(" "), Just("\t"), Just("\r\n "), Just(" \r\n\t ")]
+    prop_oneof![
+        Just(""),
+        Just(" "),
+        Just("\t"),
+        Just("\r\n "),
+        Just(" \r\n\t ")
+    ]
 }
 
 /// A request built from random but valid parts, with random folding and compact names.
@@ -92,23 +120,41 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(("X-[A-Za-z]{1,6}", "[ -~]{0,20}"), 0..3),
         proptest::collection::vec(any::<u8>(), 0..40),
     )
-        .prop_map(|(method, ruri, from, to, (tag, call_id, seq, via_host, branch), (w1, w2, w3, compact), extra, body)| {
-            let n = |long: &'static str, short: &'static str| if compact { short } else { long };
-            let mut m = format!("{method} {ruri} SIP/2.0\r\n");
-            m += &format!("{}:{w1}SIP/2.0/UDP {via_host};branch=z9hG4bK{branch}\r\n", n("Via", "v"));
-            m += &format!("{}:{w2}\"Some One\" <{from}>;tag={tag}\r\n", n("From", "f"));
-            m += &format!("{}: <{to}>\r\n", n("To", "t"));
-            m += &format!("{}:{w3}{call_id}\r\n", n("Call-ID", "i"));
-            m += &format!("CSeq: {seq}{w1} {method}\r\n");
-            m += &format!("{}: <{from}>;expires={seq}, <{to}>;q=0.5\r\n", n("Contact", "m"));
-            for (name, value) in extra {
-                m += &format!("{name}: {value}\r\n");
-            }
-            m += &format!("{}: {}\r\n\r\n", n("Content-Length", "l"), body.len());
-            let mut bytes = m.into_bytes();
-            bytes.extend_from_slice(&body);
-            bytes
-        })
+        .prop_map(
+            |(
+                method,
+                ruri,
+                from,
+                to,
+                (tag, call_id, seq, via_host, branch),
+                (w1, w2, w3, compact),
+                extra,
+                body,
+            )| {
+                let n =
+                    |long: &'static str, short: &'static str| if compact { short } else { long };
+                let mut m = format!("{method} {ruri} SIP/2.0\r\n");
+                m += &format!(
+                    "{}:{w1}SIP/2.0/UDP {via_host};branch=z9hG4bK{branch}\r\n",
+                    n("Via", "v")
+                );
+                m += &format!("{}:{w2}\"Some One\" <{from}>;tag={tag}\r\n", n("From", "f"));
+                m += &format!("{}: <{to}>\r\n", n("To", "t"));
+                m += &format!("{}:{w3}{call_id}\r\n", n("Call-ID", "i"));
+                m += &format!("CSeq: {seq}{w1} {method}\r\n");
+                m += &format!(
+                    "{}: <{from}>;expires={seq}, <{to}>;q=0.5\r\n",
+                    n("Contact", "m")
+                );
+                for (name, value) in extra {
+                    m += &format!("{name}: {value}\r\n");
+                }
+                m += &format!("{}: {}\r\n\r\n", n("Content-Length", "l"), body.len());
+                let mut bytes = m.into_bytes();
+                bytes.extend_from_slice(&body);
+                bytes
+            },
+        )
 }
 
 proptest! {

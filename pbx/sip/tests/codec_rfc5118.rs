@@ -9,7 +9,10 @@ use pbx_sip::uri::Host;
 use std::net::{IpAddr, Ipv6Addr};
 
 fn raw(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/rfc5118/{name}.dat", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/rfc5118/{name}.dat",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -65,7 +68,12 @@ fn valid_messages_parse_and_round_trip() {
 #[test]
 fn bare_lf_is_accepted_when_content_length_fits() {
     // These have a correct Content-Length for their LF form.
-    for name in ["ipv6-good", "port-unambiguous", "mult-ip-in-header", "ipv4-mapped-ipv6"] {
+    for name in [
+        "ipv6-good",
+        "port-unambiguous",
+        "mult-ip-in-header",
+        "ipv4-mapped-ipv6",
+    ] {
         parse_message(Bytes::from(raw(name))).unwrap_or_else(|e| panic!("{name}: {e:?}"));
     }
     // ipv6-in-sdp says 268 for a 242-byte body: as published it is short (RFC 4475 §3.1.2.2).
@@ -79,7 +87,10 @@ fn ipv6_hosts_come_out_right() {
     let r = request("ipv6-good");
     assert_eq!(r.uri.host(), Some(&Host::Ipv6(v6("2001:db8::10"))));
     assert_eq!(r.uri.to_string(), "sip:[2001:db8::10]");
-    assert_eq!(r.headers.top_via().unwrap().host, Host::Ipv6(v6("2001:db8::9:1")));
+    assert_eq!(
+        r.headers.top_via().unwrap().host,
+        Host::Ipv6(v6("2001:db8::9:1"))
+    );
     let contact = r.headers.contacts().unwrap().addresses()[0].clone();
     assert_eq!(contact.uri.host(), Some(&Host::Ipv6(v6("2001:db8::1"))));
     assert_eq!(contact.display_name.as_deref(), Some("Caller"));
@@ -94,9 +105,16 @@ fn ipv6_hosts_come_out_right() {
     assert_eq!(r.uri.port(), Some(5070));
 
     // §4.5: received with and without brackets.
-    for name in ["via-received-param-with-delim", "via-received-param-no-delim"] {
+    for name in [
+        "via-received-param-with-delim",
+        "via-received-param-no-delim",
+    ] {
         let via = request(name).headers.top_via().unwrap();
-        assert_eq!(via.received(), Some(IpAddr::V6(v6("2001:db8::9:255"))), "{name}");
+        assert_eq!(
+            via.received(),
+            Some(IpAddr::V6(v6("2001:db8::9:255"))),
+            "{name}"
+        );
         assert_eq!(via.host, Host::Ipv6(v6("2001:db8::9:1")));
     }
 
@@ -115,15 +133,28 @@ fn ipv6_hosts_come_out_right() {
     assert_eq!(vias[0].host, Host::Ipv6(v6("::ffff:192.0.2.10")));
     assert_eq!(vias[0].port, Some(19823));
     let contact = r.headers.contacts().unwrap().addresses()[0].clone();
-    assert_eq!(contact.uri.host(), Some(&Host::Ipv6(v6("::ffff:192.0.2.2"))));
+    assert_eq!(
+        contact.uri.host(),
+        Some(&Host::Ipv6(v6("::ffff:192.0.2.2")))
+    );
 
     // §4.10: the three-colon form is tolerated, means the same address, and is kept as sent.
     let three = request("ipv6-bug-abnf-3-colons");
     let two = request("ipv6-correct-abnf-2-colons");
-    assert_eq!(three.uri.host(), Some(&Host::Ipv6(v6("2001:db8::192.0.2.1"))));
+    assert_eq!(
+        three.uri.host(),
+        Some(&Host::Ipv6(v6("2001:db8::192.0.2.1")))
+    );
     assert_eq!(three.uri.to_string(), "sip:user@[2001:db8:::192.0.2.1]");
     assert!(three.uri.equivalent(&two.uri));
-    assert!(three.headers.to().unwrap().uri.equivalent(&two.headers.to().unwrap().uri));
+    assert!(
+        three
+            .headers
+            .to()
+            .unwrap()
+            .uri
+            .equivalent(&two.headers.to().unwrap().uri)
+    );
 }
 
 #[test]
@@ -133,5 +164,8 @@ fn ipv6_without_brackets_is_a_bad_request() {
     assert!(matches!(e.kind(), ParseErrorKind::RequestUri(_)));
     let resp = e.bad_request_response().unwrap();
     assert_eq!(resp.status.code(), 400);
-    assert_eq!(resp.headers.top_via().unwrap().host, Host::Ipv6(v6("2001:db8::9:1")));
+    assert_eq!(
+        resp.headers.top_via().unwrap().host,
+        Host::Ipv6(v6("2001:db8::9:1"))
+    );
 }

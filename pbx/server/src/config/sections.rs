@@ -295,7 +295,10 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
         }
     }) {
         Some(list) => list.into_iter().map(|(pattern, _)| pattern).collect(),
-        None => DEFAULT_MD5_ONLY_USER_AGENTS.iter().map(|s| s.to_string()).collect(),
+        None => DEFAULT_MD5_ONLY_USER_AGENTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     SecurityConfig {
         max_auth_failures,

@@ -56,9 +56,16 @@ impl Registration {
 
 enum Write {
     Upsert(StoredBinding),
-    Remove { aor: String, contact: String },
+    Remove {
+        aor: String,
+        contact: String,
+    },
     RemoveAll(String),
-    Reachable { aor: String, contact: String, reachable: bool },
+    Reachable {
+        aor: String,
+        contact: String,
+        reachable: bool,
+    },
     /// Everything queued before it is written: acknowledge and stop.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -80,9 +87,14 @@ impl Location {
                         store.remove_binding(aor, contact).await.map(|_| ())
                     }
                     Write::RemoveAll(aor) => store.remove_bindings(aor).await.map(|_| ()),
-                    Write::Reachable { aor, contact, reachable } => {
-                        store.set_reachable(aor, contact, *reachable).await.map(|_| ())
-                    }
+                    Write::Reachable {
+                        aor,
+                        contact,
+                        reachable,
+                    } => store
+                        .set_reachable(aor, contact, *reachable)
+                        .await
+                        .map(|_| ()),
                     Write::Flush(_) => Ok(()),
                 };
                 if let Write::Flush(done) = write {
@@ -204,7 +216,9 @@ impl Location {
         table
             .iter()
             .flat_map(|(aor, list)| {
-                list.iter().filter(|r| r.binding.expires_at > now_unix).map(|r| (aor.clone(), r.clone()))
+                list.iter()
+                    .filter(|r| r.binding.expires_at > now_unix)
+                    .map(|r| (aor.clone(), r.clone()))
             })
             .collect()
     }
@@ -212,9 +226,14 @@ impl Location {
     /// Records a qualify result (RFC 3261 §11: any final response means the device is there).
     pub fn set_reachable(&self, aor: &str, contact: &str, reachable: bool) {
         let mut table = self.lock();
-        let Some(list) = table.get_mut(aor) else { return };
+        let Some(list) = table.get_mut(aor) else {
+            return;
+        };
         let mut changed = false;
-        for registration in list.iter_mut().filter(|r| r.binding.contact.to_string() == contact) {
+        for registration in list
+            .iter_mut()
+            .filter(|r| r.binding.contact.to_string() == contact)
+        {
             changed |= registration.reachable != Some(reachable);
             registration.reachable = Some(reachable);
         }
@@ -222,14 +241,22 @@ impl Location {
             if !reachable {
                 tracing::warn!(%aor, %contact, "registered device does not answer OPTIONS");
             }
-            let write = Write::Reachable { aor: aor.to_string(), contact: contact.to_string(), reachable };
+            let write = Write::Reachable {
+                aor: aor.to_string(),
+                contact: contact.to_string(),
+                reachable,
+            };
             let _ = self.writes.send(write);
         }
     }
 
     /// How many live bindings failed their last qualify.
     pub fn unreachable(&self) -> usize {
-        self.lock().values().flatten().filter(|r| r.reachable == Some(false)).count()
+        self.lock()
+            .values()
+            .flatten()
+            .filter(|r| r.reachable == Some(false))
+            .count()
     }
 
     /// Drops expired bindings from memory (the store prunes its own copy). Returns how many.

@@ -18,7 +18,7 @@ use credentials::CredentialCache;
 use location::Location;
 use pbx_sip::auth::DigestAuthenticator;
 use pbx_sip::registrar::RegistrarPolicy;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -41,10 +41,13 @@ pub struct EngineContext {
     pub md5_only_user_agents: Vec<String>,
 }
 
+// Almost every input is a SIP message: boxing it to shrink the rare ones would cost an
+// allocation per packet.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ShardInput {
     Sip(Inbound),
     /// A credentials lookup a REGISTER was waiting for has finished.
-    CredentialsLoaded(register::Pending),
+    CredentialsLoaded(Box<register::Pending>),
     /// Send this device an OPTIONS.
     Qualify(qualify::Target),
 }
@@ -57,14 +60,14 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     fn shard_of(&self, call_id: &[u8]) -> usize {
-        let mut hasher = self.hasher.build_hasher();
-        call_id.hash(&mut hasher);
-        (hasher.finish() % self.shards.len().max(1) as u64) as usize
+        (self.hasher.hash_one(call_id) % self.shards.len().max(1) as u64) as usize
     }
 
     /// Queues an input on the shard that owns `call_id`; counts it when that shard is full.
     pub(crate) fn send_to_shard_of(&self, call_id: &[u8], input: ShardInput) {
-        let Some(shard) = self.shards.get(self.shard_of(call_id)) else { return };
+        let Some(shard) = self.shards.get(self.shard_of(call_id)) else {
+            return;
+        };
         if shard.try_send(input).is_err() {
             metrics::counter!("pbx_sip_dropped_total", "reason" => "overload").increment(1);
         }

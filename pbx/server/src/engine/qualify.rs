@@ -22,19 +22,43 @@ pub(crate) struct Target {
 }
 
 /// Sends every live binding an OPTIONS each `interval`.
-pub async fn run(dispatcher: Arc<Dispatcher>, location: Arc<Location>, interval: Duration, domain: String) {
+pub async fn run(
+    dispatcher: Arc<Dispatcher>,
+    location: Arc<Location>,
+    interval: Duration,
+    domain: String,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
     loop {
         ticker.tick().await;
         for (aor, registration) in location.snapshot(now_unix()) {
-            let call_id = format!("{:016x}@{domain}", rand::random::<u64>());
-            let target =
-                Target { aor, contact: registration.binding.contact.to_string(), call_id, peer: registration.peer() };
-            dispatcher.send_to_shard_of(target.call_id.clone().as_bytes(), ShardInput::Qualify(target));
+            // One Call-ID per device: its OPTIONS always land on the same shard, which skips
+            // a device whose previous OPTIONS is still unanswered.
+            let call_id = format!(
+                "qualify-{:016x}@{domain}",
+                device_hash(&aor, &registration.binding.contact.to_string())
+            );
+            let target = Target {
+                aor,
+                contact: registration.binding.contact.to_string(),
+                call_id,
+                peer: registration.peer(),
+            };
+            dispatcher.send_to_shard_of(
+                target.call_id.clone().as_bytes(),
+                ShardInput::Qualify(target),
+            );
         }
         metrics::gauge!("pbx_registrations_unreachable").set(location.unreachable() as f64);
     }
+}
+
+fn device_hash(aor: &str, contact: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (aor, contact).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The OPTIONS request for a target (RFC 3261 §11.1), with a fresh branch and From tag.

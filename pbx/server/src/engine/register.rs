@@ -66,18 +66,20 @@ pub(super) fn handle(
             credentials,
             lookup,
         };
-        let _ = own.send(ShardInput::CredentialsLoaded(pending)).await;
+        let _ = own
+            .send(ShardInput::CredentialsLoaded(Box::new(pending)))
+            .await;
     });
 }
 
-pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Pending) {
+pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Box<Pending>) {
     let Pending {
         key,
         request,
         peer,
         credentials,
         lookup,
-    } = pending;
+    } = *pending;
     match lookup {
         Ok(lookup) => finish(shard, now, key, request, peer, credentials, lookup),
         Err(error) => {
@@ -172,7 +174,7 @@ fn finish(
         .get_str(&HeaderName::USER_AGENT)
         .unwrap_or_default()
         .to_string();
-    let policy = ctx.policy.clone();
+    let policy = ctx.policy;
     let plan = ctx.location.update(&aor, &peer, &user_agent, |current| {
         process_register(now_unix, &request, current, &policy)
     });
@@ -230,7 +232,9 @@ fn challenge(
 
 /// Whether the client's User-Agent names one that fails when SHA-256 is offered.
 fn is_md5_only(request: &Request, patterns: &[String]) -> bool {
-    let Some(agent) = request.headers.get_str(&HeaderName::USER_AGENT) else { return false };
+    let Some(agent) = request.headers.get_str(&HeaderName::USER_AGENT) else {
+        return false;
+    };
     let agent = agent.to_ascii_lowercase();
     patterns.iter().any(|p| agent.contains(p.as_str()))
 }

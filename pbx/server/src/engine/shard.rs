@@ -1,13 +1,13 @@
 //! One engine shard: a transaction layer and the transaction users it serves.
 
 use super::{EngineContext, ShardInput, options, qualify, register, respond};
-use pbx_sip::transaction::TransactionEvent;
-use std::collections::HashMap;
 use crate::transport::{Inbound, Peer, TransportKind};
 use pbx_sip::message::{Message, Request, Response};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
+use pbx_sip::transaction::TransactionEvent;
 use pbx_sip::transaction::{RequestDisposition, TransactionKey, TransactionLayer};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -71,7 +71,16 @@ impl Shard {
     }
 
     fn qualify(&mut self, now: Instant, target: qualify::Target) {
-        let Some(request) = qualify::options_request(&target, &self.ctx.domain, &self.ctx.user_agent) else {
+        let busy = self
+            .qualifying
+            .values()
+            .any(|(aor, contact)| *aor == target.aor && *contact == target.contact);
+        if busy {
+            return;
+        }
+        let Some(request) =
+            qualify::options_request(&target, &self.ctx.domain, &self.ctx.user_agent)
+        else {
             tracing::debug!(contact = %target.contact, "cannot build an OPTIONS for this contact");
             return;
         };
@@ -89,10 +98,10 @@ impl Shard {
             .increment(1);
         // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from, and
         // answer there.
-        if let Some(target) = pbx_sip::nat::stamp_received(&mut request, peer.remote) {
-            if peer.kind == TransportKind::Udp {
-                peer.remote = target;
-            }
+        if let Some(target) = pbx_sip::nat::stamp_received(&mut request, peer.remote)
+            && peer.kind == TransportKind::Udp
+        {
+            peer.remote = target;
         }
         if let Err(error) = TransactionKey::server(&request) {
             // RFC 3261 §8.2: a request the transaction layer cannot match is malformed.

@@ -119,14 +119,20 @@ impl Store {
     }
 
     /// Records an OPTIONS qualify result; `false` when there is no such binding.
-    pub async fn set_reachable(&self, aor: &str, contact: &str, reachable: bool) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE registrations SET reachable = $1 WHERE aor = $2 AND contact = $3")
-            .bind(i64::from(reachable))
-            .bind(aor)
-            .bind(contact)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+    pub async fn set_reachable(
+        &self,
+        aor: &str,
+        contact: &str,
+        reachable: bool,
+    ) -> Result<bool, StoreError> {
+        let n =
+            sqlx::query("UPDATE registrations SET reachable = $1 WHERE aor = $2 AND contact = $3")
+                .bind(i64::from(reachable))
+                .bind(aor)
+                .bind(contact)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
         Ok(n > 0)
     }
 

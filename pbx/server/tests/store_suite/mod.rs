@@ -137,6 +137,7 @@ fn binding(aor: &str, contact: &str, expires_at: u64) -> StoredBinding {
         source: addr("192.0.2.10:5062"),
         local: addr("127.0.0.1:5060"),
         user_agent: "baresip".into(),
+        reachable: None,
     }
 }
 
@@ -170,6 +171,17 @@ pub async fn registrations(store: &Store) {
     assert_eq!(all.len(), 3);
     assert_eq!(all.first(), Some(&refreshed));
     assert_eq!(all.get(1), Some(&b));
+
+    // A qualify result is recorded, and a later refresh keeps it.
+    assert!(ok(store
+        .set_reachable("1000", "sip:1000@192.0.2.10:5062", false)
+        .await));
+    assert!(!ok(store
+        .set_reachable("1000", "sip:nobody@192.0.2.99", true)
+        .await));
+    ok(store.upsert_binding(&refreshed).await);
+    let first = ok(store.list_bindings().await).into_iter().next();
+    assert_eq!(first.map(|b| b.reachable), Some(Some(false)));
 
     assert!(ok(store
         .remove_binding("1000", "sip:1000@192.0.2.10:5062")

@@ -23,7 +23,9 @@ fn frame(pieces: &[&[u8]]) -> (Vec<StreamItem>, bool) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&cut, stream)) = data.split_first() else { return };
+    let Some((&cut, stream)) = data.split_first() else {
+        return;
+    };
     let cut = usize::from(cut).min(stream.len());
     let (whole, whole_err) = frame(&[stream]);
     let (split, split_err) = frame(&[&stream[..cut], &stream[cut..]]);

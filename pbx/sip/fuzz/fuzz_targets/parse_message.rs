@@ -20,11 +20,20 @@ fuzz_target!(|data: &[u8]| {
     let h = msg.headers();
     if let Ok(vias) = h.vias() {
         for v in vias {
-            let _ = (v.branch(), v.received(), v.rport(), v.sent_by(), v.to_string());
+            let _ = (
+                v.branch(),
+                v.received(),
+                v.rport(),
+                v.sent_by(),
+                v.to_string(),
+            );
         }
     }
     let _ = (h.top_via(), h.call_id(), h.cseq().map(|c| c.to_string()));
-    let _ = (h.from().map(|f| f.to_string()), h.to().map(|t| t.tag().map(str::to_owned)));
+    let _ = (
+        h.from().map(|f| f.to_string()),
+        h.to().map(|t| t.tag().map(str::to_owned)),
+    );
     if let Ok(c) = h.contacts() {
         for a in c.addresses() {
             let _ = (a.expires(), a.q(), a.uri.equivalent(&a.uri), a.to_string());
@@ -32,9 +41,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = (h.expires(), h.max_forwards(), h.content_length());
     if let Message::Request(r) = &msg {
-        let _ = (r.uri.user(), r.uri.host(), r.uri.port(), r.uri.param("transport"));
+        let _ = (
+            r.uri.user(),
+            r.uri.host(),
+            r.uri.port(),
+            r.uri.param("transport"),
+        );
         let _ = r.uri.clone().with_param("x", Some("y")).to_string();
-        let resp = pbx_sip::message::Response::for_request(r, pbx_sip::status::StatusCode::OK, Some("t"));
+        let resp =
+            pbx_sip::message::Response::for_request(r, pbx_sip::status::StatusCode::OK, Some("t"));
         let _ = resp.to_bytes();
     }
     // A message that parsed must re-parse, identically.

@@ -111,11 +111,27 @@ impl DigestAuthenticator {
     /// The same, offering only the configured algorithms that are also in `only` (all of
     /// them when none is): for clients that fail when offered an algorithm they lack, such
     /// as those that answer only the first challenge or abort on an unknown one.
-    pub fn challenge_values_only(&self, now_unix: u64, stale: bool, only: &[Algorithm]) -> Vec<String> {
+    pub fn challenge_values_only(
+        &self,
+        now_unix: u64,
+        stale: bool,
+        only: &[Algorithm],
+    ) -> Vec<String> {
         let nonce = self.new_nonce(now_unix);
-        let offered: Vec<Algorithm> =
-            self.algorithms.iter().copied().filter(|alg| only.contains(alg)).collect();
-        let offered = if offered.is_empty() { &self.algorithms } else { &offered };
-        offered.iter().map(|&alg| render(&self.realm, &nonce, &self.opaque, alg, stale)).collect()
+        let offered: Vec<Algorithm> = self
+            .algorithms
+            .iter()
+            .copied()
+            .filter(|alg| only.contains(alg))
+            .collect();
+        let offered = if offered.is_empty() {
+            &self.algorithms
+        } else {
+            &offered
+        };
+        offered
+            .iter()
+            .map(|&alg| render(&self.realm, &nonce, &self.opaque, alg, stale))
+            .collect()
     }
 }

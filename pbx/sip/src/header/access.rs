@@ -27,11 +27,17 @@ impl Headers {
         match (lines.next(), lines.next()) {
             (None, _) => Err(HeaderError::Missing(label)),
             (Some(_), Some(_)) => Err(HeaderError::Multiple(label)),
-            (Some(one), None) => std::str::from_utf8(&one.value).map_err(|_| HeaderError::NotUtf8(label)),
+            (Some(one), None) => {
+                std::str::from_utf8(&one.value).map_err(|_| HeaderError::NotUtf8(label))
+            }
         }
     }
 
-    fn single_name_addr(&self, name: &HeaderName, label: &'static str) -> Result<NameAddr, HeaderError> {
+    fn single_name_addr(
+        &self,
+        name: &HeaderName,
+        label: &'static str,
+    ) -> Result<NameAddr, HeaderError> {
         let value = self.single(name, label)?;
         if value.contains(',') && split_commas(value).map_err(invalid(label))?.len() != 1 {
             return Err(HeaderError::Multiple(label));
@@ -52,7 +58,10 @@ impl Headers {
 
     /// The first Via value.
     pub fn top_via(&self) -> Result<Via, HeaderError> {
-        let line = self.iter().find(|h| h.name == HeaderName::VIA).ok_or(HeaderError::Missing("Via"))?;
+        let line = self
+            .iter()
+            .find(|h| h.name == HeaderName::VIA)
+            .ok_or(HeaderError::Missing("Via"))?;
         let line = std::str::from_utf8(&line.value).map_err(|_| HeaderError::NotUtf8("Via"))?;
         let parts = split_commas(line).map_err(invalid("Via"))?;
         let top = parts.first().ok_or(HeaderError::Missing("Via"))?;
@@ -90,12 +99,18 @@ impl Headers {
 
     /// Max-Forwards (saturating); `None` when absent or malformed.
     pub fn max_forwards(&self) -> Option<u32> {
-        parse_seconds(trim_ws(self.single(&HeaderName::MAX_FORWARDS, "Max-Forwards").ok()?))
+        parse_seconds(trim_ws(
+            self.single(&HeaderName::MAX_FORWARDS, "Max-Forwards")
+                .ok()?,
+        ))
     }
 
     /// Content-Length; `None` when absent, repeated or malformed.
     pub fn content_length(&self) -> Option<usize> {
-        let v = trim_ws(self.single(&HeaderName::CONTENT_LENGTH, "Content-Length").ok()?);
+        let v = trim_ws(
+            self.single(&HeaderName::CONTENT_LENGTH, "Content-Length")
+                .ok()?,
+        );
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -119,7 +134,10 @@ mod tests {
     #[test]
     fn reads_typed_values() {
         let h = headers(&[
-            ("v", "SIP/2.0/UDP a.example;branch=z9hG4bK1, SIP/2.0/TCP b.example;branch=z9hG4bK2"),
+            (
+                "v",
+                "SIP/2.0/UDP a.example;branch=z9hG4bK1, SIP/2.0/TCP b.example;branch=z9hG4bK2",
+            ),
             ("Via", "SIP/2.0/TLS c.example:5061;branch=z9hG4bK3"),
             ("f", "<sip:alice@example.com>;tag=1"),
             ("To", "sip:bob@example.com"),
@@ -131,7 +149,12 @@ mod tests {
             ("l", "0"),
         ]);
         let vias = h.vias().unwrap();
-        assert_eq!(vias.iter().map(|v| v.transport.as_str()).collect::<Vec<_>>(), ["UDP", "TCP", "TLS"]);
+        assert_eq!(
+            vias.iter()
+                .map(|v| v.transport.as_str())
+                .collect::<Vec<_>>(),
+            ["UDP", "TCP", "TLS"]
+        );
         assert_eq!(h.top_via().unwrap().branch(), Some("z9hG4bK1"));
         assert_eq!(h.from().unwrap().tag(), Some("1"));
         assert_eq!(h.to().unwrap().tag(), None);
@@ -145,7 +168,11 @@ mod tests {
 
     #[test]
     fn says_which_header_and_why() {
-        let h = headers(&[("From", "sip:a@b;tag=1"), ("From", "sip:c@d"), ("CSeq", "x INVITE")]);
+        let h = headers(&[
+            ("From", "sip:a@b;tag=1"),
+            ("From", "sip:c@d"),
+            ("CSeq", "x INVITE"),
+        ]);
         assert_eq!(h.from(), Err(HeaderError::Multiple("From")));
         assert_eq!(h.to(), Err(HeaderError::Missing("To")));
         let err = h.cseq().unwrap_err();

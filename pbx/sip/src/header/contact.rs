@@ -14,7 +14,9 @@ pub enum Contacts {
 
 impl Contacts {
     /// Parses every Contact line's value, in order; an absent header gives an empty list.
-    pub fn parse_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Contacts, SyntaxError> {
+    pub fn parse_lines<'a>(
+        lines: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Contacts, SyntaxError> {
         let mut list = Vec::new();
         let mut star = false;
         for line in lines {
@@ -80,7 +82,10 @@ mod tests {
         assert_eq!(list[0].display_name.as_deref(), Some("Bob, Jr."));
         assert_eq!(list[0].q_millis(), Some(500));
         assert_eq!(list[2].expires(), Some(60));
-        assert_eq!(c.to_string(), r#""Bob, Jr." <sip:bob@a.example;x=1>;q=0.5, <sip:b2@b.example>, <sip:b3@c.example>;expires=60"#);
+        assert_eq!(
+            c.to_string(),
+            r#""Bob, Jr." <sip:bob@a.example;x=1>;q=0.5, <sip:b2@b.example>, <sip:b3@c.example>;expires=60"#
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ impl CSeq {
             .parse::<u32>()
             .map_err(|_| SyntaxError::Bad("sequence number too large"))?;
         if !lx.skip_ws() {
-            return Err(SyntaxError::Bad("white space expected after sequence number"));
+            return Err(SyntaxError::Bad(
+                "white space expected after sequence number",
+            ));
         }
         let method = lx.take_while(is_token_byte);
         if method.is_empty() {
@@ -69,8 +71,22 @@ mod tests {
         let c = CSeq::parse("0009 \t INVITE").unwrap();
         assert_eq!(c, CSeq::new(9, Method::INVITE));
         assert_eq!(c.to_string(), "9 INVITE");
-        assert_eq!(CSeq::parse("4294967295 RE%47IST%45R").unwrap().method.as_str(), "RE%47IST%45R");
-        for bad in ["", "INVITE", "1", "1INVITE", "36893488147419103232 REGISTER", "1 INVITE x", "-1 BYE"] {
+        assert_eq!(
+            CSeq::parse("4294967295 RE%47IST%45R")
+                .unwrap()
+                .method
+                .as_str(),
+            "RE%47IST%45R"
+        );
+        for bad in [
+            "",
+            "INVITE",
+            "1",
+            "1INVITE",
+            "36893488147419103232 REGISTER",
+            "1 INVITE x",
+            "-1 BYE",
+        ] {
             assert!(CSeq::parse(bad).is_err(), "{bad:?}");
         }
     }

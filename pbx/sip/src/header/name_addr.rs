@@ -19,7 +19,11 @@ pub struct NameAddr {
 
 impl NameAddr {
     pub fn new(uri: Uri) -> NameAddr {
-        NameAddr { display_name: None, uri, params: Params::new() }
+        NameAddr {
+            display_name: None,
+            uri,
+            params: Params::new(),
+        }
     }
 
     pub fn parse(s: &str) -> Result<NameAddr, SyntaxError> {
@@ -52,7 +56,11 @@ impl NameAddr {
         if !lx.at_end() {
             return Err(SyntaxError::Bad("unexpected text after address"));
         }
-        Ok(NameAddr { display_name, uri, params })
+        Ok(NameAddr {
+            display_name,
+            uri,
+            params,
+        })
     }
 
     /// The `tag` parameter (RFC 3261 §19.3).
@@ -136,11 +144,17 @@ mod tests {
 
     #[test]
     fn name_addr_form() {
-        let n = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#).unwrap();
+        let n = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(n.display_name.as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(n.uri.to_string(), "sip:jdrosen@example.com");
         assert_eq!(n.tag(), Some("98asjd8"));
-        assert_eq!(n.to_string(), r#""J Rosenberg \\\"" <sip:jdrosen@example.com>;tag=98asjd8"#);
+        assert_eq!(
+            n.to_string(),
+            r#""J Rosenberg \\\"" <sip:jdrosen@example.com>;tag=98asjd8"#
+        );
         let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();
         assert_eq!(n.display_name.as_deref(), Some("caller"));
         let n = NameAddr::parse("A. Bell <sip:a@b.com;lr>").unwrap();
@@ -159,9 +173,13 @@ mod tests {
         let n = NameAddr::parse("<sip:+19725552222@gw1.example.net;unknownparam>").unwrap();
         assert_eq!(n.uri.param("unknownparam"), Some(None));
         assert!(n.params.is_empty());
-        let n = NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let n =
+            NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(n.tag(), Some("1918181833n"));
-        assert_eq!(n.uri.host(), Some(&Host::Domain("chair-dnrc.example.com".into())));
+        assert_eq!(
+            n.uri.host(),
+            Some(&Host::Domain("chair-dnrc.example.com".into()))
+        );
     }
 
     #[test]
@@ -170,7 +188,10 @@ mod tests {
         assert_eq!(n.expires(), Some(u32::MAX));
         assert_eq!(n.q_millis(), Some(330));
         assert!((n.q().unwrap() - 0.33).abs() < 1e-6);
-        assert_eq!(NameAddr::parse("<sip:a@b>;q=1.000").unwrap().q_millis(), Some(1000));
+        assert_eq!(
+            NameAddr::parse("<sip:a@b>;q=1.000").unwrap().q_millis(),
+            Some(1000)
+        );
         assert_eq!(NameAddr::parse("<sip:a@b>;q=1.5").unwrap().q_millis(), None);
     }
 

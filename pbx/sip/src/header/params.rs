@@ -42,7 +42,9 @@ impl Params {
     pub(crate) fn parse_from(lx: &mut Lexer<'_>) -> Result<Params, SyntaxError> {
         let mut params = Vec::new();
         while lx.eat_sep(b';') {
-            let name = lx.token().map_err(|_| SyntaxError::Bad("empty parameter name"))?;
+            let name = lx
+                .token()
+                .map_err(|_| SyntaxError::Bad("empty parameter name"))?;
             let value = if lx.eat_sep(b'=') {
                 let v = if lx.peek() == Some(b'"') {
                     lx.quoted()?
@@ -92,7 +94,11 @@ impl Params {
                 super::lex::quote(v)
             }
         });
-        match self.0.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(at) => {
                 if let Some(slot) = self.0.get_mut(at) {
                     slot.1 = value;

@@ -22,7 +22,12 @@ pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
 
 impl Via {
     pub fn new(transport: &str, host: Host, port: Option<u16>) -> Via {
-        Via { transport: transport.to_ascii_uppercase(), host, port, params: Params::new() }
+        Via {
+            transport: transport.to_ascii_uppercase(),
+            host,
+            port,
+            params: Params::new(),
+        }
     }
 
     /// Parses one Via value; the sent-protocol must be `SIP/2.0`.
@@ -64,7 +69,11 @@ impl Via {
         let host = Host::parse(&host_text).map_err(|_| SyntaxError::Bad("invalid sent-by host"))?;
         let port = if lx.eat_sep(b':') {
             let digits = lx.take_while(|b| b.is_ascii_digit());
-            Some(digits.parse::<u16>().map_err(|_| SyntaxError::Bad("invalid sent-by port"))?)
+            Some(
+                digits
+                    .parse::<u16>()
+                    .map_err(|_| SyntaxError::Bad("invalid sent-by port"))?,
+            )
         } else {
             None
         };
@@ -73,7 +82,12 @@ impl Via {
         if !lx.at_end() {
             return Err(SyntaxError::Bad("unexpected text in Via"));
         }
-        let via = Via { transport, host, port, params };
+        let via = Via {
+            transport,
+            host,
+            port,
+            params,
+        };
         if via.params.contains("received") && via.received().is_none() {
             return Err(SyntaxError::Bad("received is not an IP address"));
         }
@@ -93,8 +107,9 @@ impl Via {
     /// Whether the branch is the RFC 3261 magic cookie followed by something (§17.2.3
     /// matching applies). A bare cookie identifies nothing (RFC 4475 §3.2.1).
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch()
-            .is_some_and(|b| b.len() > BRANCH_MAGIC_COOKIE.len() && b.starts_with(BRANCH_MAGIC_COOKIE))
+        self.branch().is_some_and(|b| {
+            b.len() > BRANCH_MAGIC_COOKIE.len() && b.starts_with(BRANCH_MAGIC_COOKIE)
+        })
     }
 
     /// The `received` address, with or without `[]` (RFC 5118 §4.5 says to accept both).
@@ -103,13 +118,17 @@ impl Via {
         if let Some(inner) = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
             return parse_ipv6(inner).map(IpAddr::V6);
         }
-        v.parse::<IpAddr>().ok().or_else(|| parse_ipv6(v).map(IpAddr::V6))
+        v.parse::<IpAddr>()
+            .ok()
+            .or_else(|| parse_ipv6(v).map(IpAddr::V6))
     }
 
     /// `None`: no rport; `Some(None)`: rport without value (RFC 3581 §3 request);
     /// `Some(Some(p))`: filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| v.and_then(|p| p.parse().ok()))
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
     }
 
     /// RFC 3261 §18.2.1; IPv6 written without brackets (RFC 5118 §4.5).
@@ -145,7 +164,13 @@ impl FromStr for Via {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIP/2.0/{} {}{}", self.transport, self.sent_by(), self.params)
+        write!(
+            f,
+            "SIP/2.0/{} {}{}",
+            self.transport,
+            self.sent_by(),
+            self.params
+        )
     }
 }
 
@@ -160,20 +185,30 @@ mod tests {
         assert_eq!(v.host, Host::Ipv4("192.0.2.2".parse().unwrap()));
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert!(!v.has_rfc3261_branch());
-        let v = Via::parse("SIP  / 2.0  / tcp     spindle.example.com   ;  branch  =   z9hG4bK9ikj8").unwrap();
+        let v =
+            Via::parse("SIP  / 2.0  / tcp     spindle.example.com   ;  branch  =   z9hG4bK9ikj8")
+                .unwrap();
         assert_eq!(v.transport, "TCP");
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
-        assert_eq!(v.to_string(), "SIP/2.0/TCP spindle.example.com;branch=z9hG4bK9ikj8");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/TCP spindle.example.com;branch=z9hG4bK9ikj8"
+        );
     }
 
     #[test]
     fn ipv6_sent_by_and_received() {
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:6050;received=[2001:db8::9:255];branch=z9hG4bKas3").unwrap();
+        let v = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1]:6050;received=[2001:db8::9:255];branch=z9hG4bKas3",
+        )
+        .unwrap();
         assert_eq!(v.host, Host::Ipv6("2001:db8::9:1".parse().unwrap()));
         assert_eq!(v.port, Some(6050));
         assert_eq!(v.received(), Some("2001:db8::9:255".parse().unwrap()));
         assert_eq!(v.sent_by(), "[2001:db8::9:1]:6050");
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3").unwrap();
+        let v =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3")
+                .unwrap();
         assert_eq!(v.received(), Some("2001:db8::9:255".parse().unwrap()));
     }
 
@@ -184,7 +219,10 @@ mod tests {
         v.set_received("192.0.2.9".parse().unwrap());
         v.set_rport(5099);
         assert_eq!(v.rport(), Some(Some(5099)));
-        assert_eq!(v.to_string(), "SIP/2.0/UDP pc33.example.com:5060;rport=5099;branch=z9hG4bKx;received=192.0.2.9");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP pc33.example.com:5060;rport=5099;branch=z9hG4bKx;received=192.0.2.9"
+        );
         assert_eq!(Via::parse(&v.to_string()).unwrap(), v);
     }
 

@@ -128,29 +128,29 @@ impl Pair {
     }
 
     fn uac_tu(&mut self, key: &TransactionKey, event: &TransactionEvent) {
-        if let TransactionEvent::Response(response) = event {
-            if self.ack_2xx && response.status.is_success() && key.method().as_str() == "INVITE" {
-                let Some(Message::Request(invite)) =
-                    self.wire.iter().find_map(|(_, side, m)| match m {
-                        Message::Request(r)
-                            if *side == Side::Uac && r.method.as_str() == "INVITE" =>
-                        {
-                            Some(Message::Request(r.clone()))
-                        }
-                        _ => None,
-                    })
-                else {
-                    return;
-                };
-                // §13.2.2.4: the ACK of a 2xx is a new transaction of its own (new branch).
-                let mut ack = super::ack_for(&invite, "uas-tag");
-                let via = format!(
-                    "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKack-{}",
-                    key.branch().unwrap_or("")
-                );
-                ack.headers.set(pbx_sip::message::HeaderName::VIA, via);
-                self.uac.send_stateless(Side::Uas, Message::Request(ack));
-            }
+        if let TransactionEvent::Response(response) = event
+            && self.ack_2xx
+            && response.status.is_success()
+            && key.method().as_str() == "INVITE"
+        {
+            let Some(Message::Request(invite)) =
+                self.wire.iter().find_map(|(_, side, m)| match m {
+                    Message::Request(r) if *side == Side::Uac && r.method.as_str() == "INVITE" => {
+                        Some(Message::Request(r.clone()))
+                    }
+                    _ => None,
+                })
+            else {
+                return;
+            };
+            // §13.2.2.4: the ACK of a 2xx is a new transaction of its own (new branch).
+            let mut ack = super::ack_for(&invite, "uas-tag");
+            let via = format!(
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKack-{}",
+                key.branch().unwrap_or("")
+            );
+            ack.headers.set(pbx_sip::message::HeaderName::VIA, via);
+            self.uac.send_stateless(Side::Uas, Message::Request(ack));
         }
     }
 
