@@ -2,9 +2,9 @@
 //! behind to the store so a restart keeps them (mechanism apart from storage, as Kamailio's
 //! registrar and usrloc).
 
-use crate::store::{Store, StoredBinding};
+use crate::store::{BindingChange, Store, StoredBinding};
 use crate::transport::{ConnId, Peer, TransportKind};
-use pbx_sip::registrar::{Binding, BindingChange, RegisterPlan};
+use pbx_sip::registrar::{Binding, BindingChange as Plan, RegisterPlan};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -55,20 +55,13 @@ impl Registration {
 }
 
 enum Write {
-    Upsert(StoredBinding),
-    Remove {
-        aor: String,
-        contact: String,
-    },
-    RemoveAll(String),
-    Reachable {
-        aor: String,
-        contact: String,
-        reachable: bool,
-    },
+    Change(BindingChange),
     /// Everything queued before it is written: acknowledge and stop.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
+
+/// The most changes written in one transaction.
+const MAX_BATCH: usize = 1024;
 
 pub struct Location {
     table: Mutex<HashMap<String, Vec<Registration>>>,
@@ -76,43 +69,13 @@ pub struct Location {
 }
 
 impl Location {
-    /// Starts the write-behind task; [`Location::flush`] ends it.
+    /// Starts the write-behind task; [`Location::flush`] ends it. Changes queued while a
+    /// transaction commits are written together in the next one.
     pub fn new(store: Store) -> (Location, tokio::task::JoinHandle<()>) {
-        let (writes, mut queue) = mpsc::unbounded_channel::<Write>();
-        let writer = tokio::spawn(async move {
-            while let Some(write) = queue.recv().await {
-                let result = match &write {
-                    Write::Upsert(b) => store.upsert_binding(b).await,
-                    Write::Remove { aor, contact } => {
-                        store.remove_binding(aor, contact).await.map(|_| ())
-                    }
-                    Write::RemoveAll(aor) => store.remove_bindings(aor).await.map(|_| ()),
-                    Write::Reachable {
-                        aor,
-                        contact,
-                        reachable,
-                    } => store
-                        .set_reachable(aor, contact, *reachable)
-                        .await
-                        .map(|_| ()),
-                    Write::Flush(_) => Ok(()),
-                };
-                if let Write::Flush(done) = write {
-                    let _ = done.send(());
-                    break;
-                }
-                if let Err(error) = result {
-                    tracing::error!(%error, "could not save a registration");
-                }
-            }
-        });
-        (
-            Location {
-                table: Mutex::new(HashMap::new()),
-                writes,
-            },
-            writer,
-        )
+        let (writes, queue) = mpsc::unbounded_channel::<Write>();
+        let writer = tokio::spawn(write_behind(store, queue));
+        let table = Mutex::new(HashMap::new());
+        (Location { table, writes }, writer)
     }
 
     /// Waits until every change made so far is in the store, then stops the writer (at
@@ -158,7 +121,7 @@ impl Location {
         let list = table.entry(aor.to_string()).or_default();
         for change in &plan.changes {
             match change {
-                BindingChange::Upsert(binding) => {
+                Plan::Upsert(binding) => {
                     let existing = list.iter().find(|r| r.binding.same_key(binding));
                     let registration = Registration {
                         binding: binding.clone(),
@@ -170,23 +133,25 @@ impl Location {
                         // A refresh keeps what qualify last learnt about this device.
                         reachable: existing.and_then(|r| r.reachable),
                     };
-                    let _ = self.writes.send(Write::Upsert(registration.stored(aor)));
+                    self.write(BindingChange::Upsert(registration.stored(aor)));
                     match list.iter_mut().find(|r| r.binding.same_key(binding)) {
                         Some(existing) => *existing = registration,
                         None => list.push(registration),
                     }
                 }
-                BindingChange::Remove(binding) => {
+                Plan::Remove(binding) => {
                     list.retain(|r| !r.binding.same_key(binding));
                     let contact = binding.contact.to_string();
-                    let _ = self.writes.send(Write::Remove {
+                    self.write(BindingChange::Remove {
                         aor: aor.to_string(),
                         contact,
                     });
                 }
-                BindingChange::RemoveAll => {
+                Plan::RemoveAll => {
                     list.clear();
-                    let _ = self.writes.send(Write::RemoveAll(aor.to_string()));
+                    self.write(BindingChange::RemoveAll {
+                        aor: aor.to_string(),
+                    });
                 }
             }
         }
@@ -241,12 +206,11 @@ impl Location {
             if !reachable {
                 tracing::warn!(%aor, %contact, "registered device does not answer OPTIONS");
             }
-            let write = Write::Reachable {
+            self.write(BindingChange::Reachable {
                 aor: aor.to_string(),
                 contact: contact.to_string(),
                 reachable,
-            };
-            let _ = self.writes.send(write);
+            });
         }
     }
 
@@ -277,8 +241,44 @@ impl Location {
         self.lock().values().map(Vec::len).sum()
     }
 
+    fn write(&self, change: BindingChange) {
+        // Fails only once the writer has stopped at shutdown.
+        let _ = self.writes.send(Write::Change(change));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Registration>>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Writes queued changes in batches until a flush.
+async fn write_behind(store: Store, mut queue: mpsc::UnboundedReceiver<Write>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.recv().await {
+        let mut flushed = None;
+        let mut next = Some(first);
+        while let Some(write) = next.take() {
+            match write {
+                Write::Change(change) => batch.push(change),
+                Write::Flush(done) => {
+                    flushed = Some(done);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(error) = store.apply_binding_changes(&batch).await {
+                tracing::error!(%error, changes = batch.len(), "could not save registrations");
+            }
+            batch.clear();
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
+            return;
+        }
     }
 }
 
@@ -301,4 +301,75 @@ fn restored(row: &StoredBinding) -> Option<Registration> {
         user_agent: row.user_agent.clone(),
         reachable: row.reachable,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use pbx_sip::message::Message;
+    use pbx_sip::registrar::{RegistrarPolicy, process_register};
+
+    fn register(contact: &str, cseq: u32, expires: u32) -> pbx_sip::message::Request {
+        let text = format!(
+            "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK{cseq}\r\n\
+             From: <sip:1000@pbx.test>;tag=a\r\nTo: <sip:1000@pbx.test>\r\nCall-ID: reg-1\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <{contact}>\r\nExpires: {expires}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        match pbx_sip::parse::parse_message(Bytes::from(text)) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    fn peer() -> Peer {
+        Peer {
+            kind: TransportKind::Tcp,
+            remote: "203.0.113.9:40001".parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            conn: Some(7),
+        }
+    }
+
+    #[tokio::test]
+    async fn bindings_are_written_behind_and_restored() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let (location, writer) = Location::new(store.clone());
+        let policy = RegistrarPolicy::default();
+        let apply = |request: pbx_sip::message::Request, now: u64| {
+            location
+                .update("1000", &peer(), "phone/1", |current| {
+                    process_register(now, &request, current, &policy)
+                })
+                .unwrap()
+        };
+        apply(register("sip:1000@10.0.0.5:5062", 1, 600), 1_000);
+        apply(register("sip:1000@10.0.0.6:5062", 2, 600), 1_000);
+        assert_eq!(location.count(), 2);
+        assert_eq!(location.lookup("1000", 1_100).len(), 2);
+        assert_eq!(location.lookup("1000", 1_600).len(), 0, "expired");
+        location.set_reachable("1000", "sip:1000@10.0.0.6:5062", false);
+        assert_eq!(location.unreachable(), 1);
+        apply(register("sip:1000@10.0.0.5:5062", 3, 0), 1_001);
+        assert_eq!(location.count(), 1);
+        location.flush().await;
+        writer.await.unwrap();
+
+        let saved = store.list_bindings().await.unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].contact, "sip:1000@10.0.0.6:5062");
+        assert_eq!(saved[0].transport, crate::config::Transport::Tcp);
+        assert_eq!(saved[0].source, peer().remote);
+        assert_eq!(saved[0].reachable, Some(false));
+
+        // A restart: a new location table from the store.
+        let (restarted, _writer) = Location::new(store.clone());
+        assert_eq!(restarted.restore(saved, 1_002), 1);
+        let restored = restarted.lookup("1000", 1_002);
+        assert_eq!(restored.len(), 1);
+        assert_eq!(restored[0].conn, None, "the old connection is gone");
+        assert_eq!(restored[0].peer().remote, peer().remote);
+        assert_eq!(restored[0].user_agent, "phone/1");
+    }
 }

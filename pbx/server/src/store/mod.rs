@@ -24,7 +24,7 @@ pub use bans::Ban;
 pub use cdrs::{Cdr, NewCdr};
 pub use error::StoreError;
 pub use extensions::{Credentials, Extension, NewExtension};
-pub use registrations::StoredBinding;
+pub use registrations::{BindingChange, StoredBinding};
 pub use secrets::{hash_secret, verify_secret};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -60,10 +60,24 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            AnyPoolOptions::new().max_connections(match engine {
-                Engine::Sqlite => 4,
-                Engine::Postgres => 8,
-            })
+            AnyPoolOptions::new()
+                .max_connections(match engine {
+                    Engine::Sqlite => 4,
+                    Engine::Postgres => 8,
+                })
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if engine == Engine::Sqlite {
+                            // In WAL mode NORMAL cannot corrupt the database; a power cut may
+                            // lose the last commits, which phones re-send at their next
+                            // refresh. FULL would fsync on every commit.
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(conn)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                })
         };
         let pool = options.connect(&url).await?;
         if engine == Engine::Sqlite {

@@ -86,35 +86,100 @@ macro_rules! select_columns {
     };
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+fn upsert_query(b: &StoredBinding) -> AnyQuery<'_> {
+    sqlx::query(concat!(
+        "INSERT INTO registrations (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (aor, contact) DO UPDATE SET \
+         expires_at = excluded.expires_at, call_id = excluded.call_id, \
+         cseq = excluded.cseq, q_milli = excluded.q_milli, instance = excluded.instance, \
+         reg_id = excluded.reg_id, transport = excluded.transport, \
+         source = excluded.source, local = excluded.local, \
+         user_agent = excluded.user_agent, updated_at = excluded.updated_at"
+    ))
+    .bind(&b.aor)
+    .bind(&b.contact)
+    .bind(to_db(b.expires_at))
+    .bind(&b.call_id)
+    .bind(i64::from(b.cseq))
+    .bind(b.q.map(i64::from))
+    .bind(b.instance.as_deref())
+    .bind(b.reg_id.map(i64::from))
+    .bind(b.transport.as_str())
+    .bind(b.source.to_string())
+    .bind(b.local.to_string())
+    .bind(&b.user_agent)
+    .bind(to_db(now_unix()))
+}
+
+fn reachable_query<'q>(aor: &'q str, contact: &'q str, reachable: bool) -> AnyQuery<'q> {
+    sqlx::query("UPDATE registrations SET reachable = $1 WHERE aor = $2 AND contact = $3")
+        .bind(i64::from(reachable))
+        .bind(aor)
+        .bind(contact)
+}
+
+fn remove_query<'q>(aor: &'q str, contact: &'q str) -> AnyQuery<'q> {
+    sqlx::query("DELETE FROM registrations WHERE aor = $1 AND contact = $2")
+        .bind(aor)
+        .bind(contact)
+}
+
+fn remove_all_query(aor: &str) -> AnyQuery<'_> {
+    sqlx::query("DELETE FROM registrations WHERE aor = $1").bind(aor)
+}
+
+/// One change to the registrations table, for [`Store::apply_binding_changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingChange {
+    Upsert(StoredBinding),
+    Remove {
+        aor: String,
+        contact: String,
+    },
+    RemoveAll {
+        aor: String,
+    },
+    Reachable {
+        aor: String,
+        contact: String,
+        reachable: bool,
+    },
+}
+
+impl BindingChange {
+    fn query(&self) -> AnyQuery<'_> {
+        match self {
+            BindingChange::Upsert(b) => upsert_query(b),
+            BindingChange::Remove { aor, contact } => remove_query(aor, contact),
+            BindingChange::RemoveAll { aor } => remove_all_query(aor),
+            BindingChange::Reachable {
+                aor,
+                contact,
+                reachable,
+            } => reachable_query(aor, contact, *reachable),
+        }
+    }
+}
+
 impl Store {
     /// Adds the binding, or replaces the one with the same (aor, contact).
     pub async fn upsert_binding(&self, b: &StoredBinding) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "INSERT INTO registrations (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (aor, contact) DO UPDATE SET \
-             expires_at = excluded.expires_at, call_id = excluded.call_id, \
-             cseq = excluded.cseq, q_milli = excluded.q_milli, instance = excluded.instance, \
-             reg_id = excluded.reg_id, transport = excluded.transport, \
-             source = excluded.source, local = excluded.local, \
-             user_agent = excluded.user_agent, updated_at = excluded.updated_at"
-        ))
-        .bind(&b.aor)
-        .bind(&b.contact)
-        .bind(to_db(b.expires_at))
-        .bind(&b.call_id)
-        .bind(i64::from(b.cseq))
-        .bind(b.q.map(i64::from))
-        .bind(b.instance.as_deref())
-        .bind(b.reg_id.map(i64::from))
-        .bind(b.transport.as_str())
-        .bind(b.source.to_string())
-        .bind(b.local.to_string())
-        .bind(&b.user_agent)
-        .bind(to_db(now_unix()))
-        .execute(self.pool())
-        .await?;
+        upsert_query(b).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Applies changes in order, in one transaction: the registrar's write-behind batches
+    /// them so a burst of REGISTERs costs one commit (one fsync), not one each.
+    pub async fn apply_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for change in changes {
+            change.query().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -125,22 +190,16 @@ impl Store {
         contact: &str,
         reachable: bool,
     ) -> Result<bool, StoreError> {
-        let n =
-            sqlx::query("UPDATE registrations SET reachable = $1 WHERE aor = $2 AND contact = $3")
-                .bind(i64::from(reachable))
-                .bind(aor)
-                .bind(contact)
-                .execute(self.pool())
-                .await?
-                .rows_affected();
+        let n = reachable_query(aor, contact, reachable)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
         Ok(n > 0)
     }
 
     /// Removes one binding; `false` when there was none.
     pub async fn remove_binding(&self, aor: &str, contact: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM registrations WHERE aor = $1 AND contact = $2")
-            .bind(aor)
-            .bind(contact)
+        let n = remove_query(aor, contact)
             .execute(self.pool())
             .await?
             .rows_affected();
@@ -149,8 +208,7 @@ impl Store {
 
     /// Removes every binding of `aor` (`Contact: *`); returns how many there were.
     pub async fn remove_bindings(&self, aor: &str) -> Result<u64, StoreError> {
-        let n = sqlx::query("DELETE FROM registrations WHERE aor = $1")
-            .bind(aor)
+        let n = remove_all_query(aor)
             .execute(self.pool())
             .await?
             .rows_affected();
