@@ -54,6 +54,9 @@ impl Registration {
     }
 }
 
+// Nearly every write is a change; boxing it to shrink the one flush marker is not worth an
+// allocation per REGISTER.
+#[allow(clippy::large_enum_variant)]
 enum Write {
     Change(BindingChange),
     /// Everything queued before it is written: acknowledge and stop.
