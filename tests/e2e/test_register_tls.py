@@ -5,7 +5,9 @@ baresip (TRANSPORT=tls, several extensions at once) and the stdlib `ssl` client 
 (200 extensions over one TLS connection: REGISTER -> 401 -> digest -> 200).
 """
 
+import socket
 import ssl
+import warnings
 
 from conftest import DOMAIN
 from helpers import BaresipRegistration
@@ -26,21 +28,27 @@ def test_python_tls_client_registers_200_extensions(pbx):
 
 
 def test_tls_refuses_old_protocols(pbx):
-    """TLS 1.2+ only (issue 3): a TLS 1.1 client gets no session."""
-    import socket
-
+    """TLS 1.2+ only (issue 3): a client offering only TLS 1.1 is refused by the server (an
+    alert from the PBX, not a client that could not even offer TLS 1.1)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    try:
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")      # let this OpenSSL offer TLS 1.1 at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-    except (ValueError, ssl.SSLError):
-        return  # this OpenSSL cannot even offer TLS 1.1: nothing to check
     s = socket.create_connection(pbx.server("tls"), timeout=3)
     try:
-        ctx.wrap_socket(s, server_hostname="127.0.0.1")
-    except (ssl.SSLError, OSError):
+        t = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+    except ssl.SSLError as e:
+        assert "ALERT" in str(e).upper(), f"the client could not offer TLS 1.1, nothing checked: {e}"
         return
-    raise AssertionError("the PBX accepted a TLS 1.1 handshake")
+    except OSError:
+        return                    # connection closed by the PBX: refused too
+    finally:
+        s.close()
+    v = t.version()
+    t.close()
+    raise AssertionError(f"the PBX accepted a {v} handshake")
 
 
 def test_baresip_registers_several_extensions_over_tls(pbx, tmp_path):
