@@ -247,22 +247,13 @@ fn http_date(unix: u64) -> String {
     ];
     let days = unix / 86_400;
     let secs = unix % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), for dates after 1970.
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::cli::table::civil_from_days(i64::try_from(days).unwrap_or(0));
+    let month = MONTHS
+        .get((month as usize).saturating_sub(1))
+        .unwrap_or(&"Jan");
+    let weekday = DAYS.get((days % 7) as usize).unwrap_or(&"Thu");
     format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1).clamp(0, 11) as usize],
-        year,
+        "{weekday}, {day:02} {month} {year} {:02}:{:02}:{:02} GMT",
         secs / 3600,
         secs % 3600 / 60,
         secs % 60

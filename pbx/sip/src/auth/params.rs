@@ -112,19 +112,8 @@ fn read_quoted(body: &str) -> Result<(String, &str), ParamSyntax> {
     Err(ParamSyntax::UnterminatedQuote)
 }
 
-/// Renders `text` as a quoted string, escaping `"` and `\`.
-pub(crate) fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
+/// Quoting is the same as in any header (RFC 3261 §25.1 `quoted-string`).
+pub(crate) use crate::header::lex::quote;
 
 #[cfg(test)]
 mod tests {
