@@ -6,7 +6,9 @@ Usage (normally through bench/register-bench.sh):
               [--pbx-bin target/release/pbx] [--start-rate 2000] [--json OUT.json] [--no-mem]
 
 What one run does (the method of ../shared/bench/RESULTS.md, adapted from its max-rate.sh):
-  * A fresh server for every SIPp run (started, probed with OPTIONS until it answers, 2 s settle).
+  * A fresh server for every SIPp run (started, probed with OPTIONS until it answers, 2 s settle);
+    the PBX also gets its database back as it was after the import (no bindings), as Kamailio's
+    in-memory location table starts empty.
   * SIPp `bench/sipp/reg_uac.xml` (REGISTER -> 401 -> REGISTER with MD5 digest -> 200) over UDP,
     users 1000-1999 from `bench/sipp/users.csv`, at R/s for DURATION s: M = R x DURATION
     registrations. A run passes when all M succeed with 0 failed and 0 retransmissions (SIPp T1 =
@@ -286,6 +288,16 @@ listen = "127.0.0.1:{web}"
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
         if r.returncode != 0:
             raise RuntimeError("pbx extension import failed: " + r.stdout.decode(errors="replace")[-2000:])
+        # Kamailio starts every run with an empty (in-memory) location table; so does the PBX:
+        # its database is put back to this just-imported copy before every start
+        self.data = os.path.join(self.work, "data")
+        self.pristine = os.path.join(self.work, "data.pristine")
+        shutil.copytree(self.data, self.pristine)
+
+    def start(self):
+        shutil.rmtree(self.data, ignore_errors=True)
+        shutil.copytree(self.pristine, self.data)
+        super().start()
 
     def argv(self):
         return [self.bin, "serve", "--config", self.cfg]

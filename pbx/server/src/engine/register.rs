@@ -40,7 +40,7 @@ pub(super) fn handle(
         .map(Credentials::parse)
         .find(|parsed| !matches!(parsed, Ok(c) if c.realm != shard.ctx.domain));
     let credentials = match credentials {
-        None => return challenge(shard, now, &key, &request, false),
+        None => return challenge(shard, now, &key, &request, &peer, Challenge::Fresh),
         Some(Err(error)) => {
             let reason = format!("Bad Request ({error})");
             let answer = response_with_reason(&request, StatusCode::BAD_REQUEST, &reason, &ua);
@@ -114,7 +114,9 @@ fn finish(
     };
     match verdict {
         Ok(()) => {}
-        Err(AuthFailure::Stale) => return challenge(shard, now, &key, &request, true),
+        Err(AuthFailure::Stale) => {
+            return challenge(shard, now, &key, &request, &peer, Challenge::Stale);
+        }
         Err(failure) => {
             tracing::info!(source = %peer.remote, user = %credentials.username, %failure, "authentication failed");
             if failure.counts_as_failure() {
@@ -137,7 +139,9 @@ fn finish(
                 }
             }
             return match failure.status(ChallengeKind::Www) {
-                StatusCode::UNAUTHORIZED => challenge(shard, now, &key, &request, false),
+                StatusCode::UNAUTHORIZED => {
+                    challenge(shard, now, &key, &request, &peer, Challenge::Rejected)
+                }
                 status => {
                     let answer = response_with_reason(&request, status, &failure.to_string(), &ua);
                     shard.respond(now, &key, answer)
@@ -147,7 +151,7 @@ fn finish(
     }
     let Some(extension) = lookup else {
         // verify() never accepts an unknown user; answer as for a wrong password regardless.
-        return challenge(shard, now, &key, &request, false);
+        return challenge(shard, now, &key, &request, &peer, Challenge::Rejected);
     };
     // RFC 3261 §10.3 step 3/4: the authenticated user may only register its own address.
     let aor = match request.headers.to() {
@@ -204,14 +208,29 @@ fn finish(
     }
 }
 
+/// How a challenge is sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    /// The request had no credentials, or a stale nonce: answered statelessly, so the
+    /// first REGISTER of every refresh leaves no transaction behind; a retransmission just
+    /// gets a fresh challenge.
+    Fresh,
+    Stale,
+    /// Wrong credentials: answered in the transaction, so a retransmission of the same bad
+    /// request is absorbed and not counted as a second failure.
+    Rejected,
+}
+
 /// 401 with one WWW-Authenticate per offered algorithm (RFC 8760 §2.4), fresh nonces.
 fn challenge(
     shard: &mut Shard,
     now: Instant,
     key: &TransactionKey,
     request: &Request,
-    stale: bool,
+    peer: &Peer,
+    kind: Challenge,
 ) {
+    let stale = kind == Challenge::Stale;
     let mut answer = response(request, StatusCode::UNAUTHORIZED, &shard.ctx.user_agent);
     let md5_only = is_md5_only(request, &shard.ctx.md5_only_user_agents);
     let values = {
@@ -227,7 +246,11 @@ fn challenge(
             .headers
             .push(HeaderName::WWW_AUTHENTICATE, Bytes::from(value));
     }
-    shard.respond(now, key, answer);
+    if kind == Challenge::Rejected {
+        shard.respond(now, key, answer);
+    } else {
+        shard.respond_statelessly(key, peer, answer);
+    }
 }
 
 /// Whether the client's User-Agent names one that fails when SHA-256 is offered.

@@ -171,6 +171,21 @@ impl Shard {
         }
     }
 
+    /// Answers a request statelessly (RFC 3261 §8.2.7) and drops its transaction: a
+    /// retransmission is simply answered again. Used for digest challenges, so the first
+    /// REGISTER of every refresh leaves no state behind (as Kamailio's `www_challenge`).
+    pub(super) fn respond_statelessly(
+        &mut self,
+        key: &TransactionKey,
+        to: &Peer,
+        response: Response,
+    ) {
+        count_response(&response);
+        self.layer.abandon(key);
+        self.layer
+            .send_stateless(to.clone(), Message::Response(response));
+    }
+
     /// Sends a response outside any transaction (the request could not be keyed).
     fn send_stateless(&self, peer: &Peer, response: Response) {
         count_response(&response);
