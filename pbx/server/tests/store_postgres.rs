@@ -62,6 +62,7 @@ macro_rules! suite_test {
 suite_test!(extensions);
 suite_test!(import_is_all_or_nothing);
 suite_test!(registrations);
+suite_test!(binding_batches);
 suite_test!(bans);
 suite_test!(admins);
 suite_test!(cdrs);

@@ -188,6 +188,11 @@ impl Headers {
             .map(|h| &h.value)
     }
 
+    /// The first line with this name, to change its value in place.
+    pub fn first_mut(&mut self, name: &HeaderName) -> Option<&mut Header> {
+        self.0.iter_mut().find(|h| h.name == *name)
+    }
+
     pub fn contains(&self, name: &HeaderName) -> bool {
         self.0.iter().any(|h| h.name == *name)
     }

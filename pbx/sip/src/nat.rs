@@ -17,14 +17,7 @@ use std::net::SocketAddr;
 /// port, default 5060). `None` when the top Via is unreadable (the request is then answered
 /// to its source, if at all).
 pub fn stamp_received(request: &mut Request, source: SocketAddr) -> Option<SocketAddr> {
-    let mut first_line = None;
-    for header in request.headers.iter() {
-        if header.name == HeaderName::VIA {
-            first_line = header.value_str().map(str::to_owned);
-            break;
-        }
-    }
-    let line = first_line?;
+    let line = request.headers.get_str(&HeaderName::VIA)?.to_owned();
     let values = split_commas(&line).ok()?;
     let (top_text, rest) = values.split_first()?;
     let mut top = Via::parse(trim_ws(top_text)).ok()?;
@@ -45,7 +38,9 @@ pub fn stamp_received(request: &mut Request, source: SocketAddr) -> Option<Socke
         rewritten.push_str(", ");
         rewritten.push_str(trim_ws(value));
     }
-    replace_first_via(request, rewritten);
+    if let Some(first) = request.headers.first_mut(&HeaderName::VIA) {
+        first.value = rewritten.into();
+    }
     Some(target)
 }
 
@@ -56,27 +51,6 @@ fn default_port(via: &Via) -> u16 {
     } else {
         5060
     }
-}
-
-/// Rebuilds the header list with the first Via line replaced (order is kept: Via order is
-/// the response path).
-fn replace_first_via(request: &mut Request, value: String) {
-    request.headers = with_first_via(&request.headers, value);
-}
-
-fn with_first_via(headers: &crate::message::Headers, value: String) -> crate::message::Headers {
-    let mut out = crate::message::Headers::with_capacity(headers.len());
-    let mut value = Some(value);
-    for header in headers.iter() {
-        if header.name == HeaderName::VIA
-            && let Some(v) = value.take()
-        {
-            out.push(header.name.clone(), v);
-            continue;
-        }
-        out.push(header.name.clone(), header.value.clone());
-    }
-    out
 }
 
 #[cfg(test)]

@@ -64,7 +64,10 @@ enum Write {
 }
 
 /// The most changes written in one transaction.
-const MAX_BATCH: usize = 1024;
+const MAX_BATCH: usize = 4096;
+/// How long the writer gathers changes before writing them: a crash loses at most this
+/// much (phones re-register at their next refresh).
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub struct Location {
     table: Mutex<HashMap<String, Vec<Registration>>>,
@@ -254,10 +257,15 @@ impl Location {
     }
 }
 
-/// Writes queued changes in batches until a flush.
+/// Writes queued changes in batches until a flush. After the first change of a batch it
+/// waits [`COALESCE`] for more, so a burst of REGISTERs becomes one transaction of a few
+/// multi-row statements instead of a statement (and a thread hand-off) per REGISTER.
 async fn write_behind(store: Store, mut queue: mpsc::UnboundedReceiver<Write>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
+        if matches!(first, Write::Change(_)) {
+            tokio::time::sleep(COALESCE).await;
+        }
         let mut flushed = None;
         let mut next = Some(first);
         while let Some(write) = next.take() {

@@ -88,31 +88,76 @@ macro_rules! select_columns {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-fn upsert_query(b: &StoredBinding) -> AnyQuery<'_> {
-    sqlx::query(concat!(
+/// The one-row upsert, made once.
+static UPSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| upsert_sql(1));
+
+/// Rows per multi-row upsert: 13 parameters each stays far below SQLite's and PostgreSQL's
+/// parameter limits.
+const UPSERT_ROWS: usize = 200;
+
+/// `INSERT ... VALUES (..), (..) ... ON CONFLICT DO UPDATE` for `rows` bindings.
+fn upsert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(400 + rows * 70);
+    sql.push_str(concat!(
         "INSERT INTO registrations (",
         columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (aor, contact) DO UPDATE SET \
+        ") VALUES "
+    ));
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..13 {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * 13 + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(
+        " ON CONFLICT (aor, contact) DO UPDATE SET \
          expires_at = excluded.expires_at, call_id = excluded.call_id, \
          cseq = excluded.cseq, q_milli = excluded.q_milli, instance = excluded.instance, \
          reg_id = excluded.reg_id, transport = excluded.transport, \
          source = excluded.source, local = excluded.local, \
-         user_agent = excluded.user_agent, updated_at = excluded.updated_at"
-    ))
-    .bind(&b.aor)
-    .bind(&b.contact)
-    .bind(to_db(b.expires_at))
-    .bind(&b.call_id)
-    .bind(i64::from(b.cseq))
-    .bind(b.q.map(i64::from))
-    .bind(b.instance.as_deref())
-    .bind(b.reg_id.map(i64::from))
-    .bind(b.transport.as_str())
-    .bind(b.source.to_string())
-    .bind(b.local.to_string())
-    .bind(&b.user_agent)
-    .bind(to_db(now_unix()))
+         user_agent = excluded.user_agent, updated_at = excluded.updated_at",
+    );
+    sql
+}
+
+fn bind_binding<'q>(query: AnyQuery<'q>, b: &'q StoredBinding, now: u64) -> AnyQuery<'q> {
+    query
+        .bind(&b.aor)
+        .bind(&b.contact)
+        .bind(to_db(b.expires_at))
+        .bind(&b.call_id)
+        .bind(i64::from(b.cseq))
+        .bind(b.q.map(i64::from))
+        .bind(b.instance.as_deref())
+        .bind(b.reg_id.map(i64::from))
+        .bind(b.transport.as_str())
+        .bind(b.source.to_string())
+        .bind(b.local.to_string())
+        .bind(&b.user_agent)
+        .bind(to_db(now))
+}
+
+/// The last upsert of each (aor, contact), in the order of those last upserts: one
+/// statement must not touch a row twice (PostgreSQL refuses), and only the last counts.
+fn last_of_each<'a>(upserts: impl Iterator<Item = &'a StoredBinding>) -> Vec<&'a StoredBinding> {
+    let all: Vec<&StoredBinding> = upserts.collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<&StoredBinding> = all
+        .iter()
+        .rev()
+        .filter(|b| seen.insert((b.aor.as_str(), b.contact.as_str())))
+        .copied()
+        .collect();
+    out.reverse();
+    out
 }
 
 fn reachable_query<'q>(aor: &'q str, contact: &'q str, reachable: bool) -> AnyQuery<'q> {
@@ -153,7 +198,9 @@ pub enum BindingChange {
 impl BindingChange {
     fn query(&self) -> AnyQuery<'_> {
         match self {
-            BindingChange::Upsert(b) => upsert_query(b),
+            BindingChange::Upsert(b) => {
+                bind_binding(sqlx::query(UPSERT_ONE.as_str()), b, now_unix())
+            }
             BindingChange::Remove { aor, contact } => remove_query(aor, contact),
             BindingChange::RemoveAll { aor } => remove_all_query(aor),
             BindingChange::Reachable {
@@ -168,16 +215,44 @@ impl BindingChange {
 impl Store {
     /// Adds the binding, or replaces the one with the same (aor, contact).
     pub async fn upsert_binding(&self, b: &StoredBinding) -> Result<(), StoreError> {
-        upsert_query(b).execute(self.pool()).await?;
+        bind_binding(sqlx::query(UPSERT_ONE.as_str()), b, now_unix())
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
     /// Applies changes in order, in one transaction: the registrar's write-behind batches
     /// them so a burst of REGISTERs costs one commit (one fsync), not one each.
+    /// Runs of upserts become multi-row statements.
     pub async fn apply_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        let now = now_unix();
         let mut tx = self.pool().begin().await?;
-        for change in changes {
-            change.query().execute(&mut *tx).await?;
+        let mut rest = changes;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|c| matches!(c, BindingChange::Upsert(_)))
+                .count();
+            if run == 0 {
+                first.query().execute(&mut *tx).await?;
+                rest = &rest[1..];
+                continue;
+            }
+            let (upserts, after) = rest.split_at(run);
+            let rows = last_of_each(upserts.iter().filter_map(|c| match c {
+                BindingChange::Upsert(b) => Some(b),
+                _ => None,
+            }));
+            for chunk in rows.chunks(UPSERT_ROWS) {
+                // Built from constant fragments and parameter numbers only: nothing of the
+                // input is in the SQL text.
+                let sql = sqlx::AssertSqlSafe(upsert_sql(chunk.len()));
+                let query = chunk
+                    .iter()
+                    .fold(sqlx::query(sql), |query, b| bind_binding(query, b, now));
+                query.execute(&mut *tx).await?;
+            }
+            rest = after;
         }
         tx.commit().await?;
         Ok(())

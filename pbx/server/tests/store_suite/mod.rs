@@ -197,6 +197,52 @@ pub async fn registrations(store: &Store) {
     assert!(ok(store.list_bindings().await).is_empty());
 }
 
+/// The registrar's write-behind batch: runs of upserts become multi-row statements, the
+/// last upsert of a binding wins, and removals apply in order.
+pub async fn binding_batches(store: &Store) {
+    use pbx::store::BindingChange;
+    let a1 = binding("2000", "sip:2000@192.0.2.20", 5_000);
+    let a2 = StoredBinding {
+        cseq: 2,
+        ..a1.clone()
+    };
+    let b = binding("2000", "sip:2000@192.0.2.21", 5_000);
+    let c = binding("2001", "sip:2001@192.0.2.22", 5_000);
+    let mut many: Vec<BindingChange> = (0..450)
+        .map(|i| BindingChange::Upsert(binding("2002", &format!("sip:2002@192.0.2.30:{i}"), 5_000)))
+        .collect();
+    many.extend([
+        BindingChange::Upsert(a1),
+        BindingChange::Upsert(b.clone()),
+        BindingChange::Upsert(a2.clone()),
+        BindingChange::Remove {
+            aor: b.aor.clone(),
+            contact: b.contact.clone(),
+        },
+        BindingChange::Upsert(c.clone()),
+        BindingChange::Reachable {
+            aor: c.aor.clone(),
+            contact: c.contact.clone(),
+            reachable: true,
+        },
+        BindingChange::RemoveAll { aor: "2002".into() },
+    ]);
+    ok(store.apply_binding_changes(&many).await);
+    let all = ok(store.list_bindings().await);
+    let mine: Vec<_> = all.iter().filter(|x| x.aor.starts_with("200")).collect();
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    assert_eq!(mine[0], &a2);
+    assert_eq!(
+        mine[1],
+        &StoredBinding {
+            reachable: Some(true),
+            ..c
+        }
+    );
+    ok(store.remove_bindings("2000").await);
+    ok(store.remove_bindings("2001").await);
+}
+
 pub async fn bans(store: &Store) {
     ok(store
         .add_ban(ip("127.0.0.2"), "5 failed authentications", 2_000)
