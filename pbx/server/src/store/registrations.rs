@@ -90,10 +90,15 @@ type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// The one-row upsert, made once.
 static UPSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| upsert_sql(1));
+/// The [`UPSERT_ROWS`]-row upsert, made once.
+static UPSERT_MANY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| upsert_sql(UPSERT_ROWS));
 
-/// Rows per multi-row upsert: 13 parameters each stays far below SQLite's and PostgreSQL's
-/// parameter limits.
-const UPSERT_ROWS: usize = 200;
+/// Rows per multi-row upsert. Small on purpose: sqlx's SQLite driver resolves each `$N`
+/// parameter by name, which costs quadratically in the parameter count, and a fixed size
+/// (plus one-row statements for the rest) keeps both statements in its prepared-statement
+/// cache.
+const UPSERT_ROWS: usize = 16;
 
 /// `INSERT ... VALUES (..), (..) ... ON CONFLICT DO UPDATE` for `rows` bindings.
 fn upsert_sql(rows: usize) -> String {
@@ -243,14 +248,19 @@ impl Store {
                 BindingChange::Upsert(b) => Some(b),
                 _ => None,
             }));
-            for chunk in rows.chunks(UPSERT_ROWS) {
-                // Built from constant fragments and parameter numbers only: nothing of the
-                // input is in the SQL text.
-                let sql = sqlx::AssertSqlSafe(upsert_sql(chunk.len()));
+            let mut chunks = rows.chunks_exact(UPSERT_ROWS);
+            for chunk in chunks.by_ref() {
                 let query = chunk
                     .iter()
-                    .fold(sqlx::query(sql), |query, b| bind_binding(query, b, now));
+                    .fold(sqlx::query(UPSERT_MANY.as_str()), |query, b| {
+                        bind_binding(query, b, now)
+                    });
                 query.execute(&mut *tx).await?;
+            }
+            for b in chunks.remainder() {
+                bind_binding(sqlx::query(UPSERT_ONE.as_str()), b, now)
+                    .execute(&mut *tx)
+                    .await?;
             }
             rest = after;
         }

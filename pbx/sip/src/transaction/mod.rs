@@ -72,3 +72,25 @@ struct Outbox {
     transmits: std::collections::VecDeque<crate::message::Message>,
     events: std::collections::VecDeque<TransactionEvent>,
 }
+
+impl Outbox {
+    /// The next message; once the queue is empty its buffer is released, because a completed
+    /// transaction waits 32 s (Timer J, K) with nothing to send, and thousands of them wait
+    /// at once under load.
+    fn pop_transmit(&mut self) -> Option<crate::message::Message> {
+        let next = self.transmits.pop_front();
+        if self.transmits.is_empty() {
+            self.transmits = std::collections::VecDeque::new();
+        }
+        next
+    }
+
+    /// The next event, releasing the buffer likewise.
+    fn pop_event(&mut self) -> Option<TransactionEvent> {
+        let next = self.events.pop_front();
+        if self.events.is_empty() {
+            self.events = std::collections::VecDeque::new();
+        }
+        next
+    }
+}

@@ -119,13 +119,13 @@ impl ServerNonInvite {
     /// The next message to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.out.transmits.pop_front()
+        self.out.pop_transmit()
     }
 
     /// The next event for the TU.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.out.events.pop_front()
+        self.out.pop_event()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
