@@ -58,6 +58,17 @@ def free_udp_port():
     return p
 
 
+def udp_port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def free_tcp_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
@@ -181,6 +192,8 @@ class Server:
         return descendants(self.proc.pid) if self.proc and self.proc.poll() is None else []
 
     def start(self):
+        if not udp_port_free(self.port):
+            raise RuntimeError(f"UDP 127.0.0.1:{self.port} is taken by another process; pick --port")
         self.logf = open(os.path.join(self.work, f"{self.name}.log"), "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=self.logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.work)
@@ -189,6 +202,8 @@ class Server:
             raise RuntimeError(f"{self.name} did not answer OPTIONS on port {self.port}; "
                                f"see {self.logf.name}")
         time.sleep(2)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited during start-up; see {self.logf.name}")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -322,6 +337,8 @@ def sipp_run(server, rate, duration, users_csv, work, extra_timeout=20):
             "-l", "20000", "-timeout", f"{duration * 2 + extra_timeout}s", "-trace_stat", "-stf", stf,
             "-fd", "1", "-nostdin"]
     own = server.pids()
+    if not own:
+        raise RuntimeError(f"{server.name} is not running")
     b0, s0 = machine_busy_ticks(), sum(proc_ticks(p) for p in own)
     t0 = time.time()
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -336,6 +353,8 @@ def sipp_run(server, rate, duration, users_csv, work, extra_timeout=20):
     b1, s1 = machine_busy_ticks(), sum(proc_ticks(p) for p in own)
     busy = (b1 - b0) / TICK
     srv_cpu = (s1 - s0) / TICK
+    if not server.pids():
+        raise RuntimeError(f"{server.name} died during the run")
     stats = last_stats(stf)
     if not stats:
         raise RuntimeError(f"sipp wrote no statistics (rc={rc}): {' '.join(argv)}")

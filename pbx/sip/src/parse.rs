@@ -426,7 +426,11 @@ Content-Length: 0\r\n\r\n";
             e.kind(),
             &ParseErrorKind::Header(HeaderError::Missing("To"))
         );
-        assert!(e.bad_request_response().is_none());
+        // Still answered (RFC 4475 §3.3.1), without the To it lacks.
+        let answer = e.bad_request_response().unwrap();
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(!answer.headers.contains(&crate::message::HeaderName::TO));
+        assert!(answer.headers.contains(&crate::message::HeaderName::CALL_ID));
         let mismatch = String::from_utf8(REGISTER.to_vec())
             .unwrap()
             .replace("1826 REGISTER", "1826 INVITE");

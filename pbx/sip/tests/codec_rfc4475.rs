@@ -165,8 +165,8 @@ const CASES: &[(&str, Expect, &str)] = &[
     // §3.3 application layer: valid syntax, the layers above answer.
     (
         "insuf",
-        Reject(None),
-        "§3.3.1 no Call-ID/From/To: nothing to build a response from",
+        Reject(Some(400)),
+        "§3.3.1 no Call-ID/From/To: answered 400 from its Via and CSeq",
     ),
     (
         "unkscm",

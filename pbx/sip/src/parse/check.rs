@@ -59,14 +59,17 @@ pub(super) fn check_headers(
 pub(super) fn reply_context(headers: &Headers) -> Option<Box<Headers>> {
     let top = headers.get_str(&HeaderName::VIA)?;
     crate::header::Via::parse_any_version(split_commas(top).ok()?.first()?).ok()?;
-    let once = |name: &HeaderName| headers.get_all(name).count() == 1;
+    // RFC 3261 §8.2.6.2 copies these into a response. A missing one is simply not copied (RFC
+    // 4475 §3.3.1: a request without Call-ID, From and To is still best answered 400); a
+    // repeated one makes the answer ambiguous, so there is none (§3.1.2.11).
+    let at_most_once = |name: &HeaderName| headers.get_all(name).count() <= 1;
     let needed = [
         HeaderName::FROM,
         HeaderName::TO,
         HeaderName::CALL_ID,
         HeaderName::CSEQ,
     ];
-    if !needed.iter().all(once) {
+    if !needed.iter().all(at_most_once) {
         return None;
     }
     let mut copy = Headers::with_capacity(8);
