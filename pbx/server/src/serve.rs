@@ -115,6 +115,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }
     }
 
+    let credentials = Arc::new(CredentialCache::new(store.clone()));
+    let known = credentials.refresh().await?;
+    tracing::info!(extensions = known, "extensions loaded");
+    tokio::spawn(credentials.clone().run_refresh());
+
     let digest = DigestAuthenticator::new(
         config.sip.domain.clone(),
         rand::random::<[u8; 32]>(),
@@ -133,7 +138,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         sender: Sender::new(udp_out, connections.clone()),
         guard: guard.clone(),
         store: store.clone(),
-        credentials: CredentialCache::new(store.clone()),
+        credentials: credentials.clone(),
         location: location.clone(),
         digest: std::sync::Mutex::new(digest),
         policy,

@@ -430,7 +430,11 @@ Content-Length: 0\r\n\r\n";
         let answer = e.bad_request_response().unwrap();
         assert_eq!(answer.status, StatusCode::BAD_REQUEST);
         assert!(!answer.headers.contains(&crate::message::HeaderName::TO));
-        assert!(answer.headers.contains(&crate::message::HeaderName::CALL_ID));
+        assert!(
+            answer
+                .headers
+                .contains(&crate::message::HeaderName::CALL_ID)
+        );
         let mismatch = String::from_utf8(REGISTER.to_vec())
             .unwrap()
             .replace("1826 REGISTER", "1826 INVITE");

@@ -1,50 +1,151 @@
-//! A short-lived cache of extension credentials in front of the store, so a burst of
-//! REGISTERs does not become a burst of queries. Extensions added or removed with the CLI
-//! while the PBX runs are seen within [`TTL`].
+//! Every extension's credentials, in memory. The whole table is re-read from the store every
+//! [`REFRESH`] in the background, so a REGISTER never waits for the database on the hot
+//! path, and extensions added or removed with the CLI while the PBX runs are seen within that
+//! time. A name not in the table is looked up once (an extension added a moment ago) and,
+//! when unknown, remembered as unknown for [`REFRESH`], so guessing names does not become
+//! database load.
 
-use crate::store::{Credentials, Store};
+use crate::store::{Credentials, Store, StoreError};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-pub const TTL: Duration = Duration::from_secs(5);
-/// Unknown names are cached too (an attacker guessing names must not turn each guess into a
-/// query), but the cache is bounded: past this many entries it starts over.
-const MAX_ENTRIES: usize = 100_000;
+pub const REFRESH: Duration = Duration::from_secs(5);
+/// Unknown names remembered at most; past this the list starts over.
+const MAX_UNKNOWN: usize = 100_000;
 
 /// `None` inside means "no such extension".
 pub type Lookup = Option<Arc<Credentials>>;
 
 pub struct CredentialCache {
     store: Store,
-    entries: Mutex<HashMap<String, (Instant, Lookup)>>,
+    known: RwLock<HashMap<String, Arc<Credentials>>>,
+    unknown: Mutex<HashMap<String, Instant>>,
 }
 
 impl CredentialCache {
     pub fn new(store: Store) -> CredentialCache {
         CredentialCache {
             store,
-            entries: Mutex::new(HashMap::new()),
+            known: RwLock::default(),
+            unknown: Mutex::default(),
         }
     }
 
-    /// The cached answer, if fresh.
+    /// The answer without asking the store, when there is one.
     pub fn cached(&self, user: &str, now: Instant) -> Option<Lookup> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
+        if let Some(found) = self
+            .known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(user)
-            .filter(|(at, _)| now.saturating_duration_since(*at) < TTL)
-            .map(|(_, lookup)| lookup.clone())
+        {
+            return Some(Some(found.clone()));
+        }
+        let unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        unknown
+            .get(user)
+            .filter(|at| now.saturating_duration_since(**at) < REFRESH)
+            .map(|_| None)
     }
 
-    /// Asks the store and caches the answer. A store error is not cached.
-    pub async fn load(&self, user: &str) -> Result<Lookup, crate::store::StoreError> {
-        let lookup = self.store.credentials(user).await?.map(Arc::new);
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+    /// Asks the store about one name and remembers the answer. A store error is not cached.
+    pub async fn load(&self, user: &str) -> Result<Lookup, StoreError> {
+        match self.store.credentials(user).await? {
+            Some(found) => {
+                let found = Arc::new(found);
+                let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+                known.insert(user.to_string(), found.clone());
+                Ok(Some(found))
+            }
+            None => {
+                let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+                if unknown.len() >= MAX_UNKNOWN {
+                    unknown.clear();
+                }
+                unknown.insert(user.to_string(), Instant::now());
+                Ok(None)
+            }
         }
-        entries.insert(user.to_string(), (Instant::now(), lookup.clone()));
-        Ok(lookup)
+    }
+
+    /// Replaces the table with the store's.
+    pub async fn refresh(&self) -> Result<usize, StoreError> {
+        let all = self.store.all_credentials().await?;
+        let table: HashMap<String, Arc<Credentials>> = all
+            .into_iter()
+            .map(|c| (c.number.clone(), Arc::new(c)))
+            .collect();
+        let count = table.len();
+        *self.known.write().unwrap_or_else(|e| e.into_inner()) = table;
+        let now = Instant::now();
+        self.unknown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, at| now.saturating_duration_since(*at) < REFRESH);
+        Ok(count)
+    }
+
+    /// Refreshes the table every [`REFRESH`] until the process ends.
+    pub async fn run_refresh(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(REFRESH);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = self.refresh().await {
+                tracing::warn!(%error, "could not refresh extension credentials");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewExtension;
+
+    fn extension(number: &str) -> NewExtension {
+        NewExtension {
+            number: number.into(),
+            password: "pw".into(),
+            name: None,
+            email: None,
+            pin: None,
+            allowed_networks: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn known_unknown_and_refreshed() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store
+            .add_extension("pbx.test", extension("1000"))
+            .await
+            .unwrap();
+        let cache = CredentialCache::new(store.clone());
+        let now = Instant::now();
+        assert!(cache.cached("1000", now).is_none(), "nothing loaded yet");
+        assert_eq!(cache.refresh().await.unwrap(), 1);
+        assert_eq!(
+            cache
+                .cached("1000", now)
+                .flatten()
+                .map(|c| c.number.clone()),
+            Some("1000".into())
+        );
+        // A name the table lacks is looked up once, then remembered as unknown.
+        assert!(cache.cached("2000", now).is_none());
+        assert!(cache.load("2000").await.unwrap().is_none());
+        assert!(matches!(cache.cached("2000", Instant::now()), Some(None)));
+        // Added meanwhile: found by a lookup; removed: gone at the next refresh.
+        store
+            .add_extension("pbx.test", extension("3000"))
+            .await
+            .unwrap();
+        assert!(cache.load("3000").await.unwrap().is_some());
+        assert!(cache.cached("3000", now).flatten().is_some());
+        store.remove_extension("1000").await.unwrap();
+        cache.refresh().await.unwrap();
+        assert!(cache.cached("1000", now).is_none());
+        assert!(cache.cached("3000", now).flatten().is_some());
     }
 }

@@ -32,7 +32,7 @@ pub struct EngineContext {
     pub sender: Sender,
     pub guard: Arc<Guard>,
     pub store: Store,
-    pub credentials: CredentialCache,
+    pub credentials: Arc<CredentialCache>,
     pub location: Arc<Location>,
     /// Shared so that a nonce-count seen by one shard is known to all (replay protection).
     pub digest: Mutex<DigestAuthenticator>,
