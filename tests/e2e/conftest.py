@@ -103,6 +103,7 @@ key = "tls/key.pem"
 max_auth_failures = {sec.get("max_auth_failures", MAX_AUTH_FAILURES)}
 failure_window = "{sec.get("failure_window", "60s")}"
 ban_for = "{sec.get("ban_for", "1h")}"
+{sec.get("extra", "")}
 
 [web]
 listen = "127.0.0.1:{self.web}"

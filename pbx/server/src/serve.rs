@@ -144,7 +144,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         policy,
         md5_only_user_agents: config.security.md5_only_user_agents.clone(),
     });
-    let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // One shard per runtime thread: each owns its transactions outright.
+    let shards = tokio::runtime::Handle::current().metrics().num_workers();
     let dispatcher = engine::start(context, shards);
     if !config.sip.qualify_interval.is_zero() {
         let qualify = engine::qualify::run(

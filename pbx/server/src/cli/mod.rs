@@ -183,7 +183,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         println!("{}: ok", cli.config.display());
         return Ok(());
     }
+    let threads = match config.sip.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+        n => n,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;

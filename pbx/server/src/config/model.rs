@@ -103,6 +103,9 @@ pub struct SipConfig {
     pub qualify_interval: Duration,
     /// Default "pbx": the User-Agent / Server header value.
     pub user_agent: String,
+    /// Default 0 = automatic: one thread less than the machine has cores (at least one), so
+    /// the database writer and the operating system's network work keep a core.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -89,6 +89,7 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
             "max_message_size",
             "qualify_interval",
             "user_agent",
+            "threads",
         ],
     );
     let listen = match ctx.list(s, "listen", parse_listen) {
@@ -155,6 +156,7 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
         .string(s, "user_agent")
         .map_or("pbx", |(u, _)| u)
         .to_string();
+    let threads = usize::try_from(ctx.integer(s, "threads", 0..=256, 0)).unwrap_or(0);
     SipConfig {
         listen,
         domain,
@@ -164,6 +166,7 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
         max_message_size: usize::try_from(max_message_size).unwrap_or(65535),
         qualify_interval,
         user_agent,
+        threads,
     }
 }
 
