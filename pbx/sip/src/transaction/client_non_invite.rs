@@ -149,23 +149,7 @@ impl ClientNonInvite {
         }
     }
 
-    /// The next message to send.
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.out.pop_transmit()
-    }
-
-    /// The next event for the TU.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.out.pop_event()
-    }
-
-    /// When to call [`handle_timeout`](Self::handle_timeout) next.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
-    }
+    outputs!();
 
     fn terminate(&mut self) {
         self.timers.stop_all();

@@ -12,6 +12,29 @@
 //! [`TransactionLayer`] matches messages to transactions by [`TransactionKey`] (§17.1.3,
 //! §17.2.3) and runs many of them with one deadline heap.
 
+/// The three polls every machine exposes, over its `out: Outbox` and `timers: TimerTable`.
+macro_rules! outputs {
+    () => {
+        /// The next message to send.
+        #[must_use]
+        pub fn poll_transmit(&mut self) -> Option<Message> {
+            self.out.pop_transmit()
+        }
+
+        /// The next event for the TU.
+        #[must_use]
+        pub fn poll_event(&mut self) -> Option<TransactionEvent> {
+            self.out.pop_event()
+        }
+
+        /// When to call [`handle_timeout`](Self::handle_timeout) next.
+        #[must_use]
+        pub fn poll_timeout(&self) -> Option<Instant> {
+            self.timers.next()
+        }
+    };
+}
+
 mod build;
 mod client_invite;
 mod client_non_invite;
