@@ -19,6 +19,8 @@ pub type Lookup = Option<Arc<Credentials>>;
 
 pub struct CredentialCache {
     store: Store,
+    /// The store's extensions revision the table was read at.
+    revision: Mutex<Option<u64>>,
     known: RwLock<HashMap<String, Arc<Credentials>>>,
     unknown: Mutex<HashMap<String, Instant>>,
 }
@@ -27,6 +29,7 @@ impl CredentialCache {
     pub fn new(store: Store) -> CredentialCache {
         CredentialCache {
             store,
+            revision: Mutex::default(),
             known: RwLock::default(),
             unknown: Mutex::default(),
         }
@@ -69,9 +72,17 @@ impl CredentialCache {
         }
     }
 
-    /// Replaces the table with the store's.
+    /// Replaces the table with the store's, when the store's revision moved since the last
+    /// read (re-reading thousands of rows every few seconds for nothing would churn memory).
+    /// Returns the number of extensions known.
     pub async fn refresh(&self) -> Result<usize, StoreError> {
+        let revision = self.store.extensions_revision().await?;
+        let seen = *self.revision.lock().unwrap_or_else(|e| e.into_inner());
+        if seen == Some(revision) {
+            return Ok(self.known.read().unwrap_or_else(|e| e.into_inner()).len());
+        }
         let all = self.store.all_credentials().await?;
+        *self.revision.lock().unwrap_or_else(|e| e.into_inner()) = Some(revision);
         let table: HashMap<String, Arc<Credentials>> = all
             .into_iter()
             .map(|c| (c.number.clone(), Arc::new(c)))

@@ -175,6 +175,10 @@ fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
     })
 }
 
+fn bump_revision() -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query("UPDATE revisions SET value = value + 1 WHERE name = 'extensions'")
+}
+
 macro_rules! credentials_query {
     ($($tail:literal)?) => {
         concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks FROM extensions" $(, $tail)?)
@@ -185,11 +189,23 @@ impl Store {
     /// Creates one extension. `realm` is `[sip] domain`: the HA1s depend on it.
     pub async fn add_extension(&self, realm: &str, ext: NewExtension) -> Result<(), StoreError> {
         let h = hash(realm, &ext)?;
+        let mut tx = self.pool().begin().await?;
         insert(&h, now_unix())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::unique(e, || format!("extension {}", h.number)))?;
+        bump_revision().execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The extensions table's revision: it changes whenever an extension is added or removed.
+    pub async fn extensions_revision(&self) -> Result<u64, StoreError> {
+        let value: i64 = sqlx::query("SELECT value FROM revisions WHERE name = 'extensions'")
+            .fetch_one(self.pool())
+            .await?
+            .try_get("value")?;
+        Ok(from_db(value))
     }
 
     /// Creates all of `exts` in one transaction: all of them, or none on any error.
@@ -210,6 +226,7 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::unique(e, || format!("extension {}", h.number)))?;
         }
+        bump_revision().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(hashed.len())
     }
@@ -250,6 +267,7 @@ impl Store {
             .bind(number)
             .execute(&mut *tx)
             .await?;
+        bump_revision().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(removed > 0)
     }
@@ -263,12 +281,17 @@ impl Store {
         row.as_ref().map(credentials_from).transpose()
     }
 
-    /// The digest credentials of every extension (to fill a cache).
+    /// The digest credentials of every extension (to fill a cache). Rows are read one at a
+    /// time: holding thousands of driver rows at once would leave the allocator with a peak
+    /// the process keeps long after.
     pub async fn all_credentials(&self) -> Result<Vec<Credentials>, StoreError> {
-        let rows = sqlx::query(credentials_query!())
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(credentials_from).collect()
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(credentials_query!()).fetch(self.pool());
+        let mut all = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            all.push(credentials_from(&row)?);
+        }
+        Ok(all)
     }
 
     /// Whether `pin` is the voicemail PIN of `number`; `false` when it has none.
