@@ -8,6 +8,5 @@ pub fn answer(request: &Request, user_agent: &str) -> Response {
     let mut ok = response(request, StatusCode::OK, user_agent);
     ok.headers.push(HeaderName::ALLOW, ALLOW);
     ok.headers.push(HeaderName::ACCEPT, "application/sdp");
-    ok.headers.push(HeaderName::SUPPORTED, "path, outbound");
     ok
 }
