@@ -1,6 +1,7 @@
 """GET /healthz and GET /metrics (Prometheus text) with the counters issue 3 names."""
 
 import re
+import time
 
 from conftest import DOMAIN, MAX_AUTH_FAILURES
 from sipclient import SipClient
@@ -51,3 +52,32 @@ def test_metrics_count_requests_responses_registrations_auth_failures_bans(pbx):
 
 def test_healthz(pbx):
     assert pbx.http_status("/healthz") == 200
+
+
+def active_registrations(pbx):
+    status, text = pbx.http_get("/metrics")
+    assert status == 200
+    for line in text.splitlines():
+        if line.startswith("pbx_registrations_active "):
+            return float(line.split()[1])
+    return None
+
+
+def test_removing_an_extension_drops_its_live_bindings(pbx):
+    """`pbx extension remove` while the PBX runs: the running PBX forgets the bindings too
+    (seen in the active-registrations gauge, updated every 2 s)."""
+    pbx.add_extension(1990, "secret1990")
+    with SipClient("udp", pbx.server("udp")) as c:
+        r = c.register("1990", "secret1990", DOMAIN)
+        assert r is not None and r.status == 200, r
+    assert pbx.wait_bindings([1990], lambda found: "1990" in found), "binding not stored"
+    time.sleep(2.5)  # the gauge is refreshed every 2 s
+    before = active_registrations(pbx)
+    pbx.cli("extension", "remove", "1990")
+    deadline, after = time.time() + 12, before
+    while time.time() < deadline:
+        after = active_registrations(pbx)
+        if after is not None and before is not None and after <= before - 1:
+            break
+        time.sleep(0.5)
+    assert after is not None and before is not None and after <= before - 1, (before, after)

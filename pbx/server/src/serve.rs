@@ -203,6 +203,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         store.clone(),
         guard,
         location.clone(),
+        credentials,
         metrics,
     ));
 
@@ -250,6 +251,7 @@ async fn housekeeping(
     store: Store,
     guard: Arc<Guard>,
     location: Arc<Location>,
+    credentials: Arc<CredentialCache>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) {
     let mut ticker = tokio::time::interval(BAN_SYNC);
@@ -263,6 +265,13 @@ async fn housekeeping(
             Err(error) => tracing::warn!(%error, "could not read bans"),
         }
         location.prune(now_unix);
+        let removed = location.retain_extensions(|aor| credentials.knows(aor));
+        if removed > 0 {
+            tracing::info!(
+                bindings = removed,
+                "dropped the bindings of removed extensions"
+            );
+        }
         metrics::gauge!("pbx_registrations_active").set(location.count() as f64);
         metrics::gauge!("pbx_bans_active").set(guard.active_bans(now_unix) as f64);
         if now.duration_since(last_housekeeping) >= HOUSEKEEPING {

@@ -52,6 +52,14 @@ impl CredentialCache {
             .map(|_| None)
     }
 
+    /// Whether the table knows this extension (as of the last refresh or lookup).
+    pub fn knows(&self, user: &str) -> bool {
+        self.known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(user)
+    }
+
     /// Asks the store about one name and remembers the answer. A store error is not cached.
     pub async fn load(&self, user: &str) -> Result<Lookup, StoreError> {
         match self.store.credentials(user).await? {

@@ -220,6 +220,19 @@ impl Location {
         }
     }
 
+    /// Drops every binding of an extension that no longer exists (removed with the CLI while
+    /// the PBX runs). Returns how many bindings went.
+    pub fn retain_extensions(&self, exists: impl Fn(&str) -> bool) -> usize {
+        let mut table = self.lock();
+        let gone: Vec<String> = table.keys().filter(|aor| !exists(aor)).cloned().collect();
+        let mut dropped = 0;
+        for aor in gone {
+            dropped += table.remove(&aor).map_or(0, |list| list.len());
+            self.write(BindingChange::RemoveAll { aor });
+        }
+        dropped
+    }
+
     /// How many live bindings failed their last qualify.
     pub fn unreachable(&self) -> usize {
         self.lock()
@@ -382,5 +395,9 @@ mod tests {
         assert_eq!(restored[0].conn, None, "the old connection is gone");
         assert_eq!(restored[0].peer().remote, peer().remote);
         assert_eq!(restored[0].user_agent, "phone/1");
+
+        // The extension is removed while the PBX runs: its bindings go too.
+        assert_eq!(restarted.retain_extensions(|aor| aor != "1000"), 1);
+        assert_eq!(restarted.count(), 0);
     }
 }
