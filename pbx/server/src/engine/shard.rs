@@ -103,38 +103,40 @@ impl Shard {
         {
             peer.remote = target;
         }
-        if let Err(error) = TransactionKey::server(&request) {
-            // RFC 3261 §8.2: a request the transaction layer cannot match is malformed.
-            tracing::debug!(%error, "request without a usable transaction key");
-            if request.method != Method::ACK {
-                let reason = format!("Bad Request ({error})");
-                let bad = respond::response_with_reason(
-                    &request,
-                    error.status(),
-                    &reason,
-                    &self.ctx.user_agent,
-                );
-                self.send_stateless(&peer, bad);
+        let key = match TransactionKey::server(&request) {
+            Ok(key) => key,
+            Err(error) => {
+                // RFC 3261 §8.2: a request the transaction layer cannot match is malformed.
+                tracing::debug!(%error, "request without a usable transaction key");
+                if request.method != Method::ACK {
+                    let reason = format!("Bad Request ({error})");
+                    let bad = respond::response_with_reason(
+                        &request,
+                        error.status(),
+                        &reason,
+                        &self.ctx.user_agent,
+                    );
+                    self.send_stateless(&peer, bad);
+                }
+                return;
             }
-            return;
-        }
+        };
         let reliable = peer.kind.is_reliable();
         match self
             .layer
-            .handle_request(now, request, peer.clone(), reliable)
+            .handle_keyed_request(now, key, request, peer.clone(), reliable)
         {
-            Ok(RequestDisposition::New { key, request }) => self.dispatch(now, key, request, peer),
-            Ok(RequestDisposition::Retransmission) => {
+            RequestDisposition::New { key, request } => self.dispatch(now, key, request, peer),
+            RequestDisposition::Retransmission => {
                 metrics::counter!("pbx_sip_retransmissions_absorbed_total").increment(1);
             }
-            Ok(RequestDisposition::AckAbsorbed | RequestDisposition::Ack(_)) => {}
-            Ok(RequestDisposition::CancelFor { key, request, .. }) => {
+            RequestDisposition::AckAbsorbed | RequestDisposition::Ack(_) => {}
+            RequestDisposition::CancelFor { key, request, .. } => {
                 // Nothing the PBX answers today stays pending long enough to be cancelled;
                 // RFC 3261 §9.2: a CANCEL for a completed transaction still gets its 200.
                 let ok = respond::response(&request, StatusCode::OK, &self.ctx.user_agent);
                 self.respond(now, &key, ok);
             }
-            Err(error) => tracing::debug!(%error, "request not matched"),
         }
     }
 

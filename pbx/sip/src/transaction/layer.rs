@@ -155,20 +155,33 @@ impl<D: Clone> TransactionLayer<D> {
         reliable: bool,
     ) -> Result<RequestDisposition, KeyError> {
         let key = TransactionKey::server(&request)?;
+        Ok(self.handle_keyed_request(now, key, request, from, reliable))
+    }
+
+    /// The same, for a caller that has already keyed the request (with
+    /// [`TransactionKey::server`]) and kept the request to answer a keying error.
+    pub fn handle_keyed_request(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        from: D,
+        reliable: bool,
+    ) -> RequestDisposition {
         if request.method == Method::ACK {
             let Some(Entry {
                 machine: Machine::Ist(txn),
                 ..
             }) = self.entries.get_mut(&key)
             else {
-                return Ok(RequestDisposition::Ack(request));
+                return RequestDisposition::Ack(request);
             };
             let disposition = match txn.handle_request(now, request) {
                 Some(ack) => RequestDisposition::Ack(ack),
                 None => RequestDisposition::AckAbsorbed,
             };
             self.settle(&key);
-            return Ok(disposition);
+            return disposition;
         }
         if let Some(entry) = self.entries.get_mut(&key) {
             match &mut entry.machine {
@@ -179,7 +192,7 @@ impl<D: Clone> TransactionLayer<D> {
                 Machine::Ict(_) | Machine::Nict(_) => {}
             }
             self.settle(&key);
-            return Ok(RequestDisposition::Retransmission);
+            return RequestDisposition::Retransmission;
         }
         let machine = if request.method == Method::INVITE {
             Machine::Ist(Box::new(ServerInvite::new(
@@ -201,14 +214,14 @@ impl<D: Clone> TransactionLayer<D> {
                 })
             )
         });
-        Ok(match invite {
+        match invite {
             Some(invite) => RequestDisposition::CancelFor {
                 key,
                 invite,
                 request,
             },
             None => RequestDisposition::New { key, request },
-        })
+        }
     }
 
     /// The TU's response in server transaction `key`.
