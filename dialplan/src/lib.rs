@@ -1,0 +1,1 @@
+//! The TOML dialplan: parse, validate, evaluate and trace. Pure: no I/O, no clock.

@@ -1,0 +1,1 @@
+//! Sans-IO B2BUA calls.

@@ -1,0 +1,1 @@
+//! The per-call RTP/RTCP bridge (to be written).

@@ -1,0 +1,1 @@
+//! SDP for the B2BUA (to be written).

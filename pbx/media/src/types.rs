@@ -1,0 +1,156 @@
+//! The types SDP negotiation hands to the relay.
+
+use std::net::SocketAddr;
+
+/// One of the two legs of a bridged call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The leg of the party that placed the call (the PBX is its UAS).
+    Caller,
+    /// The leg of the party that was called (the PBX is its UAC).
+    Callee,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Caller => Side::Callee,
+            Side::Callee => Side::Caller,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Side::Caller => 0,
+            Side::Callee => 1,
+        }
+    }
+}
+
+/// The SDES crypto suites the PBX speaks (RFC 4568 §6.2, RFC 7714 §14.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CryptoSuite {
+    AesCm128HmacSha1_80,
+    AesCm128HmacSha1_32,
+    AeadAes128Gcm,
+}
+
+impl CryptoSuite {
+    /// The name in `a=crypto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CryptoSuite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            CryptoSuite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+            CryptoSuite::AeadAes128Gcm => "AEAD_AES_128_GCM",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CryptoSuite> {
+        match name {
+            "AES_CM_128_HMAC_SHA1_80" => Some(CryptoSuite::AesCm128HmacSha1_80),
+            "AES_CM_128_HMAC_SHA1_32" => Some(CryptoSuite::AesCm128HmacSha1_32),
+            "AEAD_AES_128_GCM" => Some(CryptoSuite::AeadAes128Gcm),
+            _ => None,
+        }
+    }
+
+    /// Master key length in bytes.
+    pub fn key_len(self) -> usize {
+        16
+    }
+
+    /// Master salt length in bytes (RFC 3711 §8.2: 112 bits; RFC 7714 §12: 96 bits).
+    pub fn salt_len(self) -> usize {
+        match self {
+            CryptoSuite::AeadAes128Gcm => 12,
+            _ => 14,
+        }
+    }
+}
+
+/// An SRTP master key and salt for one direction of one leg.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKey {
+    pub suite: CryptoSuite,
+    /// Master key followed by master salt, as in the `inline:` base64 of `a=crypto`.
+    pub key_salt: Vec<u8>,
+}
+
+// Never print key material (ARCHITECTURE.md rule 11).
+impl std::fmt::Debug for SrtpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpKey")
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys of one SRTP leg: what the leg encrypts with, and what the PBX encrypts with
+/// towards it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SrtpPair {
+    /// The key from the leg's own `a=crypto`: decrypts what the leg sends.
+    pub inbound: SrtpKey,
+    /// The PBX's key for this leg (its `a=crypto` to the leg): encrypts what the PBX sends.
+    pub outbound: SrtpKey,
+}
+
+/// RFC 3264 §5.1 / RFC 4566 §6 media direction, as the leg declared it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// On hold: the leg will not send (or receive) media, so silence is not a dead call.
+    pub fn is_hold(self) -> bool {
+        !matches!(self, Direction::SendRecv)
+    }
+}
+
+/// What the relay needs to know about one leg.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct LegPlan {
+    /// Where the leg said it receives RTP (its SDP `c=`/`m=`); `None` for port 0 or an
+    /// unspecified address. Latching replaces it with where packets really come from.
+    pub remote_rtp: Option<SocketAddr>,
+    /// Where the leg receives RTCP (`a=rtcp` or RTP port + 1); equal to `remote_rtp` with
+    /// rtcp-mux.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RFC 5761: RTP and RTCP share the RTP port on this leg.
+    pub rtcp_mux: bool,
+    /// SRTP keys when this leg is encrypted.
+    pub srtp: Option<SrtpPair>,
+    /// Payload types to rewrite on packets sent TO this leg: (the other leg's PT, this leg's
+    /// PT). Types not listed pass unchanged.
+    pub pt_map: Vec<(u8, u8)>,
+    /// The direction this leg declared in its last SDP.
+    pub direction: Direction,
+}
+
+/// The bridge of one call after an offer/answer exchange completed.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MediaPlan {
+    pub caller: LegPlan,
+    pub callee: LegPlan,
+    /// The codec both legs agreed on, e.g. `PCMU/8000`, for the CDR.
+    pub codec: String,
+}
+
+impl MediaPlan {
+    pub fn leg(&self, side: Side) -> &LegPlan {
+        match side {
+            Side::Caller => &self.caller,
+            Side::Callee => &self.callee,
+        }
+    }
+
+    /// Either leg on hold.
+    pub fn on_hold(&self) -> bool {
+        self.caller.direction.is_hold() || self.callee.direction.is_hold()
+    }
+}
