@@ -9,6 +9,7 @@ A required tool or service that is missing makes the test FAIL (never skip) with
 """
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -53,7 +54,8 @@ def run(argv, timeout=120, **kw):
 class Pbx:
     """One PBX: its config dir, ports, process, and CLI."""
 
-    def __init__(self, base, name="pbx"):
+    def __init__(self, base, name="pbx", extra_toml=""):
+        """`extra_toml` is appended to the config file (whole sections, e.g. `[calls]`)."""
         if not os.access(PBX_BIN, os.X_OK):
             pytest.fail(f"no PBX binary at {PBX_BIN} (cargo build --release -p pbx, or set PBX_BIN)")
         self.dir = os.path.join(str(base), name)
@@ -62,6 +64,9 @@ class Pbx:
         self.tcp = free_port()
         self.tls = free_port()
         self.web = free_port()
+        # each instance relays media on its own port block: instances never collide
+        self.rtp_ports = rtp_port_block()
+        self.extra_toml = extra_toml
         self.proc = None
         self.logs = []
         self.pg_db = None
@@ -92,6 +97,9 @@ class Pbx:
 listen = ["udp:127.0.0.1:{self.udp}", "tcp:127.0.0.1:{self.tcp}", "tls:127.0.0.1:{self.tls}"]
 domain = "{DOMAIN}"
 
+[rtp]
+ports = "{self.rtp_ports[0]}-{self.rtp_ports[1]}"
+
 [database]
 url = "{self.db_url}"
 
@@ -110,7 +118,7 @@ listen = "127.0.0.1:{self.web}"
 
 [voicemail]
 storage = "data/voicemail"
-"""
+{self.extra_toml}"""
 
     # ------------------------------------------------------------------ CLI
 
@@ -121,10 +129,13 @@ storage = "data/voicemail"
                         f"stderr:\n{r.stderr}")
         return r
 
-    def add_extension(self, number, password, name=None):
+    def add_extension(self, number, password, name=None, media_encryption=None):
+        """`media_encryption`: required | optional | off (None: the PBX's default)."""
         args = ["extension", "add", str(number), "--password", password]
         if name:
             args += ["--name", name]
+        if media_encryption:
+            args += ["--media-encryption", media_encryption]
         self.cli(*args)
 
     def import_extensions(self, pairs):
@@ -162,6 +173,26 @@ storage = "data/voicemail"
 
     def ban_list(self):
         return self.cli("ban", "list").stdout
+
+    def cdrs(self, limit=50):
+        """`pbx cdr list` as dicts keyed by its (lower-case) column names: start, caller,
+        called, disposition, duration, hangup, codec, encrypted (newest first)."""
+        return parse_table(self.cli("cdr", "list", "--limit", str(limit)).stdout)
+
+    def wait_cdr(self, caller, called, timeout=5.0):
+        """The newest CDR row from `caller` to `called`, once there is one (the PBX writes it
+        just after the call ends), else None."""
+        end = time.time() + timeout
+        while True:
+            for row in self.cdrs():
+                if same_party(row.get("caller"), caller) and same_party(row.get("called"), called):
+                    return row
+            if time.time() >= end:
+                return None
+            time.sleep(0.25)
+
+    def in_rtp_range(self, port):
+        return self.rtp_ports[0] <= port <= self.rtp_ports[1]
 
     # ------------------------------------------------------------------ process
 
@@ -242,6 +273,50 @@ storage = "data/voicemail"
         return "127.0.0.1:%d" % self.server(transport)[1]
 
 
+def rtp_port_block(size=200, low=10000, high=20000):
+    """(first, last) of `size` consecutive ports, even first, all free for UDP on 127.0.0.1
+    now, for one PBX's `[rtp] ports` (below the kernel's ephemeral range, where clients bind)."""
+    for _ in range(100):
+        base = random.randrange(low, high - size, 2)
+        socks = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base, base + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    pytest.fail(f"no block of {size} free UDP ports in {low}-{high}")
+
+
+def same_party(cell, number):
+    """A CDR caller/called cell names extension `number` (the number alone, or a URI with it
+    as user part)."""
+    return bool(cell) and re.search(rf"(^|[^0-9]){re.escape(str(number))}([^0-9]|$)", cell) is not None
+
+
+def parse_table(text):
+    """Rows of a CLI table (a header line of upper-case column names, cells left-aligned
+    under them) as dicts with lower-case keys; cells may hold single spaces."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return []
+    header = lines[0]
+    cols = [(m.group(0).lower(), m.start()) for m in re.finditer(r"\S+", header)]
+    rows = []
+    for ln in lines[1:]:
+        row = {}
+        for i, (name, start) in enumerate(cols):
+            end = cols[i + 1][1] if i + 1 < len(cols) else None
+            row[name] = ln[start:end].strip() if end is not None else ln[start:].strip()
+        rows.append(row)
+    return rows
+
+
 def binding_extension(line):
     """The extension a `registration list` line is about: its first all-digit field, else the
     user part of its first SIP URI."""
@@ -259,8 +334,8 @@ def pbx_factory(tmp_path_factory):
     """Make (not start) PBX instances; every one is stopped (exit 0 asserted) at the end."""
     made = []
 
-    def make(name="pbx"):
-        p = Pbx(tmp_path_factory.mktemp("e2e"), name)
+    def make(name="pbx", extra_toml=""):
+        p = Pbx(tmp_path_factory.mktemp("e2e"), name, extra_toml)
         made.append(p)
         return p
 
@@ -285,3 +360,30 @@ def pbx(pbx_factory):
         p.add_extension(n, f"secret{n}", name=f"Phone {n}")
     p.import_extensions([(n, f"pw{n}") for n in range(2000, 2600)])
     return p.start()
+
+
+@pytest.fixture
+def phones():
+    """For the call tests: make(pbx, number, local_ip="127.0.0.1", register=True, **kw) -> a
+    `callclient.Phone` for extension `number` (password pw<N>), registered over UDP (200
+    asserted); all are un-registered and closed after the test, so that no binding left by
+    one test rings in the next."""
+    from callclient import Phone        # here: callclient imports this module
+    made = []
+
+    def make(pbx, number, local_ip="127.0.0.1", register=True, **kw):
+        p = Phone(number, f"pw{number}", pbx.server("udp"), local_ip=local_ip, **kw)
+        made.append(p)
+        if register:
+            r = p.register(expires=120)
+            assert r is not None and r.status == 200, \
+                f"{number}@{local_ip} could not register: {r}\n{pbx.log_tail()}"
+        return p
+
+    yield make
+    for p in made:
+        try:
+            p.register(expires=0, timeout=1)
+        except Exception:  # noqa: BLE001 - best effort clean-up
+            pass
+        p.close()

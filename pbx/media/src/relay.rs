@@ -1,1 +1,254 @@
-//! The per-call RTP/RTCP bridge (to be written).
+//! The per-call RTP/RTCP bridge, sans-IO.
+//!
+//! The shell owns two PBX sockets per leg (RTP and RTCP; with rtcp-mux only the first is
+//! used) and hands every datagram to [`Bridge::handle_packet`], which transforms it in place
+//! and says where to send it. The bridge:
+//!
+//! - **latches** (RFC 4961 symmetric RTP, "comedia"): the first valid packet on a leg's
+//!   socket fixes that leg's address for that socket; the PBX then sends to it there instead
+//!   of to the SDP address (which is often a private address behind NAT), and drops packets
+//!   from anywhere else. On an SRTP leg only an authenticated packet latches.
+//! - **demultiplexes** RTP and RTCP on one port (RFC 5761 §4).
+//! - **rewrites payload types** in place (the legs may have negotiated different numbers for
+//!   the same codec), keeping marker, sequence number, timestamp and SSRC.
+//! - **decrypts and encrypts SRTP/SRTCP** (RFC 3711) with SDES keys (RFC 4568); a packet that
+//!   fails authentication is counted and never relayed.
+//! - keeps **counters** and the time of the last media for the RTP timeout.
+//!
+//! Nothing is allocated per plain packet. The SRTP path allocates one buffer per packet
+//! because `rtc-srtp` only returns `BytesMut` (see `srtp.rs`).
+
+mod leg;
+mod packet;
+mod srtp;
+mod stats;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::{MediaPlan, Side};
+use leg::Leg;
+use packet::Kind;
+use srtp::{LegSrtp, SrtpFailure};
+
+pub use stats::{BridgeStats, DropReason, Flow};
+
+/// Which of a leg's two PBX sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Component {
+    /// The RTP socket (even port), which also carries RTCP with rtcp-mux.
+    Rtp,
+    /// The RTCP socket (RTP port + 1, RFC 3550 §11).
+    Rtcp,
+}
+
+impl Component {
+    pub fn index(self) -> usize {
+        match self {
+            Component::Rtp => 0,
+            Component::Rtcp => 1,
+        }
+    }
+}
+
+/// What to do with a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Verdict {
+    /// Send `buf[..len]` from `side`'s `component` socket to `to`.
+    Forward {
+        side: Side,
+        component: Component,
+        to: SocketAddr,
+        len: usize,
+    },
+    /// Do not send anything; already counted.
+    Drop(DropReason),
+}
+
+/// A plan the bridge cannot apply. The bridge keeps its previous plan.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("SRTP key of the {side:?} leg is {got} bytes, {suite} needs {expected}")]
+    KeyLength {
+        side: Side,
+        suite: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("SRTP context for the {side:?} leg: {reason}")]
+    Srtp { side: Side, reason: String },
+}
+
+/// The relay of one call.
+pub struct Bridge {
+    /// Indexed by [`Side::index`]; `None` until the first plan.
+    legs: Option<[Leg; 2]>,
+    on_hold: bool,
+    /// Since when the media timeout counts when no media came after it: the first plan, or
+    /// the end of a hold (silence on hold is not a dead call, and must not count after it).
+    watch_since: Instant,
+    last_media: Option<Instant>,
+    stats: BridgeStats,
+}
+
+impl Bridge {
+    /// A bridge with no plan: it drops everything until [`Bridge::apply`].
+    pub fn new(now: Instant) -> Bridge {
+        Bridge {
+            legs: None,
+            on_hold: false,
+            watch_since: now,
+            last_media: None,
+            stats: BridgeStats::default(),
+        }
+    }
+
+    /// Applies the outcome of a completed offer/answer. Latched addresses and SRTP contexts
+    /// carry over where the plan did not change them (see `Leg::from_plan`). On error nothing
+    /// changes.
+    pub fn apply(&mut self, now: Instant, plan: &MediaPlan) -> Result<(), RelayError> {
+        // New SRTP contexts first: a bad key fails here, before anything is touched.
+        let mut fresh: [Option<LegSrtp>; 2] = [None, None];
+        for side in [Side::Caller, Side::Callee] {
+            if let Some(keys) = &plan.leg(side).srtp {
+                let prev = self.legs.as_ref().map(|l| &l[side.index()]);
+                if Leg::needs_new_srtp(prev, keys) {
+                    fresh[side.index()] = Some(LegSrtp::new(side, keys)?);
+                }
+            }
+        }
+        let had_plan = self.legs.is_some();
+        let [prev_caller, prev_callee] = match self.legs.take() {
+            Some([a, b]) => [Some(a), Some(b)],
+            None => [None, None],
+        };
+        let [fresh_caller, fresh_callee] = fresh;
+        self.legs = Some([
+            Leg::from_plan(&plan.caller, prev_caller, fresh_caller),
+            Leg::from_plan(&plan.callee, prev_callee, fresh_callee),
+        ]);
+        let on_hold = plan.on_hold();
+        if !had_plan || (self.on_hold && !on_hold) {
+            self.watch_since = now;
+        }
+        self.on_hold = on_hold;
+        Ok(())
+    }
+
+    /// A datagram arrived on the PBX socket of leg `side`/`component` from `source`;
+    /// `buf[..len]` holds it and `buf` has room beyond `len` for SRTP tags. Transforms it in
+    /// place and says where to send `buf[..len']`.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        side: Side,
+        component: Component,
+        source: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Verdict {
+        match self.relay(now, side, component, source, buf, len) {
+            Ok(v) => v,
+            Err(reason) => {
+                self.stats.count_drop(reason);
+                Verdict::Drop(reason)
+            }
+        }
+    }
+
+    fn relay(
+        &mut self,
+        now: Instant,
+        side: Side,
+        component: Component,
+        source: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let legs = self.legs.as_mut().ok_or(DropReason::NoPlan)?;
+        let kind = buf
+            .get(..len)
+            .and_then(packet::classify)
+            .ok_or(DropReason::NotRtp)?;
+        // RTCP may arrive on the RTP socket (RFC 5761 §4, whether or not rtcp-mux was agreed:
+        // payload types 64-95 are never RTP), but never RTP on the RTCP socket.
+        if component == Component::Rtcp && kind == Kind::Rtp {
+            return Err(DropReason::NotRtp);
+        }
+        let [caller, callee] = legs;
+        let (from, to_leg) = match side {
+            Side::Caller => (caller, callee),
+            Side::Callee => (callee, caller),
+        };
+        // RFC 4961 §4 / comedia: once latched, only the latched source is the leg.
+        if from.latched(component).is_some_and(|a| a != source) {
+            return Err(DropReason::UnexpectedSource);
+        }
+        let mut len = len;
+        if let Some(srtp) = from.srtp.as_mut() {
+            len = srtp.decrypt(kind, buf, len).map_err(srtp_reason)?;
+        }
+        // Valid (and on an SRTP leg authentic): this is the leg.
+        from.latch(component, source);
+        if kind == Kind::Rtp {
+            // The media timeout follows RTP only, as Asterisk's rtptimeout: RTCP keeps
+            // flowing from a phone whose audio path died.
+            self.last_media = Some(now);
+            if !from.may_send() || !to_leg.may_receive() {
+                return Err(DropReason::Direction);
+            }
+        }
+        let (out_component, to) = to_leg.destination(kind).ok_or(DropReason::NoDestination)?;
+        if kind == Kind::Rtp {
+            to_leg.pt.rewrite(&mut buf[..len]);
+        }
+        if let Some(srtp) = to_leg.srtp.as_mut() {
+            len = srtp.encrypt(kind, buf, len).map_err(srtp_reason)?;
+        }
+        self.stats.count_relayed(side, len);
+        Ok(Verdict::Forward {
+            side: side.other(),
+            component: out_component,
+            to,
+            len,
+        })
+    }
+
+    /// How long no RTP came from either leg (since the first plan or the end of a hold if
+    /// later); `None` before any plan and while on hold, when silence is expected.
+    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+        if self.legs.is_none() || self.on_hold {
+            return None;
+        }
+        let since = self
+            .last_media
+            .map_or(self.watch_since, |t| t.max(self.watch_since));
+        Some(now.saturating_duration_since(since))
+    }
+
+    pub fn stats(&self) -> &BridgeStats {
+        &self.stats
+    }
+
+    /// Where the PBX currently sends RTP to `side` (latched or SDP), for logs and tests.
+    pub fn rtp_destination(&self, side: Side) -> Option<SocketAddr> {
+        let legs = self.legs.as_ref()?;
+        legs[side.index()]
+            .destination(Kind::Rtp)
+            .map(|(_, addr)| addr)
+    }
+
+    /// The address latched on `side`'s `component` socket, if any.
+    pub fn latched(&self, side: Side, component: Component) -> Option<SocketAddr> {
+        self.legs.as_ref()?[side.index()].latched(component)
+    }
+}
+
+fn srtp_reason(f: SrtpFailure) -> DropReason {
+    match f {
+        SrtpFailure::Auth => DropReason::SrtpAuth,
+        SrtpFailure::Replay => DropReason::SrtpReplay,
+        SrtpFailure::Other => DropReason::SrtpError,
+    }
+}

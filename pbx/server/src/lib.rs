@@ -1,6 +1,7 @@
 //! The PBX server: the async shell around the sans-IO cores.
 //!
 //! - [`config`]: `pbx.toml`, loaded with `path:line:col` errors.
+//! - [`plan`]: the dialplan, validated and reloaded atomically.
 //! - [`store`]: the database (SQLite or PostgreSQL).
 //! - [`cli`]: the `pbx` command line.
 //! - [`serve`]: `pbx serve`, the running PBX.
@@ -10,6 +11,8 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod media;
+pub mod plan;
 pub mod security;
 pub mod serve;
 pub mod store;

@@ -143,6 +143,16 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         digest: std::sync::Mutex::new(digest),
         policy,
         md5_only_user_agents: config.security.md5_only_user_agents.clone(),
+        // RTP sockets listen on every interface; the SDP names the address to use.
+        media: crate::media::MediaService::new(
+            config.rtp.port_min,
+            config.rtp.port_max,
+            std::net::IpAddr::from([0, 0, 0, 0]),
+            config.rtp.rtp_timeout,
+        ),
+        public_ip: config.rtp.public_ip,
+        sdes_over_insecure: config.rtp.sdes_over_insecure,
+        ring_timeout: config.calls.ring_timeout,
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
@@ -325,5 +335,14 @@ fn describe_metrics() {
         "overload",
     ] {
         metrics::counter!("pbx_sip_dropped_total", "reason" => reason).increment(0);
+    }
+    metrics::describe_gauge!(
+        "pbx_calls_active",
+        "calls in progress (ringing or answered)"
+    );
+    metrics::describe_counter!("pbx_calls_total", "finished calls, by disposition");
+    metrics::gauge!("pbx_calls_active").set(0.0);
+    for disposition in ["answered", "busy", "no_answer", "failed", "cancelled"] {
+        metrics::counter!("pbx_calls_total", "disposition" => disposition).increment(0);
     }
 }

@@ -20,6 +20,7 @@ pub(super) async fn run(
             email,
             pin,
             allow,
+            media_encryption,
         } => {
             let ext = NewExtension {
                 number,
@@ -28,6 +29,7 @@ pub(super) async fn run(
                 email,
                 pin,
                 allowed_networks: allow,
+                media_encryption,
             };
             let problems = ext.problems();
             if !problems.is_empty() {

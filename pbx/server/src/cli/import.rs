@@ -91,6 +91,7 @@ pub fn parse_csv(
             email: optional("email"),
             pin: optional("pin"),
             allowed_networks: Vec::new(),
+            media_encryption: None,
         };
         let mut row_problems = ext.problems();
         if let Some(first) = seen.get(&ext.number) {

@@ -4,6 +4,7 @@
 mod admin;
 mod ban;
 mod cdr;
+pub mod dialplan;
 mod extension;
 pub mod import;
 mod registration;
@@ -59,6 +60,32 @@ pub enum Command {
     /// Show and lift bans of source addresses.
     #[command(subcommand)]
     Ban(BanCommand),
+    /// Work with the dialplan.
+    #[command(subcommand)]
+    Dialplan(DialplanCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DialplanCommand {
+    /// Print, one per line, the rules and steps a call would run, without placing it.
+    Trace {
+        /// The calling extension.
+        #[arg(long)]
+        from: String,
+        /// The number dialed.
+        #[arg(long)]
+        to: String,
+        /// When the call happens (RFC 3339, such as 2026-03-30T08:30:00+02:00); default now.
+        #[arg(long, value_parser = dialplan::parse_time)]
+        at: Option<pbx_dialplan::Timestamp>,
+        /// How each dial ends, in order: busy, no-answer, unavailable, answered (default
+        /// no-answer).
+        #[arg(long, value_parser = dialplan::parse_dial_outcome)]
+        dial: Vec<pbx_dialplan::DialOutcome>,
+        /// The digits entered at each menu, in order (default: none, a timeout).
+        #[arg(long)]
+        digits: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +106,9 @@ pub enum ExtensionCommand {
         /// A network (CIDR) the extension may register from; repeat for several. Default: any.
         #[arg(long = "allow", value_name = "CIDR")]
         allow: Vec<IpNet>,
+        /// SRTP policy for this extension's calls: required, optional (default) or off.
+        #[arg(long = "media-encryption", value_name = "POLICY")]
+        media_encryption: Option<String>,
     },
     /// Create many from a CSV file with the header `number,password,name,email,pin`.
     Import { file: PathBuf },
@@ -133,6 +163,9 @@ pub enum CliError {
     /// Already formatted, one problem per line.
     #[error("{}", .0.join("\n"))]
     Input(Vec<String>),
+    /// `path:line:col: message` lines, printed as they are.
+    #[error("{}", .0.join("\n"))]
+    Problems(Vec<String>),
     #[error("{0}")]
     Failed(String),
 }
@@ -158,6 +191,10 @@ pub fn main() -> ExitCode {
             eprintln!("{errors}");
             ExitCode::FAILURE
         }
+        Err(CliError::Problems(lines)) => {
+            eprintln!("{}", lines.join("\n"));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -180,6 +217,7 @@ fn init_logging() {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(&cli.config)?;
     if matches!(cli.command, Command::Check) {
+        dialplan::check(&config)?;
         println!("{}: ok", cli.config.display());
         return Ok(());
     }
@@ -209,6 +247,22 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
         Command::Cdr(CdrCommand::List { limit }) => cdr::list(&store, limit).await,
         Command::Admin(cmd) => admin::run(&store, cmd).await,
         Command::Ban(cmd) => ban::run(&store, cmd).await,
+        Command::Dialplan(DialplanCommand::Trace {
+            from,
+            to,
+            at,
+            dial,
+            digits,
+        }) => {
+            let request = dialplan::TraceRequest {
+                from,
+                to,
+                at,
+                dial,
+                digits,
+            };
+            dialplan::trace(&store, &config, request).await
+        }
     };
     store.close().await;
     result

@@ -182,6 +182,20 @@ impl Ctx<'_> {
         }
     }
 
+    /// The boolean at `key`, or `default` when absent (a wrong type is reported).
+    pub(crate) fn boolean(&mut self, section: &Section<'_, '_>, key: &str, default: bool) -> bool {
+        let Some(v) = section.get(key) else {
+            return default;
+        };
+        match v.get_ref() {
+            DeValue::Boolean(b) => *b,
+            _ => {
+                self.wrong_type(section, key, v, "true or false");
+                default
+            }
+        }
+    }
+
     /// Parses the string at `key` with `parse`; reports failures at the value.
     pub(crate) fn parsed<T>(
         &mut self,

@@ -11,7 +11,7 @@ pub use duration::{format_duration, parse_duration};
 pub use errors::{ConfigError, ConfigErrors};
 pub use load::{load, load_str};
 pub use model::{
-    Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, RtpConfig, SecurityConfig,
-    SipConfig, SmtpConfig, TlsConfig, Transport, VoicemailConfig, WebConfig,
+    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, RtpConfig,
+    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, Transport, VoicemailConfig, WebConfig,
 };
 pub use values::{parse_network, parse_socket_addr};

@@ -24,6 +24,7 @@ pub struct Config {
     /// `None` when the file has no `[smtp]` section: no e-mail is sent.
     pub smtp: Option<SmtpConfig>,
     pub dialplan: DialplanConfig,
+    pub calls: CallsConfig,
 }
 
 /// The transport of a listener, from the scheme of a `listen` entry.
@@ -116,6 +117,17 @@ pub struct RtpConfig {
     pub port_max: u16,
     /// Written into SDP when the PBX sits behind NAT.
     pub public_ip: Option<IpAddr>,
+    /// Default 60 s: an answered call with no media for this long (not on hold) is ended.
+    pub rtp_timeout: Duration,
+    /// Default false: SDES keys (`a=crypto`) are only written into SDP sent over TLS
+    /// (RFC 4568 §8.3); true lets them go over UDP and TCP too.
+    pub sdes_over_insecure: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallsConfig {
+    /// Default 20 s: how long the devices of an extension ring before the caller gets 480.
+    pub ring_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

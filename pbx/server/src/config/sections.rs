@@ -9,14 +9,14 @@ use toml::de::{DeTable, DeValue};
 
 use super::load::{Ctx, Section};
 use super::model::{
-    Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, RtpConfig, SecurityConfig, SipConfig,
-    SmtpConfig, TlsConfig, VoicemailConfig, WebConfig,
+    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, RtpConfig,
+    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, VoicemailConfig, WebConfig,
 };
 use super::values::{
     parse_listen, parse_network, parse_port_range, parse_socket_addr, resolve_database_url,
 };
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "sip",
     "rtp",
     "database",
@@ -26,6 +26,7 @@ const SECTIONS: [&str; 9] = [
     "voicemail",
     "smtp",
     "dialplan",
+    "calls",
 ];
 
 /// Reads every section of the root table; problems go to `ctx`.
@@ -68,6 +69,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, root: &DeTable<'_>) -> Config {
         web: web(ctx, &section("web")),
         voicemail: voicemail(ctx, &section("voicemail")),
         dialplan: dialplan(ctx, &section("dialplan")),
+        calls: calls(ctx, &section("calls")),
         sip,
         smtp,
     }
@@ -171,7 +173,10 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
 }
 
 fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> RtpConfig {
-    ctx.check_keys(s, &["ports", "public_ip"]);
+    ctx.check_keys(
+        s,
+        &["ports", "public_ip", "rtp_timeout", "sdes_over_insecure"],
+    );
     let (port_min, port_max) = ctx
         .parsed(s, "ports", parse_port_range)
         .map_or((10000, 20000), |(r, _)| r);
@@ -181,10 +186,21 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> RtpConfig {
                 .map_err(|_| format!("bad public_ip `{t}`: expected an IP address"))
         })
         .map(|(ip, _)| ip);
+    let rtp_timeout = ctx.duration(s, "rtp_timeout", Duration::from_secs(60));
+    let sdes_over_insecure = ctx.boolean(s, "sdes_over_insecure", false);
     RtpConfig {
         port_min,
         port_max,
         public_ip,
+        rtp_timeout,
+        sdes_over_insecure,
+    }
+}
+
+fn calls(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> CallsConfig {
+    ctx.check_keys(s, &["ring_timeout"]);
+    CallsConfig {
+        ring_timeout: ctx.duration(s, "ring_timeout", Duration::from_secs(20)),
     }
 }
 

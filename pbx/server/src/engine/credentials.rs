@@ -130,6 +130,7 @@ mod tests {
             email: None,
             pin: None,
             allowed_networks: vec![],
+            media_encryption: None,
         }
     }
 

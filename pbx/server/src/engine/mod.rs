@@ -3,6 +3,8 @@
 //! through its sans-IO transaction layer, lets the transaction user (registrar, OPTIONS, ...)
 //! decide, and hands what the layer wants sent to the transports.
 
+mod auth;
+mod calls;
 pub mod credentials;
 pub mod location;
 mod options;
@@ -39,7 +41,19 @@ pub struct EngineContext {
     pub policy: RegistrarPolicy,
     /// Lower-case User-Agent substrings of clients challenged with MD5 only.
     pub md5_only_user_agents: Vec<String>,
+    /// The media relay: ports and relay tasks for calls.
+    pub media: Arc<crate::media::MediaService>,
+    /// `[rtp] public_ip`: written into SDP instead of the listener's address.
+    pub public_ip: Option<std::net::IpAddr>,
+    /// `[rtp] sdes_over_insecure`.
+    pub sdes_over_insecure: bool,
+    /// `[calls] ring_timeout`.
+    pub ring_timeout: std::time::Duration,
 }
+
+/// Call-IDs the PBX makes start with this, then the shard number and `-`, so that the
+/// dispatcher routes their messages to the shard that owns the call.
+pub(crate) const OWN_CALL_ID_PREFIX: &str = "pbx";
 
 // Almost every input is a SIP message: boxing it to shrink the rare ones would cost an
 // allocation per packet.
@@ -47,7 +61,11 @@ pub struct EngineContext {
 pub(crate) enum ShardInput {
     Sip(Inbound),
     /// A credentials lookup a REGISTER was waiting for has finished.
-    CredentialsLoaded(Box<register::Pending>),
+    CredentialsLoaded(Box<auth::Pending>),
+    /// The called extension's record arrived from the store.
+    CallRoute(Box<calls::PendingRoute>),
+    /// The media relay of call `.0` reports something.
+    Media(u64, crate::media::MediaEvent),
     /// Send this device an OPTIONS.
     Qualify(qualify::Target),
 }
@@ -60,7 +78,11 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     fn shard_of(&self, call_id: &[u8]) -> usize {
-        (self.hasher.hash_one(call_id) % self.shards.len().max(1) as u64) as usize
+        let count = self.shards.len().max(1);
+        if let Some(index) = own_shard(call_id) {
+            return index % count;
+        }
+        (self.hasher.hash_one(call_id) % count as u64) as usize
     }
 
     /// Queues an input on the shard that owns `call_id`; counts it when that shard is full.
@@ -91,6 +113,16 @@ impl Sink for Dispatcher {
     }
 }
 
+/// The shard number in a Call-ID the PBX made (`pbx<N>-...`).
+fn own_shard(call_id: &[u8]) -> Option<usize> {
+    let rest = call_id.strip_prefix(OWN_CALL_ID_PREFIX.as_bytes())?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if rest.get(digits) != Some(&b'-') || digits == 0 || digits > 4 {
+        return None;
+    }
+    std::str::from_utf8(rest.get(..digits)?).ok()?.parse().ok()
+}
+
 /// Starts `count` shards; returns the dispatcher the transports deliver to.
 pub fn start(context: Arc<EngineContext>, count: usize) -> Arc<Dispatcher> {
     let mut senders = Vec::with_capacity(count);
@@ -103,7 +135,7 @@ pub fn start(context: Arc<EngineContext>, count: usize) -> Arc<Dispatcher> {
     for (index, rx) in receivers.into_iter().enumerate() {
         let own = senders.get(index).cloned();
         if let Some(own) = own {
-            tokio::spawn(shard::Shard::new(context.clone(), own).run(rx));
+            tokio::spawn(shard::Shard::new(context.clone(), own, index).run(rx));
         }
     }
     Arc::new(Dispatcher {

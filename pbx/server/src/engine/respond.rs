@@ -5,7 +5,8 @@ use pbx_sip::message::{HeaderName, Request, Response};
 use pbx_sip::status::StatusCode;
 
 /// Methods the PBX handles today, for Allow (RFC 3261 §20.5) and 405 answers.
-pub const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL, BYE";
+pub const ALLOW: &str =
+    "REGISTER, INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY";
 
 /// A fresh To tag (RFC 3261 §19.3: at least 32 bits of randomness).
 pub fn new_tag() -> String {

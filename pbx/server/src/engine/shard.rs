@@ -1,6 +1,7 @@
 //! One engine shard: a transaction layer and the transaction users it serves.
 
-use super::{EngineContext, ShardInput, options, qualify, register, respond};
+use super::calls::{self, Calls};
+use super::{EngineContext, ShardInput, auth, options, qualify, respond};
 use crate::transport::{Inbound, Peer, TransportKind};
 use pbx_sip::message::{Message, Request, Response};
 use pbx_sip::method::Method;
@@ -19,27 +20,36 @@ pub(crate) struct Shard {
     pub(super) ctx: Arc<EngineContext>,
     /// This shard's own queue, for async work (store lookups) to report back to it.
     pub(super) own: mpsc::Sender<ShardInput>,
-    layer: TransactionLayer<Peer>,
+    /// This shard's number: Call-IDs the PBX makes carry it, so their messages come back here.
+    index: usize,
+    pub(super) layer: TransactionLayer<Peer>,
+    pub(super) calls: Calls,
     /// OPTIONS qualify transactions in flight: (aor, contact) by transaction.
     qualifying: HashMap<TransactionKey, (String, String)>,
 }
 
 impl Shard {
-    pub fn new(ctx: Arc<EngineContext>, own: mpsc::Sender<ShardInput>) -> Shard {
+    pub fn new(ctx: Arc<EngineContext>, own: mpsc::Sender<ShardInput>, index: usize) -> Shard {
         Shard {
             ctx,
             own,
+            index,
             layer: TransactionLayer::new(Default::default()),
+            calls: Calls::default(),
             qualifying: HashMap::new(),
         }
     }
 
     pub async fn run(mut self, mut inputs: mpsc::Receiver<ShardInput>) {
         loop {
-            let deadline = self.layer.poll_timeout();
+            let deadline = earliest(self.layer.poll_timeout(), self.calls.next_deadline());
             tokio::select! {
                 input = inputs.recv() => {
-                    let Some(input) = input else { break };
+                    let Some(input) = input else {
+                        calls::hang_up_all(&mut self, Instant::now());
+                        self.flush();
+                        break;
+                    };
                     let now = Instant::now();
                     self.handle(now, input);
                     for _ in 1..BATCH {
@@ -49,7 +59,11 @@ impl Shard {
                         }
                     }
                 }
-                () = sleep_until(deadline) => self.layer.handle_timeout(Instant::now()),
+                () = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    self.layer.handle_timeout(now);
+                    calls::timeouts(&mut self, now);
+                }
             }
             self.flush();
         }
@@ -65,7 +79,9 @@ impl Shard {
                 message: Message::Response(response),
                 ..
             }) => self.on_response(now, response),
-            ShardInput::CredentialsLoaded(pending) => register::resume(self, now, pending),
+            ShardInput::CredentialsLoaded(pending) => auth::resume(self, now, pending),
+            ShardInput::CallRoute(pending) => calls::resume(self, now, pending),
+            ShardInput::Media(no, event) => calls::media(self, now, no, event),
             ShardInput::Qualify(target) => self.qualify(now, target),
         }
     }
@@ -130,25 +146,51 @@ impl Shard {
             RequestDisposition::Retransmission => {
                 metrics::counter!("pbx_sip_retransmissions_absorbed_total").increment(1);
             }
-            RequestDisposition::AckAbsorbed | RequestDisposition::Ack(_) => {}
-            RequestDisposition::CancelFor { key, request, .. } => {
-                // Nothing the PBX answers today stays pending long enough to be cancelled;
-                // RFC 3261 §9.2: a CANCEL for a completed transaction still gets its 200.
-                let ok = respond::response(&request, StatusCode::OK, &self.ctx.user_agent);
-                self.respond(now, &key, ok);
+            RequestDisposition::AckAbsorbed => {}
+            RequestDisposition::Ack(request) => {
+                // The ACK of a 2xx belongs to the call's dialog (RFC 3261 §13.3.1.4).
+                let owner = request
+                    .headers
+                    .call_id()
+                    .and_then(|id| self.calls.owner_of_call_id(id));
+                if let Some(no) = owner {
+                    calls::ack(self, now, no, &request);
+                }
             }
+            RequestDisposition::CancelFor {
+                key,
+                invite,
+                request,
+            } => match self.calls.owner_of_invite(&invite) {
+                Some(no) => calls::cancel(self, now, no, key, request),
+                None => {
+                    // RFC 3261 §9.2: a CANCEL for a transaction already answered still gets
+                    // its 200.
+                    let ok = respond::response(&request, StatusCode::OK, &self.ctx.user_agent);
+                    self.respond(now, &key, ok);
+                }
+            },
         }
     }
 
     fn dispatch(&mut self, now: Instant, key: TransactionKey, request: Request, peer: Peer) {
         let ua = self.ctx.user_agent.clone();
         let method = request.method.clone();
-        if method == Method::REGISTER {
-            register::handle(self, now, key, request, peer);
+        let in_dialog = request.headers.to().is_ok_and(|to| to.tag().is_some());
+        let owner = request
+            .headers
+            .call_id()
+            .and_then(|id| self.calls.owner_of_call_id(id));
+        if in_dialog && let Some(no) = owner {
+            calls::request(self, now, no, key, request);
+        } else if method == Method::INVITE && !in_dialog {
+            auth::authenticate(self, now, key, request, peer, auth::Purpose::Invite);
+        } else if method == Method::REGISTER {
+            auth::authenticate(self, now, key, request, peer, auth::Purpose::Register);
         } else if method == Method::OPTIONS {
             let ok = options::answer(&request, &ua);
             self.respond(now, &key, ok);
-        } else if method == Method::CANCEL || method == Method::BYE {
+        } else if method == Method::CANCEL || in_dialog {
             // RFC 3261 §9.2, §15.1.2: no such transaction or dialog here.
             let answer = respond::response(&request, StatusCode::CALL_DOES_NOT_EXIST, &ua);
             self.respond(now, &key, answer);
@@ -196,8 +238,23 @@ impl Shard {
         }
     }
 
-    /// Sends what the layer queued and consumes its events.
+    /// The prefix of the Call-IDs this shard makes (see [`super::Dispatcher`]).
+    pub(super) fn call_id_prefix(&self) -> String {
+        format!("{}{}-", super::OWN_CALL_ID_PREFIX, self.index)
+    }
+
+    /// Sends what the layer queued and consumes its events; the calls that handle events
+    /// may queue more, so this runs until both queues are empty.
     fn flush(&mut self) {
+        loop {
+            self.send_transmits();
+            if !self.handle_events() {
+                break;
+            }
+        }
+    }
+
+    fn send_transmits(&mut self) {
         while let Some(transmit) = self.layer.poll_transmit() {
             if let Err(error) = self
                 .ctx
@@ -212,7 +269,17 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// Hands the layer's events to their owners; `true` when there were any.
+    fn handle_events(&mut self) -> bool {
+        let mut any = false;
         while let Some((key, event)) = self.layer.poll_event() {
+            any = true;
+            if let Some(no) = self.calls.owner_of_transaction(&key) {
+                calls::event(self, Instant::now(), no, &key, event);
+                continue;
+            }
             let reachable = match &event {
                 TransactionEvent::Response(response) if response.status.is_final() => Some(true),
                 TransactionEvent::Timeout | TransactionEvent::TransportError => Some(false),
@@ -227,6 +294,14 @@ impl Shard {
                 }
             }
         }
+        any
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

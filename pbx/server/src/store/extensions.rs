@@ -19,7 +19,12 @@ pub struct NewExtension {
     pub pin: Option<String>,
     /// Where this extension may register and call from; empty = anywhere.
     pub allowed_networks: Vec<IpNet>,
+    /// `required`, `optional` or `off`; `None` = optional.
+    pub media_encryption: Option<String>,
 }
+
+/// The SRTP policies an extension may have.
+pub const MEDIA_ENCRYPTION: [&str; 3] = ["required", "optional", "off"];
 
 // Hand-written so that the password and PIN never reach a log through `{:?}`.
 impl std::fmt::Debug for NewExtension {
@@ -53,6 +58,8 @@ pub struct Credentials {
     /// Lower-case hex of SHA-256(number:realm:password).
     pub ha1_sha256: String,
     pub allowed_networks: Vec<IpNet>,
+    /// `required`, `optional` or `off`.
+    pub media_encryption: String,
 }
 
 impl NewExtension {
@@ -63,6 +70,13 @@ impl NewExtension {
         if !(2..=15).contains(&n.len()) || !n.bytes().all(|b| b.is_ascii_digit()) {
             out.push(format!(
                 "bad extension number `{n}`: expected 2 to 15 digits"
+            ));
+        }
+        if let Some(policy) = &self.media_encryption
+            && !MEDIA_ENCRYPTION.contains(&policy.as_str())
+        {
+            out.push(format!(
+                "bad media encryption `{policy}`: expected required, optional or off"
             ));
         }
         if self.password.is_empty() {
@@ -133,6 +147,7 @@ struct Hashed {
     ha1_sha256: String,
     pin_hash: Option<String>,
     networks: String,
+    media_encryption: String,
 }
 
 fn hash(realm: &str, ext: &NewExtension) -> Result<Hashed, StoreError> {
@@ -147,12 +162,16 @@ fn hash(realm: &str, ext: &NewExtension) -> Result<Hashed, StoreError> {
         ha1_sha256: ha1_hex(Algorithm::Sha256, &ext.number, realm, &ext.password),
         pin_hash: ext.pin.as_deref().map(hash_secret).transpose()?,
         networks: networks_to_text(&ext.allowed_networks),
+        media_encryption: ext
+            .media_encryption
+            .clone()
+            .unwrap_or_else(|| "optional".to_string()),
     })
 }
 
 const INSERT: &str = "INSERT INTO extensions \
-    (number, name, email, ha1_md5, ha1_sha256, pin_hash, allowed_networks, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    (number, name, email, ha1_md5, ha1_sha256, pin_hash, allowed_networks, created_at, \
+    media_encryption) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 fn insert(h: &Hashed, now: u64) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(INSERT)
@@ -164,6 +183,7 @@ fn insert(h: &Hashed, now: u64) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::
         .bind(h.pin_hash.as_deref())
         .bind(&h.networks)
         .bind(to_db(now))
+        .bind(&h.media_encryption)
 }
 
 fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
@@ -172,6 +192,7 @@ fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
         ha1_md5: row.try_get("ha1_md5")?,
         ha1_sha256: row.try_get("ha1_sha256")?,
         allowed_networks: networks_from_text(&row.try_get::<String, _>("allowed_networks")?)?,
+        media_encryption: row.try_get("media_encryption")?,
     })
 }
 
@@ -181,7 +202,7 @@ fn bump_revision() -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgum
 
 macro_rules! credentials_query {
     ($($tail:literal)?) => {
-        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks FROM extensions" $(, $tail)?)
+        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption FROM extensions" $(, $tail)?)
     };
 }
 

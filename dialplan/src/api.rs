@@ -1,0 +1,164 @@
+//! What the server gives the evaluator and what it gets back.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub use crate::model::{DialStrategy, HttpMethod};
+
+/// The call to route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallContext {
+    /// The caller's number (an extension, or the number a trunk presents).
+    pub caller: String,
+    /// The caller's display name; may be empty.
+    pub caller_name: String,
+    /// The caller's class of service when the server knows it (a trunk's context). `None`:
+    /// from the contexts' `members`, else `[defaults] context`.
+    pub caller_context: Option<String>,
+    /// The number dialed.
+    pub dialed: String,
+    /// When the call arrives; `if_time` is evaluated at this instant. No clock is read.
+    pub now: Timestamp,
+}
+
+/// Answers "is this number an extension?" from the store (the plan does not know the DB).
+pub trait Directory {
+    fn is_extension(&self, number: &str) -> bool;
+}
+
+impl<F: Fn(&str) -> bool> Directory for F {
+    fn is_extension(&self, number: &str) -> bool {
+        self(number)
+    }
+}
+
+/// Whom a `dial` rings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An extension of this PBX: ring every device registered for it.
+    Extension(String),
+    /// Anything else: a number for a trunk.
+    External(String),
+}
+
+impl Target {
+    pub fn number(&self) -> &str {
+        match self {
+            Target::Extension(n) | Target::External(n) => n,
+        }
+    }
+}
+
+/// Which voicemail greeting to play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Greeting {
+    Busy,
+    Unavailable,
+}
+
+/// An HTTP request the server makes for `http_lookup`, then reports with
+/// [`StepResult::Http`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: HttpMethod,
+    pub url: String,
+    /// JSON or form text for POST.
+    pub body: Option<String>,
+    pub timeout: Duration,
+}
+
+/// What the server does next for the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Answer the call (200 OK), then report [`StepResult::Done`].
+    Answer,
+    /// Ring the targets at once (an `in_order` dial comes as one `Dial` per target); report
+    /// [`StepResult::Dial`].
+    Dial {
+        targets: Vec<Target>,
+        timeout: Duration,
+        /// The caller's name now (a `set` or `http_lookup` may have changed it).
+        caller_name: String,
+    },
+    /// Leave a message in `mailbox`; report [`StepResult::Done`].
+    Voicemail { mailbox: String, greeting: Greeting },
+    /// The voicemail menu; `None`: ask for the mailbox number. Report [`StepResult::Done`].
+    VoicemailMenu { mailbox: Option<String> },
+    /// Play a sound; report [`StepResult::Done`].
+    Playback { prompt: String },
+    /// Play `prompt` while collecting up to `max_digits` digits (`#` ends early); report
+    /// [`StepResult::Digits`], empty when nothing came within `timeout`.
+    Menu {
+        prompt: String,
+        max_digits: usize,
+        timeout: Duration,
+    },
+    /// Send the caller's media back; report [`StepResult::Done`] when it hangs up.
+    Echo,
+    /// Make the request; report [`StepResult::Http`].
+    HttpLookup(HttpRequest),
+    /// End the call: a final `status` when not answered yet, else a BYE. Final.
+    Hangup { status: u16, reason: String },
+    /// The caller's context may not call this number: answer 403 and write a CDR with
+    /// `reason`. Final.
+    Refused { status: u16, reason: String },
+    /// No rule matches: answer 404. Final.
+    NoRoute { status: u16, reason: String },
+    /// The plan is over (its steps ran out, or a `dial` was answered and bridged): hang up
+    /// when the call is still up. Final.
+    End,
+}
+
+impl Action {
+    /// True for the actions after which the plan does nothing more.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Action::Hangup { .. } | Action::Refused { .. } | Action::NoRoute { .. } | Action::End
+        )
+    }
+}
+
+/// How a `dial` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// Someone answered; the call is bridged and the plan ends.
+    Answered,
+    Busy,
+    NoAnswer,
+    /// Not registered, or every device failed.
+    Unavailable,
+}
+
+impl DialOutcome {
+    /// The value of `${dial_status}` after a dial.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialOutcome::Answered => "answered",
+            DialOutcome::Busy => "busy",
+            DialOutcome::NoAnswer => "no_answer",
+            DialOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// How an `http_lookup` request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpOutcome {
+    /// An answer arrived; a 2xx with a JSON body fills the variables.
+    Response { status: u16, body: String },
+    /// Timeout, connection failure...
+    Failed(String),
+}
+
+/// What the server reports after carrying out an [`Action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepResult {
+    /// Answer, playback, echo and voicemail are over.
+    Done,
+    Dial(DialOutcome),
+    /// The digits entered at a menu; empty on timeout.
+    Digits(String),
+    Http(HttpOutcome),
+}

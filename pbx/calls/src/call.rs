@@ -1,0 +1,653 @@
+//! One call: the caller's leg (the PBX is its UAS), the forks to the called extension's
+//! devices (the PBX is their UAC) and, once one answers, the bridge between the two dialogs
+//! (RFC 3261 §6 "back-to-back user agent").
+//!
+//! The machine sits above the transaction layer: the shell hands it the requests, responses
+//! and transaction events that belong to it, with the layer, and the machine answers through
+//! the layer. Everything else it wants done comes out of [`Call::poll_output`].
+//!
+//! ```text
+//!  Ringing ──first 2xx──► Answered ──BYE / media timeout / no ACK──► Done
+//!     └──all fail / ring timeout / caller CANCEL──────────────────────►┘
+//! ```
+
+mod forks;
+mod in_dialog;
+mod retransmit;
+
+use crate::dialog::{Dialog, without_tag};
+use crate::endpoint::{Device, Endpoint};
+use crate::ids;
+use crate::record::{CallRecord, Disposition, HangupSide};
+use bytes::Bytes;
+use forks::Fork;
+use in_dialog::Relayed;
+use pbx_media::sdp::{Encryption, LegPolicy, LocalEndpoint, Negotiator};
+use pbx_media::{MediaPlan, Side};
+use pbx_sip::message::{HeaderName, Request, Response};
+use pbx_sip::status::StatusCode;
+use pbx_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer};
+use retransmit::TwoXx;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Methods the PBX accepts in a call (RFC 3261 §20.5).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY";
+
+/// Settings shared by every call.
+#[derive(Clone, Debug)]
+pub struct CallConfig {
+    pub user_agent: String,
+    /// RFC 3261 T1 and T2: the 2xx retransmission schedule (§13.3.1.4).
+    pub t1: Duration,
+    pub t2: Duration,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            user_agent: "pbx".into(),
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+        }
+    }
+}
+
+/// The relay ports the shell allocated for this call, and each leg's encryption policy.
+#[derive(Clone, Debug)]
+pub struct MediaSetup {
+    pub caller: LocalEndpoint,
+    pub callee: LocalEndpoint,
+    pub caller_encryption: Encryption,
+    pub callee_encryption: Encryption,
+    /// Let SDES keys travel over UDP/TCP (RFC 4568 §8.3 says they should not).
+    pub allow_keys_in_clear: bool,
+    /// The `o=` session id the PBX uses towards both legs.
+    pub session_id: u64,
+}
+
+/// Where the call goes, as the shell resolved it (extension lookup, registrations, dialplan).
+#[derive(Clone, Debug)]
+pub enum Route<D> {
+    /// Ring these devices in parallel for at most `timeout`. No device: 480.
+    Ring {
+        devices: Vec<Device<D>>,
+        timeout: Duration,
+    },
+    /// Refuse the call with this status (404 unknown number, 403 not permitted...).
+    Reject {
+        status: StatusCode,
+        reason: String,
+        disposition: Disposition,
+    },
+}
+
+/// Everything a new call needs.
+#[derive(Clone, Debug)]
+pub struct CallSetup<D> {
+    pub invite_key: TransactionKey,
+    pub invite: Request,
+    pub caller: Endpoint<D>,
+    /// The authenticated extension that calls.
+    pub caller_number: String,
+    pub caller_name: Option<String>,
+    pub called_number: String,
+    /// The PBX's SIP domain, for the From and To of the callee leg.
+    pub domain: String,
+    /// The Call-ID of the callee leg (the shell routes it back to this call).
+    pub callee_call_id: String,
+    pub route: Route<D>,
+    pub media: Option<MediaSetup>,
+}
+
+/// What the call wants the shell to do.
+#[derive(Debug)]
+pub enum CallOutput {
+    /// Apply this plan to the call's media relay.
+    Media(MediaPlan),
+    /// The call sent a request in a new client transaction: route its events here.
+    Track(TransactionKey),
+    /// The call is over for the caller: write the CDR.
+    Record(CallRecord),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Ringing,
+    Answered,
+    Done,
+}
+
+/// The caller's side: the INVITE server transaction and the dialog the PBX forms with it.
+#[derive(Debug)]
+struct CallerLeg<D> {
+    endpoint: Endpoint<D>,
+    invite_key: TransactionKey,
+    invite: Request,
+    dialog: Dialog,
+}
+
+/// The callee's side once a device answered.
+#[derive(Debug)]
+struct CalleeLeg<D> {
+    endpoint: Endpoint<D>,
+    dialog: Dialog,
+    /// The ACK sent for the answering 2xx, re-sent for each retransmission of it (§13.2.2.4).
+    ack: Request,
+    /// Late offer: the ACK waits for the caller's ACK, which carries the SDP answer.
+    ack_pending: bool,
+}
+
+/// A call. `D` is the shell's destination type (address and connection).
+#[derive(Debug)]
+pub struct Call<D> {
+    config: CallConfig,
+    phase: Phase,
+    caller: CallerLeg<D>,
+    callee: Option<CalleeLeg<D>>,
+    forks: Vec<Fork<D>>,
+    /// The From of the callee leg (the same for every fork, as a forking proxy's would be).
+    callee_from: pbx_sip::header::NameAddr,
+    callee_call_id: String,
+    called_uri: pbx_sip::header::NameAddr,
+    /// The offer/answer state of the bridged call, once a device answered.
+    negotiator: Option<Negotiator>,
+    ring_deadline: Option<Instant>,
+    /// After the call is over for the caller, forks still being cancelled are waited for
+    /// until this deadline (a 2xx crossing our CANCEL must still be ACKed and ended).
+    linger_until: Option<Instant>,
+    relayed: HashMap<TransactionKey, Relayed>,
+    /// 2xx responses the PBX retransmits until their ACK arrives.
+    pending_2xx: Vec<TwoXx>,
+    record: RecordDraft,
+    outputs: VecDeque<CallOutput>,
+}
+
+/// The CDR as it is filled in.
+#[derive(Debug)]
+struct RecordDraft {
+    caller: String,
+    called: String,
+    started: Instant,
+    answered: Option<Instant>,
+    codec: Option<String>,
+    caller_encrypted: bool,
+    callee_encrypted: bool,
+    written: bool,
+}
+
+impl<D: Clone + std::fmt::Debug> Call<D> {
+    /// Starts a call for a new INVITE: rings the devices of the route, or refuses at once.
+    pub fn start(
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        setup: CallSetup<D>,
+        config: CallConfig,
+    ) -> Call<D> {
+        let CallSetup {
+            invite_key,
+            invite,
+            caller,
+            caller_number,
+            caller_name,
+            called_number,
+            domain,
+            callee_call_id,
+            route,
+            media,
+        } = setup;
+        let dialog = caller_dialog(&invite);
+        let host = pbx_sip::uri::Host::parse(&domain)
+            .unwrap_or_else(|_| pbx_sip::uri::Host::from(caller.local.ip()));
+        let mut callee_from = pbx_sip::header::NameAddr::new(pbx_sip::uri::Uri::sip(
+            Some(&caller_number),
+            host.clone(),
+            None,
+        ));
+        callee_from.display_name = caller_name;
+        callee_from.params.set("tag", Some(&ids::tag()));
+        let called_uri = pbx_sip::header::NameAddr::new(pbx_sip::uri::Uri::sip(
+            Some(&called_number),
+            host,
+            None,
+        ));
+        let mut call = Call {
+            config,
+            phase: Phase::Ringing,
+            caller: CallerLeg {
+                endpoint: caller,
+                invite_key,
+                invite,
+                dialog,
+            },
+            callee: None,
+            forks: Vec::new(),
+            callee_from,
+            callee_call_id,
+            called_uri,
+            negotiator: None,
+            ring_deadline: None,
+            linger_until: None,
+            relayed: HashMap::new(),
+            pending_2xx: Vec::new(),
+            record: RecordDraft {
+                caller: caller_number,
+                called: called_number,
+                started: now,
+                answered: None,
+                codec: None,
+                caller_encrypted: false,
+                callee_encrypted: false,
+                written: false,
+            },
+            outputs: VecDeque::new(),
+        };
+        if let Some((status, reason)) = call.refusal_by_rfc() {
+            call.fail(
+                now,
+                layer,
+                status,
+                &reason,
+                Disposition::Failed,
+                HangupSide::Pbx,
+            );
+            return call;
+        }
+        match route {
+            Route::Reject {
+                status,
+                reason,
+                disposition,
+            } => call.fail(now, layer, status, &reason, disposition, HangupSide::Pbx),
+            Route::Ring { devices, .. } if devices.is_empty() => call.fail(
+                now,
+                layer,
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                "Temporarily Unavailable (no device registered)",
+                Disposition::Failed,
+                HangupSide::Pbx,
+            ),
+            Route::Ring { devices, timeout } => {
+                call.ring_deadline = Some(now + timeout);
+                call.ring(now, layer, devices, media);
+            }
+        }
+        call
+    }
+
+    /// RFC 3261 §8.2.2 / §16.3 checks on the caller's INVITE before anything is rung.
+    fn refusal_by_rfc(&self) -> Option<(StatusCode, String)> {
+        let invite = &self.caller.invite;
+        // RFC 3261 §16.3 item 3: Max-Forwards of zero gets 483.
+        if invite.headers.max_forwards() == Some(0) {
+            return Some((StatusCode::TOO_MANY_HOPS, "Too Many Hops".into()));
+        }
+        // RFC 3261 §16.3 item 4: our own branch in the Via list means the INVITE went round.
+        let looped = invite.headers.vias().map(|vias| {
+            vias.iter().any(|via| {
+                via.branch()
+                    .is_some_and(|b| b.starts_with(ids::OWN_BRANCH_PREFIX))
+            })
+        });
+        if looped == Ok(true) {
+            return Some((StatusCode::LOOP_DETECTED, "Loop Detected".into()));
+        }
+        // RFC 3261 §8.1.1.8: an INVITE MUST carry a Contact (the dialog's remote target).
+        if !invite.headers.contains(&HeaderName::CONTACT) {
+            return Some((StatusCode::BAD_REQUEST, "Bad Request (no Contact)".into()));
+        }
+        None
+    }
+
+    /// Whether this call owns `call_id` (either leg).
+    pub fn owns_call_id(&self, call_id: &str) -> bool {
+        call_id == self.caller.dialog.call_id || call_id == self.callee_call_id
+    }
+
+    /// The Call-ID of the callee leg.
+    pub fn callee_call_id(&self) -> &str {
+        &self.callee_call_id
+    }
+
+    /// The caller's Call-ID.
+    pub fn caller_call_id(&self) -> &str {
+        &self.caller.dialog.call_id
+    }
+
+    /// The INVITE server transaction of the caller.
+    pub fn invite_key(&self) -> &TransactionKey {
+        &self.caller.invite_key
+    }
+
+    /// Nothing left to do: the shell may forget the call (and free its media).
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Done
+            && self.pending_2xx.is_empty()
+            && (self.linger_until.is_none() || self.forks.iter().all(Fork::is_settled))
+    }
+
+    /// Whether the call is answered and not over.
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Answered
+    }
+
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<CallOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ring = self.ring_deadline.filter(|_| self.phase == Phase::Ringing);
+        let retransmit = self.pending_2xx.iter().map(TwoXx::next_deadline).min();
+        let linger = self.linger_until.filter(|_| self.phase == Phase::Done);
+        [ring, retransmit, linger].into_iter().flatten().min()
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant, layer: &mut TransactionLayer<D>) {
+        if self.phase == Phase::Ringing && self.ring_deadline.is_some_and(|at| at <= now) {
+            // Issue: a ring timeout is answered 480, like an unreachable extension.
+            self.cancel_forks(now, layer, None);
+            self.fail(
+                now,
+                layer,
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                "Temporarily Unavailable (no answer)",
+                Disposition::NoAnswer,
+                HangupSide::Pbx,
+            );
+        }
+        self.retransmit_2xx(now, layer);
+        if self.phase == Phase::Done && self.linger_until.is_some_and(|at| at <= now) {
+            self.linger_until = None;
+            for fork in &mut self.forks {
+                fork.settle();
+            }
+        }
+    }
+
+    /// A transaction event for a transaction this call tracks.
+    pub fn handle_event(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        key: &TransactionKey,
+        event: TransactionEvent,
+    ) {
+        match event {
+            TransactionEvent::Response(response) => self.on_response(now, layer, key, response),
+            TransactionEvent::Timeout | TransactionEvent::TransportError => {
+                if self.fork_index(key).is_some() {
+                    let failed = Response::new(StatusCode::REQUEST_TIMEOUT);
+                    self.on_fork_final(now, layer, key, failed);
+                } else if let Some(relayed) = self.relayed.remove(key) {
+                    self.relay_failed(now, layer, relayed, StatusCode::REQUEST_TIMEOUT);
+                }
+            }
+            TransactionEvent::Terminated => {
+                if let Some(index) = self.fork_index(key)
+                    && let Some(fork) = self.forks.get_mut(index)
+                {
+                    fork.transaction_ended();
+                }
+                self.relayed.remove(key);
+            }
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        key: &TransactionKey,
+        response: Response,
+    ) {
+        if self.fork_index(key).is_some() {
+            if response.status.is_provisional() {
+                self.on_fork_provisional(now, layer, key, response);
+            } else if response.status.is_success() {
+                self.on_fork_success(now, layer, key, response);
+            } else {
+                self.on_fork_final(now, layer, key, response);
+            }
+        } else if let Some(relayed) = self.relayed.get(key)
+            && response.status.is_final()
+        {
+            // A 2xx again after the first: our ACK was lost (RFC 3261 §13.2.2.4).
+            if relayed.answered && response.status.is_success() {
+                self.reack_relayed(layer, key);
+            } else {
+                self.relay_response(now, layer, key, response);
+            }
+        }
+    }
+
+    /// A final failure towards the caller before any answer; the call is over.
+    fn fail(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        status: StatusCode,
+        reason: &str,
+        disposition: Disposition,
+        side: HangupSide,
+    ) {
+        if self.phase != Phase::Ringing {
+            return;
+        }
+        let mut response = self.caller_response(status);
+        response.reason = Bytes::copy_from_slice(reason.as_bytes());
+        self.respond_caller_invite(now, layer, response);
+        self.phase = Phase::Done;
+        self.write_record(
+            now,
+            disposition,
+            &format!("{} {}", status.code(), reason),
+            side,
+        );
+    }
+
+    /// Ends an answered call: BYE to every side that did not end it (RFC 3261 §15.1.1).
+    fn end(&mut self, now: Instant, layer: &mut TransactionLayer<D>, by: HangupSide, cause: &str) {
+        if self.phase != Phase::Answered {
+            return;
+        }
+        if by != HangupSide::Caller {
+            let endpoint = self.caller.endpoint.clone();
+            let bye = self.caller.dialog.request(
+                pbx_sip::method::Method::BYE,
+                &endpoint,
+                &self.config.user_agent,
+            );
+            self.send(now, layer, bye, &endpoint);
+        }
+        if by != HangupSide::Callee
+            && let Some(mut callee) = self.callee.take()
+        {
+            let bye = callee.dialog.request(
+                pbx_sip::method::Method::BYE,
+                &callee.endpoint,
+                &self.config.user_agent,
+            );
+            self.send(now, layer, bye, &callee.endpoint);
+            self.callee = Some(callee);
+        }
+        // Nothing waits for an ACK any more once the dialog is gone.
+        self.pending_2xx.clear();
+        self.phase = Phase::Done;
+        self.write_record(now, Disposition::Answered, cause, by);
+    }
+
+    /// The relay reported no media for the configured time (not while on hold).
+    pub fn media_timeout(&mut self, now: Instant, layer: &mut TransactionLayer<D>) {
+        self.end(now, layer, HangupSide::Pbx, "media timeout");
+    }
+
+    /// The PBX is shutting down, or an admin ended the call.
+    pub fn hang_up(&mut self, now: Instant, layer: &mut TransactionLayer<D>) {
+        match self.phase {
+            Phase::Ringing => {
+                self.cancel_forks(now, layer, None);
+                self.fail(
+                    now,
+                    layer,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    Disposition::Failed,
+                    HangupSide::Pbx,
+                );
+            }
+            Phase::Answered => self.end(now, layer, HangupSide::Pbx, "hung up by the PBX"),
+            Phase::Done => {}
+        }
+    }
+
+    /// A response to the caller's INVITE with the PBX's To tag, Contact and Server.
+    fn caller_response(&self, status: StatusCode) -> Response {
+        let mut response = Response::for_request(
+            &self.caller.invite,
+            status,
+            Some(&self.caller.dialog.local_tag),
+        );
+        if status.code() > 100 && status.code() < 300 {
+            // RFC 3261 §12.1.1: a dialog-creating response carries the UAS's Contact.
+            response.headers.push(
+                HeaderName::CONTACT,
+                format!("<{}>", self.caller.endpoint.contact()),
+            );
+        }
+        response
+            .headers
+            .push(HeaderName::SERVER, self.config.user_agent.clone());
+        response
+    }
+
+    fn respond_caller_invite(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        response: Response,
+    ) {
+        if let Err(error) = layer.respond(now, &self.caller.invite_key, response) {
+            log_misuse(&error);
+        }
+    }
+
+    /// Sends a request in a new client transaction and tracks it.
+    fn send(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        request: Request,
+        to: &Endpoint<D>,
+    ) -> Option<TransactionKey> {
+        match layer.send_request(now, request, to.peer.clone(), to.reliable) {
+            Ok(key) => {
+                self.outputs.push_back(CallOutput::Track(key.clone()));
+                Some(key)
+            }
+            Err(error) => {
+                log_misuse(&error);
+                None
+            }
+        }
+    }
+
+    fn apply_plan(&mut self, plan: MediaPlan) {
+        self.record.codec = Some(plan.codec.clone()).filter(|c| !c.is_empty());
+        self.record.caller_encrypted = plan.caller.srtp.is_some();
+        self.record.callee_encrypted = plan.callee.srtp.is_some();
+        self.outputs.push_back(CallOutput::Media(plan));
+    }
+
+    fn write_record(
+        &mut self,
+        now: Instant,
+        disposition: Disposition,
+        cause: &str,
+        side: HangupSide,
+    ) {
+        if self.record.written {
+            return;
+        }
+        self.record.written = true;
+        let record = CallRecord {
+            call_id: self.caller.dialog.call_id.clone(),
+            caller: self.record.caller.clone(),
+            called: self.record.called.clone(),
+            started: self.record.started,
+            answered: self.record.answered,
+            ended: now,
+            disposition,
+            hangup_cause: cause.to_string(),
+            hangup_side: side,
+            codec: self.record.codec.clone(),
+            caller_encrypted: self.record.caller_encrypted,
+            callee_encrypted: self.record.callee_encrypted,
+        };
+        self.outputs.push_back(CallOutput::Record(record));
+    }
+
+    /// The side a request belongs to, by its Call-ID.
+    fn side_of(&self, request: &Request) -> Option<Side> {
+        let call_id = request.headers.call_id()?;
+        if call_id == self.caller.dialog.call_id {
+            Some(Side::Caller)
+        } else if call_id == self.callee_call_id {
+            Some(Side::Callee)
+        } else {
+            None
+        }
+    }
+
+    fn policy(endpoint: &Endpoint<D>, encryption: Encryption, allow_clear: bool) -> LegPolicy {
+        LegPolicy {
+            encryption,
+            secure_signaling: endpoint.secure,
+            allow_keys_in_clear: allow_clear,
+        }
+    }
+}
+
+/// The dialog the PBX forms with the caller as its UAS (RFC 3261 §12.1.1).
+fn caller_dialog(invite: &Request) -> Dialog {
+    let from = invite.headers.from().ok();
+    let to = invite.headers.to().ok();
+    let remote_tag = from
+        .as_ref()
+        .and_then(|f| f.tag().map(str::to_owned))
+        .unwrap_or_default();
+    let remote_target = invite
+        .headers
+        .contacts()
+        .ok()
+        .and_then(|c| c.addresses().first().map(|a| a.uri.clone()))
+        .unwrap_or_else(|| invite.uri.clone());
+    Dialog {
+        call_id: invite.headers.call_id().unwrap_or_default().to_string(),
+        local_tag: ids::tag(),
+        remote_tag,
+        local_uri: to
+            .map(without_tag)
+            .unwrap_or_else(|| pbx_sip::header::NameAddr::new(invite.uri.clone())),
+        remote_uri: from
+            .map(without_tag)
+            .unwrap_or_else(|| pbx_sip::header::NameAddr::new(invite.uri.clone())),
+        remote_target,
+        // RFC 3261 §12.1.1: the route set is the Record-Route list, in order.
+        route_set: invite
+            .headers
+            .get_all(&HeaderName::RECORD_ROUTE)
+            .cloned()
+            .collect(),
+        local_cseq: 0,
+        remote_cseq: invite.headers.cseq().ok().map(|c| c.seq),
+    }
+}
+
+/// Misuse of the layer never reaches the wire; it is worth a debug line.
+fn log_misuse<E: std::fmt::Display>(error: &E) {
+    tracing::debug!(%error, "transaction layer refused");
+}

@@ -1,0 +1,530 @@
+//! Ringing the devices: one INVITE client transaction per device, in parallel (the PBX forks
+//! like a proxy would, RFC 3261 §16.6), provisional responses passed back, the first 2xx
+//! wins and the others are cancelled (RFC 3326 Reason "Call completed elsewhere").
+
+use super::{Call, CallOutput, CalleeLeg, MediaSetup, Phase, log_misuse};
+use crate::dialog::{Dialog, without_tag};
+use crate::endpoint::Device;
+use crate::ids;
+use crate::outcome::best_failure;
+use crate::record::HangupSide;
+use bytes::Bytes;
+use pbx_media::Side;
+use pbx_media::sdp::Negotiator;
+use pbx_sip::header::CSeq;
+use pbx_sip::message::{HeaderName, Message, Request, Response};
+use pbx_sip::method::Method;
+use pbx_sip::status::StatusCode;
+use pbx_sip::transaction::{TransactionKey, TransactionLayer};
+use std::time::Instant;
+
+/// Where one device's INVITE stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ForkState {
+    /// Sent, nothing heard yet (a CANCEL must wait for a provisional, RFC 3261 §9.1).
+    Calling,
+    /// A provisional response arrived: the device rings.
+    Early,
+    /// This device answered.
+    Answered,
+    /// A final failure, or cancelled and done.
+    Finished,
+}
+
+/// One device's branch of the call.
+#[derive(Debug)]
+pub(super) struct Fork<D> {
+    device: Device<D>,
+    key: TransactionKey,
+    invite: Request,
+    /// The offer/answer state for this branch: the device's policy and its own SRTP keys.
+    negotiator: Option<Negotiator>,
+    state: ForkState,
+    /// A CANCEL is owed as soon as the device sends a provisional response.
+    cancel_owed: Option<&'static str>,
+    /// The INVITE transaction is gone from the layer.
+    transaction_done: bool,
+    /// The caller's SDP answer and the plan made from this device's early (183) answer: its
+    /// 2xx repeats that answer (RFC 3261 §13.2.1), and the negotiator has no offer left.
+    early_answer: Option<(Vec<u8>, pbx_media::MediaPlan)>,
+    final_status: Option<StatusCode>,
+}
+
+impl<D> Fork<D> {
+    /// Nothing more can come from this branch that needs the call.
+    pub(super) fn is_settled(&self) -> bool {
+        self.transaction_done || matches!(self.state, ForkState::Finished | ForkState::Answered)
+    }
+
+    pub(super) fn settle(&mut self) {
+        self.transaction_done = true;
+    }
+
+    pub(super) fn transaction_ended(&mut self) {
+        self.transaction_done = true;
+        if self.state != ForkState::Answered {
+            self.state = ForkState::Finished;
+        }
+    }
+}
+
+/// RFC 3326: why the other devices stop ringing when one answered.
+const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
+
+impl<D: Clone + std::fmt::Debug> Call<D> {
+    pub(super) fn fork_index(&self, key: &TransactionKey) -> Option<usize> {
+        self.forks.iter().position(|fork| fork.key == *key)
+    }
+
+    /// Sends an INVITE to every device.
+    pub(super) fn ring(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        devices: Vec<Device<D>>,
+        media: Option<MediaSetup>,
+    ) {
+        let offer = self.caller.invite.body.clone();
+        let max_forwards = self
+            .caller
+            .invite
+            .headers
+            .max_forwards()
+            .map_or(70, |m| m.saturating_sub(1));
+        for device in devices {
+            let mut negotiator = media.as_ref().map(|m| {
+                Negotiator::new(
+                    m.caller,
+                    Self::policy(
+                        &self.caller.endpoint,
+                        m.caller_encryption,
+                        m.allow_keys_in_clear,
+                    ),
+                    m.callee,
+                    Self::policy(&device.endpoint, m.callee_encryption, m.allow_keys_in_clear),
+                    m.session_id,
+                )
+            });
+            let body = match (&mut negotiator, offer.is_empty()) {
+                (Some(negotiator), false) => {
+                    match negotiator.offer(Side::Caller, &offer, &mut rand::rng()) {
+                        Ok(body) => Bytes::from(body),
+                        Err(error) => {
+                            // The caller's offer itself is unacceptable: nothing to ring.
+                            let status = StatusCode(error.status());
+                            let reason = format!("{} ({error})", status.canonical_reason());
+                            self.fail(
+                                now,
+                                layer,
+                                status,
+                                &reason,
+                                crate::record::Disposition::Failed,
+                                HangupSide::Pbx,
+                            );
+                            return;
+                        }
+                    }
+                }
+                // RFC 3261 §13.2.1: an INVITE without an offer; the 2xx will carry one.
+                _ => Bytes::new(),
+            };
+            let invite = self.fork_invite(&device, max_forwards, body);
+            let Some(key) = self.send(now, layer, invite.clone(), &device.endpoint) else {
+                continue;
+            };
+            self.forks.push(Fork {
+                device,
+                key,
+                invite,
+                negotiator,
+                state: ForkState::Calling,
+                cancel_owed: None,
+                transaction_done: false,
+                final_status: None,
+                early_answer: None,
+            });
+        }
+        if self.forks.is_empty() {
+            self.fail(
+                now,
+                layer,
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                "Temporarily Unavailable (no device reachable)",
+                crate::record::Disposition::Failed,
+                HangupSide::Pbx,
+            );
+        }
+    }
+
+    /// The INVITE for one device (RFC 3261 §8.1.1).
+    fn fork_invite(&self, device: &Device<D>, max_forwards: u32, body: Bytes) -> Request {
+        let mut invite = Request::new(Method::INVITE, device.contact.clone());
+        let h = &mut invite.headers;
+        h.push(
+            HeaderName::VIA,
+            device.endpoint.via(&ids::branch()).to_string(),
+        );
+        h.push(HeaderName::MAX_FORWARDS, max_forwards.to_string());
+        h.push(HeaderName::FROM, self.callee_from.to_string());
+        h.push(HeaderName::TO, self.called_uri.to_string());
+        h.push(HeaderName::CALL_ID, self.callee_call_id.clone());
+        h.push(HeaderName::CSEQ, CSeq::new(1, Method::INVITE).to_string());
+        h.push(
+            HeaderName::CONTACT,
+            format!("<{}>", device.endpoint.contact()),
+        );
+        h.push(HeaderName::ALLOW, super::ALLOW);
+        h.push(HeaderName::USER_AGENT, self.config.user_agent.clone());
+        if !body.is_empty() {
+            h.push(HeaderName::CONTENT_TYPE, "application/sdp");
+        }
+        invite.body = body;
+        invite
+    }
+
+    pub(super) fn on_fork_provisional(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        key: &TransactionKey,
+        response: Response,
+    ) {
+        let Some(index) = self.fork_index(key) else {
+            return;
+        };
+        if response.status == StatusCode::TRYING {
+            return;
+        }
+        let owed = match self.forks.get_mut(index) {
+            Some(fork) if fork.state == ForkState::Calling || fork.state == ForkState::Early => {
+                fork.state = ForkState::Early;
+                fork.cancel_owed.take()
+            }
+            _ => return,
+        };
+        if let Some(reason) = owed {
+            self.send_cancel(now, layer, index, Some(reason));
+            return;
+        }
+        if self.phase != Phase::Ringing {
+            return;
+        }
+        // 180 and 183 are passed back; early media (SDP in a provisional) is relayed.
+        let mut answer = self.caller_response(response.status);
+        answer.reason = response.reason.clone();
+        if !response.body.is_empty()
+            && let Some((sdp, plan)) = self.fork_answer(index, &response.body).ok().flatten()
+        {
+            answer
+                .headers
+                .push(HeaderName::CONTENT_TYPE, "application/sdp");
+            answer.body = Bytes::from(sdp);
+            self.outputs.push_back(CallOutput::Media(plan));
+        }
+        self.respond_caller_invite(now, layer, answer);
+    }
+
+    /// The answer for the caller from a device's SDP, with that branch's negotiator (each
+    /// branch has its own: several devices may answer the same offer). A branch answers once;
+    /// later SDP from it (the 2xx after a 183) gets the same answer again.
+    fn fork_answer(
+        &mut self,
+        index: usize,
+        sdp: &[u8],
+    ) -> Result<Option<(Vec<u8>, pbx_media::MediaPlan)>, pbx_media::sdp::NegotiationError> {
+        let Some(fork) = self.forks.get_mut(index) else {
+            return Ok(None);
+        };
+        if let Some(early) = &fork.early_answer {
+            return Ok(Some(early.clone()));
+        }
+        let Some(negotiator) = fork.negotiator.as_mut() else {
+            return Ok(None);
+        };
+        if negotiator.pending_offer_from().is_none() {
+            return Ok(None);
+        }
+        let answered = negotiator.answer(Side::Callee, sdp, &mut rand::rng())?;
+        fork.early_answer = Some(answered.clone());
+        Ok(Some(answered))
+    }
+
+    pub(super) fn on_fork_success(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        key: &TransactionKey,
+        response: Response,
+    ) {
+        let Some(index) = self.fork_index(key) else {
+            return;
+        };
+        let Some(fork) = self.forks.get(index) else {
+            return;
+        };
+        let dialog = self.callee_dialog(&fork.invite, &response);
+        let endpoint = fork.device.endpoint.clone();
+        // A retransmission of the winner's 2xx: ACK again (RFC 3261 §13.2.2.4), unless the
+        // ACK waits for the caller's answer (late offer).
+        if let Some(callee) = &self.callee
+            && callee.dialog.remote_tag == dialog.remote_tag
+            && fork.state == ForkState::Answered
+        {
+            if !callee.ack_pending {
+                layer.send_stateless(endpoint.peer.clone(), Message::Request(callee.ack.clone()));
+            }
+            return;
+        }
+        let ack = dialog.ack(1, &endpoint, &self.config.user_agent);
+        if self.phase != Phase::Ringing {
+            // RFC 3261 §15: a 2xx after the call was decided (CANCEL crossed it, or another
+            // device won): ACK it, then end that dialog at once.
+            layer.send_stateless(endpoint.peer.clone(), Message::Request(ack));
+            let mut dialog = dialog;
+            let bye = dialog.request(Method::BYE, &endpoint, &self.config.user_agent);
+            self.send(now, layer, bye, &endpoint);
+            return;
+        }
+        // RFC 3261 §13.2.1: the caller sent no offer, so the 2xx carries one; it goes to the
+        // caller in our 200, and the caller's answer comes in its ACK, which we then pass on
+        // in our ACK to the device.
+        let late_offer = self.caller.invite.body.is_empty() && !response.body.is_empty();
+        let answered = if late_offer {
+            self.late_offer(index, &response.body)
+        } else if response.body.is_empty() {
+            Ok(self.forks.get(index).and_then(|f| f.early_answer.clone()))
+                .map(|a| a.map(|(sdp, plan)| (sdp, Some(plan))))
+        } else {
+            self.fork_answer(index, &response.body)
+                .map(|a| a.map(|(sdp, plan)| (sdp, Some(plan))))
+        };
+        let answered = match answered {
+            Ok(answered) => answered,
+            Err(error) => {
+                // The device answered with SDP the caller cannot use: end that branch.
+                tracing::info!(%error, "a device answered with unusable SDP");
+                layer.send_stateless(endpoint.peer.clone(), Message::Request(ack));
+                let mut dialog = dialog;
+                let bye = dialog.request(Method::BYE, &endpoint, &self.config.user_agent);
+                self.send(now, layer, bye, &endpoint);
+                let failed = Response::new(StatusCode::NOT_ACCEPTABLE_HERE);
+                self.on_fork_final(now, layer, key, failed);
+                return;
+            }
+        };
+        let ack_pending = late_offer && answered.is_some();
+        if !ack_pending {
+            layer.send_stateless(endpoint.peer.clone(), Message::Request(ack.clone()));
+        }
+        if let Some(fork) = self.forks.get_mut(index) {
+            fork.state = ForkState::Answered;
+        }
+        self.callee = Some(CalleeLeg {
+            endpoint,
+            dialog,
+            ack,
+            ack_pending,
+        });
+        self.negotiator = self.forks.get_mut(index).and_then(|f| f.negotiator.take());
+        self.cancel_forks(now, layer, Some(COMPLETED_ELSEWHERE));
+        let mut ok = self.caller_response(StatusCode::OK);
+        ok.headers.push(HeaderName::ALLOW, super::ALLOW);
+        if let Some((sdp, plan)) = answered {
+            ok.headers.push(HeaderName::CONTENT_TYPE, "application/sdp");
+            ok.body = Bytes::from(sdp);
+            if let Some(plan) = plan {
+                self.apply_plan(plan);
+            }
+        }
+        let cseq = self.caller.dialog.remote_cseq.unwrap_or(1);
+        self.respond_caller_invite(now, layer, ok.clone());
+        let (key, reliable) = (
+            self.caller.invite_key.clone(),
+            self.caller.endpoint.reliable,
+        );
+        self.expect_ack(now, Side::Caller, key, ok, cseq, reliable);
+        self.phase = Phase::Answered;
+        self.record.answered = Some(now);
+    }
+
+    /// The device's 2xx offer (late offer) turned into the PBX's offer to the caller.
+    #[allow(clippy::type_complexity)]
+    fn late_offer(
+        &mut self,
+        index: usize,
+        sdp: &[u8],
+    ) -> Result<Option<(Vec<u8>, Option<pbx_media::MediaPlan>)>, pbx_media::sdp::NegotiationError>
+    {
+        let Some(negotiator) = self
+            .forks
+            .get_mut(index)
+            .and_then(|f| f.negotiator.as_mut())
+        else {
+            return Ok(None);
+        };
+        let offer = negotiator.offer(Side::Callee, sdp, &mut rand::rng())?;
+        Ok(Some((offer, None)))
+    }
+
+    /// The dialog with the device that answered (RFC 3261 §12.1.2).
+    fn callee_dialog(&self, invite: &Request, response: &Response) -> Dialog {
+        let to = response.headers.to().ok();
+        let remote_tag = to
+            .as_ref()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .unwrap_or_default();
+        let remote_target = response
+            .headers
+            .contacts()
+            .ok()
+            .and_then(|c| c.addresses().first().map(|a| a.uri.clone()))
+            .unwrap_or_else(|| invite.uri.clone());
+        // RFC 3261 §12.1.2: the UAC's route set is the Record-Route list reversed.
+        let mut route_set: Vec<Bytes> = response
+            .headers
+            .get_all(&HeaderName::RECORD_ROUTE)
+            .cloned()
+            .collect();
+        route_set.reverse();
+        Dialog {
+            call_id: self.callee_call_id.clone(),
+            local_tag: self
+                .callee_from
+                .tag()
+                .map(str::to_owned)
+                .unwrap_or_default(),
+            remote_tag,
+            local_uri: without_tag(self.callee_from.clone()),
+            remote_uri: to
+                .map(without_tag)
+                .unwrap_or_else(|| self.called_uri.clone()),
+            remote_target,
+            route_set,
+            local_cseq: 1,
+            remote_cseq: None,
+        }
+    }
+
+    pub(super) fn on_fork_final(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        key: &TransactionKey,
+        response: Response,
+    ) {
+        let Some(index) = self.fork_index(key) else {
+            return;
+        };
+        if let Some(fork) = self.forks.get_mut(index) {
+            if fork.state == ForkState::Answered {
+                return;
+            }
+            fork.state = ForkState::Finished;
+            fork.cancel_owed = None;
+            fork.final_status = Some(response.status);
+        }
+        if self.phase != Phase::Ringing {
+            return;
+        }
+        let pending = self
+            .forks
+            .iter()
+            .any(|f| matches!(f.state, ForkState::Calling | ForkState::Early));
+        if pending {
+            return;
+        }
+        let statuses: Vec<StatusCode> = self.forks.iter().filter_map(|f| f.final_status).collect();
+        let (status, disposition) = best_failure(&statuses);
+        let mut answer = self.caller_response(status);
+        if status == response.status {
+            answer.reason = response.reason.clone();
+            // A redirect is passed back with its targets (the dialplan will decide later).
+            if status.class() == 3 {
+                for contact in response.headers.get_all(&HeaderName::CONTACT) {
+                    answer.headers.push(HeaderName::CONTACT, contact.clone());
+                }
+            }
+        }
+        let reason = String::from_utf8_lossy(&answer.reason).into_owned();
+        self.respond_caller_invite(now, layer, answer);
+        self.phase = Phase::Done;
+        self.write_record(
+            now,
+            disposition,
+            &format!("{} {reason}", status.code()),
+            HangupSide::Callee,
+        );
+    }
+
+    /// Stops every branch still ringing (after an answer, a CANCEL or the ring timeout).
+    pub(super) fn cancel_forks(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        reason: Option<&'static str>,
+    ) {
+        let mut any = false;
+        for index in 0..self.forks.len() {
+            let state = self.forks.get(index).map(|f| f.state);
+            match state {
+                Some(ForkState::Early) => {
+                    self.send_cancel(now, layer, index, reason);
+                    any = true;
+                }
+                Some(ForkState::Calling) => {
+                    // RFC 3261 §9.1: no CANCEL before a provisional response; it is sent
+                    // when one arrives (or the INVITE times out).
+                    if let Some(fork) = self.forks.get_mut(index) {
+                        fork.cancel_owed = Some(reason.unwrap_or(""));
+                    }
+                    any = true;
+                }
+                _ => {}
+            }
+        }
+        if any {
+            // Wait for the branches' final responses: a 2xx crossing the CANCEL must be
+            // ACKed and ended (RFC 3261 §9.1, 64*T1 is the INVITE transaction's lifetime).
+            self.linger_until = Some(now + self.config.t1.saturating_mul(64));
+        }
+    }
+
+    /// RFC 3261 §9.1: the CANCEL copies the INVITE's Request-URI, Call-ID, To, From, CSeq
+    /// number and top Via (same branch).
+    fn send_cancel(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        index: usize,
+        reason: Option<&str>,
+    ) {
+        let Some(fork) = self.forks.get(index) else {
+            return;
+        };
+        let invite = &fork.invite;
+        let mut cancel = Request::new(Method::CANCEL, invite.uri.clone());
+        for name in [
+            HeaderName::VIA,
+            HeaderName::FROM,
+            HeaderName::TO,
+            HeaderName::CALL_ID,
+        ] {
+            if let Some(value) = invite.headers.get(&name) {
+                cancel.headers.push(name, value.clone());
+            }
+        }
+        cancel.headers.push(HeaderName::MAX_FORWARDS, "70");
+        cancel
+            .headers
+            .push(HeaderName::CSEQ, CSeq::new(1, Method::CANCEL).to_string());
+        if let Some(reason) = reason.filter(|r| !r.is_empty()) {
+            cancel.headers.push(HeaderName::REASON, reason.to_string());
+        }
+        let endpoint = fork.device.endpoint.clone();
+        if let Err(error) =
+            layer.send_request(now, cancel, endpoint.peer.clone(), endpoint.reliable)
+        {
+            log_misuse(&error);
+        }
+    }
+}

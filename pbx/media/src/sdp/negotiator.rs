@@ -1,0 +1,331 @@
+//! The per-call offer/answer state of the B2BUA (RFC 3264).
+
+use super::codec::{Codec, PtSpace, audio_codecs, intersect};
+use super::crypto::{OFFERED, generate, parse_crypto};
+use super::parse::parse;
+use super::pending::{Pending, Stream, offer_srtp};
+use super::write::{Audio, Rejected, Section, body, with_origin};
+use super::{LegPolicy, LocalEndpoint, NegotiationError};
+use crate::{CryptoSuite, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
+
+/// The SDP side of one bridged call: turns each leg's offers and answers into the PBX's own
+/// SDP for the other leg, and each completed exchange into a [`MediaPlan`].
+///
+/// One exchange at a time (RFC 3264 §4): [`offer`](Self::offer) from one leg, then
+/// [`answer`](Self::answer) from the other, or [`cancel_offer`](Self::cancel_offer) when the
+/// other leg refused the offer (a failed re-INVITE leaves the previous plan in force).
+#[derive(Debug)]
+pub struct Negotiator {
+    session_id: u64,
+    legs: [Leg; 2],
+    pending: Option<Pending>,
+    plan: Option<MediaPlan>,
+}
+
+/// What the PBX keeps about its SDP session with one leg.
+struct Leg {
+    local: LocalEndpoint,
+    policy: LegPolicy,
+    /// `o=` version of the last SDP sent to this leg (0: none yet).
+    version: u64,
+    /// The last SDP sent to this leg, after its `o=` line.
+    last_body: Option<String>,
+    /// The `m=` lines of the last SDP sent to this leg: RFC 3264 §8 lets a later one add
+    /// lines but never drop one, so a shorter offer is padded with these at port 0.
+    lines: Vec<Rejected>,
+    /// The PBX's SDES keys for this leg, one per suite, made once: re-offers (hold, resume,
+    /// refresh) keep them, so the relay keeps its SRTP contexts (RFC 4568 §7.1.4 allows it).
+    keys: Vec<SrtpKey>,
+    pts: PtSpace,
+}
+
+// `last_body` holds the PBX's keys in its `a=crypto` lines: never printed (ARCHITECTURE.md
+// rule 11); `SrtpKey`'s own Debug hides the rest.
+impl std::fmt::Debug for Leg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leg")
+            .field("local", &self.local)
+            .field("policy", &self.policy)
+            .field("version", &self.version)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Leg {
+    fn new(local: LocalEndpoint, policy: LegPolicy) -> Leg {
+        Leg {
+            local,
+            policy,
+            version: 0,
+            last_body: None,
+            lines: Vec::new(),
+            keys: Vec::new(),
+            pts: PtSpace::default(),
+        }
+    }
+
+    fn key(&mut self, suite: CryptoSuite, rng: &mut impl rand::RngCore) -> SrtpKey {
+        if let Some(k) = self.keys.iter().find(|k| k.suite == suite) {
+            return k.clone();
+        }
+        let k = generate(suite, rng);
+        self.keys.push(k.clone());
+        k
+    }
+
+    /// The full SDP with this leg's `o=` line. RFC 3264 §8: the version goes up by one for
+    /// every changed description, and an unchanged one keeps its version (a session refresh).
+    fn stamp(&mut self, session_id: u64, body: String) -> Vec<u8> {
+        if self.last_body.as_ref() != Some(&body) {
+            self.version += 1;
+        }
+        let sdp = with_origin(session_id, self.version, self.local.ip, &body);
+        self.last_body = Some(body);
+        sdp
+    }
+}
+
+impl Negotiator {
+    pub fn new(
+        caller: LocalEndpoint,
+        caller_policy: LegPolicy,
+        callee: LocalEndpoint,
+        callee_policy: LegPolicy,
+        session_id: u64,
+    ) -> Negotiator {
+        Negotiator {
+            session_id,
+            legs: [
+                Leg::new(caller, caller_policy),
+                Leg::new(callee, callee_policy),
+            ],
+            pending: None,
+            plan: None,
+        }
+    }
+
+    /// The plan of the last completed exchange.
+    pub fn plan(&self) -> Option<&MediaPlan> {
+        self.plan.as_ref()
+    }
+
+    /// The leg whose offer awaits the other leg's answer.
+    pub fn pending_offer_from(&self) -> Option<Side> {
+        self.pending.as_ref().map(|p| p.from)
+    }
+
+    /// Forgets the outstanding offer: the other leg rejected it (RFC 3264 §8: the session
+    /// stays as it was). The `o=` versions already sent stay counted.
+    pub fn cancel_offer(&mut self) {
+        self.pending = None;
+    }
+
+    /// An SDP offer from `from` (initial INVITE, re-INVITE, UPDATE, or a 2xx of a late-offer
+    /// INVITE). Returns the offer the PBX sends the other leg.
+    pub fn offer(
+        &mut self,
+        from: Side,
+        sdp: &[u8],
+        rng: &mut impl rand::RngCore,
+    ) -> Result<Vec<u8>, NegotiationError> {
+        if self.pending.is_some() {
+            return Err(NegotiationError::OfferPending);
+        }
+        let sdp = parse(sdp)?;
+        let to = from.other();
+        let mut p = Pending::read(from, &sdp, &self.legs[from.index()].policy)?;
+        p.srtp_on = offer_srtp(to, &self.legs[to.index()].policy, p.crypto.is_some())?;
+        let leg = &mut self.legs[to.index()];
+
+        // The offerer's formats under the numbers this leg knows them by (RFC 3264 §8.3.2).
+        let mut taken = Vec::new();
+        let mut sent = Vec::new();
+        p.codecs.retain_mut(|(codec, to_pt)| {
+            let Some(pt) = leg.pts.choose(codec, &taken) else {
+                return false;
+            };
+            taken.push(pt);
+            *to_pt = pt;
+            sent.push(Codec {
+                pt,
+                ..codec.clone()
+            });
+            true
+        });
+        let keys: Vec<(u32, SrtpKey)> = match p.srtp_on {
+            true => OFFERED
+                .iter()
+                .map(|&(tag, s)| (tag, leg.key(s, rng)))
+                .collect(),
+            false => Vec::new(),
+        };
+        let crypto: Vec<(u32, &SrtpKey)> = keys.iter().map(|(t, k)| (*t, k)).collect();
+        let proto = if p.srtp_on { "RTP/SAVP" } else { "RTP/AVP" };
+        let audio = Rejected::audio(proto, &sent);
+
+        let mut lines = p.lines.clone();
+        lines.extend(leg.lines.iter().skip(lines.len()).cloned());
+        let sections: Vec<Section<'_>> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| match i == p.index {
+                true => Section::Audio(Audio {
+                    port: leg.local.rtp_port,
+                    proto,
+                    codecs: &sent,
+                    ptime: p.ptime,
+                    rtcp_mux: p.rtcp_mux,
+                    crypto: &crypto,
+                    direction: p.stream.direction,
+                }),
+                false => Section::Rejected(line),
+            })
+            .collect();
+        let text = body(leg.local.ip, &sections);
+        if let Some(line) = lines.get_mut(p.index) {
+            *line = audio;
+        }
+        leg.lines = lines;
+        leg.pts.learn(&sent);
+        let out = leg.stamp(self.session_id, text);
+
+        let offerer = &mut self.legs[from.index()];
+        offerer
+            .pts
+            .learn(&p.codecs.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>());
+        self.pending = Some(p);
+        Ok(out)
+    }
+
+    /// The answer from the leg the PBX last sent an offer to. Returns the answer for the
+    /// offerer and the plan for the relay. Any error but
+    /// [`UnexpectedAnswer`](NegotiationError::UnexpectedAnswer) ends the exchange.
+    pub fn answer(
+        &mut self,
+        from: Side,
+        sdp: &[u8],
+        rng: &mut impl rand::RngCore,
+    ) -> Result<(Vec<u8>, MediaPlan), NegotiationError> {
+        let p = self
+            .pending
+            .take_if(|p| p.from == from.other())
+            .ok_or(NegotiationError::UnexpectedAnswer)?;
+        let offerer = p.from;
+        let sdp = parse(sdp)?;
+        // RFC 3264 §6: the answer's m-lines match the offer's; port 0 rejects the stream.
+        let m = sdp
+            .media
+            .get(p.index)
+            .filter(|m| m.port != 0 && m.is_audio())
+            .ok_or(NegotiationError::NoCommonCodec)?;
+
+        let answered = audio_codecs(m);
+        let agreed = intersect(&p.codecs, &answered);
+        let Some((first, _, _)) = agreed.iter().find(|(c, _, _)| !c.is_auxiliary()) else {
+            return Err(NegotiationError::NoCommonCodec);
+        };
+        let codec = first.encoding();
+
+        let [caller, callee] = &mut self.legs;
+        let (off_leg, ans_leg) = match offerer {
+            Side::Caller => (caller, callee),
+            Side::Callee => (callee, caller),
+        };
+
+        // RFC 4568 §6.1: the answer's crypto line has the tag and suite of one the PBX offered.
+        let ans_srtp = match p.srtp_on {
+            true => {
+                let c = m
+                    .crypto
+                    .iter()
+                    .filter_map(|l| parse_crypto(l))
+                    .find(|c| OFFERED.contains(&(c.tag, c.key.suite)))
+                    .ok_or(NegotiationError::NoAcceptableCrypto(from))?;
+                let outbound = ans_leg.key(c.key.suite, rng);
+                Some(SrtpPair {
+                    inbound: c.key,
+                    outbound,
+                })
+            }
+            false => None,
+        };
+        let off_srtp = p.crypto.as_ref().map(|c| SrtpPair {
+            inbound: c.key.clone(),
+            outbound: off_leg.key(c.key.suite, rng),
+        });
+        let ans_mux = p.rtcp_mux && m.rtcp_mux;
+        let mut ans_stream = Stream::of(&sdp, m, ans_mux);
+        ans_stream.direction = ans_stream.direction.clamp_answer(p.stream.direction);
+
+        // The answer to the offerer: the agreed formats under its own numbers, with the
+        // answerer's format parameters (they describe what the answerer receives).
+        let reply: Vec<Codec> = agreed
+            .iter()
+            .map(|(c, _, a)| Codec {
+                fmtp: a.fmtp.clone(),
+                ..(*c).clone()
+            })
+            .collect();
+        let crypto: Vec<(u32, &SrtpKey)> = match (&p.crypto, &off_srtp) {
+            (Some(c), Some(pair)) => vec![(c.tag, &pair.outbound)],
+            _ => Vec::new(),
+        };
+        let sections: Vec<Section<'_>> = p
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| match i == p.index {
+                true => Section::Audio(Audio {
+                    port: off_leg.local.rtp_port,
+                    proto: &p.proto,
+                    codecs: &reply,
+                    ptime: m.ptime,
+                    rtcp_mux: p.rtcp_mux,
+                    crypto: &crypto,
+                    direction: ans_stream.direction,
+                }),
+                false => Section::Rejected(line),
+            })
+            .collect();
+        let text = body(off_leg.local.ip, &sections);
+        let out = off_leg.stamp(self.session_id, text);
+        let mut lines = p.lines.clone();
+        if let Some(line) = lines.get_mut(p.index) {
+            *line = Rejected::audio(&p.proto, &reply);
+        }
+        off_leg.lines = lines;
+        ans_leg.pts.learn(&answered);
+
+        // Packets to the offerer carry the numbers the PBX offered the answerer; packets to
+        // the answerer carry the offerer's numbers (the PBX answered with them).
+        let differing = |pairs: Vec<(u8, u8)>| pairs.into_iter().filter(|(a, b)| a != b).collect();
+        let off_plan = LegPlan {
+            remote_rtp: p.stream.rtp,
+            remote_rtcp: p.stream.rtcp,
+            rtcp_mux: p.rtcp_mux,
+            srtp: off_srtp,
+            pt_map: differing(agreed.iter().map(|(c, sent, _)| (*sent, c.pt)).collect()),
+            direction: p.stream.direction,
+        };
+        let ans_plan = LegPlan {
+            remote_rtp: ans_stream.rtp,
+            remote_rtcp: ans_stream.rtcp,
+            rtcp_mux: ans_mux,
+            srtp: ans_srtp,
+            pt_map: differing(agreed.iter().map(|(c, _, a)| (c.pt, a.pt)).collect()),
+            direction: ans_stream.direction,
+        };
+        let (caller, callee) = match offerer {
+            Side::Caller => (off_plan, ans_plan),
+            Side::Callee => (ans_plan, off_plan),
+        };
+        let plan = MediaPlan {
+            caller,
+            callee,
+            codec,
+        };
+        self.plan = Some(plan.clone());
+        Ok((out, plan))
+    }
+}

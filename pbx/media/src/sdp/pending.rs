@@ -1,0 +1,162 @@
+//! What an offer says, what the policies make of it, and what the PBX keeps of it until the
+//! answer comes back.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::codec::{Codec, audio_codecs};
+use super::crypto::{Crypto, first_usable};
+use super::parse::{MediaDescription, SessionDescription};
+use super::write::Rejected;
+use super::{Encryption, LegPolicy, NegotiationError};
+use crate::{Direction, Side};
+
+/// Where and how one leg's bridged stream flows, as its SDP declared it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stream {
+    /// The declared direction, less receiving with `c=0.0.0.0` (RFC 3264 §8.4).
+    pub direction: Direction,
+    pub rtp: Option<SocketAddr>,
+    pub rtcp: Option<SocketAddr>,
+}
+
+impl Stream {
+    /// `mux` is whether rtcp-mux was negotiated on this leg (RFC 5761 §5.1.1: then RTCP goes
+    /// to the RTP address).
+    pub fn of(sdp: &SessionDescription, m: &MediaDescription, mux: bool) -> Stream {
+        // RFC 8866 §6.7: a media-level direction overrides the session-level one.
+        let declared = m.direction.or(sdp.direction).unwrap_or_default();
+        // RFC 8866 §5.7: the media-level c= overrides the session-level one.
+        let addr = m.connection.or(sdp.connection).and_then(|c| c.addr);
+        let old_hold = addr.is_some_and(|a| a.is_unspecified());
+        let direction = if old_hold {
+            declared.without_receive()
+        } else {
+            declared
+        };
+        let ip = addr.filter(|a| !a.is_unspecified());
+        let rtp = ip
+            .filter(|_| m.port != 0)
+            .map(|ip| SocketAddr::new(ip, m.port));
+        let rtcp = rtp.and_then(|rtp| rtcp_address(rtp, m, mux));
+        Stream {
+            direction,
+            rtp,
+            rtcp,
+        }
+    }
+}
+
+fn rtcp_address(rtp: SocketAddr, m: &MediaDescription, mux: bool) -> Option<SocketAddr> {
+    if mux {
+        return Some(rtp);
+    }
+    match m.rtcp {
+        // RFC 3605 §2.1: a=rtcp gives the port, and optionally an address of its own.
+        Some(r) if r.port != 0 => {
+            let ip: IpAddr = r.addr.filter(|a| !a.is_unspecified()).unwrap_or(rtp.ip());
+            Some(SocketAddr::new(ip, r.port))
+        }
+        // RFC 3550 §11: RTCP on the next higher port.
+        _ => rtp
+            .port()
+            .checked_add(1)
+            .map(|p| SocketAddr::new(rtp.ip(), p)),
+    }
+}
+
+/// An offer the PBX passed on, waiting for the other leg's answer.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub from: Side,
+    /// Position of the bridged audio `m=` line, the same in the offer sent on.
+    pub index: usize,
+    /// The offerer's `m=` lines, to answer the others with port 0 in place.
+    pub lines: Vec<Rejected>,
+    /// The offerer's audio profile: the answer repeats it (RFC 3264 §6.1).
+    pub proto: String,
+    /// The offerer's audio codecs (its payload types) and the payload type each was offered
+    /// under to the other leg. A format for which the other leg had no number left is absent.
+    pub codecs: Vec<(Codec, u8)>,
+    /// The offerer's key when the PBX answers it with SRTP.
+    pub crypto: Option<Crypto>,
+    pub rtcp_mux: bool,
+    pub ptime: Option<u32>,
+    pub stream: Stream,
+    /// The PBX offered the other leg SRTP (with its keys of `crypto::OFFERED`).
+    pub srtp_on: bool,
+}
+
+impl Pending {
+    /// Reads an offer from `from` under its policy.
+    pub fn read(
+        from: Side,
+        sdp: &SessionDescription,
+        policy: &LegPolicy,
+    ) -> Result<Pending, NegotiationError> {
+        let index = sdp
+            .media
+            .iter()
+            .position(|m| m.is_audio() && m.is_rtp() && m.port != 0)
+            .ok_or(NegotiationError::NoAudio)?;
+        let m = sdp.media.get(index).ok_or(NegotiationError::NoAudio)?;
+        let codecs = audio_codecs(m);
+        if codecs.iter().all(Codec::is_auxiliary) {
+            return Err(NegotiationError::NoCommonCodec);
+        }
+        Ok(Pending {
+            from,
+            index,
+            lines: sdp.media.iter().map(Rejected::of).collect(),
+            proto: m.proto.clone(),
+            codecs: codecs.into_iter().map(|c| (c, 0)).collect(),
+            crypto: offerer_crypto(from, m, policy)?,
+            rtcp_mux: m.rtcp_mux,
+            ptime: m.ptime,
+            stream: Stream::of(sdp, m, m.rtcp_mux),
+            srtp_on: false,
+        })
+    }
+}
+
+/// The offerer's key if the PBX answers it with SRTP.
+fn offerer_crypto(
+    side: Side,
+    m: &MediaDescription,
+    policy: &LegPolicy,
+) -> Result<Option<Crypto>, NegotiationError> {
+    if policy.encryption == Encryption::Off {
+        // A SAVP stream cannot be answered with RTP (RFC 3264 §6.1: same profile).
+        return match m.is_savp() {
+            true => Err(NegotiationError::EncryptionDisabled(side)),
+            false => Ok(None),
+        };
+    }
+    // RFC 4568 §6.1: the first line the PBX can use, in the offerer's order. On RTP/AVP,
+    // `a=crypto` is "best-effort SRTP" (baresip, Linphone, Zoiper): taken when usable.
+    match first_usable(&m.crypto) {
+        None if m.is_savp() => Err(NegotiationError::NoAcceptableCrypto(side)),
+        None if policy.encryption == Encryption::Required => {
+            Err(NegotiationError::EncryptionRequired(side))
+        }
+        None => Ok(None),
+        Some(c) if policy.keys_may_travel() => Ok(Some(c)),
+        // RFC 4568 §8.3: no keys over plain signaling; best effort falls back to RTP.
+        Some(_) if !m.is_savp() && policy.encryption == Encryption::Optional => Ok(None),
+        Some(_) => Err(NegotiationError::KeysInClear(side)),
+    }
+}
+
+/// Whether the PBX offers SRTP to `side`, given its policy and whether the offerer has SRTP.
+pub(crate) fn offer_srtp(
+    side: Side,
+    policy: &LegPolicy,
+    offerer_encrypted: bool,
+) -> Result<bool, NegotiationError> {
+    match policy.encryption {
+        Encryption::Off => Ok(false),
+        Encryption::Required if policy.keys_may_travel() => Ok(true),
+        Encryption::Required => Err(NegotiationError::KeysInClear(side)),
+        // Mirror the offerer, when keys may travel to this leg; RTP otherwise.
+        Encryption::Optional => Ok(offerer_encrypted && policy.keys_may_travel()),
+    }
+}

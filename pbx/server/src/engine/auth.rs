@@ -1,0 +1,272 @@
+//! Digest authentication of REGISTER (401, RFC 3261 §22.2) and of INVITE (407, §22.3), with
+//! the ban and network checks; what follows a success is the registrar's or the call's.
+
+use super::ShardInput;
+use super::credentials::Lookup;
+use super::respond::{response, response_with_reason};
+use super::shard::Shard;
+use crate::security::acl::network_allowed;
+use crate::transport::{Peer, now_unix};
+use bytes::Bytes;
+use pbx_sip::auth::{Algorithm, AuthFailure, ChallengeKind, Credentials};
+use pbx_sip::message::{HeaderName, Request};
+use pbx_sip::status::StatusCode;
+use pbx_sip::transaction::TransactionKey;
+use std::time::Instant;
+
+/// What the authenticated request goes on to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Register,
+    Invite,
+}
+
+impl Purpose {
+    fn kind(self) -> ChallengeKind {
+        match self {
+            Purpose::Register => ChallengeKind::Www,
+            Purpose::Invite => ChallengeKind::Proxy,
+        }
+    }
+
+    fn credentials_header(self) -> HeaderName {
+        match self {
+            Purpose::Register => HeaderName::AUTHORIZATION,
+            Purpose::Invite => HeaderName::PROXY_AUTHORIZATION,
+        }
+    }
+
+    fn challenge_header(self) -> HeaderName {
+        match self {
+            Purpose::Register => HeaderName::WWW_AUTHENTICATE,
+            Purpose::Invite => HeaderName::PROXY_AUTHENTICATE,
+        }
+    }
+}
+
+/// A request waiting for its extension's credentials from the store.
+pub(crate) struct Pending {
+    key: TransactionKey,
+    request: Request,
+    peer: Peer,
+    credentials: Credentials,
+    lookup: Result<Lookup, String>,
+    purpose: Purpose,
+}
+
+pub(super) fn authenticate(
+    shard: &mut Shard,
+    now: Instant,
+    key: TransactionKey,
+    request: Request,
+    peer: Peer,
+    purpose: Purpose,
+) {
+    let ua = shard.ctx.user_agent.clone();
+    // RFC 3261 §22.2, §22.3: the credentials for our realm, if the phone sent any.
+    let credentials = request
+        .headers
+        .get_all(&purpose.credentials_header())
+        .filter_map(|value| std::str::from_utf8(value).ok())
+        .map(Credentials::parse)
+        .find(|parsed| !matches!(parsed, Ok(c) if c.realm != shard.ctx.domain));
+    let credentials = match credentials {
+        None => return challenge(shard, now, &key, &request, &peer, Challenge::Fresh, purpose),
+        Some(Err(error)) => {
+            let reason = format!("Bad Request ({error})");
+            let answer = response_with_reason(&request, StatusCode::BAD_REQUEST, &reason, &ua);
+            return shard.respond(now, &key, answer);
+        }
+        Some(Ok(credentials)) => credentials,
+    };
+    if let Some(lookup) = shard.ctx.credentials.cached(&credentials.username, now) {
+        return finish(shard, now, key, request, peer, credentials, lookup, purpose);
+    }
+    let ctx = shard.ctx.clone();
+    let own = shard.own.clone();
+    tokio::spawn(async move {
+        let lookup = ctx
+            .credentials
+            .load(&credentials.username)
+            .await
+            .map_err(|e| e.to_string());
+        let pending = Pending {
+            key,
+            request,
+            peer,
+            credentials,
+            lookup,
+            purpose,
+        };
+        let _ = own
+            .send(ShardInput::CredentialsLoaded(Box::new(pending)))
+            .await;
+    });
+}
+
+pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Box<Pending>) {
+    let Pending {
+        key,
+        request,
+        peer,
+        credentials,
+        lookup,
+        purpose,
+    } = *pending;
+    match lookup {
+        Ok(lookup) => finish(shard, now, key, request, peer, credentials, lookup, purpose),
+        Err(error) => {
+            tracing::error!(%error, "credentials lookup failed");
+            let ua = shard.ctx.user_agent.clone();
+            let mut answer = response(&request, StatusCode::SERVER_INTERNAL_ERROR, &ua);
+            answer.headers.push(HeaderName::RETRY_AFTER, "5");
+            shard.respond(now, &key, answer);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the request and everything learnt about it
+fn finish(
+    shard: &mut Shard,
+    now: Instant,
+    key: TransactionKey,
+    request: Request,
+    peer: Peer,
+    credentials: Credentials,
+    lookup: Lookup,
+    purpose: Purpose,
+) {
+    let ctx = shard.ctx.clone();
+    let ua = ctx.user_agent.clone();
+    let now_unix = now_unix();
+    let ha1 = lookup.as_ref().map(|c| match credentials.algorithm {
+        Algorithm::Md5 => c.ha1_md5.as_str(),
+        Algorithm::Sha256 => c.ha1_sha256.as_str(),
+    });
+    let verdict = {
+        let mut digest = ctx.digest.lock().unwrap_or_else(|e| e.into_inner());
+        digest.verify(now_unix, request.method.as_str(), &credentials, ha1)
+    };
+    match verdict {
+        Ok(()) => {}
+        Err(AuthFailure::Stale) => {
+            return challenge(shard, now, &key, &request, &peer, Challenge::Stale, purpose);
+        }
+        Err(failure) => {
+            tracing::info!(source = %peer.remote, user = %credentials.username, %failure, "authentication failed");
+            if failure.counts_as_failure() {
+                metrics::counter!("pbx_auth_failures_total").increment(1);
+                if let Some(ban) = ctx
+                    .guard
+                    .record_auth_failure(peer.remote.ip(), now, now_unix)
+                {
+                    metrics::counter!("pbx_bans_total").increment(1);
+                    tracing::warn!(address = %ban.address, until = ban.until, "banned after repeated authentication failures");
+                    let store = ctx.store.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = store.add_ban(ban.address, &ban.reason, ban.until).await
+                        {
+                            tracing::error!(%error, "could not save a ban");
+                        }
+                    });
+                    let answer = response(&request, StatusCode::FORBIDDEN, &ua);
+                    return shard.respond(now, &key, answer);
+                }
+            }
+            return match failure.status(purpose.kind()) {
+                status if status == purpose.kind().status() => challenge(
+                    shard,
+                    now,
+                    &key,
+                    &request,
+                    &peer,
+                    Challenge::Rejected,
+                    purpose,
+                ),
+                status => {
+                    let answer = response_with_reason(&request, status, &failure.to_string(), &ua);
+                    shard.respond(now, &key, answer)
+                }
+            };
+        }
+    }
+    let Some(extension) = lookup else {
+        // verify() never accepts an unknown user; answer as for a wrong password regardless.
+        return challenge(
+            shard,
+            now,
+            &key,
+            &request,
+            &peer,
+            Challenge::Rejected,
+            purpose,
+        );
+    };
+    if !network_allowed(&extension.allowed_networks, peer.remote.ip()) {
+        tracing::info!(source = %peer.remote, user = %credentials.username, "request from a network the extension does not allow");
+        let reason = "Forbidden (network not allowed for this extension)";
+        let answer = response_with_reason(&request, StatusCode::FORBIDDEN, reason, &ua);
+        return shard.respond(now, &key, answer);
+    }
+    let user = credentials.username;
+    match purpose {
+        Purpose::Register => super::register::bind(shard, now, key, request, peer, &user),
+        Purpose::Invite => super::calls::start(shard, now, key, request, peer, extension),
+    }
+}
+
+/// How a challenge is sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    /// The request had no credentials, or a stale nonce: answered statelessly, so the
+    /// first REGISTER of every refresh leaves no transaction behind; a retransmission just
+    /// gets a fresh challenge.
+    Fresh,
+    Stale,
+    /// Wrong credentials: answered in the transaction, so a retransmission of the same bad
+    /// request is absorbed and not counted as a second failure.
+    Rejected,
+}
+
+/// 401 with one WWW-Authenticate (or 407 with one Proxy-Authenticate) per offered algorithm
+/// (RFC 8760 §2.4), fresh nonces.
+fn challenge(
+    shard: &mut Shard,
+    now: Instant,
+    key: &TransactionKey,
+    request: &Request,
+    peer: &Peer,
+    kind: Challenge,
+    purpose: Purpose,
+) {
+    let stale = kind == Challenge::Stale;
+    let mut answer = response(request, purpose.kind().status(), &shard.ctx.user_agent);
+    let md5_only = is_md5_only(request, &shard.ctx.md5_only_user_agents);
+    let values = {
+        let digest = shard.ctx.digest.lock().unwrap_or_else(|e| e.into_inner());
+        if md5_only {
+            digest.challenge_values_only(now_unix(), stale, &[Algorithm::Md5])
+        } else {
+            digest.challenge_values(now_unix(), stale)
+        }
+    };
+    for value in values {
+        answer
+            .headers
+            .push(purpose.challenge_header(), Bytes::from(value));
+    }
+    if kind == Challenge::Rejected {
+        shard.respond(now, key, answer);
+    } else {
+        shard.respond_statelessly(key, peer, answer);
+    }
+}
+
+/// Whether the client's User-Agent names one that fails when SHA-256 is offered.
+fn is_md5_only(request: &Request, patterns: &[String]) -> bool {
+    let Some(agent) = request.headers.get_str(&HeaderName::USER_AGENT) else {
+        return false;
+    };
+    let agent = agent.to_ascii_lowercase();
+    patterns.iter().any(|p| agent.contains(p.as_str()))
+}

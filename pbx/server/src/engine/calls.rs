@@ -1,0 +1,479 @@
+//! The shard's calls: an authenticated INVITE becomes a [`pbx_calls::Call`]; its messages,
+//! transaction events, timers and media events are routed to it here, and what it asks for
+//! (media plans, CDRs) is done here.
+
+use super::ShardInput;
+use super::respond::response_with_reason;
+use super::shard::Shard;
+use crate::media::{MediaEvent, MediaSession};
+use crate::store::{Credentials, NewCdr};
+use crate::transport::{Peer, TransportKind, now_unix};
+use pbx_calls::{
+    Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Disposition, Endpoint, MediaSetup,
+    Route,
+};
+use pbx_media::Side;
+use pbx_media::sdp::{Encryption, LocalEndpoint};
+use pbx_sip::message::{HeaderName, Request};
+use pbx_sip::status::StatusCode;
+use pbx_sip::transaction::{TransactionEvent, TransactionKey};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The live calls of one shard and the indexes that find them.
+#[derive(Default)]
+pub(crate) struct Calls {
+    next: u64,
+    active: HashMap<u64, Active>,
+    by_call_id: HashMap<String, u64>,
+    by_txn: HashMap<TransactionKey, u64>,
+    by_invite: HashMap<TransactionKey, u64>,
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+}
+
+struct Active {
+    call: Call<Peer>,
+    media: Option<MediaSession>,
+}
+
+/// A call waiting for the called extension's record from the store.
+pub(crate) struct PendingRoute {
+    key: TransactionKey,
+    request: Request,
+    peer: Peer,
+    caller: Arc<Credentials>,
+    called: String,
+    callee: Result<Option<Arc<Credentials>>, String>,
+}
+
+impl Calls {
+    /// The earliest timer of any call.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        // Lazy deletion: entries of finished calls or of moved deadlines are skipped.
+        while let Some(Reverse((at, no))) = self.deadlines.peek().copied() {
+            match self.active.get(&no).and_then(|a| a.call.poll_timeout()) {
+                Some(current) if current == at => return Some(at),
+                _ => {
+                    self.deadlines.pop();
+                }
+            }
+        }
+        None
+    }
+
+    pub fn owner_of_call_id(&self, call_id: &str) -> Option<u64> {
+        self.by_call_id.get(call_id).copied()
+    }
+
+    pub fn owner_of_invite(&self, key: &TransactionKey) -> Option<u64> {
+        self.by_invite.get(key).copied()
+    }
+
+    pub fn owner_of_transaction(&self, key: &TransactionKey) -> Option<u64> {
+        self.by_txn.get(key).copied()
+    }
+}
+
+/// An authenticated INVITE from extension `caller`: find where it goes.
+pub(super) fn start(
+    shard: &mut Shard,
+    now: Instant,
+    key: TransactionKey,
+    request: Request,
+    peer: Peer,
+    caller: Arc<Credentials>,
+) {
+    // RFC 3261 §8.2.2.3: we implement no extension a caller may require (100rel included).
+    if let Some(required) = request.headers.get_str(&HeaderName::REQUIRE) {
+        let mut answer = response_with_reason(
+            &request,
+            StatusCode::BAD_EXTENSION,
+            "Bad Extension",
+            &shard.ctx.user_agent,
+        );
+        answer
+            .headers
+            .push(HeaderName::UNSUPPORTED, required.to_string());
+        return shard.respond(now, &key, answer);
+    }
+    let called = request.uri.user().unwrap_or_default().to_string();
+    match shard.ctx.credentials.cached(&called, now) {
+        Some(callee) => route(shard, now, key, request, peer, caller, &called, callee),
+        None => {
+            let ctx = shard.ctx.clone();
+            let own = shard.own.clone();
+            tokio::spawn(async move {
+                let callee = ctx
+                    .credentials
+                    .load(&called)
+                    .await
+                    .map_err(|e| e.to_string());
+                let pending = PendingRoute {
+                    key,
+                    request,
+                    peer,
+                    caller,
+                    called,
+                    callee,
+                };
+                let _ = own.send(ShardInput::CallRoute(Box::new(pending))).await;
+            });
+        }
+    }
+}
+
+pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Box<PendingRoute>) {
+    let PendingRoute {
+        key,
+        request,
+        peer,
+        caller,
+        called,
+        callee,
+    } = *pending;
+    match callee {
+        Ok(callee) => route(shard, now, key, request, peer, caller, &called, callee),
+        Err(error) => {
+            tracing::error!(%error, "extension lookup failed");
+            let answer = response_with_reason(
+                &request,
+                StatusCode::SERVER_INTERNAL_ERROR,
+                "Server Internal Error",
+                &shard.ctx.user_agent,
+            );
+            shard.respond(now, &key, answer);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the request and everything learnt about it
+fn route(
+    shard: &mut Shard,
+    now: Instant,
+    key: TransactionKey,
+    request: Request,
+    peer: Peer,
+    caller: Arc<Credentials>,
+    called: &str,
+    callee: Option<Arc<Credentials>>,
+) {
+    let ctx = shard.ctx.clone();
+    let caller_endpoint = endpoint(&peer);
+    let (route, media) = match &callee {
+        None => (
+            Route::Reject {
+                status: StatusCode::NOT_FOUND,
+                reason: "Not Found (no such number)".into(),
+                disposition: Disposition::Failed,
+            },
+            None,
+        ),
+        Some(callee) => {
+            let devices: Vec<Device<Peer>> = ctx
+                .location
+                .lookup(&callee.number, now_unix())
+                .into_iter()
+                .map(|registration| Device {
+                    contact: registration.binding.contact.clone(),
+                    endpoint: endpoint(&registration.peer()),
+                })
+                .collect();
+            (
+                Route::Ring {
+                    timeout: ctx.ring_timeout,
+                    devices,
+                },
+                Some(callee.clone()),
+            )
+        }
+    };
+    let no = shard.calls.next;
+    shard.calls.next += 1;
+    let session = match (&route, media) {
+        (Route::Ring { devices, .. }, Some(callee)) if !devices.is_empty() => {
+            match allocate_media(shard, no, &peer, devices, &caller, &callee) {
+                Ok(session) => Some(session),
+                Err(error) => {
+                    tracing::warn!(%error, "no media ports for a call");
+                    let mut answer = response_with_reason(
+                        &request,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Service Unavailable (no media ports)",
+                        &ctx.user_agent,
+                    );
+                    answer.headers.push(HeaderName::RETRY_AFTER, "5");
+                    return shard.respond(now, &key, answer);
+                }
+            }
+        }
+        _ => None,
+    };
+    let media_setup = session.as_ref().map(|(_, setup)| setup.clone());
+    let callee_call_id = pbx_calls::ids::call_id(&shard.call_id_prefix());
+    let caller_call_id = request.headers.call_id().unwrap_or_default().to_string();
+    let caller_name = request
+        .headers
+        .from()
+        .ok()
+        .and_then(|from| from.display_name.clone());
+    let setup = CallSetup {
+        invite_key: key.clone(),
+        invite: request,
+        caller: caller_endpoint,
+        caller_number: caller.number.clone(),
+        caller_name,
+        called_number: called.to_string(),
+        domain: ctx.domain.clone(),
+        callee_call_id: callee_call_id.clone(),
+        route,
+        media: media_setup,
+    };
+    let config = CallConfig {
+        user_agent: ctx.user_agent.clone(),
+        ..CallConfig::default()
+    };
+    let call = Call::start(now, &mut shard.layer, setup, config);
+    metrics::gauge!("pbx_calls_active").increment(1.0);
+    let calls = &mut shard.calls;
+    calls.by_call_id.insert(caller_call_id, no);
+    calls.by_call_id.insert(callee_call_id, no);
+    calls.by_invite.insert(key, no);
+    calls.active.insert(
+        no,
+        Active {
+            call,
+            media: session.map(|(session, _)| session),
+        },
+    );
+    after(shard, no);
+}
+
+/// Binds the call's relay ports and says which address each leg's SDP carries.
+fn allocate_media(
+    shard: &Shard,
+    no: u64,
+    caller_peer: &Peer,
+    devices: &[Device<Peer>],
+    caller: &Credentials,
+    callee: &Credentials,
+) -> Result<(MediaSession, MediaSetup), crate::media::MediaError> {
+    let ctx = &shard.ctx;
+    let own = shard.own.clone();
+    let on_event = Box::new(move |event: MediaEvent| {
+        let _ = own.try_send(ShardInput::Media(no, event));
+    });
+    let session = ctx.media.allocate(format!("call {no}"), on_event)?;
+    let callee_local = devices
+        .first()
+        .map_or(caller_peer.local.ip(), |d| d.endpoint.local.ip());
+    let setup = MediaSetup {
+        caller: LocalEndpoint {
+            ip: advertised(ctx.public_ip, caller_peer.local.ip()),
+            rtp_port: session.port(Side::Caller),
+        },
+        callee: LocalEndpoint {
+            ip: advertised(ctx.public_ip, callee_local),
+            rtp_port: session.port(Side::Callee),
+        },
+        caller_encryption: encryption(&caller.media_encryption),
+        callee_encryption: encryption(&callee.media_encryption),
+        allow_keys_in_clear: ctx.sdes_over_insecure,
+        session_id: rand::random::<u32>().into(),
+    };
+    Ok((session, setup))
+}
+
+/// The address written into SDP: `[rtp] public_ip`, else the address the leg's signalling
+/// uses (a wildcard listener falls back to loopback, the only address known to be ours).
+fn advertised(public_ip: Option<IpAddr>, local: IpAddr) -> IpAddr {
+    match public_ip {
+        Some(ip) => ip,
+        None if local.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        None => local,
+    }
+}
+
+fn encryption(policy: &str) -> Encryption {
+    match policy {
+        "required" => Encryption::Required,
+        "off" => Encryption::Off,
+        _ => Encryption::Optional,
+    }
+}
+
+fn endpoint(peer: &Peer) -> Endpoint<Peer> {
+    Endpoint {
+        peer: peer.clone(),
+        reliable: peer.kind.is_reliable(),
+        transport: peer.kind.via_token(),
+        local: peer.local,
+        secure: peer.kind == TransportKind::Tls,
+    }
+}
+
+/// An in-dialog request (not ACK or CANCEL) for call `no`.
+pub(super) fn request(
+    shard: &mut Shard,
+    now: Instant,
+    no: u64,
+    key: TransactionKey,
+    request: Request,
+) {
+    if let Some(active) = shard.calls.active.get_mut(&no) {
+        active
+            .call
+            .handle_request(now, &mut shard.layer, key, request);
+    }
+    after(shard, no);
+}
+
+pub(super) fn ack(shard: &mut Shard, now: Instant, no: u64, request: &Request) {
+    if let Some(active) = shard.calls.active.get_mut(&no) {
+        active.call.handle_ack(now, &mut shard.layer, request);
+    }
+    after(shard, no);
+}
+
+pub(super) fn cancel(
+    shard: &mut Shard,
+    now: Instant,
+    no: u64,
+    key: TransactionKey,
+    request: Request,
+) {
+    if let Some(active) = shard.calls.active.get_mut(&no) {
+        active
+            .call
+            .handle_cancel(now, &mut shard.layer, key, request);
+    }
+    after(shard, no);
+}
+
+pub(super) fn event(
+    shard: &mut Shard,
+    now: Instant,
+    no: u64,
+    key: &TransactionKey,
+    event: TransactionEvent,
+) {
+    let terminated = matches!(event, TransactionEvent::Terminated);
+    if let Some(active) = shard.calls.active.get_mut(&no) {
+        active.call.handle_event(now, &mut shard.layer, key, event);
+    }
+    if terminated {
+        shard.calls.by_txn.remove(key);
+    }
+    after(shard, no);
+}
+
+pub(super) fn media(shard: &mut Shard, now: Instant, no: u64, event: MediaEvent) {
+    match event {
+        MediaEvent::Timeout => {
+            if let Some(active) = shard.calls.active.get_mut(&no) {
+                tracing::info!(
+                    call = active.call.caller_call_id(),
+                    "no media: ending the call"
+                );
+                active.call.media_timeout(now, &mut shard.layer);
+            }
+        }
+    }
+    after(shard, no);
+}
+
+/// Runs the calls whose timers are due.
+pub(super) fn timeouts(shard: &mut Shard, now: Instant) {
+    while let Some(Reverse((at, no))) = shard.calls.deadlines.peek().copied() {
+        if at > now {
+            break;
+        }
+        shard.calls.deadlines.pop();
+        if let Some(active) = shard.calls.active.get_mut(&no)
+            && active.call.poll_timeout().is_some_and(|t| t <= now)
+        {
+            active.call.handle_timeout(now, &mut shard.layer);
+            after(shard, no);
+        }
+    }
+}
+
+/// Ends every call (shutdown).
+pub(super) fn hang_up_all(shard: &mut Shard, now: Instant) {
+    let all: Vec<u64> = shard.calls.active.keys().copied().collect();
+    for no in all {
+        if let Some(active) = shard.calls.active.get_mut(&no) {
+            active.call.hang_up(now, &mut shard.layer);
+        }
+        after(shard, no);
+    }
+}
+
+/// Carries out what call `no` asked for, re-arms its timer, and forgets it when finished.
+fn after(shard: &mut Shard, no: u64) {
+    let Some(active) = shard.calls.active.get_mut(&no) else {
+        return;
+    };
+    while let Some(output) = active.call.poll_output() {
+        match output {
+            CallOutput::Track(key) => {
+                shard.calls.by_txn.insert(key, no);
+            }
+            CallOutput::Media(plan) => {
+                if let Some(media) = &active.media {
+                    media.apply(plan);
+                }
+            }
+            CallOutput::Record(record) => write_cdr(&shard.ctx.store, record),
+        }
+    }
+    if active.call.is_finished() {
+        if let Some(active) = shard.calls.active.remove(&no) {
+            let call = &active.call;
+            shard.calls.by_call_id.remove(call.caller_call_id());
+            shard.calls.by_call_id.remove(call.callee_call_id());
+            shard.calls.by_invite.remove(call.invite_key());
+            metrics::gauge!("pbx_calls_active").decrement(1.0);
+            // Dropping the media session stops its relay and frees its ports.
+        }
+        return;
+    }
+    if let Some(at) = active.call.poll_timeout() {
+        shard.calls.deadlines.push(Reverse((at, no)));
+    }
+}
+
+fn write_cdr(store: &crate::store::Store, record: CallRecord) {
+    metrics::counter!("pbx_calls_total", "disposition" => record.disposition.as_str()).increment(1);
+    let (now_i, now_u) = (Instant::now(), unix_secs_now());
+    let unix = |at: Instant| now_u.saturating_sub(now_i.saturating_duration_since(at).as_secs());
+    let cdr = NewCdr {
+        call_id: record.call_id.clone(),
+        caller: record.caller.clone(),
+        called: record.called.clone(),
+        started_at: unix(record.started),
+        answered_at: record.answered.map(unix),
+        ended_at: unix(record.ended),
+        duration_secs: record.duration_secs(),
+        disposition: record.disposition.as_str().to_string(),
+        hangup_cause: record.hangup_cause.clone(),
+        hangup_side: record.hangup_side.as_str().to_string(),
+        codec: record.codec.clone(),
+        caller_encrypted: record.caller_encrypted,
+        callee_encrypted: record.callee_encrypted,
+    };
+    let store = store.clone();
+    tokio::spawn(async move {
+        if let Err(error) = store.insert_cdr(&cdr).await {
+            tracing::error!(%error, call = %cdr.call_id, "could not write a call record");
+        }
+    });
+}
+
+fn unix_secs_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

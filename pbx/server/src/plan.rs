@@ -1,0 +1,116 @@
+//! The dialplan of the running PBX: loaded from `[dialplan] file`, validated, and swapped
+//! atomically on reload. A call takes [`PlanHandle::current`] once and keeps that `Arc` for its
+//! whole life, so a reload never changes a call in progress.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use pbx_dialplan::Plan;
+
+/// Reads and validates the dialplan that `config` names. `Ok(None)` when the config names
+/// none. Every problem comes back as `path:line:col: message`.
+pub fn load(config: &crate::config::Config) -> Result<Option<Arc<Plan>>, Vec<String>> {
+    match &config.dialplan.file {
+        None => Ok(None),
+        Some(path) => load_file(path).map(|plan| Some(Arc::new(plan))),
+    }
+}
+
+/// Reads and validates one dialplan file.
+pub fn load_file(path: &Path) -> Result<Plan, Vec<String>> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("{shown}:1:1: cannot read dialplan file: {e}")])?;
+    Plan::parse(&shown, &text).map_err(|problems| problems.lines())
+}
+
+/// The current plan, replaced whole on reload.
+#[derive(Debug)]
+pub struct PlanHandle {
+    current: RwLock<Option<Arc<Plan>>>,
+}
+
+impl PlanHandle {
+    /// Loads the plan `config` names; fails with every problem when it does not validate.
+    pub fn load(config: &crate::config::Config) -> Result<PlanHandle, Vec<String>> {
+        Ok(PlanHandle::new(load(config)?))
+    }
+
+    pub fn new(plan: Option<Arc<Plan>>) -> PlanHandle {
+        PlanHandle {
+            current: RwLock::new(plan),
+        }
+    }
+
+    /// The plan for a new call; `None` when the config names no dialplan.
+    pub fn current(&self) -> Option<Arc<Plan>> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            // A writer never panics while holding the lock; recover the value anyway.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the file again and swaps the plan in when it validates. On failure the old plan
+    /// stays and every problem is returned (to be logged) as `path:line:col: message`.
+    pub fn reload(&self, config: &crate::config::Config) -> Result<(), Vec<String>> {
+        let plan = load(config)?;
+        match self.current.write() {
+            Ok(mut guard) => *guard = plan,
+            Err(poisoned) => *poisoned.into_inner() = plan,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(dir: &Path, dialplan: &str) -> crate::config::Config {
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::write(dir.join("dialplan.toml"), dialplan);
+        let pbx = dir.join("pbx.toml");
+        let _ = std::fs::write(
+            &pbx,
+            "[sip]\ndomain = \"pbx.test\"\n[dialplan]\nfile = \"dialplan.toml\"\n",
+        );
+        match crate::config::load(&pbx) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    const GOOD: &str = "[defaults]\ncontext = \"a\"\n[context.a]\n[[context.a.rule]]\npattern = \"1\"\nsteps = [\"echo\"]\n";
+
+    #[test]
+    fn a_failed_reload_keeps_the_old_plan() {
+        let dir = std::env::temp_dir().join(format!("pbx-plan-{}", std::process::id()));
+        let config = config_with(&dir, GOOD);
+        let handle = match PlanHandle::load(&config) {
+            Ok(h) => h,
+            Err(e) => panic!("{e:?}"),
+        };
+        let first = handle.current();
+        assert!(first.is_some());
+        let _ = std::fs::write(dir.join("dialplan.toml"), "[context.a]\nbogus = 1\n");
+        let errors = handle.reload(&config).err().unwrap_or_default();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("dialplan.toml:2:1: unknown field `bogus`")),
+            "{errors:?}"
+        );
+        assert!(Arc::ptr_eq(
+            first.as_ref().unwrap_or_else(|| panic!("loaded")),
+            handle.current().as_ref().unwrap_or_else(|| panic!("kept"))
+        ));
+        let _ = std::fs::write(dir.join("dialplan.toml"), GOOD);
+        assert_eq!(handle.reload(&config), Ok(()));
+        assert!(!Arc::ptr_eq(
+            first.as_ref().unwrap_or_else(|| panic!("loaded")),
+            handle.current().as_ref().unwrap_or_else(|| panic!("new"))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,219 @@
+//! The media shell with real sockets: two local UDP sockets play the phones.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pbx::media::{MediaError, MediaEvent, MediaService, MediaSession};
+use pbx_media::{LegPlan, MediaPlan, Side};
+use tokio::net::UdpSocket;
+use tokio::time::{sleep, timeout};
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Each test its own port range, so they can run in parallel.
+fn service(first: u16, rtp_timeout: Duration) -> Arc<MediaService> {
+    MediaService::new(first, first + 199, LO, rtp_timeout)
+}
+
+fn no_events() -> Box<dyn Fn(MediaEvent) + Send + Sync> {
+    Box::new(|_| {})
+}
+
+fn leg(rtp: SocketAddr, pt_map: Vec<(u8, u8)>) -> LegPlan {
+    let mut rtcp = rtp;
+    rtcp.set_port(rtp.port() + 1);
+    LegPlan {
+        remote_rtp: Some(rtp),
+        remote_rtcp: Some(rtcp),
+        pt_map,
+        ..LegPlan::default()
+    }
+}
+
+fn rtp(pt: u8, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 160, 0xca, 0xfe, 0xba, 0xbe]);
+    p.extend_from_slice(payload);
+    p
+}
+
+async fn phone() -> UdpSocket {
+    UdpSocket::bind((LO, 0)).await.expect("phone socket")
+}
+
+/// Sends until something arrives (the plan reaches the task asynchronously); returns it.
+async fn send_until_received(
+    from: &UdpSocket,
+    to: SocketAddr,
+    pkt: &[u8],
+    at: &UdpSocket,
+) -> (Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    for _ in 0..50 {
+        from.send_to(pkt, to).await.expect("send");
+        if let Ok(Ok((n, src))) = timeout(Duration::from_millis(100), at.recv_from(&mut buf)).await
+        {
+            return (buf[..n].to_vec(), src);
+        }
+    }
+    panic!("nothing relayed to {:?}", at.local_addr());
+}
+
+fn pbx(session: &MediaSession, side: Side) -> SocketAddr {
+    SocketAddr::new(LO, session.port(side))
+}
+
+#[tokio::test]
+async fn relays_both_ways_with_payload_type_rewrite() {
+    let media = service(31000, Duration::from_secs(60));
+    let session = media.allocate("t1".into(), no_events()).expect("allocate");
+    assert_eq!(session.port(Side::Caller) % 2, 0);
+    assert_ne!(session.port(Side::Caller), session.port(Side::Callee));
+    assert_eq!(media.ports_in_use(), 4);
+
+    let (alice, bob) = (phone().await, phone().await);
+    session.apply(MediaPlan {
+        caller: leg(alice.local_addr().expect("addr"), vec![(8, 0)]),
+        callee: leg(bob.local_addr().expect("addr"), vec![(0, 8)]),
+        codec: "PCMU/8000".into(),
+    });
+
+    let payload = [0x55u8; 160];
+    let (got, src) = send_until_received(
+        &alice,
+        pbx(&session, Side::Caller),
+        &rtp(0, 1, &payload),
+        &bob,
+    )
+    .await;
+    assert_eq!(got, rtp(8, 1, &payload), "PT 0 -> 8, rest untouched");
+    assert_eq!(
+        src,
+        pbx(&session, Side::Callee),
+        "symmetric: from the callee's port"
+    );
+
+    let (got, src) = send_until_received(
+        &bob,
+        pbx(&session, Side::Callee),
+        &rtp(8, 7, &payload),
+        &alice,
+    )
+    .await;
+    assert_eq!(got, rtp(0, 7, &payload));
+    assert_eq!(src, pbx(&session, Side::Caller));
+}
+
+#[tokio::test]
+async fn latches_to_where_the_phone_really_sends_from() {
+    let media = service(31400, Duration::from_secs(60));
+    let session = media.allocate("t2".into(), no_events()).expect("allocate");
+    let (alice_behind_nat, bob) = (phone().await, phone().await);
+    // Alice's SDP names an address where nobody listens.
+    let sdp_addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    session.apply(MediaPlan {
+        caller: leg(sdp_addr, vec![]),
+        callee: leg(bob.local_addr().expect("addr"), vec![]),
+        codec: String::new(),
+    });
+    let pkt = rtp(0, 1, &[1; 160]);
+    send_until_received(&alice_behind_nat, pbx(&session, Side::Caller), &pkt, &bob).await;
+    // Bob's answer reaches Alice's real address, not the SDP one.
+    let (got, _) = send_until_received(
+        &bob,
+        pbx(&session, Side::Callee),
+        &rtp(0, 2, &[2; 160]),
+        &alice_behind_nat,
+    )
+    .await;
+    assert_eq!(got, rtp(0, 2, &[2; 160]));
+
+    // A third party on Alice's port is not relayed.
+    let intruder = phone().await;
+    intruder
+        .send_to(&rtp(0, 3, &[3; 160]), pbx(&session, Side::Caller))
+        .await
+        .expect("send");
+    let mut buf = [0u8; 2048];
+    assert!(
+        timeout(Duration::from_millis(300), bob.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "intruder's packet must be dropped"
+    );
+}
+
+#[tokio::test]
+async fn ports_return_to_the_pool_when_sessions_drop() {
+    let media = service(31800, Duration::from_secs(60));
+    let sessions: Vec<MediaSession> = (0..5)
+        .map(|i| {
+            media
+                .allocate(format!("t3-{i}"), no_events())
+                .expect("allocate")
+        })
+        .collect();
+    assert_eq!(media.ports_in_use(), 20);
+    let first_port = sessions[0].port(Side::Caller);
+    drop(sessions);
+    for _ in 0..100 {
+        if media.ports_in_use() == 0 {
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(media.ports_in_use(), 0);
+    // Rotation: the next call does not get the ports just freed.
+    let next = media
+        .allocate("t3-next".into(), no_events())
+        .expect("allocate");
+    assert_ne!(next.port(Side::Caller), first_port);
+}
+
+#[tokio::test]
+async fn running_out_of_ports_is_an_error_not_a_leak() {
+    // Two pairs: exactly one call.
+    let media = MediaService::new(32200, 32203, LO, Duration::from_secs(60));
+    let one = media.allocate("t4".into(), no_events());
+    if let Ok(one) = one {
+        let two = media.allocate("t4-2".into(), no_events());
+        assert!(matches!(two, Err(MediaError::PortsExhausted { .. })));
+        assert_eq!(media.ports_in_use(), 4);
+        drop(one);
+    }
+    // (If the OS held one of those ports, the first allocation failed cleanly too.)
+    for _ in 0..100 {
+        if media.ports_in_use() == 0 {
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(media.ports_in_use(), 0);
+}
+
+#[tokio::test]
+async fn silence_fires_one_timeout() {
+    let media = service(32400, Duration::from_millis(200));
+    let fired = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&fired);
+    let session = media
+        .allocate(
+            "t5".into(),
+            Box::new(move |e| {
+                assert_eq!(e, MediaEvent::Timeout);
+                count.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .expect("allocate");
+    let (alice, bob) = (phone().await, phone().await);
+    session.apply(MediaPlan {
+        caller: leg(alice.local_addr().expect("addr"), vec![]),
+        callee: leg(bob.local_addr().expect("addr"), vec![]),
+        codec: String::new(),
+    });
+    sleep(Duration::from_millis(1000)).await;
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+}
