@@ -8,12 +8,25 @@
 //! media-bench --relay target/release/examples/relay_harness --calls 100,500,1000,2000
 //! ```
 //!
+//! With `--rtpengine HOST:PORT --rtpengine-pid PID` the same streams go through a running
+//! rtpengine instead: each call is set up over rtpengine's ng control protocol (`offer` with
+//! the caller phone's SDP, `answer` with the callee phone's, `delete` at the end), so the two
+//! relays are measured by the same generator with the same figures.
+//!
+//! ```text
+//! media-bench --rtpengine 127.0.0.1:2223 --rtpengine-pid $(cat rtpengine.pid) --calls 100
+//! ```
+//!
+//! `--relay-cpu N` runs the relay harness under `taskset -c N` (pin the generator itself with
+//! `taskset -c M media-bench ...`).
+//!
 //! For each N: 2N phone sockets, each sending 160-byte PCMU every 20 ms with its send time
 //! in the payload, through the relay to its peer. Reported over the measurement window:
 //! loss, RFC 3550 jitter, added one-way latency (relay + loopback + scheduling) p50/p99,
 //! and the relay process's CPU and resident memory.
 
 mod measure;
+mod ng;
 mod streams;
 
 use std::process::Stdio;
@@ -37,6 +50,9 @@ struct Options {
     gen_base: u16,
     port_min: u16,
     port_max: u16,
+    rtpengine: Option<std::net::SocketAddr>,
+    rtpengine_pid: Option<u32>,
+    relay_cpu: Option<String>,
 }
 
 fn options() -> Result<Options, Error> {
@@ -48,6 +64,9 @@ fn options() -> Result<Options, Error> {
         gen_base: 40000,
         port_min: 20000,
         port_max: 29999,
+        rtpengine: None,
+        rtpengine_pid: None,
+        relay_cpu: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -60,8 +79,14 @@ fn options() -> Result<Options, Error> {
             "--gen-base" => o.gen_base = value.parse()?,
             "--port-min" => o.port_min = value.parse()?,
             "--port-max" => o.port_max = value.parse()?,
+            "--rtpengine" => o.rtpengine = Some(value.parse()?),
+            "--rtpengine-pid" => o.rtpengine_pid = Some(value.parse()?),
+            "--relay-cpu" => o.relay_cpu = Some(value),
             _ => return Err(format!("unknown option {flag}").into()),
         }
+    }
+    if o.rtpengine.is_some() != o.rtpengine_pid.is_some() {
+        return Err("--rtpengine needs --rtpengine-pid (and the other way round)".into());
     }
     Ok(o)
 }
@@ -86,33 +111,13 @@ async fn run(o: &Options, calls: u16) -> Result<Row, Error> {
         sockets.push(streams::bind(base).await?);
         sockets.push(streams::bind(base + 2).await?);
     }
-    let mut child = Command::new(&o.relay)
-        .args([calls, o.gen_base, o.port_min, o.port_max].map(|v| v.to_string()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().ok_or("relay exited")?;
-    let mut stdin = child.stdin.take().ok_or("no stdin")?;
-    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-    while lines.next_line().await?.as_deref() != Some("STARTED") {}
-    let rss0 = rss_kb(pid).ok_or("no /proc")?;
-    stdin.write_all(b"GO\n").await?;
-    let mut pbx_ports = vec![(0u16, 0u16); usize::from(calls)];
-    loop {
-        let line = lines.next_line().await?.ok_or("relay exited early")?;
-        if line == "READY" {
-            break;
-        }
-        let f: Vec<u16> = line
-            .split_whitespace()
-            .skip(1)
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        if let [i, a, b] = f[..] {
-            pbx_ports[usize::from(i)] = (a, b);
-        }
-    }
+    let mut relay = match o.rtpengine {
+        None => Relay::harness(o, calls).await?,
+        Some(addr) => Relay::rtpengine(o, addr, calls).await?,
+    };
+    let pid = relay.pid;
+    let rss0 = relay.rss0;
+    let pbx_ports = relay.ports.clone();
     let phones: Arc<Vec<Phone>> = Arc::new(
         sockets
             .iter()
@@ -167,8 +172,7 @@ async fn run(o: &Options, calls: u16) -> Result<Row, Error> {
         latencies.extend(r.latency_us);
         jitter_sum += r.jitter_us;
     }
-    drop(stdin);
-    let _ = child.wait().await;
+    relay.finish(calls).await?;
 
     latencies.sort_unstable();
     let sent = shared.sent_in_window.load(Ordering::Relaxed);
@@ -196,9 +200,116 @@ async fn run(o: &Options, calls: u16) -> Result<Row, Error> {
     })
 }
 
+/// The relay under test: the PBX's relay harness (a child process), or a running rtpengine
+/// driven over ng.
+struct Relay {
+    pid: u32,
+    rss0: u64,
+    /// Per call: (port the caller phone sends to, port the callee phone sends to).
+    ports: Vec<(u16, u16)>,
+    harness: Option<(tokio::process::Child, tokio::process::ChildStdin)>,
+    ng: Option<ng::Client>,
+}
+
+impl Relay {
+    async fn harness(o: &Options, calls: u16) -> Result<Relay, Error> {
+        let args = [calls, o.gen_base, o.port_min, o.port_max].map(|v| v.to_string());
+        let mut command = match &o.relay_cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpu, &o.relay]);
+                c
+            }
+            None => Command::new(&o.relay),
+        };
+        let mut child = command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().ok_or("relay exited")?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        while lines.next_line().await?.as_deref() != Some("STARTED") {}
+        let rss0 = rss_kb(pid).ok_or("no /proc")?;
+        stdin.write_all(b"GO\n").await?;
+        let mut ports = vec![(0u16, 0u16); usize::from(calls)];
+        loop {
+            let line = lines.next_line().await?.ok_or("relay exited early")?;
+            if line == "READY" {
+                break;
+            }
+            let f: Vec<u16> = line
+                .split_whitespace()
+                .skip(1)
+                .map(str::parse)
+                .collect::<Result<_, _>>()?;
+            if let [i, a, b] = f[..] {
+                ports[usize::from(i)] = (a, b);
+            }
+        }
+        Ok(Relay {
+            pid,
+            rss0,
+            ports,
+            harness: Some((child, stdin)),
+            ng: None,
+        })
+    }
+
+    async fn rtpengine(o: &Options, addr: std::net::SocketAddr, calls: u16) -> Result<Relay, Error> {
+        let pid = o.rtpengine_pid.ok_or("no --rtpengine-pid")?;
+        let rss0 = rss_kb(pid).ok_or("rtpengine: no such process")?;
+        let mut client = ng::Client::new(addr).await?;
+        client.request(ng::Value::dict(&[("command", ng::Value::str("ping"))])).await?;
+        let lo = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut ports = Vec::with_capacity(usize::from(calls));
+        for i in 0..calls {
+            let base = o.gen_base + 4 * i;
+            ports.push(
+                client
+                    .setup(
+                        &format!("media-bench-{i}"),
+                        (lo, base).into(),
+                        (lo, base + 2).into(),
+                    )
+                    .await?,
+            );
+        }
+        Ok(Relay {
+            pid,
+            rss0,
+            ports,
+            harness: None,
+            ng: Some(client),
+        })
+    }
+
+    async fn finish(&mut self, calls: u16) -> Result<(), Error> {
+        if let Some((mut child, stdin)) = self.harness.take() {
+            drop(stdin);
+            let _ = child.wait().await;
+        }
+        if let Some(mut client) = self.ng.take() {
+            for i in 0..calls {
+                client.delete(&format!("media-bench-{i}")).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let o = options()?;
+    match o.rtpengine {
+        Some(addr) => println!(
+            "relay: rtpengine at {addr} (pid {})",
+            o.rtpengine_pid.unwrap_or(0)
+        ),
+        None => println!("relay: {} (PBX MediaService)", o.relay),
+    }
     println!(
         "| calls | relayed pkt/s | loss % | jitter µs | latency p50 µs | p99 µs | relay CPU % core | CPU µs/pkt | CPU %core/call | RSS MB/1000 calls | gen send errors |"
     );

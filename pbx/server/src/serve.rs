@@ -37,6 +37,8 @@ pub enum ServeError {
     Metrics(String),
     #[error("{0} listeners are not supported yet")]
     Unsupported(String),
+    #[error("the dialplan is not valid:\n{}", .0.join("\n"))]
+    Dialplan(Vec<String>),
     #[error("cannot wait for signals: {0}")]
     Signal(std::io::Error),
 }
@@ -115,6 +117,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }
     }
 
+    // A dialplan that does not validate is never loaded: not at start, not on reload.
+    let plan = Arc::new(crate::plan::PlanHandle::load(&config).map_err(ServeError::Dialplan)?);
+    tokio::spawn(reload_dialplan(config.clone(), plan.clone()));
+
     let credentials = Arc::new(CredentialCache::new(store.clone()));
     let known = credentials.refresh().await?;
     tracing::info!(extensions = known, "extensions loaded");
@@ -153,6 +159,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         public_ip: config.rtp.public_ip,
         sdes_over_insecure: config.rtp.sdes_over_insecure,
         ring_timeout: config.calls.ring_timeout,
+        plan,
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
@@ -290,6 +297,51 @@ async fn housekeeping(
             metrics.run_upkeep();
             if let Err(error) = store.prune_bindings(now_unix).await {
                 tracing::warn!(%error, "could not prune expired bindings");
+            }
+        }
+    }
+}
+
+/// How often the dialplan file is checked for a change.
+const DIALPLAN_WATCH: Duration = Duration::from_secs(2);
+
+/// Reloads the dialplan on SIGHUP or when its file changes: validated first, swapped whole;
+/// calls in progress keep the plan they started with. A plan that fails keeps the old one
+/// and every problem is logged with its position.
+async fn reload_dialplan(config: Config, plan: Arc<crate::plan::PlanHandle>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some(file) = config.dialplan.file.clone() else {
+        return;
+    };
+    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&file);
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(error) => {
+            tracing::warn!(%error, "SIGHUP does not reload the dialplan");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(DIALPLAN_WATCH);
+    loop {
+        let why = tokio::select! {
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            _ = tick.tick() => {
+                let now = modified(&file);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "the file changed"
+            }
+        };
+        match plan.reload(&config) {
+            Ok(()) => tracing::info!(file = %file.display(), why, "dialplan reloaded"),
+            Err(problems) => {
+                for problem in &problems {
+                    tracing::error!("{problem}");
+                }
+                tracing::error!(file = %file.display(), why, errors = problems.len(), "dialplan not reloaded: the running plan stays");
             }
         }
     }

@@ -12,6 +12,7 @@ use pbx_calls::{
     Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Disposition, Endpoint, MediaSetup,
     Route,
 };
+use pbx_dialplan::{Action, CallContext, DialOutcome, Execution, StepResult, Target};
 use pbx_media::Side;
 use pbx_media::sdp::{Encryption, LocalEndpoint};
 use pbx_sip::message::{HeaderName, Request};
@@ -100,6 +101,31 @@ pub(super) fn start(
         return shard.respond(now, &key, answer);
     }
     let called = request.uri.user().unwrap_or_default().to_string();
+    if let Some(plan) = shard.ctx.plan.current() {
+        let context = CallContext {
+            caller: caller.number.clone(),
+            caller_name: request
+                .headers
+                .from()
+                .ok()
+                .and_then(|from| from.display_name.clone())
+                .unwrap_or_default(),
+            caller_context: None,
+            dialed: called.clone(),
+            now: pbx_dialplan::Timestamp::now(),
+        };
+        let routing = Routing {
+            execution: plan.route(&context),
+            incoming: Incoming {
+                key,
+                request,
+                peer,
+                caller,
+                called,
+            },
+        };
+        return follow_plan(shard, now, routing, None);
+    }
     match shard.ctx.credentials.cached(&called, now) {
         Some(callee) => route(shard, now, key, request, peer, caller, &called, callee),
         None => {
@@ -149,6 +175,7 @@ pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Box<PendingRoute>
     }
 }
 
+/// Without a dialplan: the dialed number is an extension, rung directly, or unknown (404).
 #[allow(clippy::too_many_arguments)] // the request and everything learnt about it
 fn route(
     shard: &mut Shard,
@@ -160,41 +187,192 @@ fn route(
     called: &str,
     callee: Option<Arc<Credentials>>,
 ) {
-    let ctx = shard.ctx.clone();
-    let caller_endpoint = endpoint(&peer);
-    let (route, media) = match &callee {
-        None => (
-            Route::Reject {
+    let incoming = Incoming {
+        key,
+        request,
+        peer,
+        caller,
+        called: called.to_string(),
+    };
+    match callee {
+        None => {
+            let route = Route::Reject {
                 status: StatusCode::NOT_FOUND,
                 reason: "Not Found (no such number)".into(),
                 disposition: Disposition::Failed,
-            },
-            None,
-        ),
-        Some(callee) => {
-            let devices: Vec<Device<Peer>> = ctx
-                .location
-                .lookup(&callee.number, now_unix())
-                .into_iter()
-                .map(|registration| Device {
-                    contact: registration.binding.contact.clone(),
-                    endpoint: endpoint(&registration.peer()),
-                })
-                .collect();
-            (
-                Route::Ring {
-                    timeout: ctx.ring_timeout,
-                    devices,
-                },
-                Some(callee.clone()),
-            )
+            };
+            begin_call(shard, now, incoming, route, None);
         }
+        Some(callee) => {
+            let devices = devices_of(&shard.ctx, std::slice::from_ref(&callee.number));
+            let route = Route::Ring {
+                timeout: shard.ctx.ring_timeout,
+                devices,
+            };
+            begin_call(shard, now, incoming, route, Some(callee));
+        }
+    }
+}
+
+/// A call on its way through the dialplan.
+pub(crate) struct Routing {
+    incoming: Incoming,
+    execution: Execution,
+}
+
+/// The most plan actions run for one call before it rings or ends (a `goto` loop that never
+/// reaches an action is cut by the plan itself).
+const MAX_ACTIONS: usize = 100;
+
+/// Runs the call's plan until it rings devices or ends the call. The steps whose media part
+/// is not built yet (voicemail, menus, playback, echo) end the call with 480 and say so.
+fn follow_plan(
+    shard: &mut Shard,
+    now: Instant,
+    mut routing: Routing,
+    mut input: Option<StepResult>,
+) {
+    let ctx = shard.ctx.clone();
+    let directory = |number: &str| ctx.credentials.knows(number);
+    let reject = |status: u16, reason: String| Route::Reject {
+        status: StatusCode(status),
+        reason,
+        disposition: Disposition::Failed,
     };
+    for _ in 0..MAX_ACTIONS {
+        let action = routing.execution.next(&directory, input.take());
+        let route = match action {
+            Action::Dial {
+                targets, timeout, ..
+            } => {
+                // No trunks yet: only extensions can be rung.
+                let numbers: Vec<String> = targets
+                    .iter()
+                    .filter_map(|t| match t {
+                        Target::Extension(n) => Some(n.clone()),
+                        Target::External(_) => None,
+                    })
+                    .collect();
+                let devices = devices_of(&ctx, &numbers);
+                if devices.is_empty() {
+                    input = Some(StepResult::Dial(DialOutcome::Unavailable));
+                    continue;
+                }
+                let callee = numbers
+                    .first()
+                    .and_then(|n| ctx.credentials.cached(n, now).flatten());
+                let route = Route::Ring { devices, timeout };
+                return begin_call(shard, now, routing.incoming, route, callee);
+            }
+            Action::Answer => {
+                input = Some(StepResult::Done);
+                continue;
+            }
+            Action::HttpLookup(request) => {
+                let own = shard.own.clone();
+                tokio::spawn(async move {
+                    let outcome = super::lookup::fetch(&request).await;
+                    let resumed = Box::new((routing, StepResult::Http(outcome)));
+                    let _ = own.send(ShardInput::PlanStep(resumed)).await;
+                });
+                return;
+            }
+            Action::Refused { status, reason } => {
+                tracing::info!(caller = %routing.incoming.caller.number, called = %routing.incoming.called, %reason, "call refused by the dialplan");
+                reject(status, format!("Forbidden ({reason})"))
+            }
+            Action::NoRoute { status, reason } | Action::Hangup { status, reason } => {
+                reject(status, reason)
+            }
+            Action::End => reject(480, "Temporarily Unavailable".into()),
+            Action::Voicemail { .. } => reject(
+                480,
+                "Temporarily Unavailable (voicemail is not available yet)".into(),
+            ),
+            Action::VoicemailMenu { .. } => reject(
+                480,
+                "Temporarily Unavailable (the voicemail menu is not available yet)".into(),
+            ),
+            Action::Playback { .. } | Action::Menu { .. } => reject(
+                480,
+                "Temporarily Unavailable (prompts and menus are not available yet)".into(),
+            ),
+            Action::Echo => reject(
+                480,
+                "Temporarily Unavailable (the echo test is not available yet)".into(),
+            ),
+        };
+        return begin_call(shard, now, routing.incoming, route, None);
+    }
+    let route = reject(
+        500,
+        "Server Internal Error (the dialplan did not decide)".into(),
+    );
+    begin_call(shard, now, routing.incoming, route, None);
+}
+
+/// An `http_lookup` answered: the plan goes on.
+pub(super) fn plan_step(shard: &mut Shard, now: Instant, resumed: Box<(Routing, StepResult)>) {
+    let (routing, result) = *resumed;
+    follow_plan(shard, now, routing, Some(result));
+}
+
+/// Every live device of these extensions.
+fn devices_of(ctx: &super::EngineContext, numbers: &[String]) -> Vec<Device<Peer>> {
+    let now = now_unix();
+    numbers
+        .iter()
+        .flat_map(|number| ctx.location.lookup(number, now))
+        .map(|registration| Device {
+            contact: registration.binding.contact.clone(),
+            endpoint: endpoint(&registration.peer()),
+        })
+        .collect()
+}
+
+/// An authenticated INVITE on its way to a call.
+pub(crate) struct Incoming {
+    key: TransactionKey,
+    request: Request,
+    peer: Peer,
+    caller: Arc<Credentials>,
+    called: String,
+}
+
+/// Starts the call: media for a call that rings, then the call machine.
+fn begin_call(
+    shard: &mut Shard,
+    now: Instant,
+    incoming: Incoming,
+    route: Route<Peer>,
+    callee: Option<Arc<Credentials>>,
+) {
+    let Incoming {
+        key,
+        request,
+        peer,
+        caller,
+        called,
+    } = incoming;
+    let called = called.as_str();
+    let ctx = shard.ctx.clone();
+    let caller_endpoint = endpoint(&peer);
+    // An extension rung by a dialplan that is not in the credentials table yet (added a
+    // moment ago) gets the default policy.
+    let callee_policy =
+        callee.map_or_else(|| "optional".to_string(), |c| c.media_encryption.clone());
     let no = shard.calls.next;
     shard.calls.next += 1;
-    let session = match (&route, media) {
-        (Route::Ring { devices, .. }, Some(callee)) if !devices.is_empty() => {
-            match allocate_media(shard, no, &peer, devices, &caller, &callee) {
+    let session = match &route {
+        Route::Ring { devices, .. } if !devices.is_empty() => {
+            match allocate_media(
+                shard,
+                no,
+                &peer,
+                devices,
+                &caller.media_encryption,
+                &callee_policy,
+            ) {
                 Ok(session) => Some(session),
                 Err(error) => {
                     tracing::warn!(%error, "no media ports for a call");
@@ -257,8 +435,8 @@ fn allocate_media(
     no: u64,
     caller_peer: &Peer,
     devices: &[Device<Peer>],
-    caller: &Credentials,
-    callee: &Credentials,
+    caller_policy: &str,
+    callee_policy: &str,
 ) -> Result<(MediaSession, MediaSetup), crate::media::MediaError> {
     let ctx = &shard.ctx;
     let own = shard.own.clone();
@@ -278,8 +456,8 @@ fn allocate_media(
             ip: advertised(ctx.public_ip, callee_local),
             rtp_port: session.port(Side::Callee),
         },
-        caller_encryption: encryption(&caller.media_encryption),
-        callee_encryption: encryption(&callee.media_encryption),
+        caller_encryption: encryption(caller_policy),
+        callee_encryption: encryption(callee_policy),
         allow_keys_in_clear: ctx.sdes_over_insecure,
         session_id: rand::random::<u32>().into(),
     };

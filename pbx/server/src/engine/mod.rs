@@ -7,6 +7,7 @@ mod auth;
 mod calls;
 pub mod credentials;
 pub mod location;
+mod lookup;
 mod options;
 pub mod qualify;
 mod register;
@@ -49,6 +50,8 @@ pub struct EngineContext {
     pub sdes_over_insecure: bool,
     /// `[calls] ring_timeout`.
     pub ring_timeout: std::time::Duration,
+    /// The dialplan; reloaded on SIGHUP or when its file changes.
+    pub plan: Arc<crate::plan::PlanHandle>,
 }
 
 /// Call-IDs the PBX makes start with this, then the shard number and `-`, so that the
@@ -64,6 +67,8 @@ pub(crate) enum ShardInput {
     CredentialsLoaded(Box<auth::Pending>),
     /// The called extension's record arrived from the store.
     CallRoute(Box<calls::PendingRoute>),
+    /// A dialplan `http_lookup` of a call being routed has its answer.
+    PlanStep(Box<(calls::Routing, pbx_dialplan::StepResult)>),
     /// The media relay of call `.0` reports something.
     Media(u64, crate::media::MediaEvent),
     /// Send this device an OPTIONS.

@@ -81,6 +81,7 @@ impl Shard {
             }) => self.on_response(now, response),
             ShardInput::CredentialsLoaded(pending) => auth::resume(self, now, pending),
             ShardInput::CallRoute(pending) => calls::resume(self, now, pending),
+            ShardInput::PlanStep(resumed) => calls::plan_step(self, now, resumed),
             ShardInput::Media(no, event) => calls::media(self, now, no, event),
             ShardInput::Qualify(target) => self.qualify(now, target),
         }
