@@ -126,7 +126,10 @@ impl Client {
         Ok(Client {
             socket,
             server,
-            next_cookie: u64::from(std::process::id()) << 32,
+            // unique across clients too: rtpengine caches replies by cookie
+            next_cookie: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
         })
     }
 
