@@ -66,6 +66,13 @@ class Pbx:
         self.web = free_port()
         # each instance relays media on its own port block: instances never collide
         self.rtp_ports = rtp_port_block()
+        # an `[rtp]` block in extra_toml adds keys to the generated [rtp] section (TOML does
+        # not allow the table twice)
+        self.rtp_extra = ""
+        if extra_toml.lstrip().startswith("[rtp]"):
+            body = extra_toml.lstrip()[len("[rtp]"):]
+            cut = body.find("\n[")
+            self.rtp_extra, extra_toml = (body, "") if cut < 0 else (body[:cut], body[cut:])
         self.extra_toml = extra_toml
         self.proc = None
         self.logs = []
@@ -99,6 +106,7 @@ domain = "{DOMAIN}"
 
 [rtp]
 ports = "{self.rtp_ports[0]}-{self.rtp_ports[1]}"
+{self.rtp_extra}
 
 [database]
 url = "{self.db_url}"

@@ -89,17 +89,18 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         }
         let offer = (request.method == Method::INVITE || request.method == Method::UPDATE)
             && !request.body.is_empty();
-        if request.method == Method::INVITE || request.method == Method::UPDATE {
-            // RFC 3261 §14.2, RFC 3311 §5.2: one offer at a time; a second one gets 491.
-            if self.relayed.values().any(|r| r.offer) || request.body.is_empty() {
-                let status = if request.body.is_empty() {
-                    StatusCode::NOT_ACCEPTABLE_HERE
-                } else {
-                    StatusCode::REQUEST_PENDING
-                };
-                return self.reply(now, layer, &key, &request, status);
-            }
+        // RFC 3261 §14.2, RFC 3311 §5.2: one offer at a time; a second one gets 491.
+        if offer && self.relayed.values().any(|r| r.offer) {
+            return self.reply(now, layer, &key, &request, StatusCode::REQUEST_PENDING);
         }
+        if request.method == Method::INVITE && request.body.is_empty() {
+            // A re-INVITE without an offer wants one in our 2xx (RFC 3261 §14.1); the PBX does
+            // not make offers of its own yet. 488 leaves the session as it was.
+            let mut answer = Response::for_request(&request, StatusCode::NOT_ACCEPTABLE_HERE, None);
+            answer.reason = Bytes::from_static(b"Not Acceptable Here (re-INVITE without SDP)");
+            return self.respond_to(now, layer, &key, answer);
+        }
+        // An UPDATE without SDP (a session-timer refresh, RFC 4028) is relayed as it is.
         self.relay(now, layer, side, key, request, offer);
     }
 
