@@ -236,8 +236,10 @@ class Phone:
     """One SIP user agent on one UDP socket; every request goes to the PBX at `pbx_addr`."""
 
     def __init__(self, user, password, pbx_addr, local_ip="127.0.0.1", port=0, domain=DOMAIN,
-                 auto_bye=True, name=None):
+                 auto_bye=True, name=None, display_name=None):
+        """`display_name`: put in the From of the calls this phone places (quoted)."""
         self.user, self.password, self.pbx, self.domain = str(user), password, tuple(pbx_addr), domain
+        self.display_name = display_name
         self.name = name or f"{user}@{local_ip}"
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((local_ip, port))
@@ -619,7 +621,8 @@ class OutgoingCall(Dialog):
         super().__init__(phone)
         self.uri, self.sdp_body, self.extra = uri, sdp or b"", list(headers)
         self.call_id = f"{os.urandom(8).hex()}@{phone.local[0]}"
-        self.local_party = f"<{phone.aor}>;tag={os.urandom(4).hex()}"
+        shown = f'"{phone.display_name}" ' if phone.display_name else ""
+        self.local_party = f"{shown}<{phone.aor}>;tag={os.urandom(4).hex()}"
         self.remote_party = f"<{uri}>"
         self.branch = None
         self.invite_via = None

@@ -54,8 +54,10 @@ def run(argv, timeout=120, **kw):
 class Pbx:
     """One PBX: its config dir, ports, process, and CLI."""
 
-    def __init__(self, base, name="pbx", extra_toml=""):
-        """`extra_toml` is appended to the config file (whole sections, e.g. `[calls]`)."""
+    def __init__(self, base, name="pbx", extra_toml="", dialplan=None):
+        """`extra_toml` is appended to the config file (whole sections, e.g. `[calls]`);
+        `dialplan` (TOML text) is written to `dialplan.toml` next to the config, which names
+        it in `[dialplan] file`."""
         if not os.access(PBX_BIN, os.X_OK):
             pytest.fail(f"no PBX binary at {PBX_BIN} (cargo build --release -p pbx, or set PBX_BIN)")
         self.dir = os.path.join(str(base), name)
@@ -79,6 +81,11 @@ class Pbx:
         self.pg_db = None
         self.db_url = self._database()
         self.config = os.path.join(self.dir, "pbx.toml")
+        self.dialplan = None
+        if dialplan is not None:
+            self.dialplan = os.path.join(self.dir, "dialplan.toml")
+            self.write_dialplan(dialplan)
+            self.extra_toml += '\n[dialplan]\nfile = "dialplan.toml"\n'
         with open(self.config, "w") as f:
             f.write(self.toml())
 
@@ -127,6 +134,39 @@ listen = "127.0.0.1:{self.web}"
 [voicemail]
 storage = "data/voicemail"
 {self.extra_toml}"""
+
+    # ------------------------------------------------------------------ dialplan
+
+    def write_dialplan(self, text, keep_mtime=False):
+        """(Re)write the dialplan file. `keep_mtime`: give it back its previous modification
+        time, so that only a SIGHUP (not the PBX's watch of the file) reloads it."""
+        before = os.stat(self.dialplan) if keep_mtime else None
+        with open(self.dialplan, "w") as f:
+            f.write(text)
+        if before is not None:
+            os.utime(self.dialplan, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    def sighup(self):
+        """SIGHUP to the running PBX (it reloads its dialplan)."""
+        assert self.alive(), f"pbx serve is not running\n{self.log_tail()}"
+        self.proc.send_signal(signal.SIGHUP)
+
+    def log_text(self):
+        """The whole log of the current (last started) `pbx serve`."""
+        if not self.logs:
+            return ""
+        with open(self.logs[-1], errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, after=0, timeout=5.0):
+        """The first match of regex `pattern` in the log from character `after` on, once
+        there is one, else None after `timeout` s."""
+        end = time.time() + timeout
+        while True:
+            m = re.compile(pattern).search(self.log_text(), after)
+            if m is not None or time.time() >= end:
+                return m
+            time.sleep(0.1)
 
     # ------------------------------------------------------------------ CLI
 
@@ -342,8 +382,8 @@ def pbx_factory(tmp_path_factory):
     """Make (not start) PBX instances; every one is stopped (exit 0 asserted) at the end."""
     made = []
 
-    def make(name="pbx", extra_toml=""):
-        p = Pbx(tmp_path_factory.mktemp("e2e"), name, extra_toml)
+    def make(name="pbx", extra_toml="", dialplan=None):
+        p = Pbx(tmp_path_factory.mktemp("e2e"), name, extra_toml, dialplan)
         made.append(p)
         return p
 

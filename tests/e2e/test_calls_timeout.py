@@ -69,3 +69,20 @@ def test_hold_is_not_a_timeout(call_pbx, phones):
         assert call.out.wait_bye(6) is not None, "a resumed silent call was not ended"
     finally:
         call.close()
+
+
+def test_stopping_the_pbx_ends_its_calls(pbx_factory, phones):
+    """SIGTERM: calls in progress get BYE on both sides and their CDR is written."""
+    pbx = start_call_pbx(pbx_factory, range(3511, 3513), name="calls-shutdown")
+    caller = phones(pbx, 3511, CALLER_IP)
+    callee = phones(pbx, 3512, CALLEE_IP)
+    call = establish(pbx, caller, callee)
+    try:
+        pbx.stop()
+        assert call.out.wait_bye(3) is not None, "the caller got no BYE at shutdown"
+        assert call.inc.wait_bye(1) is not None, "the callee got no BYE at shutdown"
+        row = wait_cdr(pbx, "3511", "3512")
+        assert row["disposition"] == "answered", row
+        assert row["hangup"].startswith("pbx"), row
+    finally:
+        call.close()

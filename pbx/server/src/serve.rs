@@ -175,7 +175,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     let shared = Arc::new(Shared {
         guard: guard.clone(),
-        sink: dispatcher,
+        sink: dispatcher.clone(),
         connections,
         max_message_size: config.sip.max_message_size,
     });
@@ -233,6 +233,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }
     };
     tracing::info!("shutting down");
+    // Calls in progress end properly: BYE to both sides, CANCEL to ringing devices, 503 to
+    // callers still waiting, and their CDRs are written before the database closes.
+    dispatcher.hang_up_all(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     tasks.abort_all();
     web_state.sip_up.store(false, Ordering::Relaxed);
     // Bindings changed just before the signal are written before the database closes.

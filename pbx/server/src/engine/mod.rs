@@ -69,6 +69,8 @@ pub(crate) enum ShardInput {
     CallRoute(Box<calls::PendingRoute>),
     /// A dialplan `http_lookup` of a call being routed has its answer.
     PlanStep(Box<(calls::Routing, pbx_dialplan::StepResult)>),
+    /// The PBX is stopping: end every call (BYE, CANCEL, 503), then acknowledge.
+    Shutdown(tokio::sync::oneshot::Sender<()>),
     /// The media relay of call `.0` reports something.
     Media(u64, crate::media::MediaEvent),
     /// Send this device an OPTIONS.
@@ -97,6 +99,24 @@ impl Dispatcher {
         };
         if shard.try_send(input).is_err() {
             metrics::counter!("pbx_sip_dropped_total", "reason" => "overload").increment(1);
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Ends every call of every shard and waits (at most `within`) until each has sent its
+    /// BYEs and CANCELs.
+    pub async fn hang_up_all(&self, within: std::time::Duration) {
+        let mut acks = Vec::new();
+        for shard in &self.shards {
+            let (done, ack) = tokio::sync::oneshot::channel();
+            if shard.send(ShardInput::Shutdown(done)).await.is_ok() {
+                acks.push(ack);
+            }
+        }
+        let all = futures_util::future::join_all(acks);
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!("gave up waiting for calls to end");
         }
     }
 }

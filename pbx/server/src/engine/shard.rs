@@ -45,11 +45,7 @@ impl Shard {
             let deadline = earliest(self.layer.poll_timeout(), self.calls.next_deadline());
             tokio::select! {
                 input = inputs.recv() => {
-                    let Some(input) = input else {
-                        calls::hang_up_all(&mut self, Instant::now());
-                        self.flush();
-                        break;
-                    };
+                    let Some(input) = input else { break };
                     let now = Instant::now();
                     self.handle(now, input);
                     for _ in 1..BATCH {
@@ -82,6 +78,11 @@ impl Shard {
             ShardInput::CredentialsLoaded(pending) => auth::resume(self, now, pending),
             ShardInput::CallRoute(pending) => calls::resume(self, now, pending),
             ShardInput::PlanStep(resumed) => calls::plan_step(self, now, resumed),
+            ShardInput::Shutdown(done) => {
+                calls::hang_up_all(self, now);
+                self.flush();
+                let _ = done.send(());
+            }
             ShardInput::Media(no, event) => calls::media(self, now, no, event),
             ShardInput::Qualify(target) => self.qualify(now, target),
         }
