@@ -17,7 +17,7 @@ use pbx_media::Side;
 use pbx_media::sdp::{Encryption, LocalEndpoint};
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
-use pbx_sip::transaction::{TransactionEvent, TransactionKey};
+use pbx_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
@@ -492,6 +492,19 @@ fn endpoint(peer: &Peer) -> Endpoint<Peer> {
     }
 }
 
+/// Runs `f` on call `no` with the shard's transaction layer, then carries out what the call
+/// asked for.
+fn with_call(
+    shard: &mut Shard,
+    no: u64,
+    f: impl FnOnce(&mut Call<Peer>, &mut TransactionLayer<Peer>),
+) {
+    if let Some(active) = shard.calls.active.get_mut(&no) {
+        f(&mut active.call, &mut shard.layer);
+    }
+    after(shard, no);
+}
+
 /// An in-dialog request (not ACK or CANCEL) for call `no`.
 pub(super) fn request(
     shard: &mut Shard,
@@ -500,19 +513,15 @@ pub(super) fn request(
     key: TransactionKey,
     request: Request,
 ) {
-    if let Some(active) = shard.calls.active.get_mut(&no) {
-        active
-            .call
-            .handle_request(now, &mut shard.layer, key, request);
-    }
-    after(shard, no);
+    with_call(shard, no, |call, layer| {
+        call.handle_request(now, layer, key, request)
+    });
 }
 
 pub(super) fn ack(shard: &mut Shard, now: Instant, no: u64, request: &Request) {
-    if let Some(active) = shard.calls.active.get_mut(&no) {
-        active.call.handle_ack(now, &mut shard.layer, request);
-    }
-    after(shard, no);
+    with_call(shard, no, |call, layer| {
+        call.handle_ack(now, layer, request)
+    });
 }
 
 pub(super) fn cancel(
@@ -522,12 +531,9 @@ pub(super) fn cancel(
     key: TransactionKey,
     request: Request,
 ) {
-    if let Some(active) = shard.calls.active.get_mut(&no) {
-        active
-            .call
-            .handle_cancel(now, &mut shard.layer, key, request);
-    }
-    after(shard, no);
+    with_call(shard, no, |call, layer| {
+        call.handle_cancel(now, layer, key, request)
+    });
 }
 
 pub(super) fn event(
@@ -537,29 +543,21 @@ pub(super) fn event(
     key: &TransactionKey,
     event: TransactionEvent,
 ) {
-    let terminated = matches!(event, TransactionEvent::Terminated);
-    if let Some(active) = shard.calls.active.get_mut(&no) {
-        active.call.handle_event(now, &mut shard.layer, key, event);
-    }
-    if terminated {
+    if matches!(event, TransactionEvent::Terminated) {
         shard.calls.by_txn.remove(key);
     }
-    after(shard, no);
+    with_call(shard, no, |call, layer| {
+        call.handle_event(now, layer, key, event)
+    });
 }
 
 pub(super) fn media(shard: &mut Shard, now: Instant, no: u64, event: MediaEvent) {
     match event {
-        MediaEvent::Timeout => {
-            if let Some(active) = shard.calls.active.get_mut(&no) {
-                tracing::info!(
-                    call = active.call.caller_call_id(),
-                    "no media: ending the call"
-                );
-                active.call.media_timeout(now, &mut shard.layer);
-            }
-        }
+        MediaEvent::Timeout => with_call(shard, no, |call, layer| {
+            tracing::info!(call = call.caller_call_id(), "no media: ending the call");
+            call.media_timeout(now, layer);
+        }),
     }
-    after(shard, no);
 }
 
 /// Runs the calls whose timers are due.
@@ -569,11 +567,13 @@ pub(super) fn timeouts(shard: &mut Shard, now: Instant) {
             break;
         }
         shard.calls.deadlines.pop();
-        if let Some(active) = shard.calls.active.get_mut(&no)
-            && active.call.poll_timeout().is_some_and(|t| t <= now)
-        {
-            active.call.handle_timeout(now, &mut shard.layer);
-            after(shard, no);
+        let due = shard
+            .calls
+            .active
+            .get(&no)
+            .is_some_and(|a| a.call.poll_timeout().is_some_and(|t| t <= now));
+        if due {
+            with_call(shard, no, |call, layer| call.handle_timeout(now, layer));
         }
     }
 }
@@ -582,10 +582,7 @@ pub(super) fn timeouts(shard: &mut Shard, now: Instant) {
 pub(super) fn hang_up_all(shard: &mut Shard, now: Instant) {
     let all: Vec<u64> = shard.calls.active.keys().copied().collect();
     for no in all {
-        if let Some(active) = shard.calls.active.get_mut(&no) {
-            active.call.hang_up(now, &mut shard.layer);
-        }
-        after(shard, no);
+        with_call(shard, no, |call, layer| call.hang_up(now, layer));
     }
 }
 
