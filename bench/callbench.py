@@ -17,11 +17,13 @@ What one run does (the method of ../shared/bench/RESULTS.md, test 2, and of regb
     INVITEs; the scenario's challenge branch is optional) through its stateful proxy to the same
     SIPp UAS (the config's 127.0.0.1:5070 rewritten to --uas-port).
   * R calls/s for DURATION s (M = R x DURATION calls), each held --hold-ms. A run passes when all
-    M calls succeed at the UAC with 0 failed calls (UAC and UAS), within DURATION + hold + 5 s of
+    M calls succeed at the UAC with 0 failed calls (as the kit's max-rate.sh judges; the UAS's
+    failed calls are recorded beside), within DURATION + hold + 5 s of
     arrivals. Retransmissions are counted and reported, not a failure (RESULTS.md test 2).
   * Search: as regbench.py (repetition 1 grows x1.5 from --start-rate, then bisects to <= 8 %;
     repetitions 2.. re-run at repetition 1's maximum and step down 8 %); servers alternate.
-  * Fixed rate (--fixed-rate, default 300/s, --fixed-reps times each, alternating): server CPU
+  * Fixed rate (--fixed-rate, default 300/s, held --fixed-hold-ms, default 3000 ms: 900
+    concurrent calls; --fixed-reps times each, alternating): server CPU
     (utime+stime over the run, % of one core), memory 5 s after start (idle) and the peak during
     the run (PBX: VmRSS; Kamailio: PSS summed over its processes, RSS sum beside it), and the
     memory per concurrent call = (peak - idle) / (rate x hold).
@@ -37,6 +39,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -206,7 +209,9 @@ def call_run(server, a, rate, callers_csv, work, scenario):
                idle_pss_kb=idle[0], idle_rss_kb=idle[1],
                peak_pss_kb=sampler.peak_pss, peak_rss_kb=sampler.peak_rss,
                concurrent=round(conc), mem_per_call_kb=round(per_call_kb, 1))
-    res["passed"] = (rc == 0 and ok == total and failed == 0 and uas_failed <= 0
+    # judged at the UAC, as the kit's max-rate.sh does; the UAS's failures are recorded (with
+    # Kamailio they are ACKs its parallel workers forward after the BYE: see RESULTS.md)
+    res["passed"] = (rc == 0 and ok == total and failed == 0
                      and elapsed <= a.duration + hold_s + 5 + 2)
     return res
 
@@ -256,6 +261,8 @@ def main():
     ap.add_argument("--max-rate", type=int, default=20000)
     ap.add_argument("--fixed-rate", type=int, default=300)
     ap.add_argument("--fixed-reps", type=int, default=2)
+    ap.add_argument("--fixed-hold-ms", type=int, default=3000,
+                    help="hold of the fixed-rate runs: 300/s x 3 s = 900 concurrent calls")
     ap.add_argument("--foreign-max", type=float, default=25.0,
                     help="%% of one core other processes may use during a valid run")
     ap.add_argument("--tries", type=int, default=6, help="runs at one rate while void")
@@ -264,6 +271,8 @@ def main():
     ap.add_argument("--no-fixed", action="store_true")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
+    # SIGTERM (e.g. `kill PID` of this script) still stops the servers and SIPp it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     for tool in ("sipp", "sqlite3", "kamailio", "taskset"):
         if not shutil.which(tool):
@@ -278,13 +287,17 @@ def main():
         f.write("SEQUENTIAL\n")
         f.writelines(f"{u};127.0.0.1;[authentication username={u} password={p}]\n"
                      for u, p in users if u != CALLEE)
-    scenario = UAC
-    if a.hold_ms != 1000:
-        scenario = os.path.join(work, "call_uac_auth.xml")
+    def scenario_for(hold_ms):
+        if hold_ms == 1000:
+            return UAC
+        path = os.path.join(work, f"call_uac_auth-{hold_ms}.xml")
         with open(UAC) as f:
             xml = f.read()
-        with open(scenario, "w") as f:
-            f.write(xml.replace('timeout="1000"', f'timeout="{a.hold_ms}"'))
+        with open(path, "w") as f:
+            f.write(xml.replace('timeout="1000"', f'timeout="{hold_ms}"'))
+        return path
+    scenario = scenario_for(a.hold_ms)
+    search_hold = a.hold_ms
 
     servers = []
     for name in a.servers.split(","):
@@ -314,6 +327,7 @@ def main():
                     best[s.name].append(top)
                     log(f"rep {rep} {s.name}: max_rate={top}")
         if not a.no_fixed:
+            bench.scenario, a.hold_ms = scenario_for(a.fixed_hold_ms), a.fixed_hold_ms
             for rep in range(1, a.fixed_reps + 1):
                 for s in servers:
                     log(f"fixed rate {a.fixed_rate}/s, rep {rep} {s.name}:")
@@ -330,7 +344,8 @@ def main():
                              for k in ("server_cpu", "sipp_cpu", "idle_pss_kb", "idle_rss_kb",
                                        "peak_pss_kb", "peak_rss_kb", "mem_per_call_kb")}
             fixed[s.name]["passed"] = [r["passed"] for r in rs]
-    summary = {"machine": regbench.machine(), "duration": a.duration, "hold_ms": a.hold_ms,
+    summary = {"machine": regbench.machine(), "duration": a.duration,
+               "hold_ms": search_hold, "fixed_hold_ms": a.fixed_hold_ms,
                "reps": a.reps, "max_rates": best,
                "median": {k: statistics.median(v) for k, v in best.items() if v},
                "fixed_rate": a.fixed_rate, "fixed": fixed, "runs": bench.runs}

@@ -42,7 +42,20 @@ def parse_row(out):
     return None
 
 
-def run_bench(argv, timeout):
+def run_bench(argv, timeout, tries=3):
+    """One media-bench run; retried when a port was taken (the generator's and the relays' ports
+    lie in the kernel's ephemeral range, which other programs' sockets may take for a moment)."""
+    for attempt in range(1, tries + 1):
+        try:
+            return run_once(argv, timeout)
+        except RuntimeError as e:
+            if "AddrInUse" not in str(e) or attempt == tries:
+                raise
+            log(f"  port taken, retrying in 3 s: {str(e)[-120:]}")
+            time.sleep(3)
+
+
+def run_once(argv, timeout):
     r = subprocess.run(["taskset", "-c", "0"] + argv, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=timeout)
     row = parse_row(r.stdout.decode(errors="replace"))

@@ -6,15 +6,18 @@
   Asterisk does; a number no rule matches is 404;
 - dial branches: an external number (no trunks yet: unavailable) and an extension with no
   registered device run `on_unavailable`; a busy device runs `on_busy`; a `dial` rings for
-  its own `timeout`;
+  its own `timeout`, then `on_no_answer` runs;
 - permissions: a lobby context (`may_call = ["1000"]`) gets 403 and a failed CDR with the
-  reason for anything else, and reaches 1000;
-- `http_lookup` against a small HTTP server started here (GET with percent-encoded caller
-  values, POST; JSON into variables; a 500, a closed port and a slow server run
-  `on_failure`);
+  reason for anything else (also a prefix that would ring 1000), and reaches 1000;
+- `http_lookup` against a small HTTP server started here: GET with percent-encoded caller
+  values and a Host with the port, POST; JSON into variables (the target dialed, the
+  caller name the callee sees); a 500, a closed port and a too slow server run
+  `on_failure`; a slow answer is asked once and the caller has 100 Trying meanwhile; a
+  CANCEL during the lookup ends the call (487) and nothing is rung;
 - reload: SIGHUP while a call is up (the call goes on and ends by BYE, new calls get the new
   plan), a plan that fails validation (errors logged as path:line:col, the last good plan
-  stays), a change of the file without SIGHUP;
+  stays), a change of the file without SIGHUP; a call waiting in its `http_lookup` during a
+  reload goes on with the plan it started with;
 - `pbx dialplan trace` on the same plan.
 
 Addresses: the PBX 127.0.0.1; callers 127.0.0.2; the callee 1000 127.0.0.3; 1002 127.0.0.4.
@@ -22,7 +25,6 @@ Addresses: the PBX 127.0.0.1; callers 127.0.0.2; the callee 1000 127.0.0.3; 1002
 
 import json
 import re
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +41,7 @@ CALLER_IP, CALLEE_IP, OTHER_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 NUMBERS = [1000, 1001, 1002, 1003, 1990, 1991]
 DIAL_TIMEOUT = 3            # the `timeout` of the extension rule's dial, in seconds
 SLOW_SERVER = 3.0           # how long /slow takes to answer; its lookup's timeout is 1 s
+DELAYED_SERVER = 1.5        # how long /delayed takes (within its lookup's timeout)
 CALLER_NAME = "Anna Müller & Co"
 
 # `{lookup}`: http://127.0.0.1:PORT of the test's HTTP server; `{closed}`: a port where
@@ -127,6 +130,15 @@ steps = [
 ]
 
 [[context.staff.rule]]
+pattern = "5006"
+steps = [
+    {{ http_lookup = {{ url = "{lookup}/delayed?caller=${{caller}}", timeout = "4s",
+                      set = {{ target = "route.target" }},
+                      on_failure = [{{ hangup = 503 }}] }} }},
+    {{ dial = "${{target}}" }},
+]
+
+[[context.staff.rule]]
 extension = true
 steps = [
     {{ dial = {{ targets = ["${{number}}"], timeout = "{dial_timeout}s",
@@ -170,8 +182,9 @@ def line_of(text, needle):
 
 class LookupServer:
     """A small HTTP server on 127.0.0.1 in a thread: `/route` answers JSON naming 1000,
-    `/fail` 500, `/slow` JSON after SLOW_SERVER s. Every request is recorded as a dict
-    (method, path, query (raw), params (decoded), headers, body)."""
+    `/fail` 500, `/slow` and `/delayed` JSON after SLOW_SERVER / DELAYED_SERVER s. Every
+    request is recorded as a dict (method, path, query (raw), params (decoded), headers with
+    lower-case names, body)."""
 
     ANSWER = {"route": {"target": "1000"}, "customer": {"name": "Looked Up"}}
 
@@ -193,11 +206,16 @@ class LookupServer:
                 with outer.lock:
                     outer.requests.append({"method": self.command, "path": url.path,
                                            "query": url.query, "params": parse_qs(url.query),
-                                           "headers": dict(self.headers), "body": body})
+                                           "headers": {k.lower(): v
+                                                       for k, v in self.headers.items()},
+                                           "body": body})
                 if url.path == "/fail":
                     return self.reply(500, {"error": "down for maintenance"})
                 if url.path == "/slow":
                     time.sleep(SLOW_SERVER)
+                    return self.reply(200, outer.ANSWER)
+                if url.path == "/delayed":
+                    time.sleep(DELAYED_SERVER)
                     return self.reply(200, outer.ANSWER)
                 if url.path == "/route":
                     return self.reply(200, outer.ANSWER)
@@ -278,7 +296,8 @@ def ring_and_answer(pbx, caller, callee, dialed):
     inc.ring()
     inc.answer(sdp_offer(callee.local[0], 42000))
     final = final_of(pbx, out)
-    assert final.status == 200, f"{caller.user} -> {dialed}: {final}; {out.responses}\n{pbx.log_tail()}"
+    assert final.status == 200, \
+        f"{caller.user} -> {dialed}: {final}; {out.responses}\n{pbx.log_tail()}"
     assert inc.wait_ack(3) is not None, "the callee got no ACK for its 200"
     return out, inc
 
@@ -300,7 +319,8 @@ def refused(pbx, caller, dialed, status):
     """caller dials `dialed` and gets `status` (the INVITE was challenged first)."""
     out = caller.call(str(dialed), offer(caller.local[0]))
     final = final_of(pbx, out)
-    assert final.status == status, f"{caller.user} -> {dialed}: {final}, expected {status}\n{pbx.log_tail()}"
+    assert final.status == status, \
+        f"{caller.user} -> {dialed}: {final}, expected {status}\n{pbx.log_tail()}"
     assert out.challenged and out.challenged[0].status == 407, out.responses
     return final
 
@@ -467,10 +487,25 @@ def test_http_lookup_get_routes_the_call(plan_pbx, phones, lookup):
     assert req["params"].get("dialed") == ["5000"], req
     assert req["params"].get("name") == [CALLER_NAME], req
     assert "name=Anna%20M%C3%BCller%20%26%20Co" in req["query"], req["query"]
-    assert "application/json" in req["headers"].get("Accept", ""), req["headers"]
+    assert "application/json" in req["headers"].get("accept", ""), req["headers"]
     assert re.match(r"sip:1000@", inc.invite.uri), inc.invite.uri
     hang_up(pbx, out, inc)
     assert wait_cdr(pbx, 1001, "5000")["disposition"] == "answered"
+
+
+def test_http_lookup_host_header_has_the_port(plan_pbx, phones, lookup):
+    """RFC 9112 §3.2: Host is the target URI's authority, the port included when it is not
+    80 (a virtual host or a reverse proxy on another port routes by it)."""
+    pbx = plan_pbx
+    caller = phones(pbx, 1001, CALLER_IP)
+    callee = phones(pbx, 1000, CALLEE_IP)
+    before = len(lookup.requests_to("/route"))
+    out, inc = ring_and_answer(pbx, caller, callee, "5000")
+    hang_up(pbx, out, inc)
+    req = lookup.requests_to("/route")[before]
+    want = urlsplit(lookup.url).netloc
+    assert req["headers"].get("host") == want, \
+        f"Host: {req['headers'].get('host')}, expected {want}"
 
 
 def test_http_lookup_post_routes_the_call(plan_pbx, phones, lookup):
@@ -515,6 +550,55 @@ def test_http_lookup_timeout_runs_on_failure(plan_pbx, phones, lookup):
     took = time.time() - t0
     assert lookup.requests_to("/slow"), "the PBX did not ask the server"
     assert took < SLOW_SERVER - 0.5, f"504 after {took:.1f}s: the 1 s timeout was not kept"
+
+
+def wait_requests(lookup, path, count, timeout=3.0):
+    end = time.time() + timeout
+    while len(lookup.requests_to(path)) < count and time.time() < end:
+        time.sleep(0.02)
+    return lookup.requests_to(path)
+
+
+def test_http_lookup_slow_answer_one_request_and_trying(plan_pbx, phones, lookup):
+    """The server answers after 1.5 s: the caller has its 100 Trying meanwhile (so it stops
+    retransmitting), the server is asked once, the call then reaches 1000."""
+    pbx = plan_pbx
+    caller = phones(pbx, 1001, CALLER_IP)
+    callee = phones(pbx, 1000, CALLEE_IP)
+    before = len(lookup.requests_to("/delayed"))
+    t0 = time.time()
+    out = caller.call("5006", offer())
+    inc = wait_incoming(pbx, callee, out, timeout=DELAYED_SERVER + 3)
+    assert time.time() - t0 >= DELAYED_SERVER - 0.2
+    inc.answer(sdp_offer(CALLEE_IP, 42000))
+    assert final_of(pbx, out).status == 200
+    assert 100 in [r.status for r in out.provisional], out.responses
+    hang_up(pbx, out, inc)
+    asked = lookup.requests_to("/delayed")[before:]
+    assert len(asked) == 1, asked
+
+
+def test_caller_cancels_during_http_lookup(plan_pbx, phones, lookup):
+    """CANCEL while the PBX waits for the lookup: 200 to the CANCEL, 487 to the INVITE, and
+    the extension the lookup names is never rung."""
+    pbx = plan_pbx
+    caller = phones(pbx, 1001, CALLER_IP)
+    callee = phones(pbx, 1000, CALLEE_IP)
+    before = len(lookup.requests_to("/delayed"))
+    out = caller.call("5006", offer())
+    assert len(wait_requests(lookup, "/delayed", before + 1)) > before, \
+        f"no lookup: {out.responses}\n{pbx.log_tail()}"
+    c = out.cancel()
+    assert c is not None and c.status == 200, f"CANCEL answered {c}\n{pbx.log_tail()}"
+    final = out.wait_final(DELAYED_SERVER + 2)
+    rung = callee.wait_call(0.5 if final is not None else DELAYED_SERVER)
+    if rung is not None:
+        rung.reject(486, "Busy Here")
+    assert final is not None and final.status == 487 and rung is None, \
+        (f"after the CANCEL (answered 200): the INVITE's final response {final} "
+         f"(all: {out.responses}); 1000 rung: {rung is not None}\n{pbx.log_tail()}")
+    row = wait_cdr(pbx, 1001, "5006")
+    assert row["disposition"] == "cancelled", row
 
 
 def test_http_lookup_sets_caller_name_that_dial_presents(plan_pbx, phones):
@@ -599,7 +683,8 @@ def test_reload_while_a_call_is_up(pbx_factory, phones):
     mark = len(pbx.log_text())
     pbx.write_dialplan(RELOAD_CLOSED, keep_mtime=True)
     pbx.sighup()
-    assert pbx.wait_log(r"dialplan reloaded", mark), f"no reload logged\n{pbx.log_tail()}"
+    assert pbx.wait_log(r'dialplan reloaded .*why="SIGHUP"', mark), \
+        f"no reload logged\n{pbx.log_tail()}"
     final = refused(pbx, b, "1000", 603)
     assert "Reception closed" in final.reason, final.reason
     assert_not_rung(pbx, reception)
@@ -611,12 +696,15 @@ def test_reload_while_a_call_is_up(pbx_factory, phones):
     mark = len(pbx.log_text())
     pbx.write_dialplan(RELOAD_BAD, keep_mtime=True)
     pbx.sighup()
-    assert pbx.wait_log(r"not reloaded", mark), f"no failed reload logged\n{pbx.log_tail()}"
+    assert pbx.wait_log(r'not reloaded.*why="SIGHUP" errors=2', mark), \
+        f"no failed reload logged\n{pbx.log_tail()}"
     log = pbx.log_text()[mark:]
     bogus = line_of(RELOAD_BAD, "bogus")
     goto = line_of(RELOAD_BAD, "nowhere")
-    assert re.search(rf"{re.escape(path)}:{bogus}:1: [^\n]*unknown field `bogus`", log), log
-    assert re.search(rf"{re.escape(path)}:{goto}:\d+: [^\n]*nowhere", log), log
+    goto_col = RELOAD_BAD.splitlines()[goto - 1].index('"nowhere"') + 1
+    assert re.search(rf"{re.escape(path)}:{bogus}:1: unknown field `bogus`", log), log
+    assert re.search(rf"{re.escape(path)}:{goto}:{goto_col}: goto: no rule with label `nowhere`",
+                     log), log
     final = refused(pbx, b, "1000", 603)
     assert "Reception closed" in final.reason, final.reason
     out, inc = ring_and_answer(pbx, b, a, "1001")
@@ -629,7 +717,59 @@ def test_reload_while_a_call_is_up(pbx_factory, phones):
     # a change of the file is noticed without a signal (the watch looks every 2 s)
     mark = len(pbx.log_text())
     pbx.write_dialplan(RELOAD_GOOD)
-    assert pbx.wait_log(r"dialplan reloaded", mark, timeout=6), f"no reload\n{pbx.log_tail()}"
+    assert pbx.wait_log(r'dialplan reloaded .*why="the file changed"', mark, timeout=6), \
+        f"no reload\n{pbx.log_tail()}"
     out, inc = ring_and_answer(pbx, b, reception, "1000")
     hang_up(pbx, out, inc)
     assert pbx.alive()
+
+
+# the call waits in its http_lookup while the plan is replaced: the steps after the lookup
+# are the old plan's (dial 1000), not the new one's (dial 1002)
+KEEP_PLAN = """\
+[defaults]
+context = "staff"
+
+[context.staff]
+
+[[context.staff.rule]]
+pattern = "5000"
+steps = [
+    {{ http_lookup = {{ url = "{lookup}/delayed", timeout = "4s",
+                      set = {{ target = "route.target" }} }} }},
+    {{ dial = "{then}" }},
+]
+
+[[context.staff.rule]]
+extension = true
+steps = [{{ dial = "${{number}}" }}]
+"""
+
+
+def test_call_in_progress_keeps_its_plan(pbx_factory, phones, lookup):
+    old = KEEP_PLAN.format(lookup=lookup.url, then="${target}")
+    new = KEEP_PLAN.format(lookup=lookup.url, then="1002")
+    pbx = start_plan_pbx(pbx_factory, "dialplan-keep", old, [1000, 1001, 1002])
+    caller = phones(pbx, 1001, CALLER_IP)
+    reception = phones(pbx, 1000, CALLEE_IP)
+    other = phones(pbx, 1002, OTHER_IP)
+    before = len(lookup.requests_to("/delayed"))
+    out = caller.call("5000", offer())
+    end = time.time() + 3
+    while len(lookup.requests_to("/delayed")) == before and time.time() < end:
+        time.sleep(0.02)
+    assert len(lookup.requests_to("/delayed")) > before, f"no lookup\n{pbx.log_tail()}"
+    mark = len(pbx.log_text())
+    pbx.write_dialplan(new, keep_mtime=True)
+    pbx.sighup()
+    assert pbx.wait_log(r"dialplan reloaded", mark), f"no reload logged\n{pbx.log_tail()}"
+    # the lookup is still under way (the server answers after DELAYED_SERVER s)
+    assert out.peek_final() is None, out.responses
+    inc = wait_incoming(pbx, reception, out, timeout=DELAYED_SERVER + 3)
+    inc.answer(sdp_offer(CALLEE_IP, 42000))
+    assert final_of(pbx, out).status == 200
+    assert_not_rung(pbx, other, within=0.1)
+    hang_up(pbx, out, inc)
+    # a new call gets the new plan
+    out, inc = ring_and_answer(pbx, caller, other, "5000")
+    hang_up(pbx, out, inc)

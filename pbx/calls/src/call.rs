@@ -74,6 +74,10 @@ pub enum Route<D> {
         devices: Vec<Device<D>>,
         timeout: Duration,
     },
+    /// Ring nothing yet: the shell is routing (a dialplan waiting for an HTTP lookup) and
+    /// will call [`Call::ring`] or [`Call::finish`]. The caller has 100 Trying meanwhile and
+    /// may CANCEL.
+    Wait,
     /// Refuse the call with this status (404 unknown number, 403 not permitted...).
     Reject {
         status: StatusCode,
@@ -98,6 +102,10 @@ pub struct CallSetup<D> {
     pub callee_call_id: String,
     pub route: Route<D>,
     pub media: Option<MediaSetup>,
+    /// A dialplan decides what follows a failed dial (its `on_busy`, `on_no_answer`,
+    /// `on_unavailable`): the call reports [`CallOutput::DialEnded`] instead of answering
+    /// the caller, and waits for [`Call::ring`] or [`Call::finish`].
+    pub plan_continues: bool,
 }
 
 /// What the call wants the shell to do.
@@ -109,6 +117,28 @@ pub enum CallOutput {
     Track(TransactionKey),
     /// The call is over for the caller: write the CDR.
     Record(CallRecord),
+    /// No device answered this round of ringing (only with `plan_continues`): the shell
+    /// continues the dialplan, then calls [`Call::ring`] or [`Call::finish`].
+    DialEnded(DialEnd),
+}
+
+/// How a round of ringing ended without an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialEnd {
+    pub outcome: DialOutcome,
+    /// What the caller would get if nothing else is tried.
+    pub status: StatusCode,
+    pub reason: String,
+    pub disposition: Disposition,
+}
+
+/// Why nobody answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialOutcome {
+    Busy,
+    NoAnswer,
+    /// Not registered, unreachable, or every device failed.
+    Unavailable,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +183,11 @@ pub struct Call<D> {
     /// The offer/answer state of the bridged call, once a device answered.
     negotiator: Option<Negotiator>,
     ring_deadline: Option<Instant>,
+    /// The round of ringing in progress (each `ring` starts one; a dialplan may ring again).
+    round: u32,
+    /// The relay ports and policies, kept for later rounds.
+    media: Option<MediaSetup>,
+    plan_continues: bool,
     /// After the call is over for the caller, forks still being cancelled are waited for
     /// until this deadline (a 2xx crossing our CANCEL must still be ACKed and ended).
     linger_until: Option<Instant>,
@@ -195,6 +230,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             callee_call_id,
             route,
             media,
+            plan_continues,
         } = setup;
         let dialog = caller_dialog(&invite);
         let host = pbx_sip::uri::Host::parse(&domain)
@@ -227,6 +263,9 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             called_uri,
             negotiator: None,
             ring_deadline: None,
+            round: 0,
+            media,
+            plan_continues,
             linger_until: None,
             relayed: HashMap::new(),
             pending_2xx: Vec::new(),
@@ -259,20 +298,106 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 reason,
                 disposition,
             } => call.fail(now, layer, status, &reason, disposition, HangupSide::Pbx),
-            Route::Ring { devices, .. } if devices.is_empty() => call.fail(
-                now,
-                layer,
-                StatusCode::TEMPORARILY_UNAVAILABLE,
-                "Temporarily Unavailable (no device registered)",
-                Disposition::Failed,
-                HangupSide::Pbx,
-            ),
-            Route::Ring { devices, timeout } => {
-                call.ring_deadline = Some(now + timeout);
-                call.ring(now, layer, devices, media);
-            }
+            Route::Ring { devices, timeout } => call.ring(now, layer, devices, timeout, None),
+            Route::Wait => {}
         }
         call
+    }
+
+    /// Rings `devices` for at most `timeout` (a first round, or the next one a dialplan
+    /// chose after a failed dial). `caller_name` replaces the caller's display name shown to
+    /// the devices. No device: the round ends at once as unavailable.
+    pub fn ring(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        devices: Vec<Device<D>>,
+        timeout: Duration,
+        caller_name: Option<String>,
+    ) {
+        if self.phase != Phase::Ringing {
+            return;
+        }
+        self.round += 1;
+        if let Some(name) = caller_name.filter(|n| !n.is_empty()) {
+            self.callee_from.display_name = Some(name);
+        }
+        if self.round > 1 {
+            // A new From tag per round: a device rung again sees a new request, not a merged
+            // copy of the first (RFC 3261 §8.2.2.2).
+            self.callee_from.params.set("tag", Some(&ids::tag()));
+        }
+        if devices.is_empty() {
+            return self.round_failed(
+                now,
+                layer,
+                DialOutcome::Unavailable,
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                "Temporarily Unavailable (no device registered)",
+            );
+        }
+        self.ring_deadline = Some(now + timeout);
+        let media = self.media.clone();
+        self.start_forks(now, layer, devices, media);
+    }
+
+    /// The relay ports for the rounds to come (a dialplan call gets them when it first rings).
+    pub fn set_media(&mut self, media: MediaSetup) {
+        self.media = Some(media);
+    }
+
+    /// Whether media ports are set.
+    pub fn has_media(&self) -> bool {
+        self.media.is_some()
+    }
+
+    /// Whether the caller still waits for the call to be decided (ringing or routing).
+    pub fn is_pending(&self) -> bool {
+        self.phase == Phase::Ringing
+    }
+
+    /// Ends the call for the caller with a final failure (the dialplan's last word).
+    pub fn finish(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        status: StatusCode,
+        reason: &str,
+        disposition: Disposition,
+    ) {
+        self.ring_deadline = None;
+        self.fail(now, layer, status, reason, disposition, HangupSide::Pbx);
+    }
+
+    /// A round of ringing ended without an answer: tell the dialplan, or the caller.
+    fn round_failed(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        outcome: DialOutcome,
+        status: StatusCode,
+        reason: &str,
+    ) {
+        self.ring_deadline = None;
+        let disposition = match outcome {
+            DialOutcome::Busy => Disposition::Busy,
+            DialOutcome::NoAnswer => Disposition::NoAnswer,
+            DialOutcome::Unavailable => Disposition::Failed,
+        };
+        if self.plan_continues {
+            self.outputs.push_back(CallOutput::DialEnded(DialEnd {
+                outcome,
+                status,
+                reason: reason.to_string(),
+                disposition,
+            }));
+        } else {
+            let side = match outcome {
+                DialOutcome::NoAnswer => HangupSide::Pbx,
+                _ => HangupSide::Callee,
+            };
+            self.fail(now, layer, status, reason, disposition, side);
+        }
     }
 
     /// RFC 3261 §8.2.2 / §16.3 checks on the caller's INVITE before anything is rung.
@@ -348,15 +473,14 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant, layer: &mut TransactionLayer<D>) {
         if self.phase == Phase::Ringing && self.ring_deadline.is_some_and(|at| at <= now) {
-            // Issue: a ring timeout is answered 480, like an unreachable extension.
+            // Issue 5: a ring timeout is answered 480, like an unreachable extension.
             self.cancel_forks(now, layer, None);
-            self.fail(
+            self.round_failed(
                 now,
                 layer,
+                DialOutcome::NoAnswer,
                 StatusCode::TEMPORARILY_UNAVAILABLE,
                 "Temporarily Unavailable (no answer)",
-                Disposition::NoAnswer,
-                HangupSide::Pbx,
             );
         }
         self.retransmit_2xx(now, layer);

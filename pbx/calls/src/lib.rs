@@ -14,7 +14,9 @@ pub mod ids;
 mod outcome;
 pub mod record;
 
-pub use call::{ALLOW, Call, CallConfig, CallOutput, CallSetup, MediaSetup, Route};
+pub use call::{
+    ALLOW, Call, CallConfig, CallOutput, CallSetup, DialEnd, DialOutcome, MediaSetup, Route,
+};
 pub use dialog::Dialog;
 pub use endpoint::{Device, Endpoint};
 pub use outcome::best_failure;

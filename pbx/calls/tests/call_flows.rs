@@ -380,3 +380,98 @@ fn a_redirect_is_passed_back_with_its_contacts() {
     );
     assert!(matches!(w.sent.last(), Some((_, Message::Response(_)))));
 }
+
+/// A call routed by a dialplan: failed rounds are reported, not answered.
+fn planned(route: Route<&'static str>) -> World {
+    World::start_planned(route)
+}
+
+#[test]
+fn a_busy_round_is_reported_to_the_plan_which_rings_someone_else() {
+    let mut w = planned(ring(&["desk"]));
+    w.device_answers("desk", 486, None);
+    assert_eq!(w.dial_ends.len(), 1);
+    assert_eq!(w.dial_ends[0].outcome, pbx_calls::DialOutcome::Busy);
+    assert!(
+        !w.summary("caller").iter().any(|s| s == "486"),
+        "the caller waits for the plan: {:?}",
+        w.summary("caller")
+    );
+    // The plan's on_busy rings another extension, presenting a looked-up name.
+    let now = w.now;
+    w.call.ring(
+        now,
+        &mut w.layer,
+        vec![support::device("soft")],
+        Duration::from_secs(20),
+        Some("Looked Up".into()),
+    );
+    w.settle();
+    let invite = &w.invites["soft"];
+    assert!(
+        invite
+            .headers
+            .get_str(&HeaderName::FROM)
+            .is_some_and(|f| f.contains("\"Looked Up\"")),
+        "{invite:?}"
+    );
+    // A new round has a new From tag (not a merged copy of the first INVITE).
+    let tag = |r: &pbx_sip::message::Request| {
+        r.headers
+            .from()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_owned))
+    };
+    assert_ne!(tag(&w.invites["soft"]), tag(&w.invites["desk"]));
+    w.device_answers("soft", 200, None);
+    assert_eq!(w.last_to_caller().status, StatusCode::OK);
+    w.caller_acks();
+    w.caller_request("BYE", 2, None);
+    assert_eq!(w.disposition(), Disposition::Answered);
+}
+
+#[test]
+fn a_ring_timeout_is_reported_and_the_plan_has_the_last_word() {
+    let mut w = planned(ring(&["desk"]));
+    w.device_answers("desk", 180, None);
+    w.advance(Duration::from_secs(21));
+    assert_eq!(w.dial_ends.len(), 1);
+    assert_eq!(w.dial_ends[0].outcome, pbx_calls::DialOutcome::NoAnswer);
+    assert_eq!(w.summary("desk")[..2], ["INVITE", "CANCEL"]);
+    assert_eq!(w.last_to_caller().status, StatusCode::RINGING);
+    let now = w.now;
+    w.call.finish(
+        now,
+        &mut w.layer,
+        StatusCode(408),
+        "Request Timeout",
+        Disposition::NoAnswer,
+    );
+    w.settle();
+    assert_eq!(w.last_to_caller().status.code(), 408);
+    assert_eq!(w.disposition(), Disposition::NoAnswer);
+}
+
+#[test]
+fn a_call_waiting_for_its_plan_can_be_cancelled() {
+    let mut w = planned(Route::Wait);
+    assert!(w.summary("caller").is_empty() || w.summary("caller") == ["100"]);
+    let mut cancel = caller_invite(None, 70);
+    cancel.method = Method::CANCEL;
+    cancel.headers.set(HeaderName::CSEQ, "1 CANCEL");
+    w.deliver_request("caller", cancel);
+    assert_eq!(w.last_to_caller().status, StatusCode::REQUEST_TERMINATED);
+    assert_eq!(w.disposition(), Disposition::Cancelled);
+    assert!(w.call.is_finished());
+    // A plan that decides after the CANCEL changes nothing.
+    let now = w.now;
+    w.call.ring(
+        now,
+        &mut w.layer,
+        vec![support::device("desk")],
+        Duration::from_secs(5),
+        None,
+    );
+    w.settle();
+    assert!(w.summary("desk").is_empty());
+}

@@ -44,6 +44,8 @@ pub(super) struct Fork<D> {
     cancel_owed: Option<&'static str>,
     /// The INVITE transaction is gone from the layer.
     transaction_done: bool,
+    /// The round of ringing this branch belongs to.
+    round: u32,
     /// The caller's SDP answer and the plan made from this device's early (183) answer: its
     /// 2xx repeats that answer (RFC 3261 §13.2.1), and the negotiator has no offer left.
     early_answer: Option<(Vec<u8>, pbx_media::MediaPlan)>,
@@ -77,7 +79,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
     }
 
     /// Sends an INVITE to every device.
-    pub(super) fn ring(
+    pub(super) fn start_forks(
         &mut self,
         now: Instant,
         layer: &mut TransactionLayer<D>,
@@ -140,18 +142,18 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 state: ForkState::Calling,
                 cancel_owed: None,
                 transaction_done: false,
+                round: self.round,
                 final_status: None,
                 early_answer: None,
             });
         }
-        if self.forks.is_empty() {
-            self.fail(
+        if !self.forks.iter().any(|f| f.round == self.round) {
+            self.round_failed(
                 now,
                 layer,
+                super::DialOutcome::Unavailable,
                 StatusCode::TEMPORARILY_UNAVAILABLE,
                 "Temporarily Unavailable (no device reachable)",
-                crate::record::Disposition::Failed,
-                HangupSide::Pbx,
             );
         }
     }
@@ -415,6 +417,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         let Some(index) = self.fork_index(key) else {
             return;
         };
+        let mut round = 0;
         if let Some(fork) = self.forks.get_mut(index) {
             if fork.state == ForkState::Answered {
                 return;
@@ -422,19 +425,32 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             fork.state = ForkState::Finished;
             fork.cancel_owed = None;
             fork.final_status = Some(response.status);
+            round = fork.round;
         }
-        if self.phase != Phase::Ringing {
+        // A branch of an earlier round (cancelled when it timed out) decides nothing now;
+        // nor does one that ends while no round rings (the dialplan is deciding).
+        if self.phase != Phase::Ringing || round != self.round || self.ring_deadline.is_none() {
             return;
         }
-        let pending = self
-            .forks
-            .iter()
-            .any(|f| matches!(f.state, ForkState::Calling | ForkState::Early));
-        if pending {
+        let this_round = || self.forks.iter().filter(|f| f.round == self.round);
+        if this_round().any(|f| matches!(f.state, ForkState::Calling | ForkState::Early)) {
             return;
         }
-        let statuses: Vec<StatusCode> = self.forks.iter().filter_map(|f| f.final_status).collect();
+        let statuses: Vec<StatusCode> = this_round().filter_map(|f| f.final_status).collect();
         let (status, disposition) = best_failure(&statuses);
+        if self.plan_continues {
+            let outcome = match disposition {
+                crate::record::Disposition::Busy => super::DialOutcome::Busy,
+                _ => super::DialOutcome::Unavailable,
+            };
+            let reason = String::from_utf8_lossy(&response.reason).into_owned();
+            let reason = if status == response.status {
+                reason
+            } else {
+                status.canonical_reason().to_string()
+            };
+            return self.round_failed(now, layer, outcome, status, &reason);
+        }
         let mut answer = self.caller_response(status);
         if status == response.status {
             answer.reason = response.reason.clone();

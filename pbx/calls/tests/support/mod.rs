@@ -111,6 +111,7 @@ pub struct World {
     pub sent: Vec<(Party, Message)>,
     pub records: Vec<CallRecord>,
     pub plans: Vec<pbx_media::MediaPlan>,
+    pub dial_ends: Vec<pbx_calls::DialEnd>,
     tracked: Vec<TransactionKey>,
     /// The INVITE each device received, to answer it.
     pub invites: HashMap<Party, Request>,
@@ -121,7 +122,21 @@ impl World {
         World::start_with(caller_invite(None, 70), route, None)
     }
 
+    /// A call whose failed rounds go back to a dialplan.
+    pub fn start_planned(route: Route<Party>) -> World {
+        World::start_full(caller_invite(None, 70), route, None, true)
+    }
+
     pub fn start_with(invite: Request, route: Route<Party>, media: Option<MediaSetup>) -> World {
+        World::start_full(invite, route, media, false)
+    }
+
+    fn start_full(
+        invite: Request,
+        route: Route<Party>,
+        media: Option<MediaSetup>,
+        plan_continues: bool,
+    ) -> World {
         let now = base();
         let mut layer = TransactionLayer::new(Default::default());
         let (key, invite) = match layer.handle_request(now, invite, "caller", false) {
@@ -139,6 +154,7 @@ impl World {
             callee_call_id: "pbx0-callee".into(),
             route,
             media,
+            plan_continues,
         };
         let call = Call::start(now, &mut layer, setup, CallConfig::default());
         let mut world = World {
@@ -148,6 +164,7 @@ impl World {
             sent: Vec::new(),
             records: Vec::new(),
             plans: Vec::new(),
+            dial_ends: Vec::new(),
             tracked: Vec::new(),
             invites: HashMap::new(),
         };
@@ -165,6 +182,7 @@ impl World {
                     CallOutput::Track(key) => self.tracked.push(key),
                     CallOutput::Record(record) => self.records.push(record),
                     CallOutput::Media(plan) => self.plans.push(plan),
+                    CallOutput::DialEnded(end) => self.dial_ends.push(end),
                 }
             }
             while let Some(transmit) = self.layer.poll_transmit() {

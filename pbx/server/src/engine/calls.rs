@@ -12,7 +12,7 @@ use pbx_calls::{
     Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Disposition, Endpoint, MediaSetup,
     Route,
 };
-use pbx_dialplan::{Action, CallContext, DialOutcome, Execution, StepResult, Target};
+use pbx_dialplan::{CallContext, Execution};
 use pbx_media::Side;
 use pbx_media::sdp::{Encryption, LocalEndpoint};
 use pbx_sip::message::{HeaderName, Request};
@@ -28,16 +28,20 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 #[derive(Default)]
 pub(crate) struct Calls {
     next: u64,
-    active: HashMap<u64, Active>,
+    pub(super) active: HashMap<u64, Active>,
     by_call_id: HashMap<String, u64>,
     by_txn: HashMap<TransactionKey, u64>,
     by_invite: HashMap<TransactionKey, u64>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
-struct Active {
-    call: Call<Peer>,
+pub(super) struct Active {
+    pub(super) call: Call<Peer>,
     media: Option<MediaSession>,
+    /// The dialplan of a call routed by one.
+    pub(super) plan: Option<super::dialing::PlanState>,
+    caller_peer: Peer,
+    caller_policy: String,
 }
 
 /// A call waiting for the called extension's record from the store.
@@ -114,17 +118,16 @@ pub(super) fn start(
             dialed: called.clone(),
             now: pbx_dialplan::Timestamp::now(),
         };
-        let routing = Routing {
-            execution: plan.route(&context),
-            incoming: Incoming {
-                key,
-                request,
-                peer,
-                caller,
-                called,
-            },
+        let execution = plan.route(&context);
+        let incoming = Incoming {
+            key,
+            request,
+            peer,
+            caller,
+            called,
         };
-        return follow_plan(shard, now, routing, None);
+        // The call exists while its plan runs, so the caller may CANCEL an HTTP lookup.
+        return begin_call(shard, now, incoming, Route::Wait, None, Some(execution));
     }
     match shard.ctx.credentials.cached(&called, now) {
         Some(callee) => route(shard, now, key, request, peer, caller, &called, callee),
@@ -201,7 +204,7 @@ fn route(
                 reason: "Not Found (no such number)".into(),
                 disposition: Disposition::Failed,
             };
-            begin_call(shard, now, incoming, route, None);
+            begin_call(shard, now, incoming, route, None, None);
         }
         Some(callee) => {
             let devices = devices_of(&shard.ctx, std::slice::from_ref(&callee.number));
@@ -209,116 +212,13 @@ fn route(
                 timeout: shard.ctx.ring_timeout,
                 devices,
             };
-            begin_call(shard, now, incoming, route, Some(callee));
+            begin_call(shard, now, incoming, route, Some(callee), None);
         }
     }
 }
 
-/// A call on its way through the dialplan.
-pub(crate) struct Routing {
-    incoming: Incoming,
-    execution: Execution,
-}
-
-/// The most plan actions run for one call before it rings or ends (a `goto` loop that never
-/// reaches an action is cut by the plan itself).
-const MAX_ACTIONS: usize = 100;
-
-/// Runs the call's plan until it rings devices or ends the call. The steps whose media part
-/// is not built yet (voicemail, menus, playback, echo) end the call with 480 and say so.
-fn follow_plan(
-    shard: &mut Shard,
-    now: Instant,
-    mut routing: Routing,
-    mut input: Option<StepResult>,
-) {
-    let ctx = shard.ctx.clone();
-    let directory = |number: &str| ctx.credentials.knows(number);
-    let reject = |status: u16, reason: String| Route::Reject {
-        status: StatusCode(status),
-        reason,
-        disposition: Disposition::Failed,
-    };
-    for _ in 0..MAX_ACTIONS {
-        let action = routing.execution.next(&directory, input.take());
-        let route = match action {
-            Action::Dial {
-                targets, timeout, ..
-            } => {
-                // No trunks yet: only extensions can be rung.
-                let numbers: Vec<String> = targets
-                    .iter()
-                    .filter_map(|t| match t {
-                        Target::Extension(n) => Some(n.clone()),
-                        Target::External(_) => None,
-                    })
-                    .collect();
-                let devices = devices_of(&ctx, &numbers);
-                if devices.is_empty() {
-                    input = Some(StepResult::Dial(DialOutcome::Unavailable));
-                    continue;
-                }
-                let callee = numbers
-                    .first()
-                    .and_then(|n| ctx.credentials.cached(n, now).flatten());
-                let route = Route::Ring { devices, timeout };
-                return begin_call(shard, now, routing.incoming, route, callee);
-            }
-            Action::Answer => {
-                input = Some(StepResult::Done);
-                continue;
-            }
-            Action::HttpLookup(request) => {
-                let own = shard.own.clone();
-                tokio::spawn(async move {
-                    let outcome = super::lookup::fetch(&request).await;
-                    let resumed = Box::new((routing, StepResult::Http(outcome)));
-                    let _ = own.send(ShardInput::PlanStep(resumed)).await;
-                });
-                return;
-            }
-            Action::Refused { status, reason } => {
-                tracing::info!(caller = %routing.incoming.caller.number, called = %routing.incoming.called, %reason, "call refused by the dialplan");
-                reject(status, format!("Forbidden ({reason})"))
-            }
-            Action::NoRoute { status, reason } | Action::Hangup { status, reason } => {
-                reject(status, reason)
-            }
-            Action::End => reject(480, "Temporarily Unavailable".into()),
-            Action::Voicemail { .. } => reject(
-                480,
-                "Temporarily Unavailable (voicemail is not available yet)".into(),
-            ),
-            Action::VoicemailMenu { .. } => reject(
-                480,
-                "Temporarily Unavailable (the voicemail menu is not available yet)".into(),
-            ),
-            Action::Playback { .. } | Action::Menu { .. } => reject(
-                480,
-                "Temporarily Unavailable (prompts and menus are not available yet)".into(),
-            ),
-            Action::Echo => reject(
-                480,
-                "Temporarily Unavailable (the echo test is not available yet)".into(),
-            ),
-        };
-        return begin_call(shard, now, routing.incoming, route, None);
-    }
-    let route = reject(
-        500,
-        "Server Internal Error (the dialplan did not decide)".into(),
-    );
-    begin_call(shard, now, routing.incoming, route, None);
-}
-
-/// An `http_lookup` answered: the plan goes on.
-pub(super) fn plan_step(shard: &mut Shard, now: Instant, resumed: Box<(Routing, StepResult)>) {
-    let (routing, result) = *resumed;
-    follow_plan(shard, now, routing, Some(result));
-}
-
 /// Every live device of these extensions.
-fn devices_of(ctx: &super::EngineContext, numbers: &[String]) -> Vec<Device<Peer>> {
+pub(super) fn devices_of(ctx: &super::EngineContext, numbers: &[String]) -> Vec<Device<Peer>> {
     let now = now_unix();
     numbers
         .iter()
@@ -339,13 +239,15 @@ pub(crate) struct Incoming {
     called: String,
 }
 
-/// Starts the call: media for a call that rings, then the call machine.
+/// Starts the call: media for a call that rings, then the call machine, then its dialplan
+/// (when `plan` is given, the route is `Wait` and the plan decides what rings).
 fn begin_call(
     shard: &mut Shard,
     now: Instant,
     incoming: Incoming,
     route: Route<Peer>,
     callee: Option<Arc<Credentials>>,
+    plan: Option<Execution>,
 ) {
     let Incoming {
         key,
@@ -408,6 +310,7 @@ fn begin_call(
         callee_call_id: callee_call_id.clone(),
         route,
         media: media_setup,
+        plan_continues: plan.is_some(),
     };
     let config = CallConfig {
         user_agent: ctx.user_agent.clone(),
@@ -424,9 +327,43 @@ fn begin_call(
         Active {
             call,
             media: session.map(|(session, _)| session),
+            plan: plan.map(super::dialing::PlanState::new),
+            caller_peer: peer,
+            caller_policy: caller.media_encryption.clone(),
         },
     );
     after(shard, no);
+    if shard
+        .calls
+        .active
+        .get(&no)
+        .is_some_and(|a| a.plan.is_some())
+    {
+        super::dialing::drive(shard, now, no, None);
+    }
+}
+
+/// Binds relay ports for call `no` if it has none yet (a dialplan call, at its first ring).
+pub(super) fn ensure_media(
+    shard: &mut Shard,
+    no: u64,
+    devices: &[Device<Peer>],
+    callee_policy: &str,
+) -> Result<(), crate::media::MediaError> {
+    let Some(active) = shard.calls.active.get(&no) else {
+        return Ok(());
+    };
+    if active.media.is_some() || active.call.has_media() {
+        return Ok(());
+    }
+    let (peer, caller_policy) = (active.caller_peer.clone(), active.caller_policy.clone());
+    let (session, setup) =
+        allocate_media(shard, no, &peer, devices, &caller_policy, callee_policy)?;
+    if let Some(active) = shard.calls.active.get_mut(&no) {
+        active.call.set_media(setup);
+        active.media = Some(session);
+    }
+    Ok(())
 }
 
 /// Binds the call's relay ports and says which address each leg's SDP carries.
@@ -494,7 +431,7 @@ fn endpoint(peer: &Peer) -> Endpoint<Peer> {
 
 /// Runs `f` on call `no` with the shard's transaction layer, then carries out what the call
 /// asked for.
-fn with_call(
+pub(super) fn with_call(
     shard: &mut Shard,
     no: u64,
     f: impl FnOnce(&mut Call<Peer>, &mut TransactionLayer<Peer>),
@@ -591,6 +528,7 @@ fn after(shard: &mut Shard, no: u64) {
     let Some(active) = shard.calls.active.get_mut(&no) else {
         return;
     };
+    let mut dial_ended = None;
     while let Some(output) = active.call.poll_output() {
         match output {
             CallOutput::Track(key) => {
@@ -602,8 +540,10 @@ fn after(shard: &mut Shard, no: u64) {
                 }
             }
             CallOutput::Record(record) => write_cdr(&shard.ctx.store, record),
+            CallOutput::DialEnded(end) => dial_ended = Some(end),
         }
     }
+
     if active.call.is_finished() {
         if let Some(active) = shard.calls.active.remove(&no) {
             let call = &active.call;
@@ -617,6 +557,10 @@ fn after(shard: &mut Shard, no: u64) {
     }
     if let Some(at) = active.call.poll_timeout() {
         shard.calls.deadlines.push(Reverse((at, no)));
+    }
+    if let Some(end) = dial_ended {
+        // The dialplan goes on with the dial's outcome (its on_busy, on_no_answer...).
+        super::dialing::dial_ended(shard, Instant::now(), no, end);
     }
 }
 

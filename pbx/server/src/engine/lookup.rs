@@ -29,7 +29,18 @@ async fn exchange(request: &HttpRequest) -> Result<HttpOutcome, String> {
             request.url
         ));
     }
-    let host = uri.host().ok_or("the URL has no host")?.to_string();
+    let authority = uri
+        .authority()
+        .ok_or("the URL has no host")?
+        .as_str()
+        .to_string();
+    // `[::1]` in a URL is the address ::1.
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = uri.port_u16().unwrap_or(80);
     let stream = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
@@ -52,7 +63,8 @@ async fn exchange(request: &HttpRequest) -> Result<HttpOutcome, String> {
     let mut builder = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header(hyper::header::HOST, host)
+        // RFC 9112 §3.2: Host is the authority, port included.
+        .header(hyper::header::HOST, authority)
         .header(hyper::header::ACCEPT, "application/json");
     if !body.is_empty() {
         let kind = if is_json {

@@ -6,6 +6,7 @@
 mod auth;
 mod calls;
 pub mod credentials;
+mod dialing;
 pub mod location;
 mod lookup;
 mod options;
@@ -68,7 +69,7 @@ pub(crate) enum ShardInput {
     /// The called extension's record arrived from the store.
     CallRoute(Box<calls::PendingRoute>),
     /// A dialplan `http_lookup` of a call being routed has its answer.
-    PlanStep(Box<(calls::Routing, pbx_dialplan::StepResult)>),
+    PlanStep(u64, pbx_dialplan::StepResult),
     /// The PBX is stopping: end every call (BYE, CANCEL, 503), then acknowledge.
     Shutdown(tokio::sync::oneshot::Sender<()>),
     /// The media relay of call `.0` reports something.

@@ -77,7 +77,7 @@ impl Shard {
             }) => self.on_response(now, response),
             ShardInput::CredentialsLoaded(pending) => auth::resume(self, now, pending),
             ShardInput::CallRoute(pending) => calls::resume(self, now, pending),
-            ShardInput::PlanStep(resumed) => calls::plan_step(self, now, resumed),
+            ShardInput::PlanStep(no, result) => super::dialing::drive(self, now, no, Some(result)),
             ShardInput::Shutdown(done) => {
                 calls::hang_up_all(self, now);
                 self.flush();

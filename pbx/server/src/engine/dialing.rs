@@ -1,0 +1,199 @@
+//! Runs a call's dialplan: each action the plan returns is carried out on the call (ring
+//! devices, refuse, look something up over HTTP) and its result fed back, until the call is
+//! answered or ended. The call machine waits meanwhile, so the caller can still CANCEL.
+
+use super::ShardInput;
+use super::calls::{devices_of, ensure_media, with_call};
+use super::shard::Shard;
+use pbx_calls::{DialEnd, Disposition};
+use pbx_dialplan::{Action, DialOutcome, Execution, StepResult, Target};
+use pbx_sip::status::StatusCode;
+use std::time::Instant;
+
+/// The most actions run in one go before the call rings or ends (the plan itself cuts `goto`
+/// loops that never reach an action).
+const MAX_ACTIONS: usize = 100;
+
+/// A call's place in its dialplan.
+pub(crate) struct PlanState {
+    /// `None` while an HTTP lookup is out.
+    execution: Option<Execution>,
+    /// How the last dial ended: what the caller gets if the plan ends without another word.
+    last_end: Option<DialEnd>,
+}
+
+impl PlanState {
+    pub fn new(execution: Execution) -> PlanState {
+        PlanState {
+            execution: Some(execution),
+            last_end: None,
+        }
+    }
+}
+
+/// A round of ringing ended without an answer: the plan takes its branch.
+pub(super) fn dial_ended(shard: &mut Shard, now: Instant, no: u64, end: DialEnd) {
+    let outcome = match end.outcome {
+        pbx_calls::DialOutcome::Busy => DialOutcome::Busy,
+        pbx_calls::DialOutcome::NoAnswer => DialOutcome::NoAnswer,
+        pbx_calls::DialOutcome::Unavailable => DialOutcome::Unavailable,
+    };
+    match shard
+        .calls
+        .active
+        .get_mut(&no)
+        .and_then(|a| a.plan.as_mut())
+    {
+        Some(plan) => plan.last_end = Some(end),
+        None => {
+            return with_call(shard, no, |call, layer| {
+                call.finish(now, layer, end.status, &end.reason, end.disposition);
+            });
+        }
+    }
+    drive(shard, now, no, Some(StepResult::Dial(outcome)));
+}
+
+/// Runs call `no`'s plan from where it stands, `input` being the result of its last action.
+pub(super) fn drive(shard: &mut Shard, now: Instant, no: u64, mut input: Option<StepResult>) {
+    let Some(active) = shard.calls.active.get_mut(&no) else {
+        return;
+    };
+    if !active.call.is_pending() {
+        return; // cancelled or ended while the plan was busy
+    }
+    let Some(plan) = active.plan.as_mut() else {
+        return;
+    };
+    let Some(mut execution) = plan.execution.take() else {
+        return;
+    };
+    let ctx = shard.ctx.clone();
+    let directory = |number: &str| ctx.credentials.knows(number);
+    for _ in 0..MAX_ACTIONS {
+        let action = execution.next(&directory, input.take());
+        match action {
+            Action::Answer => input = Some(StepResult::Done),
+            Action::Dial {
+                targets,
+                timeout,
+                caller_name,
+            } => {
+                // No trunks yet: only extensions can be rung.
+                let numbers: Vec<String> = targets
+                    .iter()
+                    .filter_map(|t| match t {
+                        Target::Extension(n) => Some(n.clone()),
+                        Target::External(_) => None,
+                    })
+                    .collect();
+                let devices = devices_of(&ctx, &numbers);
+                if devices.is_empty() {
+                    input = Some(StepResult::Dial(DialOutcome::Unavailable));
+                    continue;
+                }
+                let policy = numbers
+                    .first()
+                    .and_then(|n| ctx.credentials.cached(n, now).flatten())
+                    .map_or_else(|| "optional".to_string(), |c| c.media_encryption.clone());
+                put_back(shard, no, execution);
+                if let Err(error) = ensure_media(shard, no, &devices, &policy) {
+                    tracing::warn!(%error, "no media ports for a call");
+                    return finish(shard, now, no, 503, "Service Unavailable (no media ports)");
+                }
+                let name = Some(caller_name).filter(|n| !n.is_empty());
+                return with_call(shard, no, |call, layer| {
+                    call.ring(now, layer, devices, timeout, name);
+                });
+            }
+            Action::HttpLookup(request) => {
+                let own = shard.own.clone();
+                // Kept for when the answer comes back (`ShardInput::PlanStep`).
+                put_back(shard, no, execution);
+                tokio::spawn(async move {
+                    let outcome = super::lookup::fetch(&request).await;
+                    if let pbx_dialplan::HttpOutcome::Failed(why) = &outcome {
+                        tracing::info!(url = %request.url, %why, "http_lookup failed");
+                    }
+                    let _ = own
+                        .send(ShardInput::PlanStep(no, StepResult::Http(outcome)))
+                        .await;
+                });
+                return;
+            }
+            Action::Refused { status, reason } => {
+                tracing::info!(%reason, "call refused by the dialplan");
+                return finish(shard, now, no, status, &format!("Forbidden ({reason})"));
+            }
+            Action::NoRoute { status, reason } | Action::Hangup { status, reason } => {
+                return finish(shard, now, no, status, &reason);
+            }
+            Action::End => return end_after_dial(shard, now, no, "Temporarily Unavailable"),
+            Action::Voicemail { .. } => {
+                return end_after_dial(shard, now, no, "voicemail is not available yet");
+            }
+            Action::VoicemailMenu { .. } => {
+                return end_after_dial(shard, now, no, "the voicemail menu is not available yet");
+            }
+            Action::Playback { .. } | Action::Menu { .. } => {
+                return end_after_dial(shard, now, no, "prompts and menus are not available yet");
+            }
+            Action::Echo => {
+                return end_after_dial(shard, now, no, "the echo test is not available yet");
+            }
+        }
+    }
+    finish(
+        shard,
+        now,
+        no,
+        500,
+        "Server Internal Error (the dialplan did not decide)",
+    );
+}
+
+/// The plan ends the call with `status`.
+fn finish(shard: &mut Shard, now: Instant, no: u64, status: u16, reason: &str) {
+    with_call(shard, no, |call, layer| {
+        call.finish(now, layer, StatusCode(status), reason, Disposition::Failed);
+    });
+}
+
+/// The plan has nothing more the PBX can do: after a failed dial the caller gets that dial's
+/// answer (486 busy, 480...) and the CDR its disposition; otherwise 480 with `why`.
+fn end_after_dial(shard: &mut Shard, now: Instant, no: u64, why: &str) {
+    let last = shard
+        .calls
+        .active
+        .get(&no)
+        .and_then(|a| a.plan.as_ref())
+        .and_then(|p| p.last_end.clone());
+    with_call(shard, no, |call, layer| match last {
+        Some(end) => call.finish(now, layer, end.status, &end.reason, end.disposition),
+        None => {
+            let reason = if why == "Temporarily Unavailable" {
+                why.to_string()
+            } else {
+                format!("Temporarily Unavailable ({why})")
+            };
+            call.finish(
+                now,
+                layer,
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                &reason,
+                Disposition::Failed,
+            );
+        }
+    });
+}
+
+fn put_back(shard: &mut Shard, no: u64, execution: Execution) {
+    if let Some(plan) = shard
+        .calls
+        .active
+        .get_mut(&no)
+        .and_then(|a| a.plan.as_mut())
+    {
+        plan.execution = Some(execution);
+    }
+}
