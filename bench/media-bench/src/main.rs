@@ -258,11 +258,17 @@ impl Relay {
         })
     }
 
-    async fn rtpengine(o: &Options, addr: std::net::SocketAddr, calls: u16) -> Result<Relay, Error> {
+    async fn rtpengine(
+        o: &Options,
+        addr: std::net::SocketAddr,
+        calls: u16,
+    ) -> Result<Relay, Error> {
         let pid = o.rtpengine_pid.ok_or("no --rtpengine-pid")?;
         let rss0 = rss_kb(pid).ok_or("rtpengine: no such process")?;
         let mut client = ng::Client::new(addr).await?;
-        client.request(ng::Value::dict(&[("command", ng::Value::str("ping"))])).await?;
+        client
+            .request(ng::Value::dict(&[("command", ng::Value::str("ping"))]))
+            .await?;
         let lo = std::net::IpAddr::from([127, 0, 0, 1]);
         let mut ports = Vec::with_capacity(usize::from(calls));
         for i in 0..calls {
