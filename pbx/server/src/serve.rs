@@ -138,6 +138,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         default_expires: secs(config.sip.default_expires),
         max_bindings_per_aor: 10,
     };
+    let (cdrs, cdr_writer) = engine::cdr_writer::CdrWriter::start(store.clone());
+    let cdrs = Arc::new(cdrs);
     let context = Arc::new(EngineContext {
         domain: config.sip.domain.clone(),
         user_agent: config.sip.user_agent.clone(),
@@ -159,6 +161,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         public_ip: config.rtp.public_ip,
         sdes_over_insecure: config.rtp.sdes_over_insecure,
         ring_timeout: config.calls.ring_timeout,
+        cdrs: cdrs.clone(),
         plan,
     });
     // One shard per runtime thread: each owns its transactions outright.
@@ -236,7 +239,13 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // Calls in progress end properly: BYE to both sides, CANCEL to ringing devices, 503 to
     // callers still waiting, and their CDRs are written before the database closes.
     dispatcher.hang_up_all(Duration::from_secs(2)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    if tokio::time::timeout(Duration::from_secs(10), cdrs.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("gave up waiting for call records to be saved");
+    }
+    cdr_writer.abort();
     tasks.abort_all();
     web_state.sip_up.store(false, Ordering::Relaxed);
     // Bindings changed just before the signal are written before the database closes.

@@ -539,7 +539,7 @@ fn after(shard: &mut Shard, no: u64) {
                     media.apply(plan);
                 }
             }
-            CallOutput::Record(record) => write_cdr(&shard.ctx.store, record),
+            CallOutput::Record(record) => write_cdr(&shard.ctx.cdrs, record),
             CallOutput::DialEnded(end) => dial_ended = Some(end),
         }
     }
@@ -564,7 +564,7 @@ fn after(shard: &mut Shard, no: u64) {
     }
 }
 
-fn write_cdr(store: &crate::store::Store, record: CallRecord) {
+fn write_cdr(writer: &super::cdr_writer::CdrWriter, record: CallRecord) {
     metrics::counter!("pbx_calls_total", "disposition" => record.disposition.as_str()).increment(1);
     let (now_i, now_u) = (Instant::now(), unix_secs_now());
     let unix = |at: Instant| now_u.saturating_sub(now_i.saturating_duration_since(at).as_secs());
@@ -583,12 +583,7 @@ fn write_cdr(store: &crate::store::Store, record: CallRecord) {
         caller_encrypted: record.caller_encrypted,
         callee_encrypted: record.callee_encrypted,
     };
-    let store = store.clone();
-    tokio::spawn(async move {
-        if let Err(error) = store.insert_cdr(&cdr).await {
-            tracing::error!(%error, call = %cdr.call_id, "could not write a call record");
-        }
-    });
+    writer.write(cdr);
 }
 
 fn unix_secs_now() -> u64 {

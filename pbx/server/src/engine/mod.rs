@@ -5,6 +5,7 @@
 
 mod auth;
 mod calls;
+pub mod cdr_writer;
 pub mod credentials;
 mod dialing;
 pub mod location;
@@ -51,6 +52,8 @@ pub struct EngineContext {
     pub sdes_over_insecure: bool,
     /// `[calls] ring_timeout`.
     pub ring_timeout: std::time::Duration,
+    /// Call records, written behind in batches.
+    pub cdrs: Arc<cdr_writer::CdrWriter>,
     /// The dialplan; reloaded on SIGHUP or when its file changes.
     pub plan: Arc<crate::plan::PlanHandle>,
 }

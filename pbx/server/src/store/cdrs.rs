@@ -36,26 +36,17 @@ pub struct Cdr {
 impl Store {
     /// Records a call.
     pub async fn insert_cdr(&self, c: &NewCdr) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO cdrs (call_id, caller, called, started_at, answered_at, ended_at, \
-             duration_secs, disposition, hangup_cause, hangup_side, codec, caller_encrypted, \
-             callee_encrypted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(&c.call_id)
-        .bind(&c.caller)
-        .bind(&c.called)
-        .bind(to_db(c.started_at))
-        .bind(c.answered_at.map(to_db))
-        .bind(to_db(c.ended_at))
-        .bind(to_db(c.duration_secs))
-        .bind(&c.disposition)
-        .bind(&c.hangup_cause)
-        .bind(&c.hangup_side)
-        .bind(c.codec.as_deref())
-        .bind(i64::from(c.caller_encrypted))
-        .bind(i64::from(c.callee_encrypted))
-        .execute(self.pool())
-        .await?;
+        self.insert_cdrs(std::slice::from_ref(c)).await
+    }
+
+    /// Records calls in one transaction (a busy PBX ends hundreds of calls a second; one
+    /// commit each would queue them behind the database's write lock).
+    pub async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for c in cdrs {
+            insert_one(c).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -92,4 +83,25 @@ impl Store {
             })
             .collect()
     }
+}
+
+fn insert_one(c: &NewCdr) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO cdrs (call_id, caller, called, started_at, answered_at, ended_at, \
+         duration_secs, disposition, hangup_cause, hangup_side, codec, caller_encrypted, \
+         callee_encrypted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&c.call_id)
+    .bind(&c.caller)
+    .bind(&c.called)
+    .bind(to_db(c.started_at))
+    .bind(c.answered_at.map(to_db))
+    .bind(to_db(c.ended_at))
+    .bind(to_db(c.duration_secs))
+    .bind(&c.disposition)
+    .bind(&c.hangup_cause)
+    .bind(&c.hangup_side)
+    .bind(c.codec.as_deref())
+    .bind(i64::from(c.caller_encrypted))
+    .bind(i64::from(c.callee_encrypted))
 }
