@@ -60,3 +60,48 @@ def test_sipp_call_through_pbx_relays_rtp_both_ways(call_pbx, tmp_path):
     row = wait_cdr(pbx, 3001, 3002)
     assert row["disposition"] == "answered", row
     assert "pcmu" in row["codec"].lower(), row
+
+
+# Issue 4: "SIPp calls routed by patterns". `_8XXXX` strips the 8; a regex maps 7NNNN.
+ROUTING_PLAN = r'''
+[defaults]
+context = "staff"
+
+[context.staff]
+may_call = ["any"]
+
+[[context.staff.rule]]
+pattern = "_8XXXX"
+steps = [{ dial = "${number:1}" }]
+
+[[context.staff.rule]]
+regex = '7(\d{4})'
+steps = [{ dial = "${1}" }]
+
+[[context.staff.rule]]
+extension = true
+steps = [{ dial = "${number}" }]
+'''
+
+
+@pytest.fixture(scope="module")
+def routed_pbx(pbx_factory):
+    p = pbx_factory("calls-sipp-routed", "", dialplan=ROUTING_PLAN)
+    p.import_extensions([(3011, "pw3011"), (3012, "pw3012")])
+    return p.start()
+
+
+@pytest.mark.parametrize("dialed", ["83012", "73012"])
+def test_sipp_calls_are_routed_by_dialplan_patterns(routed_pbx, tmp_path, dialed):
+    pbx = routed_pbx
+    callee = SippAnswer(pbx, 3012, CALLEE_IP, tmp_path)
+    rc = None
+    try:
+        assert callee.wait_ready(), f"SIPp callee did not register:\n{callee.output()}"
+        rc, out, _ = sipp_call(pbx, 3011, dialed, CALLER_IP, tmp_path, seconds=1)
+    finally:
+        callee_rc = callee.wait(20 if rc == 0 else 1)
+    assert rc == 0, f"SIPp caller dialing {dialed}: rc={rc}\n{out}\n{pbx.log_tail()}"
+    assert callee_rc == 0, f"SIPp callee: rc={callee_rc}\n{callee.output()}"
+    row = wait_cdr(pbx, 3011, dialed)
+    assert row["disposition"] == "answered", row
