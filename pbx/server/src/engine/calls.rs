@@ -386,7 +386,7 @@ fn allocate_media(
         .map_or(caller_peer.local.ip(), |d| d.endpoint.local.ip());
     let setup = MediaSetup {
         caller: LocalEndpoint {
-            ip: advertised(ctx.public_ip, caller_peer.local.ip()),
+            ip: advertised(ctx.public_ip, endpoint(caller_peer).local.ip()),
             rtp_port: session.port(Side::Caller),
         },
         callee: LocalEndpoint {
@@ -402,13 +402,23 @@ fn allocate_media(
 }
 
 /// The address written into SDP: `[rtp] public_ip`, else the address the leg's signalling
-/// uses (a wildcard listener falls back to loopback, the only address known to be ours).
+/// uses (already resolved from a wildcard listener by [`endpoint`]).
 fn advertised(public_ip: Option<IpAddr>, local: IpAddr) -> IpAddr {
-    match public_ip {
-        Some(ip) => ip,
-        None if local.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
-        None => local,
-    }
+    public_ip.unwrap_or(local)
+}
+
+/// The address of this host that the kernel would use to reach `remote`: for a listener on
+/// `0.0.0.0` or `::`, Via, Contact and SDP must name a real address. No packet is sent (a
+/// connected UDP socket only picks a route).
+fn local_ip_towards(remote: std::net::SocketAddr) -> Option<IpAddr> {
+    let any: std::net::SocketAddr = if remote.is_ipv4() {
+        (IpAddr::from([0, 0, 0, 0]), 0).into()
+    } else {
+        (IpAddr::from([0u16; 8]), 0).into()
+    };
+    let probe = std::net::UdpSocket::bind(any).ok()?;
+    probe.connect(remote).ok()?;
+    probe.local_addr().ok().map(|a| a.ip())
 }
 
 fn encryption(policy: &str) -> Encryption {
@@ -420,11 +430,17 @@ fn encryption(policy: &str) -> Encryption {
 }
 
 fn endpoint(peer: &Peer) -> Endpoint<Peer> {
+    let mut local = peer.local;
+    if local.ip().is_unspecified()
+        && let Some(ip) = local_ip_towards(peer.remote)
+    {
+        local.set_ip(ip);
+    }
     Endpoint {
         peer: peer.clone(),
         reliable: peer.kind.is_reliable(),
         transport: peer.kind.via_token(),
-        local: peer.local,
+        local,
         secure: peer.kind == TransportKind::Tls,
     }
 }
