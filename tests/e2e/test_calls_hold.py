@@ -80,3 +80,33 @@ def test_hold_and_resume(call_pbx, phones, holder_side):
         assert call.inc.wait_bye(5) is not None
     finally:
         call.close()
+
+
+def test_info_dtmf_relay_and_options_pass_through_the_dialog(call_pbx, phones):
+    """In-dialog INFO (`application/dtmf-relay`, as many desk phones send DTMF) and OPTIONS
+    are relayed into the other dialog as they are, and their answers come back."""
+    pbx = call_pbx
+    caller = phones(pbx, 3301, CALLER_IP)
+    callee = phones(pbx, 3302, CALLEE_IP)
+    call = establish(pbx, caller, callee)
+    try:
+        body = b"Signal=5\r\nDuration=160\r\n"
+        branch = call.out.request("INFO", body, content_type="application/dtmf-relay")
+        info = callee.wait_request("INFO", 5, call_id=call.inc.call_id)
+        assert info is not None, f"INFO not relayed: {callee.describe_inbox()}\n{pbx.log_tail()}"
+        assert info.get("content-type") == "application/dtmf-relay", info.text()
+        assert info.body == body, info.text()
+        callee.respond(info, 200, "OK")
+        answer = call.out.final_response(branch, 5)
+        assert answer is not None and answer.status == 200, answer
+
+        branch = call.inc.request("OPTIONS")
+        options = caller.wait_request("OPTIONS", 5, call_id=call.out.call_id)
+        assert options is not None, f"OPTIONS not relayed: {caller.describe_inbox()}"
+        caller.respond(options, 200, "OK")
+        answer = call.inc.final_response(branch, 5)
+        assert answer is not None and answer.status == 200, answer
+        assert call.out.bye().status == 200
+        assert call.inc.wait_bye(5) is not None
+    finally:
+        call.close()
