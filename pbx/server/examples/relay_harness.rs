@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         port_max,
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         Duration::from_secs(3600),
-    );
+    )?;
     let mut sessions: Vec<MediaSession> = Vec::with_capacity(usize::from(calls));
     for i in 0..calls {
         let session = media.allocate(format!("bench-{i}"), Box::new(|_| {}))?;

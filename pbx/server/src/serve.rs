@@ -41,6 +41,8 @@ pub enum ServeError {
     Dialplan(Vec<String>),
     #[error("cannot wait for signals: {0}")]
     Signal(std::io::Error),
+    #[error("media relay: {0}")]
+    Media(#[from] crate::media::MediaError),
 }
 
 /// How often bans are re-read from the store (so `pbx ban remove` takes effect).
@@ -157,7 +159,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             config.rtp.port_max,
             std::net::IpAddr::from([0, 0, 0, 0]),
             config.rtp.rtp_timeout,
-        ),
+        )?,
         public_ip: config.rtp.public_ip,
         sdes_over_insecure: config.rtp.sdes_over_insecure,
         ring_timeout: config.calls.ring_timeout,

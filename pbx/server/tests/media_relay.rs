@@ -14,7 +14,7 @@ const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Each test its own port range, so they can run in parallel.
 fn service(first: u16, rtp_timeout: Duration) -> Arc<MediaService> {
-    MediaService::new(first, first + 199, LO, rtp_timeout)
+    MediaService::new(first, first + 199, LO, rtp_timeout).expect("media service")
 }
 
 fn no_events() -> Box<dyn Fn(MediaEvent) + Send + Sync> {
@@ -107,6 +107,64 @@ async fn relays_both_ways_with_payload_type_rewrite() {
     assert_eq!(src, pbx(&session, Side::Caller));
 }
 
+/// One worker carries several calls; a call that ends frees its slot for the next, and each
+/// call's packets still reach only its own phones.
+#[tokio::test]
+async fn calls_on_one_worker_stay_apart_as_slots_are_reused() {
+    let media = MediaService::with_workers(33000, 33199, LO, Duration::from_secs(60), 1)
+        .expect("media service");
+    let mut calls = Vec::new();
+    for i in 0..3 {
+        let session = media
+            .allocate(format!("t5-{i}"), no_events())
+            .expect("allocate");
+        let (a, b) = (phone().await, phone().await);
+        session.apply(MediaPlan {
+            caller: leg(a.local_addr().expect("addr"), vec![]),
+            callee: leg(b.local_addr().expect("addr"), vec![]),
+            codec: "PCMU/8000".into(),
+        });
+        calls.push((session, a, b));
+    }
+    // The middle call ends; a new one takes its slot.
+    calls.remove(1);
+    let session = media
+        .allocate("t5-new".into(), no_events())
+        .expect("allocate");
+    let (a, b) = (phone().await, phone().await);
+    session.apply(MediaPlan {
+        caller: leg(a.local_addr().expect("addr"), vec![]),
+        callee: leg(b.local_addr().expect("addr"), vec![]),
+        codec: "PCMU/8000".into(),
+    });
+    calls.push((session, a, b));
+
+    for (n, (session, a, b)) in calls.iter().enumerate() {
+        let seq = n as u16;
+        let out = rtp(0, seq, &[n as u8; 160]);
+        let (got, _) = send_until_received(a, pbx(session, Side::Caller), &out, b).await;
+        assert_eq!(got, out, "call {n}: caller to callee");
+        let back = rtp(0, seq + 100, &[n as u8 + 10; 160]);
+        let (got, _) = send_until_received(b, pbx(session, Side::Callee), &back, a).await;
+        assert_eq!(got, back, "call {n}: callee to caller");
+    }
+    for _ in 0..100 {
+        if calls
+            .iter()
+            .all(|(s, _, _)| s.stats().relayed_total().packets >= 2)
+        {
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    for (n, (session, _, _)) in calls.iter().enumerate() {
+        assert!(
+            session.stats().relayed_total().packets >= 2,
+            "call {n}: counters reach the session"
+        );
+    }
+}
+
 #[tokio::test]
 async fn latches_to_where_the_phone_really_sends_from() {
     let media = service(31400, Duration::from_secs(60));
@@ -176,7 +234,7 @@ async fn ports_return_to_the_pool_when_sessions_drop() {
 #[tokio::test]
 async fn running_out_of_ports_is_an_error_not_a_leak() {
     // Two pairs: exactly one call.
-    let media = MediaService::new(32200, 32203, LO, Duration::from_secs(60));
+    let media = MediaService::new(32200, 32203, LO, Duration::from_secs(60)).expect("service");
     let one = media.allocate("t4".into(), no_events());
     if let Ok(one) = one {
         let two = media.allocate("t4-2".into(), no_events());

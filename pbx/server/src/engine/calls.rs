@@ -506,8 +506,12 @@ pub(super) fn event(
 
 pub(super) fn media(shard: &mut Shard, now: Instant, no: u64, event: MediaEvent) {
     match event {
-        MediaEvent::Timeout => with_call(shard, no, |call, layer| {
-            tracing::info!(call = call.caller_call_id(), "no media: ending the call");
+        MediaEvent::Timeout | MediaEvent::Failed => with_call(shard, no, |call, layer| {
+            tracing::info!(
+                call = call.caller_call_id(),
+                ?event,
+                "no media: ending the call"
+            );
             call.media_timeout(now, layer);
         }),
     }

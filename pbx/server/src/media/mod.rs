@@ -1,17 +1,21 @@
-//! The media shell: RTP/RTCP sockets and one relay task per call around the sans-IO
+//! The media shell: RTP/RTCP sockets and relay workers around the sans-IO
 //! [`pbx_media::relay::Bridge`].
 //!
 //! A call asks [`MediaService::allocate`] for a [`MediaSession`]: two port pairs (one per
-//! leg, RTP even and RTCP + 1), bound, with a tokio task that relays between them. The call
-//! puts `session.port(side)` in the SDP it sends to that leg and hands every completed
-//! offer/answer to [`MediaSession::apply`]. Dropping the session ends the task and returns
-//! the ports. Media never goes through the SIP engine (ARCHITECTURE.md "One way through").
+//! leg, RTP even and RTCP + 1), bound and handed to one of the relay workers (OS threads,
+//! one per core, each with one epoll set for all its calls; see `worker.rs` for why not
+//! tokio). The call puts `session.port(side)` in the SDP it sends to that leg and hands every
+//! completed offer/answer to [`MediaSession::apply`]. Dropping the session removes the call
+//! from its worker, which closes the sockets and returns the ports. Media never goes through
+//! the SIP engine (ARCHITECTURE.md "One way through").
 
+mod poller;
 mod ports;
-mod task;
+mod worker;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pbx_media::relay::BridgeStats;
@@ -19,13 +23,16 @@ use pbx_media::{MediaPlan, Side};
 use tokio::sync::watch;
 
 use ports::PortPool;
+use worker::{CallMedia, Command, WorkerHandle};
 
-/// What a relay task tells its call.
+/// What a relay worker tells a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaEvent {
     /// No RTP from either leg for `rtp_timeout` while not on hold: the call is dead (a phone
     /// lost power or network without hanging up). Sent once per session.
     Timeout,
+    /// The relay hit an internal error on this call and dropped its media.
+    Failed,
 }
 
 /// Why a session could not be allocated.
@@ -33,69 +40,86 @@ pub enum MediaEvent {
 pub enum MediaError {
     #[error("no free RTP port pair ({in_use} ports in use)")]
     PortsExhausted { in_use: usize },
-    #[error("media sockets need a tokio runtime")]
-    NoRuntime,
     #[error("media socket setup: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Called from the relay task; it must not block (post to a queue).
+/// Called from a relay worker thread; it must not block (post to a queue).
 pub type EventSink = Box<dyn Fn(MediaEvent) + Send + Sync>;
 
-/// The RTP port pool and the relay tasks of all calls.
+/// The RTP port pool and the relay workers.
 pub struct MediaService {
     pool: Arc<PortPool>,
     bind_ip: IpAddr,
-    rtp_timeout: Duration,
+    workers: Vec<Arc<WorkerHandle>>,
+    next_id: AtomicU64,
 }
 
 impl MediaService {
-    /// Ports come from `[port_min, port_max]` (`[rtp]` in the config), bound on `bind_ip`.
+    /// Ports come from `[port_min, port_max]` (`[rtp]` in the config), bound on `bind_ip`;
+    /// one relay worker per core this process may run on.
     pub fn new(
         port_min: u16,
         port_max: u16,
         bind_ip: IpAddr,
         rtp_timeout: Duration,
-    ) -> Arc<MediaService> {
-        Arc::new(MediaService {
-            pool: Arc::new(PortPool::new(port_min, port_max)),
-            bind_ip,
-            rtp_timeout,
-        })
+    ) -> Result<Arc<MediaService>, MediaError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_workers(port_min, port_max, bind_ip, rtp_timeout, cores)
     }
 
-    /// Binds a port pair for each leg and starts the call's relay task. `on_event` is called
-    /// from that task.
+    /// As [`MediaService::new`] with `workers` relay threads (at least one).
+    pub fn with_workers(
+        port_min: u16,
+        port_max: u16,
+        bind_ip: IpAddr,
+        rtp_timeout: Duration,
+        workers: usize,
+    ) -> Result<Arc<MediaService>, MediaError> {
+        let workers = (0..workers.max(1))
+            .map(|i| worker::spawn(i, rtp_timeout))
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(MediaService {
+            pool: Arc::new(PortPool::new(port_min, port_max)),
+            bind_ip,
+            workers,
+            next_id: AtomicU64::new(0),
+        }))
+    }
+
+    /// Binds a port pair for each leg and gives the call to the least loaded worker.
+    /// `on_event` is called from that worker's thread.
     pub fn allocate(
         self: &Arc<Self>,
         call_label: String,
         on_event: EventSink,
     ) -> Result<MediaSession, MediaError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
         // If the second pair fails, the first one's lease returns it on drop.
         let caller = self.pool.bind_pair(self.bind_ip)?;
         let callee = self.pool.bind_pair(self.bind_ip)?;
         let ports = [caller.lease.port(), callee.lease.port()];
-        let sockets = {
-            let _enter = runtime.enter();
-            task::Sockets::new(caller, callee)?
-        };
-        let (plan_tx, plan_rx) = watch::channel(None);
+        let sockets = worker::Sockets::new(caller, callee)?;
         let (stats_tx, stats_rx) = watch::channel(BridgeStats::default());
-        let relay = task::Relay {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let worker = self
+            .workers
+            .iter()
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+            .cloned()
+            .ok_or_else(|| std::io::Error::other("no relay worker"))?;
+        worker.load.fetch_add(1, Ordering::Relaxed);
+        worker.send(Command::Add(Box::new(CallMedia {
+            id,
             label: call_label,
             sockets,
-            plans: plan_rx,
             stats: stats_tx,
             on_event,
-            rtp_timeout: self.rtp_timeout,
-        };
-        let handle = runtime.spawn(relay.run());
+        })));
         Ok(MediaSession {
             ports,
-            plan: plan_tx,
+            id,
+            worker,
             stats: stats_rx,
-            task: handle,
         })
     }
 
@@ -105,13 +129,13 @@ impl MediaService {
     }
 }
 
-/// The media of one call, owned by the call. Dropping it stops the relay task; the task's
-/// sockets close and their ports return to the pool as it is torn down.
+/// The media of one call, owned by the call. Dropping it takes the call off its worker;
+/// the sockets close and their ports return to the pool.
 pub struct MediaSession {
     ports: [u16; 2],
-    plan: watch::Sender<Option<MediaPlan>>,
+    id: u64,
+    worker: Arc<WorkerHandle>,
     stats: watch::Receiver<BridgeStats>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl MediaSession {
@@ -121,10 +145,9 @@ impl MediaSession {
         self.ports[side.index()]
     }
 
-    /// Hands a completed offer/answer to the relay. Never blocks; only the latest plan
-    /// matters, so a newer one replaces one not yet applied.
+    /// Hands a completed offer/answer to the relay. Never blocks; plans apply in order.
     pub fn apply(&self, plan: MediaPlan) {
-        self.plan.send_replace(Some(plan));
+        self.worker.send(Command::Apply(self.id, Box::new(plan)));
     }
 
     /// The relay's counters as of its last report (about once a second).
@@ -135,6 +158,7 @@ impl MediaSession {
 
 impl Drop for MediaSession {
     fn drop(&mut self) {
-        self.task.abort();
+        self.worker.load.fetch_sub(1, Ordering::Relaxed);
+        self.worker.send(Command::Remove(self.id));
     }
 }
