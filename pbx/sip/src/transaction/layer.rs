@@ -9,13 +9,14 @@
 //! and `handle_timeout` cost O(log n) per deadline.
 
 use super::deadlines::{Deadline, DeadlineHeap};
+use super::table::Table;
 use super::{
     ClientInvite, ClientNonInvite, KeyError, ServerInvite, ServerNonInvite, TimerConfig,
     TransactionEvent, TransactionKey, TxnError,
 };
 use crate::message::{Message, Request, Response};
 use crate::method::Method;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// A message to send, and where. `key` names the transaction that sent it, so a send failure
@@ -108,7 +109,7 @@ struct Entry<D> {
 #[derive(Debug)]
 pub struct TransactionLayer<D> {
     config: TimerConfig,
-    entries: HashMap<TransactionKey, Entry<D>>,
+    entries: Table<TransactionKey, Entry<D>>,
     deadlines: DeadlineHeap,
     next_id: u64,
     transmits: VecDeque<Transmit<D>>,
@@ -119,7 +120,7 @@ impl<D: Clone> TransactionLayer<D> {
     pub fn new(config: TimerConfig) -> TransactionLayer<D> {
         TransactionLayer {
             config,
-            entries: HashMap::new(),
+            entries: Table::default(),
             deadlines: DeadlineHeap::default(),
             next_id: 0,
             transmits: VecDeque::new(),
@@ -423,7 +424,7 @@ impl<D: Clone> TransactionLayer<D> {
 }
 
 /// Whether `deadline` is the one its transaction is waiting for.
-fn is_live<D>(entries: &HashMap<TransactionKey, Entry<D>>, deadline: &Deadline) -> bool {
+fn is_live<D>(entries: &Table<TransactionKey, Entry<D>>, deadline: &Deadline) -> bool {
     entries
         .get(&deadline.key)
         .is_some_and(|e| e.id == deadline.id && e.scheduled == Some(deadline.at))

@@ -43,6 +43,7 @@ mod key;
 mod layer;
 mod server_invite;
 mod server_non_invite;
+mod table;
 mod timer;
 
 pub use client_invite::{ClientInvite, ClientInviteState};
