@@ -113,31 +113,24 @@ async fn relays_both_ways_with_payload_type_rewrite() {
 async fn calls_on_one_worker_stay_apart_as_slots_are_reused() {
     let media = MediaService::with_workers(33000, 33199, LO, Duration::from_secs(60), 1)
         .expect("media service");
-    let mut calls = Vec::new();
-    for i in 0..3 {
-        let session = media
-            .allocate(format!("t5-{i}"), no_events())
-            .expect("allocate");
+    // A call with two phones of its own, plain PCMU both ways.
+    async fn call(media: &Arc<MediaService>, label: &str) -> (MediaSession, UdpSocket, UdpSocket) {
+        let session = media.allocate(label.into(), no_events()).expect("allocate");
         let (a, b) = (phone().await, phone().await);
         session.apply(MediaPlan {
             caller: leg(a.local_addr().expect("addr"), vec![]),
             callee: leg(b.local_addr().expect("addr"), vec![]),
             codec: "PCMU/8000".into(),
         });
-        calls.push((session, a, b));
+        (session, a, b)
+    }
+    let mut calls = Vec::new();
+    for i in 0..3 {
+        calls.push(call(&media, &format!("t5-{i}")).await);
     }
     // The middle call ends; a new one takes its slot.
     calls.remove(1);
-    let session = media
-        .allocate("t5-new".into(), no_events())
-        .expect("allocate");
-    let (a, b) = (phone().await, phone().await);
-    session.apply(MediaPlan {
-        caller: leg(a.local_addr().expect("addr"), vec![]),
-        callee: leg(b.local_addr().expect("addr"), vec![]),
-        codec: "PCMU/8000".into(),
-    });
-    calls.push((session, a, b));
+    calls.push(call(&media, "t5-new").await);
 
     for (n, (session, a, b)) in calls.iter().enumerate() {
         let seq = n as u16;
