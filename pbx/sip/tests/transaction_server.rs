@@ -101,6 +101,10 @@ fn final_response_timer_g_doubles_to_t2_until_timer_h_without_ack() {
             at
         })
         .collect();
+    // Each retransmission is the first response again, byte for byte (the transaction keeps
+    // it serialized).
+    let first = d.sent[0].1.to_bytes();
+    assert!(d.sent.iter().all(|(_, m)| m.to_bytes() == first));
     // RFC 3261 §17.2.1: G = 500, 1000, 2000, then T2 = 4000; H at 64*T1 = 32 s.
     assert_eq!(
         times,

@@ -39,6 +39,7 @@ mod build;
 mod client_invite;
 mod client_non_invite;
 mod deadlines;
+mod kept;
 mod key;
 mod layer;
 mod server_invite;

@@ -12,6 +12,7 @@
 //! arriving before then is answered with the 100 at once: the client is evidently waiting.
 
 use super::build::trying_for;
+use super::kept::KeptResponse;
 use super::timer::{Timer, TimerConfig, TimerTable};
 use super::{Outbox, TransactionEvent, TxnError};
 use crate::message::{Message, Request, Response};
@@ -40,8 +41,9 @@ pub struct ServerInvite {
     interval_g: Duration,
     /// The 100 Trying to send if the TU is slow.
     trying: Option<Response>,
-    /// The latest response sent: re-sent for a retransmitted INVITE and by Timer G.
-    last: Option<Response>,
+    /// The latest response sent: re-sent for a retransmitted INVITE and by Timer G. Not
+    /// kept for a 2xx, which only the TU re-sends (RFC 6026 §8.7).
+    last: Option<KeptResponse>,
     out: Outbox,
 }
 
@@ -111,21 +113,17 @@ impl ServerInvite {
                 Proceeding => {
                     // RFC 3261 §17.2.1: a retransmitted INVITE in Proceeding: the most recent
                     // provisional response MUST be passed to the transport again.
-                    match &self.last {
-                        Some(last) => self
-                            .out
-                            .transmits
-                            .push_back(Message::Response(last.clone())),
+                    match self.last.as_ref().map(KeptResponse::message) {
+                        Some(Some(again)) => self.out.transmits.push_back(again),
+                        Some(None) => {}
                         None => self.send_trying(),
                     }
                 }
                 Completed => {
                     // RFC 3261 §17.2.1: in Completed the server SHOULD re-send the final
                     // response for a request retransmission.
-                    if let Some(last) = &self.last {
-                        self.out
-                            .transmits
-                            .push_back(Message::Response(last.clone()));
+                    if let Some(again) = self.last.as_ref().and_then(KeptResponse::message) {
+                        self.out.transmits.push_back(again);
                     }
                 }
                 // RFC 6026 §8.7: retransmitted INVITEs in Accepted are absorbed, not passed up;
@@ -184,10 +182,8 @@ impl ServerInvite {
                 (Timer::G, Completed) => {
                     // RFC 3261 §17.2.1: Timer G fires: re-send the response and reset G to
                     // MIN(2*G, T2).
-                    if let Some(last) = &self.last {
-                        self.out
-                            .transmits
-                            .push_back(Message::Response(last.clone()));
+                    if let Some(again) = self.last.as_ref().and_then(KeptResponse::message) {
+                        self.out.transmits.push_back(again);
                     }
                     self.interval_g = self.config.backoff_capped(self.interval_g);
                     self.timers.set(Timer::G, now + self.interval_g);
@@ -230,10 +226,11 @@ impl ServerInvite {
     }
 
     fn send(&mut self, response: Response) {
-        self.out
-            .transmits
-            .push_back(Message::Response(response.clone()));
-        self.last = Some(response);
+        // Once anything is sent, the 100 Trying is never needed (it holds the INVITE's
+        // datagram through its copied headers).
+        self.trying = None;
+        self.last = (!response.status.is_success()).then(|| KeptResponse::new(&response));
+        self.out.transmits.push_back(Message::Response(response));
     }
 
     fn terminate(&mut self) {

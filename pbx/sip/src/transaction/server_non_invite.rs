@@ -6,6 +6,7 @@
 //!  Trying/Proceeding ──transport error──────────────────────────────────────────────┘
 //! ```
 
+use super::kept::KeptResponse;
 use super::timer::{Timer, TimerConfig, TimerTable};
 use super::{Outbox, TransactionEvent, TxnError};
 use crate::message::{Message, Response};
@@ -29,7 +30,7 @@ pub struct ServerNonInvite {
     config: TimerConfig,
     timers: TimerTable,
     /// The latest response sent, re-sent for a retransmitted request.
-    last: Option<Response>,
+    last: Option<KeptResponse>,
     out: Outbox,
 }
 
@@ -62,10 +63,8 @@ impl ServerNonInvite {
             // RFC 3261 §17.2.2: in Proceeding the most recent provisional response, in
             // Completed the final response, MUST be passed to the transport again.
             ServerNonInviteState::Proceeding | ServerNonInviteState::Completed => {
-                if let Some(last) = &self.last {
-                    self.out
-                        .transmits
-                        .push_back(Message::Response(last.clone()));
+                if let Some(again) = self.last.as_ref().and_then(KeptResponse::message) {
+                    self.out.transmits.push_back(again);
                 }
             }
         }
@@ -119,10 +118,8 @@ impl ServerNonInvite {
     outputs!();
 
     fn send(&mut self, response: Response) {
-        self.out
-            .transmits
-            .push_back(Message::Response(response.clone()));
-        self.last = Some(response);
+        self.last = Some(KeptResponse::new(&response));
+        self.out.transmits.push_back(Message::Response(response));
     }
 
     fn terminate(&mut self) {
