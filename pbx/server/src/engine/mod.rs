@@ -44,7 +44,7 @@ pub struct EngineContext {
     pub policy: RegistrarPolicy,
     /// Lower-case User-Agent substrings of clients challenged with MD5 only.
     pub md5_only_user_agents: Vec<String>,
-    /// The media relay: ports and relay tasks for calls.
+    /// The media relay: ports and relay workers for calls.
     pub media: Arc<crate::media::MediaService>,
     /// `[rtp] public_ip`: written into SDP instead of the listener's address.
     pub public_ip: Option<std::net::IpAddr>,
