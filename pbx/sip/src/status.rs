@@ -63,7 +63,19 @@ impl StatusCode {
 
     /// The RFC's reason phrase, or a generic one for the class.
     pub fn canonical_reason(self) -> &'static str {
-        match self.0 {
+        self.known_reason().unwrap_or(match self.0 {
+            c if c < 200 => "Progress",
+            c if c < 300 => "Success",
+            c if c < 400 => "Redirection",
+            c if c < 500 => "Client Error",
+            c if c < 600 => "Server Error",
+            _ => "Global Failure",
+        })
+    }
+
+    /// The reason phrase the RFCs give this status, when it is one they name.
+    pub fn known_reason(self) -> Option<&'static str> {
+        Some(match self.0 {
             100 => "Trying",
             180 => "Ringing",
             181 => "Call Is Being Forwarded",
@@ -76,12 +88,14 @@ impl StatusCode {
             302 => "Moved Temporarily",
             400 => "Bad Request",
             401 => "Unauthorized",
+            402 => "Payment Required",
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
             406 => "Not Acceptable",
             407 => "Proxy Authentication Required",
             408 => "Request Timeout",
+            410 => "Gone",
             413 => "Request Entity Too Large",
             414 => "Request-URI Too Long",
             415 => "Unsupported Media Type",
@@ -110,13 +124,8 @@ impl StatusCode {
             603 => "Decline",
             604 => "Does Not Exist Anywhere",
             606 => "Not Acceptable",
-            c if c < 200 => "Progress",
-            c if c < 300 => "Success",
-            c if c < 400 => "Redirection",
-            c if c < 500 => "Client Error",
-            c if c < 600 => "Server Error",
-            _ => "Global Failure",
-        }
+            _ => return None,
+        })
     }
 }
 
