@@ -62,10 +62,14 @@ async fn run(store: Store, mut writes: mpsc::UnboundedReceiver<Write>) {
             }
         }
         if !batch.is_empty() {
-            if let Err(error) = store.insert_cdrs(&batch).await {
-                tracing::error!(%error, records = batch.len(), "could not write call records");
+            match store.insert_cdrs(&batch).await {
+                Ok(_) => {
+                    metrics::counter!("pbx_cdrs_written_total").increment(batch.len() as u64);
+                }
+                Err(error) => {
+                    tracing::error!(%error, records = batch.len(), "could not write call records");
+                }
             }
-            metrics::counter!("pbx_cdrs_written_total").increment(batch.len() as u64);
             batch.clear();
         }
         for done in flushes.drain(..) {

@@ -128,18 +128,28 @@ pub(super) fn drive(shard: &mut Shard, now: Instant, no: u64, mut input: Option<
             Action::NoRoute { status, reason } | Action::Hangup { status, reason } => {
                 return finish(shard, now, no, status, &reason);
             }
-            Action::End => return end_after_dial(shard, now, no, "Temporarily Unavailable"),
+            Action::End => return end_after_dial(shard, now, no, None),
             Action::Voicemail { .. } => {
-                return end_after_dial(shard, now, no, "voicemail is not available yet");
+                return end_after_dial(shard, now, no, Some("voicemail is not available yet"));
             }
             Action::VoicemailMenu { .. } => {
-                return end_after_dial(shard, now, no, "the voicemail menu is not available yet");
+                return end_after_dial(
+                    shard,
+                    now,
+                    no,
+                    Some("the voicemail menu is not available yet"),
+                );
             }
             Action::Playback { .. } | Action::Menu { .. } => {
-                return end_after_dial(shard, now, no, "prompts and menus are not available yet");
+                return end_after_dial(
+                    shard,
+                    now,
+                    no,
+                    Some("prompts and menus are not available yet"),
+                );
             }
             Action::Echo => {
-                return end_after_dial(shard, now, no, "the echo test is not available yet");
+                return end_after_dial(shard, now, no, Some("the echo test is not available yet"));
             }
         }
     }
@@ -160,8 +170,9 @@ fn finish(shard: &mut Shard, now: Instant, no: u64, status: u16, reason: &str) {
 }
 
 /// The plan has nothing more the PBX can do: after a failed dial the caller gets that dial's
-/// answer (486 busy, 480...) and the CDR its disposition; otherwise 480 with `why`.
-fn end_after_dial(shard: &mut Shard, now: Instant, no: u64, why: &str) {
+/// answer (486 busy, 480...) and the CDR its disposition; otherwise 480, saying `why` when
+/// a step could not run.
+fn end_after_dial(shard: &mut Shard, now: Instant, no: u64, why: Option<&str>) {
     let last = shard
         .calls
         .active
@@ -171,10 +182,9 @@ fn end_after_dial(shard: &mut Shard, now: Instant, no: u64, why: &str) {
     with_call(shard, no, |call, layer| match last {
         Some(end) => call.finish(now, layer, end.status, &end.reason, end.disposition),
         None => {
-            let reason = if why == "Temporarily Unavailable" {
-                why.to_string()
-            } else {
-                format!("Temporarily Unavailable ({why})")
+            let reason = match why {
+                None => "Temporarily Unavailable".to_string(),
+                Some(why) => format!("Temporarily Unavailable ({why})"),
             };
             call.finish(
                 now,

@@ -42,26 +42,18 @@ impl Poller {
         Ok(())
     }
 
-    /// Waits until something is ready or `timeout` passes; fills `keys` with the ready keys.
-    pub(crate) fn wait(
-        &self,
-        events: &mut Vec<Event>,
-        keys: &mut Vec<u64>,
-        timeout: Duration,
-    ) -> io::Result<()> {
+    /// Waits until something is ready or `timeout` passes; fills `events` with what is
+    /// ready (each event's `data` is the key it was added with).
+    pub(crate) fn wait(&self, events: &mut Vec<Event>, timeout: Duration) -> io::Result<()> {
         events.clear();
-        keys.clear();
         let timeout = Timespec {
             tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
             tv_nsec: timeout.subsec_nanos().into(),
         };
         match epoll::wait(&self.epoll, spare_capacity(events), Some(&timeout)) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok(()),
-            Err(e) => return Err(e.into()),
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        keys.extend(events.iter().map(|e| e.data.u64()));
-        Ok(())
     }
 }
 

@@ -37,6 +37,24 @@ const EVENTS: usize = 256;
 /// The epoll key of the command eventfd; socket keys are `slot << 2 | side << 1 | component`.
 const WAKER_KEY: u64 = u64::MAX;
 
+fn socket_key(slot: usize, side: Side, component: Component) -> u64 {
+    (slot as u64) << 2 | (side.index() as u64) << 1 | component.index() as u64
+}
+
+fn socket_of(key: u64) -> (usize, Side, Component) {
+    let side = if key & 2 == 0 {
+        Side::Caller
+    } else {
+        Side::Callee
+    };
+    let component = if key & 1 == 0 {
+        Component::Rtp
+    } else {
+        Component::Rtcp
+    };
+    ((key >> 2) as usize, side, component)
+}
+
 /// The four sockets of a call, `[leg][component]`, and their port leases. Field order
 /// matters: the sockets close before the leases give the ports back.
 pub(crate) struct Sockets {
@@ -158,7 +176,6 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let mut events = Vec::with_capacity(EVENTS);
-        let mut keys = Vec::with_capacity(EVENTS);
         // Check the timeout a few times per period, at most once a second.
         let period =
             (self.rtp_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
@@ -169,14 +186,14 @@ impl Worker {
                 self.tick(now);
                 next_tick = now + period;
             }
-            if let Err(e) = self.poller.wait(&mut events, &mut keys, next_tick - now) {
+            if let Err(e) = self.poller.wait(&mut events, next_tick - now) {
                 // Only a broken epoll fd gets here; nothing sensible is left to do.
                 tracing::error!(error = %e, "media worker: epoll_wait failed, relay stopped");
                 return;
             }
             let now = Instant::now();
             let mut commands = false;
-            for &key in &keys {
+            for key in events.iter().map(|e| e.data.u64()) {
                 if key == WAKER_KEY {
                     commands = true;
                 } else {
@@ -192,17 +209,7 @@ impl Worker {
     /// Relays one datagram from the socket `key` names. Level-triggered polling reports the
     /// socket again if more are waiting.
     fn relay(&mut self, key: u64, now: Instant) {
-        let index = (key >> 2) as usize;
-        let side = if key & 2 == 0 {
-            Side::Caller
-        } else {
-            Side::Callee
-        };
-        let component = if key & 1 == 0 {
-            Component::Rtp
-        } else {
-            Component::Rtcp
-        };
+        let (index, side, component) = socket_of(key);
         // A slot removed earlier in this batch: its socket is closed, nothing to read.
         let Some(Some(slot)) = self.slots.get_mut(index) else {
             return;
@@ -245,8 +252,7 @@ impl Worker {
     fn add(&mut self, call: CallMedia, now: Instant) {
         let index = self.free.pop().unwrap_or(self.slots.len());
         for (side, component, sock) in call.sockets.all() {
-            let key = (index as u64) << 2 | (side.index() as u64) << 1 | component.index() as u64;
-            if let Err(e) = self.poller.add(sock, key) {
+            if let Err(e) = self.poller.add(sock, socket_key(index, side, component)) {
                 // Out of kernel memory for epoll items: the call has no audio; say so.
                 tracing::error!(call = %call.label, error = %e, "media socket not watched");
             }
