@@ -5,7 +5,8 @@
 #   with rustup only when cargo lacks them.
 #   Packages: sip-tester (SIPp 3.6.1), baresip-core, libasound2, sox, openssl (the client
 #   recipes in tests/clients), postgresql (the throw-away server of the test run), sqlite3,
-#   procps, iproute2, python3, ca-certificates.
+#   procps, iproute2, python3, ca-certificates; from PyPI pytest and sipvicious (the attacker
+#   tools of the security tests).
 #   Exit: 0 when everything is there afterwards, 1 otherwise.
 set -euo pipefail
 APT_PKGS=(sip-tester baresip-core libasound2 sox openssl postgresql sqlite3 procps iproute2
@@ -33,6 +34,12 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'pytest>=7'
 fi
 
+# sipvicious (svmap, svwar, svcrack): the attackers of tests/e2e/test_sipvicious.py
+if ! python3 -c 'import sipvicious' 2>/dev/null; then
+  echo "install-test-deps: pip install sipvicious"
+  python3 -m pip install --quiet --disable-pip-version-check 'sipvicious==0.3.8'
+fi
+
 if command -v rustup >/dev/null; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -44,4 +51,5 @@ done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || { echo "install-test-deps: no initdb under /usr/lib/postgresql" >&2; exit 1; }
 python3 -c 'import pytest' || exit 1
+python3 -c 'import sipvicious' || exit 1
 echo "install-test-deps: ok"

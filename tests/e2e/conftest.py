@@ -38,12 +38,37 @@ def require(*tools):
             pytest.fail(f"required tool {t!r} is not installed (run scripts/install-test-deps.sh)")
 
 
+# Ports handed out by free_port in this run. They come from a block of their own, below the
+# kernel's ephemeral range (32768-60999, where clients' port-0 sockets land) and above the
+# RTP blocks (10000-20000): binding port 0 and closing it could hand one number out twice,
+# or hand out a port that an outgoing connection takes a moment later.
+_HANDED_OUT = set()
+_PORT_BLOCK = (21000, 31999)
+
+
 def free_port(kind=socket.SOCK_STREAM, ip="127.0.0.1"):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind((ip, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port not handed out before in this run and free now on `ip` for TCP and UDP alike
+    (`kind` is kept for the callers; every port is checked both ways)."""
+    del kind
+    for _ in range(1000):
+        port = random.randint(*_PORT_BLOCK)
+        if port in _HANDED_OUT or not _bindable(ip, port):
+            continue
+        _HANDED_OUT.add(port)
+        return port
+    pytest.fail(f"no free port left in {_PORT_BLOCK} on {ip}")
+
+
+def _bindable(ip, port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind((ip, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
 
 
 def run(argv, timeout=120, **kw):
@@ -70,11 +95,11 @@ class Pbx:
         self.rtp_ports = rtp_port_block()
         # an `[rtp]` block in extra_toml adds keys to the generated [rtp] section (TOML does
         # not allow the table twice)
-        self.rtp_extra = ""
-        if extra_toml.lstrip().startswith("[rtp]"):
-            body = extra_toml.lstrip()[len("[rtp]"):]
-            cut = body.find("\n[")
-            self.rtp_extra, extra_toml = (body, "") if cut < 0 else (body[:cut], body[cut:])
+        # (and leading `[sip]` and `[security]` blocks add keys to theirs the same way, in
+        # the order sip, rtp, security)
+        self.sip_extra, extra_toml = leading_section(extra_toml, "sip")
+        self.rtp_extra, extra_toml = leading_section(extra_toml, "rtp")
+        self.security_extra, extra_toml = leading_section(extra_toml, "security")
         self.extra_toml = extra_toml
         self.proc = None
         self.logs = []
@@ -110,6 +135,7 @@ class Pbx:
 [sip]
 listen = ["udp:127.0.0.1:{self.udp}", "tcp:127.0.0.1:{self.tcp}", "tls:127.0.0.1:{self.tls}"]
 domain = "{DOMAIN}"
+{self.sip_extra}
 
 [rtp]
 ports = "{self.rtp_ports[0]}-{self.rtp_ports[1]}"
@@ -127,6 +153,7 @@ max_auth_failures = {sec.get("max_auth_failures", MAX_AUTH_FAILURES)}
 failure_window = "{sec.get("failure_window", "60s")}"
 ban_for = "{sec.get("ban_for", "1h")}"
 {sec.get("extra", "")}
+{self.security_extra}
 
 [web]
 listen = "127.0.0.1:{self.web}"
@@ -319,6 +346,16 @@ storage = "data/voicemail"
 
     def hostport(self, transport="udp"):
         return "127.0.0.1:%d" % self.server(transport)[1]
+
+
+def leading_section(extra_toml, name):
+    """(body, rest): the keys of a `[name]` block at the start of `extra_toml`, and the rest."""
+    head = f"[{name}]"
+    if not extra_toml.lstrip().startswith(head):
+        return "", extra_toml
+    body = extra_toml.lstrip()[len(head):]
+    cut = body.find("\n[")
+    return (body, "") if cut < 0 else (body[:cut], body[cut:])
 
 
 def rtp_port_block(size=200, low=10000, high=20000):

@@ -6,6 +6,7 @@ use super::credentials::Lookup;
 use super::respond::{response, response_with_reason};
 use super::shard::Shard;
 use crate::security::acl::network_allowed;
+use crate::security::{Admission, CheckOutcome, Gated, Ticket};
 use crate::transport::{Peer, now_unix};
 use bytes::Bytes;
 use pbx_sip::auth::{Algorithm, AuthFailure, ChallengeKind, Credentials};
@@ -50,6 +51,7 @@ pub(crate) struct Pending {
     request: Request,
     peer: Peer,
     credentials: Credentials,
+    ticket: Ticket,
     lookup: Result<Lookup, String>,
     purpose: Purpose,
 }
@@ -60,9 +62,16 @@ pub(super) fn authenticate(
     key: TransactionKey,
     request: Request,
     peer: Peer,
+    admission: Option<Admission>,
     purpose: Purpose,
 ) {
     let ua = shard.ctx.user_agent.clone();
+    if shard.ctx.guard.is_banned(peer.remote.ip(), now_unix()) {
+        // Banned after it was queued (a burst): nothing is answered, not even a challenge.
+        metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
+        shard.abandon(&key);
+        return;
+    }
     // RFC 3261 §22.2, §22.3: the credentials for our realm, if the phone sent any.
     let credentials = request
         .headers
@@ -79,8 +88,40 @@ pub(super) fn authenticate(
         }
         Some(Ok(credentials)) => credentials,
     };
+    // The gate's ticket was taken on arrival; a request that reached here without one (it
+    // cannot today) takes it now.
+    let admission = admission.unwrap_or_else(|| {
+        let guard = &shard.ctx.guard;
+        guard.admit_credential(peer.remote.ip(), now, now_unix())
+    });
+    let ticket = match admission {
+        Admission::Granted(ticket) => ticket,
+        Admission::Banned => {
+            metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
+            shard.abandon(&key);
+            return;
+        }
+        Admission::Busy => {
+            // RFC 3261 §21.5.4: the source has its limit's worth of guesses failed or on
+            // their way; this credential is not checked. A phone retries after Retry-After.
+            tracing::info!(source = %peer.remote, user = %credentials.username, "credentials not checked: too many on their way");
+            let mut answer = response(&request, StatusCode::SERVICE_UNAVAILABLE, &ua);
+            answer.headers.push(HeaderName::RETRY_AFTER, "5");
+            return shard.respond(now, &key, answer);
+        }
+    };
     if let Some(lookup) = shard.ctx.credentials.cached(&credentials.username, now) {
-        return finish(shard, now, key, request, peer, credentials, lookup, purpose);
+        return finish(
+            shard,
+            now,
+            key,
+            request,
+            peer,
+            credentials,
+            ticket,
+            lookup,
+            purpose,
+        );
     }
     let ctx = shard.ctx.clone();
     let own = shard.own.clone();
@@ -95,6 +136,7 @@ pub(super) fn authenticate(
             request,
             peer,
             credentials,
+            ticket,
             lookup,
             purpose,
         };
@@ -110,11 +152,22 @@ pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Box<Pending>) {
         request,
         peer,
         credentials,
+        ticket,
         lookup,
         purpose,
     } = *pending;
     match lookup {
-        Ok(lookup) => finish(shard, now, key, request, peer, credentials, lookup, purpose),
+        Ok(lookup) => finish(
+            shard,
+            now,
+            key,
+            request,
+            peer,
+            credentials,
+            ticket,
+            lookup,
+            purpose,
+        ),
         Err(error) => {
             tracing::error!(%error, "credentials lookup failed");
             let ua = shard.ctx.user_agent.clone();
@@ -133,6 +186,7 @@ fn finish(
     request: Request,
     peer: Peer,
     credentials: Credentials,
+    ticket: Ticket,
     lookup: Lookup,
     purpose: Purpose,
 ) {
@@ -143,9 +197,23 @@ fn finish(
         Algorithm::Md5 => c.ha1_md5.as_str(),
         Algorithm::Sha256 => c.ha1_sha256.as_str(),
     });
-    let verdict = {
+    // Every digest check goes through the guard's gate: once the source has used up its
+    // failures it is not checked at all, even when this request was queued before the ban.
+    let gated = ctx.guard.check_credential(ticket, now, now_unix, || {
         let mut digest = ctx.digest.lock().unwrap_or_else(|e| e.into_inner());
-        digest.verify(now_unix, request.method.as_str(), &credentials, ha1)
+        let result = digest.verify(now_unix, request.method.as_str(), &credentials, ha1);
+        let failed = matches!(&result, Err(failure) if failure.counts_as_failure());
+        CheckOutcome { result, failed }
+    });
+    let (verdict, ban) = match gated {
+        Gated::Checked { result, ban } => (result, ban),
+        Gated::Refused => {
+            // Banned while this request waited: dropped without an answer, as the
+            // transports drop everything else from a banned source.
+            metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
+            shard.abandon(&key);
+            return;
+        }
     };
     match verdict {
         Ok(()) => {}
@@ -156,22 +224,18 @@ fn finish(
             tracing::info!(source = %peer.remote, user = %credentials.username, %failure, "authentication failed");
             if failure.counts_as_failure() {
                 metrics::counter!("pbx_auth_failures_total").increment(1);
-                if let Some(ban) = ctx
-                    .guard
-                    .record_auth_failure(peer.remote.ip(), now, now_unix)
-                {
-                    metrics::counter!("pbx_bans_total").increment(1);
-                    tracing::warn!(address = %ban.address, until = ban.until, "banned after repeated authentication failures");
-                    let store = ctx.store.clone();
-                    tokio::spawn(async move {
-                        if let Err(error) = store.add_ban(ban.address, &ban.reason, ban.until).await
-                        {
-                            tracing::error!(%error, "could not save a ban");
-                        }
-                    });
-                    let answer = response(&request, StatusCode::FORBIDDEN, &ua);
-                    return shard.respond(now, &key, answer);
-                }
+            }
+            if let Some(ban) = ban {
+                metrics::counter!("pbx_bans_total").increment(1);
+                tracing::warn!(address = %ban.address, until = ban.until, "banned after repeated authentication failures");
+                let store = ctx.store.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = store.add_ban(ban.address, &ban.reason, ban.until).await {
+                        tracing::error!(%error, "could not save a ban");
+                    }
+                });
+                let answer = response(&request, StatusCode::FORBIDDEN, &ua);
+                return shard.respond(now, &key, answer);
             }
             return match failure.status(purpose.kind()) {
                 status if status == purpose.kind().status() => challenge(

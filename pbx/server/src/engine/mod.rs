@@ -16,7 +16,7 @@ mod register;
 mod respond;
 mod shard;
 
-use crate::security::Guard;
+use crate::security::{Admission, Guard};
 use crate::store::Store;
 use crate::transport::{Inbound, Sender, Sink};
 use credentials::CredentialCache;
@@ -66,7 +66,9 @@ pub(crate) const OWN_CALL_ID_PREFIX: &str = "pbx";
 // allocation per packet.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum ShardInput {
-    Sip(Inbound),
+    /// A message, and for a request that carries credentials, its place in the credential
+    /// gate, taken in arrival order (see [`Guard::admit_credential`]).
+    Sip(Inbound, Option<Admission>),
     /// A credentials lookup a REGISTER was waiting for has finished.
     CredentialsLoaded(Box<auth::Pending>),
     /// The called extension's record arrived from the store.
@@ -85,6 +87,7 @@ pub(crate) enum ShardInput {
 pub struct Dispatcher {
     shards: Vec<mpsc::Sender<ShardInput>>,
     hasher: std::collections::hash_map::RandomState,
+    guard: Arc<Guard>,
 }
 
 impl Dispatcher {
@@ -136,9 +139,29 @@ impl Sink for Dispatcher {
         let Some(shard) = self.shards.get(self.shard_of(&call_id)) else {
             return;
         };
-        if shard.try_send(ShardInput::Sip(inbound)).is_err() {
+        let admission = carries_credentials(&inbound.message).then(|| {
+            let now = std::time::Instant::now();
+            self.guard
+                .admit_credential(inbound.peer.remote.ip(), now, crate::transport::now_unix())
+        });
+        if shard.try_send(ShardInput::Sip(inbound, admission)).is_err() {
             metrics::counter!("pbx_sip_dropped_total", "reason" => "overload").increment(1);
         }
+    }
+}
+
+/// Whether a message is a request with digest credentials (RFC 3261 §22.2, §22.3).
+fn carries_credentials(message: &pbx_sip::message::Message) -> bool {
+    use pbx_sip::message::{HeaderName, Message};
+    match message {
+        Message::Request(request) => {
+            request.headers.get(&HeaderName::AUTHORIZATION).is_some()
+                || request
+                    .headers
+                    .get(&HeaderName::PROXY_AUTHORIZATION)
+                    .is_some()
+        }
+        Message::Response(_) => false,
     }
 }
 
@@ -170,5 +193,6 @@ pub fn start(context: Arc<EngineContext>, count: usize) -> Arc<Dispatcher> {
     Arc::new(Dispatcher {
         shards: senders,
         hasher: Default::default(),
+        guard: context.guard.clone(),
     })
 }

@@ -2,6 +2,7 @@
 
 use super::calls::{self, Calls};
 use super::{EngineContext, ShardInput, auth, options, qualify, respond};
+use crate::security::Admission;
 use crate::transport::{Inbound, Peer, TransportKind};
 use pbx_sip::message::{Message, Request, Response};
 use pbx_sip::method::Method;
@@ -61,14 +62,20 @@ impl Shard {
 
     fn handle(&mut self, now: Instant, input: ShardInput) {
         match input {
-            ShardInput::Sip(Inbound {
-                peer,
-                message: Message::Request(request),
-            }) => self.on_request(now, request, peer),
-            ShardInput::Sip(Inbound {
-                message: Message::Response(response),
-                ..
-            }) => self.on_response(now, response),
+            ShardInput::Sip(
+                Inbound {
+                    peer,
+                    message: Message::Request(request),
+                },
+                admission,
+            ) => self.on_request(now, request, peer, admission),
+            ShardInput::Sip(
+                Inbound {
+                    message: Message::Response(response),
+                    ..
+                },
+                _,
+            ) => self.on_response(now, response),
             ShardInput::CredentialsLoaded(pending) => auth::resume(self, now, pending),
             ShardInput::CallRoute(pending) => calls::resume(self, now, pending),
             ShardInput::PlanStep(no, result) => super::dialing::drive(self, now, no, Some(result)),
@@ -105,7 +112,13 @@ impl Shard {
         }
     }
 
-    fn on_request(&mut self, now: Instant, mut request: Request, mut peer: Peer) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        mut request: Request,
+        mut peer: Peer,
+        admission: Option<Admission>,
+    ) {
         metrics::counter!("pbx_sip_requests_total", "method" => method_label(&request.method))
             .increment(1);
         // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from, and
@@ -138,7 +151,9 @@ impl Shard {
             .layer
             .handle_keyed_request(now, key, request, peer.clone(), reliable)
         {
-            RequestDisposition::New { key, request } => self.dispatch(now, key, request, peer),
+            RequestDisposition::New { key, request } => {
+                self.dispatch(now, key, request, peer, admission)
+            }
             RequestDisposition::Retransmission => {
                 metrics::counter!("pbx_sip_retransmissions_absorbed_total").increment(1);
             }
@@ -169,7 +184,14 @@ impl Shard {
         }
     }
 
-    fn dispatch(&mut self, now: Instant, key: TransactionKey, request: Request, peer: Peer) {
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        peer: Peer,
+        admission: Option<Admission>,
+    ) {
         let ua = self.ctx.user_agent.clone();
         let method = request.method.clone();
         let in_dialog = request.headers.to().is_ok_and(|to| to.tag().is_some());
@@ -180,9 +202,18 @@ impl Shard {
         if in_dialog && let Some(no) = owner {
             calls::request(self, now, no, key, request);
         } else if method == Method::INVITE && !in_dialog {
-            auth::authenticate(self, now, key, request, peer, auth::Purpose::Invite);
+            auth::authenticate(
+                self,
+                now,
+                key,
+                request,
+                peer,
+                admission,
+                auth::Purpose::Invite,
+            );
         } else if method == Method::REGISTER {
-            auth::authenticate(self, now, key, request, peer, auth::Purpose::Register);
+            let purpose = auth::Purpose::Register;
+            auth::authenticate(self, now, key, request, peer, admission, purpose);
         } else if method == Method::OPTIONS {
             let ok = options::answer(&request, &ua);
             self.respond(now, &key, ok);
@@ -224,6 +255,12 @@ impl Shard {
         self.layer.abandon(key);
         self.layer
             .send_stateless(to.clone(), Message::Response(response));
+    }
+
+    /// Forgets a request's transaction without answering it (a source banned while its
+    /// request waited in the queue).
+    pub(super) fn abandon(&mut self, key: &TransactionKey) {
+        self.layer.abandon(key);
     }
 
     /// Sends a response outside any transaction (the request could not be keyed).

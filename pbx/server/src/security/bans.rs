@@ -59,6 +59,20 @@ impl FailureTracker {
         self.failures.get(&ip).map_or(0, VecDeque::len)
     }
 
+    /// The failures of `ip` still inside the window at `now`.
+    pub fn recent(&self, ip: IpAddr, now: Instant) -> usize {
+        self.failures.get(&ip).map_or(0, |list| {
+            list.iter()
+                .filter(|t| now.saturating_duration_since(**t) < self.window)
+                .count()
+        })
+    }
+
+    /// The threshold: this many failures in the window ban the address.
+    pub fn max_failures(&self) -> usize {
+        self.max_failures as usize
+    }
+
     /// Forgets addresses whose last failure is older than the window.
     pub fn prune(&mut self, now: Instant) {
         let window = self.window;

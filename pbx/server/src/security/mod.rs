@@ -7,7 +7,8 @@
 
 pub mod acl;
 pub mod bans;
+pub mod gate;
 pub mod guard;
 pub mod rate;
 
-pub use guard::{Guard, Verdict};
+pub use guard::{Admission, CheckOutcome, Gated, Guard, Ticket, Verdict};
