@@ -93,12 +93,22 @@ def test_source_trace_added_by_cli_logs_redacted_messages_until_removed(pbx):
         assert r is not None and r.status == 200, r
         traced_port = c.local[1]
         call_id = c.call_id
+        # an unparsable request is traced too, with the 400 the transport answers
+        branch = "z9hG4bKtrace" + os.urandom(4).hex()
+        c.send_raw((f"OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {TRACED}:{traced_port};"
+                    f"branch={branch};rport\r\nFrom: <sip:a@{DOMAIN}>;tag=1\r\nTo: <sip:{DOMAIN}>"
+                    "\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode())
+        r = c.recv()
+        assert r is not None and r.status == 400, r
     with SipClient("udp", pbx.server("udp"), local_ip=OTHER) as c:
         r, _ = register_by_hand(c, "2101", password(2101))
         assert r is not None and r.status == 200, r
         other_call_id = c.call_id
 
     seen = blocks(pbx, at)
+    bad = [b for b in seen if branch in b]
+    assert [b for b in bad if b.startswith(f"SIP in udp {TRACED}:{traced_port} ")], seen
+    assert [b for b in bad if b.startswith("SIP out ") and "\nSIP/2.0 400 " in b], seen
     mine = [b for b in seen if call_id in b]
     pbx_udp = pbx.hostport("udp")
     ins = [b for b in mine if b.startswith(f"SIP in udp {TRACED}:{traced_port} -> {pbx_udp} at ")]

@@ -3,7 +3,8 @@
 //! - the `response` of `Authorization` / `Proxy-Authorization` (RFC 3261 §22.4, RFC 7616
 //!   §3.4): with the nonce, cnonce and nc beside it, a response lets anyone test password
 //!   guesses offline. The other parameters stay, because they are what an interop problem
-//!   is usually about (realm, uri, algorithm, qop, nc);
+//!   is usually about (realm, uri, algorithm, qop, nc). The `rspauth` of
+//!   `Authentication-Info` (RFC 7616 §3.5) is the same kind of oracle and goes too;
 //! - the key material of SDES `a=crypto` lines (RFC 4568 §6.1 `inline:` key-params; the
 //!   suite, tag, lifetime, MKI and session parameters stay);
 //! - SDP `k=` lines (RFC 4566 §5.12) and MIKEY `a=key-mgmt` data (RFC 4567), which carry
@@ -21,9 +22,9 @@ pub fn redact(message: &[u8]) -> String {
     let text = String::from_utf8_lossy(message);
     let mut out = String::with_capacity(text.len());
     let mut in_headers = true;
-    // Whether the header being read (including its folded continuation lines) carries
-    // digest credentials.
-    let mut credentials = false;
+    // The secret parameter of the header being read (including its folded continuation
+    // lines), when it carries digest credentials.
+    let mut secret: Option<&str> = None;
     for line in text.split_inclusive('\n') {
         let content = line.trim_end_matches(['\r', '\n']);
         let ending = &line[content.len()..];
@@ -35,11 +36,11 @@ pub fn redact(message: &[u8]) -> String {
             }
             let folded = content.starts_with([' ', '\t']);
             if !folded {
-                credentials = is_credentials_header(content);
+                secret = secret_param(content);
             }
-            if credentials {
+            if let Some(param) = secret {
                 // The header name, if any, holds no `=`: the whole line can be scanned.
-                out.push_str(&redact_digest_params(content));
+                out.push_str(&redact_digest_params(content, param));
             } else {
                 out.push_str(content);
             }
@@ -52,19 +53,25 @@ pub fn redact(message: &[u8]) -> String {
     out
 }
 
-/// `Authorization:` or `Proxy-Authorization:` (no compact forms exist, RFC 3261 §7.3.3).
-fn is_credentials_header(line: &str) -> bool {
-    let Some((name, _)) = line.split_once(':') else {
-        return false;
-    };
+/// The parameter to redact when `line` starts a header with digest credentials (none of
+/// these headers has a compact form, RFC 3261 §7.3.3).
+fn secret_param(line: &str) -> Option<&'static str> {
+    let (name, _) = line.split_once(':')?;
     let name = name.trim_end_matches([' ', '\t']);
-    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")
+    let is = |header: &str| name.eq_ignore_ascii_case(header);
+    if is("authorization") || is("proxy-authorization") {
+        Some("response")
+    } else if is("authentication-info") || is("proxy-authentication-info") {
+        Some("rspauth")
+    } else {
+        None
+    }
 }
 
-/// Replaces the value of every `response=` auth-param in `text` (one header line or folded
-/// part of one), quoted or not. Quoted strings are skipped whole, so a `response=` inside
-/// another parameter's value (a `uri`, say) is left alone.
-fn redact_digest_params(text: &str) -> String {
+/// Replaces the value of every `param=` auth-param in `text` (one header line or folded part
+/// of one), quoted or not. Quoted strings are skipped whole, so a `response=` inside another
+/// parameter's value (a `uri`, say) is left alone.
+fn redact_digest_params(text: &str, param: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -86,7 +93,7 @@ fn redact_digest_params(text: &str) -> String {
                 while matches!(bytes.get(j), Some(b' ' | b'\t')) {
                     j += 1;
                 }
-                if bytes.get(j) != Some(&b'=') || !name.eq_ignore_ascii_case("response") {
+                if bytes.get(j) != Some(&b'=') || !name.eq_ignore_ascii_case(param) {
                     continue;
                 }
                 j += 1;
@@ -240,20 +247,32 @@ mod tests {
     }
 
     #[test]
+    fn authentication_info_rspauth_is_redacted() {
+        let msg = "SIP/2.0 200 OK\r\nAuthentication-Info: qop=auth, \
+                   rspauth=\"6629fae49393a05397450978507c4ef1\", cnonce=\"c1\", nc=00000001\r\n\r\n";
+        let out = redact(msg.as_bytes());
+        assert!(!out.contains("6629fae4"), "{out}");
+        assert!(
+            out.contains("rspauth=\"[redacted]\", cnonce=\"c1\""),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn response_inside_a_quoted_value_is_not_a_parameter() {
         let line = "Authorization: Digest uri=\"sip:x;response=keep\", response=\"gone\"";
-        let out = redact_digest_params(line);
+        let out = redact_digest_params(line, "response");
         assert_eq!(
             out,
             "Authorization: Digest uri=\"sip:x;response=keep\", response=\"[redacted]\""
         );
         // An unterminated quote does not panic or loop.
         assert_eq!(
-            redact_digest_params("Digest response=\"abc"),
+            redact_digest_params("Digest response=\"abc", "response"),
             "Digest response=\"[redacted]\""
         );
         assert_eq!(
-            redact_digest_params("Digest response="),
+            redact_digest_params("Digest response=", "response"),
             "Digest response=[redacted]"
         );
     }
