@@ -7,6 +7,7 @@
 //! - [`serve`]: `pbx serve`, the running PBX.
 //! - [`transport`]: UDP, TCP and TLS listeners; [`engine`]: the sharded SIP engine.
 //! - [`security`]: bans, ACLs, rate limits; [`web`]: health and metrics.
+//! - [`trace`]: the SIP trace (log, file, HEP export).
 
 pub mod cli;
 pub mod config;
@@ -16,5 +17,6 @@ pub mod plan;
 pub mod security;
 pub mod serve;
 pub mod store;
+pub mod trace;
 pub mod transport;
 pub mod web;

@@ -43,6 +43,8 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error("media relay: {0}")]
     Media(#[from] crate::media::MediaError),
+    #[error("SIP trace: {0}")]
+    Trace(#[from] crate::trace::ExportError),
 }
 
 /// How often bans are re-read from the store (so `pbx ban remove` takes effect).
@@ -73,6 +75,15 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let location = Arc::new(location);
     let restored = location.restore(store.list_bindings().await?, now_unix);
     tracing::info!(bindings = restored, "registrations restored");
+
+    // The SIP trace: filters from the config and `pbx trace`, re-read every 2 s.
+    let tracer = Arc::new(crate::trace::Tracer::start(&config.trace)?);
+    crate::trace::sync::once(&store, &tracer, &config.trace.targets).await?;
+    tokio::spawn(crate::trace::sync::run(
+        store.clone(),
+        tracer.clone(),
+        config.trace.targets.clone(),
+    ));
 
     let connections = Arc::new(Connections::default());
     let mut udp_out = Vec::new();
@@ -145,7 +156,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let context = Arc::new(EngineContext {
         domain: config.sip.domain.clone(),
         user_agent: config.sip.user_agent.clone(),
-        sender: Sender::new(udp_out, connections.clone()),
+        sender: Sender::new(udp_out, connections.clone()).with_trace(tracer.clone()),
         guard: guard.clone(),
         store: store.clone(),
         credentials: credentials.clone(),
@@ -183,6 +194,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         sink: dispatcher.clone(),
         connections,
         max_message_size: config.sip.max_message_size,
+        trace: tracer,
     });
 
     let mut tasks = JoinSet::new();

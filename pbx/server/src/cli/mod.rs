@@ -9,6 +9,7 @@ mod extension;
 pub mod import;
 mod registration;
 pub mod table;
+mod trace;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,33 @@ pub enum Command {
     /// Work with the dialplan.
     #[command(subcommand)]
     Dialplan(DialplanCommand),
+    /// Log the SIP messages of a source network or an extension, without a restart.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Start tracing the messages from and to a source, or about an extension.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["source", "extension"])))]
+    Add {
+        /// A network (CIDR) or single address: messages exchanged with it.
+        #[arg(long, value_name = "CIDR", value_parser = crate::trace::filter::parse_source)]
+        source: Option<IpNet>,
+        /// An extension: messages whose Request-URI, From or To names it.
+        #[arg(long, value_name = "NUMBER", value_parser = crate::trace::filter::parse_extension)]
+        extension: Option<String>,
+        /// Stop by itself after this long (such as 30m, 2h); default: until removed.
+        #[arg(long = "for", value_name = "DURATION", value_parser = config::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
+    /// The traces in force (those of `[trace]` in the config too).
+    List,
+    /// Stop a trace: its ID from `pbx trace list`, or `all`.
+    Remove {
+        #[arg(value_name = "ID|all")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +275,7 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
         Command::Cdr(CdrCommand::List { limit }) => cdr::list(&store, limit).await,
         Command::Admin(cmd) => admin::run(&store, cmd).await,
         Command::Ban(cmd) => ban::run(&store, cmd).await,
+        Command::Trace(cmd) => trace::run(&store, &config, cmd).await,
         Command::Dialplan(DialplanCommand::Trace {
             from,
             to,

@@ -12,6 +12,7 @@ pub use errors::{ConfigError, ConfigErrors};
 pub use load::{load, load_str};
 pub use model::{
     CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, RtpConfig,
-    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, Transport, VoicemailConfig, WebConfig,
+    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig, Transport, VoicemailConfig,
+    WebConfig,
 };
 pub use values::{parse_network, parse_socket_addr};

@@ -25,6 +25,7 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub dialplan: DialplanConfig,
     pub calls: CallsConfig,
+    pub trace: TraceConfig,
 }
 
 /// The transport of a listener, from the scheme of a `listen` entry.
@@ -197,4 +198,22 @@ pub struct SmtpConfig {
 pub struct DialplanConfig {
     /// The dialplan file, which exists at load time. `None` when `[dialplan] file` is not set.
     pub file: Option<PathBuf>,
+}
+
+/// `[trace]`: the SIP trace (docs/admin-guide.md, "Seeing the SIP").
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceConfig {
+    /// Default empty: `sources` (networks) and `extensions` traced from start-up on, besides
+    /// what `pbx trace add` adds while running.
+    pub targets: Vec<crate::trace::Target>,
+    /// Default true: traced messages are logged (target `sip_trace`, level info).
+    pub log: bool,
+    /// Default none: traced messages are also appended to this file.
+    pub file: Option<PathBuf>,
+    /// Default none: every SIP message is sent as HEP3 over UDP to this capture server.
+    pub hep: Option<SocketAddr>,
+    /// Default 1: the capture agent id HEP packets carry.
+    pub hep_id: u32,
+    /// Default none: the capture server's password, sent in each HEP packet.
+    pub hep_password: Option<String>,
 }

@@ -10,13 +10,13 @@ use toml::de::{DeTable, DeValue};
 use super::load::{Ctx, Section};
 use super::model::{
     CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, RtpConfig,
-    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, VoicemailConfig, WebConfig,
+    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig, VoicemailConfig, WebConfig,
 };
 use super::values::{
     parse_listen, parse_network, parse_port_range, parse_socket_addr, resolve_database_url,
 };
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "sip",
     "rtp",
     "database",
@@ -27,6 +27,7 @@ const SECTIONS: [&str; 10] = [
     "smtp",
     "dialplan",
     "calls",
+    "trace",
 ];
 
 /// Reads every section of the root table; problems go to `ctx`.
@@ -70,6 +71,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, root: &DeTable<'_>) -> Config {
         voicemail: voicemail(ctx, &section("voicemail")),
         dialplan: dialplan(ctx, &section("dialplan")),
         calls: calls(ctx, &section("calls")),
+        trace: trace(ctx, &section("trace")),
         sip,
         smtp,
     }
@@ -398,4 +400,60 @@ fn dialplan(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> DialplanConfig {
         ctx.error(span, format!("dialplan file not found: {}", file.display()));
     }
     DialplanConfig { file: Some(file) }
+}
+
+fn trace(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> TraceConfig {
+    use crate::trace::{Target, filter};
+    ctx.check_keys(
+        s,
+        &[
+            "sources",
+            "extensions",
+            "log",
+            "file",
+            "hep",
+            "hep_id",
+            "hep_password",
+        ],
+    );
+    let mut targets = Vec::new();
+    for (net, _) in ctx
+        .list(s, "sources", filter::parse_source)
+        .unwrap_or_default()
+    {
+        targets.push(Target::Source(net));
+    }
+    for (user, _) in ctx
+        .list(s, "extensions", filter::parse_extension)
+        .unwrap_or_default()
+    {
+        targets.push(Target::Extension(user));
+    }
+    let log = ctx.boolean(s, "log", true);
+    let file = match ctx.string(s, "file") {
+        Some(("", span)) => {
+            ctx.error(span, "`file` in [trace] must not be empty".into());
+            None
+        }
+        Some((name, _)) => Some(ctx.base_dir.join(name)),
+        None => None,
+    };
+    let hep = ctx
+        .parsed(s, "hep", |t| match t.strip_prefix("udp:") {
+            Some(addr) => parse_socket_addr(addr).map_err(|m| format!("bad HEP address: {m}")),
+            None => Err(format!(
+                "bad HEP address `{t}`: expected udp:IP:PORT, such as \"udp:127.0.0.1:9060\""
+            )),
+        })
+        .map(|(addr, _)| addr);
+    let hep_id = u32::try_from(ctx.integer(s, "hep_id", 0..=i64::from(u32::MAX), 1)).unwrap_or(1);
+    let hep_password = ctx.string(s, "hep_password").map(|(p, _)| p.to_string());
+    TraceConfig {
+        targets,
+        log,
+        file,
+        hep,
+        hep_id,
+        hep_password,
+    }
 }

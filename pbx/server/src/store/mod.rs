@@ -12,6 +12,7 @@ mod error;
 mod extensions;
 mod registrations;
 mod secrets;
+mod traces;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +27,7 @@ pub use error::StoreError;
 pub use extensions::{Credentials, Extension, NewExtension};
 pub use registrations::{BindingChange, StoredBinding};
 pub use secrets::{hash_secret, verify_secret};
+pub use traces::StoredTrace;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

@@ -111,6 +111,8 @@ pub struct Shared {
     pub sink: Arc<dyn Sink>,
     pub connections: Arc<Connections>,
     pub max_message_size: usize,
+    /// Sees every message in and out (the SIP trace and HEP export).
+    pub trace: Arc<crate::trace::Tracer>,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -152,6 +154,7 @@ pub(crate) fn parse_inbound(data: Bytes, peer: &Peer) -> Result<Message, Option<
 pub struct Sender {
     udp: Vec<udp::UdpOut>,
     connections: Arc<Connections>,
+    trace: Arc<crate::trace::Tracer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,10 +169,22 @@ pub enum SendError {
 
 impl Sender {
     pub fn new(udp: Vec<udp::UdpOut>, connections: Arc<Connections>) -> Sender {
-        Sender { udp, connections }
+        let trace = Arc::new(crate::trace::Tracer::off());
+        Sender {
+            udp,
+            connections,
+            trace,
+        }
+    }
+
+    /// Hands every message sent to the SIP trace.
+    pub fn with_trace(mut self, trace: Arc<crate::trace::Tracer>) -> Sender {
+        self.trace = trace;
+        self
     }
 
     pub fn send(&self, peer: &Peer, data: Bytes) -> Result<(), SendError> {
+        self.trace.outbound(peer, &data);
         match peer.kind {
             TransportKind::Udp => {
                 let socket = self

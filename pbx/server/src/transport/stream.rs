@@ -107,12 +107,14 @@ async fn serve<S>(
                     if !admitted(&shared, remote) {
                         break 'read;
                     }
+                    shared.trace.inbound(&peer, &data);
                     match parse_inbound(data, &peer) {
                         Ok(message) => shared.sink.deliver(Inbound {
                             peer: peer.clone(),
                             message,
                         }),
                         Err(Some(answer)) => {
+                            shared.trace.outbound(&peer, &answer);
                             shared.connections.send(conn, answer);
                         }
                         Err(None) => {}

@@ -95,9 +95,12 @@ pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> io::Result<()> 
             local,
             conn: None,
         };
-        match parse_inbound(Bytes::copy_from_slice(datagram), &peer) {
+        let data = Bytes::copy_from_slice(datagram);
+        shared.trace.inbound(&peer, &data);
+        match parse_inbound(data, &peer) {
             Ok(message) => shared.sink.deliver(Inbound { peer, message }),
             Err(Some(answer)) => {
+                shared.trace.outbound(&peer, &answer);
                 let _ = socket.try_send_to(&answer, remote);
             }
             Err(None) => {}

@@ -266,6 +266,34 @@ pub async fn bans(store: &Store) {
     assert!(ok(store.active_bans(0).await).is_empty());
 }
 
+pub async fn sip_traces(store: &Store) {
+    let a = ok(store.add_trace("source", "127.0.0.5/32", None).await);
+    let b = ok(store.add_trace("extension", "1001", Some(2_000)).await);
+    assert_ne!(a, b);
+    let all = ok(store.active_traces(1_000).await);
+    let seen: Vec<_> = all
+        .iter()
+        .map(|t| (t.id, t.kind.as_str(), t.value.as_str(), t.until))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (a, "source", "127.0.0.5/32", None),
+            (b, "extension", "1001", Some(2_000))
+        ]
+    );
+    // An expired filter is not in force; one without an expiry always is.
+    let later = ok(store.active_traces(2_000).await);
+    assert_eq!(later.iter().map(|t| t.id).collect::<Vec<_>>(), [a]);
+    assert_eq!(ok(store.prune_traces(2_000).await), 1);
+    assert!(ok(store.remove_trace(a).await));
+    assert!(!ok(store.remove_trace(a).await));
+    ok(store.add_trace("source", "10.0.0.0/8", None).await);
+    ok(store.add_trace("source", "10.1.0.0/16", Some(5)).await);
+    assert_eq!(ok(store.remove_all_traces(10).await), 1);
+    assert!(ok(store.active_traces(0).await).is_empty());
+}
+
 pub async fn admins(store: &Store) {
     ok(store.create_admin("root", "correct horse").await);
     assert!(matches!(
