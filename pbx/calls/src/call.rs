@@ -13,6 +13,7 @@
 
 mod forks;
 mod in_dialog;
+mod plain_retry;
 mod retransmit;
 
 use crate::dialog::{Dialog, without_tag};
@@ -533,7 +534,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 self.on_fork_provisional(now, layer, key, response);
             } else if response.status.is_success() {
                 self.on_fork_success(now, layer, key, response);
-            } else {
+            } else if !self.retry_plain(now, layer, key, &response) {
                 self.on_fork_final(now, layer, key, response);
             }
         } else if let Some(relayed) = self.relayed.get(key)
