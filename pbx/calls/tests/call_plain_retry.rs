@@ -225,3 +225,34 @@ Content-Length: 0
     assert_eq!(header(&cancel, &HeaderName::CSEQ), "2 CANCEL");
     assert_eq!(w.record().disposition, pbx_calls::Disposition::Cancelled);
 }
+
+#[test]
+fn a_refusal_the_dialplan_does_not_answer_is_the_devices_in_the_cdr() {
+    // With a dialplan, the failed dial goes back to it; when the plan has nothing more, the
+    // caller gets the dial's answer and the CDR names the device, not the PBX.
+    let mut w = World::start_planned_with(
+        caller_invite(Some(OFFER), 70),
+        route(vec![device_tls("desk")]),
+        Some(media_setup(Optional, Required)),
+    );
+    w.device_answers("desk", 488, None);
+    let end = w.dial_ends.pop().expect("the dial ended");
+    assert_eq!(end.side, HangupSide::Callee);
+    let now = w.now;
+    w.call.finish_dial(now, &mut w.layer, &end);
+    w.settle();
+    assert_eq!(w.last_to_caller().status, StatusCode::NOT_ACCEPTABLE_HERE);
+    let record = w.record();
+    assert_eq!(record.hangup_side, HangupSide::Callee);
+    assert!(record.hangup_cause.starts_with("488"), "{record:?}");
+
+    // A ring timeout is the PBX's decision.
+    let mut w = World::start_planned_with(
+        caller_invite(Some(OFFER), 70),
+        route(vec![device("soft")]),
+        Some(media_setup(Optional, Optional)),
+    );
+    w.advance(Duration::from_secs(21));
+    let end = w.dial_ends.pop().expect("the dial ended");
+    assert_eq!(end.side, HangupSide::Pbx);
+}
