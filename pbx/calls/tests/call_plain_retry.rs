@@ -256,3 +256,19 @@ fn a_refusal_the_dialplan_does_not_answer_is_the_devices_in_the_cdr() {
     let end = w.dial_ends.pop().expect("the dial ended");
     assert_eq!(end.side, HangupSide::Pbx);
 }
+
+#[test]
+fn required_rings_only_the_devices_that_can_get_keys() {
+    // RFC 4568 §8.3: no keys in clear, so under `required` the UDP device is left out and
+    // the TLS one still rings.
+    let w = call(vec![device("soft"), device_tls("desk")], Required);
+    assert!(w.summary("soft").is_empty(), "{:?}", w.summary("soft"));
+    assert!(is_srtp(&body(&w.invites["desk"])));
+    assert!(w.records.is_empty(), "the call goes on");
+
+    // With no device on TLS, nothing can be offered: 488, the PBX's decision.
+    let w = call(vec![device("soft")], Required);
+    assert!(w.summary("soft").is_empty());
+    assert_eq!(w.last_to_caller().status, StatusCode::NOT_ACCEPTABLE_HERE);
+    assert_eq!(w.record().hangup_side, HangupSide::Pbx);
+}

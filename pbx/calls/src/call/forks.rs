@@ -90,26 +90,29 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         devices: Vec<Device<D>>,
         media: Option<MediaSetup>,
     ) {
+        // A device that cannot be offered what its policy needs (SRTP under `required`, on
+        // UDP) is left out; the others still ring.
+        let mut left_out = None;
         for device in devices {
             // Under `optional`, a device on TLS is offered SRTP; if it refuses, it gets a
             // plain offer next (`plain_retry.rs`).
             let negotiator = self.fork_negotiator(&device, media.as_ref(), FirstOffer::Srtp);
-            if let Err(error) = self.send_fork(now, layer, device, negotiator, 1) {
-                // The caller's offer itself is unacceptable: nothing to ring.
-                let status = StatusCode(error.status());
-                let reason = format!("{} ({error})", status.canonical_reason());
-                self.fail(
-                    now,
-                    layer,
-                    status,
-                    &reason,
-                    crate::record::Disposition::Failed,
-                    HangupSide::Pbx,
-                );
-                return;
-            }
+            let error = match self.send_fork(now, layer, device, negotiator, 1) {
+                Ok(_) => continue,
+                Err(error @ NegotiationError::KeysInClear(Side::Callee)) => {
+                    left_out = Some(error);
+                    continue;
+                }
+                Err(error) => error,
+            };
+            // The caller's offer itself is unacceptable: nothing to ring.
+            return self.fail_offer(now, layer, &error);
         }
-        if !self.forks.iter().any(|f| f.round == self.round) {
+        let rung = self.forks.iter().any(|f| f.round == self.round);
+        if let Some(error) = left_out.filter(|_| !rung) {
+            return self.fail_offer(now, layer, &error);
+        }
+        if !rung {
             self.round_failed(
                 now,
                 layer,
@@ -118,6 +121,25 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 "Temporarily Unavailable (no device reachable)",
             );
         }
+    }
+
+    /// No branch can be offered the call: the caller gets the negotiation's status (488).
+    fn fail_offer(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        error: &NegotiationError,
+    ) {
+        let status = StatusCode(error.status());
+        let reason = format!("{} ({error})", status.canonical_reason());
+        self.fail(
+            now,
+            layer,
+            status,
+            &reason,
+            crate::record::Disposition::Failed,
+            HangupSide::Pbx,
+        );
     }
 
     /// The offer/answer state of a new branch to `device` (each branch has its own keys).
