@@ -10,9 +10,10 @@ keys are only sent over TLS by default) with baresip `mediaenc=srtp-mand` (RTP/S
 - an extension with `--media-encryption required` that offers plain RTP gets 488;
 - encrypted by default: a callee on TLS with the default `optional` policy is offered SRTP, so
   a baresip with `mediaenc=srtp-mand` (which refuses plain RTP) is reached, and one with the
-  README's `mediaenc=srtp` talks SRTP; a callee on TLS
-  that refuses SRTP with 488 gets a second, plain offer and the call connects; with `required`
-  its refusal ends the call and the CDR names the callee (also through a dialplan).
+  README's `mediaenc=srtp` talks SRTP; a callee on TLS that refuses SRTP with 488 gets a
+  second, plain offer and the call connects; with `required` its refusal ends the call and
+  the CDR names the callee (also through a dialplan); an extension's TLS and UDP devices each
+  get the offer their transport allows.
 
 Extensions: 3702, 3706, 3708 and 3713 have `--media-encryption required`; the others the
 default (optional).
