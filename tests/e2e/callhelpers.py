@@ -275,12 +275,14 @@ class BaresipCallResult:
 
 def baresip_call(pbx, tmp_path, a_user, b_user, a_ip="127.0.0.2", b_ip="127.0.0.3",
                  a_transport="udp", b_transport="udp", a_mediaenc="", b_mediaenc="",
-                 seconds=3.0, direct=False):
+                 seconds=3.0, direct=False, b_refuses=0):
     """A (a_user) calls B (b_user): A plays TONE_A, B auto-answers and plays TONE_B; both
     record; A hangs up after `seconds`. Through the PBX (registered, A dials B's number) or,
     with `direct`, A dials B's own address (no PBX, no registration). Loopback UDP is
     sniffed meanwhile. Asserts the call was established and closed on both sides; returns a
-    BaresipCallResult (tone reports of both recordings, menc events, the sniffer)."""
+    BaresipCallResult (tone reports of both recordings, menc events, the sniffer).
+    `b_refuses`: B refuses that many INVITEs first (CALL_CLOSED, e.g. "No audio codecs" for
+    an offer it cannot take) before one establishes the call."""
     tmp = str(tmp_path)
     tone_a = write_tone_wav(os.path.join(tmp, f"tone-{TONE_A}.wav"), TONE_A, seconds + 20)
     tone_b = write_tone_wav(os.path.join(tmp, f"tone-{TONE_B}.wav"), TONE_B, seconds + 20)
@@ -308,6 +310,10 @@ def baresip_call(pbx, tmp_path, a_user, b_user, a_ip="127.0.0.2", b_ip="127.0.0.
         ea = a.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, 10)
         assert ea is not None and ea["type"] == "CALL_ESTABLISHED", \
             f"A -> {target}: not established: {ea}\n{a.log()}\n{b.log()}{where}"
+        for n in range(b_refuses):
+            eb = b.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, 5)
+            assert eb is not None and eb["type"] == "CALL_CLOSED", \
+                f"B: expected to refuse INVITE {n + 1} of the call: {eb}\n{b.log()}{where}"
         eb = b.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, 5)
         assert eb is not None and eb["type"] == "CALL_ESTABLISHED", \
             f"B: not established: {eb}\n{b.log()}{where}"

@@ -13,6 +13,7 @@
 
 mod forks;
 mod in_dialog;
+mod plain_retry;
 mod retransmit;
 
 use crate::dialog::{Dialog, without_tag};
@@ -130,6 +131,8 @@ pub struct DialEnd {
     pub status: StatusCode,
     pub reason: String,
     pub disposition: Disposition,
+    /// Who ended the round: the devices (busy, refused, unreachable) or the PBX (ring timeout).
+    pub side: HangupSide,
 }
 
 /// Why nobody answered.
@@ -369,6 +372,21 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         self.fail(now, layer, status, reason, disposition, HangupSide::Pbx);
     }
 
+    /// Ends the call for the caller with a failed dial's answer, when the dialplan has nothing
+    /// more to try: the CDR names whoever ended that dial (a device's 486 or 488 is the
+    /// callee's word, not the PBX's).
+    pub fn finish_dial(&mut self, now: Instant, layer: &mut TransactionLayer<D>, end: &DialEnd) {
+        self.ring_deadline = None;
+        self.fail(
+            now,
+            layer,
+            end.status,
+            &end.reason,
+            end.disposition,
+            end.side,
+        );
+    }
+
     /// A round of ringing ended without an answer: tell the dialplan, or the caller.
     fn round_failed(
         &mut self,
@@ -384,18 +402,19 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             DialOutcome::NoAnswer => Disposition::NoAnswer,
             DialOutcome::Unavailable => Disposition::Failed,
         };
+        let side = match outcome {
+            DialOutcome::NoAnswer => HangupSide::Pbx,
+            _ => HangupSide::Callee,
+        };
         if self.plan_continues {
             self.outputs.push_back(CallOutput::DialEnded(DialEnd {
                 outcome,
                 status,
                 reason: reason.to_string(),
                 disposition,
+                side,
             }));
         } else {
-            let side = match outcome {
-                DialOutcome::NoAnswer => HangupSide::Pbx,
-                _ => HangupSide::Callee,
-            };
             self.fail(now, layer, status, reason, disposition, side);
         }
     }
@@ -533,7 +552,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 self.on_fork_provisional(now, layer, key, response);
             } else if response.status.is_success() {
                 self.on_fork_success(now, layer, key, response);
-            } else {
+            } else if !self.retry_plain(now, layer, key, &response) {
                 self.on_fork_final(now, layer, key, response);
             }
         } else if let Some(relayed) = self.relayed.get(key)

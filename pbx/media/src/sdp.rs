@@ -44,6 +44,7 @@ pub use negotiator::Negotiator;
 pub use parse::{
     Connection, MediaDescription, ParseError, Rtcp, RtpMap, SessionDescription, parse,
 };
+pub use pending::FirstOffer;
 
 use std::net::IpAddr;
 

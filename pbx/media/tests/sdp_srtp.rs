@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pbx_media::Side::{Callee, Caller};
 use pbx_media::sdp::Encryption::{Off, Optional, Required};
-use pbx_media::sdp::{LegPolicy, NegotiationError};
+use pbx_media::sdp::{FirstOffer, LegPolicy, NegotiationError};
 use pbx_media::{CryptoSuite, SrtpKey};
 use sdp_support::*;
 
@@ -139,6 +139,110 @@ fn optional_callee_mirrors_a_plain_caller() {
         .offer(Caller, &fixture("sipp_uac.sdp"), &mut rng())
         .unwrap();
     assert!(lines(&offer, "m=audio")[0].contains(" RTP/AVP "));
+}
+
+#[test]
+fn first_offer_srtp_reaches_an_optional_callee_on_tls_only() {
+    // A plain caller on UDP, an Optional callee on TLS: SRTP offered (the caller is not
+    // mirrored), the answer's key taken, the caller's leg plain.
+    let mut n =
+        negotiator(plain(), policy(Optional, true)).with_first_offer(Callee, FirstOffer::Srtp);
+    let offer = n
+        .offer(Caller, &fixture("sipp_uac.sdp"), &mut rng())
+        .unwrap();
+    assert!(lines(&offer, "m=audio")[0].contains(" RTP/SAVP "));
+    assert_eq!(lines(&offer, "a=crypto:").len(), 2);
+    assert!(n.pending_offer_is_srtp());
+    let (answer, plan) = n
+        .answer(
+            Callee,
+            &savp_answer(1, "AES_CM_128_HMAC_SHA1_80", CALLEE_KEY),
+            &mut rng(),
+        )
+        .unwrap();
+    assert!(lines(&answer, "a=crypto").is_empty());
+    assert!(plan.callee.srtp.is_some() && plan.caller.srtp.is_none());
+
+    // The same callee on UDP: no keys in clear, plain RTP.
+    let mut n = negotiator(plain(), plain()).with_first_offer(Callee, FirstOffer::Srtp);
+    let offer = n
+        .offer(Caller, &fixture("sipp_uac.sdp"), &mut rng())
+        .unwrap();
+    assert!(lines(&offer, "m=audio")[0].contains(" RTP/AVP "));
+    assert!(lines(&offer, "a=crypto").is_empty());
+    assert!(!n.pending_offer_is_srtp());
+
+    // Off and Required are not affected.
+    let mut n = negotiator(plain(), policy(Off, true)).with_first_offer(Callee, FirstOffer::Srtp);
+    let offer = n
+        .offer(Caller, &fixture("sipp_uac.sdp"), &mut rng())
+        .unwrap();
+    assert!(lines(&offer, "m=audio")[0].contains(" RTP/AVP "));
+}
+
+#[test]
+fn first_offer_plain_after_a_refusal_even_from_an_srtp_caller() {
+    let tls = policy(Optional, true);
+    let mut n = negotiator(tls, tls).with_first_offer(Callee, FirstOffer::Plain);
+    let offer = n
+        .offer(Caller, &fixture("zoiper_srtp.sdp"), &mut rng())
+        .unwrap();
+    assert!(lines(&offer, "m=audio")[0].contains(" RTP/AVP "));
+    assert!(lines(&offer, "a=crypto").is_empty());
+    assert!(!n.pending_offer_is_srtp());
+    // The caller keeps SRTP on its own leg.
+    let (answer, plan) = n
+        .answer(Callee, &callee_answer("0", &[]), &mut rng())
+        .unwrap();
+    assert_eq!(lines(&answer, "a=crypto:").len(), 1);
+    assert!(plan.caller.srtp.is_some() && plan.callee.srtp.is_none());
+    // A re-offer from the caller (hold) stays plain towards the callee.
+    n.offer(Caller, &fixture("zoiper_srtp.sdp"), &mut rng())
+        .map(|offer| assert!(lines(&offer, "a=crypto").is_empty()))
+        .unwrap();
+
+    // Required ignores it: SRTP or nothing.
+    let mut n = negotiator(tls, policy(Required, true)).with_first_offer(Callee, FirstOffer::Plain);
+    let offer = n
+        .offer(Caller, &fixture("zoiper_srtp.sdp"), &mut rng())
+        .unwrap();
+    assert!(lines(&offer, "m=audio")[0].contains(" RTP/SAVP "));
+}
+
+#[test]
+fn an_optional_leg_keeps_its_profile_on_re_offers() {
+    // A plain caller on TLS and an SRTP callee on TLS: the callee's re-offer (hold) is not
+    // mirrored as SRTP to the caller, whose session is plain.
+    let tls = policy(Optional, true);
+    let mut n = negotiator(tls, tls).with_first_offer(Callee, FirstOffer::Srtp);
+    n.offer(Caller, &fixture("sipp_uac.sdp"), &mut rng())
+        .unwrap();
+    let (answer, _) = n
+        .answer(
+            Callee,
+            &savp_answer(1, "AES_CM_128_HMAC_SHA1_80", CALLEE_KEY),
+            &mut rng(),
+        )
+        .unwrap();
+    assert!(lines(&answer, "m=audio")[0].contains(" RTP/AVP "));
+    let reoffer = n
+        .offer(
+            Callee,
+            &savp_answer(1, "AES_CM_128_HMAC_SHA1_80", CALLEE_KEY),
+            &mut rng(),
+        )
+        .unwrap();
+    assert!(
+        lines(&reoffer, "m=audio")[0].contains(" RTP/AVP "),
+        "{}",
+        text(&reoffer)
+    );
+    assert!(lines(&reoffer, "a=crypto").is_empty());
+    let (back, plan) = n
+        .answer(Caller, &callee_answer("0", &[]), &mut rng())
+        .unwrap();
+    assert_eq!(lines(&back, "a=crypto:").len(), 1, "the callee keeps SRTP");
+    assert!(plan.callee.srtp.is_some() && plan.caller.srtp.is_none());
 }
 
 #[test]

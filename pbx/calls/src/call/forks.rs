@@ -10,7 +10,7 @@ use crate::outcome::best_failure;
 use crate::record::HangupSide;
 use bytes::Bytes;
 use pbx_media::Side;
-use pbx_media::sdp::Negotiator;
+use pbx_media::sdp::{FirstOffer, NegotiationError, Negotiator};
 use pbx_sip::header::CSeq;
 use pbx_sip::message::{HeaderName, Message, Request, Response};
 use pbx_sip::method::Method;
@@ -20,7 +20,7 @@ use std::time::Instant;
 
 /// Where one device's INVITE stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ForkState {
+pub(super) enum ForkState {
     /// Sent, nothing heard yet (a CANCEL must wait for a provisional, RFC 3261 §9.1).
     Calling,
     /// A provisional response arrived: the device rings.
@@ -34,22 +34,26 @@ enum ForkState {
 /// One device's branch of the call.
 #[derive(Debug)]
 pub(super) struct Fork<D> {
-    device: Device<D>,
-    key: TransactionKey,
-    invite: Request,
+    pub(super) device: Device<D>,
+    pub(super) key: TransactionKey,
+    pub(super) invite: Request,
     /// The offer/answer state for this branch: the device's policy and its own SRTP keys.
-    negotiator: Option<Negotiator>,
-    state: ForkState,
+    pub(super) negotiator: Option<Negotiator>,
+    pub(super) state: ForkState,
     /// A CANCEL is owed as soon as the device sends a provisional response.
-    cancel_owed: Option<&'static str>,
+    pub(super) cancel_owed: Option<&'static str>,
     /// The INVITE transaction is gone from the layer.
-    transaction_done: bool,
+    pub(super) transaction_done: bool,
     /// The round of ringing this branch belongs to.
-    round: u32,
+    pub(super) round: u32,
     /// The caller's SDP answer and the plan made from this device's early (183) answer: its
     /// 2xx repeats that answer (RFC 3261 §13.2.1), and the negotiator has no offer left.
-    early_answer: Option<(Vec<u8>, pbx_media::MediaPlan)>,
-    final_status: Option<StatusCode>,
+    pub(super) early_answer: Option<(Vec<u8>, pbx_media::MediaPlan)>,
+    pub(super) final_status: Option<StatusCode>,
+    /// The INVITE's CSeq number: 1, or 2 for the plain offer after a refused SRTP one.
+    pub(super) cseq: u32,
+    /// This branch is the plain second offer to a device that refused SRTP (never retried).
+    pub(super) plain_retry: bool,
 }
 
 impl<D> Fork<D> {
@@ -86,68 +90,29 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         devices: Vec<Device<D>>,
         media: Option<MediaSetup>,
     ) {
-        let offer = self.caller.invite.body.clone();
-        let max_forwards = self
-            .caller
-            .invite
-            .headers
-            .max_forwards()
-            .map_or(70, |m| m.saturating_sub(1));
+        // A device that cannot be offered what its policy needs (SRTP under `required`, on
+        // UDP) is left out; the others still ring.
+        let mut left_out = None;
         for device in devices {
-            let mut negotiator = media.as_ref().map(|m| {
-                Negotiator::new(
-                    m.caller,
-                    Self::policy(
-                        &self.caller.endpoint,
-                        m.caller_encryption,
-                        m.allow_keys_in_clear,
-                    ),
-                    m.callee,
-                    Self::policy(&device.endpoint, m.callee_encryption, m.allow_keys_in_clear),
-                    m.session_id,
-                )
-            });
-            let body = match (&mut negotiator, offer.is_empty()) {
-                (Some(negotiator), false) => {
-                    match negotiator.offer(Side::Caller, &offer, &mut rand::rng()) {
-                        Ok(body) => Bytes::from(body),
-                        Err(error) => {
-                            // The caller's offer itself is unacceptable: nothing to ring.
-                            let status = StatusCode(error.status());
-                            let reason = format!("{} ({error})", status.canonical_reason());
-                            self.fail(
-                                now,
-                                layer,
-                                status,
-                                &reason,
-                                crate::record::Disposition::Failed,
-                                HangupSide::Pbx,
-                            );
-                            return;
-                        }
-                    }
+            // Under `optional`, a device on TLS is offered SRTP; if it refuses, it gets a
+            // plain offer next (`plain_retry.rs`).
+            let negotiator = self.fork_negotiator(&device, media.as_ref(), FirstOffer::Srtp);
+            let error = match self.send_fork(now, layer, device, negotiator, 1) {
+                Ok(_) => continue,
+                Err(error @ NegotiationError::KeysInClear(Side::Callee)) => {
+                    left_out = Some(error);
+                    continue;
                 }
-                // RFC 3261 §13.2.1: an INVITE without an offer; the 2xx will carry one.
-                _ => Bytes::new(),
+                Err(error) => error,
             };
-            let invite = self.fork_invite(&device, max_forwards, body);
-            let Some(key) = self.send(now, layer, invite.clone(), &device.endpoint) else {
-                continue;
-            };
-            self.forks.push(Fork {
-                device,
-                key,
-                invite,
-                negotiator,
-                state: ForkState::Calling,
-                cancel_owed: None,
-                transaction_done: false,
-                round: self.round,
-                final_status: None,
-                early_answer: None,
-            });
+            // The caller's offer itself is unacceptable: nothing to ring.
+            return self.fail_offer(now, layer, &error);
         }
-        if !self.forks.iter().any(|f| f.round == self.round) {
+        let rung = self.forks.iter().any(|f| f.round == self.round);
+        if let Some(error) = left_out.filter(|_| !rung) {
+            return self.fail_offer(now, layer, &error);
+        }
+        if !rung {
             self.round_failed(
                 now,
                 layer,
@@ -158,8 +123,102 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         }
     }
 
+    /// No branch can be offered the call: the caller gets the negotiation's status (488).
+    fn fail_offer(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        error: &NegotiationError,
+    ) {
+        let status = StatusCode(error.status());
+        let reason = format!("{} ({error})", status.canonical_reason());
+        self.fail(
+            now,
+            layer,
+            status,
+            &reason,
+            crate::record::Disposition::Failed,
+            HangupSide::Pbx,
+        );
+    }
+
+    /// The offer/answer state of a new branch to `device` (each branch has its own keys).
+    pub(super) fn fork_negotiator(
+        &self,
+        device: &Device<D>,
+        media: Option<&MediaSetup>,
+        first: FirstOffer,
+    ) -> Option<Negotiator> {
+        media.map(|m| {
+            Negotiator::new(
+                m.caller,
+                Self::policy(
+                    &self.caller.endpoint,
+                    m.caller_encryption,
+                    m.allow_keys_in_clear,
+                ),
+                m.callee,
+                Self::policy(&device.endpoint, m.callee_encryption, m.allow_keys_in_clear),
+                m.session_id,
+            )
+            .with_first_offer(Side::Callee, first)
+        })
+    }
+
+    /// Makes the PBX's offer to `device` from the caller's and sends the branch's INVITE with
+    /// CSeq `cseq` (above 1 only for the plain offer after a refused SRTP one). `Ok(false)`:
+    /// the layer could not send it.
+    pub(super) fn send_fork(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        device: Device<D>,
+        mut negotiator: Option<Negotiator>,
+        cseq: u32,
+    ) -> Result<bool, NegotiationError> {
+        let offer = self.caller.invite.body.clone();
+        let max_forwards = self
+            .caller
+            .invite
+            .headers
+            .max_forwards()
+            .map_or(70, |m| m.saturating_sub(1));
+        let body = match (&mut negotiator, offer.is_empty()) {
+            (Some(negotiator), false) => {
+                Bytes::from(negotiator.offer(Side::Caller, &offer, &mut rand::rng())?)
+            }
+            // RFC 3261 §13.2.1: an INVITE without an offer; the 2xx will carry one.
+            _ => Bytes::new(),
+        };
+        let invite = self.fork_invite(&device, max_forwards, body, cseq);
+        let Some(key) = self.send(now, layer, invite.clone(), &device.endpoint) else {
+            return Ok(false);
+        };
+        self.forks.push(Fork {
+            device,
+            key,
+            invite,
+            negotiator,
+            state: ForkState::Calling,
+            cancel_owed: None,
+            transaction_done: false,
+            round: self.round,
+            final_status: None,
+            early_answer: None,
+            cseq,
+            plain_retry: cseq > 1,
+        });
+        Ok(true)
+    }
+
     /// The INVITE for one device (RFC 3261 §8.1.1).
-    fn fork_invite(&self, device: &Device<D>, max_forwards: u32, body: Bytes) -> Request {
+    fn fork_invite(
+        &self,
+        device: &Device<D>,
+        max_forwards: u32,
+        body: Bytes,
+        cseq: u32,
+    ) -> Request {
         let mut invite = Request::new(Method::INVITE, device.contact.clone());
         let h = &mut invite.headers;
         h.push(
@@ -170,7 +229,10 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         h.push(HeaderName::FROM, self.callee_from.to_string());
         h.push(HeaderName::TO, self.called_uri.to_string());
         h.push(HeaderName::CALL_ID, self.callee_call_id.clone());
-        h.push(HeaderName::CSEQ, CSeq::new(1, Method::INVITE).to_string());
+        h.push(
+            HeaderName::CSEQ,
+            CSeq::new(cseq, Method::INVITE).to_string(),
+        );
         h.push(
             HeaderName::CONTACT,
             format!("<{}>", device.endpoint.contact()),
@@ -264,7 +326,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         let Some(fork) = self.forks.get(index) else {
             return;
         };
-        let dialog = self.callee_dialog(&fork.invite, &response);
+        let cseq = fork.cseq;
+        let dialog = self.callee_dialog(&fork.invite, cseq, &response);
         let endpoint = fork.device.endpoint.clone();
         // A retransmission of the winner's 2xx: ACK again (RFC 3261 §13.2.2.4), unless the
         // ACK waits for the caller's answer (late offer).
@@ -277,7 +340,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             }
             return;
         }
-        let ack = dialog.ack(1, &endpoint, &self.config.user_agent);
+        let ack = dialog.ack(cseq, &endpoint, &self.config.user_agent);
         if self.phase != Phase::Ringing {
             // RFC 3261 §15: a 2xx after the call was decided (CANCEL crossed it, or another
             // device won): ACK it, then end that dialog at once.
@@ -369,7 +432,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
     }
 
     /// The dialog with the device that answered (RFC 3261 §12.1.2).
-    fn callee_dialog(&self, invite: &Request, response: &Response) -> Dialog {
+    fn callee_dialog(&self, invite: &Request, cseq: u32, response: &Response) -> Dialog {
         let to = response.headers.to().ok();
         let remote_tag = to
             .as_ref()
@@ -402,7 +465,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 .unwrap_or_else(|| self.called_uri.clone()),
             remote_target,
             route_set,
-            local_cseq: 1,
+            local_cseq: cseq,
             remote_cseq: None,
         }
     }
@@ -530,9 +593,10 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             }
         }
         cancel.headers.push(HeaderName::MAX_FORWARDS, "70");
-        cancel
-            .headers
-            .push(HeaderName::CSEQ, CSeq::new(1, Method::CANCEL).to_string());
+        cancel.headers.push(
+            HeaderName::CSEQ,
+            CSeq::new(fork.cseq, Method::CANCEL).to_string(),
+        );
         if let Some(reason) = reason.filter(|r| !r.is_empty()) {
             cancel.headers.push(HeaderName::REASON, reason.to_string());
         }

@@ -95,6 +95,38 @@ pub fn device(name: Party) -> Device<Party> {
     }
 }
 
+/// A device registered over TLS (its SDP may carry SRTP keys, RFC 4568 §8.3).
+pub fn device_tls(name: Party) -> Device<Party> {
+    let mut device = device(name);
+    device.contact = format!("sip:1000@{name}.example:5061;transport=tls")
+        .parse()
+        .unwrap_or_else(|_| unreachable!());
+    device.endpoint.transport = "TLS";
+    device.endpoint.reliable = true;
+    device.endpoint.secure = true;
+    device.endpoint.local = "192.0.2.1:5061".parse().unwrap_or_else(|_| unreachable!());
+    device
+}
+
+/// Relay ports and the two legs' policies (SDES keys only over TLS).
+pub fn media_setup(
+    caller: pbx_media::sdp::Encryption,
+    callee: pbx_media::sdp::Encryption,
+) -> MediaSetup {
+    let local = |rtp_port| pbx_media::sdp::LocalEndpoint {
+        ip: "192.0.2.1".parse().unwrap_or_else(|_| unreachable!()),
+        rtp_port,
+    };
+    MediaSetup {
+        caller: local(10000),
+        callee: local(10002),
+        caller_encryption: caller,
+        callee_encryption: callee,
+        allow_keys_in_clear: false,
+        session_id: 42,
+    }
+}
+
 pub fn ring(devices: &[Party]) -> Route<Party> {
     Route::Ring {
         devices: devices.iter().map(|d| device(d)).collect(),
@@ -125,6 +157,15 @@ impl World {
     /// A call whose failed rounds go back to a dialplan.
     pub fn start_planned(route: Route<Party>) -> World {
         World::start_full(caller_invite(None, 70), route, None, true)
+    }
+
+    /// A call with media whose failed rounds go back to a dialplan.
+    pub fn start_planned_with(
+        invite: Request,
+        route: Route<Party>,
+        media: Option<MediaSetup>,
+    ) -> World {
+        World::start_full(invite, route, media, true)
     }
 
     pub fn start_with(invite: Request, route: Route<Party>, media: Option<MediaSetup>) -> World {

@@ -3,7 +3,7 @@
 use super::codec::{Codec, PtSpace, audio_codecs, intersect};
 use super::crypto::{OFFERED, generate, parse_crypto};
 use super::parse::parse;
-use super::pending::{Pending, Stream, offer_srtp};
+use super::pending::{FirstOffer, LegSrtp, Pending, Stream, offer_srtp};
 use super::write::{Audio, Rejected, Section, body, with_origin};
 use super::{LegPolicy, LocalEndpoint, NegotiationError};
 use crate::{CryptoSuite, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
@@ -37,6 +37,7 @@ struct Leg {
     /// refresh) keep them, so the relay keeps its SRTP contexts (RFC 4568 §7.1.4 allows it).
     keys: Vec<SrtpKey>,
     pts: PtSpace,
+    srtp: LegSrtp,
 }
 
 // `last_body` holds the PBX's keys in its `a=crypto` lines: never printed (ARCHITECTURE.md
@@ -48,6 +49,7 @@ impl std::fmt::Debug for Leg {
             .field("policy", &self.policy)
             .field("version", &self.version)
             .field("keys", &self.keys)
+            .field("srtp", &self.srtp)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +64,7 @@ impl Leg {
             lines: Vec::new(),
             keys: Vec::new(),
             pts: PtSpace::default(),
+            srtp: LegSrtp::default(),
         }
     }
 
@@ -105,6 +108,18 @@ impl Negotiator {
         }
     }
 
+    /// How the first offer to `side` treats an `Optional` policy (default
+    /// [`FirstOffer::Mirror`]).
+    pub fn with_first_offer(mut self, side: Side, first: FirstOffer) -> Negotiator {
+        self.legs[side.index()].srtp.first_offer = first;
+        self
+    }
+
+    /// Whether the outstanding offer the PBX sent carries SRTP (RTP/SAVP with its keys).
+    pub fn pending_offer_is_srtp(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.srtp_on)
+    }
+
     /// The plan of the last completed exchange.
     pub fn plan(&self) -> Option<&MediaPlan> {
         self.plan.as_ref()
@@ -135,7 +150,8 @@ impl Negotiator {
         let sdp = parse(sdp)?;
         let to = from.other();
         let mut p = Pending::read(from, &sdp, &self.legs[from.index()].policy)?;
-        p.srtp_on = offer_srtp(to, &self.legs[to.index()].policy, p.crypto.is_some())?;
+        let to_leg = &self.legs[to.index()];
+        p.srtp_on = offer_srtp(to, &to_leg.policy, to_leg.srtp, p.crypto.is_some())?;
         let leg = &mut self.legs[to.index()];
 
         // The offerer's formats under the numbers this leg knows them by (RFC 3264 §8.3.2).
@@ -296,6 +312,8 @@ impl Negotiator {
         }
         off_leg.lines = lines;
         ans_leg.pts.learn(&answered);
+        off_leg.srtp.in_use = Some(off_srtp.is_some());
+        ans_leg.srtp.in_use = Some(ans_srtp.is_some());
 
         // Packets to the offerer carry the numbers the PBX offered the answerer; packets to
         // the answerer carry the offerer's numbers (the PBX answered with them).

@@ -146,17 +146,52 @@ fn offerer_crypto(
     }
 }
 
-/// Whether the PBX offers SRTP to `side`, given its policy and whether the offerer has SRTP.
+/// Whether the PBX offers SRTP to `side`, given its policy, what the PBX knows of that leg
+/// and whether the offerer has SRTP.
 pub(crate) fn offer_srtp(
     side: Side,
     policy: &LegPolicy,
+    leg: LegSrtp,
     offerer_encrypted: bool,
 ) -> Result<bool, NegotiationError> {
     match policy.encryption {
         Encryption::Off => Ok(false),
         Encryption::Required if policy.keys_may_travel() => Ok(true),
         Encryption::Required => Err(NegotiationError::KeysInClear(side)),
-        // Mirror the offerer, when keys may travel to this leg; RTP otherwise.
-        Encryption::Optional => Ok(offerer_encrypted && policy.keys_may_travel()),
+        Encryption::Optional => Ok(match (leg.in_use, leg.first_offer) {
+            // A leg keeps its profile for the whole call: a re-offer that switched it could be
+            // refused, and a refused re-INVITE leaves hold or resume undone.
+            (Some(in_use), _) => in_use && policy.keys_may_travel(),
+            (None, FirstOffer::Plain) => false,
+            (None, FirstOffer::Srtp) => {
+                policy.secure_signaling || (offerer_encrypted && policy.keys_may_travel())
+            }
+            // Mirror the offerer, when keys may travel to this leg; RTP otherwise.
+            (None, FirstOffer::Mirror) => offerer_encrypted && policy.keys_may_travel(),
+        }),
     }
+}
+
+/// What the PBX knows of one leg's SRTP, beyond its policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LegSrtp {
+    /// How to make the first offer to an `Optional` leg.
+    pub first_offer: FirstOffer,
+    /// Whether the leg's last completed exchange set up SRTP (`None`: none completed yet).
+    pub in_use: Option<bool>,
+}
+
+/// What the PBX first offers a leg whose policy is [`Encryption::Optional`]. Later offers keep
+/// the profile the first exchange settled on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FirstOffer {
+    /// SRTP when the offerer has SRTP and keys may travel to this leg, RTP otherwise.
+    #[default]
+    Mirror,
+    /// SRTP when the leg's signalling is TLS (RFC 4568 §8.3), whatever the offerer has; the
+    /// other cases as `Mirror`. For a leg that can refuse it and be offered RTP again (a
+    /// device answering the PBX's INVITE with 488).
+    Srtp,
+    /// RTP: the leg refused SRTP.
+    Plain,
 }

@@ -46,9 +46,7 @@ pub(super) fn dial_ended(shard: &mut Shard, now: Instant, no: u64, end: DialEnd)
     {
         Some(plan) => plan.last_end = Some(end),
         None => {
-            return with_call(shard, no, |call, layer| {
-                call.finish(now, layer, end.status, &end.reason, end.disposition);
-            });
+            return with_call(shard, no, |call, layer| call.finish_dial(now, layer, &end));
         }
     }
     drive(shard, now, no, Some(StepResult::Dial(outcome)));
@@ -180,7 +178,7 @@ fn end_after_dial(shard: &mut Shard, now: Instant, no: u64, why: Option<&str>) {
         .and_then(|a| a.plan.as_ref())
         .and_then(|p| p.last_end.clone());
     with_call(shard, no, |call, layer| match last {
-        Some(end) => call.finish(now, layer, end.status, &end.reason, end.disposition),
+        Some(end) => call.finish_dial(now, layer, &end),
         None => {
             let reason = match why {
                 None => "Temporarily Unavailable".to_string(),
