@@ -278,10 +278,10 @@ fn begin_call(
                 Ok(session) => Some(session),
                 Err(error) => {
                     tracing::warn!(%error, "no media ports for a call");
-                    let mut answer = response_with_reason(
+                    // The cause is the PBX's business (logged above), not the caller's.
+                    let mut answer = super::respond::response(
                         &request,
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "Service Unavailable (no media ports)",
                         &ctx.user_agent,
                     );
                     answer.headers.push(HeaderName::RETRY_AFTER, "5");
