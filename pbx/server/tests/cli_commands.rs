@@ -330,7 +330,7 @@ fn ban_and_registration_and_cdr_listings() {
 
     let cdrs = env.pbx(&["cdr", "list", "--limit", "5"]).ok().stdout;
     assert!(
-        cdrs.starts_with("START  CALLER  CALLED  DISPOSITION"),
+        cdrs.starts_with("ID  START  CALLER  CALLED  DISPOSITION"),
         "{cdrs}"
     );
 }

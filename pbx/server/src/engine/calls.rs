@@ -316,6 +316,14 @@ fn begin_call(
         user_agent: ctx.user_agent.clone(),
         ..CallConfig::default()
     };
+    tracing::info!(
+        call = %caller_call_id,
+        caller = %caller.number,
+        callee = %called,
+        source = %peer.remote,
+        transport = %peer.kind,
+        "call started"
+    );
     let call = Call::start(now, &mut shard.layer, setup, config);
     metrics::gauge!("pbx_calls_active").increment(1.0);
     let calls = &mut shard.calls;

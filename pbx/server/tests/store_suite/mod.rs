@@ -294,6 +294,7 @@ pub async fn admins(store: &Store) {
 
 pub async fn cdrs(store: &Store) {
     assert!(ok(store.list_cdrs(10).await).is_empty());
+    let mut inserted = Vec::new();
     for (i, start) in [100, 300, 200].into_iter().enumerate() {
         let cdr = NewCdr {
             call_id: format!("c{i}"),
@@ -310,11 +311,15 @@ pub async fn cdrs(store: &Store) {
             caller_encrypted: i == 1,
             callee_encrypted: false,
         };
-        ok(store.insert_cdr(&cdr).await);
+        inserted.push(ok(store.insert_cdr(&cdr).await));
     }
     let recent = ok(store.list_cdrs(2).await);
     let ids: Vec<&str> = recent.iter().map(|c| c.call.call_id.as_str()).collect();
     assert_eq!(ids, ["c1", "c2"]);
+    // The ids insert_cdr returned are the listed ones (the log's "call ended" line names them).
+    let listed: Vec<i64> = recent.iter().map(|c| c.id).collect();
+    assert_eq!(listed, [inserted[1], inserted[2]]);
+    assert!(inserted[0] < inserted[1] && inserted[1] < inserted[2]);
     let first = recent.first().unwrap_or_else(|| panic!());
     assert_eq!(first.call.answered_at, Some(302));
     assert!(first.call.caller_encrypted && !first.call.callee_encrypted);
