@@ -114,7 +114,8 @@ pub(super) fn start(
                 .ok()
                 .and_then(|from| from.display_name.clone())
                 .unwrap_or_default(),
-            caller_context: None,
+            // `pbx extension set --context` overrides the plan's `members`.
+            caller_context: Some(caller.context.clone()).filter(|c| !c.is_empty()),
             dialed: called.clone(),
             now: pbx_dialplan::Timestamp::now(),
         };

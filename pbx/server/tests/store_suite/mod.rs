@@ -90,6 +90,49 @@ pub async fn extensions(store: &Store) {
     assert!(!ok(store.verify_pin("1000", "4321").await));
     assert!(!ok(store.verify_pin("1001", "1234").await));
 
+    // `extension set`: only the given fields change, the revision moves, registrations stay.
+    let revision = ok(store.extensions_revision().await);
+    let changes = pbx::store::ExtensionChanges {
+        password: Some("n3w".into()),
+        pin: Some("5678".into()),
+        media_encryption: Some("required".into()),
+        context: Some("lobby".into()),
+        ..Default::default()
+    };
+    assert!(ok(store.update_extension(REALM, "1000", &changes).await));
+    assert!(!ok(store.update_extension(REALM, "9999", &changes).await));
+    assert!(ok(store.extensions_revision().await) > revision);
+    let creds = ok(store.credentials("1000").await).unwrap_or_else(|| panic!("no credentials"));
+    assert_eq!(creds.ha1_md5, ha1_hex(Algorithm::Md5, "1000", REALM, "n3w"));
+    assert_eq!(
+        creds.ha1_sha256,
+        ha1_hex(Algorithm::Sha256, "1000", REALM, "n3w")
+    );
+    assert_eq!(
+        (creds.media_encryption.as_str(), creds.context.as_str()),
+        ("required", "lobby")
+    );
+    assert!(ok(store.verify_pin("1000", "5678").await));
+    let list = ok(store.list_extensions().await);
+    let alice = list.first().unwrap_or_else(|| panic!());
+    assert_eq!(
+        (alice.name.as_str(), alice.context.as_str()),
+        ("Alice", "lobby")
+    );
+    assert!(matches!(
+        store
+            .update_extension(
+                REALM,
+                "1000",
+                &pbx::store::ExtensionChanges {
+                    media_encryption: Some("sometimes".into()),
+                    ..Default::default()
+                }
+            )
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
     assert!(ok(store.remove_extension("1001").await));
     assert!(!ok(store.remove_extension("1001").await));
     assert_eq!(ok(store.credentials("1001").await), None);
