@@ -244,8 +244,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(&cli.config)?;
     if matches!(cli.command, Command::Check) {
         dialplan::check(&config)?;
+        // Risks, not errors: printed like them, but the exit code stays 0.
+        for warning in config::warnings(&cli.config, &config) {
+            eprintln!("{warning}");
+        }
         println!("{}: ok", cli.config.display());
         return Ok(());
+    }
+    if matches!(cli.command, Command::Serve) {
+        for warning in config::warnings(&cli.config, &config) {
+            tracing::warn!("{warning}");
+        }
     }
     let threads = match config.sip.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
