@@ -98,13 +98,18 @@ pub enum Action {
     Echo,
     /// Make the request; report [`StepResult::Http`].
     HttpLookup(HttpRequest),
-    /// End the call: a final `status` when not answered yet, else a BYE. Final.
+    /// End the call: a final `status` when not answered yet, else a BYE. `reason` is the
+    /// phrase the admin wrote for the caller (the status's own phrase by default). Final.
     Hangup { status: u16, reason: String },
-    /// The caller's context may not call this number: answer 403 and write a CDR with
-    /// `reason`. Final.
+    /// The caller's context may not call this number: answer 403. `reason` names contexts:
+    /// it is for the log and the CDR, not for the caller. Final.
     Refused { status: u16, reason: String },
-    /// No rule matches: answer 404. Final.
+    /// No rule matches: answer 404. `reason` names the context: for the log and the CDR
+    /// only. Final.
     NoRoute { status: u16, reason: String },
+    /// The plan broke down (a `goto` loop that never waits for the call): answer `status`
+    /// (500). `reason` is for the log and the CDR only. Final.
+    Failed { status: u16, reason: String },
     /// The plan is over (its steps ran out, or a `dial` was answered and bridged): hang up
     /// when the call is still up. Final.
     End,
@@ -115,7 +120,11 @@ impl Action {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            Action::Hangup { .. } | Action::Refused { .. } | Action::NoRoute { .. } | Action::End
+            Action::Hangup { .. }
+                | Action::Refused { .. }
+                | Action::NoRoute { .. }
+                | Action::Failed { .. }
+                | Action::End
         )
     }
 }

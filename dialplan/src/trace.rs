@@ -143,6 +143,7 @@ fn describe(
         Action::Hangup { status, reason } => (format!("hangup {status} {reason}"), done),
         Action::Refused { status, reason } => (format!("refused {status} {reason}"), done),
         Action::NoRoute { status, reason } => (format!("no route {status} {reason}"), done),
+        Action::Failed { status, reason } => (format!("failed {status} {reason}"), done),
         Action::End => ("end".into(), done),
     }
 }

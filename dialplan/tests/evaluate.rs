@@ -19,7 +19,7 @@ fn a_goto_loop_ends_with_500_instead_of_spinning() {
     ));
     let action = p.route(&call("1000", "1")).next(&directory, None);
     assert!(
-        matches!(action, Action::Hangup { status: 500, .. }),
+        matches!(action, Action::Failed { status: 500, .. }),
         "{action:?}"
     );
 }

@@ -57,6 +57,40 @@ def test_check_reports_every_problem_with_position(tmp_path):
     assert BAD_LINES <= lines, f"expected problems on lines {sorted(BAD_LINES)}, got {sorted(lines)}:\n{out}"
 
 
+def test_check_warns_about_rtp_ports_in_the_ephemeral_range(tmp_path):
+    """ports = "40000-41000" lies inside the kernel's ephemeral ports (32768-60999 by
+    default): a warning pointing at the value, and still exit 0."""
+    p = Pbx(tmp_path)
+    with open(p.config) as f:
+        text = f.read()
+    text = re.sub(r'(?m)^ports = ".*"$', 'ports = "40000-41000"', text)
+    with open(p.config, "w") as f:
+        f.write(text)
+    lines = text.splitlines()
+    line = next(i for i, ln in enumerate(lines, 1) if ln.startswith("ports = "))
+    col = lines[line - 1].index('"') + 1
+    r = check(p.config)
+    p.drop_database()
+    assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}{r.stderr}"
+    low, high = 32768, 60999
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(v) for v in f.read().split())
+    except OSError:
+        pass
+    expected = (f"{p.config}:{line}:{col}: warning: the RTP port range 40000-41000 overlaps "
+                f"the kernel's ephemeral ports {low}-{high}")
+    if low <= 41000 and 40000 <= high:
+        assert expected in r.stderr, f"expected {expected!r} in:\n{r.stderr}"
+    else:  # a kernel tuned away from the default: no overlap, no warning
+        assert "warning" not in r.stderr, r.stderr
+    # The generated test config (ports below 20000) has no such warning.
+    clean = Pbx(tmp_path, "clean")
+    r = check(clean.config)
+    clean.drop_database()
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stdout + r.stderr
+
+
 def test_check_missing_file(tmp_path):
     r = check(os.path.join(str(tmp_path), "nope.toml"))
     assert r.returncode == 1

@@ -365,11 +365,20 @@ def test_specificity_exact_number_first_and_goto_rings(plan_pbx, phones):
 
 
 def test_number_no_rule_matches_is_404(plan_pbx, phones):
+    """The caller gets the plain phrase; the context's name stays in the log and the CDR."""
     pbx = plan_pbx
     caller = phones(pbx, 1001, CALLER_IP)
-    refused(pbx, caller, "5999", 404)
+    mark = len(pbx.log_text())
+    final = refused(pbx, caller, "5999", 404)
+    assert final.reason == "Not Found", final.reason
+    line = pbx.wait_log(r"no dialplan rule for the call.*no rule in context staff matches 5999",
+                        mark)
+    assert line is not None, pbx.log_tail()
+    assert " INFO " in line.string[line.string.rfind("\n", 0, line.start()) + 1:line.end()], \
+        line.group(0)
     row = wait_cdr(pbx, 1001, "5999")
-    assert row["disposition"] != "answered", row
+    assert row["disposition"] == "failed", row
+    assert "404 Not Found (no rule in context staff matches 5999)" in row["hangup"], row
 
 
 # ------------------------------------------------------------------------------ dial branches
@@ -448,7 +457,8 @@ def test_lobby_may_not_call_1001_403_and_cdr_with_reason(plan_pbx, phones):
     assert row["disposition"] == "failed", row
     assert "Forbidden" in row["hangup"], row
     assert "context lobby may not call 1001" in row["hangup"], row
-    assert "Forbidden" in final.reason, final.reason
+    # The context's name is for the log and the CDR, not for the caller.
+    assert final.reason == "Forbidden", final.reason
 
 
 def test_lobby_may_call_the_reception(plan_pbx, phones):

@@ -371,7 +371,7 @@ impl Execution {
         note(&mut self.log, || {
             "loop: too many steps without waiting for the call".into()
         });
-        Action::Hangup {
+        Action::Failed {
             status: 500,
             reason: format!("dialplan loop: more than {STEP_BUDGET} steps in a row"),
         }

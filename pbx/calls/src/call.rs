@@ -387,6 +387,30 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         );
     }
 
+    /// Ends the call like [`Call::finish`], but the caller gets only the status's plain
+    /// reason phrase: `detail` (a context or rule name, an internal error) goes to the CDR.
+    pub fn refuse(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        status: StatusCode,
+        detail: &str,
+        disposition: Disposition,
+    ) {
+        self.ring_deadline = None;
+        let phrase = status.canonical_reason();
+        let cause = format!("{phrase} ({detail})");
+        self.fail_as(
+            now,
+            layer,
+            status,
+            phrase,
+            &cause,
+            disposition,
+            HangupSide::Pbx,
+        );
+    }
+
     /// A round of ringing ended without an answer: tell the dialplan, or the caller.
     fn round_failed(
         &mut self,
@@ -577,19 +601,30 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         disposition: Disposition,
         side: HangupSide,
     ) {
+        self.fail_as(now, layer, status, reason, reason, disposition, side);
+    }
+
+    /// [`Call::fail`] with one phrase for the caller and another (`cause`) for the CDR.
+    #[allow(clippy::too_many_arguments)] // fail's, plus the CDR's cause
+    fn fail_as(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        status: StatusCode,
+        phrase: &str,
+        cause: &str,
+        disposition: Disposition,
+        side: HangupSide,
+    ) {
         if self.phase != Phase::Ringing {
             return;
         }
         let mut response = self.caller_response(status);
-        response.reason = Bytes::copy_from_slice(reason.as_bytes());
+        response.reason = Bytes::copy_from_slice(phrase.as_bytes());
         self.respond_caller_invite(now, layer, response);
         self.phase = Phase::Done;
-        self.write_record(
-            now,
-            disposition,
-            &format!("{} {}", status.code(), reason),
-            side,
-        );
+        let cause = format!("{} {}", status.code(), cause);
+        self.write_record(now, disposition, &cause, side);
     }
 
     /// Ends an answered call: BYE to every side that did not end it (RFC 3261 §15.1.1).

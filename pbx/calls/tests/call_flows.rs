@@ -453,6 +453,28 @@ fn a_ring_timeout_is_reported_and_the_plan_has_the_last_word() {
 }
 
 #[test]
+fn a_refusal_tells_the_caller_the_plain_phrase_and_the_cdr_the_detail() {
+    let mut w = planned(Route::Wait);
+    let now = w.now;
+    w.call.refuse(
+        now,
+        &mut w.layer,
+        StatusCode::NOT_FOUND,
+        "no rule in context staff matches 5555",
+        Disposition::Failed,
+    );
+    w.settle();
+    let last = w.last_to_caller();
+    assert_eq!(last.status, StatusCode::NOT_FOUND);
+    assert_eq!(&last.reason[..], b"Not Found");
+    assert_eq!(
+        w.record().hangup_cause,
+        "404 Not Found (no rule in context staff matches 5555)"
+    );
+    assert_eq!(w.disposition(), Disposition::Failed);
+}
+
+#[test]
 fn a_call_waiting_for_its_plan_can_be_cancelled() {
     let mut w = planned(Route::Wait);
     assert!(w.summary("caller").is_empty() || w.summary("caller") == ["100"]);

@@ -1,4 +1,4 @@
-//! `pbx cdr list [--limit N]`.
+//! `pbx cdr list [--limit N]`. The ID is the one the log's "call ended" line names.
 
 use super::{CliError, table};
 use crate::store::Store;
@@ -10,8 +10,10 @@ pub(super) async fn list(store: &Store, limit: u32) -> Result<(), CliError> {
         .await?
         .into_iter()
         .map(|c| {
+            let id = c.id;
             let c = c.call;
             vec![
+                id.to_string(),
                 table::format_unix(c.started_at),
                 c.caller,
                 c.called,
@@ -33,6 +35,7 @@ pub(super) async fn list(store: &Store, limit: u32) -> Result<(), CliError> {
         "{}",
         table::render(
             &[
+                "ID",
                 "START",
                 "CALLER",
                 "CALLED",

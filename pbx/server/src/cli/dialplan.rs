@@ -61,12 +61,17 @@ pub(super) async fn trace(
         .iter()
         .map(|e| (e.number.clone(), e.name.clone()))
         .collect();
+    // The context set with `pbx extension set --context`, as a call would have it.
+    let caller_context = extensions
+        .iter()
+        .find(|e| e.number == request.from && !e.context.is_empty())
+        .map(|e| e.context.clone());
     let numbers: HashSet<String> = extensions.into_iter().map(|e| e.number).collect();
     let directory = |n: &str| numbers.contains(n);
     let call = CallContext {
         caller_name: names.get(&request.from).cloned().unwrap_or_default(),
         caller: request.from,
-        caller_context: None,
+        caller_context,
         dialed: request.to,
         now: request.at.unwrap_or_else(Timestamp::now),
     };

@@ -1,10 +1,10 @@
-//! `pbx extension add|import|list|remove`.
+//! `pbx extension add|set|import|list|remove`.
 
 use std::collections::HashSet;
 
 use super::{CliError, ExtensionCommand, import, table};
 use crate::config::Config;
-use crate::store::{NewExtension, Store};
+use crate::store::{ExtensionChanges, NewExtension, Store};
 
 pub(super) async fn run(
     store: &Store,
@@ -38,6 +38,26 @@ pub(super) async fn run(
             let number = ext.number.clone();
             store.add_extension(realm, ext).await?;
             println!("extension {number} created");
+        }
+        ExtensionCommand::Set {
+            number,
+            password,
+            name,
+            email,
+            pin,
+            media_encryption,
+            context,
+        } => {
+            let changes = ExtensionChanges {
+                password,
+                name,
+                email,
+                pin,
+                media_encryption,
+                context,
+            };
+            set(store, config, &number, &changes).await?;
+            println!("extension {number} changed");
         }
         ExtensionCommand::Import { file } => {
             let text = std::fs::read_to_string(&file)
@@ -73,13 +93,19 @@ pub(super) async fn run(
                         } else {
                             nets.join(",")
                         },
+                        e.media_encryption,
+                        if e.context.is_empty() {
+                            "-".to_string()
+                        } else {
+                            e.context
+                        },
                     ]
                 })
                 .collect();
-            print!(
-                "{}",
-                table::render(&["NUMBER", "NAME", "EMAIL", "PIN", "NETWORKS"], &rows)
-            );
+            let header = [
+                "NUMBER", "NAME", "EMAIL", "PIN", "NETWORKS", "MEDIA", "CONTEXT",
+            ];
+            print!("{}", table::render(&header, &rows));
         }
         ExtensionCommand::Remove { number } => {
             if !store.remove_extension(&number).await? {
@@ -89,4 +115,54 @@ pub(super) async fn run(
         }
     }
     Ok(())
+}
+
+/// `pbx extension set`: validates, checks a new context against the configured dialplan,
+/// and changes the row in place (registrations untouched).
+async fn set(
+    store: &Store,
+    config: &Config,
+    number: &str,
+    changes: &ExtensionChanges,
+) -> Result<(), CliError> {
+    if changes.is_empty() {
+        return Err(CliError::Input(vec![
+            "nothing to change: give --password, --name, --email, --pin, --media-encryption \
+             or --context"
+                .to_string(),
+        ]));
+    }
+    let mut problems = changes.problems();
+    if let Some(context) = changes.context.as_deref().filter(|c| !c.is_empty()) {
+        problems.extend(unknown_context(config, context)?);
+    }
+    if !problems.is_empty() {
+        return Err(CliError::Input(problems));
+    }
+    if !store
+        .update_extension(&config.sip.domain, number, changes)
+        .await?
+    {
+        return Err(CliError::Failed(format!("unknown extension {number}")));
+    }
+    Ok(())
+}
+
+/// A problem when `context` is not a context of the dialplan the config names (or when no
+/// dialplan is configured: the context would never apply).
+fn unknown_context(config: &Config, context: &str) -> Result<Option<String>, CliError> {
+    let Some(plan) = crate::plan::load(config).map_err(CliError::Problems)? else {
+        return Ok(Some(format!(
+            "--context {context}: the config names no dialplan ([dialplan] file)"
+        )));
+    };
+    if plan.context_names().any(|name| name == context) {
+        return Ok(None);
+    }
+    let known: Vec<&str> = plan.context_names().collect();
+    Ok(Some(format!(
+        "--context {context}: no such context in {} (it has: {})",
+        plan.path(),
+        known.join(", ")
+    )))
 }

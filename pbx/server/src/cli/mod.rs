@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError};
 #[command(
     name = "pbx",
     version,
-    about = "An IP-PBX: SIP, media, voicemail, web admin"
+    about = "An IP-PBX: SIP registrar, calls with an RTP/SRTP relay, a TOML dialplan"
 )]
 pub struct Cli {
     /// The config file; paths inside it are relative to its folder.
@@ -42,11 +42,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the PBX: SIP, media, voicemail and web admin, until SIGTERM or SIGINT.
+    /// Run the PBX (SIP, media relay, dialplan, GET /healthz and /metrics) until SIGTERM or
+    /// SIGINT.
     Serve,
-    /// Validate the config and the files it names; print one `path:line:col: message` per problem.
+    /// Validate the config and the dialplan it names: one `path:line:col: message` per
+    /// problem (exit 1), `path:line:col: warning: ...` for a risk (exit 0).
     Check,
-    /// Manage extensions (SIP accounts with a voicemail box).
+    /// Manage extensions (SIP accounts).
     #[command(subcommand)]
     Extension(ExtensionCommand),
     /// Show registrations.
@@ -55,7 +57,7 @@ pub enum Command {
     /// Show call detail records.
     #[command(subcommand)]
     Cdr(CdrCommand),
-    /// Manage web admin accounts and API tokens.
+    /// Manage admin accounts and API tokens (stored for the web admin, not built yet).
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Show and lift bans of source addresses.
@@ -128,7 +130,7 @@ pub enum ExtensionCommand {
         name: Option<String>,
         #[arg(long)]
         email: Option<String>,
-        /// Voicemail PIN: 4 to 12 digits.
+        /// A PIN of 4 to 12 digits, stored hashed (kept for voicemail, not built yet).
         #[arg(long)]
         pin: Option<String>,
         /// A network (CIDR) the extension may register from; repeat for several. Default: any.
@@ -138,9 +140,33 @@ pub enum ExtensionCommand {
         #[arg(long = "media-encryption", value_name = "POLICY")]
         media_encryption: Option<String>,
     },
+    /// Change an existing extension; its registrations stay. Only the options given change.
+    Set {
+        /// The extension to change.
+        number: String,
+        /// A new SIP password (a running PBX uses it within 5 s).
+        #[arg(long)]
+        password: Option<String>,
+        /// The display name ("" clears it).
+        #[arg(long)]
+        name: Option<String>,
+        /// The e-mail address ("" clears it).
+        #[arg(long)]
+        email: Option<String>,
+        /// A new PIN of 4 to 12 digits, stored hashed (kept for voicemail, not built yet).
+        #[arg(long)]
+        pin: Option<String>,
+        /// SRTP policy for this extension's calls: required, optional or off.
+        #[arg(long = "media-encryption", value_name = "POLICY")]
+        media_encryption: Option<String>,
+        /// The dialplan context it calls from, overriding the dialplan's `members` ("" goes
+        /// back to them); must exist in the dialplan the config names.
+        #[arg(long)]
+        context: Option<String>,
+    },
     /// Create many from a CSV file with the header `number,password,name,email,pin`.
     Import { file: PathBuf },
-    /// List the extensions.
+    /// List the extensions, with their SRTP policy and dialplan context.
     List,
     /// Remove an extension and its registrations.
     Remove { number: String },
@@ -163,7 +189,7 @@ pub enum CdrCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Create a web admin account.
+    /// Create an admin account.
     Create {
         user: String,
         #[arg(long)]
@@ -246,8 +272,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(&cli.config)?;
     if matches!(cli.command, Command::Check) {
         dialplan::check(&config)?;
+        // Risks, not errors: printed like them, but the exit code stays 0.
+        for warning in config::warnings(&cli.config, &config) {
+            eprintln!("{warning}");
+        }
         println!("{}: ok", cli.config.display());
         return Ok(());
+    }
+    if matches!(cli.command, Command::Serve) {
+        for warning in config::warnings(&cli.config, &config) {
+            tracing::warn!("{warning}");
+        }
     }
     let threads = match config.sip.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),

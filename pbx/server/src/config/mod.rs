@@ -6,6 +6,7 @@ mod load;
 mod model;
 mod sections;
 mod values;
+mod warnings;
 
 pub use duration::{format_duration, parse_duration};
 pub use errors::{ConfigError, ConfigErrors};
@@ -16,3 +17,4 @@ pub use model::{
     WebConfig,
 };
 pub use values::{parse_network, parse_socket_addr};
+pub use warnings::{LINUX_EPHEMERAL, warnings};

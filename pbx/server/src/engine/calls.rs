@@ -114,7 +114,8 @@ pub(super) fn start(
                 .ok()
                 .and_then(|from| from.display_name.clone())
                 .unwrap_or_default(),
-            caller_context: None,
+            // `pbx extension set --context` overrides the plan's `members`.
+            caller_context: Some(caller.context.clone()).filter(|c| !c.is_empty()),
             dialed: called.clone(),
             now: pbx_dialplan::Timestamp::now(),
         };
@@ -278,10 +279,10 @@ fn begin_call(
                 Ok(session) => Some(session),
                 Err(error) => {
                     tracing::warn!(%error, "no media ports for a call");
-                    let mut answer = response_with_reason(
+                    // The cause is the PBX's business (logged above), not the caller's.
+                    let mut answer = super::respond::response(
                         &request,
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "Service Unavailable (no media ports)",
                         &ctx.user_agent,
                     );
                     answer.headers.push(HeaderName::RETRY_AFTER, "5");
@@ -316,6 +317,14 @@ fn begin_call(
         user_agent: ctx.user_agent.clone(),
         ..CallConfig::default()
     };
+    tracing::info!(
+        call = %caller_call_id,
+        caller = %caller.number,
+        callee = %called,
+        source = %peer.remote,
+        transport = %peer.kind,
+        "call started"
+    );
     let call = Call::start(now, &mut shard.layer, setup, config);
     metrics::gauge!("pbx_calls_active").increment(1.0);
     let calls = &mut shard.calls;

@@ -1,6 +1,10 @@
 //! Call records written behind, in batches: the shards hand finished calls over without
 //! waiting, and one task writes what gathered in one transaction (like the location
 //! writer), so a busy PBX does not queue one commit per call behind the database's lock.
+//!
+//! The "call ended" log line is written here, once the database has given the record its
+//! id, so the line names the CDR `pbx cdr list` shows (a few milliseconds after the call
+//! ended, rather than an id of our own beside the database's).
 
 use crate::store::{NewCdr, Store};
 use std::time::Duration;
@@ -63,11 +67,17 @@ async fn run(store: Store, mut writes: mpsc::UnboundedReceiver<Write>) {
         }
         if !batch.is_empty() {
             match store.insert_cdrs(&batch).await {
-                Ok(_) => {
+                Ok(ids) => {
                     metrics::counter!("pbx_cdrs_written_total").increment(batch.len() as u64);
+                    for (cdr, id) in batch.iter().zip(ids) {
+                        log_end(cdr, Some(id));
+                    }
                 }
                 Err(error) => {
                     tracing::error!(%error, records = batch.len(), "could not write call records");
+                    for cdr in &batch {
+                        log_end(cdr, None);
+                    }
                 }
             }
             batch.clear();
@@ -76,6 +86,21 @@ async fn run(store: Store, mut writes: mpsc::UnboundedReceiver<Write>) {
             let _ = done.send(());
         }
     }
+}
+
+/// One info line per finished call; `id` is the CDR's, `None` when it could not be written.
+fn log_end(cdr: &NewCdr, id: Option<i64>) {
+    let cdr_id = id.map_or_else(|| "none".to_string(), |id| id.to_string());
+    tracing::info!(
+        cdr = %cdr_id,
+        call = %cdr.call_id,
+        caller = %cdr.caller,
+        callee = %cdr.called,
+        disposition = %cdr.disposition,
+        duration = %format!("{}s", cdr.duration_secs),
+        hangup = %format!("{} {}", cdr.hangup_side, cdr.hangup_cause).trim(),
+        "call ended"
+    );
 }
 
 fn take(write: Write, batch: &mut Vec<NewCdr>, flushes: &mut Vec<oneshot::Sender<()>>) {

@@ -1,7 +1,7 @@
 //! Every extension's credentials, in memory. The whole table is re-read from the store every
 //! [`REFRESH`] in the background, so a REGISTER never waits for the database on the hot
-//! path, and extensions added or removed with the CLI while the PBX runs are seen within that
-//! time. A name not in the table is looked up once (an extension added a moment ago) and,
+//! path, and extensions added, changed (`pbx extension set`: a new password, policy or
+//! context) or removed with the CLI while the PBX runs are seen within that time. A name not in the table is looked up once (an extension added a moment ago) and,
 //! when unknown, remembered as unknown for [`REFRESH`], so guessing names does not become
 //! database load.
 
@@ -97,6 +97,9 @@ impl CredentialCache {
             .collect();
         let count = table.len();
         *self.known.write().unwrap_or_else(|e| e.into_inner()) = table;
+        // Once at start, then once per change made with the CLI: an admin can see when a
+        // new password took effect.
+        tracing::info!(extensions = count, revision, "extension credentials loaded");
         let now = Instant::now();
         self.unknown
             .lock()
@@ -167,5 +170,43 @@ mod tests {
         cache.refresh().await.unwrap();
         assert!(cache.cached("1000", now).is_none());
         assert!(cache.cached("3000", now).flatten().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_changed_password_is_seen_at_the_next_refresh() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store
+            .add_extension("pbx.test", extension("1000"))
+            .await
+            .unwrap();
+        let cache = CredentialCache::new(store.clone());
+        cache.refresh().await.unwrap();
+        let now = Instant::now();
+        let before = cache.cached("1000", now).flatten().unwrap();
+        let changes = crate::store::ExtensionChanges {
+            password: Some("new-password".into()),
+            context: Some("staff".into()),
+            ..Default::default()
+        };
+        assert!(
+            store
+                .update_extension("pbx.test", "1000", &changes)
+                .await
+                .unwrap()
+        );
+        cache.refresh().await.unwrap();
+        let after = cache.cached("1000", now).flatten().unwrap();
+        assert_ne!(before.ha1_sha256, after.ha1_sha256);
+        assert_eq!(
+            after.ha1_sha256,
+            pbx_sip::auth::ha1_hex(
+                pbx_sip::auth::Algorithm::Sha256,
+                "1000",
+                "pbx.test",
+                "new-password"
+            )
+        );
+        assert_eq!(after.context, "staff");
+        assert_eq!(after.media_encryption, "optional");
     }
 }

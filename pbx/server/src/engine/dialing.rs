@@ -97,7 +97,7 @@ pub(super) fn drive(shard: &mut Shard, now: Instant, no: u64, mut input: Option<
                 put_back(shard, no, execution);
                 if let Err(error) = ensure_media(shard, no, &devices, &policy) {
                     tracing::warn!(%error, "no media ports for a call");
-                    return finish(shard, now, no, 503, "Service Unavailable (no media ports)");
+                    return refuse(shard, now, no, 503, "no media ports");
                 }
                 let name = Some(caller_name).filter(|n| !n.is_empty());
                 return with_call(shard, no, |call, layer| {
@@ -119,11 +119,22 @@ pub(super) fn drive(shard: &mut Shard, now: Instant, no: u64, mut input: Option<
                 });
                 return;
             }
+            // Context and rule names stay in the log and the CDR: the caller gets the
+            // plain phrase (docs/admin-guide.md, "What callers are told").
             Action::Refused { status, reason } => {
-                tracing::info!(%reason, "call refused by the dialplan");
-                return finish(shard, now, no, status, &format!("Forbidden ({reason})"));
+                tracing::info!(call = %call_id(shard, no), %reason, "call refused by the dialplan");
+                return refuse(shard, now, no, status, &reason);
             }
-            Action::NoRoute { status, reason } | Action::Hangup { status, reason } => {
+            Action::NoRoute { status, reason } => {
+                tracing::info!(call = %call_id(shard, no), %reason, "no dialplan rule for the call");
+                return refuse(shard, now, no, status, &reason);
+            }
+            Action::Failed { status, reason } => {
+                tracing::warn!(call = %call_id(shard, no), %reason, "the dialplan failed");
+                return refuse(shard, now, no, status, &reason);
+            }
+            // The admin wrote this phrase for the caller.
+            Action::Hangup { status, reason } => {
                 return finish(shard, now, no, status, &reason);
             }
             Action::End => return end_after_dial(shard, now, no, None),
@@ -151,20 +162,32 @@ pub(super) fn drive(shard: &mut Shard, now: Instant, no: u64, mut input: Option<
             }
         }
     }
-    finish(
-        shard,
-        now,
-        no,
-        500,
-        "Server Internal Error (the dialplan did not decide)",
-    );
+    tracing::warn!(call = %call_id(shard, no), "the dialplan did not decide");
+    refuse(shard, now, no, 500, "the dialplan did not decide");
 }
 
-/// The plan ends the call with `status`.
+/// The plan ends the call with `status` and the phrase the admin wrote.
 fn finish(shard: &mut Shard, now: Instant, no: u64, status: u16, reason: &str) {
     with_call(shard, no, |call, layer| {
         call.finish(now, layer, StatusCode(status), reason, Disposition::Failed);
     });
+}
+
+/// The call ends with `status`'s plain phrase; `detail` goes to the CDR only.
+fn refuse(shard: &mut Shard, now: Instant, no: u64, status: u16, detail: &str) {
+    with_call(shard, no, |call, layer| {
+        call.refuse(now, layer, StatusCode(status), detail, Disposition::Failed);
+    });
+}
+
+/// The caller's Call-ID of call `no`, for log lines.
+fn call_id(shard: &Shard, no: u64) -> String {
+    shard
+        .calls
+        .active
+        .get(&no)
+        .map(|a| a.call.caller_call_id().to_string())
+        .unwrap_or_default()
 }
 
 /// The plan has nothing more the PBX can do: after a failed dial the caller gets that dial's

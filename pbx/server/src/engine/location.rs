@@ -125,6 +125,8 @@ impl Location {
             .unwrap_or_default();
         let plan = decide(&current)?;
         let list = table.entry(aor.to_string()).or_default();
+        // Logged once the table is unlocked: (added, binding).
+        let mut logged: Vec<(bool, Registration)> = Vec::new();
         for change in &plan.changes {
             match change {
                 Plan::Upsert(binding) => {
@@ -139,6 +141,10 @@ impl Location {
                         // A refresh keeps what qualify last learnt about this device.
                         reachable: existing.and_then(|r| r.reachable),
                     };
+                    // A refresh of a binding is not news; a new one is.
+                    if existing.is_none() {
+                        logged.push((true, registration.clone()));
+                    }
                     self.write(BindingChange::Upsert(registration.stored(aor)));
                     match list.iter_mut().find(|r| r.binding.same_key(binding)) {
                         Some(existing) => *existing = registration,
@@ -146,7 +152,11 @@ impl Location {
                     }
                 }
                 Plan::Remove(binding) => {
-                    list.retain(|r| !r.binding.same_key(binding));
+                    let (gone, kept): (Vec<Registration>, _) = std::mem::take(list)
+                        .into_iter()
+                        .partition(|r| r.binding.same_key(binding));
+                    *list = kept;
+                    logged.extend(gone.into_iter().map(|r| (false, r)));
                     let contact = binding.contact.to_string();
                     self.write(BindingChange::Remove {
                         aor: aor.to_string(),
@@ -154,7 +164,7 @@ impl Location {
                     });
                 }
                 Plan::RemoveAll => {
-                    list.clear();
+                    logged.extend(list.drain(..).map(|r| (false, r)));
                     self.write(BindingChange::RemoveAll {
                         aor: aor.to_string(),
                     });
@@ -163,6 +173,10 @@ impl Location {
         }
         if list.is_empty() {
             table.remove(aor);
+        }
+        drop(table);
+        for (added, registration) in &logged {
+            log_binding(aor, registration, if *added { "added" } else { "removed" });
         }
         Ok(plan)
     }
@@ -245,14 +259,20 @@ impl Location {
     /// Drops expired bindings from memory (the store prunes its own copy). Returns how many.
     pub fn prune(&self, now_unix: u64) -> usize {
         let mut table = self.lock();
-        let mut pruned = 0;
-        table.retain(|_, list| {
-            let before = list.len();
-            list.retain(|r| r.binding.expires_at > now_unix);
-            pruned += before - list.len();
+        let mut expired = Vec::new();
+        table.retain(|aor, list| {
+            let (gone, live) = std::mem::take(list)
+                .into_iter()
+                .partition(|r: &Registration| r.binding.expires_at <= now_unix);
+            *list = live;
+            expired.extend(gone.into_iter().map(|r| (aor.clone(), r)));
             !list.is_empty()
         });
-        pruned
+        drop(table);
+        for (aor, registration) in &expired {
+            log_binding(aor, registration, "expired");
+        }
+        expired.len()
     }
 
     /// How many bindings are live.
@@ -268,6 +288,20 @@ impl Location {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Registration>>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// One info line per binding added, removed or expired (the contact, where it came from and
+/// the device's own name for itself: nothing secret).
+fn log_binding(aor: &str, registration: &Registration, what: &str) {
+    tracing::info!(
+        extension = %aor,
+        contact = %registration.binding.contact,
+        transport = %registration.transport,
+        source = %registration.source,
+        expires_at = registration.binding.expires_at,
+        user_agent = %registration.user_agent,
+        "registration {what}"
+    );
 }
 
 /// Writes queued changes in batches until a flush. After the first change of a batch it

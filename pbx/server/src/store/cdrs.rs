@@ -34,20 +34,25 @@ pub struct Cdr {
 }
 
 impl Store {
-    /// Records a call.
-    pub async fn insert_cdr(&self, c: &NewCdr) -> Result<(), StoreError> {
-        self.insert_cdrs(std::slice::from_ref(c)).await
+    /// Records a call; returns its id.
+    pub async fn insert_cdr(&self, c: &NewCdr) -> Result<i64, StoreError> {
+        let ids = self.insert_cdrs(std::slice::from_ref(c)).await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("no id for an inserted CDR".into()))
     }
 
     /// Records calls in one transaction (a busy PBX ends hundreds of calls a second; one
-    /// commit each would queue them behind the database's write lock).
-    pub async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(), StoreError> {
+    /// commit each would queue them behind the database's write lock). Returns their ids
+    /// (the database assigns them), in order.
+    pub async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool().begin().await?;
+        let mut ids = Vec::with_capacity(cdrs.len());
         for c in cdrs {
-            insert_one(c).execute(&mut *tx).await?;
+            ids.push(insert_one(c).fetch_one(&mut *tx).await?.try_get("id")?);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(ids)
     }
 
     /// The `limit` most recent calls, newest first.
@@ -89,7 +94,8 @@ fn insert_one(c: &NewCdr) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArg
     sqlx::query(
         "INSERT INTO cdrs (call_id, caller, called, started_at, answered_at, ended_at, \
          duration_secs, disposition, hangup_cause, hangup_side, codec, caller_encrypted, \
-         callee_encrypted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         callee_encrypted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         RETURNING id",
     )
     .bind(&c.call_id)
     .bind(&c.caller)

@@ -47,6 +47,72 @@ pub struct Extension {
     pub has_pin: bool,
     pub allowed_networks: Vec<IpNet>,
     pub created_at: u64,
+    /// `required`, `optional` or `off`.
+    pub media_encryption: String,
+    /// The dialplan context it calls from; empty: the dialplan decides.
+    pub context: String,
+}
+
+/// Changes to an existing extension (`pbx extension set`): `None` leaves a field as it is.
+/// An empty name, e-mail or context clears it.
+#[derive(Clone, Default, PartialEq)]
+pub struct ExtensionChanges {
+    pub password: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub pin: Option<String>,
+    pub media_encryption: Option<String>,
+    pub context: Option<String>,
+}
+
+// Hand-written so that the password and PIN never reach a log through `{:?}`.
+impl std::fmt::Debug for ExtensionChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtensionChanges")
+            .field("password", &self.password.as_ref().map(|_| "..."))
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .field("pin", &self.pin.as_ref().map(|_| "..."))
+            .field("media_encryption", &self.media_encryption)
+            .field("context", &self.context)
+            .finish()
+    }
+}
+
+impl ExtensionChanges {
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        *self == ExtensionChanges::default()
+    }
+
+    /// Every problem with the new values (empty when valid), by the rules of
+    /// [`NewExtension::problems`].
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(password) = &self.password {
+            out.extend(password_problem(password));
+        }
+        if let Some(policy) = &self.media_encryption {
+            out.extend(policy_problem(policy));
+        }
+        if let Some(name) = &self.name {
+            out.extend(name_problem(name));
+        }
+        if let Some(email) = &self.email {
+            out.extend(email_problem(email));
+        }
+        if let Some(pin) = &self.pin {
+            out.extend(pin_problem(pin));
+        }
+        if let Some(context) = &self.context
+            && context.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            out.push(format!(
+                "bad context `{context}`: no spaces or control characters"
+            ));
+        }
+        out
+    }
 }
 
 /// What digest authentication needs about an extension.
@@ -60,6 +126,8 @@ pub struct Credentials {
     pub allowed_networks: Vec<IpNet>,
     /// `required`, `optional` or `off`.
     pub media_encryption: String,
+    /// The dialplan context it calls from; empty: the dialplan decides.
+    pub context: String,
 }
 
 impl NewExtension {
@@ -72,36 +140,51 @@ impl NewExtension {
                 "bad extension number `{n}`: expected 2 to 15 digits"
             ));
         }
-        if let Some(policy) = &self.media_encryption
-            && !MEDIA_ENCRYPTION.contains(&policy.as_str())
-        {
-            out.push(format!(
-                "bad media encryption `{policy}`: expected required, optional or off"
-            ));
+        if let Some(policy) = &self.media_encryption {
+            out.extend(policy_problem(policy));
         }
-        if self.password.is_empty() {
-            out.push("the password is empty".to_string());
-        } else if self.password.chars().any(char::is_control) {
-            out.push("the password contains control characters".to_string());
+        out.extend(password_problem(&self.password));
+        if let Some(name) = &self.name {
+            out.extend(name_problem(name));
         }
-        if let Some(name) = &self.name
-            && name.chars().any(char::is_control)
-        {
-            out.push("the name contains control characters".to_string());
+        if let Some(email) = &self.email {
+            out.extend(email_problem(email));
         }
-        if let Some(email) = &self.email
-            && !email.is_empty()
-            && !email_shape_ok(email)
-        {
-            out.push(format!("bad e-mail address `{email}`"));
-        }
-        if let Some(pin) = &self.pin
-            && (!(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()))
-        {
-            out.push("bad PIN: expected 4 to 12 digits".to_string());
+        if let Some(pin) = &self.pin {
+            out.extend(pin_problem(pin));
         }
         out
     }
+}
+
+fn policy_problem(policy: &str) -> Option<String> {
+    (!MEDIA_ENCRYPTION.contains(&policy))
+        .then(|| format!("bad media encryption `{policy}`: expected required, optional or off"))
+}
+
+fn password_problem(password: &str) -> Option<String> {
+    if password.is_empty() {
+        Some("the password is empty".to_string())
+    } else if password.chars().any(char::is_control) {
+        Some("the password contains control characters".to_string())
+    } else {
+        None
+    }
+}
+
+fn name_problem(name: &str) -> Option<String> {
+    name.chars()
+        .any(char::is_control)
+        .then(|| "the name contains control characters".to_string())
+}
+
+fn email_problem(email: &str) -> Option<String> {
+    (!email.is_empty() && !email_shape_ok(email)).then(|| format!("bad e-mail address `{email}`"))
+}
+
+fn pin_problem(pin: &str) -> Option<String> {
+    (!(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| "bad PIN: expected 4 to 12 digits".to_string())
 }
 
 /// `local@domain.tld` without spaces: enough to catch typos; the mail server decides the rest.
@@ -193,6 +276,7 @@ fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
         ha1_sha256: row.try_get("ha1_sha256")?,
         allowed_networks: networks_from_text(&row.try_get::<String, _>("allowed_networks")?)?,
         media_encryption: row.try_get("media_encryption")?,
+        context: row.try_get("context")?,
     })
 }
 
@@ -202,7 +286,7 @@ fn bump_revision() -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgum
 
 macro_rules! credentials_query {
     ($($tail:literal)?) => {
-        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption FROM extensions" $(, $tail)?)
+        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption, context FROM extensions" $(, $tail)?)
     };
 }
 
@@ -220,7 +304,8 @@ impl Store {
         Ok(())
     }
 
-    /// The extensions table's revision: it changes whenever an extension is added or removed.
+    /// The extensions table's revision: it changes whenever an extension is added, changed or
+    /// removed.
     pub async fn extensions_revision(&self) -> Result<u64, StoreError> {
         let value: i64 = sqlx::query("SELECT value FROM revisions WHERE name = 'extensions'")
             .fetch_one(self.pool())
@@ -255,8 +340,8 @@ impl Store {
     /// Every extension, ordered by number.
     pub async fn list_extensions(&self) -> Result<Vec<Extension>, StoreError> {
         let rows = sqlx::query(
-            "SELECT number, name, email, pin_hash, allowed_networks, created_at \
-             FROM extensions ORDER BY number",
+            "SELECT number, name, email, pin_hash, allowed_networks, created_at, \
+             media_encryption, context FROM extensions ORDER BY number",
         )
         .fetch_all(self.pool())
         .await?;
@@ -271,9 +356,60 @@ impl Store {
                         &row.try_get::<String, _>("allowed_networks")?,
                     )?,
                     created_at: from_db(row.try_get("created_at")?),
+                    media_encryption: row.try_get("media_encryption")?,
+                    context: row.try_get("context")?,
                 })
             })
             .collect()
+    }
+
+    /// Changes an extension in place; its registrations stay. A new password replaces both
+    /// HA1s (`realm` is `[sip] domain`). `false` when there is no such extension. The
+    /// revision moves, so a running PBX reads the change at its next credentials refresh.
+    pub async fn update_extension(
+        &self,
+        realm: &str,
+        number: &str,
+        changes: &ExtensionChanges,
+    ) -> Result<bool, StoreError> {
+        if let Some(problem) = changes.problems().into_iter().next() {
+            return Err(StoreError::Invalid(problem));
+        }
+        // Hashed before the transaction (argon2 is slow on purpose).
+        let ha1 = |algorithm| {
+            changes
+                .password
+                .as_deref()
+                .map(|password| ha1_hex(algorithm, number, realm, password))
+        };
+        let (ha1_md5, ha1_sha256) = (ha1(Algorithm::Md5), ha1(Algorithm::Sha256));
+        let pin_hash = changes.pin.as_deref().map(hash_secret).transpose()?;
+        let mut tx = self.pool().begin().await?;
+        // NULL keeps a column as it is.
+        let updated = sqlx::query(
+            "UPDATE extensions SET ha1_md5 = COALESCE($1, ha1_md5), \
+             ha1_sha256 = COALESCE($2, ha1_sha256), pin_hash = COALESCE($3, pin_hash), \
+             name = COALESCE($4, name), email = COALESCE($5, email), \
+             media_encryption = COALESCE($6, media_encryption), \
+             context = COALESCE($7, context) WHERE number = $8",
+        )
+        .bind(ha1_md5)
+        .bind(ha1_sha256)
+        .bind(pin_hash)
+        .bind(changes.name.as_deref())
+        .bind(changes.email.as_deref())
+        .bind(changes.media_encryption.as_deref())
+        .bind(changes.context.as_deref())
+        .bind(number)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        bump_revision().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Removes an extension and its registrations. `false` when there was no such extension.

@@ -24,7 +24,7 @@ use sqlx::migrate::Migrator;
 pub use bans::Ban;
 pub use cdrs::{Cdr, NewCdr};
 pub use error::StoreError;
-pub use extensions::{Credentials, Extension, NewExtension};
+pub use extensions::{Credentials, Extension, ExtensionChanges, NewExtension};
 pub use registrations::{BindingChange, StoredBinding};
 pub use secrets::{hash_secret, verify_secret};
 pub use traces::StoredTrace;

@@ -90,6 +90,49 @@ pub async fn extensions(store: &Store) {
     assert!(!ok(store.verify_pin("1000", "4321").await));
     assert!(!ok(store.verify_pin("1001", "1234").await));
 
+    // `extension set`: only the given fields change, the revision moves, registrations stay.
+    let revision = ok(store.extensions_revision().await);
+    let changes = pbx::store::ExtensionChanges {
+        password: Some("n3w".into()),
+        pin: Some("5678".into()),
+        media_encryption: Some("required".into()),
+        context: Some("lobby".into()),
+        ..Default::default()
+    };
+    assert!(ok(store.update_extension(REALM, "1000", &changes).await));
+    assert!(!ok(store.update_extension(REALM, "9999", &changes).await));
+    assert!(ok(store.extensions_revision().await) > revision);
+    let creds = ok(store.credentials("1000").await).unwrap_or_else(|| panic!("no credentials"));
+    assert_eq!(creds.ha1_md5, ha1_hex(Algorithm::Md5, "1000", REALM, "n3w"));
+    assert_eq!(
+        creds.ha1_sha256,
+        ha1_hex(Algorithm::Sha256, "1000", REALM, "n3w")
+    );
+    assert_eq!(
+        (creds.media_encryption.as_str(), creds.context.as_str()),
+        ("required", "lobby")
+    );
+    assert!(ok(store.verify_pin("1000", "5678").await));
+    let list = ok(store.list_extensions().await);
+    let alice = list.first().unwrap_or_else(|| panic!());
+    assert_eq!(
+        (alice.name.as_str(), alice.context.as_str()),
+        ("Alice", "lobby")
+    );
+    assert!(matches!(
+        store
+            .update_extension(
+                REALM,
+                "1000",
+                &pbx::store::ExtensionChanges {
+                    media_encryption: Some("sometimes".into()),
+                    ..Default::default()
+                }
+            )
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
     assert!(ok(store.remove_extension("1001").await));
     assert!(!ok(store.remove_extension("1001").await));
     assert_eq!(ok(store.credentials("1001").await), None);
@@ -322,6 +365,7 @@ pub async fn admins(store: &Store) {
 
 pub async fn cdrs(store: &Store) {
     assert!(ok(store.list_cdrs(10).await).is_empty());
+    let mut inserted = Vec::new();
     for (i, start) in [100, 300, 200].into_iter().enumerate() {
         let cdr = NewCdr {
             call_id: format!("c{i}"),
@@ -338,11 +382,15 @@ pub async fn cdrs(store: &Store) {
             caller_encrypted: i == 1,
             callee_encrypted: false,
         };
-        ok(store.insert_cdr(&cdr).await);
+        inserted.push(ok(store.insert_cdr(&cdr).await));
     }
     let recent = ok(store.list_cdrs(2).await);
     let ids: Vec<&str> = recent.iter().map(|c| c.call.call_id.as_str()).collect();
     assert_eq!(ids, ["c1", "c2"]);
+    // The ids insert_cdr returned are the listed ones (the log's "call ended" line names them).
+    let listed: Vec<i64> = recent.iter().map(|c| c.id).collect();
+    assert_eq!(listed, [inserted[1], inserted[2]]);
+    assert!(inserted[0] < inserted[1] && inserted[1] < inserted[2]);
     let first = recent.first().unwrap_or_else(|| panic!());
     assert_eq!(first.call.answered_at, Some(302));
     assert!(first.call.caller_encrypted && !first.call.callee_encrypted);
