@@ -183,6 +183,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         sink: dispatcher.clone(),
         connections,
         max_message_size: config.sip.max_message_size,
+        limits: transport::limits::StreamLimits {
+            message_timeout: config.security.message_timeout,
+            unauthenticated_idle: config.security.unauthenticated_idle,
+            authenticated_idle: transport::limits::AUTHENTICATED_IDLE,
+            max_connections_per_source: config.security.max_connections_per_source,
+        },
     });
 
     let mut tasks = JoinSet::new();
@@ -400,6 +406,10 @@ fn describe_metrics() {
         "unparsable",
         "framing",
         "overload",
+        "garbage",
+        "message_timeout",
+        "connection_limit",
+        "tls_handshake",
     ] {
         metrics::counter!("pbx_sip_dropped_total", "reason" => reason).increment(0);
     }

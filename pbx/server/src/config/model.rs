@@ -171,6 +171,13 @@ pub struct SecurityConfig {
     /// Default `["baresip", "sipp"]`: lower-case substrings of User-Agent values of clients
     /// that are challenged with MD5 only, because they fail when offered SHA-256 too.
     pub md5_only_user_agents: Vec<String>,
+    /// Default 10s: a TCP/TLS message must be complete this long after its first byte.
+    pub message_timeout: Duration,
+    /// Default 30s: a TCP/TLS connection on which no request passed digest authentication
+    /// is closed after this long without a message.
+    pub unauthenticated_idle: Duration,
+    /// Default 128; 0 = no cap: simultaneous TCP/TLS connections per source address.
+    pub max_connections_per_source: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

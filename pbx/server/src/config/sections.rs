@@ -252,6 +252,9 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
             "nonce_lifetime",
             "digest_algorithms",
             "md5_only_user_agents",
+            "message_timeout",
+            "unauthenticated_idle",
+            "max_connections_per_source",
         ],
     );
     let to_u32 = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -319,6 +322,23 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
             .map(|s| s.to_string())
             .collect(),
     };
+    let message_timeout = ctx.duration(s, "message_timeout", Duration::from_secs(10));
+    let unauthenticated_idle = ctx.duration(s, "unauthenticated_idle", Duration::from_secs(30));
+    for (key, d) in [
+        ("message_timeout", message_timeout),
+        ("unauthenticated_idle", unauthenticated_idle),
+    ] {
+        if d.is_zero()
+            && let Some(v) = s.get(key)
+        {
+            ctx.error(
+                v.span(),
+                format!("`{key}` in [security] must be longer than 0s"),
+            );
+        }
+    }
+    let max_connections_per_source =
+        to_u32(ctx.integer(s, "max_connections_per_source", 0..=1_000_000, 128));
     SecurityConfig {
         max_auth_failures,
         failure_window,
@@ -330,6 +350,9 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
         nonce_lifetime,
         digest_algorithms,
         md5_only_user_agents,
+        message_timeout,
+        unauthenticated_idle,
+        max_connections_per_source,
     }
 }
 
