@@ -153,11 +153,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         digest: std::sync::Mutex::new(digest),
         policy,
         md5_only_user_agents: config.security.md5_only_user_agents.clone(),
-        // RTP sockets listen on every interface; the SDP names the address to use.
+        // RTP sockets bind to `[rtp] bind` (by default where SIP listens, if that is one
+        // address); the SDP names the address to use.
         media: crate::media::MediaService::new(
             config.rtp.port_min,
             config.rtp.port_max,
-            std::net::IpAddr::from([0, 0, 0, 0]),
+            config.rtp.bind,
             config.rtp.rtp_timeout,
         )?,
         public_ip: config.rtp.public_ip,

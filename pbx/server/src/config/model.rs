@@ -122,6 +122,25 @@ pub struct RtpConfig {
     /// Default false: SDES keys (`a=crypto`) are only written into SDP sent over TLS
     /// (RFC 4568 §8.3); true lets them go over UDP and TCP too.
     pub sdes_over_insecure: bool,
+    /// The address RTP/RTCP sockets bind to. Default: derived from `[sip] listen` by
+    /// [`media_bind_for`].
+    pub bind: IpAddr,
+}
+
+/// The default `[rtp] bind`: when every SIP listener is on one and the same specific address,
+/// media binds there too (a loopback-only or single-interface PBX opens nothing else);
+/// otherwise (a wildcard listener, or several addresses) media listens on every IPv4
+/// interface, `0.0.0.0`, and the SDP names the address each leg's signalling uses.
+pub fn media_bind_for(listen: &[Listen]) -> IpAddr {
+    let wildcard = IpAddr::from([0, 0, 0, 0]);
+    let Some(first) = listen.first().map(|l| l.addr.ip()) else {
+        return wildcard;
+    };
+    if first.is_unspecified() || listen.iter().any(|l| l.addr.ip() != first) {
+        wildcard
+    } else {
+        first
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,4 +223,38 @@ pub struct SmtpConfig {
 pub struct DialplanConfig {
     /// The dialplan file, which exists at load time. `None` when `[dialplan] file` is not set.
     pub file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen(entries: &[&str]) -> Vec<Listen> {
+        entries
+            .iter()
+            .map(|e| super::super::values::parse_listen(e).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn media_binds_where_sip_listens_when_that_is_one_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let one = listen(&[
+            "udp:127.0.0.1:5060",
+            "tcp:127.0.0.1:5060",
+            "tls:127.0.0.1:5061",
+        ]);
+        assert_eq!(media_bind_for(&one), ip("127.0.0.1"));
+        let v6 = listen(&["udp:[2001:db8::1]:5060"]);
+        assert_eq!(media_bind_for(&v6), ip("2001:db8::1"));
+        for any in [
+            &["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"][..],
+            &["udp:127.0.0.1:5060", "tcp:0.0.0.0:5060"],
+            &["udp:192.0.2.1:5060", "udp:192.0.2.2:5060"],
+            &["udp:[::]:5060"],
+            &[],
+        ] {
+            assert_eq!(media_bind_for(&listen(any)), ip("0.0.0.0"), "{any:?}");
+        }
+    }
 }

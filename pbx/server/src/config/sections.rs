@@ -9,8 +9,8 @@ use toml::de::{DeTable, DeValue};
 
 use super::load::{Ctx, Section};
 use super::model::{
-    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, RtpConfig,
-    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, VoicemailConfig, WebConfig,
+    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, RtpConfig,
+    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, VoicemailConfig, WebConfig, media_bind_for,
 };
 use super::values::{
     parse_listen, parse_network, parse_port_range, parse_socket_addr, resolve_database_url,
@@ -62,7 +62,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, root: &DeTable<'_>) -> Config {
     Config {
         path: ctx.file().to_path_buf(),
         base_dir: ctx.base_dir.clone(),
-        rtp: rtp(ctx, &section("rtp")),
+        rtp: rtp(ctx, &section("rtp"), &sip.listen),
         database: database(ctx, &section("database")),
         tls: tls(ctx, &section("tls")),
         security: security(ctx, &section("security")),
@@ -172,10 +172,16 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
     }
 }
 
-fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> RtpConfig {
+fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
     ctx.check_keys(
         s,
-        &["ports", "public_ip", "rtp_timeout", "sdes_over_insecure"],
+        &[
+            "ports",
+            "public_ip",
+            "rtp_timeout",
+            "sdes_over_insecure",
+            "bind",
+        ],
     );
     let (port_min, port_max) = ctx
         .parsed(s, "ports", parse_port_range)
@@ -188,12 +194,22 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> RtpConfig {
         .map(|(ip, _)| ip);
     let rtp_timeout = ctx.duration(s, "rtp_timeout", Duration::from_secs(60));
     let sdes_over_insecure = ctx.boolean(s, "sdes_over_insecure", false);
+    let bind = ctx
+        .parsed(s, "bind", |t| {
+            t.parse().map_err(|_| {
+                format!(
+                    "bad bind `{t}`: expected an IP address such as \"192.0.2.10\" or \"0.0.0.0\""
+                )
+            })
+        })
+        .map_or_else(|| media_bind_for(listen), |(ip, _)| ip);
     RtpConfig {
         port_min,
         port_max,
         public_ip,
         rtp_timeout,
         sdes_over_insecure,
+        bind,
     }
 }
 
