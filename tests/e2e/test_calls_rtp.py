@@ -7,6 +7,7 @@ Addresses: the PBX is 127.0.0.1; the caller 127.0.0.2; the callee 127.0.0.3 (127
 the device behind "NAT"); an intruder 127.0.0.6.
 """
 
+import socket
 import struct
 import time
 
@@ -22,7 +23,7 @@ CALLER_IP, CALLEE_IP, NATTED_IP, INTRUDER_IP = "127.0.0.2", "127.0.0.3", "127.0.
 
 @pytest.fixture(scope="module")
 def call_pbx(pbx_factory):
-    return start_call_pbx(pbx_factory, range(3101, 3111), name="calls-rtp")
+    return start_call_pbx(pbx_factory, range(3101, 3113), name="calls-rtp")
 
 
 def test_invite_is_challenged_with_407_and_credentials_stay_with_the_pbx(call_pbx, phones):
@@ -196,5 +197,40 @@ def test_rtp_packets_of_other_payload_types_keep_their_numbering(call_pbx, phone
             [(p.seq, p.ts, p.ssrc, p.payload) for p in pkts]
         assert [p.pt for p in got] == [0] * 5 + [ev_pt_callee] * 3, [p.pt for p in got]
         assert call.out.bye().status == 200
+    finally:
+        call.close()
+
+
+def udp_bound(ports):
+    """{port: {local IPs}} of the UDP sockets bound on `ports`, from /proc/net/udp (IPv4)."""
+    out = {}
+    with open("/proc/net/udp") as f:
+        next(f)                                              # the header line
+        for line in f:
+            hexip, hexport = line.split()[1].split(":")
+            port = int(hexport, 16)
+            if port in ports:
+                ip = socket.inet_ntoa(struct.pack("<I", int(hexip, 16)))
+                out.setdefault(port, set()).add(ip)
+    return out
+
+
+def test_media_sockets_are_bound_where_sip_listens(call_pbx, phones):
+    """SIP listens on 127.0.0.1 only (conftest), and `[rtp] bind` is not set: the relay's RTP
+    and RTCP sockets are bound to 127.0.0.1 too, never to 0.0.0.0 (issue 10, part 4)."""
+    pbx = call_pbx
+    caller = phones(pbx, 3111, CALLER_IP)
+    callee = phones(pbx, 3112, CALLEE_IP)
+    call = establish(pbx, caller, callee)
+    try:
+        rtp = {call.to_caller[1], call.to_callee[1]}
+        ports = rtp | {p + 1 for p in rtp}
+        bound = udp_bound(ports)
+        assert set(bound) == ports, f"relay ports {sorted(ports)}, bound: {bound}"
+        for port, ips in sorted(bound.items()):
+            assert "0.0.0.0" not in ips, f"media port {port} listens on every interface"
+            assert "127.0.0.1" in ips, f"media port {port} is bound to {ips}"
+        r = call.out.bye()
+        assert r is not None and r.status == 200, f"caller's BYE: {r}\n{pbx.log_tail()}"
     finally:
         call.close()

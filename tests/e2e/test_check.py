@@ -95,3 +95,21 @@ def test_check_missing_file(tmp_path):
     r = check(os.path.join(str(tmp_path), "nope.toml"))
     assert r.returncode == 1
     assert "nope.toml" in r.stdout + r.stderr
+
+
+def test_check_validates_media_bind_and_connection_limits(tmp_path):
+    path = os.path.join(str(tmp_path), "pbx.toml")
+    with open(path, "w") as f:
+        f.write('[sip]\ndomain = "pbx.test"\n'
+                '[rtp]\nbind = "eth0"\n'
+                '[security]\nmessage_timeout = "0s"\nmax_connections_per_source = -1\n')
+    r = check(path)
+    assert r.returncode == 1, f"exit {r.returncode}\n{r.stdout}{r.stderr}"
+    out = r.stdout + r.stderr
+    assert re.search(r"pbx\.toml:4:8: bad bind `eth0`: expected an IP address", out), out
+    assert re.search(r"pbx\.toml:6:19: `message_timeout` in \[security\] must be longer", out), out
+    assert re.search(r"pbx\.toml:7:30: `max_connections_per_source` in \[security\] must be", out), out
+    with open(path, "w") as f:
+        f.write('[sip]\ndomain = "pbx.test"\n[rtp]\nbind = "127.0.0.1"\n')
+    r = check(path)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -164,11 +164,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         digest: std::sync::Mutex::new(digest),
         policy,
         md5_only_user_agents: config.security.md5_only_user_agents.clone(),
-        // RTP sockets listen on every interface; the SDP names the address to use.
+        // RTP sockets bind to `[rtp] bind` (by default where SIP listens, if that is one
+        // address); the SDP names the address to use.
         media: crate::media::MediaService::new(
             config.rtp.port_min,
             config.rtp.port_max,
-            std::net::IpAddr::from([0, 0, 0, 0]),
+            config.rtp.bind,
             config.rtp.rtp_timeout,
         )?,
         public_ip: config.rtp.public_ip,
@@ -195,6 +196,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         connections,
         max_message_size: config.sip.max_message_size,
         trace: tracer,
+        limits: transport::limits::StreamLimits {
+            message_timeout: config.security.message_timeout,
+            unauthenticated_idle: config.security.unauthenticated_idle,
+            authenticated_idle: transport::limits::AUTHENTICATED_IDLE,
+            max_connections_per_source: config.security.max_connections_per_source,
+        },
     });
 
     let mut tasks = JoinSet::new();
@@ -412,6 +419,10 @@ fn describe_metrics() {
         "unparsable",
         "framing",
         "overload",
+        "garbage",
+        "message_timeout",
+        "connection_limit",
+        "tls_handshake",
     ] {
         metrics::counter!("pbx_sip_dropped_total", "reason" => reason).increment(0);
     }

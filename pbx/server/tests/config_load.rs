@@ -329,3 +329,67 @@ fn unreadable_file_is_one_error() {
             .starts_with("/nonexistent/pbx.toml:1:1: cannot read config file")
     );
 }
+
+#[test]
+fn connection_limits_and_media_bind() {
+    let dir = temp_dir("limits");
+    let defaults = write(&dir, "defaults.toml", "[sip]\ndomain = \"x.test\"\n");
+    let c = config::load(&defaults).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.security.message_timeout, Duration::from_secs(10));
+    assert_eq!(c.security.unauthenticated_idle, Duration::from_secs(30));
+    assert_eq!(c.security.max_connections_per_source, 128);
+    assert_eq!(c.rtp.bind.to_string(), "0.0.0.0", "wildcard SIP listeners");
+
+    let one = write(
+        &dir,
+        "one.toml",
+        "[sip]\ndomain = \"x.test\"\nlisten = [\"udp:127.0.0.1:5060\", \"tls:127.0.0.1:5061\"]\n",
+    );
+    let c = config::load(&one).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.rtp.bind.to_string(),
+        "127.0.0.1",
+        "one specific SIP address"
+    );
+
+    let set = write(
+        &dir,
+        "set.toml",
+        "[sip]\ndomain = \"x.test\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+         [rtp]\nbind = \"0.0.0.0\"\n\
+         [security]\nmessage_timeout = \"2s\"\nunauthenticated_idle = \"5m\"\n\
+         max_connections_per_source = 0\n",
+    );
+    let c = config::load(&set).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.rtp.bind.to_string(), "0.0.0.0", "explicit bind wins");
+    assert_eq!(c.security.message_timeout, Duration::from_secs(2));
+    assert_eq!(c.security.unauthenticated_idle, Duration::from_secs(300));
+    assert_eq!(c.security.max_connections_per_source, 0);
+
+    let bad = write(
+        &dir,
+        "bad.toml",
+        "[sip]\ndomain = \"x.test\"\n\
+         [rtp]\nbind = \"eth0\"\n\
+         [security]\nmessage_timeout = \"0s\"\nunauthenticated_idle = 30\n\
+         max_connections_per_source = -1\n",
+    );
+    assert_errors(
+        &errors_of(&bad),
+        &[
+            (4, 8, "bad bind `eth0`: expected an IP address"),
+            (
+                6,
+                19,
+                "`message_timeout` in [security] must be longer than 0s",
+            ),
+            (7, 24, "wrong type for `unauthenticated_idle`"),
+            (
+                8,
+                30,
+                "`max_connections_per_source` in [security] must be between 0",
+            ),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -268,3 +268,14 @@ async fn silence_fires_one_timeout() {
     sleep(Duration::from_millis(1000)).await;
     assert_eq!(fired.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn an_address_this_host_does_not_have_fails_at_start() {
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never assigned to a host.
+    let elsewhere = IpAddr::from([192, 0, 2, 1]);
+    match MediaService::new(10000, 10099, elsewhere, Duration::from_secs(60)) {
+        Err(MediaError::Bind { ip, .. }) => assert_eq!(ip, elsewhere),
+        Err(other) => panic!("expected a bind error, got {other}"),
+        Ok(_) => panic!("media bound to an address this host does not have"),
+    }
+}

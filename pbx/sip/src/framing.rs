@@ -1,5 +1,7 @@
 //! Cutting a TCP/TLS byte stream into messages (RFC 3261 §18.3) and keep-alives
-//! (RFC 5626 §3.5.1). Works with any split of the stream.
+//! (RFC 5626 §3.5.1). Works with any split of the stream. Bytes that cannot begin a message
+//! are refused as soon as they arrive ([`message_start`]), so a peer sending binary or NUL
+//! bytes is not read up to the size limit.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -25,6 +27,72 @@ pub enum FramingError {
     MultipleContentLength,
     #[error("message larger than the limit")]
     TooLarge,
+    /// The stream does not begin with a request line or a status line ([`message_start`]).
+    #[error("bytes that cannot start a SIP message")]
+    NotSip,
+}
+
+/// What the first bytes of a stream (or of the next message on it) say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A method token and SP (a request line) or `SIP/2.0 ` (a status line).
+    Plausible,
+    /// Too few bytes to tell.
+    NeedMore,
+    /// No SIP message starts like this: binary, NUL bytes, a TLS handshake on a TCP port.
+    NotSip,
+}
+
+/// Longer method names are not methods anyone sends (the longest registered is 9 bytes), so
+/// a run of token characters this long without SP is refused before the size limit.
+pub const MAX_METHOD_LEN: usize = 32;
+
+const SIP_VERSION_SP: &[u8] = b"SIP/2.0 ";
+
+/// Whether `bytes`, once leading CR and LF (keep-alives, RFC 5626 §3.5.1) are skipped, can be
+/// the start of a SIP message: `Method SP` (RFC 3261 §25.1: `Method = token`) or `SIP/2.0 SP`
+/// (§7.2; the version compares case-insensitively, §7.1).
+pub fn message_start(bytes: &[u8]) -> Start {
+    let skip = bytes
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    let rest = bytes.get(skip..).unwrap_or_default();
+    if rest.is_empty() {
+        return Start::NeedMore;
+    }
+    let n = rest.len().min(SIP_VERSION_SP.len());
+    if rest
+        .get(..n)
+        .is_some_and(|head| head.eq_ignore_ascii_case(SIP_VERSION_SP.get(..n).unwrap_or_default()))
+    {
+        return if n == SIP_VERSION_SP.len() {
+            Start::Plausible
+        } else {
+            Start::NeedMore
+        };
+    }
+    let token = rest
+        .iter()
+        .take(MAX_METHOD_LEN + 1)
+        .take_while(|b| is_token_char(**b))
+        .count();
+    match rest.get(token) {
+        _ if token > MAX_METHOD_LEN => Start::NotSip,
+        None => Start::NeedMore,
+        Some(b' ') if token > 0 => Start::Plausible,
+        Some(_) => Start::NotSip,
+    }
+}
+
+/// RFC 3261 §25.1: `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
+/// "'" / "~")`.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// Takes the next item off the front of `buf`. `Ok(None)`: more bytes are needed.
@@ -44,6 +112,9 @@ pub fn next_item(
             return Ok(Some(StreamItem::Pong));
         }
         _ => {}
+    }
+    if message_start(buf) == Start::NotSip {
+        return Err(FramingError::NotSip);
     }
     let Some(header_end) = find_header_end(buf) else {
         return if buf.len() > max_message {
@@ -177,6 +248,55 @@ mod tests {
         assert_eq!(drain(two, 100), Err(FramingError::MultipleContentLength));
         let neg = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n";
         assert_eq!(drain(neg, 100), Err(FramingError::InvalidContentLength));
+    }
+
+    #[test]
+    fn what_can_start_a_message() {
+        for ok in [
+            &b"INVITE sip:a@b SIP/2.0\r\n"[..],
+            b"OPTIONS ",
+            b"X-CUSTOM.METHOD~ sip:a@b",
+            b"SIP/2.0 200 OK\r\n",
+            b"sip/2.0 180 Ringing",
+            b"\r\n\r\nREGISTER ",
+            b"\nBYE ",
+        ] {
+            assert_eq!(message_start(ok), Start::Plausible, "{ok:?}");
+        }
+        for more in [&b""[..], b"\r\n", b"INV", b"S", b"SIP/2.", b"\r\nREGISTER"] {
+            assert_eq!(message_start(more), Start::NeedMore, "{more:?}");
+        }
+        let long = [b'A'; MAX_METHOD_LEN + 1];
+        for garbage in [
+            &b"\0"[..],
+            &[0u8; 2048],
+            b"\x16\x03\x01\x02\x00\x01", // a TLS ClientHello on the TCP port
+            b" INVITE",
+            b"INVITE\tsip:a@b",
+            b"SIP/3.0 200 OK",
+            b"\r\n\0",
+            b"\xff\xfe",
+            &long,
+        ] {
+            assert_eq!(message_start(garbage), Start::NotSip, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused_on_its_first_byte_even_after_a_message() {
+        let mut buf = BytesMut::from(&b"\0"[..]);
+        assert_eq!(next_item(&mut buf, 4096), Err(FramingError::NotSip));
+        let mut buf = BytesMut::from(MSG);
+        buf.extend_from_slice(b"\r\n\r\n\x80abc");
+        assert!(matches!(
+            next_item(&mut buf, 4096),
+            Ok(Some(StreamItem::Message(_)))
+        ));
+        assert_eq!(next_item(&mut buf, 4096), Ok(Some(StreamItem::Ping)));
+        assert_eq!(next_item(&mut buf, 4096), Err(FramingError::NotSip));
+        // A partial request line waits for more.
+        let mut buf = BytesMut::from(&b"REGIS"[..]);
+        assert_eq!(next_item(&mut buf, 4096), Ok(None));
     }
 
     #[test]

@@ -123,6 +123,25 @@ pub struct RtpConfig {
     /// Default false: SDES keys (`a=crypto`) are only written into SDP sent over TLS
     /// (RFC 4568 §8.3); true lets them go over UDP and TCP too.
     pub sdes_over_insecure: bool,
+    /// The address RTP/RTCP sockets bind to. Default: derived from `[sip] listen` by
+    /// [`media_bind_for`].
+    pub bind: IpAddr,
+}
+
+/// The default `[rtp] bind`: when every SIP listener is on one and the same specific address,
+/// media binds there too (a loopback-only or single-interface PBX opens nothing else);
+/// otherwise (a wildcard listener, or several addresses) media listens on every IPv4
+/// interface, `0.0.0.0`, and the SDP names the address each leg's signalling uses.
+pub fn media_bind_for(listen: &[Listen]) -> IpAddr {
+    let wildcard = IpAddr::from([0, 0, 0, 0]);
+    let Some(first) = listen.first().map(|l| l.addr.ip()) else {
+        return wildcard;
+    };
+    if first.is_unspecified() || listen.iter().any(|l| l.addr.ip() != first) {
+        wildcard
+    } else {
+        first
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +191,13 @@ pub struct SecurityConfig {
     /// Default `["baresip", "sipp"]`: lower-case substrings of User-Agent values of clients
     /// that are challenged with MD5 only, because they fail when offered SHA-256 too.
     pub md5_only_user_agents: Vec<String>,
+    /// Default 10s: a TCP/TLS message must be complete this long after its first byte.
+    pub message_timeout: Duration,
+    /// Default 30s: a TCP/TLS connection on which no request passed digest authentication
+    /// is closed after this long without a message.
+    pub unauthenticated_idle: Duration,
+    /// Default 128; 0 = no cap: simultaneous TCP/TLS connections per source address.
+    pub max_connections_per_source: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,4 +242,38 @@ pub struct TraceConfig {
     pub hep_id: u32,
     /// Default none: the capture server's password, sent in each HEP packet.
     pub hep_password: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen(entries: &[&str]) -> Vec<Listen> {
+        entries
+            .iter()
+            .map(|e| super::super::values::parse_listen(e).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn media_binds_where_sip_listens_when_that_is_one_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let one = listen(&[
+            "udp:127.0.0.1:5060",
+            "tcp:127.0.0.1:5060",
+            "tls:127.0.0.1:5061",
+        ]);
+        assert_eq!(media_bind_for(&one), ip("127.0.0.1"));
+        let v6 = listen(&["udp:[2001:db8::1]:5060"]);
+        assert_eq!(media_bind_for(&v6), ip("2001:db8::1"));
+        for any in [
+            &["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"][..],
+            &["udp:127.0.0.1:5060", "tcp:0.0.0.0:5060"],
+            &["udp:192.0.2.1:5060", "udp:192.0.2.2:5060"],
+            &["udp:[::]:5060"],
+            &[],
+        ] {
+            assert_eq!(media_bind_for(&listen(any)), ip("0.0.0.0"), "{any:?}");
+        }
+    }
 }

@@ -9,8 +9,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::load::{Ctx, Section};
 use super::model::{
-    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, RtpConfig,
+    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, RtpConfig,
     SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig, VoicemailConfig, WebConfig,
+    media_bind_for,
 };
 use super::values::{
     parse_listen, parse_network, parse_port_range, parse_socket_addr, resolve_database_url,
@@ -63,7 +64,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, root: &DeTable<'_>) -> Config {
     Config {
         path: ctx.file().to_path_buf(),
         base_dir: ctx.base_dir.clone(),
-        rtp: rtp(ctx, &section("rtp")),
+        rtp: rtp(ctx, &section("rtp"), &sip.listen),
         database: database(ctx, &section("database")),
         tls: tls(ctx, &section("tls")),
         security: security(ctx, &section("security")),
@@ -174,10 +175,16 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
     }
 }
 
-fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> RtpConfig {
+fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
     ctx.check_keys(
         s,
-        &["ports", "public_ip", "rtp_timeout", "sdes_over_insecure"],
+        &[
+            "ports",
+            "public_ip",
+            "rtp_timeout",
+            "sdes_over_insecure",
+            "bind",
+        ],
     );
     let (port_min, port_max) = ctx
         .parsed(s, "ports", parse_port_range)
@@ -190,12 +197,22 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> RtpConfig {
         .map(|(ip, _)| ip);
     let rtp_timeout = ctx.duration(s, "rtp_timeout", Duration::from_secs(60));
     let sdes_over_insecure = ctx.boolean(s, "sdes_over_insecure", false);
+    let bind = ctx
+        .parsed(s, "bind", |t| {
+            t.parse().map_err(|_| {
+                format!(
+                    "bad bind `{t}`: expected an IP address such as \"192.0.2.10\" or \"0.0.0.0\""
+                )
+            })
+        })
+        .map_or_else(|| media_bind_for(listen), |(ip, _)| ip);
     RtpConfig {
         port_min,
         port_max,
         public_ip,
         rtp_timeout,
         sdes_over_insecure,
+        bind,
     }
 }
 
@@ -254,6 +271,9 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
             "nonce_lifetime",
             "digest_algorithms",
             "md5_only_user_agents",
+            "message_timeout",
+            "unauthenticated_idle",
+            "max_connections_per_source",
         ],
     );
     let to_u32 = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -321,6 +341,23 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
             .map(|s| s.to_string())
             .collect(),
     };
+    let message_timeout = ctx.duration(s, "message_timeout", Duration::from_secs(10));
+    let unauthenticated_idle = ctx.duration(s, "unauthenticated_idle", Duration::from_secs(30));
+    for (key, d) in [
+        ("message_timeout", message_timeout),
+        ("unauthenticated_idle", unauthenticated_idle),
+    ] {
+        if d.is_zero()
+            && let Some(v) = s.get(key)
+        {
+            ctx.error(
+                v.span(),
+                format!("`{key}` in [security] must be longer than 0s"),
+            );
+        }
+    }
+    let max_connections_per_source =
+        to_u32(ctx.integer(s, "max_connections_per_source", 0..=1_000_000, 128));
     SecurityConfig {
         max_auth_failures,
         failure_window,
@@ -332,6 +369,9 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
         nonce_lifetime,
         digest_algorithms,
         md5_only_user_agents,
+        message_timeout,
+        unauthenticated_idle,
+        max_connections_per_source,
     }
 }
 

@@ -272,6 +272,9 @@ fn finish(
         let answer = response_with_reason(&request, StatusCode::FORBIDDEN, reason, &ua);
         return shard.respond(now, &key, answer);
     }
+    if let Some(conn) = peer.conn {
+        ctx.sender.mark_authenticated(conn);
+    }
     let user = credentials.username;
     match purpose {
         Purpose::Register => super::register::bind(shard, now, key, request, peer, &user),

@@ -395,11 +395,15 @@ fn allocate_media(
         .map_or(caller_peer.local.ip(), |d| d.endpoint.local.ip());
     let setup = MediaSetup {
         caller: LocalEndpoint {
-            ip: advertised(ctx.public_ip, endpoint(caller_peer).local.ip()),
+            ip: advertised(
+                ctx.public_ip,
+                ctx.media.bound_ip(),
+                endpoint(caller_peer).local.ip(),
+            ),
             rtp_port: session.port(Side::Caller),
         },
         callee: LocalEndpoint {
-            ip: advertised(ctx.public_ip, callee_local),
+            ip: advertised(ctx.public_ip, ctx.media.bound_ip(), callee_local),
             rtp_port: session.port(Side::Callee),
         },
         caller_encryption: encryption(caller_policy),
@@ -410,10 +414,11 @@ fn allocate_media(
     Ok((session, setup))
 }
 
-/// The address written into SDP: `[rtp] public_ip`, else the address the leg's signalling
-/// uses (already resolved from a wildcard listener by [`endpoint`]).
-fn advertised(public_ip: Option<IpAddr>, local: IpAddr) -> IpAddr {
-    public_ip.unwrap_or(local)
+/// The address written into SDP: `[rtp] public_ip`, else the one address media is bound to
+/// (`[rtp] bind`), else the address the leg's signalling uses (already resolved from a
+/// wildcard listener by [`endpoint`]).
+fn advertised(public_ip: Option<IpAddr>, media_bind: Option<IpAddr>, local: IpAddr) -> IpAddr {
+    public_ip.or(media_bind).unwrap_or(local)
 }
 
 /// The address of this host that the kernel would use to reach `remote`: for a listener on

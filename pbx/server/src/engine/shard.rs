@@ -236,7 +236,6 @@ impl Shard {
 
     /// Hands a final or provisional response to its server transaction.
     pub(super) fn respond(&mut self, now: Instant, key: &TransactionKey, response: Response) {
-        count_response(&response);
         if let Err(error) = self.layer.respond(now, key, response) {
             tracing::debug!(%error, "response not sent");
         }
@@ -251,7 +250,6 @@ impl Shard {
         to: &Peer,
         response: Response,
     ) {
-        count_response(&response);
         self.layer.abandon(key);
         self.layer
             .send_stateless(to.clone(), Message::Response(response));
@@ -265,8 +263,8 @@ impl Shard {
 
     /// Sends a response outside any transaction (the request could not be keyed).
     fn send_stateless(&self, peer: &Peer, response: Response) {
-        count_response(&response);
-        if let Err(error) = self.ctx.sender.send(peer, response.to_bytes()) {
+        let message = Message::Response(response);
+        if let Err(error) = self.ctx.sender.send_message(peer, &message) {
             tracing::debug!(%error, "stateless response not sent");
         }
     }
@@ -289,10 +287,12 @@ impl Shard {
 
     fn send_transmits(&mut self) {
         while let Some(transmit) = self.layer.poll_transmit() {
+            // Responses are counted here, as they leave (the transaction layer's own 100
+            // Trying and retransmissions included).
             if let Err(error) = self
                 .ctx
                 .sender
-                .send(&transmit.to, transmit.message.to_bytes())
+                .send_message(&transmit.to, &transmit.message)
             {
                 metrics::counter!("pbx_sip_send_failures_total").increment(1);
                 tracing::debug!(%error, "send failed");
@@ -343,18 +343,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-fn count_response(response: &Response) {
-    let class = match response.status.class() {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        5 => "5xx",
-        _ => "6xx",
-    };
-    metrics::counter!("pbx_sip_responses_total", "class" => class).increment(1);
 }
 
 /// Known methods by name; anything else is "other", so a client cannot grow the label set.

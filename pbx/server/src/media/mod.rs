@@ -42,6 +42,8 @@ pub enum MediaError {
     PortsExhausted { in_use: usize },
     #[error("media socket setup: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot bind media sockets to {ip} ([rtp] bind): {source}")]
+    Bind { ip: IpAddr, source: std::io::Error },
 }
 
 /// Called from a relay worker thread; it must not block (post to a queue).
@@ -76,6 +78,11 @@ impl MediaService {
         rtp_timeout: Duration,
         workers: usize,
     ) -> Result<Arc<MediaService>, MediaError> {
+        // An address this host does not have fails at start, not at every call.
+        std::net::UdpSocket::bind((bind_ip, 0)).map_err(|source| MediaError::Bind {
+            ip: bind_ip,
+            source,
+        })?;
         let workers = (0..workers.max(1))
             .map(|i| worker::spawn(i, rtp_timeout))
             .collect::<Result<_, _>>()?;
@@ -121,6 +128,12 @@ impl MediaService {
             worker,
             stats: stats_rx,
         })
+    }
+
+    /// The one address media sockets are bound to, if not a wildcard: the only address a
+    /// leg can send media to, so the SDP must name it (unless `[rtp] public_ip` is set).
+    pub fn bound_ip(&self) -> Option<IpAddr> {
+        (!self.bind_ip.is_unspecified()).then_some(self.bind_ip)
     }
 
     /// UDP ports currently held by sessions (four per call).

@@ -5,8 +5,13 @@
 //! engine's dispatcher). Hostile input stops here: sources the [`Guard`] refuses are dropped
 //! before parsing, oversized and unparsable input is dropped (or answered 400 when the
 //! request was readable enough, RFC 3261 §21.4.1) with a log line and a counter.
+//!
+//! Every response the PBX puts on the wire is counted once, by its status class, where it is
+//! serialised: [`Sender::send_message`] for the engine's, [`parse_inbound`] for the
+//! transports' own answers to unparsable requests.
 
 pub mod conn;
+pub mod limits;
 pub mod stream;
 pub mod tls;
 pub mod udp;
@@ -14,6 +19,7 @@ pub mod udp;
 use crate::security::{Guard, Verdict};
 use bytes::Bytes;
 use pbx_sip::message::Message;
+use pbx_sip::status::StatusCode;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,6 +119,8 @@ pub struct Shared {
     pub max_message_size: usize,
     /// Sees every message in and out (the SIP trace and HEP export).
     pub trace: Arc<crate::trace::Tracer>,
+    /// Deadlines and the per-source cap of stream connections.
+    pub limits: limits::StreamLimits,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -142,11 +150,29 @@ pub(crate) fn parse_inbound(data: Bytes, peer: &Peer) -> Result<Message, Option<
             metrics::counter!("pbx_sip_dropped_total", "reason" => "unparsable").increment(1);
             tracing::info!(remote = %peer.remote, transport = %peer.kind, %error, "unparsable SIP message");
             Err(error.bad_request_response().map(|response| {
-                metrics::counter!("pbx_sip_responses_total", "class" => "4xx").increment(1);
+                // 400, or 505 for another SIP version (RFC 3261 §21.5.20): counted by its class.
+                count_response(response.status);
                 response.to_bytes()
             }))
         }
     }
+}
+
+/// The `class` label of a status code: `1xx` ... `6xx`.
+pub(crate) fn status_class(status: StatusCode) -> &'static str {
+    match status.class() {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "6xx",
+    }
+}
+
+/// Counts one response sent.
+pub(crate) fn count_response(status: StatusCode) {
+    metrics::counter!("pbx_sip_responses_total", "class" => status_class(status)).increment(1);
 }
 
 /// Sends bytes to a peer: over its stream connection when it has one that is still open
@@ -181,6 +207,22 @@ impl Sender {
     pub fn with_trace(mut self, trace: Arc<crate::trace::Tracer>) -> Sender {
         self.trace = trace;
         self
+    }
+
+    /// Serialises and sends a message; a response that left is counted by its class (every
+    /// transmission: provisional, final, stateless and retransmitted alike).
+    pub fn send_message(&self, peer: &Peer, message: &Message) -> Result<(), SendError> {
+        self.send(peer, message.to_bytes())?;
+        if let Message::Response(response) = message {
+            count_response(response.status);
+        }
+        Ok(())
+    }
+
+    /// A request on stream connection `conn` passed digest authentication: the connection
+    /// may idle as long as a registered phone's ([`limits::StreamLimits`]).
+    pub fn mark_authenticated(&self, conn: ConnId) {
+        self.connections.mark_authenticated(conn);
     }
 
     pub fn send(&self, peer: &Peer, data: Bytes) -> Result<(), SendError> {

@@ -1,20 +1,21 @@
 //! TCP and TLS connections: Content-Length framing (RFC 3261 §18.3), RFC 5626 §3.5.1 CRLF
 //! keep-alives, and a writer task per connection so replies and requests to a registered
-//! contact reuse it.
+//! contact reuse it. A connection is closed when its bytes cannot be SIP, when a message
+//! does not complete in time, when it idles (strangers sooner), and the accept loop caps
+//! connections per source address ([`super::limits`]).
 
-use super::{Inbound, Peer, Shared, TransportKind, admitted, parse_inbound};
+use super::limits::{Activity, Expiry};
+use super::{Inbound, Peer, Shared, TransportKind, admitted, conn::Opened, parse_inbound};
 use bytes::{Bytes, BytesMut};
-use pbx_sip::framing::{StreamItem, next_item};
+use pbx_sip::framing::{FramingError, StreamItem, next_item};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// A connection that sends nothing for this long is closed (phones refresh registrations or
-/// send keep-alives far more often).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts TCP (or, with an acceptor, TLS) connections until the listener fails.
@@ -38,15 +39,26 @@ pub async fn accept_loop(
         if !admitted(&shared, remote) {
             continue;
         }
+        let cap = shared.limits.max_connections_per_source;
+        let Some(claim) = shared.connections.claim_source(remote.ip(), cap) else {
+            // Dropping the stream closes it before anything is read.
+            metrics::counter!("pbx_sip_dropped_total", "reason" => "connection_limit").increment(1);
+            tracing::debug!(%remote, transport = %kind, cap, "too many connections from this address, refused");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         match &tls {
             None => {
-                tokio::spawn(serve(tcp, kind, local, remote, shared));
+                tokio::spawn(async move {
+                    serve(tcp, kind, local, remote, shared).await;
+                    drop(claim);
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
+                    let _claim = claim;
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => serve(stream, kind, local, remote, shared).await,
                         Ok(Err(e)) => {
@@ -62,7 +74,20 @@ pub async fn accept_loop(
     }
 }
 
-/// Reads framed messages from one connection until it closes, fails or idles out.
+/// Why the reader stopped.
+enum Closed {
+    /// The peer closed it or the socket failed.
+    ByPeer,
+    /// A deadline of [`super::limits::StreamLimits`] passed.
+    Expired(Expiry),
+    /// Framing was lost: garbage, no Content-Length, too large.
+    Framing(FramingError),
+    /// The source was banned or refused while the connection was open.
+    Refused,
+}
+
+/// Reads framed messages from one connection until it closes, fails, breaks a limit or idles
+/// out.
 async fn serve<S>(
     stream: S,
     kind: TransportKind,
@@ -73,7 +98,11 @@ async fn serve<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (conn, mut outgoing) = shared.connections.open(kind, remote);
+    let Opened {
+        id: conn,
+        mut outgoing,
+        authenticated,
+    } = shared.connections.open(kind, remote);
     let writer_task = tokio::spawn(async move {
         while let Some(data) = outgoing.recv().await {
             if writer.write_all(&data).await.is_err() {
@@ -88,12 +117,31 @@ async fn serve<S>(
         local,
         conn: Some(conn),
     };
+    let opened = Instant::now();
+    let mut activity = Activity {
+        last_read: opened,
+        last_message: opened,
+        message_started: None,
+        authenticated: false,
+    };
     let mut buf = BytesMut::with_capacity(8192);
-    'read: loop {
-        let read = tokio::time::timeout(IDLE_TIMEOUT, reader.read_buf(&mut buf)).await;
+    let closed = 'read: loop {
+        activity.authenticated = authenticated.load(Ordering::Relaxed);
+        let (deadline, _) = shared.limits.deadline(&activity);
+        let read = tokio::time::timeout_at(deadline.into(), reader.read_buf(&mut buf)).await;
+        let now = Instant::now();
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(_)) => {}
+            Err(_) => {
+                // The engine may have authenticated a request since the deadline was set.
+                activity.authenticated = authenticated.load(Ordering::Relaxed);
+                let (deadline, expiry) = shared.limits.deadline(&activity);
+                if deadline > now {
+                    continue;
+                }
+                break Closed::Expired(expiry);
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => break Closed::ByPeer,
+            Ok(Ok(_)) => activity.last_read = now,
         }
         loop {
             match next_item(&mut buf, shared.max_message_size) {
@@ -104,8 +152,11 @@ async fn serve<S>(
                 }
                 Ok(Some(StreamItem::Pong)) => {}
                 Ok(Some(StreamItem::Message(data))) => {
+                    activity.last_message = now;
+                    // What is left starts with this read, not with the message just taken.
+                    activity.message_started = None;
                     if !admitted(&shared, remote) {
-                        break 'read;
+                        break 'read Closed::Refused;
                     }
                     shared.trace.inbound(&peer, &data);
                     match parse_inbound(data, &peer) {
@@ -120,17 +171,85 @@ async fn serve<S>(
                         Err(None) => {}
                     }
                 }
-                Err(error) => {
-                    // Framing is lost (no Content-Length, too large): the stream cannot be
-                    // resynchronised, so the connection is closed (RFC 3261 §18.3).
-                    metrics::counter!("pbx_sip_dropped_total", "reason" => "framing").increment(1);
-                    tracing::info!(%remote, transport = %kind, %error, "closing connection");
-                    break 'read;
-                }
+                // Framing is lost (garbage, no Content-Length, too large): the stream cannot
+                // be resynchronised, so the connection is closed (RFC 3261 §18.3).
+                Err(error) => break 'read Closed::Framing(error),
             }
         }
-    }
+        // The clock of a message starts with its first byte; CRLFs between messages are
+        // keep-alives, not a message.
+        if buf.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            activity.message_started = None;
+        } else if activity.message_started.is_none() {
+            activity.message_started = Some(now);
+        }
+    };
+    report(&closed, remote, kind, buf.len());
     // Dropping the table's sender lets the writer flush what is queued, then shut down.
     shared.connections.close(conn);
     drop(writer_task);
+}
+
+/// The drop-counter reason for a closing connection, if it dropped input.
+fn drop_reason(closed: &Closed) -> Option<&'static str> {
+    match closed {
+        Closed::Framing(FramingError::NotSip) => Some("garbage"),
+        Closed::Framing(FramingError::TooLarge) => Some("oversized"),
+        Closed::Framing(_) => Some("framing"),
+        Closed::Expired(Expiry::MessageTimeout) => Some("message_timeout"),
+        // Idle connections and refused sources drop nothing that is not already counted.
+        Closed::Expired(_) | Closed::ByPeer | Closed::Refused => None,
+    }
+}
+
+/// One counter and one log line per connection closed by the PBX.
+fn report(closed: &Closed, remote: SocketAddr, kind: TransportKind, pending: usize) {
+    if let Some(reason) = drop_reason(closed) {
+        metrics::counter!("pbx_sip_dropped_total", "reason" => reason).increment(1);
+    }
+    match closed {
+        Closed::ByPeer | Closed::Refused => {}
+        Closed::Framing(error) => {
+            tracing::info!(%remote, transport = %kind, %error, "closing connection")
+        }
+        Closed::Expired(Expiry::MessageTimeout) => tracing::info!(
+            %remote, transport = %kind, received = pending,
+            "closing connection: message not complete in time"
+        ),
+        Closed::Expired(Expiry::UnauthenticatedIdle) => tracing::info!(
+            %remote, transport = %kind,
+            "closing idle connection that authenticated no request"
+        ),
+        Closed::Expired(Expiry::Idle) => {
+            tracing::debug!(%remote, transport = %kind, "closing idle connection")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_way_of_closing_has_its_reason() {
+        let reason = |c| drop_reason(&c);
+        assert_eq!(
+            reason(Closed::Framing(FramingError::NotSip)),
+            Some("garbage")
+        );
+        assert_eq!(
+            reason(Closed::Framing(FramingError::TooLarge)),
+            Some("oversized")
+        );
+        assert_eq!(
+            reason(Closed::Framing(FramingError::MissingContentLength)),
+            Some("framing")
+        );
+        assert_eq!(
+            reason(Closed::Expired(Expiry::MessageTimeout)),
+            Some("message_timeout")
+        );
+        assert_eq!(reason(Closed::Expired(Expiry::UnauthenticatedIdle)), None);
+        assert_eq!(reason(Closed::ByPeer), None);
+    }
 }

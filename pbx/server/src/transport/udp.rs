@@ -9,8 +9,14 @@ use tokio::net::UdpSocket;
 
 /// Socket buffers sized for bursts of thousands of requests per second.
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Larger than any UDP payload, so an oversized datagram is seen as such, not truncated.
-const RECV_BUFFER: usize = 65_536;
+
+/// The receive buffer for a `max_message_size` limit: one byte more, so that a datagram over
+/// the limit fills it (the kernel truncates the rest) and is seen as oversized. With the
+/// default limit (65535) no datagram can be over it: a UDP payload is at most 65507 bytes
+/// over IPv4 and 65527 over IPv6.
+pub fn recv_buffer_len(max_message_size: usize) -> usize {
+    max_message_size.saturating_add(1)
+}
 
 /// Binds a UDP socket with large kernel buffers.
 pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -60,10 +66,16 @@ impl UdpOut {
     }
 }
 
+/// Whether a datagram of `len` bytes (as received into [`recv_buffer_len`]) is within the
+/// limit.
+pub fn fits(len: usize, max_message_size: usize) -> bool {
+    len <= max_message_size
+}
+
 /// Receives datagrams until the socket fails.
 pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> io::Result<()> {
     let local = socket.local_addr()?;
-    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut buf = vec![0u8; recv_buffer_len(shared.max_message_size)];
     loop {
         let (len, remote) = match socket.recv_from(&mut buf).await {
             Ok(received) => received,
@@ -77,7 +89,7 @@ pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> io::Result<()> 
         let Some(datagram) = buf.get(..len) else {
             continue;
         };
-        if len > shared.max_message_size {
+        if !fits(len, shared.max_message_size) {
             metrics::counter!("pbx_sip_dropped_total", "reason" => "oversized").increment(1);
             tracing::info!(%remote, len, "oversized UDP datagram dropped");
             continue;
@@ -104,6 +116,25 @@ pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> io::Result<()> 
                 let _ = socket.try_send_to(&answer, remote);
             }
             Err(None) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_datagram_over_the_limit_is_seen_as_oversized() {
+        let max = 1500;
+        let server = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = server.local_addr().unwrap();
+        let mut buf = vec![0u8; recv_buffer_len(max)];
+        for (size, ok) in [(max, true), (max + 1, false), (3000, false)] {
+            client.send_to(&vec![b'x'; size], to).unwrap();
+            let (len, _) = server.recv_from(&mut buf).await.unwrap();
+            assert_eq!(fits(len, max), ok, "{size} bytes");
         }
     }
 }
