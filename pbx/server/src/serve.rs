@@ -151,7 +151,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         default_expires: secs(config.sip.default_expires),
         max_bindings_per_aor: 10,
     };
-    let (cdrs, cdr_writer) = engine::cdr_writer::CdrWriter::start(store.clone());
+    let spool = engine::cdr_spool::CdrSpool::new(config.database.cdr_spool.clone());
+    let (cdrs, cdr_writer) = engine::cdr_writer::CdrWriter::start(store.clone(), spool);
     let cdrs = Arc::new(cdrs);
     let context = Arc::new(EngineContext {
         domain: config.sip.domain.clone(),
@@ -260,7 +261,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // Calls in progress end properly: BYE to both sides, CANCEL to ringing devices, 503 to
     // callers still waiting, and their CDRs are written before the database closes.
     dispatcher.hang_up_all(Duration::from_secs(2)).await;
-    if tokio::time::timeout(Duration::from_secs(10), cdrs.flush())
+    // With the database down these give up quickly: call records wait in the spool (written
+    // at the next start), phones re-register; a stop never hangs on a dead database.
+    if tokio::time::timeout(Duration::from_secs(5), cdrs.flush())
         .await
         .is_err()
     {
@@ -270,14 +273,19 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tasks.abort_all();
     web_state.sip_up.store(false, Ordering::Relaxed);
     // Bindings changed just before the signal are written before the database closes.
-    if tokio::time::timeout(Duration::from_secs(10), location.flush())
+    if tokio::time::timeout(Duration::from_secs(2), location.flush())
         .await
         .is_err()
     {
         tracing::warn!("gave up waiting for registrations to be saved");
     }
     location_writer.abort();
-    store.close().await;
+    if tokio::time::timeout(Duration::from_secs(1), store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("gave up closing the database connections");
+    }
     outcome
 }
 

@@ -155,6 +155,9 @@ pub struct DatabaseConfig {
     /// `sqlite:///abs/path.db` (relative SQLite paths resolved) or `postgres://...` as given.
     /// Default `sqlite://data/pbx.db` relative to the config folder.
     pub url: String,
+    /// Call records the database could not take wait here, and are written when it returns.
+    /// Default `data/cdr-spool.jsonl` relative to the config folder.
+    pub cdr_spool: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -224,13 +224,14 @@ fn calls(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> CallsConfig {
 }
 
 fn database(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> DatabaseConfig {
-    ctx.check_keys(s, &["url"]);
+    ctx.check_keys(s, &["url", "cdr_spool"]);
     let base = ctx.base_dir.clone();
     let url = ctx
         .parsed(s, "url", |u| resolve_database_url(u, &base))
         .map(|(u, _)| u)
         .unwrap_or_else(|| resolve_database_url("sqlite://data/pbx.db", &base).unwrap_or_default());
-    DatabaseConfig { url }
+    let cdr_spool = ctx.path(s, "cdr_spool", "data/cdr-spool.jsonl");
+    DatabaseConfig { url, cdr_spool }
 }
 
 fn tls(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> TlsConfig {

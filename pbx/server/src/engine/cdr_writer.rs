@@ -6,6 +6,7 @@
 //! id, so the line names the CDR `pbx cdr list` shows (a few milliseconds after the call
 //! ended, rather than an id of our own beside the database's).
 
+use super::cdr_spool::CdrSpool;
 use crate::store::{NewCdr, Store};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -14,13 +15,20 @@ use tokio::sync::{mpsc, oneshot};
 const COALESCE: Duration = Duration::from_millis(20);
 /// The most records written in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Retries while the database is down: the first after this, doubling up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// A write that takes longer counts as failed and its records go to the spool: with the
+/// database gone, the pool would wait 30 s for a connection, and a shutdown with it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 
 // Nearly every write is a record; boxing it to shrink the rare flush marker would cost an
 // allocation per call.
 #[allow(clippy::large_enum_variant)]
 enum Write {
     Record(NewCdr),
-    /// Everything queued before it is written: acknowledge.
+    /// Everything queued before it is written (or, with the database down, spooled):
+    /// acknowledge.
     Flush(oneshot::Sender<()>),
 }
 
@@ -30,9 +38,10 @@ pub struct CdrWriter {
 }
 
 impl CdrWriter {
-    pub fn start(store: Store) -> (CdrWriter, tokio::task::JoinHandle<()>) {
+    /// Starts the writer; records left in `spool` by an earlier run are written first.
+    pub fn start(store: Store, spool: CdrSpool) -> (CdrWriter, tokio::task::JoinHandle<()>) {
         let (queue, writes) = mpsc::unbounded_channel();
-        (CdrWriter { queue }, tokio::spawn(run(store, writes)))
+        (CdrWriter { queue }, tokio::spawn(run(store, spool, writes)))
     }
 
     /// Queues a record; it reaches the database within [`COALESCE`] or so.
@@ -42,7 +51,7 @@ impl CdrWriter {
         }
     }
 
-    /// Waits until every record queued so far is written (shutdown).
+    /// Waits until every record queued so far is written, or kept in the spool (shutdown).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.queue.send(Write::Flush(done)).is_ok() {
@@ -51,48 +60,136 @@ impl CdrWriter {
     }
 }
 
-async fn run(store: Store, mut writes: mpsc::UnboundedReceiver<Write>) {
-    let mut batch = Vec::new();
+/// The records not in the database yet, and what the writer knows about the outage.
+struct Pending {
+    records: Vec<NewCdr>,
+    spool: CdrSpool,
+    /// Whether the spool file holds `records` (it is only written during an outage).
+    spooled: bool,
+    retry_in: Option<Duration>,
+}
+
+async fn run(store: Store, spool: CdrSpool, mut writes: mpsc::UnboundedReceiver<Write>) {
+    let mut pending = Pending {
+        records: Vec::new(),
+        spool,
+        spooled: false,
+        retry_in: None,
+    };
+    match pending.spool.load() {
+        Ok(left) => {
+            if left.unreadable > 0 {
+                tracing::error!(
+                    lines = left.unreadable,
+                    path = %pending.spool.path().with_extension("bad").display(),
+                    "unreadable lines in the CDR spool were set aside"
+                );
+            }
+            if !left.records.is_empty() {
+                tracing::warn!(
+                    records = left.records.len(),
+                    "call records from the spool are written now"
+                );
+                pending.records = left.records;
+                pending.spooled = true;
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, path = %pending.spool.path().display(), "cannot read the CDR spool")
+        }
+    }
+    if !pending.records.is_empty() {
+        write_pending(&store, &mut pending).await;
+    }
     let mut flushes = Vec::new();
-    while let Some(first) = writes.recv().await {
-        take(first, &mut batch, &mut flushes);
+    loop {
+        let first = match pending.retry_in {
+            None => writes.recv().await,
+            Some(wait) => match tokio::time::timeout(wait, writes.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    write_pending(&store, &mut pending).await;
+                    continue;
+                }
+            },
+        };
+        let Some(first) = first else { break };
+        take(first, &mut pending.records, &mut flushes);
         if flushes.is_empty() {
             tokio::time::sleep(COALESCE).await;
         }
-        while batch.len() < MAX_BATCH {
-            match writes.try_recv() {
-                Ok(next) => take(next, &mut batch, &mut flushes),
-                Err(_) => break,
-            }
+        while let Ok(next) = writes.try_recv() {
+            take(next, &mut pending.records, &mut flushes);
         }
-        if !batch.is_empty() {
-            match store.insert_cdrs(&batch).await {
-                Ok(ids) => {
-                    metrics::counter!("pbx_cdrs_written_total").increment(batch.len() as u64);
-                    for (cdr, id) in batch.iter().zip(ids) {
-                        log_end(cdr, Some(id));
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, records = batch.len(), "could not write call records");
-                    for cdr in &batch {
-                        log_end(cdr, None);
-                    }
-                }
-            }
-            batch.clear();
-        }
+        write_pending(&store, &mut pending).await;
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
     }
+    if !pending.records.is_empty() {
+        tracing::warn!(records = pending.records.len(), path = %pending.spool.path().display(), "call records kept in the spool until the database takes them");
+    }
 }
 
-/// One info line per finished call; `id` is the CDR's, `None` when it could not be written.
-fn log_end(cdr: &NewCdr, id: Option<i64>) {
-    let cdr_id = id.map_or_else(|| "none".to_string(), |id| id.to_string());
+/// Writes every pending record, [`MAX_BATCH`] per transaction. On failure the rest stays
+/// pending and in the spool, and a retry is scheduled.
+async fn write_pending(store: &Store, pending: &mut Pending) {
+    while !pending.records.is_empty() {
+        let count = pending.records.len().min(MAX_BATCH);
+        let batch = pending.records.get(..count).unwrap_or_default();
+        let written = match tokio::time::timeout(WRITE_TIMEOUT, store.insert_cdrs(batch)).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "no answer from the database within {WRITE_TIMEOUT:?}"
+            )),
+        };
+        match written {
+            Ok(ids) => {
+                metrics::counter!("pbx_cdrs_written_total").increment(count as u64);
+                for (cdr, id) in batch.iter().zip(ids) {
+                    log_end(cdr, id);
+                }
+                pending.records.drain(..count);
+                if pending.retry_in.take().is_some() {
+                    tracing::info!("the database takes call records again");
+                }
+            }
+            Err(error) => {
+                let first_failure = pending.retry_in.is_none();
+                let wait = pending
+                    .retry_in
+                    .map_or(RETRY_FIRST, |w| (w * 2).min(RETRY_MAX));
+                pending.retry_in = Some(wait);
+                if first_failure {
+                    tracing::error!(%error, records = pending.records.len(), "could not write call records; they are kept in the spool and retried");
+                }
+                metrics::counter!("pbx_cdr_write_failures_total").increment(1);
+                save_spool(pending);
+                return;
+            }
+        }
+    }
+    if pending.spooled {
+        save_spool(pending);
+    }
+}
+
+/// Makes the spool file hold the pending records (none: the file goes).
+fn save_spool(pending: &mut Pending) {
+    match pending.spool.replace(&pending.records) {
+        Ok(()) => pending.spooled = !pending.records.is_empty(),
+        Err(error) => {
+            tracing::error!(%error, path = %pending.spool.path().display(), "cannot write the CDR spool; call records are held in memory only")
+        }
+    }
+    metrics::gauge!("pbx_cdrs_spooled").set(pending.records.len() as f64);
+}
+
+/// One info line per finished call; `id` is the CDR's. While the database is down the line
+/// waits with the record, so it always names the row `pbx cdr list` shows.
+fn log_end(cdr: &NewCdr, id: i64) {
     tracing::info!(
-        cdr = %cdr_id,
+        cdr = id,
         call = %cdr.call_id,
         caller = %cdr.caller,
         callee = %cdr.called,

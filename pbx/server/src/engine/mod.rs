@@ -5,6 +5,7 @@
 
 mod auth;
 mod calls;
+pub mod cdr_spool;
 pub mod cdr_writer;
 pub mod credentials;
 mod dialing;

@@ -4,8 +4,9 @@ use sqlx::Row;
 
 use super::{Store, StoreError, from_db, to_db};
 
-/// A finished call to record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A finished call to record. Serializable: records the database could not take wait in the
+/// CDR spool file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewCdr {
     pub call_id: String,
     pub caller: String,
