@@ -4,10 +4,10 @@ use std::collections::HashSet;
 
 use super::{CliError, ExtensionCommand, import, table};
 use crate::config::Config;
-use crate::store::{NewExtension, Store};
+use pbx_store::{ExtensionStore, NewExtension};
 
 pub(super) async fn run(
-    store: &Store,
+    store: &dyn ExtensionStore,
     config: &Config,
     cmd: ExtensionCommand,
 ) -> Result<(), CliError> {

@@ -2,7 +2,8 @@
 //! waiting, and one task writes what gathered in one transaction (like the location
 //! writer), so a busy PBX does not queue one commit per call behind the database's lock.
 
-use crate::store::{NewCdr, Store};
+use pbx_store::{CdrStore, NewCdr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,7 +27,7 @@ pub struct CdrWriter {
 }
 
 impl CdrWriter {
-    pub fn start(store: Store) -> (CdrWriter, tokio::task::JoinHandle<()>) {
+    pub fn start(store: Arc<dyn CdrStore>) -> (CdrWriter, tokio::task::JoinHandle<()>) {
         let (queue, writes) = mpsc::unbounded_channel();
         (CdrWriter { queue }, tokio::spawn(run(store, writes)))
     }
@@ -47,7 +48,7 @@ impl CdrWriter {
     }
 }
 
-async fn run(store: Store, mut writes: mpsc::UnboundedReceiver<Write>) {
+async fn run(store: Arc<dyn CdrStore>, mut writes: mpsc::UnboundedReceiver<Write>) {
     let mut batch = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = writes.recv().await {

@@ -4,9 +4,12 @@
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
-use pbx::config::Transport;
-use pbx::store::{NewCdr, NewExtension, Store, StoreError, StoredBinding};
 use pbx_sip::auth::{Algorithm, ha1_hex};
+use pbx_sip::uri::Uri;
+use pbx_store::{
+    AdminStore, BanStore, Binding, CdrStore, CredentialStore, ExtensionStore, LocationStore,
+    NewCdr, NewExtension, Store, StoreError, TraceStore, Transport,
+};
 
 const REALM: &str = "pbx.test";
 
@@ -123,36 +126,50 @@ pub async fn import_is_all_or_nothing(store: &Store) {
     assert_eq!(ok(store.list_extensions().await).len(), 51);
 }
 
-fn binding(aor: &str, contact: &str, expires_at: u64) -> StoredBinding {
-    StoredBinding {
+fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
+    Binding {
         aor: aor.into(),
-        contact: contact.into(),
-        expires_at,
-        call_id: "call-1@phone".into(),
-        cseq: 1,
-        q: None,
-        instance: None,
-        reg_id: None,
+        binding: pbx_sip::registrar::Binding {
+            contact: Uri::parse(contact).unwrap_or_else(|e| panic!("{contact}: {e}")),
+            expires_at,
+            call_id: "call-1@phone".into(),
+            cseq: 1,
+            q: None,
+            instance: None,
+            reg_id: None,
+        },
         transport: Transport::Udp,
         source: addr("192.0.2.10:5062"),
         local: addr("127.0.0.1:5060"),
+        conn: None,
         user_agent: "baresip".into(),
         reachable: None,
     }
 }
 
+/// `b` with its registrar part changed by `f`.
+fn with(b: &Binding, f: impl FnOnce(&mut pbx_sip::registrar::Binding)) -> Binding {
+    let mut b = b.clone();
+    f(&mut b.binding);
+    b
+}
+
 pub async fn registrations(store: &Store) {
     let a = binding("1000", "sip:1000@192.0.2.10:5062", 2_000);
     ok(store.upsert_binding(&a).await);
-    let b = StoredBinding {
-        q: Some(500),
-        instance: Some("<urn:uuid:00000000-0000-0000-0000-000000000001>".into()),
-        reg_id: Some(1),
+    let b = Binding {
         transport: Transport::Tls,
         source: addr("[2001:db8::1]:40000"),
         local: addr("[::1]:5061"),
         user_agent: String::new(),
-        ..binding("1000", "sips:1000@[2001:db8::1]:40000;transport=tls", 3_000)
+        ..with(
+            &binding("1000", "sips:1000@[2001:db8::1]:40000;transport=tls", 3_000),
+            |r| {
+                r.q = Some(500);
+                r.instance = Some("<urn:uuid:00000000-0000-0000-0000-000000000001>".into());
+                r.reg_id = Some(1);
+            },
+        )
     };
     ok(store.upsert_binding(&b).await);
     ok(store
@@ -160,11 +177,10 @@ pub async fn registrations(store: &Store) {
         .await);
 
     // A refresh of the same (aor, contact) replaces it.
-    let refreshed = StoredBinding {
-        cseq: 2,
-        expires_at: 2_500,
-        ..a.clone()
-    };
+    let refreshed = with(&a, |r| {
+        r.cseq = 2;
+        r.expires_at = 2_500;
+    });
     ok(store.upsert_binding(&refreshed).await);
 
     let all = ok(store.list_bindings().await);
@@ -200,12 +216,9 @@ pub async fn registrations(store: &Store) {
 /// The registrar's write-behind batch: runs of upserts become multi-row statements, the
 /// last upsert of a binding wins, and removals apply in order.
 pub async fn binding_batches(store: &Store) {
-    use pbx::store::BindingChange;
+    use pbx_store::BindingChange;
     let a1 = binding("2000", "sip:2000@192.0.2.20", 5_000);
-    let a2 = StoredBinding {
-        cseq: 2,
-        ..a1.clone()
-    };
+    let a2 = with(&a1, |r| r.cseq = 2);
     let b = binding("2000", "sip:2000@192.0.2.21", 5_000);
     let c = binding("2001", "sip:2001@192.0.2.22", 5_000);
     let mut many: Vec<BindingChange> = (0..450)
@@ -217,12 +230,12 @@ pub async fn binding_batches(store: &Store) {
         BindingChange::Upsert(a2.clone()),
         BindingChange::Remove {
             aor: b.aor.clone(),
-            contact: b.contact.clone(),
+            contact: b.contact(),
         },
         BindingChange::Upsert(c.clone()),
         BindingChange::Reachable {
             aor: c.aor.clone(),
-            contact: c.contact.clone(),
+            contact: c.contact(),
             reachable: true,
         },
         BindingChange::RemoveAll { aor: "2002".into() },
@@ -234,7 +247,7 @@ pub async fn binding_batches(store: &Store) {
     assert_eq!(mine[0], &a2);
     assert_eq!(
         mine[1],
-        &StoredBinding {
+        &Binding {
             reachable: Some(true),
             ..c
         }

@@ -2,7 +2,10 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, from_db, to_db};
+use async_trait::async_trait;
+
+use crate::ports::CdrStore;
+use crate::{Store, StoreError, from_db, to_db};
 
 /// A finished call to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +36,11 @@ pub struct Cdr {
     pub call: NewCdr,
 }
 
-impl Store {
-    /// Records a call.
-    pub async fn insert_cdr(&self, c: &NewCdr) -> Result<(), StoreError> {
-        self.insert_cdrs(std::slice::from_ref(c)).await
-    }
-
-    /// Records calls in one transaction (a busy PBX ends hundreds of calls a second; one
-    /// commit each would queue them behind the database's write lock).
-    pub async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(), StoreError> {
+#[async_trait]
+impl CdrStore for Store {
+    async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(), StoreError> {
+        // One transaction: a busy PBX ends hundreds of calls a second, and one commit each
+        // would queue them behind the database's write lock.
         let mut tx = self.pool().begin().await?;
         for c in cdrs {
             insert_one(c).execute(&mut *tx).await?;
@@ -50,8 +49,7 @@ impl Store {
         Ok(())
     }
 
-    /// The `limit` most recent calls, newest first.
-    pub async fn list_cdrs(&self, limit: u32) -> Result<Vec<Cdr>, StoreError> {
+    async fn list_cdrs(&self, limit: u32) -> Result<Vec<Cdr>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, call_id, caller, called, started_at, answered_at, ended_at, \
              duration_secs, disposition, hangup_cause, hangup_side, codec, caller_encrypted, \
