@@ -1,5 +1,7 @@
 //! The store tests, run against each engine by `store_sqlite.rs` and `store_postgres.rs`.
-//! Each function gets a freshly migrated, empty store.
+//! Each function gets a freshly migrated, empty store. A function about one concern takes
+//! that port, so that it is the contract of the port: `ports_fake.rs` runs the same checks
+//! against in-memory fakes.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -154,7 +156,7 @@ fn with(b: &Binding, f: impl FnOnce(&mut pbx_sip::registrar::Binding)) -> Bindin
     b
 }
 
-pub async fn registrations(store: &Store) {
+pub async fn registrations(store: &dyn LocationStore) {
     let a = binding("1000", "sip:1000@192.0.2.10:5062", 2_000);
     ok(store.upsert_binding(&a).await);
     let b = Binding {
@@ -215,7 +217,7 @@ pub async fn registrations(store: &Store) {
 
 /// The registrar's write-behind batch: runs of upserts become multi-row statements, the
 /// last upsert of a binding wins, and removals apply in order.
-pub async fn binding_batches(store: &Store) {
+pub async fn binding_batches(store: &dyn LocationStore) {
     use pbx_store::BindingChange;
     let a1 = binding("2000", "sip:2000@192.0.2.20", 5_000);
     let a2 = with(&a1, |r| r.cseq = 2);
@@ -256,7 +258,7 @@ pub async fn binding_batches(store: &Store) {
     ok(store.remove_bindings("2001").await);
 }
 
-pub async fn bans(store: &Store) {
+pub async fn bans(store: &dyn BanStore) {
     ok(store
         .add_ban(ip("127.0.0.2"), "5 failed authentications", 2_000)
         .await);
@@ -279,7 +281,7 @@ pub async fn bans(store: &Store) {
     assert!(ok(store.active_bans(0).await).is_empty());
 }
 
-pub async fn sip_traces(store: &Store) {
+pub async fn sip_traces(store: &dyn TraceStore) {
     let a = ok(store.add_trace("source", "127.0.0.5/32", None).await);
     let b = ok(store.add_trace("extension", "1001", Some(2_000)).await);
     assert_ne!(a, b);
@@ -307,7 +309,7 @@ pub async fn sip_traces(store: &Store) {
     assert!(ok(store.active_traces(0).await).is_empty());
 }
 
-pub async fn admins(store: &Store) {
+pub async fn admins(store: &dyn AdminStore) {
     ok(store.create_admin("root", "correct horse").await);
     assert!(matches!(
         store.create_admin("root", "x").await,
@@ -333,7 +335,7 @@ pub async fn admins(store: &Store) {
     ));
 }
 
-pub async fn cdrs(store: &Store) {
+pub async fn cdrs(store: &dyn CdrStore) {
     assert!(ok(store.list_cdrs(10).await).is_empty());
     for (i, start) in [100, 300, 200].into_iter().enumerate() {
         let cdr = NewCdr {
