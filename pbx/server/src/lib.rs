@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: `pbx.toml`, loaded with `path:line:col` errors.
 //! - [`plan`]: the dialplan, validated and reloaded atomically.
-//! - [`store`]: the database (SQLite or PostgreSQL).
+//! - the database is the `pbx-store` crate (its ports and their SQLite/PostgreSQL
+//!   implementation); the server opens it in [`serve`] and [`cli`].
 //! - [`cli`]: the `pbx` command line.
 //! - [`serve`]: `pbx serve`, the running PBX.
 //! - [`transport`]: UDP, TCP and TLS listeners; [`engine`]: the sharded SIP engine.
@@ -16,7 +17,6 @@ pub mod media;
 pub mod plan;
 pub mod security;
 pub mod serve;
-pub mod store;
 pub mod trace;
 pub mod transport;
 pub mod web;

@@ -10,12 +10,12 @@ use crate::security::Guard;
 use crate::security::acl::Acl;
 use crate::security::guard::Ban as GuardBan;
 use crate::security::rate::SourceRateLimit;
-use crate::store::Store;
 use crate::transport::{self, Connections, Sender, Shared, TransportKind};
 use crate::web::{self, WebState};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use pbx_sip::auth::DigestAuthenticator;
 use pbx_sip::registrar::RegistrarPolicy;
+use pbx_store::{BanStore, LocationStore, Store};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("database: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] pbx_store::StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] transport::tls::TlsError),
     #[error("cannot listen on {what}: {source}")]
@@ -57,7 +57,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Metrics(e.to_string()))?;
     describe_metrics();
 
-    let store = Store::open(&config.database.url).await?;
+    let store = Arc::new(Store::open(&config.database.url).await?);
     let now_unix = transport::now_unix();
     let security = &config.security;
     let acl = Acl::new(security.allow.clone(), security.deny.clone());
@@ -69,7 +69,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         security.ban_for,
         rate,
     ));
-    guard.sync_bans(&stored_bans(&store, now_unix).await?, Instant::now());
+    guard.sync_bans(
+        &stored_bans(store.as_ref(), now_unix).await?,
+        Instant::now(),
+    );
 
     let (location, location_writer) = Location::new(store.clone());
     let location = Arc::new(location);
@@ -78,7 +81,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     // The SIP trace: filters from the config and `pbx trace`, re-read every 2 s.
     let tracer = Arc::new(crate::trace::Tracer::start(&config.trace)?);
-    crate::trace::sync::once(&store, &tracer, &config.trace.targets).await?;
+    crate::trace::sync::once(store.as_ref(), &tracer, &config.trace.targets).await?;
     tokio::spawn(crate::trace::sync::run(
         store.clone(),
         tracer.clone(),
@@ -222,7 +225,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
 
     let web_state = Arc::new(WebState {
-        store: store.clone(),
+        store: Store::clone(&store),
         metrics: metrics.clone(),
         sip_up: Default::default(),
     });
@@ -293,7 +296,7 @@ fn secs(duration: Duration) -> u32 {
     u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
 }
 
-async fn stored_bans(store: &Store, now_unix: u64) -> Result<Vec<GuardBan>, ServeError> {
+async fn stored_bans(store: &dyn BanStore, now_unix: u64) -> Result<Vec<GuardBan>, ServeError> {
     let bans = store.active_bans(now_unix).await?;
     Ok(bans
         .into_iter()
@@ -307,7 +310,7 @@ async fn stored_bans(store: &Store, now_unix: u64) -> Result<Vec<GuardBan>, Serv
 
 /// Periodic work: ban sync, expiry of bindings, gauges.
 async fn housekeeping(
-    store: Store,
+    store: Arc<Store>,
     guard: Arc<Guard>,
     location: Arc<Location>,
     credentials: Arc<CredentialCache>,
@@ -319,7 +322,7 @@ async fn housekeeping(
         ticker.tick().await;
         let now = Instant::now();
         let now_unix = transport::now_unix();
-        match stored_bans(&store, now_unix).await {
+        match stored_bans(store.as_ref(), now_unix).await {
             Ok(bans) => guard.sync_bans(&bans, now),
             Err(error) => tracing::warn!(%error, "could not read bans"),
         }

@@ -1,13 +1,13 @@
 //! The HTTP listener: health and Prometheus metrics now; the admin UI and REST API mount here
 //! later (web-admin).
 
-use crate::store::Store;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
+use pbx_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -267,7 +267,8 @@ fn extension_set_changes_each_field_in_place() {
     let url = format!("sqlite://{}/conf/data/pbx.db", env.dir.display());
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     runtime.block_on(async {
-        let store = pbx::store::Store::open(&url)
+        use pbx_store::CredentialStore;
+        let store = pbx_store::Store::open(&url)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let creds = store
@@ -507,27 +508,32 @@ fn ban_and_registration_and_cdr_listings() {
     let url = format!("sqlite://{}/conf/data/pbx.db", env.dir.display());
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     runtime.block_on(async {
-        let store = pbx::store::Store::open(&url)
+        use pbx_store::{BanStore, LocationStore};
+        let store = pbx_store::Store::open(&url)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let now = pbx::store::now_unix();
+        let now = pbx_store::now_unix();
         let ip = |s: &str| s.parse().unwrap_or_else(|_| panic!("{s}"));
         let r = store
             .add_ban(ip("127.0.0.2"), "5 failed authentications", now + 3600)
             .await;
         r.unwrap_or_else(|e| panic!("{e}"));
-        let binding = pbx::store::StoredBinding {
+        let uri = |s: &str| pbx_sip::uri::Uri::parse(s).unwrap_or_else(|_| panic!("{s}"));
+        let binding = pbx_store::Binding {
             aor: "1000".into(),
-            contact: "sip:1000@127.0.0.3:5070".into(),
-            expires_at: now + 600,
-            call_id: "c".into(),
-            cseq: 1,
-            q: None,
-            instance: None,
-            reg_id: None,
+            binding: pbx_sip::registrar::Binding {
+                contact: uri("sip:1000@127.0.0.3:5070"),
+                expires_at: now + 600,
+                call_id: "c".into(),
+                cseq: 1,
+                q: None,
+                instance: None,
+                reg_id: None,
+            },
             transport: pbx::config::Transport::Tcp,
             source: "127.0.0.3:40000".parse().unwrap_or_else(|_| panic!()),
             local: "127.0.0.1:5060".parse().unwrap_or_else(|_| panic!()),
+            conn: None,
             user_agent: "baresip v3".into(),
             reachable: Some(true),
         };
@@ -536,11 +542,9 @@ fn ban_and_registration_and_cdr_listings() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         // An expired binding is not shown.
-        let old = pbx::store::StoredBinding {
-            contact: "sip:old@x".into(),
-            expires_at: now - 1,
-            ..binding
-        };
+        let mut old = binding.clone();
+        old.binding.contact = uri("sip:old@x");
+        old.binding.expires_at = now - 1;
         store
             .upsert_binding(&old)
             .await

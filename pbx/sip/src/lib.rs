@@ -9,6 +9,7 @@
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines.
 //! - [`auth`]: digest authentication (RFC 3261 §22, RFC 7616, RFC 8760).
 //! - [`registrar`]: the RFC 3261 §10.3 binding rules.
+//! - [`transport`]: the transport names shared by the config, the store and the engine.
 
 pub mod auth;
 pub mod build;
@@ -22,4 +23,5 @@ pub mod registrar;
 pub mod serialize;
 pub mod status;
 pub mod transaction;
+pub mod transport;
 pub mod uri;

@@ -1,9 +1,9 @@
 //! `pbx admin create|token`.
 
 use super::{AdminCommand, CliError};
-use crate::store::Store;
+use pbx_store::AdminStore;
 
-pub(super) async fn run(store: &Store, cmd: AdminCommand) -> Result<(), CliError> {
+pub(super) async fn run(store: &dyn AdminStore, cmd: AdminCommand) -> Result<(), CliError> {
     match cmd {
         AdminCommand::Create { user, password } => {
             store.create_admin(&user, &password).await?;

@@ -1,9 +1,9 @@
 //! `pbx ban list|remove`.
 
 use super::{BanCommand, CliError, table};
-use crate::store::{Store, now_unix};
+use pbx_store::{BanStore, now_unix};
 
-pub(super) async fn run(store: &Store, cmd: BanCommand) -> Result<(), CliError> {
+pub(super) async fn run(store: &dyn BanStore, cmd: BanCommand) -> Result<(), CliError> {
     match cmd {
         BanCommand::List => {
             let now = now_unix();

@@ -1,9 +1,9 @@
 //! `pbx cdr list [--limit N]`. The ID is the one the log's "call ended" line names.
 
 use super::{CliError, table};
-use crate::store::Store;
+use pbx_store::CdrStore;
 
-pub(super) async fn list(store: &Store, limit: u32) -> Result<(), CliError> {
+pub(super) async fn list(store: &dyn CdrStore, limit: u32) -> Result<(), CliError> {
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let rows: Vec<Vec<String>> = store
         .list_cdrs(limit)

@@ -6,7 +6,7 @@ use pbx_dialplan::{CallContext, DialOutcome, Timestamp, TraceInputs};
 
 use super::CliError;
 use crate::config::Config;
-use crate::store::Store;
+use pbx_store::ExtensionStore;
 
 /// What `pbx dialplan trace` was asked.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub fn check(config: &Config) -> Result<(), CliError> {
 
 /// Prints the trace of a call from `--from` to `--to`, using the store to tell extensions.
 pub(super) async fn trace(
-    store: &Store,
+    store: &dyn ExtensionStore,
     config: &Config,
     request: TraceRequest,
 ) -> Result<(), CliError> {

@@ -4,10 +4,10 @@ use std::collections::HashSet;
 
 use super::{CliError, ExtensionCommand, import, table};
 use crate::config::Config;
-use crate::store::{ExtensionChanges, NewExtension, Store};
+use pbx_store::{ExtensionChanges, ExtensionStore, NewExtension};
 
 pub(super) async fn run(
-    store: &Store,
+    store: &dyn ExtensionStore,
     config: &Config,
     cmd: ExtensionCommand,
 ) -> Result<(), CliError> {
@@ -120,7 +120,7 @@ pub(super) async fn run(
 /// `pbx extension set`: validates, checks a new context against the configured dialplan,
 /// and changes the row in place (registrations untouched).
 async fn set(
-    store: &Store,
+    store: &dyn ExtensionStore,
     config: &Config,
     number: &str,
     changes: &ExtensionChanges,

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::store::NewExtension;
+use pbx_store::NewExtension;
 
 const COLUMNS: [&str; 5] = ["number", "password", "name", "email", "pin"];
 

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::config::{self, Config, ConfigErrors};
-use crate::store::{Store, StoreError};
+use pbx_store::{Store, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(

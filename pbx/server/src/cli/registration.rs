@@ -1,22 +1,23 @@
 //! `pbx registration list`.
 
 use super::{CliError, table};
-use crate::store::{Store, now_unix};
+use pbx_store::{LocationStore, now_unix};
 
-pub(super) async fn list(store: &Store) -> Result<(), CliError> {
+pub(super) async fn list(store: &dyn LocationStore) -> Result<(), CliError> {
     let now = now_unix();
     let rows: Vec<Vec<String>> = store
         .list_bindings()
         .await?
         .into_iter()
-        .filter(|b| b.expires_at > now)
+        .filter(|b| b.expires_at() > now)
         .map(|b| {
+            let contact = b.contact();
             vec![
                 b.aor,
-                b.contact,
+                contact,
                 b.transport.to_string(),
                 b.source.to_string(),
-                table::format_expiry(b.expires_at, now),
+                table::format_expiry(b.binding.expires_at, now),
                 match b.reachable {
                     Some(true) => "reachable".to_string(),
                     Some(false) => "unreachable".to_string(),

@@ -3,11 +3,15 @@
 
 use super::{CliError, TraceCommand, table};
 use crate::config::{Config, format_duration};
-use crate::store::{Store, now_unix};
 use crate::trace::Target;
 use crate::trace::sync::SYNC_INTERVAL;
+use pbx_store::{TraceStore, now_unix};
 
-pub(super) async fn run(store: &Store, config: &Config, cmd: TraceCommand) -> Result<(), CliError> {
+pub(super) async fn run(
+    store: &dyn TraceStore,
+    config: &Config,
+    cmd: TraceCommand,
+) -> Result<(), CliError> {
     match cmd {
         TraceCommand::Add {
             source,

@@ -28,51 +28,9 @@ pub struct Config {
     pub trace: TraceConfig,
 }
 
-/// The transport of a listener, from the scheme of a `listen` entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-    Ws,
-    Wss,
-}
-
-impl Transport {
-    pub const ALL: [Transport; 5] = [
-        Transport::Udp,
-        Transport::Tcp,
-        Transport::Tls,
-        Transport::Ws,
-        Transport::Wss,
-    ];
-
-    /// The scheme as written in the config (`udp`, `tcp`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-            Transport::Ws => "ws",
-            Transport::Wss => "wss",
-        }
-    }
-
-    pub fn from_scheme(scheme: &str) -> Option<Transport> {
-        Transport::ALL.into_iter().find(|t| t.as_str() == scheme)
-    }
-
-    /// Whether the transport runs over TLS (needs `[tls]`).
-    pub fn is_secure(self) -> bool {
-        matches!(self, Transport::Tls | Transport::Wss)
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The transport of a listener, from the scheme of a `listen` entry. Defined in pbx-sip so
+/// that the store's bindings use the same type.
+pub use pbx_sip::transport::Transport;
 
 /// One `listen` entry: `udp:127.0.0.1:5060`, `tls:[::1]:5061`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

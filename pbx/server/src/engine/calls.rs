@@ -3,10 +3,10 @@
 //! (media plans, CDRs) is done here.
 
 use super::ShardInput;
+use super::location::BindingPeer;
 use super::respond::response_with_reason;
 use super::shard::Shard;
 use crate::media::{MediaEvent, MediaSession};
-use crate::store::{Credentials, NewCdr};
 use crate::transport::{Peer, TransportKind, now_unix};
 use pbx_calls::{
     Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Disposition, Endpoint, MediaSetup,
@@ -18,6 +18,7 @@ use pbx_media::sdp::{Encryption, LocalEndpoint};
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer};
+use pbx_store::{Credentials, NewCdr};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;

@@ -5,7 +5,7 @@
 //! (written to a temporary file, then renamed) each time it changes, so a crash leaves either
 //! the old or the new list, never half of one. It exists only during an outage.
 
-use crate::store::NewCdr;
+use pbx_store::NewCdr;
 use std::fs;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};

@@ -7,7 +7,8 @@
 //! ended, rather than an id of our own beside the database's).
 
 use super::cdr_spool::CdrSpool;
-use crate::store::{NewCdr, Store};
+use pbx_store::{CdrStore, NewCdr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,7 +40,10 @@ pub struct CdrWriter {
 
 impl CdrWriter {
     /// Starts the writer; records left in `spool` by an earlier run are written first.
-    pub fn start(store: Store, spool: CdrSpool) -> (CdrWriter, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Arc<dyn CdrStore>,
+        spool: CdrSpool,
+    ) -> (CdrWriter, tokio::task::JoinHandle<()>) {
         let (queue, writes) = mpsc::unbounded_channel();
         (CdrWriter { queue }, tokio::spawn(run(store, spool, writes)))
     }
@@ -69,7 +73,11 @@ struct Pending {
     retry_in: Option<Duration>,
 }
 
-async fn run(store: Store, spool: CdrSpool, mut writes: mpsc::UnboundedReceiver<Write>) {
+async fn run(
+    store: Arc<dyn CdrStore>,
+    spool: CdrSpool,
+    mut writes: mpsc::UnboundedReceiver<Write>,
+) {
     let mut pending = Pending {
         records: Vec::new(),
         spool,
@@ -99,7 +107,7 @@ async fn run(store: Store, spool: CdrSpool, mut writes: mpsc::UnboundedReceiver<
         }
     }
     if !pending.records.is_empty() {
-        write_pending(&store, &mut pending).await;
+        write_pending(store.as_ref(), &mut pending).await;
     }
     let mut flushes = Vec::new();
     loop {
@@ -108,7 +116,7 @@ async fn run(store: Store, spool: CdrSpool, mut writes: mpsc::UnboundedReceiver<
             Some(wait) => match tokio::time::timeout(wait, writes.recv()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    write_pending(&store, &mut pending).await;
+                    write_pending(store.as_ref(), &mut pending).await;
                     continue;
                 }
             },
@@ -121,7 +129,7 @@ async fn run(store: Store, spool: CdrSpool, mut writes: mpsc::UnboundedReceiver<
         while let Ok(next) = writes.try_recv() {
             take(next, &mut pending.records, &mut flushes);
         }
-        write_pending(&store, &mut pending).await;
+        write_pending(store.as_ref(), &mut pending).await;
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
@@ -133,7 +141,7 @@ async fn run(store: Store, spool: CdrSpool, mut writes: mpsc::UnboundedReceiver<
 
 /// Writes every pending record, [`MAX_BATCH`] per transaction. On failure the rest stays
 /// pending and in the spool, and a retry is scheduled.
-async fn write_pending(store: &Store, pending: &mut Pending) {
+async fn write_pending(store: &dyn CdrStore, pending: &mut Pending) {
     while !pending.records.is_empty() {
         let count = pending.records.len().min(MAX_BATCH);
         let batch = pending.records.get(..count).unwrap_or_default();

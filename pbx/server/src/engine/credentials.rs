@@ -5,7 +5,7 @@
 //! when unknown, remembered as unknown for [`REFRESH`], so guessing names does not become
 //! database load.
 
-use crate::store::{Credentials, Store, StoreError};
+use pbx_store::{CredentialStore, Credentials, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ const MAX_UNKNOWN: usize = 100_000;
 pub type Lookup = Option<Arc<Credentials>>;
 
 pub struct CredentialCache {
-    store: Store,
+    store: Arc<dyn CredentialStore>,
     /// The store's extensions revision the table was read at.
     revision: Mutex<Option<u64>>,
     known: RwLock<HashMap<String, Arc<Credentials>>>,
@@ -26,7 +26,7 @@ pub struct CredentialCache {
 }
 
 impl CredentialCache {
-    pub fn new(store: Store) -> CredentialCache {
+    pub fn new(store: Arc<dyn CredentialStore>) -> CredentialCache {
         CredentialCache {
             store,
             revision: Mutex::default(),
@@ -123,7 +123,7 @@ impl CredentialCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewExtension;
+    use pbx_store::{ExtensionStore, NewExtension, Store};
 
     fn extension(number: &str) -> NewExtension {
         NewExtension {
@@ -144,7 +144,7 @@ mod tests {
             .add_extension("pbx.test", extension("1000"))
             .await
             .unwrap();
-        let cache = CredentialCache::new(store.clone());
+        let cache = CredentialCache::new(Arc::new(store.clone()));
         let now = Instant::now();
         assert!(cache.cached("1000", now).is_none(), "nothing loaded yet");
         assert_eq!(cache.refresh().await.unwrap(), 1);
@@ -179,11 +179,11 @@ mod tests {
             .add_extension("pbx.test", extension("1000"))
             .await
             .unwrap();
-        let cache = CredentialCache::new(store.clone());
+        let cache = CredentialCache::new(Arc::new(store.clone()));
         cache.refresh().await.unwrap();
         let now = Instant::now();
         let before = cache.cached("1000", now).flatten().unwrap();
-        let changes = crate::store::ExtensionChanges {
+        let changes = pbx_store::ExtensionChanges {
             password: Some("new-password".into()),
             context: Some("staff".into()),
             ..Default::default()

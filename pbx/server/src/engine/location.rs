@@ -2,54 +2,29 @@
 //! behind to the store so a restart keeps them (mechanism apart from storage, as Kamailio's
 //! registrar and usrloc).
 
-use crate::store::{BindingChange, Store, StoredBinding};
-use crate::transport::{ConnId, Peer, TransportKind};
-use pbx_sip::registrar::{Binding, BindingChange as Plan, RegisterPlan};
+use crate::transport::{Peer, TransportKind};
+use pbx_sip::registrar::{Binding as Rule, BindingChange as Plan, RegisterPlan};
+use pbx_store::{Binding, BindingChange, LocationStore};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
-/// One device's binding and how it reached the PBX.
-#[derive(Clone, Debug)]
-pub struct Registration {
-    pub binding: Binding,
-    pub transport: TransportKind,
-    pub source: SocketAddr,
-    pub local: SocketAddr,
-    pub conn: Option<ConnId>,
-    pub user_agent: String,
-    /// The last OPTIONS qualify result (`None` until qualified).
-    pub reachable: Option<bool>,
+/// Where requests to a registered device go.
+pub trait BindingPeer {
+    /// Back over the flow it registered from (RFC 5626 §5.3; without outbound, the same
+    /// symmetric path keeps a phone behind NAT reachable).
+    fn peer(&self) -> Peer;
 }
 
-impl Registration {
-    /// Where requests to this device go: back over the flow it registered from (RFC 5626
-    /// §5.3; without outbound, the same symmetric path keeps a phone behind NAT reachable).
-    pub fn peer(&self) -> Peer {
+impl BindingPeer for Binding {
+    fn peer(&self) -> Peer {
         Peer {
-            kind: self.transport,
+            // Every binding in the table came over a listener (`update`) or was kept by
+            // `restore` only when its transport has one, so the fallback is never taken.
+            kind: TransportKind::try_from(self.transport).unwrap_or(TransportKind::Udp),
             remote: self.source,
             local: self.local,
             conn: self.conn,
-        }
-    }
-
-    fn stored(&self, aor: &str) -> StoredBinding {
-        StoredBinding {
-            aor: aor.to_string(),
-            contact: self.binding.contact.to_string(),
-            expires_at: self.binding.expires_at,
-            call_id: self.binding.call_id.clone(),
-            cseq: self.binding.cseq,
-            q: self.binding.q,
-            instance: self.binding.instance.clone(),
-            reg_id: self.binding.reg_id,
-            transport: self.transport.into(),
-            source: self.source,
-            local: self.local,
-            user_agent: self.user_agent.clone(),
-            reachable: self.reachable,
         }
     }
 }
@@ -70,14 +45,14 @@ const MAX_BATCH: usize = 4096;
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub struct Location {
-    table: Mutex<HashMap<String, Vec<Registration>>>,
+    table: Mutex<HashMap<String, Vec<Binding>>>,
     writes: mpsc::UnboundedSender<Write>,
 }
 
 impl Location {
     /// Starts the write-behind task; [`Location::flush`] ends it. Changes queued while a
     /// transaction commits are written together in the next one.
-    pub fn new(store: Store) -> (Location, tokio::task::JoinHandle<()>) {
+    pub fn new(store: Arc<dyn LocationStore>) -> (Location, tokio::task::JoinHandle<()>) {
         let (writes, queue) = mpsc::unbounded_channel::<Write>();
         let writer = tokio::spawn(write_behind(store, queue));
         let table = Mutex::new(HashMap::new());
@@ -95,15 +70,16 @@ impl Location {
 
     /// Loads the bindings saved before a restart (the flows they came over are gone; requests
     /// go to their source address over a new connection or UDP).
-    pub fn restore(&self, saved: Vec<StoredBinding>, now_unix: u64) -> usize {
+    pub fn restore(&self, saved: Vec<Binding>, now_unix: u64) -> usize {
         let mut table = self.lock();
         let mut count = 0;
-        for row in saved.into_iter().filter(|b| b.expires_at > now_unix) {
-            let Some(registration) = restored(&row) else {
-                tracing::warn!(aor = %row.aor, contact = %row.contact, "skipping an unreadable saved binding");
+        for mut row in saved.into_iter().filter(|b| b.expires_at() > now_unix) {
+            if TransportKind::try_from(row.transport).is_err() {
+                tracing::warn!(aor = %row.aor, contact = %row.contact(), transport = %row.transport, "skipping a saved binding over a transport with no listener");
                 continue;
-            };
-            table.entry(row.aor.clone()).or_default().push(registration);
+            }
+            row.conn = None;
+            table.entry(row.aor.clone()).or_default().push(row);
             count += 1;
         }
         count
@@ -116,24 +92,25 @@ impl Location {
         aor: &str,
         peer: &Peer,
         user_agent: &str,
-        decide: impl FnOnce(&[Binding]) -> Result<RegisterPlan, E>,
+        decide: impl FnOnce(&[Rule]) -> Result<RegisterPlan, E>,
     ) -> Result<RegisterPlan, E> {
         let mut table = self.lock();
-        let current: Vec<Binding> = table
+        let current: Vec<Rule> = table
             .get(aor)
             .map(|list| list.iter().map(|r| r.binding.clone()).collect())
             .unwrap_or_default();
         let plan = decide(&current)?;
         let list = table.entry(aor.to_string()).or_default();
         // Logged once the table is unlocked: (added, binding).
-        let mut logged: Vec<(bool, Registration)> = Vec::new();
+        let mut logged: Vec<(bool, Binding)> = Vec::new();
         for change in &plan.changes {
             match change {
                 Plan::Upsert(binding) => {
                     let existing = list.iter().find(|r| r.binding.same_key(binding));
-                    let registration = Registration {
+                    let registration = Binding {
+                        aor: aor.to_string(),
                         binding: binding.clone(),
-                        transport: peer.kind,
+                        transport: peer.kind.into(),
                         source: peer.remote,
                         local: peer.local,
                         conn: peer.conn,
@@ -145,14 +122,14 @@ impl Location {
                     if existing.is_none() {
                         logged.push((true, registration.clone()));
                     }
-                    self.write(BindingChange::Upsert(registration.stored(aor)));
+                    self.write(BindingChange::Upsert(registration.clone()));
                     match list.iter_mut().find(|r| r.binding.same_key(binding)) {
                         Some(existing) => *existing = registration,
                         None => list.push(registration),
                     }
                 }
                 Plan::Remove(binding) => {
-                    let (gone, kept): (Vec<Registration>, _) = std::mem::take(list)
+                    let (gone, kept): (Vec<Binding>, _) = std::mem::take(list)
                         .into_iter()
                         .partition(|r| r.binding.same_key(binding));
                     *list = kept;
@@ -182,7 +159,7 @@ impl Location {
     }
 
     /// The live registrations of one extension.
-    pub fn lookup(&self, aor: &str, now_unix: u64) -> Vec<Registration> {
+    pub fn lookup(&self, aor: &str, now_unix: u64) -> Vec<Binding> {
         let table = self.lock();
         table
             .get(aor)
@@ -196,7 +173,7 @@ impl Location {
     }
 
     /// Every live registration, for the qualify pass.
-    pub fn snapshot(&self, now_unix: u64) -> Vec<(String, Registration)> {
+    pub fn snapshot(&self, now_unix: u64) -> Vec<(String, Binding)> {
         let table = self.lock();
         table
             .iter()
@@ -263,7 +240,7 @@ impl Location {
         table.retain(|aor, list| {
             let (gone, live) = std::mem::take(list)
                 .into_iter()
-                .partition(|r: &Registration| r.binding.expires_at <= now_unix);
+                .partition(|r: &Binding| r.binding.expires_at <= now_unix);
             *list = live;
             expired.extend(gone.into_iter().map(|r| (aor.clone(), r)));
             !list.is_empty()
@@ -285,14 +262,14 @@ impl Location {
         let _ = self.writes.send(Write::Change(change));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Registration>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Binding>>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// One info line per binding added, removed or expired (the contact, where it came from and
 /// the device's own name for itself: nothing secret).
-fn log_binding(aor: &str, registration: &Registration, what: &str) {
+fn log_binding(aor: &str, registration: &Binding, what: &str) {
     tracing::info!(
         extension = %aor,
         contact = %registration.binding.contact,
@@ -307,7 +284,7 @@ fn log_binding(aor: &str, registration: &Registration, what: &str) {
 /// Writes queued changes in batches until a flush. After the first change of a batch it
 /// waits [`COALESCE`] for more, so a burst of REGISTERs becomes one transaction of a few
 /// multi-row statements instead of a statement (and a thread hand-off) per REGISTER.
-async fn write_behind(store: Store, mut queue: mpsc::UnboundedReceiver<Write>) {
+async fn write_behind(store: Arc<dyn LocationStore>, mut queue: mpsc::UnboundedReceiver<Write>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         if matches!(first, Write::Change(_)) {
@@ -340,33 +317,13 @@ async fn write_behind(store: Store, mut queue: mpsc::UnboundedReceiver<Write>) {
     }
 }
 
-fn restored(row: &StoredBinding) -> Option<Registration> {
-    let binding = Binding {
-        contact: pbx_sip::uri::Uri::parse(&row.contact).ok()?,
-        expires_at: row.expires_at,
-        call_id: row.call_id.clone(),
-        cseq: row.cseq,
-        q: row.q,
-        instance: row.instance.clone(),
-        reg_id: row.reg_id,
-    };
-    Some(Registration {
-        binding,
-        transport: TransportKind::try_from(row.transport).ok()?,
-        source: row.source,
-        local: row.local,
-        conn: None,
-        user_agent: row.user_agent.clone(),
-        reachable: row.reachable,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
     use pbx_sip::message::Message;
     use pbx_sip::registrar::{RegistrarPolicy, process_register};
+    use pbx_store::Store;
 
     fn register(contact: &str, cseq: u32, expires: u32) -> pbx_sip::message::Request {
         let text = format!(
@@ -392,7 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn bindings_are_written_behind_and_restored() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
+        let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
         let (location, writer) = Location::new(store.clone());
         let policy = RegistrarPolicy::default();
         let apply = |request: pbx_sip::message::Request, now: u64| {
@@ -416,7 +373,7 @@ mod tests {
 
         let saved = store.list_bindings().await.unwrap();
         assert_eq!(saved.len(), 1);
-        assert_eq!(saved[0].contact, "sip:1000@10.0.0.6:5062");
+        assert_eq!(saved[0].contact(), "sip:1000@10.0.0.6:5062");
         assert_eq!(saved[0].transport, crate::config::Transport::Tcp);
         assert_eq!(saved[0].source, peer().remote);
         assert_eq!(saved[0].reachable, Some(false));

@@ -18,12 +18,12 @@ mod respond;
 mod shard;
 
 use crate::security::{Admission, Guard};
-use crate::store::Store;
 use crate::transport::{Inbound, Sender, Sink};
 use credentials::CredentialCache;
 use location::Location;
 use pbx_sip::auth::DigestAuthenticator;
 use pbx_sip::registrar::RegistrarPolicy;
+use pbx_store::BanStore;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -37,7 +37,7 @@ pub struct EngineContext {
     pub user_agent: String,
     pub sender: Sender,
     pub guard: Arc<Guard>,
-    pub store: Store,
+    pub store: Arc<dyn BanStore>,
     pub credentials: Arc<CredentialCache>,
     pub location: Arc<Location>,
     /// Shared so that a nonce-count seen by one shard is known to all (replay protection).

@@ -3,7 +3,7 @@
 //! registered from (which also keeps its NAT binding open); a device that never answers is
 //! marked unreachable.
 
-use super::location::Location;
+use super::location::{BindingPeer, Location};
 use super::{Dispatcher, ShardInput};
 use crate::transport::{Peer, now_unix};
 use bytes::Bytes;

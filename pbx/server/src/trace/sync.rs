@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Filters, Target, Tracer};
-use crate::store::{Store, StoreError, now_unix};
+use pbx_store::{StoreError, TraceStore, now_unix};
 
 /// How often the table is re-read.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(2);
@@ -14,7 +14,7 @@ const PRUNE_EVERY: u32 = 30;
 
 /// The config's targets plus the table's, in force now. A stored row that no longer reads
 /// (edited by hand) is skipped with a warning.
-pub async fn filters(store: &Store, configured: &[Target]) -> Result<Filters, StoreError> {
+pub async fn filters(store: &dyn TraceStore, configured: &[Target]) -> Result<Filters, StoreError> {
     let stored = store.active_traces(now_unix()).await?;
     let from_store = stored.into_iter().filter_map(|row| {
         Target::from_parts(&row.kind, &row.value)
@@ -25,18 +25,22 @@ pub async fn filters(store: &Store, configured: &[Target]) -> Result<Filters, St
 }
 
 /// Sets the filters once, now (at start-up, before the listeners open).
-pub async fn once(store: &Store, tracer: &Tracer, configured: &[Target]) -> Result<(), StoreError> {
+pub async fn once(
+    store: &dyn TraceStore,
+    tracer: &Tracer,
+    configured: &[Target],
+) -> Result<(), StoreError> {
     tracer.set_filters(filters(store, configured).await?);
     Ok(())
 }
 
 /// Re-reads the filters every [`SYNC_INTERVAL`], forever.
-pub async fn run(store: Store, tracer: Arc<Tracer>, configured: Vec<Target>) {
+pub async fn run(store: Arc<dyn TraceStore>, tracer: Arc<Tracer>, configured: Vec<Target>) {
     let mut ticker = tokio::time::interval(SYNC_INTERVAL);
     let mut ticks: u32 = 0;
     loop {
         ticker.tick().await;
-        match filters(&store, &configured).await {
+        match filters(store.as_ref(), &configured).await {
             Ok(filters) => tracer.set_filters(filters),
             Err(error) => tracing::warn!(%error, "could not read SIP trace filters"),
         }

@@ -4,7 +4,7 @@
 
 mod store_suite;
 
-use pbx::store::{Engine, Store};
+use pbx_store::{AdminStore, Engine, Store};
 use sqlx::{Connection, PgConnection};
 
 /// The server URL with `search_path` set to a new schema named after the test.

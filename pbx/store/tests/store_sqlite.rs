@@ -4,7 +4,7 @@ mod store_suite;
 
 use std::path::PathBuf;
 
-use pbx::store::{Engine, Store};
+use pbx_store::{BanStore, Engine, LocationStore, Store};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pbx-store-{}-{name}", std::process::id()));

@@ -1,7 +1,10 @@
 //! Web admin accounts and their API bearer tokens.
 
-use super::secrets::{hash_secret, new_token, token_hash, verify_secret};
-use super::{Store, StoreError, now_unix, to_db};
+use async_trait::async_trait;
+
+use crate::ports::AdminStore;
+use crate::secrets::{hash_secret, new_token, token_hash, verify_secret};
+use crate::{Store, StoreError, now_unix, to_db};
 
 /// Admin user names: 1-64 of letters, digits, `.`, `_`, `-`, `@`.
 fn check_username(user: &str) -> Result<(), StoreError> {
@@ -18,9 +21,9 @@ fn check_username(user: &str) -> Result<(), StoreError> {
     }
 }
 
-impl Store {
-    /// Creates a web admin account; the password is stored as an argon2 hash.
-    pub async fn create_admin(&self, user: &str, password: &str) -> Result<(), StoreError> {
+#[async_trait]
+impl AdminStore for Store {
+    async fn create_admin(&self, user: &str, password: &str) -> Result<(), StoreError> {
         check_username(user)?;
         if password.is_empty() {
             return Err(StoreError::Invalid("the password is empty".into()));
@@ -36,8 +39,7 @@ impl Store {
         Ok(())
     }
 
-    /// Whether `password` is the password of admin `user` (for the login page).
-    pub async fn verify_admin(&self, user: &str, password: &str) -> Result<bool, StoreError> {
+    async fn verify_admin(&self, user: &str, password: &str) -> Result<bool, StoreError> {
         let hash: Option<String> =
             sqlx::query_scalar("SELECT password_hash FROM admins WHERE username = $1")
                 .bind(user)
@@ -46,8 +48,7 @@ impl Store {
         Ok(hash.is_some_and(|h| verify_secret(password, &h)))
     }
 
-    /// The admin user names, sorted.
-    pub async fn list_admins(&self) -> Result<Vec<String>, StoreError> {
+    async fn list_admins(&self) -> Result<Vec<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT username FROM admins ORDER BY username")
                 .fetch_all(self.pool())
@@ -55,9 +56,7 @@ impl Store {
         )
     }
 
-    /// A new API token for `user` (64 hex characters). Only its SHA-256 is stored, so this is
-    /// the one time it can be seen.
-    pub async fn create_token(&self, user: &str) -> Result<String, StoreError> {
+    async fn create_token(&self, user: &str) -> Result<String, StoreError> {
         let exists: Option<String> =
             sqlx::query_scalar("SELECT username FROM admins WHERE username = $1")
                 .bind(user)
@@ -78,8 +77,7 @@ impl Store {
         Ok(token)
     }
 
-    /// The admin a bearer token belongs to, if it is a valid token.
-    pub async fn verify_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+    async fn verify_token(&self, token: &str) -> Result<Option<String>, StoreError> {
         // Looked up by hash: comparing hashes leaks nothing useful about the token through timing.
         Ok(
             sqlx::query_scalar("SELECT username FROM api_tokens WHERE token_hash = $1")

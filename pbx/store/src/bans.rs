@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use sqlx::Row;
 
-use super::{Store, StoreError, from_db, now_unix, to_db};
+use async_trait::async_trait;
+
+use crate::ports::BanStore;
+use crate::{Store, StoreError, from_db, now_unix, to_db};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
@@ -16,14 +19,9 @@ pub struct Ban {
     pub created_at: u64,
 }
 
-impl Store {
-    /// Bans `addr` until `until_unix`, replacing an earlier ban of the same address.
-    pub async fn add_ban(
-        &self,
-        addr: IpAddr,
-        reason: &str,
-        until_unix: u64,
-    ) -> Result<(), StoreError> {
+#[async_trait]
+impl BanStore for Store {
+    async fn add_ban(&self, addr: IpAddr, reason: &str, until_unix: u64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO bans (address, reason, expires_at, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, \
@@ -38,8 +36,7 @@ impl Store {
         Ok(())
     }
 
-    /// Lifts the ban of `addr`; `false` when it was not banned.
-    pub async fn remove_ban(&self, addr: IpAddr) -> Result<bool, StoreError> {
+    async fn remove_ban(&self, addr: IpAddr) -> Result<bool, StoreError> {
         let n = sqlx::query("DELETE FROM bans WHERE address = $1")
             .bind(addr.to_string())
             .execute(self.pool())
@@ -48,8 +45,7 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// The bans still in force at `now_unix`, soonest expiry first.
-    pub async fn active_bans(&self, now_unix: u64) -> Result<Vec<Ban>, StoreError> {
+    async fn active_bans(&self, now_unix: u64) -> Result<Vec<Ban>, StoreError> {
         let rows = sqlx::query(
             "SELECT address, reason, expires_at, created_at FROM bans \
              WHERE expires_at > $1 ORDER BY expires_at, address",
@@ -72,8 +68,7 @@ impl Store {
             .collect()
     }
 
-    /// Deletes the bans that ended at or before `now_unix`; returns how many.
-    pub async fn prune_bans(&self, now_unix: u64) -> Result<u64, StoreError> {
+    async fn prune_bans(&self, now_unix: u64) -> Result<u64, StoreError> {
         let n = sqlx::query("DELETE FROM bans WHERE expires_at <= $1")
             .bind(to_db(now_unix))
             .execute(self.pool())

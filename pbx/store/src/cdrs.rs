@@ -2,7 +2,10 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, from_db, to_db};
+use async_trait::async_trait;
+
+use crate::ports::CdrStore;
+use crate::{Store, StoreError, from_db, to_db};
 
 /// A finished call to record. Serializable: records the database could not take wait in the
 /// CDR spool file.
@@ -34,19 +37,11 @@ pub struct Cdr {
     pub call: NewCdr,
 }
 
-impl Store {
-    /// Records a call; returns its id.
-    pub async fn insert_cdr(&self, c: &NewCdr) -> Result<i64, StoreError> {
-        let ids = self.insert_cdrs(std::slice::from_ref(c)).await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| StoreError::Corrupt("no id for an inserted CDR".into()))
-    }
-
-    /// Records calls in one transaction (a busy PBX ends hundreds of calls a second; one
-    /// commit each would queue them behind the database's write lock). Returns their ids
-    /// (the database assigns them), in order.
-    pub async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<Vec<i64>, StoreError> {
+#[async_trait]
+impl CdrStore for Store {
+    async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<Vec<i64>, StoreError> {
+        // One transaction: a busy PBX ends hundreds of calls a second, and one commit each
+        // would queue them behind the database's write lock.
         let mut tx = self.pool().begin().await?;
         let mut ids = Vec::with_capacity(cdrs.len());
         for c in cdrs {
@@ -56,8 +51,7 @@ impl Store {
         Ok(ids)
     }
 
-    /// The `limit` most recent calls, newest first.
-    pub async fn list_cdrs(&self, limit: u32) -> Result<Vec<Cdr>, StoreError> {
+    async fn list_cdrs(&self, limit: u32) -> Result<Vec<Cdr>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, call_id, caller, called, started_at, answered_at, ended_at, \
              duration_secs, disposition, hangup_cause, hangup_side, codec, caller_encrypted, \

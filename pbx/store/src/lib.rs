@@ -1,15 +1,20 @@
-//! The database: extensions, registrations, bans, admins, CDRs.
+//! The PBX's persistent state as ports: one trait per concern ([`ports`]), and one sqlx
+//! implementation of them all, [`Store`], for SQLite and PostgreSQL. Consumers take the trait
+//! they need (`Arc<dyn LocationStore>`), so a test can give them an in-memory fake and the web
+//! admin can depend on this crate alone.
 //!
 //! One code path for SQLite and PostgreSQL through sqlx's `Any` driver: the queries use `$1`
 //! placeholders, integers (unix seconds, 0/1) and text only, which both engines read alike.
-//! Each engine has its own migrations (`migrations/sqlite`, `migrations/postgres`), applied on
-//! open.
+//! Each engine has its own migrations (`migrations/sqlite`, `migrations/postgres` at the
+//! repository root), embedded at compile time and applied on open.
 
 mod admins;
 mod bans;
+mod binding;
 mod cdrs;
 mod error;
 mod extensions;
+pub mod ports;
 mod registrations;
 mod secrets;
 mod traces;
@@ -22,10 +27,15 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
 pub use bans::Ban;
+pub use binding::Binding;
 pub use cdrs::{Cdr, NewCdr};
 pub use error::StoreError;
-pub use extensions::{Credentials, Extension, ExtensionChanges, NewExtension};
-pub use registrations::{BindingChange, StoredBinding};
+pub use extensions::{Credentials, Extension, ExtensionChanges, MEDIA_ENCRYPTION, NewExtension};
+pub use pbx_sip::transport::Transport;
+pub use ports::{
+    AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, LocationStore, TraceStore,
+};
+pub use registrations::BindingChange;
 pub use secrets::{hash_secret, verify_secret};
 pub use traces::StoredTrace;
 
@@ -39,7 +49,8 @@ pub enum Engine {
     Postgres,
 }
 
-/// A handle on the database; cheap to clone (a connection pool inside).
+/// A handle on the database; cheap to clone (a connection pool inside). Implements every
+/// trait of [`ports`].
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,

@@ -5,7 +5,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 
-use super::StoreError;
+use crate::StoreError;
 
 /// An argon2id PHC string for `secret`, with a fresh random salt.
 pub fn hash_secret(secret: &str) -> Result<String, StoreError> {

@@ -6,8 +6,11 @@ use pbx_sip::auth::{Algorithm, ha1_hex};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::secrets::{hash_secret, verify_secret};
-use super::{Store, StoreError, from_db, now_unix, to_db};
+use async_trait::async_trait;
+
+use crate::ports::{CredentialStore, ExtensionStore};
+use crate::secrets::{hash_secret, verify_secret};
+use crate::{Store, StoreError, from_db, now_unix, to_db};
 
 /// An extension to create, with its plain secrets (hashed before they reach the database).
 #[derive(Clone, Default, PartialEq)]
@@ -290,9 +293,9 @@ macro_rules! credentials_query {
     };
 }
 
-impl Store {
-    /// Creates one extension. `realm` is `[sip] domain`: the HA1s depend on it.
-    pub async fn add_extension(&self, realm: &str, ext: NewExtension) -> Result<(), StoreError> {
+#[async_trait]
+impl ExtensionStore for Store {
+    async fn add_extension(&self, realm: &str, ext: NewExtension) -> Result<(), StoreError> {
         let h = hash(realm, &ext)?;
         let mut tx = self.pool().begin().await?;
         insert(&h, now_unix())
@@ -304,18 +307,7 @@ impl Store {
         Ok(())
     }
 
-    /// The extensions table's revision: it changes whenever an extension is added, changed or
-    /// removed.
-    pub async fn extensions_revision(&self) -> Result<u64, StoreError> {
-        let value: i64 = sqlx::query("SELECT value FROM revisions WHERE name = 'extensions'")
-            .fetch_one(self.pool())
-            .await?
-            .try_get("value")?;
-        Ok(from_db(value))
-    }
-
-    /// Creates all of `exts` in one transaction: all of them, or none on any error.
-    pub async fn import_extensions(
+    async fn import_extensions(
         &self,
         realm: &str,
         exts: Vec<NewExtension>,
@@ -337,8 +329,7 @@ impl Store {
         Ok(hashed.len())
     }
 
-    /// Every extension, ordered by number.
-    pub async fn list_extensions(&self) -> Result<Vec<Extension>, StoreError> {
+    async fn list_extensions(&self) -> Result<Vec<Extension>, StoreError> {
         let rows = sqlx::query(
             "SELECT number, name, email, pin_hash, allowed_networks, created_at, \
              media_encryption, context FROM extensions ORDER BY number",
@@ -363,10 +354,7 @@ impl Store {
             .collect()
     }
 
-    /// Changes an extension in place; its registrations stay. A new password replaces both
-    /// HA1s (`realm` is `[sip] domain`). `false` when there is no such extension. The
-    /// revision moves, so a running PBX reads the change at its next credentials refresh.
-    pub async fn update_extension(
+    async fn update_extension(
         &self,
         realm: &str,
         number: &str,
@@ -412,8 +400,7 @@ impl Store {
         Ok(true)
     }
 
-    /// Removes an extension and its registrations. `false` when there was no such extension.
-    pub async fn remove_extension(&self, number: &str) -> Result<bool, StoreError> {
+    async fn remove_extension(&self, number: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
         let removed = sqlx::query("DELETE FROM extensions WHERE number = $1")
             .bind(number)
@@ -428,9 +415,11 @@ impl Store {
         tx.commit().await?;
         Ok(removed > 0)
     }
+}
 
-    /// The digest credentials of one extension.
-    pub async fn credentials(&self, number: &str) -> Result<Option<Credentials>, StoreError> {
+#[async_trait]
+impl CredentialStore for Store {
+    async fn credentials(&self, number: &str) -> Result<Option<Credentials>, StoreError> {
         let row = sqlx::query(credentials_query!(" WHERE number = $1"))
             .bind(number)
             .fetch_optional(self.pool())
@@ -438,10 +427,17 @@ impl Store {
         row.as_ref().map(credentials_from).transpose()
     }
 
-    /// The digest credentials of every extension (to fill a cache). Rows are read one at a
-    /// time: holding thousands of driver rows at once would leave the allocator with a peak
-    /// the process keeps long after.
-    pub async fn all_credentials(&self) -> Result<Vec<Credentials>, StoreError> {
+    async fn extensions_revision(&self) -> Result<u64, StoreError> {
+        let value: i64 = sqlx::query("SELECT value FROM revisions WHERE name = 'extensions'")
+            .fetch_one(self.pool())
+            .await?
+            .try_get("value")?;
+        Ok(from_db(value))
+    }
+
+    async fn all_credentials(&self) -> Result<Vec<Credentials>, StoreError> {
+        // Rows are read one at a time: holding thousands of driver rows at once would leave
+        // the allocator with a peak the process keeps long after.
         use futures_util::TryStreamExt;
         let mut rows = sqlx::query(credentials_query!()).fetch(self.pool());
         let mut all = Vec::new();
@@ -451,8 +447,7 @@ impl Store {
         Ok(all)
     }
 
-    /// Whether `pin` is the voicemail PIN of `number`; `false` when it has none.
-    pub async fn verify_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError> {
+    async fn verify_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError> {
         let hash: Option<Option<String>> =
             sqlx::query_scalar("SELECT pin_hash FROM extensions WHERE number = $1")
                 .bind(number)

@@ -1,71 +1,45 @@
 //! Registrar bindings (RFC 3261 §10.3), kept so that a restart does not lose them.
 
-use std::net::SocketAddr;
-
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, from_db, now_unix, to_db};
-use crate::config::Transport;
-
-/// One binding of an address of record to a contact. The numeric fields have the types of
-/// `pbx_sip::registrar::Binding`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredBinding {
-    /// The address of record: the extension number.
-    pub aor: String,
-    /// The Contact URI as the phone sent it.
-    pub contact: String,
-    /// Unix seconds.
-    pub expires_at: u64,
-    pub call_id: String,
-    pub cseq: u32,
-    /// The contact's q-value in thousandths (q=0.5 is 500), RFC 3261 §20.10.
-    pub q: Option<u16>,
-    /// RFC 5626 `+sip.instance`.
-    pub instance: Option<String>,
-    /// RFC 5626 `reg-id`.
-    pub reg_id: Option<u32>,
-    /// The transport the REGISTER came over.
-    pub transport: Transport,
-    /// Where the REGISTER came from (after rport/received).
-    pub source: SocketAddr,
-    /// The listener it arrived on.
-    pub local: SocketAddr,
-    /// The User-Agent header; empty when the phone sent none.
-    pub user_agent: String,
-    /// The last OPTIONS qualify result; `None` when not qualified (yet). Set with
-    /// [`Store::set_reachable`]; an upsert keeps the stored value.
-    pub reachable: Option<bool>,
-}
+use crate::ports::LocationStore;
+use crate::{Binding, Store, StoreError, from_db, now_unix, to_db};
+use pbx_sip::transport::Transport;
+use pbx_sip::uri::Uri;
 
 fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("bad {what} `{value}` in registrations"))
 }
 
-fn from_row(row: &AnyRow) -> Result<StoredBinding, StoreError> {
+fn from_row(row: &AnyRow) -> Result<Binding, StoreError> {
+    let contact: String = row.try_get("contact")?;
     let transport: String = row.try_get("transport")?;
     let source: String = row.try_get("source")?;
     let local: String = row.try_get("local")?;
     let cseq: i64 = row.try_get("cseq")?;
     let q: Option<i64> = row.try_get("q_milli")?;
     let reg_id: Option<i64> = row.try_get("reg_id")?;
-    Ok(StoredBinding {
+    Ok(Binding {
         aor: row.try_get("aor")?,
-        contact: row.try_get("contact")?,
-        expires_at: from_db(row.try_get("expires_at")?),
-        call_id: row.try_get("call_id")?,
-        cseq: u32::try_from(cseq).map_err(|_| corrupt("cseq", cseq))?,
-        q: q.map(|q| u16::try_from(q).map_err(|_| corrupt("q", q)))
-            .transpose()?,
-        instance: row.try_get("instance")?,
-        reg_id: reg_id
-            .map(|r| u32::try_from(r).map_err(|_| corrupt("reg_id", r)))
-            .transpose()?,
+        binding: pbx_sip::registrar::Binding {
+            contact: Uri::parse(&contact).map_err(|_| corrupt("contact", &contact))?,
+            expires_at: from_db(row.try_get("expires_at")?),
+            call_id: row.try_get("call_id")?,
+            cseq: u32::try_from(cseq).map_err(|_| corrupt("cseq", cseq))?,
+            q: q.map(|q| u16::try_from(q).map_err(|_| corrupt("q", q)))
+                .transpose()?,
+            instance: row.try_get("instance")?,
+            reg_id: reg_id
+                .map(|r| u32::try_from(r).map_err(|_| corrupt("reg_id", r)))
+                .transpose()?,
+        },
         transport: Transport::from_scheme(&transport)
             .ok_or_else(|| corrupt("transport", &transport))?,
         source: source.parse().map_err(|_| corrupt("source", &source))?,
         local: local.parse().map_err(|_| corrupt("local", &local))?,
+        conn: None,
         user_agent: row
             .try_get::<Option<String>, _>("user_agent")?
             .unwrap_or_default(),
@@ -133,16 +107,17 @@ fn upsert_sql(rows: usize) -> String {
     sql
 }
 
-fn bind_binding<'q>(query: AnyQuery<'q>, b: &'q StoredBinding, now: u64) -> AnyQuery<'q> {
+fn bind_binding<'q>(query: AnyQuery<'q>, b: &'q Binding, now: u64) -> AnyQuery<'q> {
+    let r = &b.binding;
     query
         .bind(&b.aor)
-        .bind(&b.contact)
-        .bind(to_db(b.expires_at))
-        .bind(&b.call_id)
-        .bind(i64::from(b.cseq))
-        .bind(b.q.map(i64::from))
-        .bind(b.instance.as_deref())
-        .bind(b.reg_id.map(i64::from))
+        .bind(r.contact.to_string())
+        .bind(to_db(r.expires_at))
+        .bind(&r.call_id)
+        .bind(i64::from(r.cseq))
+        .bind(r.q.map(i64::from))
+        .bind(r.instance.as_deref())
+        .bind(r.reg_id.map(i64::from))
         .bind(b.transport.as_str())
         .bind(b.source.to_string())
         .bind(b.local.to_string())
@@ -152,14 +127,14 @@ fn bind_binding<'q>(query: AnyQuery<'q>, b: &'q StoredBinding, now: u64) -> AnyQ
 
 /// The last upsert of each (aor, contact), in the order of those last upserts: one
 /// statement must not touch a row twice (PostgreSQL refuses), and only the last counts.
-fn last_of_each<'a>(upserts: impl Iterator<Item = &'a StoredBinding>) -> Vec<&'a StoredBinding> {
-    let all: Vec<&StoredBinding> = upserts.collect();
+fn last_of_each<'a>(upserts: impl Iterator<Item = &'a Binding>) -> Vec<&'a Binding> {
+    let all: Vec<(String, &Binding)> = upserts.map(|b| (b.contact(), b)).collect();
     let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<&StoredBinding> = all
+    let mut out: Vec<&Binding> = all
         .iter()
         .rev()
-        .filter(|b| seen.insert((b.aor.as_str(), b.contact.as_str())))
-        .copied()
+        .filter(|(contact, b)| seen.insert((b.aor.as_str(), contact.as_str())))
+        .map(|(_, b)| *b)
         .collect();
     out.reverse();
     out
@@ -182,10 +157,13 @@ fn remove_all_query(aor: &str) -> AnyQuery<'_> {
     sqlx::query("DELETE FROM registrations WHERE aor = $1").bind(aor)
 }
 
-/// One change to the registrations table, for [`Store::apply_binding_changes`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One change to the registrations table, for [`LocationStore::apply_binding_changes`].
+// Nearly every change is an upsert: boxing it would cost an allocation per REGISTER to shrink
+// the rare removals.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BindingChange {
-    Upsert(StoredBinding),
+    Upsert(Binding),
     Remove {
         aor: String,
         contact: String,
@@ -217,19 +195,16 @@ impl BindingChange {
     }
 }
 
-impl Store {
-    /// Adds the binding, or replaces the one with the same (aor, contact).
-    pub async fn upsert_binding(&self, b: &StoredBinding) -> Result<(), StoreError> {
+#[async_trait]
+impl LocationStore for Store {
+    async fn upsert_binding(&self, b: &Binding) -> Result<(), StoreError> {
         bind_binding(sqlx::query(UPSERT_ONE.as_str()), b, now_unix())
             .execute(self.pool())
             .await?;
         Ok(())
     }
 
-    /// Applies changes in order, in one transaction: the registrar's write-behind batches
-    /// them so a burst of REGISTERs costs one commit (one fsync), not one each.
-    /// Runs of upserts become multi-row statements.
-    pub async fn apply_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
+    async fn apply_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
         let now = now_unix();
         let mut tx = self.pool().begin().await?;
         let mut rest = changes;
@@ -243,6 +218,7 @@ impl Store {
                 rest = &rest[1..];
                 continue;
             }
+            // A run of upserts becomes multi-row statements.
             let (upserts, after) = rest.split_at(run);
             let rows = last_of_each(upserts.iter().filter_map(|c| match c {
                 BindingChange::Upsert(b) => Some(b),
@@ -268,8 +244,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records an OPTIONS qualify result; `false` when there is no such binding.
-    pub async fn set_reachable(
+    async fn set_reachable(
         &self,
         aor: &str,
         contact: &str,
@@ -282,8 +257,7 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Removes one binding; `false` when there was none.
-    pub async fn remove_binding(&self, aor: &str, contact: &str) -> Result<bool, StoreError> {
+    async fn remove_binding(&self, aor: &str, contact: &str) -> Result<bool, StoreError> {
         let n = remove_query(aor, contact)
             .execute(self.pool())
             .await?
@@ -291,8 +265,7 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Removes every binding of `aor` (`Contact: *`); returns how many there were.
-    pub async fn remove_bindings(&self, aor: &str) -> Result<u64, StoreError> {
+    async fn remove_bindings(&self, aor: &str) -> Result<u64, StoreError> {
         let n = remove_all_query(aor)
             .execute(self.pool())
             .await?
@@ -300,9 +273,7 @@ impl Store {
         Ok(n)
     }
 
-    /// Every stored binding, expired or not, ordered by aor then contact. A row that cannot be
-    /// read is skipped with a warning, so that one bad row cannot stop the server starting.
-    pub async fn list_bindings(&self) -> Result<Vec<StoredBinding>, StoreError> {
+    async fn list_bindings(&self) -> Result<Vec<Binding>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             select_columns!(),
@@ -322,8 +293,7 @@ impl Store {
             .collect())
     }
 
-    /// Deletes the bindings that expired at or before `now_unix`; returns how many.
-    pub async fn prune_bindings(&self, now_unix: u64) -> Result<u64, StoreError> {
+    async fn prune_bindings(&self, now_unix: u64) -> Result<u64, StoreError> {
         let n = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
             .bind(to_db(now_unix))
             .execute(self.pool())

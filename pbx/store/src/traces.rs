@@ -1,10 +1,13 @@
 //! SIP trace filters (`pbx trace add|list|remove`): what the running PBX writes to its trace
 //! log besides the `[trace]` filters of the config. Kind and value are stored as text and
-//! checked by the caller ([`crate::trace::Target`]).
+//! checked by the caller (the server's `trace::Target`).
 
 use sqlx::Row;
 
-use super::{Store, StoreError, from_db, now_unix, to_db};
+use async_trait::async_trait;
+
+use crate::ports::TraceStore;
+use crate::{Store, StoreError, from_db, now_unix, to_db};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTrace {
@@ -19,9 +22,9 @@ pub struct StoredTrace {
     pub created_at: u64,
 }
 
-impl Store {
-    /// Adds a filter; returns its id.
-    pub async fn add_trace(
+#[async_trait]
+impl TraceStore for Store {
+    async fn add_trace(
         &self,
         kind: &str,
         value: &str,
@@ -40,8 +43,7 @@ impl Store {
         Ok(row.try_get("id")?)
     }
 
-    /// The filters still in force at `now_unix`, oldest first.
-    pub async fn active_traces(&self, now_unix: u64) -> Result<Vec<StoredTrace>, StoreError> {
+    async fn active_traces(&self, now_unix: u64) -> Result<Vec<StoredTrace>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, value, expires_at, created_at FROM sip_traces \
              WHERE expires_at IS NULL OR expires_at > $1 ORDER BY id",
@@ -62,8 +64,7 @@ impl Store {
             .collect()
     }
 
-    /// Removes filter `id`; `false` when there is none.
-    pub async fn remove_trace(&self, id: i64) -> Result<bool, StoreError> {
+    async fn remove_trace(&self, id: i64) -> Result<bool, StoreError> {
         let n = sqlx::query("DELETE FROM sip_traces WHERE id = $1")
             .bind(id)
             .execute(self.pool())
@@ -72,8 +73,7 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Removes every filter, expired or not; returns how many were in force at `now_unix`.
-    pub async fn remove_all_traces(&self, now_unix: u64) -> Result<u64, StoreError> {
+    async fn remove_all_traces(&self, now_unix: u64) -> Result<u64, StoreError> {
         let active = self.active_traces(now_unix).await?.len();
         sqlx::query("DELETE FROM sip_traces")
             .execute(self.pool())
@@ -81,8 +81,7 @@ impl Store {
         Ok(u64::try_from(active).unwrap_or(u64::MAX))
     }
 
-    /// Deletes the filters that ended at or before `now_unix`; returns how many.
-    pub async fn prune_traces(&self, now_unix: u64) -> Result<u64, StoreError> {
+    async fn prune_traces(&self, now_unix: u64) -> Result<u64, StoreError> {
         let n =
             sqlx::query("DELETE FROM sip_traces WHERE expires_at IS NOT NULL AND expires_at <= $1")
                 .bind(to_db(now_unix))

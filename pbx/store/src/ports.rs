@@ -1,0 +1,179 @@
+//! The ports: one trait per concern, so that a consumer depends on what it uses (the location
+//! service on [`LocationStore`], the credential cache on [`CredentialStore`]) and a test can hand
+//! it an in-memory fake. [`crate::Store`] (sqlx, SQLite and PostgreSQL) implements them all.
+//!
+//! The traits use `async-trait` (boxed futures) so that they can be used as `dyn` objects:
+//! a store call is a database round trip, next to which one allocation does not count.
+//!
+//! Room for what comes next, not implemented yet (each a trait here and tables in a migration):
+//! - `MailboxStore`: voicemail messages per extension (metadata; the audio stays on disk) and
+//!   greetings, with the PIN check moving there from [`CredentialStore::verify_pin`].
+//! - `TrunkStore`: SIP trunks (registrations to a provider, their credentials and routes).
+//! - `SettingsStore`: settings the web admin edits at run time, beside the TOML config.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+
+use crate::{
+    Ban, Binding, BindingChange, Cdr, Credentials, Extension, ExtensionChanges, NewCdr,
+    NewExtension, StoreError, StoredTrace,
+};
+
+/// What digest authentication and the voicemail PIN prompt read about extensions.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// The digest credentials of one extension.
+    async fn credentials(&self, number: &str) -> Result<Option<Credentials>, StoreError>;
+
+    /// The digest credentials of every extension (to fill a cache).
+    async fn all_credentials(&self) -> Result<Vec<Credentials>, StoreError>;
+
+    /// The extensions table's revision: it changes whenever an extension is added or removed.
+    async fn extensions_revision(&self) -> Result<u64, StoreError>;
+
+    /// Whether `pin` is the voicemail PIN of `number`; `false` when it has none.
+    async fn verify_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError>;
+}
+
+/// Managing extensions (the CLI, and the web admin to come).
+#[async_trait]
+pub trait ExtensionStore: Send + Sync {
+    /// Creates one extension. `realm` is `[sip] domain`: the HA1s depend on it.
+    async fn add_extension(&self, realm: &str, ext: NewExtension) -> Result<(), StoreError>;
+
+    /// Creates all of `exts` in one transaction: all of them, or none on any error.
+    async fn import_extensions(
+        &self,
+        realm: &str,
+        exts: Vec<NewExtension>,
+    ) -> Result<usize, StoreError>;
+
+    /// Every extension, ordered by number.
+    async fn list_extensions(&self) -> Result<Vec<Extension>, StoreError>;
+
+    /// Changes an extension in place; its registrations stay. A new password replaces both
+    /// HA1s (`realm` is `[sip] domain`). `false` when there is no such extension. The
+    /// revision moves, so a running PBX reads the change at its next credentials refresh.
+    async fn update_extension(
+        &self,
+        realm: &str,
+        number: &str,
+        changes: &ExtensionChanges,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes an extension and its registrations. `false` when there was no such extension.
+    async fn remove_extension(&self, number: &str) -> Result<bool, StoreError>;
+}
+
+/// Registrar bindings (RFC 3261 §10.3), kept so that a restart does not lose them.
+#[async_trait]
+pub trait LocationStore: Send + Sync {
+    /// Adds the binding, or replaces the one with the same (aor, contact).
+    async fn upsert_binding(&self, b: &Binding) -> Result<(), StoreError>;
+
+    /// Applies changes in order, in one transaction: the registrar's write-behind batches
+    /// them so a burst of REGISTERs costs one commit (one fsync), not one each.
+    async fn apply_binding_changes(&self, changes: &[BindingChange]) -> Result<(), StoreError>;
+
+    /// Records an OPTIONS qualify result; `false` when there is no such binding.
+    async fn set_reachable(
+        &self,
+        aor: &str,
+        contact: &str,
+        reachable: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes one binding; `false` when there was none.
+    async fn remove_binding(&self, aor: &str, contact: &str) -> Result<bool, StoreError>;
+
+    /// Removes every binding of `aor` (`Contact: *`); returns how many there were.
+    async fn remove_bindings(&self, aor: &str) -> Result<u64, StoreError>;
+
+    /// Every stored binding, expired or not, ordered by aor then contact. A row that cannot be
+    /// read is skipped with a warning, so that one bad row cannot stop the server starting.
+    async fn list_bindings(&self) -> Result<Vec<Binding>, StoreError>;
+
+    /// Deletes the bindings that expired at or before `now_unix`; returns how many.
+    async fn prune_bindings(&self, now_unix: u64) -> Result<u64, StoreError>;
+}
+
+/// Call detail records.
+#[async_trait]
+pub trait CdrStore: Send + Sync {
+    /// Records a call; returns its id.
+    async fn insert_cdr(&self, c: &NewCdr) -> Result<i64, StoreError> {
+        let ids = self.insert_cdrs(std::slice::from_ref(c)).await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("no id for an inserted CDR".into()))
+    }
+
+    /// Records calls in one transaction: all of them or none. Returns their ids (the
+    /// database assigns them), in order.
+    async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<Vec<i64>, StoreError>;
+
+    /// The `limit` most recent calls, newest first.
+    async fn list_cdrs(&self, limit: u32) -> Result<Vec<Cdr>, StoreError>;
+}
+
+/// Banned source addresses, kept across restarts.
+#[async_trait]
+pub trait BanStore: Send + Sync {
+    /// Bans `addr` until `until_unix`, replacing an earlier ban of the same address.
+    async fn add_ban(&self, addr: IpAddr, reason: &str, until_unix: u64) -> Result<(), StoreError>;
+
+    /// Lifts the ban of `addr`; `false` when it was not banned.
+    async fn remove_ban(&self, addr: IpAddr) -> Result<bool, StoreError>;
+
+    /// The bans still in force at `now_unix`, soonest expiry first.
+    async fn active_bans(&self, now_unix: u64) -> Result<Vec<Ban>, StoreError>;
+
+    /// Deletes the bans that ended at or before `now_unix`; returns how many.
+    async fn prune_bans(&self, now_unix: u64) -> Result<u64, StoreError>;
+}
+
+/// Web admin accounts and their API bearer tokens.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Creates a web admin account; the password is stored as an argon2 hash.
+    async fn create_admin(&self, user: &str, password: &str) -> Result<(), StoreError>;
+
+    /// Whether `password` is the password of admin `user` (for the login page).
+    async fn verify_admin(&self, user: &str, password: &str) -> Result<bool, StoreError>;
+
+    /// The admin user names, sorted.
+    async fn list_admins(&self) -> Result<Vec<String>, StoreError>;
+
+    /// A new API token for `user` (64 hex characters). Only its SHA-256 is stored, so this is
+    /// the one time it can be seen.
+    async fn create_token(&self, user: &str) -> Result<String, StoreError>;
+
+    /// The admin a bearer token belongs to, if it is a valid token.
+    async fn verify_token(&self, token: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// SIP trace filters (`pbx trace add|list|remove`). Kind and value are stored as text and
+/// checked by the caller.
+#[async_trait]
+pub trait TraceStore: Send + Sync {
+    /// Adds a filter; returns its id.
+    async fn add_trace(
+        &self,
+        kind: &str,
+        value: &str,
+        until_unix: Option<u64>,
+    ) -> Result<i64, StoreError>;
+
+    /// The filters still in force at `now_unix`, oldest first.
+    async fn active_traces(&self, now_unix: u64) -> Result<Vec<StoredTrace>, StoreError>;
+
+    /// Removes filter `id`; `false` when there is none.
+    async fn remove_trace(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Removes every filter, expired or not; returns how many were in force at `now_unix`.
+    async fn remove_all_traces(&self, now_unix: u64) -> Result<u64, StoreError>;
+
+    /// Deletes the filters that ended at or before `now_unix`; returns how many.
+    async fn prune_traces(&self, now_unix: u64) -> Result<u64, StoreError>;
+}
