@@ -100,7 +100,9 @@ impl Endpoints {
 /// The media of one call. See the module documentation for how to drive it.
 pub struct MediaSession {
     relay: Relay,
-    legs: [Endpoints; 2],
+    /// Boxed, and only once an endpoint is attached: a relayed call carries a pointer, not
+    /// the endpoints' state (memory per call is a goal of docs/performance.md).
+    legs: Option<Box<[Endpoints; 2]>>,
     events: VecDeque<Event>,
     rtp_timeout: Option<Duration>,
     timed_out: bool,
@@ -112,7 +114,7 @@ impl MediaSession {
     pub fn new(now: Instant) -> MediaSession {
         MediaSession {
             relay: Relay::new(now),
-            legs: Default::default(),
+            legs: None,
             events: VecDeque::new(),
             rtp_timeout: None,
             timed_out: false,
@@ -161,13 +163,16 @@ impl MediaSession {
                 return Verdict::Drop(reason);
             }
         };
-        let eps = &mut self.legs[side.index()];
-        let listening = eps.listening();
-        if listening
-            && got.kind == Kind::Rtp
-            && let Some(pkt) = buf.get(..got.len).and_then(RtpView::parse)
-        {
-            eps.on_rtp(now, side, &pkt, &mut self.events);
+        let mut listening = false;
+        if let Some(legs) = self.legs.as_mut() {
+            let eps = &mut legs[side.index()];
+            listening = eps.listening();
+            if listening
+                && got.kind == Kind::Rtp
+                && let Some(pkt) = buf.get(..got.len).and_then(RtpView::parse)
+            {
+                eps.on_rtp(now, side, &pkt, &mut self.events);
+            }
         }
         self.relay.forward(side, got, buf, listening)
     }
@@ -187,27 +192,29 @@ impl MediaSession {
     pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<(), SessionError> {
         command.validate()?;
         let events = &mut self.events;
+        let legs = self.legs.get_or_insert_with(Box::default);
+        let leg = |side: Side| side.index();
         match command {
             Command::ConnectRelay => self.relay.connected = true,
             Command::DisconnectRelay => self.relay.connected = false,
             Command::Play { side, spec } => {
-                let eps = &mut self.legs[side.index()];
+                let eps = &mut legs[leg(side)];
                 eps.stop_player(side, events);
                 eps.player = Some(Player::new(now, spec));
             }
-            Command::StopPlayer { side } => self.legs[side.index()].stop_player(side, events),
+            Command::StopPlayer { side } => legs[leg(side)].stop_player(side, events),
             Command::Record { side, spec } => {
-                let eps = &mut self.legs[side.index()];
+                let eps = &mut legs[leg(side)];
                 eps.finish_recording(side, RecordingEnd::Stopped, events);
                 eps.recorder = Some(Recorder::new(now, spec));
             }
             Command::StopRecorder { side } => {
-                self.legs[side.index()].finish_recording(side, RecordingEnd::Stopped, events);
+                legs[leg(side)].finish_recording(side, RecordingEnd::Stopped, events);
             }
             Command::DetectDtmf { side, spec } => {
-                self.legs[side.index()].dtmf = Some(DtmfDetector::new(spec));
+                legs[leg(side)].dtmf = Some(DtmfDetector::new(spec))
             }
-            Command::StopDtmf { side } => self.legs[side.index()].dtmf = None,
+            Command::StopDtmf { side } => legs[leg(side)].dtmf = None,
         }
         Ok(())
     }
@@ -220,8 +227,11 @@ impl MediaSession {
             let idle = self.relay.bridge.idle_for(now).unwrap_or_default();
             self.events.push_back(Event::MediaTimeout { idle });
         }
+        let Some(legs) = self.legs.as_mut() else {
+            return;
+        };
         for side in [Side::Caller, Side::Callee] {
-            let eps = &mut self.legs[side.index()];
+            let eps = &mut legs[side.index()];
             if let Some(end) = eps.recorder.as_mut().and_then(|r| r.handle_timeout(now)) {
                 eps.finish_recording(side, end, &mut self.events);
             }
@@ -242,8 +252,9 @@ impl MediaSession {
     /// header, one frame and 16 for an SRTP tag; the relay's 2048-byte buffer will do).
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let legs = self.legs.as_mut()?;
         for side in [Side::Caller, Side::Callee] {
-            let eps = &mut self.legs[side.index()];
+            let eps = &mut legs[side.index()];
             while let Some(player) = eps.player.as_mut() {
                 match player.poll_transmit(now, buf) {
                     PlayerOutput::Packet(len) => {
@@ -276,8 +287,12 @@ impl MediaSession {
     /// [`MediaSession::poll_transmit`] has something to do.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let [a, b] = &self.legs;
-        [self.media_deadline(), a.poll_timeout(), b.poll_timeout()]
+        let media = self.media_deadline();
+        let Some(legs) = self.legs.as_deref() else {
+            return media;
+        };
+        let [a, b] = legs;
+        [media, a.poll_timeout(), b.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
