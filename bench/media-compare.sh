@@ -7,11 +7,14 @@
 #   Generator on core 0, relay on core 1.
 #   Ports: generator phones 46000-49999, relay ports 30000-39999 (rtpengine's config; the two
 #   relays never run at the same time), rtpengine ng 127.0.0.1:2223 and CLI 2224.
+#   Before/after a change in one run: --relay-before OLD_relay_harness --servers pbx-before,pbx.
 #   Env: CARGO_TARGET_DIR (default target), OUT (default bench/results/media-<UTC time>.json).
 #   Needs: rtpengine-daemon, taskset, python3, cargo. Takes about 10 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v rtpengine >/dev/null || { echo "media-compare: apt-get install rtpengine-daemon" >&2; exit 2; }
+# Without rtpengine, only a --servers list without it can run (e.g. --servers pbx-before,pbx).
+command -v rtpengine >/dev/null || [[ "$*" == *--servers* && "$*" != *rtpengine* ]] \
+  || { echo "media-compare: apt-get install rtpengine-daemon" >&2; exit 2; }
 T=${CARGO_TARGET_DIR:-target}
 [ -x "$T/release/examples/relay_harness" ] || cargo build --release -p pbx --example relay_harness
 MB_T=$(realpath -m "${MEDIA_BENCH_TARGET:-$T/media-bench}")

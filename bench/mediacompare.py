@@ -95,7 +95,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--gen-base", type=int, default=46000)
     ap.add_argument("--relay-ports", default="30000-39999")
-    ap.add_argument("--servers", default="pbx,rtpengine")
+    ap.add_argument("--servers", default="pbx,rtpengine",
+                    help="any of pbx, rtpengine, pbx-before (the harness given by --relay-before)")
+    ap.add_argument("--relay-before", help="a relay_harness built from an earlier commit, run as "
+                    "server pbx-before: before/after figures of a change in one run")
     ap.add_argument("--json")
     a = ap.parse_args()
     if not shutil.which("rtpengine") and "rtpengine" in a.servers:
@@ -109,8 +112,9 @@ def main():
     for rep in range(1, a.reps + 1):
         for n in [int(x) for x in a.calls.split(",")]:
             for server in a.servers.split(","):
-                if server == "pbx":
-                    row = run_bench([a.media_bench, "--relay", a.relay, "--relay-cpu", "1",
+                if server in ("pbx", "pbx-before"):
+                    relay = a.relay if server == "pbx" else a.relay_before
+                    row = run_bench([a.media_bench, "--relay", relay, "--relay-cpu", "1",
                                      "--port-min", lo, "--port-max", hi, "--calls", str(n)] + common,
                                     a.seconds + a.warmup + 60)
                 else:

@@ -4,11 +4,20 @@
 //!   offers each leg and answers, and the [`MediaPlan`] the relay applies.
 //! - [`relay`]: the per-call RTP/RTCP bridge: latching (RFC 4961 symmetric RTP), payload type
 //!   rewriting, SRTP (RFC 3711) decrypt/encrypt, counters and the media timeout.
+//! - [`session`]: the media of one call as a sans-IO machine (datagrams, commands and time
+//!   in; datagrams to send, events and the next deadline out), holding the [`endpoint`]s the
+//!   PBX attaches to a leg: the relay to the other leg, a player, a recorder, a DTMF
+//!   detector.
+//! - [`g711`]: µ-law and A-law.
 //!
 //! Nothing here touches a socket or a clock: the shell owns the sockets and passes `now` in.
 
+pub mod endpoint;
+pub mod g711;
 pub mod relay;
+mod rtp;
 pub mod sdp;
+pub mod session;
 mod types;
 
 pub use types::{CryptoSuite, Direction, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};

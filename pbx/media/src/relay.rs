@@ -19,7 +19,7 @@
 //! because `rtc-srtp` only returns `BytesMut` (see `srtp.rs`).
 
 mod leg;
-mod packet;
+pub(crate) mod packet;
 mod srtp;
 mod stats;
 
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::{MediaPlan, Side};
 use leg::Leg;
-use packet::Kind;
+pub(crate) use packet::Kind;
 use srtp::{LegSrtp, SrtpFailure};
 
 pub use stats::{BridgeStats, DropReason, Flow};
@@ -64,6 +64,16 @@ pub enum Verdict {
     },
     /// Do not send anything; already counted.
     Drop(DropReason),
+    /// Taken by the PBX's own endpoints of a [`crate::session::MediaSession`] (a recorder, a
+    /// DTMF detector) and not relayed: nothing to send, and not a drop.
+    Consumed,
+}
+
+/// A datagram [`Bridge::receive`] accepted: `buf[..len]` now holds the plain packet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Received {
+    pub(crate) kind: Kind,
+    pub(crate) len: usize,
 }
 
 /// A plan the bridge cannot apply. The bridge keeps its previous plan.
@@ -148,16 +158,24 @@ impl Bridge {
         buf: &mut [u8],
         len: usize,
     ) -> Verdict {
-        match self.relay(now, side, component, source, buf, len) {
+        let relayed = self
+            .receive(now, side, component, source, buf, len)
+            .and_then(|got| self.forward(side, got, buf));
+        match relayed {
             Ok(v) => v,
             Err(reason) => {
-                self.stats.count_drop(reason);
+                self.note_drop(reason);
                 Verdict::Drop(reason)
             }
         }
     }
 
-    fn relay(
+    /// The first half of [`Bridge::handle_packet`]: checks the datagram against the leg
+    /// (kind, socket, latched source), decrypts it in place and latches. On success
+    /// `buf[..got.len]` is the plain packet, for the session's endpoints to look at before
+    /// it is forwarded. Drops are not counted here (see [`Bridge::note_drop`]).
+    #[inline]
+    pub(crate) fn receive(
         &mut self,
         now: Instant,
         side: Side,
@@ -165,7 +183,7 @@ impl Bridge {
         source: SocketAddr,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<Verdict, DropReason> {
+    ) -> Result<Received, DropReason> {
         let legs = self.legs.as_mut().ok_or(DropReason::NoPlan)?;
         let kind = buf
             .get(..len)
@@ -176,11 +194,7 @@ impl Bridge {
         if component == Component::Rtcp && kind == Kind::Rtp {
             return Err(DropReason::NotRtp);
         }
-        let [caller, callee] = legs;
-        let (from, to_leg) = match side {
-            Side::Caller => (caller, callee),
-            Side::Callee => (callee, caller),
-        };
+        let from = &mut legs[side.index()];
         // RFC 4961 §4 / comedia: once latched, only the latched source is the leg.
         if from.latched(component).is_some_and(|a| a != source) {
             return Err(DropReason::UnexpectedSource);
@@ -195,9 +209,29 @@ impl Bridge {
             // The media timeout follows RTP only, as Asterisk's rtptimeout: RTCP keeps
             // flowing from a phone whose audio path died.
             self.last_media = Some(now);
-            if !from.may_send() || !to_leg.may_receive() {
-                return Err(DropReason::Direction);
-            }
+        }
+        Ok(Received { kind, len })
+    }
+
+    /// The second half of [`Bridge::handle_packet`]: a packet [`Bridge::receive`] accepted
+    /// from `side` goes to the other leg, its payload type rewritten and (on an SRTP leg)
+    /// encrypted in place. Counts what it relays; drops are the caller's to count.
+    #[inline]
+    pub(crate) fn forward(
+        &mut self,
+        side: Side,
+        got: Received,
+        buf: &mut [u8],
+    ) -> Result<Verdict, DropReason> {
+        let Received { kind, mut len } = got;
+        let legs = self.legs.as_mut().ok_or(DropReason::NoPlan)?;
+        let [caller, callee] = legs;
+        let (from, to_leg) = match side {
+            Side::Caller => (caller, callee),
+            Side::Callee => (callee, caller),
+        };
+        if kind == Kind::Rtp && (!from.may_send() || !to_leg.may_receive()) {
+            return Err(DropReason::Direction);
         }
         let (out_component, to) = to_leg.destination(kind).ok_or(DropReason::NoDestination)?;
         if kind == Kind::Rtp {
@@ -215,16 +249,54 @@ impl Bridge {
         })
     }
 
-    /// How long no RTP came from either leg (since the first plan or the end of a hold if
-    /// later); `None` before any plan and while on hold, when silence is expected.
-    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+    /// Sends an RTP packet the PBX made itself (a player's) to leg `side`: where and from
+    /// which socket, encrypted in place when the leg is SRTP (RFC 3711 §3.3, with the PBX's
+    /// outbound key of that leg). Not counted as relayed.
+    pub(crate) fn send_own(
+        &mut self,
+        side: Side,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<(Component, SocketAddr, usize), DropReason> {
+        let leg = self
+            .legs
+            .as_mut()
+            .map(|l| &mut l[side.index()])
+            .ok_or(DropReason::NoPlan)?;
+        if !leg.may_receive() {
+            return Err(DropReason::Direction);
+        }
+        let (component, to) = leg
+            .destination(Kind::Rtp)
+            .ok_or(DropReason::NoDestination)?;
+        let mut len = len;
+        if let Some(srtp) = leg.srtp.as_mut() {
+            len = srtp.encrypt(Kind::Rtp, buf, len).map_err(srtp_reason)?;
+        }
+        Ok((component, to, len))
+    }
+
+    /// Counts a datagram that was not relayed.
+    pub(crate) fn note_drop(&mut self, reason: DropReason) {
+        self.stats.count_drop(reason);
+    }
+
+    /// Since when the media timeout counts (see [`Bridge::idle_for`]).
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
         if self.legs.is_none() || self.on_hold {
             return None;
         }
-        let since = self
-            .last_media
-            .map_or(self.watch_since, |t| t.max(self.watch_since));
-        Some(now.saturating_duration_since(since))
+        Some(
+            self.last_media
+                .map_or(self.watch_since, |t| t.max(self.watch_since)),
+        )
+    }
+
+    /// How long no RTP came from either leg (since the first plan or the end of a hold if
+    /// later); `None` before any plan and while on hold, when silence is expected.
+    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+        self.idle_since()
+            .map(|since| now.saturating_duration_since(since))
     }
 
     pub fn stats(&self) -> &BridgeStats {

@@ -4,15 +4,16 @@ mod relay_support;
 
 use std::time::Instant;
 
-use pbx_media::relay::{Bridge, Component, DropReason, Verdict};
+use pbx_media::relay::{Component, DropReason, Verdict};
+use pbx_media::session::MediaSession;
 use pbx_media::{Direction, LegPlan, Side};
 use relay_support::{addr, base, feed, leg, plan, rtcp_rr, rtp};
 
 const CALLER: &str = "192.0.2.10:4000";
 const CALLEE: &str = "198.51.100.20:6000";
 
-fn bridge(now: Instant) -> Bridge {
-    let mut b = Bridge::new(now);
+fn bridge(now: Instant) -> MediaSession {
+    let mut b = MediaSession::relay(now);
     b.apply(now, &plan(leg(CALLER), leg(CALLEE))).expect("plan");
     b
 }
@@ -29,7 +30,7 @@ fn forward(side: Side, component: Component, to: &str, len: usize) -> Verdict {
 #[test]
 fn drops_everything_before_a_plan() {
     let now = base();
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     let pkt = rtp(0, false, 1, 160, 7, &[0xff; 160]);
     let (v, _) = feed(
         &mut b,
@@ -74,7 +75,7 @@ fn rewrites_payload_type_only() {
     // The caller calls telephone-event 101, the callee 96; PCMU stays 0.
     callee.pt_map = vec![(101, 96)];
     caller.pt_map = vec![(96, 101)];
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &plan(caller, callee)).expect("plan");
 
     let a = rtp(101, true, 0xfffe, 0xdead_beef, 0x1234_5678, &[9, 8, 7, 6]);
@@ -105,7 +106,7 @@ fn rewrites_payload_type_only() {
 fn latches_to_the_nated_source_and_drops_others() {
     let now = base();
     // The caller's SDP carries its private address; packets come from its NAT.
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &plan(leg("10.0.0.5:4000"), leg(CALLEE)))
         .expect("plan");
     let nat = addr("203.0.113.7:30000");
@@ -193,7 +194,7 @@ fn rtcp_mux_demultiplexes_on_the_rtp_port() {
         rtcp_mux: true,
         ..leg(CALLER)
     };
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &plan(caller, leg(CALLEE))).expect("plan");
 
     // RTCP from the muxed caller, on its RTP socket, goes to the callee's RTCP port.
@@ -242,7 +243,7 @@ fn rtcp_mux_demultiplexes_on_the_rtp_port() {
 #[test]
 fn replan_keeps_latch_while_the_address_stays() {
     let now = base();
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     let caller = leg("10.0.0.5:4000");
     b.apply(now, &plan(caller.clone(), leg(CALLEE)))
         .expect("plan");
@@ -282,7 +283,7 @@ fn replan_keeps_latch_while_the_address_stays() {
 #[test]
 fn port_zero_means_no_destination() {
     let now = base();
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     let callee = LegPlan {
         remote_rtp: None,
         remote_rtcp: None,
@@ -312,7 +313,7 @@ fn hold_directions_are_enforced_for_rtp_not_rtcp() {
         direction: Direction::RecvOnly,
         ..leg(CALLEE)
     };
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &plan(caller, callee)).expect("plan");
     // Music on hold from the holder flows; the held party's RTP does not.
     let pkt = rtp(0, false, 1, 160, 1, &[0; 160]);
@@ -352,7 +353,7 @@ fn hostile_lengths_never_panic() {
     let mut b = bridge(now);
     let mut buf = [0x80u8; 16];
     // len beyond the buffer
-    let v = b.handle_packet(
+    let v = b.handle_datagram(
         now,
         Side::Caller,
         Component::Rtp,
@@ -363,7 +364,7 @@ fn hostile_lengths_never_panic() {
     assert_eq!(v, Verdict::Drop(DropReason::NotRtp));
     // CSRC count larger than the packet
     let mut buf = [0x8fu8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    let v = b.handle_packet(
+    let v = b.handle_datagram(
         now,
         Side::Caller,
         Component::Rtp,

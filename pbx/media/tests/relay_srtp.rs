@@ -3,7 +3,8 @@
 
 mod relay_support;
 
-use pbx_media::relay::{Bridge, Component, DropReason, Verdict};
+use pbx_media::relay::{Component, DropReason, Verdict};
+use pbx_media::session::MediaSession;
 use pbx_media::{CryptoSuite, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
 use relay_support::{addr, base, feed, leg, plan, rtcp_rr, rtp};
 use rtc_srtp::context::Context;
@@ -66,7 +67,7 @@ fn srtp_caller_to_plain_callee_and_back() {
     for suite in SUITES {
         let now = base();
         let (p, keys) = srtp_caller_plan(suite);
-        let mut b = Bridge::new(now);
+        let mut b = MediaSession::relay(now);
         b.apply(now, &p).expect("plan");
         let mut phone_tx = phone_ctx(&keys.inbound);
         let mut phone_rx = phone_ctx(&keys.outbound);
@@ -152,7 +153,7 @@ fn srtcp_both_ways() {
     for suite in SUITES {
         let now = base();
         let (p, keys) = srtp_caller_plan(suite);
-        let mut b = Bridge::new(now);
+        let mut b = MediaSession::relay(now);
         b.apply(now, &p).expect("plan");
         let mut phone_tx = phone_ctx(&keys.inbound);
         let mut phone_rx = phone_ctx(&keys.outbound);
@@ -215,7 +216,7 @@ fn srtp_on_both_legs_with_their_own_keys() {
         srtp: Some(callee_keys.clone()),
         ..leg(CALLEE)
     };
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &plan(caller, callee)).expect("plan");
     let plain = rtp(0, false, 1, 2, 3, &[0x42; 160]);
     let wire = phone_ctx(&caller_keys.inbound)
@@ -240,7 +241,7 @@ fn authentication_failure_is_dropped_counted_and_does_not_latch() {
     for suite in SUITES {
         let now = base();
         let (p, keys) = srtp_caller_plan(suite);
-        let mut b = Bridge::new(now);
+        let mut b = MediaSession::relay(now);
         b.apply(now, &p).expect("plan");
         let mut phone_tx = phone_ctx(&keys.inbound);
         let plain = rtp(0, false, 1, 2, 3, &[7; 160]);
@@ -294,7 +295,7 @@ fn authentication_failure_is_dropped_counted_and_does_not_latch() {
 fn replays_are_dropped_and_contexts_survive_a_replan() {
     let now = base();
     let (p, keys) = srtp_caller_plan(CryptoSuite::AesCm128HmacSha1_80);
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &p).expect("plan");
     let wire = phone_ctx(&keys.inbound)
         .encrypt_rtp(&rtp(0, false, 10, 2, 3, &[7; 160]))
@@ -337,7 +338,7 @@ fn unencrypted_srtcp_is_refused() {
     // RFC 3711 §3.4 E=0: rtc-srtp would not check the tag, so the bridge refuses it.
     let now = base();
     let (p, _) = srtp_caller_plan(CryptoSuite::AesCm128HmacSha1_80);
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &p).expect("plan");
     let mut pkt = rtcp_rr(0xca11);
     pkt.extend_from_slice(&[0, 0, 0, 1]); // E=0, index 1
@@ -357,7 +358,7 @@ fn unencrypted_srtcp_is_refused() {
 fn a_bad_key_is_refused_and_the_old_plan_stays() {
     let now = base();
     let (good, keys) = srtp_caller_plan(CryptoSuite::AesCm128HmacSha1_80);
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &good).expect("plan");
     let mut bad = good.clone();
     if let Some(k) = bad.caller.srtp.as_mut() {
@@ -384,7 +385,7 @@ fn a_bad_key_is_refused_and_the_old_plan_stays() {
 fn forged_ssrcs_cannot_lock_the_phone_out() {
     let now = base();
     let (p, keys) = srtp_caller_plan(CryptoSuite::AesCm128HmacSha1_80);
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &p).expect("plan");
     let mut forged = phone_ctx(&key(CryptoSuite::AesCm128HmacSha1_80, 0x77));
     let attacker = addr("203.0.113.66:4000");
@@ -424,7 +425,7 @@ fn overrunning_header_extensions_are_refused_toward_srtp() {
     // dropped instead.
     let now = base();
     let (p, _) = srtp_caller_plan(CryptoSuite::AesCm128HmacSha1_80);
-    let mut b = Bridge::new(now);
+    let mut b = MediaSession::relay(now);
     b.apply(now, &p).expect("plan");
     let mut pkt = rtp(
         0,

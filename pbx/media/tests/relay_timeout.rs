@@ -4,7 +4,8 @@ mod relay_support;
 
 use std::time::Duration;
 
-use pbx_media::relay::{Bridge, Component};
+use pbx_media::relay::Component;
+use pbx_media::session::MediaSession;
 use pbx_media::{Direction, LegPlan, Side};
 use relay_support::{addr, base, feed, leg, plan, rtcp_rr, rtp};
 
@@ -18,7 +19,7 @@ fn secs(n: u64) -> Duration {
 #[test]
 fn idle_counts_from_the_plan_then_from_the_last_rtp() {
     let t0 = base();
-    let mut b = Bridge::new(t0);
+    let mut b = MediaSession::relay(t0);
     assert_eq!(
         b.idle_for(t0 + secs(100)),
         None,
@@ -72,7 +73,7 @@ fn idle_counts_from_the_plan_then_from_the_last_rtp() {
 #[test]
 fn hold_stops_the_clock_and_resume_restarts_it() {
     let t0 = base();
-    let mut b = Bridge::new(t0);
+    let mut b = MediaSession::relay(t0);
     b.apply(t0, &plan(leg(CALLER), leg(CALLEE))).expect("plan");
     let held = LegPlan {
         direction: Direction::SendOnly,

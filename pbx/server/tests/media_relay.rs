@@ -279,3 +279,83 @@ fn an_address_this_host_does_not_have_fails_at_start() {
         Ok(_) => panic!("media bound to an address this host does not have"),
     }
 }
+
+#[tokio::test]
+async fn the_worker_paces_a_player_and_reports_its_end() {
+    use pbx_media::endpoint::player::{G711Source, PlayerSpec};
+    use pbx_media::g711::Law;
+    use pbx_media::session::{Command, Event};
+
+    let media = service(32800, Duration::from_secs(60));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let session = media
+        .allocate_with_endpoints(
+            "t6".into(),
+            no_events(),
+            Box::new(move |e| {
+                let _ = tx.send(e);
+            }),
+        )
+        .expect("allocate");
+    let (alice, bob) = (phone().await, phone().await);
+    session.apply(MediaPlan {
+        caller: leg(alice.local_addr().expect("addr"), vec![]),
+        callee: leg(bob.local_addr().expect("addr"), vec![]),
+        codec: String::new(),
+    });
+    // 200 ms of audio: ten 20 ms frames.
+    session.command(Command::Play {
+        side: Side::Caller,
+        spec: PlayerSpec {
+            source: Box::new(G711Source::new(
+                vec![1000i16; 1600],
+                Law::Mu,
+                Duration::from_millis(20),
+            )),
+            payload_type: 0,
+            ssrc: 42,
+            first_sequence: 7,
+            first_timestamp: 1000,
+            ptime: Duration::from_millis(20),
+        },
+    });
+    let mut buf = [0u8; 2048];
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let (n, src) = timeout(Duration::from_secs(2), alice.recv_from(&mut buf))
+            .await
+            .expect("a frame within 2 s")
+            .expect("recv");
+        assert_eq!(
+            src,
+            pbx(&session, Side::Caller),
+            "from the leg's RTP socket"
+        );
+        assert_eq!(n, 172);
+        got.push((
+            u16::from_be_bytes([buf[2], buf[3]]),
+            u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+            buf[1],
+        ));
+    }
+    let expected: Vec<(u16, u32, u8)> = (0..10u16)
+        .map(|i| {
+            (
+                7 + i,
+                1000 + 160 * u32::from(i),
+                if i == 0 { 0x80 } else { 0 },
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    let end = timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("the end within 2 s");
+    assert_eq!(end, Some(Event::PlayerFinished { side: Side::Caller }));
+    // Nothing went to the other leg.
+    assert!(
+        timeout(Duration::from_millis(100), bob.recv_from(&mut buf))
+            .await
+            .is_err()
+    );
+}

@@ -149,7 +149,7 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(len, n);
                 }
             }
-            Verdict::Drop(_) => {}
+            Verdict::Drop(_) | Verdict::Consumed => {}
         }
     }
     let s = bridge.stats();

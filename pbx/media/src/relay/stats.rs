@@ -23,11 +23,14 @@ pub enum DropReason {
     /// The directions forbid it: the sender declared `recvonly`/`inactive` or the receiver
     /// `sendonly`/`inactive` (RFC 3264 §5.1, §8.4).
     Direction,
+    /// Accepted on a leg of a [`crate::session::MediaSession`] whose relay is not connected
+    /// and that no endpoint of the PBX listens on.
+    NotConnected,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::NoPlan,
         DropReason::UnexpectedSource,
         DropReason::NotRtp,
@@ -36,6 +39,7 @@ impl DropReason {
         DropReason::SrtpError,
         DropReason::NoDestination,
         DropReason::Direction,
+        DropReason::NotConnected,
     ];
 
     /// A stable label for metrics.
@@ -49,6 +53,7 @@ impl DropReason {
             DropReason::SrtpError => "srtp_error",
             DropReason::NoDestination => "no_destination",
             DropReason::Direction => "direction",
+            DropReason::NotConnected => "not_connected",
         }
     }
 

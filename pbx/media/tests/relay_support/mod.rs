@@ -1,10 +1,12 @@
-//! Helpers shared by the relay tests: packet builders, plans, and a one-call driver.
+//! Helpers shared by the relay tests: packet builders, plans, and a one-call driver (the
+//! relay runs inside a `MediaSession`, as the server drives it).
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use pbx_media::relay::{Bridge, Component, Verdict};
+use pbx_media::relay::{Component, Verdict};
+use pbx_media::session::MediaSession;
 use pbx_media::{LegPlan, MediaPlan, Side};
 
 /// Room the shell guarantees beyond the datagram for SRTP tags.
@@ -53,7 +55,7 @@ pub fn plan(caller: LegPlan, callee: LegPlan) -> MediaPlan {
 
 /// Feeds one datagram; returns the verdict and the bytes the shell would send.
 pub fn feed(
-    bridge: &mut Bridge,
+    bridge: &mut MediaSession,
     now: Instant,
     side: Side,
     component: Component,
@@ -62,10 +64,10 @@ pub fn feed(
 ) -> (Verdict, Vec<u8>) {
     let mut buf = vec![0u8; pkt.len() + SPARE];
     buf[..pkt.len()].copy_from_slice(pkt);
-    let v = bridge.handle_packet(now, side, component, source, &mut buf, pkt.len());
+    let v = bridge.handle_datagram(now, side, component, source, &mut buf, pkt.len());
     let out = match v {
         Verdict::Forward { len, .. } => buf[..len].to_vec(),
-        Verdict::Drop(_) => Vec::new(),
+        Verdict::Drop(_) | Verdict::Consumed => Vec::new(),
     };
     (v, out)
 }

@@ -1,5 +1,6 @@
 //! The media shell: RTP/RTCP sockets and relay workers around the sans-IO
-//! [`pbx_media::relay::Bridge`].
+//! [`pbx_media::session::MediaSession`] (a two-party relay, and the PBX's own endpoints:
+//! players, recorders, DTMF detectors).
 //!
 //! A call asks [`MediaService::allocate`] for a [`MediaSession`]: two port pairs (one per
 //! leg, RTP even and RTCP + 1), bound and handed to one of the relay workers (OS threads,
@@ -48,6 +49,10 @@ pub enum MediaError {
 
 /// Called from a relay worker thread; it must not block (post to a queue).
 pub type EventSink = Box<dyn Fn(MediaEvent) + Send + Sync>;
+
+/// What the session's endpoints report (DTMF digits, a player or recorder finished), called
+/// from a relay worker thread like [`EventSink`].
+pub type EndpointSink = Box<dyn Fn(pbx_media::session::Event) + Send + Sync>;
 
 /// The RTP port pool and the relay workers.
 pub struct MediaService {
@@ -101,6 +106,17 @@ impl MediaService {
         call_label: String,
         on_event: EventSink,
     ) -> Result<MediaSession, MediaError> {
+        self.allocate_with_endpoints(call_label, on_event, Box::new(|_| {}))
+    }
+
+    /// As [`MediaService::allocate`], with `on_endpoint` for what the endpoints attached by
+    /// [`MediaSession::command`] report.
+    pub fn allocate_with_endpoints(
+        self: &Arc<Self>,
+        call_label: String,
+        on_event: EventSink,
+        on_endpoint: EndpointSink,
+    ) -> Result<MediaSession, MediaError> {
         // If the second pair fails, the first one's lease returns it on drop.
         let caller = self.pool.bind_pair(self.bind_ip)?;
         let callee = self.pool.bind_pair(self.bind_ip)?;
@@ -121,6 +137,7 @@ impl MediaService {
             sockets,
             stats: stats_tx,
             on_event,
+            on_endpoint,
         })));
         Ok(MediaSession {
             ports,
@@ -161,6 +178,14 @@ impl MediaSession {
     /// Hands a completed offer/answer to the relay. Never blocks; plans apply in order.
     pub fn apply(&self, plan: MediaPlan) {
         self.worker.send(Command::Apply(self.id, Box::new(plan)));
+    }
+
+    /// Hands a command to the session (connect or disconnect the relay, attach or stop a
+    /// player, a recorder, a DTMF detector). Never blocks; commands apply in order with
+    /// plans. A command the session refuses is logged.
+    pub fn command(&self, command: pbx_media::session::Command) {
+        self.worker
+            .send(Command::Session(self.id, Box::new(command)));
     }
 
     /// The relay's counters as of its last report (about once a second).

@@ -1,5 +1,5 @@
-//! A relay worker: one OS thread that owns the sockets and bridges of many calls and sleeps
-//! on one level-triggered epoll set.
+//! A relay worker: one OS thread that owns the sockets and media sessions of many calls and
+//! sleeps on one level-triggered epoll set.
 //!
 //! Why not a tokio task per call: measured, each relayed packet cost about 11 µs of CPU
 //! there, a quarter of it in the runtime (waking the task, polling its `select!` of six
@@ -8,24 +8,28 @@
 //! (docs/performance.md, "Media relay").
 //!
 //! Calls come and go through a command queue and an eventfd; the worker never blocks on
-//! anything but `epoll_wait`, whose timeout is the next housekeeping tick (RTP timeout
-//! check, counters to the metrics and to each session).
+//! anything but `epoll_wait`, whose timeout is the earliest of the sessions' deadlines (a
+//! player's next frame, a recorder's silence, the RTP timeout: a heap of `(deadline, call)`,
+//! see [`Timers`]) and the next housekeeping tick (counters to the metrics and to each
+//! session).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pbx_media::relay::{Bridge, BridgeStats, Component, DropReason, Verdict};
+use pbx_media::relay::{BridgeStats, Component, DropReason, Verdict};
+use pbx_media::session::{self, Event, MediaSession as Session};
 use pbx_media::{MediaPlan, Side};
 use tokio::sync::watch;
 
 use super::poller::{Poller, Waker};
 use super::ports::{BoundPair, PortLease};
-use super::{EventSink, MediaEvent};
+use super::{EndpointSink, EventSink, MediaEvent};
 
 /// Receive buffer size. RTP on real networks stays under the 1500-byte MTU; the bridge
 /// needs room after the datagram for an SRTP tag and SRTCP index (at most 20 bytes).
@@ -95,11 +99,13 @@ pub(crate) struct CallMedia {
     pub(crate) sockets: Sockets,
     pub(crate) stats: watch::Sender<BridgeStats>,
     pub(crate) on_event: EventSink,
+    pub(crate) on_endpoint: EndpointSink,
 }
 
 pub(crate) enum Command {
     Add(Box<CallMedia>),
     Apply(u64, Box<MediaPlan>),
+    Session(u64, Box<session::Command>),
     Remove(u64),
     Stop,
 }
@@ -140,6 +146,7 @@ pub(crate) fn spawn(index: usize, rtp_timeout: Duration) -> io::Result<Arc<Worke
         slots: Vec::new(),
         free: Vec::new(),
         by_id: HashMap::new(),
+        timers: BinaryHeap::new(),
         rtp_timeout,
         buf: Box::new([0; BUF]),
     };
@@ -156,11 +163,18 @@ pub(crate) fn spawn(index: usize, rtp_timeout: Duration) -> io::Result<Arc<Worke
 /// One call on a worker.
 struct Slot {
     call: CallMedia,
-    bridge: Bridge,
+    session: Session,
     /// Counters as of the last report, to turn totals into metric increments.
     reported: BridgeStats,
-    timed_out: bool,
+    /// The deadline this call has in the heap; entries that differ are stale.
+    armed: Option<Instant>,
 }
+
+/// The calls' deadlines, earliest first. Entries are never removed, only outdated: a call
+/// whose deadline moved earlier gets a new entry, and one that moved later (the RTP timeout,
+/// after every packet) keeps its old one, which wakes the worker once to find nothing due and
+/// re-arm. So a relayed packet never touches the heap.
+type Timers = BinaryHeap<Reverse<(Instant, u64)>>;
 
 struct Worker {
     poller: Poller,
@@ -169,6 +183,7 @@ struct Worker {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     by_id: HashMap<u64, usize>,
+    timers: Timers,
     rtp_timeout: Duration,
     buf: Box<[u8; BUF]>,
 }
@@ -176,17 +191,25 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let mut events = Vec::with_capacity(EVENTS);
-        // Check the timeout a few times per period, at most once a second.
+        // Counters a few times per RTP timeout, at most once a second.
         let period =
             (self.rtp_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut next_tick = Instant::now() + period;
         loop {
             let now = Instant::now();
             if now >= next_tick {
-                self.tick(now);
+                self.tick();
                 next_tick = now + period;
             }
-            if let Err(e) = self.poller.wait(&mut events, next_tick - now) {
+            self.run_timers(now);
+            let wake = match self.timers.peek() {
+                Some(Reverse((at, _))) => next_tick.min(*at),
+                None => next_tick,
+            };
+            if let Err(e) = self
+                .poller
+                .wait(&mut events, wake.saturating_duration_since(now))
+            {
                 // Only a broken epoll fd gets here; nothing sensible is left to do.
                 tracing::error!(error = %e, "media worker: epoll_wait failed, relay stopped");
                 return;
@@ -210,21 +233,46 @@ impl Worker {
     /// socket again if more are waiting.
     fn relay(&mut self, key: u64, now: Instant) {
         let (index, side, component) = socket_of(key);
+        self.guarded(index, |slot, buf, timers| {
+            relay_one(slot, side, component, buf, now);
+            drain(slot, buf, timers, now);
+        });
+    }
+
+    /// Runs `f` on slot `index`. A bug in a session must not take the other calls' audio
+    /// with it: that call loses its media and is ended; the worker goes on.
+    fn guarded(&mut self, index: usize, f: impl FnOnce(&mut Slot, &mut [u8; BUF], &mut Timers)) {
         // A slot removed earlier in this batch: its socket is closed, nothing to read.
         let Some(Some(slot)) = self.slots.get_mut(index) else {
             return;
         };
-        let buf = &mut self.buf;
-        let relayed = catch_unwind(AssertUnwindSafe(|| {
-            relay_one(slot, side, component, buf, now);
-        }));
-        if relayed.is_err() {
-            // A bug in the bridge must not take the other calls' audio with it: this call
-            // loses its media and is ended; the worker goes on.
+        let (buf, timers) = (&mut self.buf, &mut self.timers);
+        if catch_unwind(AssertUnwindSafe(|| f(slot, buf, timers))).is_err() {
             tracing::error!(call = %slot.call.label, "media relay failed; ending the call");
             (slot.call.on_event)(MediaEvent::Failed);
             let id = slot.call.id;
             self.remove(id);
+        }
+    }
+
+    /// Acts on the deadlines that are due: the sessions' timers, then what they send.
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                return;
+            }
+            self.timers.pop();
+            let Some(&index) = self.by_id.get(&id) else {
+                continue; // the call ended
+            };
+            self.guarded(index, |slot, buf, timers| {
+                if slot.armed != Some(at) {
+                    return; // outdated entry
+                }
+                slot.armed = None;
+                slot.session.handle_timeout(now);
+                drain(slot, buf, timers, now);
+            });
         }
     }
 
@@ -235,13 +283,16 @@ impl Worker {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Add(call)) => self.add(*call, now),
-                Ok(Command::Apply(id, plan)) => {
-                    if let Some(slot) = self.slot_mut(id)
-                        && let Err(e) = slot.bridge.apply(now, &plan)
-                    {
+                Ok(Command::Apply(id, plan)) => self.with_call(id, now, |slot| {
+                    if let Err(e) = slot.session.apply(now, &plan) {
                         tracing::warn!(call = %slot.call.label, error = %e, "media plan refused");
                     }
-                }
+                }),
+                Ok(Command::Session(id, command)) => self.with_call(id, now, |slot| {
+                    if let Err(e) = slot.session.handle_command(now, *command) {
+                        tracing::warn!(call = %slot.call.label, error = %e, "media command refused");
+                    }
+                }),
                 Ok(Command::Remove(id)) => self.remove(id),
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return false,
                 Err(mpsc::TryRecvError::Empty) => return true,
@@ -258,12 +309,13 @@ impl Worker {
             }
         }
         self.by_id.insert(call.id, index);
-        let slot = Slot {
+        let mut slot = Slot {
             call,
-            bridge: Bridge::new(now),
+            session: Session::relay(now).with_rtp_timeout(self.rtp_timeout),
             reported: BridgeStats::default(),
-            timed_out: false,
+            armed: None,
         };
+        arm(&mut slot, &mut self.timers);
         if index == self.slots.len() {
             self.slots.push(Some(slot));
         } else {
@@ -288,24 +340,64 @@ impl Worker {
         // Dropping the slot closes the sockets, then returns the ports.
     }
 
-    fn slot_mut(&mut self, id: u64) -> Option<&mut Slot> {
-        let index = *self.by_id.get(&id)?;
-        self.slots.get_mut(index)?.as_mut()
+    /// Runs `f` on call `id`, then sends what it made the session send and re-arms.
+    fn with_call(&mut self, id: u64, now: Instant, f: impl FnOnce(&mut Slot)) {
+        let Some(&index) = self.by_id.get(&id) else {
+            return;
+        };
+        self.guarded(index, |slot, buf, timers| {
+            f(slot);
+            drain(slot, buf, timers, now);
+        });
     }
 
-    /// Housekeeping: the RTP timeout, and counters to the metrics and the sessions.
-    fn tick(&mut self, now: Instant) {
+    /// Housekeeping: counters to the metrics and the sessions.
+    fn tick(&mut self) {
         let mut totals = Totals::default();
         for slot in self.slots.iter_mut().flatten() {
-            let idle = slot.bridge.idle_for(now);
-            if !slot.timed_out && idle.is_some_and(|d| d >= self.rtp_timeout) {
-                slot.timed_out = true;
-                tracing::info!(call = %slot.call.label, "no RTP for {:?}", self.rtp_timeout);
-                (slot.call.on_event)(MediaEvent::Timeout);
-            }
             report(slot, &mut totals);
         }
         totals.flush();
+    }
+}
+
+/// Sends what the session makes itself (a player's frames), hands its events to the call,
+/// and puts its next deadline in the heap if it moved earlier. Cheap when there is nothing:
+/// a relayed packet costs three empty polls and a comparison here.
+fn drain(slot: &mut Slot, buf: &mut [u8; BUF], timers: &mut Timers, now: Instant) {
+    while let Some(t) = slot.session.poll_transmit(now, &mut buf[..]) {
+        send(&slot.call.sockets, t.side, t.component, &buf[..t.len], t.to);
+    }
+    while let Some(event) = slot.session.poll_event() {
+        match event {
+            Event::MediaTimeout { idle } => {
+                tracing::info!(call = %slot.call.label, "no RTP for {idle:?}");
+                (slot.call.on_event)(MediaEvent::Timeout);
+            }
+            Event::SrtpFailures { total } => {
+                tracing::debug!(call = %slot.call.label, total, "SRTP authentication failures");
+            }
+            other => (slot.call.on_endpoint)(other),
+        }
+    }
+    arm(slot, timers);
+}
+
+fn arm(slot: &mut Slot, timers: &mut Timers) {
+    if let Some(at) = slot.session.poll_timeout()
+        && slot.armed.is_none_or(|armed| at < armed)
+    {
+        slot.armed = Some(at);
+        timers.push(Reverse((at, slot.call.id)));
+    }
+}
+
+fn send(sockets: &Sockets, side: Side, component: Component, bytes: &[u8], to: SocketAddr) {
+    if let Err(e) = sockets.get(side, component).send_to(bytes, to) {
+        // A full send buffer drops the packet rather than stalling the worker; RTP is
+        // loss-tolerant, and a late packet is as good as lost.
+        metrics::counter!("pbx_media_dropped_total", "reason" => "send_error").increment(1);
+        tracing::trace!(%to, error = %e, "media send failed");
     }
 }
 
@@ -324,18 +416,10 @@ fn relay_one(slot: &mut Slot, side: Side, component: Component, buf: &mut [u8; B
         to,
         len,
     } = slot
-        .bridge
-        .handle_packet(now, side, component, source, buf, len)
-        && let Err(e) = slot
-            .call
-            .sockets
-            .get(to_side, to_component)
-            .send_to(&buf[..len], to)
+        .session
+        .handle_datagram(now, side, component, source, buf, len)
     {
-        // A full send buffer drops the packet rather than stalling the worker; RTP is
-        // loss-tolerant, and a late packet is as good as lost.
-        metrics::counter!("pbx_media_dropped_total", "reason" => "send_error").increment(1);
-        tracing::trace!(%to, error = %e, "media send failed");
+        send(&slot.call.sockets, to_side, to_component, &buf[..len], to);
     }
 }
 
@@ -367,7 +451,7 @@ impl Totals {
 /// Adds what changed since the last report to `totals` and publishes the counters to the
 /// session.
 fn report(slot: &mut Slot, totals: &mut Totals) {
-    let now = slot.bridge.stats();
+    let now = slot.session.stats();
     let (a, b) = (now.relayed_total(), slot.reported.relayed_total());
     totals.packets += a.packets - b.packets;
     totals.bytes += a.bytes - b.bytes;

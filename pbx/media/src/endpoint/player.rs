@@ -1,0 +1,184 @@
+//! The player: sends RTP frames of one payload type from a [`FrameSource`], one every
+//! packetization interval, on the schedule set when it started (RFC 3551 §4.2: the sender
+//! keeps its clock; a late wake-up sends what is due, it does not shift the stream).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::g711::Law;
+use crate::rtp;
+
+/// Encoded audio frames, one per packet.
+pub trait FrameSource: Send {
+    /// Writes the next frame into `out` and returns its length; `None` once there is no more.
+    fn next_frame(&mut self, out: &mut [u8]) -> Option<usize>;
+    /// RTP timestamp units each frame covers (RFC 3550 §5.1: the sampling clock; 160 for
+    /// 20 ms of 8 kHz audio).
+    fn timestamp_step(&self) -> u32;
+}
+
+/// G.711 frames encoded on the fly from 8 kHz linear PCM.
+pub struct G711Source {
+    pcm: Arc<[i16]>,
+    law: Law,
+    at: usize,
+    frame: usize,
+}
+
+impl G711Source {
+    /// Frames of `ptime` (20 ms is the RFC 3551 §4.5 default: 160 samples). The last frame
+    /// is padded with silence.
+    pub fn new(pcm: impl Into<Arc<[i16]>>, law: Law, ptime: Duration) -> G711Source {
+        let frame = usize::try_from(ptime.as_millis() * 8).unwrap_or(160).max(1);
+        G711Source {
+            pcm: pcm.into(),
+            law,
+            at: 0,
+            frame,
+        }
+    }
+}
+
+impl FrameSource for G711Source {
+    fn next_frame(&mut self, out: &mut [u8]) -> Option<usize> {
+        if self.at >= self.pcm.len() {
+            return None;
+        }
+        let out = out.get_mut(..self.frame)?;
+        let end = (self.at + self.frame).min(self.pcm.len());
+        let samples = self.pcm[self.at..end].iter().chain(std::iter::repeat(&0));
+        for (o, &s) in out.iter_mut().zip(samples) {
+            *o = self.law.encode(s);
+        }
+        self.at = end;
+        Some(self.frame)
+    }
+
+    fn timestamp_step(&self) -> u32 {
+        u32::try_from(self.frame).unwrap_or(u32::MAX)
+    }
+}
+
+/// What to play on a leg and how to number it.
+pub struct PlayerSpec {
+    pub source: Box<dyn FrameSource>,
+    /// The payload type the leg negotiated for the source's codec.
+    pub payload_type: u8,
+    /// RFC 3550 §5.1 and §8: SSRC, first sequence number and first timestamp SHOULD be
+    /// random. The shell draws them: nothing in this crate reads a random source.
+    pub ssrc: u32,
+    pub first_sequence: u16,
+    pub first_timestamp: u32,
+    /// The packetization interval (`a=ptime`), 20 ms for G.711 by default.
+    pub ptime: Duration,
+}
+
+impl std::fmt::Debug for PlayerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlayerSpec")
+            .field("payload_type", &self.payload_type)
+            .field("ptime", &self.ptime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// At most this many frames go out at once after a late wake-up; older ones are skipped (a
+/// receiver's jitter buffer would discard them anyway).
+const MAX_BURST: u32 = 3;
+
+/// What [`Player::poll_transmit`] produced.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PlayerOutput {
+    /// `buf[..len]` holds the next RTP packet (plain).
+    Packet(usize),
+    /// The source ran out at the end of the last frame's interval.
+    Finished,
+    /// Nothing due before [`Player::poll_timeout`].
+    Idle,
+}
+
+pub(crate) struct Player {
+    source: Box<dyn FrameSource>,
+    payload_type: u8,
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    step: u32,
+    ptime: Duration,
+    next: Instant,
+    first: bool,
+}
+
+impl Player {
+    /// Starts at `now`: the first packet is due at once. `ptime` is at least a millisecond.
+    pub(crate) fn new(now: Instant, spec: PlayerSpec) -> Player {
+        Player {
+            step: spec.source.timestamp_step(),
+            source: spec.source,
+            payload_type: spec.payload_type,
+            ssrc: spec.ssrc,
+            sequence: spec.first_sequence,
+            timestamp: spec.first_timestamp,
+            ptime: spec.ptime.max(Duration::from_millis(1)),
+            next: now,
+            first: true,
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Instant {
+        self.next
+    }
+
+    /// The packet due at `now`, written into `buf` (at least [`rtp::HEADER`] plus one frame).
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> PlayerOutput {
+        if now < self.next || buf.len() < rtp::HEADER {
+            return PlayerOutput::Idle;
+        }
+        let behind = now.duration_since(self.next).as_micros() / self.ptime.as_micros();
+        for _ in u128::from(MAX_BURST)..behind {
+            // RFC 3550 §5.1: the timestamp counts the frames skipped, the sequence number
+            // only the packets sent (a receiver sees a gap in time, not a loss).
+            if self.source.next_frame(&mut buf[rtp::HEADER..]).is_none() {
+                return PlayerOutput::Finished;
+            }
+            self.timestamp = self.timestamp.wrapping_add(self.step);
+            self.next += self.ptime;
+        }
+        let Some(frame) = self.source.next_frame(&mut buf[rtp::HEADER..]) else {
+            return PlayerOutput::Finished;
+        };
+        // RFC 3551 §4.1: the marker bit flags the first packet of a talkspurt.
+        rtp::write_header(
+            buf,
+            self.first,
+            self.payload_type,
+            self.sequence,
+            self.timestamp,
+            self.ssrc,
+        );
+        self.first = false;
+        self.sequence = self.sequence.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(self.step);
+        self.next += self.ptime;
+        PlayerOutput::Packet(rtp::HEADER + frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g711_source_pads_the_last_frame_and_ends() {
+        let pcm: Vec<i16> = vec![1000; 200];
+        let mut src = G711Source::new(pcm, Law::Mu, Duration::from_millis(20));
+        let mut out = [0u8; 160];
+        assert_eq!(src.next_frame(&mut out), Some(160));
+        assert!(out.iter().all(|&b| b == 0xce));
+        assert_eq!(src.next_frame(&mut out), Some(160));
+        assert!(out[..40].iter().all(|&b| b == 0xce));
+        assert!(out[40..].iter().all(|&b| b == 0xff), "silence pads");
+        assert_eq!(src.next_frame(&mut out), None);
+        assert_eq!(src.timestamp_step(), 160);
+    }
+}

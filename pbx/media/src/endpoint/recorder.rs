@@ -1,0 +1,91 @@
+//! The recorder: collects what a leg sends as 8 kHz linear PCM (G.711 decoded), until a
+//! maximum length, a silence, or a stop. Packets of other payload types (telephone-event,
+//! comfort noise) are not audio and are skipped.
+
+use std::time::{Duration, Instant};
+
+use crate::g711::Law;
+use crate::rtp::RtpView;
+
+/// Samples per second of G.711 (RFC 3551 §4.5.14).
+const RATE: u64 = 8000;
+
+/// How long to record, and what counts as silence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecorderSpec {
+    /// Stop after this much audio, or this much time, whichever comes first.
+    pub max_length: Duration,
+    /// Stop after this long without a sample louder than `silence_level` (counted from the
+    /// start, so a caller who says nothing is not recorded for `max_length`). `None`: never.
+    pub silence: Option<Duration>,
+    /// The largest absolute sample value still taken for silence (G.711 idle-channel noise
+    /// sits well under 100 of 32767).
+    pub silence_level: u16,
+}
+
+/// Why a recording ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordingEnd {
+    MaxLength,
+    Silence,
+    /// Stopped by a command, or the leg went away.
+    Stopped,
+}
+
+pub(crate) struct Recorder {
+    spec: RecorderSpec,
+    pcm: Vec<i16>,
+    max_samples: usize,
+    until: Instant,
+    last_voice: Instant,
+}
+
+impl Recorder {
+    pub(crate) fn new(now: Instant, spec: RecorderSpec) -> Recorder {
+        let max_samples = spec.max_length.as_millis() as u64 * RATE / 1000;
+        Recorder {
+            spec,
+            pcm: Vec::new(),
+            max_samples: usize::try_from(max_samples).unwrap_or(usize::MAX),
+            until: now + spec.max_length,
+            last_voice: now,
+        }
+    }
+
+    /// Takes the audio of one packet; says when the recording is complete.
+    pub(crate) fn on_rtp(&mut self, now: Instant, pkt: &RtpView<'_>) -> Option<RecordingEnd> {
+        let law = Law::from_payload_type(pkt.payload_type)?;
+        let room = self.max_samples.saturating_sub(self.pcm.len());
+        let level = i32::from(self.spec.silence_level);
+        let mut voiced = false;
+        for &code in pkt.payload.iter().take(room) {
+            let s = law.decode(code);
+            voiced |= i32::from(s).abs() > level;
+            self.pcm.push(s);
+        }
+        if voiced {
+            self.last_voice = now;
+        }
+        (self.pcm.len() >= self.max_samples).then_some(RecordingEnd::MaxLength)
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Instant {
+        match self.spec.silence {
+            Some(quiet) => self.until.min(self.last_voice + quiet),
+            None => self.until,
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<RecordingEnd> {
+        if now >= self.until {
+            return Some(RecordingEnd::MaxLength);
+        }
+        let quiet = self.spec.silence?;
+        (now >= self.last_voice + quiet).then_some(RecordingEnd::Silence)
+    }
+
+    /// The audio recorded, 8 kHz mono.
+    pub(crate) fn finish(self) -> Vec<i16> {
+        self.pcm
+    }
+}

@@ -1,0 +1,329 @@
+//! A media session: the legs of one call and the endpoints attached to them, sans-IO in the
+//! shape of str0m's `Rtc` and quinn-proto's `Connection`.
+//!
+//! The shell owns the sockets (two per leg: RTP and RTCP) and the clock, and drives the
+//! session with:
+//!
+//! - [`MediaSession::handle_datagram`] for every datagram on a leg's socket. A datagram the
+//!   relay forwards comes back at once, transformed in place in the caller's buffer, so the
+//!   relayed path copies and allocates nothing (as the [`Bridge`](crate::relay::Bridge) it
+//!   wraps); what the endpoints take from it (digits, audio) they take before that.
+//! - [`MediaSession::handle_command`] (connect the relay, attach a player, a recorder, a DTMF
+//!   detector), [`MediaSession::apply`] for each completed offer/answer, and
+//!   [`MediaSession::handle_timeout`] when [`MediaSession::poll_timeout`]'s instant comes.
+//! - then, until they return `None`: [`MediaSession::poll_transmit`] (what the PBX itself
+//!   sends: a player's frames, encrypted for SRTP legs) and [`MediaSession::poll_event`].
+//!
+//! A session has two legs, [`Side::Caller`] and [`Side::Callee`]; today's two-party relay is
+//! the session built by [`MediaSession::relay`]. A call the PBX answers itself uses one leg.
+
+mod command;
+mod event;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::endpoint::dtmf::DtmfDetector;
+use crate::endpoint::player::{Player, PlayerOutput};
+use crate::endpoint::recorder::{Recorder, RecordingEnd};
+use crate::endpoint::relay::Relay;
+use crate::relay::{BridgeStats, Component, DropReason, Kind, RelayError, Verdict};
+use crate::rtp::RtpView;
+use crate::{MediaPlan, Side};
+
+pub use command::{Command, SessionError};
+pub use event::{Event, Transmit};
+
+/// SRTP authentication failures are reported at most this often.
+const SRTP_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// The PBX's own endpoints on one leg.
+#[derive(Default)]
+struct Endpoints {
+    player: Option<Player>,
+    recorder: Option<Recorder>,
+    dtmf: Option<DtmfDetector>,
+}
+
+impl Endpoints {
+    /// Whether anything here wants the leg's received packets.
+    fn listening(&self) -> bool {
+        self.recorder.is_some() || self.dtmf.is_some()
+    }
+
+    fn on_rtp(
+        &mut self,
+        now: Instant,
+        side: Side,
+        pkt: &RtpView<'_>,
+        events: &mut VecDeque<Event>,
+    ) {
+        if let Some(dtmf) = self.dtmf.as_mut() {
+            dtmf.on_rtp(now, pkt, &mut |digit, duration| {
+                events.push_back(Event::Dtmf {
+                    side,
+                    digit,
+                    duration,
+                });
+            });
+        }
+        if let Some(end) = self.recorder.as_mut().and_then(|r| r.on_rtp(now, pkt)) {
+            self.finish_recording(side, end, events);
+        }
+    }
+
+    fn finish_recording(&mut self, side: Side, end: RecordingEnd, events: &mut VecDeque<Event>) {
+        if let Some(rec) = self.recorder.take() {
+            events.push_back(Event::RecorderFinished {
+                side,
+                end,
+                pcm: rec.finish(),
+            });
+        }
+    }
+
+    fn stop_player(&mut self, side: Side, events: &mut VecDeque<Event>) {
+        if self.player.take().is_some() {
+            events.push_back(Event::PlayerFinished { side });
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let player = self.player.as_ref().map(Player::poll_timeout);
+        let recorder = self.recorder.as_ref().map(Recorder::poll_timeout);
+        let dtmf = self.dtmf.as_ref().and_then(DtmfDetector::poll_timeout);
+        [player, recorder, dtmf].into_iter().flatten().min()
+    }
+}
+
+/// The media of one call. See the module documentation for how to drive it.
+pub struct MediaSession {
+    relay: Relay,
+    /// Boxed, and only once an endpoint is attached: a relayed call carries a pointer, not
+    /// the endpoints' state (memory per call is a goal of docs/performance.md).
+    legs: Option<Box<[Endpoints; 2]>>,
+    events: VecDeque<Event>,
+    rtp_timeout: Option<Duration>,
+    timed_out: bool,
+    srtp_reported: Option<Instant>,
+}
+
+impl MediaSession {
+    /// A session with no plan, the relay not connected and no endpoints.
+    pub fn new(now: Instant) -> MediaSession {
+        MediaSession {
+            relay: Relay::new(now),
+            legs: None,
+            events: VecDeque::new(),
+            rtp_timeout: None,
+            timed_out: false,
+            srtp_reported: None,
+        }
+    }
+
+    /// A two-party call: the relay connected between the legs.
+    pub fn relay(now: Instant) -> MediaSession {
+        let mut s = MediaSession::new(now);
+        s.relay.connected = true;
+        s
+    }
+
+    /// Reports [`Event::MediaTimeout`] after `timeout` without RTP (see
+    /// [`MediaSession::idle_for`]).
+    pub fn with_rtp_timeout(mut self, timeout: Duration) -> MediaSession {
+        self.rtp_timeout = Some(timeout);
+        self
+    }
+
+    /// Applies a completed offer/answer to the legs (see [`crate::relay::Bridge::apply`]).
+    pub fn apply(&mut self, now: Instant, plan: &MediaPlan) -> Result<(), RelayError> {
+        self.relay.bridge.apply(now, plan)
+    }
+
+    /// A datagram arrived on `side`'s `component` socket from `source`: `buf[..len]` holds
+    /// it, and `buf` has room beyond `len` for an SRTP tag (64 bytes are plenty). A
+    /// [`Verdict::Forward`] says where to send `buf[..len']`.
+    #[inline]
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        side: Side,
+        component: Component,
+        source: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Verdict {
+        let got = match self.relay.receive(now, side, component, source, buf, len) {
+            Ok(got) => got,
+            Err(reason) => {
+                if reason == DropReason::SrtpAuth {
+                    self.srtp_failed(now);
+                }
+                return Verdict::Drop(reason);
+            }
+        };
+        let mut listening = false;
+        if let Some(legs) = self.legs.as_mut() {
+            let eps = &mut legs[side.index()];
+            listening = eps.listening();
+            if listening
+                && got.kind == Kind::Rtp
+                && let Some(pkt) = buf.get(..got.len).and_then(RtpView::parse)
+            {
+                eps.on_rtp(now, side, &pkt, &mut self.events);
+            }
+        }
+        self.relay.forward(side, got, buf, listening)
+    }
+
+    fn srtp_failed(&mut self, now: Instant) {
+        if self
+            .srtp_reported
+            .is_none_or(|at| now >= at + SRTP_REPORT_EVERY)
+        {
+            self.srtp_reported = Some(now);
+            let total = self.relay.bridge.stats().srtp_auth_failures();
+            self.events.push_back(Event::SrtpFailures { total });
+        }
+    }
+
+    /// Carries out a command. On error nothing changed.
+    pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<(), SessionError> {
+        command.validate()?;
+        let events = &mut self.events;
+        let legs = self.legs.get_or_insert_with(Box::default);
+        let leg = |side: Side| side.index();
+        match command {
+            Command::ConnectRelay => self.relay.connected = true,
+            Command::DisconnectRelay => self.relay.connected = false,
+            Command::Play { side, spec } => {
+                let eps = &mut legs[leg(side)];
+                eps.stop_player(side, events);
+                eps.player = Some(Player::new(now, spec));
+            }
+            Command::StopPlayer { side } => legs[leg(side)].stop_player(side, events),
+            Command::Record { side, spec } => {
+                let eps = &mut legs[leg(side)];
+                eps.finish_recording(side, RecordingEnd::Stopped, events);
+                eps.recorder = Some(Recorder::new(now, spec));
+            }
+            Command::StopRecorder { side } => {
+                legs[leg(side)].finish_recording(side, RecordingEnd::Stopped, events);
+            }
+            Command::DetectDtmf { side, spec } => {
+                legs[leg(side)].dtmf = Some(DtmfDetector::new(spec))
+            }
+            Command::StopDtmf { side } => legs[leg(side)].dtmf = None,
+        }
+        Ok(())
+    }
+
+    /// Acts on every deadline at or before `now`: the media timeout, recorders' length and
+    /// silence, DTMF events whose end never came. (Players act in `poll_transmit`.)
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.media_deadline().is_some_and(|at| now >= at) {
+            self.timed_out = true;
+            let idle = self.relay.bridge.idle_for(now).unwrap_or_default();
+            self.events.push_back(Event::MediaTimeout { idle });
+        }
+        let Some(legs) = self.legs.as_mut() else {
+            return;
+        };
+        for side in [Side::Caller, Side::Callee] {
+            let eps = &mut legs[side.index()];
+            if let Some(end) = eps.recorder.as_mut().and_then(|r| r.handle_timeout(now)) {
+                eps.finish_recording(side, end, &mut self.events);
+            }
+            if let Some(dtmf) = eps.dtmf.as_mut() {
+                let events = &mut self.events;
+                dtmf.handle_timeout(now, &mut |digit, duration| {
+                    events.push_back(Event::Dtmf {
+                        side,
+                        digit,
+                        duration,
+                    });
+                });
+            }
+        }
+    }
+
+    /// The next datagram the PBX itself sends, written into `buf` (at least 12 bytes of RTP
+    /// header, one frame and 16 for an SRTP tag; the relay's 2048-byte buffer will do).
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let legs = self.legs.as_mut()?;
+        for side in [Side::Caller, Side::Callee] {
+            let eps = &mut legs[side.index()];
+            while let Some(player) = eps.player.as_mut() {
+                match player.poll_transmit(now, buf) {
+                    PlayerOutput::Packet(len) => {
+                        // A leg with no address yet, on hold, or whose SRTP refuses: the
+                        // frame's time passes unheard, as it would on a lossy path.
+                        if let Ok((component, to, len)) = self.relay.bridge.send_own(side, buf, len)
+                        {
+                            return Some(Transmit {
+                                side,
+                                component,
+                                to,
+                                len,
+                            });
+                        }
+                    }
+                    PlayerOutput::Finished => eps.stop_player(side, &mut self.events),
+                    PlayerOutput::Idle => break,
+                }
+            }
+        }
+        None
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant [`MediaSession::handle_timeout`] or
+    /// [`MediaSession::poll_transmit`] has something to do.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let media = self.media_deadline();
+        let Some(legs) = self.legs.as_deref() else {
+            return media;
+        };
+        let [a, b] = legs;
+        [media, a.poll_timeout(), b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn media_deadline(&self) -> Option<Instant> {
+        let timeout = self.rtp_timeout.filter(|_| !self.timed_out)?;
+        Some(self.relay.bridge.idle_since()? + timeout)
+    }
+
+    /// Whether the legs are connected to each other.
+    pub fn is_relaying(&self) -> bool {
+        self.relay.connected
+    }
+
+    pub fn stats(&self) -> &BridgeStats {
+        self.relay.bridge.stats()
+    }
+
+    /// How long no RTP came from either leg (see [`crate::relay::Bridge::idle_for`]).
+    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+        self.relay.bridge.idle_for(now)
+    }
+
+    /// Where the PBX currently sends RTP to `side` (latched or SDP).
+    pub fn rtp_destination(&self, side: Side) -> Option<SocketAddr> {
+        self.relay.bridge.rtp_destination(side)
+    }
+
+    /// The address latched on `side`'s `component` socket, if any.
+    pub fn latched(&self, side: Side, component: Component) -> Option<SocketAddr> {
+        self.relay.bridge.latched(side, component)
+    }
+}

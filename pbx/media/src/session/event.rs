@@ -1,0 +1,44 @@
+//! What a session hands back to the shell: datagrams to send, and events.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::Side;
+use crate::endpoint::recorder::RecordingEnd;
+use crate::relay::Component;
+
+/// Send `buf[..len]` (the buffer given to `poll_transmit`) from `side`'s `component` socket
+/// to `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    pub side: Side,
+    pub component: Component,
+    pub to: SocketAddr,
+    pub len: usize,
+}
+
+/// Something that happened in a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A DTMF key `side` pressed (RFC 4733 §3.2: `0`-`9`, `*`, `#`, `A`-`D`) and for how long.
+    Dtmf {
+        side: Side,
+        digit: char,
+        duration: Duration,
+    },
+    /// The player on `side` sent its last frame (or was stopped or replaced).
+    PlayerFinished { side: Side },
+    /// The recorder on `side` ended; `pcm` is 8 kHz mono linear PCM.
+    RecorderFinished {
+        side: Side,
+        end: RecordingEnd,
+        pcm: Vec<i16>,
+    },
+    /// No RTP from either leg for the session's RTP timeout, while not on hold: the call is
+    /// dead (a phone lost power or network without hanging up). Once per session.
+    MediaTimeout { idle: Duration },
+    /// SRTP/SRTCP packets failed authentication (RFC 3711 §3.3 step 5); `total` since the
+    /// session began. At most one such event per second.
+    SrtpFailures { total: u64 },
+}
