@@ -10,7 +10,6 @@
 //! The format is taught in `docs/dialplan.md`.
 
 mod api;
-mod diag;
 mod eval;
 mod model;
 mod parse;
@@ -23,11 +22,11 @@ pub use api::{
     Action, CallContext, DialOutcome, DialStrategy, Directory, Greeting, HttpMethod, HttpOutcome,
     HttpRequest, StepResult, Target,
 };
-pub use diag::{Diagnostic, Diagnostics};
 pub use eval::Execution;
 pub use jiff::Timestamp;
 pub use model::Plan;
 pub use pattern::DialPattern;
+pub use pbx_diag::{Diagnostic, Diagnostics};
 pub use trace::TraceInputs;
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ use std::ops::Range;
 use jiff::tz::TimeZone;
 use toml::de::DeTable;
 
-use crate::diag::{Diagnostics, Reporter};
 use crate::model::{BlockId, Context, ContextId, Matcher, NumberItem, Permit, Plan, Rule, Step};
 use crate::pattern::DialPattern;
 use crate::template::{BUILTIN_VARIABLES, Template, VarRef};
 use crate::timecond::{DateSpec, time_zone};
 pub(crate) use check::describe as describe_matcher;
+use pbx_diag::{Diagnostics, Reporter};
 use reader::{Reader, Value};
 
 /// Names a context may not have: they mean something else in `may_call`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
-use crate::diag::Reporter;
+use pbx_diag::Reporter;
 
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
 

@@ -15,14 +15,7 @@ use super::sections;
 
 /// Loads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let at_start = |message: String| ConfigErrors {
-        errors: vec![ConfigError {
-            path: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message,
-        }],
-    };
+    let at_start = |message: String| ConfigErrors::at_start(&path.display().to_string(), message);
     let text = std::fs::read_to_string(path)
         .map_err(|e| at_start(format!("cannot read config file: {e}")))?;
     let absolute = std::path::absolute(path)
@@ -67,7 +60,7 @@ pub fn load_str(text: &str, path: &Path, base_dir: &Path) -> Result<Config, Conf
         let mut errors = ctx.errors;
         errors.sort_by_key(|e| (e.line, e.col));
         errors.dedup();
-        Err(ConfigErrors { errors })
+        Err(ConfigErrors(errors))
     }
 }
 
@@ -120,7 +113,7 @@ impl Ctx<'_> {
     pub(crate) fn error(&mut self, span: Range<usize>, message: String) {
         let (line, col) = self.positions.line_col(span.start);
         self.errors.push(ConfigError {
-            path: self.path.clone(),
+            path: self.path.display().to_string(),
             line,
             col,
             message,

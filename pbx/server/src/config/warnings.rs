@@ -32,7 +32,7 @@ pub fn warnings_in(
     if low <= *ephemeral.end() && *ephemeral.start() <= high {
         let (line, col) = rtp_ports_position(text);
         out.push(ConfigError {
-            path: path.to_path_buf(),
+            path: path.display().to_string(),
             line,
             col,
             message: format!(

@@ -1,12 +1,14 @@
-//! Problems found in a dialplan file, each at its own `path:line:col`.
+//! Problems found in a text file, each reported at its own `path:line:col`: the one module
+//! the config loader and the dialplan share, so both print positions the same way (1-based
+//! lines, columns counted in characters, problems in file order, no repeats).
 
 use std::fmt;
 use std::ops::Range;
 
-/// One problem in a dialplan. `line` and `col` are 1-based; `col` counts characters.
+/// One problem. `line` and `col` are 1-based; `col` counts characters, not bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// The file name as given to [`crate::Plan::parse`].
+    /// The file name as the user gave it.
     pub path: String,
     pub line: usize,
     pub col: usize,
@@ -23,11 +25,21 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Every problem found in a dialplan, in file order. Display prints one per line.
+/// Every problem found in a file, in file order. Display prints one per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// One problem at the start of `path` (the file could not be read, say).
+    pub fn at_start(path: &str, message: impl Into<String>) -> Diagnostics {
+        Diagnostics(vec![Diagnostic {
+            path: path.to_owned(),
+            line: 1,
+            col: 1,
+            message: message.into(),
+        }])
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter()
     }
@@ -58,28 +70,21 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-/// Collects problems while a file is read; maps byte offsets to line and column.
-pub(crate) struct Reporter<'a> {
-    path: String,
+/// Maps byte offsets of a text to 1-based line and character column.
+pub struct SourceMap<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
-    found: Vec<(usize, Diagnostic)>,
 }
 
-impl<'a> Reporter<'a> {
-    pub(crate) fn new(path: &str, text: &'a str) -> Self {
+impl<'a> SourceMap<'a> {
+    pub fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Reporter {
-            path: path.to_owned(),
-            text,
-            line_starts,
-            found: Vec::new(),
-        }
+        SourceMap { text, line_starts }
     }
 
     /// (line, col) of a byte offset; offsets past the end clamp to the end.
-    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
@@ -89,9 +94,32 @@ impl<'a> Reporter<'a> {
             .map_or(offset - start, |s| s.chars().count());
         (line, col + 1)
     }
+}
 
-    pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, col) = self.line_col(span.start);
+/// Collects problems while a file is read, at byte spans; [`Reporter::finish`] gives them in
+/// file order without repeats.
+pub struct Reporter<'a> {
+    path: String,
+    map: SourceMap<'a>,
+    found: Vec<(usize, Diagnostic)>,
+}
+
+impl<'a> Reporter<'a> {
+    pub fn new(path: &str, text: &'a str) -> Self {
+        Reporter {
+            path: path.to_owned(),
+            map: SourceMap::new(text),
+            found: Vec::new(),
+        }
+    }
+
+    /// (line, col) of a byte offset of the text.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        self.map.line_col(offset)
+    }
+
+    pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = self.map.line_col(span.start);
         let diagnostic = Diagnostic {
             path: self.path.clone(),
             line,
@@ -101,12 +129,12 @@ impl<'a> Reporter<'a> {
         self.found.push((span.start, diagnostic));
     }
 
-    pub(crate) fn has_errors(&self) -> bool {
+    pub fn has_errors(&self) -> bool {
         !self.found.is_empty()
     }
 
     /// Every problem, in file order, without repeats.
-    pub(crate) fn finish(mut self) -> Diagnostics {
+    pub fn finish(mut self) -> Diagnostics {
         self.found.sort_by_key(|(offset, _)| *offset);
         let mut out: Vec<Diagnostic> = self.found.into_iter().map(|(_, d)| d).collect();
         out.dedup();
@@ -120,21 +148,31 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_and_count_characters() {
-        let r = Reporter::new("d.toml", "ab\ncd\n\né=x");
-        assert_eq!(r.line_col(0), (1, 1));
-        assert_eq!(r.line_col(3), (2, 1));
-        assert_eq!(r.line_col(9), (4, 2));
-        assert_eq!(r.line_col(999), (4, 4));
+        let map = SourceMap::new("ab\ncd\n\né=x");
+        assert_eq!(map.line_col(0), (1, 1));
+        assert_eq!(map.line_col(1), (1, 2));
+        assert_eq!(map.line_col(3), (2, 1));
+        assert_eq!(map.line_col(6), (3, 1));
+        // 'é' is two bytes but one column.
+        assert_eq!(map.line_col(9), (4, 2));
+        assert_eq!(map.line_col(999), (4, 4));
     }
 
     #[test]
-    fn problems_come_out_in_file_order() {
+    fn problems_come_out_in_file_order_without_repeats() {
         let mut r = Reporter::new("d.toml", "a\nb\n");
         r.error(2..3, "second");
+        r.error(0..1, "first");
         r.error(0..1, "first");
         assert_eq!(
             r.finish().to_string(),
             "d.toml:1:1: first\nd.toml:2:1: second"
         );
+    }
+
+    #[test]
+    fn a_problem_at_the_start() {
+        let d = Diagnostics::at_start("c.toml", "cannot read config file: gone");
+        assert_eq!(d.lines(), ["c.toml:1:1: cannot read config file: gone"]);
     }
 }
