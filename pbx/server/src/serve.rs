@@ -161,7 +161,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         store: store.clone(),
         credentials: credentials.clone(),
         location: location.clone(),
-        digest: std::sync::Mutex::new(digest),
+        digest: Arc::new(std::sync::Mutex::new(digest)),
         policy,
         md5_only_user_agents: config.security.md5_only_user_agents.clone(),
         // RTP sockets listen on every interface; the SDP names the address to use.
