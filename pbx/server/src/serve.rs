@@ -404,6 +404,11 @@ fn describe_metrics() {
     metrics::counter!("pbx_registrations_total").increment(0);
     metrics::counter!("pbx_auth_failures_total").increment(0);
     metrics::counter!("pbx_bans_total").increment(0);
+    metrics::describe_counter!(
+        "pbx_engine_panics_total",
+        "engine shards that failed and were restarted, their calls ended"
+    );
+    metrics::counter!("pbx_engine_panics_total").increment(0);
     for reason in [
         "banned",
         "acl",

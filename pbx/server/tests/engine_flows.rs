@@ -337,8 +337,28 @@ async fn invite(sim: &mut Sim, ip: &str, dialed: &str) -> (String, String, u32) 
     let text = request_text(
         "INVITE", &uri, ip, "1001", dialed, &call_id, 2, &branch, &extra,
     );
-    sim.receive(ip, text).await;
+    sim.receive(ip, with_sdp(text, ip)).await;
     (call_id, branch, 2)
+}
+
+/// A G.711 offer or answer from `ip`.
+fn sdp(ip: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    )
+}
+
+/// The message with an SDP body instead of none.
+fn with_sdp(text: String, ip: &str) -> String {
+    let body = sdp(ip);
+    text.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }
 
 /// A device's final answer to an INVITE the PBX sent it.
@@ -600,4 +620,58 @@ async fn a_fixed_seed_gives_the_same_bytes() {
     let (first, second) = (bytes(&mut first), bytes(&mut second));
     assert_eq!(first.len(), 1, "one 200 to the OPTIONS");
     assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn abandoning_a_failed_engine_ends_answered_calls_with_bye_and_a_cdr() {
+    let mut sim = Sim::new(None).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    let (call_id, ..) = invite(&mut sim, "127.0.0.2", "1000").await;
+    let to_1000 = sim.requests_to("127.0.0.3");
+    let ring = to_1000
+        .iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .unwrap();
+    sim.receive("127.0.0.3", with_sdp(answer(ring, 200, "OK"), "127.0.0.3"))
+        .await;
+    let ok = sim
+        .responses_to("127.0.0.2")
+        .into_iter()
+        .find(|r| r.status.code() == 200)
+        .unwrap();
+    let to = header(&ok, &HeaderName::TO);
+    let branch = sim.branch();
+    let uri = "sip:1000@pbx.test";
+    let ack = request_text(
+        "ACK",
+        uri,
+        "127.0.0.2",
+        "1001",
+        "1000",
+        &call_id,
+        2,
+        &branch,
+        "",
+    )
+    .replace("To: <sip:1000@pbx.test>", &format!("To: {to}"));
+    sim.receive("127.0.0.2", ack).await;
+    assert_eq!(sim.engine.calls(), 1);
+    sim.take();
+
+    sim.engine.abandon_all(sim.now);
+    sim.input(Input::Timeout).await;
+    for side in ["127.0.0.2", "127.0.0.3"] {
+        let byes = sim.requests_to(side);
+        assert!(
+            byes.iter().any(|r| r.method.as_str() == "BYE"),
+            "BYE to {side}"
+        );
+    }
+    let cdr = sim.cdrs.iter().find(|c| c.call_id == call_id).unwrap();
+    assert_eq!(cdr.disposition, "answered");
+    assert_eq!(cdr.hangup_side, "pbx");
+    assert_eq!(cdr.hangup_cause, "internal error");
 }

@@ -239,3 +239,205 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::credentials::CredentialCache;
+    use crate::engine::location::Location;
+    use crate::security::Guard;
+    use crate::security::acl::Acl;
+    use crate::security::rate::SourceRateLimit;
+    use crate::store::{NewExtension, Store};
+    use crate::transport::{Inbound, Peer, Sender, TransportKind, udp::UdpOut};
+    use bytes::Bytes;
+    use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
+    use pbx_sip::registrar::{RegistrarPolicy, process_register};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    const DOMAIN: &str = "pbx.test";
+
+    fn parse(text: String) -> pbx_sip::message::Message {
+        pbx_sip::parse::parse_message(Bytes::from(text)).unwrap()
+    }
+
+    fn receive(socket: &std::net::UdpSocket) -> String {
+        let mut buf = [0u8; 4096];
+        let (n, _) = socket.recv_from(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// A shard whose engine panics in the middle of a ringing call: the call is ended (503
+    /// to the caller, a CDR saying the PBX ended it), and a fresh engine takes the shard.
+    // Two workers: a send the kernel defers finishes on a task while the test waits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_engine_ends_its_calls_and_is_replaced() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        for number in ["1000", "1001"] {
+            let extension = NewExtension {
+                number: number.into(),
+                password: format!("secret{number}"),
+                name: None,
+                email: None,
+                pin: None,
+                allowed_networks: vec![],
+                media_encryption: None,
+            };
+            store.add_extension(DOMAIN, extension).await.unwrap();
+        }
+        let credentials = Arc::new(CredentialCache::new(store.clone()));
+        credentials.refresh().await.unwrap();
+        let (location, _writer) = Location::new(store.clone());
+        let pbx_socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let pbx = pbx_socket.local_addr().unwrap();
+        let udp = UdpOut::new(pbx_socket).unwrap();
+        let device = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let caller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for socket in [&device, &caller] {
+            socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+        }
+        let digest = DigestAuthenticator::new(
+            DOMAIN.into(),
+            [3; 32],
+            Duration::from_secs(300),
+            vec![Algorithm::Md5],
+        );
+        let (cdrs, _cdr_task) = super::super::cdr_writer::CdrWriter::start(store.clone());
+        let policy = RegistrarPolicy {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 600,
+            max_bindings_per_aor: 10,
+        };
+        let ctx = Arc::new(EngineContext {
+            domain: DOMAIN.into(),
+            user_agent: "pbx-test".into(),
+            sender: Sender::new(vec![udp], Default::default()),
+            guard: Arc::new(Guard::new(
+                Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
+                5,
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+                SourceRateLimit::new(1000, 1000),
+            )),
+            store: store.clone(),
+            credentials,
+            location: Arc::new(location),
+            digest: Arc::new(Mutex::new(digest)),
+            policy,
+            md5_only_user_agents: vec![],
+            media: crate::media::MediaService::with_workers(
+                47_600,
+                47_699,
+                IpAddr::from([127, 0, 0, 1]),
+                Duration::from_secs(30),
+                1,
+            )
+            .unwrap(),
+            public_ip: None,
+            sdes_over_insecure: false,
+            ring_timeout: Duration::from_secs(30),
+            cdrs: Arc::new(cdrs),
+            plan: Arc::new(crate::plan::PlanHandle::new(None)),
+        });
+        let (own, _queue) = mpsc::channel(16);
+        let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);
+        let now = now();
+
+        // 1000 is registered at `device`.
+        let device_addr = device.local_addr().unwrap();
+        let peer_of = |remote| Peer {
+            kind: TransportKind::Udp,
+            remote,
+            local: pbx,
+            conn: None,
+        };
+        let register = parse(format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {device_addr};branch=z9hG4bKr1\r\n\
+             From: <sip:1000@{DOMAIN}>;tag=r\r\nTo: <sip:1000@{DOMAIN}>\r\nCall-ID: r1\r\n\
+             CSeq: 1 REGISTER\r\nContact: <sip:1000@{device_addr}>\r\nExpires: 600\r\n\
+             Content-Length: 0\r\n\r\n"
+        ));
+        let pbx_sip::message::Message::Request(register) = register else {
+            panic!("not a request");
+        };
+        ctx.location
+            .update("1000", &peer_of(device_addr), "phone", |current| {
+                process_register(now.unix(), &register, current, &policy)
+            })
+            .unwrap();
+
+        // 1001 calls 1000 with credentials for a fresh nonce.
+        let challenge = ctx
+            .digest
+            .lock()
+            .unwrap()
+            .challenge_values(now.unix(), false)
+            .remove(0);
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string();
+        let opaque = challenge
+            .split("opaque=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        let uri = format!("sip:1000@{DOMAIN}");
+        let ha1 = ha1_hex(Algorithm::Md5, "1001", DOMAIN, "secret1001");
+        let ha2 = Algorithm::Md5.hash_hex(format!("INVITE:{uri}").as_bytes());
+        let response =
+            Algorithm::Md5.hash_hex(format!("{ha1}:{nonce}:00000001:c:auth:{ha2}").as_bytes());
+        let caller_addr = caller.local_addr().unwrap();
+        let invite = parse(format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {caller_addr};branch=z9hG4bKi1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:1001@{DOMAIN}>;tag=c\r\nTo: <{uri}>\r\n\
+             Call-ID: crash-call\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{caller_addr}>\r\n\
+             Proxy-Authorization: Digest username=\"1001\", realm=\"{DOMAIN}\", \
+             nonce=\"{nonce}\", uri=\"{uri}\", algorithm=MD5, qop=auth, nc=00000001, \
+             cnonce=\"c\", response=\"{response}\", opaque=\"{opaque}\"\r\n\
+             Content-Length: 0\r\n\r\n"
+        ));
+        let inbound = Inbound {
+            peer: peer_of(caller_addr),
+            message: invite,
+        };
+        driver.step(Input::Sip(inbound, None));
+        let ring = receive(&device);
+        assert!(ring.starts_with("INVITE sip:1000@"), "{ring}");
+        assert_eq!(driver.engine.calls(), 1);
+        assert_eq!(driver.media.len(), 1, "the call has its relay");
+
+        driver.step(Input::Panic);
+        assert_eq!(driver.engine.calls(), 0, "a fresh engine");
+        assert!(
+            driver.media.is_empty(),
+            "the broken engine's relays are freed"
+        );
+        assert!(receive(&caller).starts_with("SIP/2.0 503"));
+        ctx.cdrs.flush().await;
+        let cdrs = store.list_cdrs(10).await.unwrap();
+        let cdr = &cdrs.first().unwrap().call;
+        assert_eq!(cdr.call_id, "crash-call");
+        assert_eq!(cdr.hangup_side, "pbx");
+
+        // The new engine serves the shard.
+        let options = parse(format!(
+            "OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {caller_addr};branch=z9hG4bKo1\r\n\
+             From: <sip:1001@{DOMAIN}>;tag=o\r\nTo: <sip:{DOMAIN}>\r\nCall-ID: o1\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ));
+        let inbound = Inbound {
+            peer: peer_of(caller_addr),
+            message: options,
+        };
+        driver.step(Input::Sip(inbound, None));
+        assert!(receive(&caller).starts_with("SIP/2.0 200"));
+    }
+}
