@@ -7,7 +7,7 @@ use bytes::Bytes;
 use pbx::engine::credentials::CredentialCache;
 use pbx::engine::location::Location;
 use pbx::engine::qualify::Target;
-use pbx::engine::{Core, Engine, Input, MediaPorts, Now, Output};
+use pbx::engine::{Core, Engine, Input, MediaPorts, Now, Output, Security};
 use pbx::plan::PlanHandle;
 use pbx::security::acl::Acl;
 use pbx::security::guard::{Ban, Guard};
@@ -37,6 +37,7 @@ struct Sim {
     http: Vec<(u64, HttpRequest)>,
     cdrs: Vec<NewCdr>,
     bans: Vec<Ban>,
+    security: Vec<Security>,
     released: Vec<u64>,
     seq: u32,
 }
@@ -119,6 +120,7 @@ impl Sim {
             http: Vec::new(),
             cdrs: Vec::new(),
             bans: Vec::new(),
+            security: Vec::new(),
             released: Vec::new(),
             seq: 0,
         }
@@ -156,6 +158,7 @@ impl Sim {
                     }
                     Output::WriteCdr(cdr) => self.cdrs.push(cdr),
                     Output::SaveBan(ban) => self.bans.push(ban),
+                    Output::Security(event) => self.security.push(event),
                 }
             }
         }

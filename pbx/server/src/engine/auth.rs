@@ -2,7 +2,7 @@
 //! the ban and network checks; what follows a success is the registrar's or the call's.
 
 use super::credentials::Lookup;
-use super::io::{Now, Output};
+use super::io::{Now, Output, Security};
 use super::shard::{Engine, Waiting};
 use crate::security::acl::network_allowed;
 use crate::security::{Admission, CheckOutcome, Gated, Ticket};
@@ -64,7 +64,7 @@ pub(super) fn authenticate(
 ) {
     if engine.ctx.guard.is_banned(peer.remote.ip(), now.unix()) {
         // Banned after it was queued (a burst): nothing is answered, not even a challenge.
-        metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
+        engine.push(Output::Security(Security::DroppedBanned));
         engine.abandon(&key);
         return;
     }
@@ -103,14 +103,17 @@ pub(super) fn authenticate(
     let ticket = match admission {
         Admission::Granted(ticket) => ticket,
         Admission::Banned => {
-            metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
+            engine.push(Output::Security(Security::DroppedBanned));
             engine.abandon(&key);
             return;
         }
         Admission::Busy => {
             // RFC 3261 §21.5.4: the source has its limit's worth of guesses failed or on
             // their way; this credential is not checked. A phone retries after Retry-After.
-            tracing::info!(source = %peer.remote, user = %credentials.username, "credentials not checked: too many on their way");
+            engine.push(Output::Security(Security::NotChecked {
+                source: peer.remote,
+                user: credentials.username.clone(),
+            }));
             let mut answer = engine.response(&request, StatusCode::SERVICE_UNAVAILABLE);
             answer.headers.push(HeaderName::RETRY_AFTER, "5");
             return engine.respond(now, &key, answer);
@@ -210,7 +213,7 @@ fn finish(
         Gated::Refused => {
             // Banned while this request waited: dropped without an answer, as the
             // transports drop everything else from a banned source.
-            metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
+            engine.push(Output::Security(Security::DroppedBanned));
             engine.abandon(&key);
             return;
         }
@@ -229,13 +232,17 @@ fn finish(
             );
         }
         Err(failure) => {
-            tracing::info!(source = %peer.remote, user = %credentials.username, %failure, "authentication failed");
-            if failure.counts_as_failure() {
-                metrics::counter!("pbx_auth_failures_total").increment(1);
-            }
+            engine.push(Output::Security(Security::AuthFailed {
+                source: peer.remote,
+                user: credentials.username.clone(),
+                failure: failure.to_string(),
+                counted: failure.counts_as_failure(),
+            }));
             if let Some(ban) = ban {
-                metrics::counter!("pbx_bans_total").increment(1);
-                tracing::warn!(address = %ban.address, until = ban.until, "banned after repeated authentication failures");
+                engine.push(Output::Security(Security::Banned {
+                    address: ban.address,
+                    until: ban.until,
+                }));
                 engine.push(Output::SaveBan(ban));
                 let answer = engine.response(&request, StatusCode::FORBIDDEN);
                 return engine.respond(now, &key, answer);
@@ -271,7 +278,10 @@ fn finish(
         );
     };
     if !network_allowed(&extension.allowed_networks, peer.remote.ip()) {
-        tracing::info!(source = %peer.remote, user = %credentials.username, "request from a network the extension does not allow");
+        engine.push(Output::Security(Security::NetworkRefused {
+            source: peer.remote,
+            user: credentials.username.clone(),
+        }));
         let reason = "Forbidden (network not allowed for this extension)";
         let answer = engine.response_with_reason(&request, StatusCode::FORBIDDEN, reason);
         return engine.respond(now, &key, answer);

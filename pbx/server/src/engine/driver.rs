@@ -3,7 +3,7 @@
 //! sleeps until the engine's next timer. It also supervises: an engine that panics is
 //! logged, counted, made to end its calls, and replaced by a fresh one.
 
-use super::io::{Input, MediaPorts, Now, Output};
+use super::io::{Input, MediaPorts, Now, Output, Security};
 use super::shard::Engine;
 use super::{Core, EngineContext, ShardInput};
 use crate::media::{MediaEvent, MediaSession};
@@ -211,11 +211,42 @@ impl Driver {
                     }
                 });
             }
+            Output::Security(event) => report(event),
             Output::ShutdownComplete => {
                 for done in self.shutdown.drain(..) {
                     let _ = done.send(());
                 }
             }
+        }
+    }
+}
+
+/// The security log and its counters.
+fn report(event: Security) {
+    match event {
+        Security::DroppedBanned => {
+            metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
+        }
+        Security::NotChecked { source, user } => {
+            tracing::info!(%source, %user, "credentials not checked: too many on their way");
+        }
+        Security::AuthFailed {
+            source,
+            user,
+            failure,
+            counted,
+        } => {
+            tracing::info!(%source, %user, %failure, "authentication failed");
+            if counted {
+                metrics::counter!("pbx_auth_failures_total").increment(1);
+            }
+        }
+        Security::Banned { address, until } => {
+            metrics::counter!("pbx_bans_total").increment(1);
+            tracing::warn!(%address, until, "banned after repeated authentication failures");
+        }
+        Security::NetworkRefused { source, user } => {
+            tracing::info!(%source, %user, "request from a network the extension does not allow");
         }
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use pbx_dialplan::{HttpOutcome, HttpRequest};
 use pbx_media::MediaPlan;
 use pbx_sip::transaction::TransactionKey;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// The time of an input: the monotonic clock for timers, the wall clock for what reaches
@@ -50,6 +50,26 @@ impl Now {
                 .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX)),
         }
     }
+}
+
+/// What the engine reports about sources and credentials (the driver logs and counts it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Security {
+    /// A request from a source banned while it waited was dropped unanswered.
+    DroppedBanned,
+    /// Credentials were not checked: the source has its limit's worth on their way.
+    NotChecked { source: SocketAddr, user: String },
+    /// Digest credentials failed; `counted` when the failure counts toward a ban.
+    AuthFailed {
+        source: SocketAddr,
+        user: String,
+        failure: String,
+        counted: bool,
+    },
+    /// The source is banned until `until` (Unix seconds); [`Output::SaveBan`] follows.
+    Banned { address: IpAddr, until: u64 },
+    /// Right credentials from a network the extension does not allow.
+    NetworkRefused { source: SocketAddr, user: String },
 }
 
 /// The two relay ports the shell bound for a call.
@@ -145,6 +165,8 @@ pub enum Output {
     WriteCdr(NewCdr),
     /// Persist a ban.
     SaveBan(Ban),
+    /// For the security log and metrics.
+    Security(Security),
     /// Every call has been ended after [`Input::Shutdown`].
     ShutdownComplete,
 }

@@ -22,7 +22,7 @@ mod register;
 mod respond;
 mod shard;
 
-pub use io::{Input, MediaPorts, Now, Output};
+pub use io::{Input, MediaPorts, Now, Output, Security};
 pub use shard::Engine;
 
 use crate::security::Guard;
