@@ -51,6 +51,8 @@ def test_metrics_count_requests_responses_registrations_auth_failures_bans(pbx):
         assert any(v > 0 for v in hits.values()), f"{what} counters are all zero: {hits}"
     req = {k: v for k, v in values.items() if re.search("request", k, re.I) and "REGISTER" in k}
     assert req, "requests are not counted by method (no REGISTER label)"
+    # Issue 11: a shard whose engine fails is counted; none failed here.
+    assert values.get("pbx_engine_panics_total") == 0, text[:3000]
 
 
 def test_healthz(pbx):

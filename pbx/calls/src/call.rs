@@ -28,6 +28,7 @@ use pbx_media::{MediaPlan, Side};
 use pbx_sip::message::{HeaderName, Request, Response};
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer};
+use rand::rngs::StdRng;
 use retransmit::TwoXx;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -107,6 +108,8 @@ pub struct CallSetup<D> {
     /// `on_unavailable`): the call reports [`CallOutput::DialEnded`] instead of answering
     /// the caller, and waits for [`Call::ring`] or [`Call::finish`].
     pub plan_continues: bool,
+    /// The call's own random source (tags, branches, SRTP keys), seeded by the shell.
+    pub rng: StdRng,
 }
 
 /// What the call wants the shell to do.
@@ -199,6 +202,7 @@ pub struct Call<D> {
     pending_2xx: Vec<TwoXx>,
     record: RecordDraft,
     outputs: VecDeque<CallOutput>,
+    rng: StdRng,
 }
 
 /// The CDR as it is filled in.
@@ -234,8 +238,9 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             route,
             media,
             plan_continues,
+            mut rng,
         } = setup;
-        let dialog = caller_dialog(&invite);
+        let dialog = caller_dialog(&invite, &mut rng);
         let host = pbx_sip::uri::Host::parse(&domain)
             .unwrap_or_else(|_| pbx_sip::uri::Host::from(caller.local.ip()));
         let mut callee_from = pbx_sip::header::NameAddr::new(pbx_sip::uri::Uri::sip(
@@ -244,7 +249,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             None,
         ));
         callee_from.display_name = caller_name;
-        callee_from.params.set("tag", Some(&ids::tag()));
+        callee_from.params.set("tag", Some(&ids::tag(&mut rng)));
         let called_uri = pbx_sip::header::NameAddr::new(pbx_sip::uri::Uri::sip(
             Some(&called_number),
             host,
@@ -283,6 +288,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 written: false,
             },
             outputs: VecDeque::new(),
+            rng,
         };
         if let Some((status, reason)) = call.refusal_by_rfc() {
             call.fail(
@@ -328,7 +334,9 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         if self.round > 1 {
             // A new From tag per round: a device rung again sees a new request, not a merged
             // copy of the first (RFC 3261 §8.2.2.2).
-            self.callee_from.params.set("tag", Some(&ids::tag()));
+            self.callee_from
+                .params
+                .set("tag", Some(&ids::tag(&mut self.rng)));
         }
         if devices.is_empty() {
             return self.round_failed(
@@ -638,6 +646,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 pbx_sip::method::Method::BYE,
                 &endpoint,
                 &self.config.user_agent,
+                &mut self.rng,
             );
             self.send(now, layer, bye, &endpoint);
         }
@@ -648,6 +657,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 pbx_sip::method::Method::BYE,
                 &callee.endpoint,
                 &self.config.user_agent,
+                &mut self.rng,
             );
             self.send(now, layer, bye, &callee.endpoint);
             self.callee = Some(callee);
@@ -679,6 +689,15 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             }
             Phase::Answered => self.end(now, layer, HangupSide::Pbx, "hung up by the PBX"),
             Phase::Done => {}
+        }
+    }
+
+    /// The PBX gives up on the call (its shard failed): as [`Call::hang_up`], with `cause`
+    /// in the record of an answered call.
+    pub fn abort(&mut self, now: Instant, layer: &mut TransactionLayer<D>, cause: &str) {
+        match self.phase {
+            Phase::Answered => self.end(now, layer, HangupSide::Pbx, cause),
+            _ => self.hang_up(now, layer),
         }
     }
 
@@ -790,7 +809,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
 }
 
 /// The dialog the PBX forms with the caller as its UAS (RFC 3261 §12.1.1).
-fn caller_dialog(invite: &Request) -> Dialog {
+fn caller_dialog(invite: &Request, rng: &mut impl rand::RngCore) -> Dialog {
     let from = invite.headers.from().ok();
     let to = invite.headers.to().ok();
     let remote_tag = from
@@ -805,7 +824,7 @@ fn caller_dialog(invite: &Request) -> Dialog {
         .unwrap_or_else(|| invite.uri.clone());
     Dialog {
         call_id: invite.headers.call_id().unwrap_or_default().to_string(),
-        local_tag: ids::tag(),
+        local_tag: ids::tag(rng),
         remote_tag,
         local_uri: to
             .map(without_tag)

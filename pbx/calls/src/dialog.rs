@@ -8,6 +8,7 @@ use pbx_sip::header::{CSeq, NameAddr};
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::method::Method;
 use pbx_sip::uri::Uri;
+use rand::RngCore;
 
 /// A dialog as the PBX sees it. `local_*` is the PBX's side.
 #[derive(Clone, Debug)]
@@ -50,15 +51,22 @@ impl Dialog {
         method: Method,
         endpoint: &Endpoint<D>,
         user_agent: &str,
+        rng: &mut impl RngCore,
     ) -> Request {
         self.local_cseq = self.local_cseq.saturating_add(1);
         let seq = self.local_cseq;
-        self.request_with_cseq(method, seq, endpoint, user_agent)
+        self.request_with_cseq(method, seq, endpoint, user_agent, rng)
     }
 
     /// The ACK of a 2xx (§13.2.2.4): the INVITE's CSeq number, a new branch.
-    pub fn ack<D>(&self, invite_cseq: u32, endpoint: &Endpoint<D>, user_agent: &str) -> Request {
-        self.request_with_cseq(Method::ACK, invite_cseq, endpoint, user_agent)
+    pub fn ack<D>(
+        &self,
+        invite_cseq: u32,
+        endpoint: &Endpoint<D>,
+        user_agent: &str,
+        rng: &mut impl RngCore,
+    ) -> Request {
+        self.request_with_cseq(Method::ACK, invite_cseq, endpoint, user_agent, rng)
     }
 
     fn request_with_cseq<D>(
@@ -67,10 +75,11 @@ impl Dialog {
         seq: u32,
         endpoint: &Endpoint<D>,
         user_agent: &str,
+        rng: &mut impl RngCore,
     ) -> Request {
         let mut request = Request::new(method.clone(), self.remote_target.clone());
         let h = &mut request.headers;
-        h.push(HeaderName::VIA, endpoint.via(&ids::branch()).to_string());
+        h.push(HeaderName::VIA, endpoint.via(&ids::branch(rng)).to_string());
         h.push(HeaderName::MAX_FORWARDS, "70");
         for route in &self.route_set {
             h.push(HeaderName::ROUTE, route.clone());

@@ -165,7 +165,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         store: store.clone(),
         credentials: credentials.clone(),
         location: location.clone(),
-        digest: std::sync::Mutex::new(digest),
+        digest: Arc::new(std::sync::Mutex::new(digest)),
         policy,
         md5_only_user_agents: config.security.md5_only_user_agents.clone(),
         // RTP sockets bind to `[rtp] bind` (by default where SIP listens, if that is one
@@ -422,6 +422,11 @@ fn describe_metrics() {
     metrics::counter!("pbx_registrations_total").increment(0);
     metrics::counter!("pbx_auth_failures_total").increment(0);
     metrics::counter!("pbx_bans_total").increment(0);
+    metrics::describe_counter!(
+        "pbx_engine_panics_total",
+        "engine shards that failed and were restarted, their calls ended"
+    );
+    metrics::counter!("pbx_engine_panics_total").increment(0);
     for reason in [
         "banned",
         "acl",

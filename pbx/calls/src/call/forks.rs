@@ -185,12 +185,13 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             .map_or(70, |m| m.saturating_sub(1));
         let body = match (&mut negotiator, offer.is_empty()) {
             (Some(negotiator), false) => {
-                Bytes::from(negotiator.offer(Side::Caller, &offer, &mut rand::rng())?)
+                Bytes::from(negotiator.offer(Side::Caller, &offer, &mut self.rng)?)
             }
             // RFC 3261 §13.2.1: an INVITE without an offer; the 2xx will carry one.
             _ => Bytes::new(),
         };
-        let invite = self.fork_invite(&device, max_forwards, body, cseq);
+        let branch = ids::branch(&mut self.rng);
+        let invite = self.fork_invite(&device, max_forwards, body, cseq, &branch);
         let Some(key) = self.send(now, layer, invite.clone(), &device.endpoint) else {
             return Ok(false);
         };
@@ -218,13 +219,11 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         max_forwards: u32,
         body: Bytes,
         cseq: u32,
+        branch: &str,
     ) -> Request {
         let mut invite = Request::new(Method::INVITE, device.contact.clone());
         let h = &mut invite.headers;
-        h.push(
-            HeaderName::VIA,
-            device.endpoint.via(&ids::branch()).to_string(),
-        );
+        h.push(HeaderName::VIA, device.endpoint.via(branch).to_string());
         h.push(HeaderName::MAX_FORWARDS, max_forwards.to_string());
         h.push(HeaderName::FROM, self.callee_from.to_string());
         h.push(HeaderName::TO, self.called_uri.to_string());
@@ -308,7 +307,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         if negotiator.pending_offer_from().is_none() {
             return Ok(None);
         }
-        let answered = negotiator.answer(Side::Callee, sdp, &mut rand::rng())?;
+        let answered = negotiator.answer(Side::Callee, sdp, &mut self.rng)?;
         fork.early_answer = Some(answered.clone());
         Ok(Some(answered))
     }
@@ -340,13 +339,18 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             }
             return;
         }
-        let ack = dialog.ack(cseq, &endpoint, &self.config.user_agent);
+        let ack = dialog.ack(cseq, &endpoint, &self.config.user_agent, &mut self.rng);
         if self.phase != Phase::Ringing {
             // RFC 3261 §15: a 2xx after the call was decided (CANCEL crossed it, or another
             // device won): ACK it, then end that dialog at once.
             layer.send_stateless(endpoint.peer.clone(), Message::Request(ack));
             let mut dialog = dialog;
-            let bye = dialog.request(Method::BYE, &endpoint, &self.config.user_agent);
+            let bye = dialog.request(
+                Method::BYE,
+                &endpoint,
+                &self.config.user_agent,
+                &mut self.rng,
+            );
             self.send(now, layer, bye, &endpoint);
             return;
         }
@@ -370,7 +374,12 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 tracing::info!(%error, "a device answered with unusable SDP");
                 layer.send_stateless(endpoint.peer.clone(), Message::Request(ack));
                 let mut dialog = dialog;
-                let bye = dialog.request(Method::BYE, &endpoint, &self.config.user_agent);
+                let bye = dialog.request(
+                    Method::BYE,
+                    &endpoint,
+                    &self.config.user_agent,
+                    &mut self.rng,
+                );
                 self.send(now, layer, bye, &endpoint);
                 let failed = Response::new(StatusCode::NOT_ACCEPTABLE_HERE);
                 self.on_fork_final(now, layer, key, failed);
@@ -427,7 +436,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         else {
             return Ok(None);
         };
-        let offer = negotiator.offer(Side::Callee, sdp, &mut rand::rng())?;
+        let offer = negotiator.offer(Side::Callee, sdp, &mut self.rng)?;
         Ok(Some((offer, None)))
     }
 

@@ -143,9 +143,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
     ) {
         let body = if offer {
             let result = match self.negotiator.as_mut() {
-                Some(n) => n
-                    .offer(from, &request.body, &mut rand::rng())
-                    .map(Bytes::from),
+                Some(n) => n.offer(from, &request.body, &mut self.rng).map(Bytes::from),
                 None => Ok(request.body.clone()),
             };
             match result {
@@ -165,16 +163,20 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         let target = match from {
             Side::Caller => self.callee.as_mut().map(|c| {
                 (
-                    c.dialog.request(request.method.clone(), &c.endpoint, &ua),
+                    c.dialog
+                        .request(request.method.clone(), &c.endpoint, &ua, &mut self.rng),
                     c.endpoint.clone(),
                 )
             }),
             Side::Callee => {
                 let endpoint = self.caller.endpoint.clone();
                 Some((
-                    self.caller
-                        .dialog
-                        .request(request.method.clone(), &endpoint, &ua),
+                    self.caller.dialog.request(
+                        request.method.clone(),
+                        &endpoint,
+                        &ua,
+                        &mut self.rng,
+                    ),
                     endpoint,
                 ))
             }
@@ -270,7 +272,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             let answered = self
                 .negotiator
                 .as_mut()
-                .map(|n| n.answer(origin.other(), &response.body, &mut rand::rng()));
+                .map(|n| n.answer(origin.other(), &response.body, &mut self.rng));
             match answered {
                 Some(Ok((sdp, plan))) => {
                     answer
@@ -330,15 +332,19 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         let (ack, peer) = match relayed.origin {
             Side::Caller => match &self.callee {
                 Some(c) => (
-                    c.dialog.ack(relayed.sent_cseq, &c.endpoint, &ua),
+                    c.dialog
+                        .ack(relayed.sent_cseq, &c.endpoint, &ua, &mut self.rng),
                     c.endpoint.peer.clone(),
                 ),
                 None => return,
             },
             Side::Callee => (
-                self.caller
-                    .dialog
-                    .ack(relayed.sent_cseq, &self.caller.endpoint, &ua),
+                self.caller.dialog.ack(
+                    relayed.sent_cseq,
+                    &self.caller.endpoint,
+                    &ua,
+                    &mut self.rng,
+                ),
                 self.caller.endpoint.peer.clone(),
             ),
         };
@@ -418,7 +424,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         callee.ack_pending = false;
         let answered = match self.negotiator.as_mut() {
             Some(n) if !ack.body.is_empty() => {
-                Some(n.answer(Side::Caller, &ack.body, &mut rand::rng()))
+                Some(n.answer(Side::Caller, &ack.body, &mut self.rng))
             }
             _ => None,
         };

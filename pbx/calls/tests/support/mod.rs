@@ -196,6 +196,7 @@ impl World {
             route,
             media,
             plan_continues,
+            rng: rand::SeedableRng::seed_from_u64(7),
         };
         let call = Call::start(now, &mut layer, setup, CallConfig::default());
         let mut world = World {

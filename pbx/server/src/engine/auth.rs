@@ -1,19 +1,17 @@
 //! Digest authentication of REGISTER (401, RFC 3261 §22.2) and of INVITE (407, §22.3), with
 //! the ban and network checks; what follows a success is the registrar's or the call's.
 
-use super::ShardInput;
 use super::credentials::Lookup;
-use super::respond::{response, response_with_reason};
-use super::shard::Shard;
+use super::io::{Now, Output, Security};
+use super::shard::{Engine, Waiting};
 use crate::security::acl::network_allowed;
 use crate::security::{Admission, CheckOutcome, Gated, Ticket};
-use crate::transport::{Peer, now_unix};
+use crate::transport::Peer;
 use bytes::Bytes;
 use pbx_sip::auth::{Algorithm, AuthFailure, ChallengeKind, Credentials};
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::TransactionKey;
-use std::time::Instant;
 
 /// What the authenticated request goes on to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,24 +50,22 @@ pub(crate) struct Pending {
     peer: Peer,
     credentials: Credentials,
     ticket: Ticket,
-    lookup: Result<Lookup, String>,
     purpose: Purpose,
 }
 
 pub(super) fn authenticate(
-    shard: &mut Shard,
-    now: Instant,
+    engine: &mut Engine,
+    now: Now,
     key: TransactionKey,
     request: Request,
     peer: Peer,
     admission: Option<Admission>,
     purpose: Purpose,
 ) {
-    let ua = shard.ctx.user_agent.clone();
-    if shard.ctx.guard.is_banned(peer.remote.ip(), now_unix()) {
+    if engine.ctx.guard.is_banned(peer.remote.ip(), now.unix()) {
         // Banned after it was queued (a burst): nothing is answered, not even a challenge.
-        metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
-        shard.abandon(&key);
+        engine.push(Output::Security(Security::DroppedBanned));
+        engine.abandon(&key);
         return;
     }
     // RFC 3261 §22.2, §22.3: the credentials for our realm, if the phone sent any.
@@ -78,41 +74,54 @@ pub(super) fn authenticate(
         .get_all(&purpose.credentials_header())
         .filter_map(|value| std::str::from_utf8(value).ok())
         .map(Credentials::parse)
-        .find(|parsed| !matches!(parsed, Ok(c) if c.realm != shard.ctx.domain));
+        .find(|parsed| !matches!(parsed, Ok(c) if c.realm != engine.ctx.domain));
     let credentials = match credentials {
-        None => return challenge(shard, now, &key, &request, &peer, Challenge::Fresh, purpose),
+        None => {
+            return challenge(
+                engine,
+                now,
+                &key,
+                &request,
+                &peer,
+                Challenge::Fresh,
+                purpose,
+            );
+        }
         Some(Err(error)) => {
             let reason = format!("Bad Request ({error})");
-            let answer = response_with_reason(&request, StatusCode::BAD_REQUEST, &reason, &ua);
-            return shard.respond(now, &key, answer);
+            let answer = engine.response_with_reason(&request, StatusCode::BAD_REQUEST, &reason);
+            return engine.respond(now, &key, answer);
         }
         Some(Ok(credentials)) => credentials,
     };
     // The gate's ticket was taken on arrival; a request that reached here without one (it
     // cannot today) takes it now.
     let admission = admission.unwrap_or_else(|| {
-        let guard = &shard.ctx.guard;
-        guard.admit_credential(peer.remote.ip(), now, now_unix())
+        let guard = &engine.ctx.guard;
+        guard.admit_credential(peer.remote.ip(), now.at, now.unix())
     });
     let ticket = match admission {
         Admission::Granted(ticket) => ticket,
         Admission::Banned => {
-            metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
-            shard.abandon(&key);
+            engine.push(Output::Security(Security::DroppedBanned));
+            engine.abandon(&key);
             return;
         }
         Admission::Busy => {
             // RFC 3261 §21.5.4: the source has its limit's worth of guesses failed or on
             // their way; this credential is not checked. A phone retries after Retry-After.
-            tracing::info!(source = %peer.remote, user = %credentials.username, "credentials not checked: too many on their way");
-            let mut answer = response(&request, StatusCode::SERVICE_UNAVAILABLE, &ua);
+            engine.push(Output::Security(Security::NotChecked {
+                source: peer.remote,
+                user: credentials.username.clone(),
+            }));
+            let mut answer = engine.response(&request, StatusCode::SERVICE_UNAVAILABLE);
             answer.headers.push(HeaderName::RETRY_AFTER, "5");
-            return shard.respond(now, &key, answer);
+            return engine.respond(now, &key, answer);
         }
     };
-    if let Some(lookup) = shard.ctx.credentials.cached(&credentials.username, now) {
+    if let Some(lookup) = engine.ctx.credentials.cached(&credentials.username, now.at) {
         return finish(
-            shard,
+            engine,
             now,
             key,
             request,
@@ -123,42 +132,38 @@ pub(super) fn authenticate(
             purpose,
         );
     }
-    let ctx = shard.ctx.clone();
-    let own = shard.own.clone();
-    tokio::spawn(async move {
-        let lookup = ctx
-            .credentials
-            .load(&credentials.username)
-            .await
-            .map_err(|e| e.to_string());
-        let pending = Pending {
-            key,
-            request,
-            peer,
-            credentials,
-            ticket,
-            lookup,
-            purpose,
-        };
-        let _ = own
-            .send(ShardInput::CredentialsLoaded(Box::new(pending)))
-            .await;
-    });
+    // Not in the table (added a moment ago, or no such user): the store decides.
+    let id = engine.request_id();
+    let user = credentials.username.clone();
+    let pending = Pending {
+        key,
+        request,
+        peer,
+        credentials,
+        ticket,
+        purpose,
+    };
+    engine.waiting.insert(id, Waiting::Auth(Box::new(pending)));
+    engine.push(Output::LoadCredentials { id, user });
 }
 
-pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Box<Pending>) {
+pub(super) fn resume(
+    engine: &mut Engine,
+    now: Now,
+    pending: Box<Pending>,
+    lookup: Result<Lookup, String>,
+) {
     let Pending {
         key,
         request,
         peer,
         credentials,
         ticket,
-        lookup,
         purpose,
     } = *pending;
     match lookup {
         Ok(lookup) => finish(
-            shard,
+            engine,
             now,
             key,
             request,
@@ -170,18 +175,17 @@ pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Box<Pending>) {
         ),
         Err(error) => {
             tracing::error!(%error, "credentials lookup failed");
-            let ua = shard.ctx.user_agent.clone();
-            let mut answer = response(&request, StatusCode::SERVER_INTERNAL_ERROR, &ua);
+            let mut answer = engine.response(&request, StatusCode::SERVER_INTERNAL_ERROR);
             answer.headers.push(HeaderName::RETRY_AFTER, "5");
-            shard.respond(now, &key, answer);
+            engine.respond(now, &key, answer);
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)] // the request and everything learnt about it
 fn finish(
-    shard: &mut Shard,
-    now: Instant,
+    engine: &mut Engine,
+    now: Now,
     key: TransactionKey,
     request: Request,
     peer: Peer,
@@ -190,16 +194,15 @@ fn finish(
     lookup: Lookup,
     purpose: Purpose,
 ) {
-    let ctx = shard.ctx.clone();
-    let ua = ctx.user_agent.clone();
-    let now_unix = now_unix();
+    let ctx = engine.ctx.clone();
+    let now_unix = now.unix();
     let ha1 = lookup.as_ref().map(|c| match credentials.algorithm {
         Algorithm::Md5 => c.ha1_md5.as_str(),
         Algorithm::Sha256 => c.ha1_sha256.as_str(),
     });
     // Every digest check goes through the guard's gate: once the source has used up its
     // failures it is not checked at all, even when this request was queued before the ban.
-    let gated = ctx.guard.check_credential(ticket, now, now_unix, || {
+    let gated = ctx.guard.check_credential(ticket, now.at, now_unix, || {
         let mut digest = ctx.digest.lock().unwrap_or_else(|e| e.into_inner());
         let result = digest.verify(now_unix, request.method.as_str(), &credentials, ha1);
         let failed = matches!(&result, Err(failure) if failure.counts_as_failure());
@@ -210,36 +213,43 @@ fn finish(
         Gated::Refused => {
             // Banned while this request waited: dropped without an answer, as the
             // transports drop everything else from a banned source.
-            metrics::counter!("pbx_sip_dropped_total", "reason" => "banned").increment(1);
-            shard.abandon(&key);
+            engine.push(Output::Security(Security::DroppedBanned));
+            engine.abandon(&key);
             return;
         }
     };
     match verdict {
         Ok(()) => {}
         Err(AuthFailure::Stale) => {
-            return challenge(shard, now, &key, &request, &peer, Challenge::Stale, purpose);
+            return challenge(
+                engine,
+                now,
+                &key,
+                &request,
+                &peer,
+                Challenge::Stale,
+                purpose,
+            );
         }
         Err(failure) => {
-            tracing::info!(source = %peer.remote, user = %credentials.username, %failure, "authentication failed");
-            if failure.counts_as_failure() {
-                metrics::counter!("pbx_auth_failures_total").increment(1);
-            }
+            engine.push(Output::Security(Security::AuthFailed {
+                source: peer.remote,
+                user: credentials.username.clone(),
+                failure: failure.to_string(),
+                counted: failure.counts_as_failure(),
+            }));
             if let Some(ban) = ban {
-                metrics::counter!("pbx_bans_total").increment(1);
-                tracing::warn!(address = %ban.address, until = ban.until, "banned after repeated authentication failures");
-                let store = ctx.store.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = store.add_ban(ban.address, &ban.reason, ban.until).await {
-                        tracing::error!(%error, "could not save a ban");
-                    }
-                });
-                let answer = response(&request, StatusCode::FORBIDDEN, &ua);
-                return shard.respond(now, &key, answer);
+                engine.push(Output::Security(Security::Banned {
+                    address: ban.address,
+                    until: ban.until,
+                }));
+                engine.push(Output::SaveBan(ban));
+                let answer = engine.response(&request, StatusCode::FORBIDDEN);
+                return engine.respond(now, &key, answer);
             }
             return match failure.status(purpose.kind()) {
                 status if status == purpose.kind().status() => challenge(
-                    shard,
+                    engine,
                     now,
                     &key,
                     &request,
@@ -248,8 +258,9 @@ fn finish(
                     purpose,
                 ),
                 status => {
-                    let answer = response_with_reason(&request, status, &failure.to_string(), &ua);
-                    shard.respond(now, &key, answer)
+                    let answer =
+                        engine.response_with_reason(&request, status, &failure.to_string());
+                    engine.respond(now, &key, answer)
                 }
             };
         }
@@ -257,7 +268,7 @@ fn finish(
     let Some(extension) = lookup else {
         // verify() never accepts an unknown user; answer as for a wrong password regardless.
         return challenge(
-            shard,
+            engine,
             now,
             &key,
             &request,
@@ -267,18 +278,21 @@ fn finish(
         );
     };
     if !network_allowed(&extension.allowed_networks, peer.remote.ip()) {
-        tracing::info!(source = %peer.remote, user = %credentials.username, "request from a network the extension does not allow");
+        engine.push(Output::Security(Security::NetworkRefused {
+            source: peer.remote,
+            user: credentials.username.clone(),
+        }));
         let reason = "Forbidden (network not allowed for this extension)";
-        let answer = response_with_reason(&request, StatusCode::FORBIDDEN, reason, &ua);
-        return shard.respond(now, &key, answer);
+        let answer = engine.response_with_reason(&request, StatusCode::FORBIDDEN, reason);
+        return engine.respond(now, &key, answer);
     }
     if let Some(conn) = peer.conn {
-        ctx.sender.mark_authenticated(conn);
+        engine.push(Output::Authenticated { conn });
     }
     let user = credentials.username;
     match purpose {
-        Purpose::Register => super::register::bind(shard, now, key, request, peer, &user),
-        Purpose::Invite => super::calls::start(shard, now, key, request, peer, extension),
+        Purpose::Register => super::register::bind(engine, now, key, request, peer, &user),
+        Purpose::Invite => super::calls::start(engine, now, key, request, peer, extension),
     }
 }
 
@@ -298,8 +312,8 @@ enum Challenge {
 /// 401 with one WWW-Authenticate (or 407 with one Proxy-Authenticate) per offered algorithm
 /// (RFC 8760 §2.4), fresh nonces.
 fn challenge(
-    shard: &mut Shard,
-    now: Instant,
+    engine: &mut Engine,
+    now: Now,
     key: &TransactionKey,
     request: &Request,
     peer: &Peer,
@@ -307,14 +321,14 @@ fn challenge(
     purpose: Purpose,
 ) {
     let stale = kind == Challenge::Stale;
-    let mut answer = response(request, purpose.kind().status(), &shard.ctx.user_agent);
-    let md5_only = is_md5_only(request, &shard.ctx.md5_only_user_agents);
+    let mut answer = engine.response(request, purpose.kind().status());
+    let md5_only = is_md5_only(request, &engine.ctx.md5_only_user_agents);
     let values = {
-        let digest = shard.ctx.digest.lock().unwrap_or_else(|e| e.into_inner());
+        let digest = engine.ctx.digest.lock().unwrap_or_else(|e| e.into_inner());
         if md5_only {
-            digest.challenge_values_only(now_unix(), stale, &[Algorithm::Md5])
+            digest.challenge_values_only(now.unix(), stale, &[Algorithm::Md5])
         } else {
-            digest.challenge_values(now_unix(), stale)
+            digest.challenge_values(now.unix(), stale)
         }
     };
     for value in values {
@@ -323,9 +337,9 @@ fn challenge(
             .push(purpose.challenge_header(), Bytes::from(value));
     }
     if kind == Challenge::Rejected {
-        shard.respond(now, key, answer);
+        engine.respond(now, key, answer);
     } else {
-        shard.respond_statelessly(key, peer, answer);
+        engine.respond_statelessly(key, peer, answer);
     }
 }
 

@@ -1,29 +1,29 @@
-//! The shard's calls: an authenticated INVITE becomes a [`pbx_calls::Call`]; its messages,
+//! The shard's calls: an authenticated INVITE becomes a [`pbx_calls::Call`] routed by its
+//! plan (the dialplan, or the built-in one without it: `dialing.rs`); its messages,
 //! transaction events, timers and media events are routed to it here, and what it asks for
-//! (media plans, CDRs) is done here.
+//! (media plans, CDRs) becomes the engine's outputs.
 
-use super::ShardInput;
+use super::dialing::PlanState;
+use super::io::{MediaPorts, Now, Output};
 use super::location::BindingPeer;
-use super::respond::response_with_reason;
-use super::shard::Shard;
-use crate::media::{MediaEvent, MediaSession};
-use crate::transport::{Peer, TransportKind, now_unix};
+use super::shard::Engine;
+use crate::media::MediaEvent;
+use crate::transport::{Peer, TransportKind};
 use pbx_calls::{
-    Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Disposition, Endpoint, MediaSetup,
-    Route,
+    Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Endpoint, MediaSetup, Route,
 };
-use pbx_dialplan::{CallContext, Execution};
-use pbx_media::Side;
+use pbx_dialplan::CallContext;
 use pbx_media::sdp::{Encryption, LocalEndpoint};
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer};
+use pbx_sip::uri::Uri;
 use pbx_store::{Credentials, NewCdr};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The live calls of one shard and the indexes that find them.
 #[derive(Default)]
@@ -34,25 +34,37 @@ pub(crate) struct Calls {
     by_txn: HashMap<TransactionKey, u64>,
     by_invite: HashMap<TransactionKey, u64>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// INVITEs waiting for the local address toward their caller (a wildcard listener).
+    parked: Vec<Incoming>,
 }
 
 pub(super) struct Active {
     pub(super) call: Call<Peer>,
-    media: Option<MediaSession>,
-    /// The dialplan of a call routed by one.
-    pub(super) plan: Option<super::dialing::PlanState>,
+    media: Media,
+    /// The plan routing the call: the dialplan's, or the built-in one.
+    pub(super) plan: PlanState,
     caller_peer: Peer,
     caller_policy: String,
+    /// A round of ringing waiting for relay ports or local addresses.
+    ring: Option<PendingRing>,
 }
 
-/// A call waiting for the called extension's record from the store.
-pub(crate) struct PendingRoute {
-    key: TransactionKey,
-    request: Request,
-    peer: Peer,
-    caller: Arc<Credentials>,
-    called: String,
-    callee: Result<Option<Arc<Credentials>>, String>,
+/// The call's relay, as the shell reported it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Media {
+    None,
+    Requested,
+    Ready(MediaPorts),
+}
+
+/// A round of ringing the plan asked for, not started yet.
+pub(super) struct PendingRing {
+    /// Each device's Contact and the flow it registered from.
+    pub devices: Vec<(Uri, Peer)>,
+    pub timeout: Duration,
+    pub caller_name: Option<String>,
+    /// The called extension's `media_encryption`.
+    pub callee_policy: String,
 }
 
 impl Calls {
@@ -70,6 +82,11 @@ impl Calls {
         None
     }
 
+    /// Numbers new calls after `old`'s.
+    pub fn continue_from(&mut self, old: &Calls) {
+        self.next = old.next;
+    }
+
     pub fn owner_of_call_id(&self, call_id: &str) -> Option<u64> {
         self.by_call_id.get(call_id).copied()
     }
@@ -83,10 +100,19 @@ impl Calls {
     }
 }
 
-/// An authenticated INVITE from extension `caller`: find where it goes.
+/// An authenticated INVITE on its way to a call.
+pub(crate) struct Incoming {
+    key: TransactionKey,
+    request: Request,
+    peer: Peer,
+    caller: Arc<Credentials>,
+    plan: PlanState,
+}
+
+/// An authenticated INVITE from extension `caller`: its plan decides where it goes.
 pub(super) fn start(
-    shard: &mut Shard,
-    now: Instant,
+    engine: &mut Engine,
+    now: Now,
     key: TransactionKey,
     request: Request,
     peer: Peer,
@@ -94,228 +120,94 @@ pub(super) fn start(
 ) {
     // RFC 3261 §8.2.2.3: we implement no extension a caller may require (100rel included).
     if let Some(required) = request.headers.get_str(&HeaderName::REQUIRE) {
-        let mut answer = response_with_reason(
-            &request,
-            StatusCode::BAD_EXTENSION,
-            "Bad Extension",
-            &shard.ctx.user_agent,
-        );
-        answer
-            .headers
-            .push(HeaderName::UNSUPPORTED, required.to_string());
-        return shard.respond(now, &key, answer);
+        let required = required.to_string();
+        let mut answer =
+            engine.response_with_reason(&request, StatusCode::BAD_EXTENSION, "Bad Extension");
+        answer.headers.push(HeaderName::UNSUPPORTED, required);
+        return engine.respond(now, &key, answer);
     }
     let called = request.uri.user().unwrap_or_default().to_string();
-    if let Some(plan) = shard.ctx.plan.current() {
-        let context = CallContext {
-            caller: caller.number.clone(),
-            caller_name: request
-                .headers
-                .from()
-                .ok()
-                .and_then(|from| from.display_name.clone())
-                .unwrap_or_default(),
-            // `pbx extension set --context` overrides the plan's `members`.
-            caller_context: Some(caller.context.clone()).filter(|c| !c.is_empty()),
-            dialed: called.clone(),
-            now: pbx_dialplan::Timestamp::now(),
-        };
-        let execution = plan.route(&context);
-        let incoming = Incoming {
-            key,
-            request,
-            peer,
-            caller,
-            called,
-        };
-        // The call exists while its plan runs, so the caller may CANCEL an HTTP lookup.
-        return begin_call(shard, now, incoming, Route::Wait, None, Some(execution));
-    }
-    match shard.ctx.credentials.cached(&called, now) {
-        Some(callee) => route(shard, now, key, request, peer, caller, &called, callee),
-        None => {
-            let ctx = shard.ctx.clone();
-            let own = shard.own.clone();
-            tokio::spawn(async move {
-                let callee = ctx
-                    .credentials
-                    .load(&called)
-                    .await
-                    .map_err(|e| e.to_string());
-                let pending = PendingRoute {
-                    key,
-                    request,
-                    peer,
-                    caller,
-                    called,
-                    callee,
-                };
-                let _ = own.send(ShardInput::CallRoute(Box::new(pending))).await;
-            });
+    let plan = match engine.ctx.plan.current() {
+        Some(plan) => {
+            let context = CallContext {
+                caller: caller.number.clone(),
+                caller_name: request
+                    .headers
+                    .from()
+                    .ok()
+                    .and_then(|from| from.display_name.clone())
+                    .unwrap_or_default(),
+                // `pbx extension set --context` overrides the plan's `members`.
+                caller_context: Some(caller.context.clone()).filter(|c| !c.is_empty()),
+                dialed: called,
+                now: now.timestamp(),
+            };
+            PlanState::dialplan(plan.route(&context))
         }
-    }
-}
-
-pub(super) fn resume(shard: &mut Shard, now: Instant, pending: Box<PendingRoute>) {
-    let PendingRoute {
-        key,
-        request,
-        peer,
-        caller,
-        called,
-        callee,
-    } = *pending;
-    match callee {
-        Ok(callee) => route(shard, now, key, request, peer, caller, &called, callee),
-        Err(error) => {
-            tracing::error!(%error, "extension lookup failed");
-            let answer = response_with_reason(
-                &request,
-                StatusCode::SERVER_INTERNAL_ERROR,
-                "Server Internal Error",
-                &shard.ctx.user_agent,
-            );
-            shard.respond(now, &key, answer);
-        }
-    }
-}
-
-/// Without a dialplan: the dialed number is an extension, rung directly, or unknown (404).
-#[allow(clippy::too_many_arguments)] // the request and everything learnt about it
-fn route(
-    shard: &mut Shard,
-    now: Instant,
-    key: TransactionKey,
-    request: Request,
-    peer: Peer,
-    caller: Arc<Credentials>,
-    called: &str,
-    callee: Option<Arc<Credentials>>,
-) {
+        None => PlanState::builtin(called),
+    };
     let incoming = Incoming {
         key,
         request,
         peer,
         caller,
-        called: called.to_string(),
+        plan,
     };
-    match callee {
-        None => {
-            let route = Route::Reject {
-                status: StatusCode::NOT_FOUND,
-                reason: "Not Found (no such number)".into(),
-                disposition: Disposition::Failed,
-            };
-            begin_call(shard, now, incoming, route, None, None);
-        }
-        Some(callee) => {
-            let devices = devices_of(&shard.ctx, std::slice::from_ref(&callee.number));
-            let route = Route::Ring {
-                timeout: shard.ctx.ring_timeout,
-                devices,
-            };
-            begin_call(shard, now, incoming, route, Some(callee), None);
-        }
+    if !engine.knows_local(&incoming.peer) {
+        // The caller's leg needs this host's address toward it: asked once, then cached.
+        engine.calls.parked.push(incoming);
+        return;
     }
+    begin_call(engine, now, incoming);
 }
 
-/// Every live device of these extensions.
-pub(super) fn devices_of(ctx: &super::EngineContext, numbers: &[String]) -> Vec<Device<Peer>> {
-    let now = now_unix();
+/// Every live device of these extensions: its Contact and the flow it registered from.
+pub(super) fn devices_of(engine: &Engine, now: Now, numbers: &[String]) -> Vec<(Uri, Peer)> {
     numbers
         .iter()
-        .flat_map(|number| ctx.location.lookup(number, now))
-        .map(|registration| Device {
-            contact: registration.binding.contact.clone(),
-            endpoint: endpoint(&registration.peer()),
-        })
+        .flat_map(|number| engine.ctx.location.lookup(number, now.unix()))
+        .map(|registration| (registration.binding.contact.clone(), registration.peer()))
         .collect()
 }
 
-/// An authenticated INVITE on its way to a call.
-pub(crate) struct Incoming {
-    key: TransactionKey,
-    request: Request,
-    peer: Peer,
-    caller: Arc<Credentials>,
-    called: String,
-}
-
-/// Starts the call: media for a call that rings, then the call machine, then its dialplan
-/// (when `plan` is given, the route is `Wait` and the plan decides what rings).
-fn begin_call(
-    shard: &mut Shard,
-    now: Instant,
-    incoming: Incoming,
-    route: Route<Peer>,
-    callee: Option<Arc<Credentials>>,
-    plan: Option<Execution>,
-) {
+/// Starts the call machine, waiting for its plan, then runs the plan (the call exists while
+/// its plan runs, so the caller may CANCEL an HTTP lookup).
+fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
     let Incoming {
         key,
         request,
         peer,
         caller,
-        called,
+        plan,
     } = incoming;
-    let called = called.as_str();
-    let ctx = shard.ctx.clone();
-    let caller_endpoint = endpoint(&peer);
-    // An extension rung by a dialplan that is not in the credentials table yet (added a
-    // moment ago) gets the default policy.
-    let callee_policy =
-        callee.map_or_else(|| "optional".to_string(), |c| c.media_encryption.clone());
-    let no = shard.calls.next;
-    shard.calls.next += 1;
-    let session = match &route {
-        Route::Ring { devices, .. } if !devices.is_empty() => {
-            match allocate_media(
-                shard,
-                no,
-                &peer,
-                devices,
-                &caller.media_encryption,
-                &callee_policy,
-            ) {
-                Ok(session) => Some(session),
-                Err(error) => {
-                    tracing::warn!(%error, "no media ports for a call");
-                    // The cause is the PBX's business (logged above), not the caller's.
-                    let mut answer = super::respond::response(
-                        &request,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &ctx.user_agent,
-                    );
-                    answer.headers.push(HeaderName::RETRY_AFTER, "5");
-                    return shard.respond(now, &key, answer);
-                }
-            }
-        }
-        _ => None,
-    };
-    let media_setup = session.as_ref().map(|(_, setup)| setup.clone());
-    let callee_call_id = pbx_calls::ids::call_id(&shard.call_id_prefix());
+    let caller_endpoint = engine.endpoint(&peer);
+    let no = engine.calls.next;
+    engine.calls.next += 1;
+    let prefix = engine.call_id_prefix();
+    let callee_call_id = pbx_calls::ids::call_id(&prefix, &mut engine.rng);
     let caller_call_id = request.headers.call_id().unwrap_or_default().to_string();
     let caller_name = request
         .headers
         .from()
         .ok()
         .and_then(|from| from.display_name.clone());
+    let called = request.uri.user().unwrap_or_default().to_string();
     let setup = CallSetup {
         invite_key: key.clone(),
         invite: request,
         caller: caller_endpoint,
         caller_number: caller.number.clone(),
         caller_name,
-        called_number: called.to_string(),
-        domain: ctx.domain.clone(),
+        called_number: called.clone(),
+        domain: engine.ctx.domain.clone(),
         callee_call_id: callee_call_id.clone(),
-        route,
-        media: media_setup,
-        plan_continues: plan.is_some(),
+        route: Route::Wait,
+        media: None,
+        plan_continues: true,
+        rng: engine.call_rng(),
     };
     let config = CallConfig {
-        user_agent: ctx.user_agent.clone(),
+        user_agent: engine.ctx.user_agent.clone(),
         ..CallConfig::default()
     };
     tracing::info!(
@@ -326,9 +218,9 @@ fn begin_call(
         transport = %peer.kind,
         "call started"
     );
-    let call = Call::start(now, &mut shard.layer, setup, config);
+    let call = Call::start(now.at, &mut engine.layer, setup, config);
     metrics::gauge!("pbx_calls_active").increment(1.0);
-    let calls = &mut shard.calls;
+    let calls = &mut engine.calls;
     calls.by_call_id.insert(caller_call_id, no);
     calls.by_call_id.insert(callee_call_id, no);
     calls.by_invite.insert(key, no);
@@ -336,104 +228,195 @@ fn begin_call(
         no,
         Active {
             call,
-            media: session.map(|(session, _)| session),
-            plan: plan.map(super::dialing::PlanState::new),
+            media: Media::None,
+            plan,
             caller_peer: peer,
             caller_policy: caller.media_encryption.clone(),
+            ring: None,
         },
     );
-    after(shard, no);
-    if shard
+    after(engine, now, no);
+    super::dialing::drive(engine, now, no, None);
+}
+
+/// The plan rings these devices: once the call has relay ports and the local address
+/// toward every device is known.
+pub(super) fn ring(engine: &mut Engine, now: Now, no: u64, ring: PendingRing) {
+    for (_, peer) in &ring.devices {
+        engine.knows_local(peer);
+    }
+    let Some(active) = engine.calls.active.get_mut(&no) else {
+        return;
+    };
+    active.ring = Some(ring);
+    if active.media == Media::None && !active.call.has_media() {
+        active.media = Media::Requested;
+        engine.push(Output::AllocateMedia { call: no });
+    }
+    try_ring(engine, now, no);
+}
+
+/// Starts call `no`'s pending round of ringing if nothing is missing any more.
+fn try_ring(engine: &mut Engine, now: Now, no: u64) {
+    let Some(active) = engine.calls.active.get(&no) else {
+        return;
+    };
+    let Some(ring) = &active.ring else {
+        return;
+    };
+    let resolved = |peer: &Peer| {
+        !peer.local.ip().is_unspecified()
+            || matches!(engine.local_toward.get(&peer.remote.ip()), Some(Some(_)))
+    };
+    let ports = match active.media {
+        Media::Ready(ports) => Some(ports),
+        _ => None,
+    };
+    let ready = (ports.is_some() || active.call.has_media())
+        && resolved(&active.caller_peer)
+        && ring.devices.iter().all(|(_, peer)| resolved(peer));
+    if !ready {
+        return;
+    }
+    let Some(active) = engine.calls.active.get_mut(&no) else {
+        return;
+    };
+    let Some(ring) = active.ring.take() else {
+        return;
+    };
+    let caller_peer = active.caller_peer.clone();
+    let caller_policy = active.caller_policy.clone();
+    let devices: Vec<Device<Peer>> = ring
+        .devices
+        .iter()
+        .map(|(contact, peer)| Device {
+            contact: contact.clone(),
+            endpoint: engine.endpoint(peer),
+        })
+        .collect();
+    if let Some(ports) = ports.filter(|_| !active_has_media(engine, no)) {
+        let setup = media_setup(
+            engine,
+            &caller_peer,
+            &devices,
+            ports,
+            &caller_policy,
+            &ring.callee_policy,
+        );
+        if let Some(active) = engine.calls.active.get_mut(&no) {
+            active.call.set_media(setup);
+        }
+    }
+    with_call(engine, now, no, |call, layer| {
+        call.ring(now.at, layer, devices, ring.timeout, ring.caller_name);
+    });
+}
+
+fn active_has_media(engine: &Engine, no: u64) -> bool {
+    engine
         .calls
         .active
         .get(&no)
-        .is_some_and(|a| a.plan.is_some())
-    {
-        super::dialing::drive(shard, now, no, None);
-    }
+        .is_some_and(|a| a.call.has_media())
 }
 
-/// Binds relay ports for call `no` if it has none yet (a dialplan call, at its first ring).
-pub(super) fn ensure_media(
-    shard: &mut Shard,
+/// The shell's answer to [`Output::AllocateMedia`].
+pub(super) fn media_allocated(
+    engine: &mut Engine,
+    now: Now,
     no: u64,
-    devices: &[Device<Peer>],
-    callee_policy: &str,
-) -> Result<(), crate::media::MediaError> {
-    let Some(active) = shard.calls.active.get(&no) else {
-        return Ok(());
+    ports: Result<MediaPorts, String>,
+) {
+    let Some(active) = engine.calls.active.get_mut(&no) else {
+        // The call ended meanwhile.
+        if ports.is_ok() {
+            engine.push(Output::ReleaseMedia { call: no });
+        }
+        return;
     };
-    if active.media.is_some() || active.call.has_media() {
-        return Ok(());
+    match ports {
+        Ok(ports) => {
+            active.media = Media::Ready(ports);
+            try_ring(engine, now, no);
+        }
+        Err(error) => {
+            active.media = Media::None;
+            active.ring = None;
+            tracing::warn!(%error, "no media ports for a call");
+            super::dialing::refuse(engine, now, no, 503, "no media ports");
+        }
     }
-    let (peer, caller_policy) = (active.caller_peer.clone(), active.caller_policy.clone());
-    let (session, setup) =
-        allocate_media(shard, no, &peer, devices, &caller_policy, callee_policy)?;
-    if let Some(active) = shard.calls.active.get_mut(&no) {
-        active.call.set_media(setup);
-        active.media = Some(session);
-    }
-    Ok(())
 }
 
-/// Binds the call's relay ports and says which address each leg's SDP carries.
-fn allocate_media(
-    shard: &Shard,
-    no: u64,
+/// The shell's answer to [`Output::ResolveLocalAddress`]: cached, then every call waiting
+/// for it goes on.
+pub(super) fn local_address(engine: &mut Engine, now: Now, toward: IpAddr, local: Option<IpAddr>) {
+    // No route: the wildcard stays, as before (the domain stands in where it can).
+    let unspecified = if toward.is_ipv4() {
+        IpAddr::from([0, 0, 0, 0])
+    } else {
+        IpAddr::from([0u16; 8])
+    };
+    engine
+        .local_toward
+        .insert(toward, Some(local.unwrap_or(unspecified)));
+    let parked = std::mem::take(&mut engine.calls.parked);
+    for incoming in parked {
+        if engine.knows_local(&incoming.peer) {
+            begin_call(engine, now, incoming);
+        } else {
+            engine.calls.parked.push(incoming);
+        }
+    }
+    let waiting: Vec<u64> = engine
+        .calls
+        .active
+        .iter()
+        .filter(|(_, a)| a.ring.is_some())
+        .map(|(no, _)| *no)
+        .collect();
+    for no in waiting {
+        try_ring(engine, now, no);
+    }
+}
+
+/// What each leg's SDP carries: the relay ports, the address the leg's signalling uses (or
+/// `[rtp] public_ip`), and the encryption policies.
+fn media_setup(
+    engine: &mut Engine,
     caller_peer: &Peer,
     devices: &[Device<Peer>],
+    ports: MediaPorts,
     caller_policy: &str,
     callee_policy: &str,
-) -> Result<(MediaSession, MediaSetup), crate::media::MediaError> {
-    let ctx = &shard.ctx;
-    let own = shard.own.clone();
-    let on_event = Box::new(move |event: MediaEvent| {
-        let _ = own.try_send(ShardInput::Media(no, event));
-    });
-    let session = ctx.media.allocate(format!("call {no}"), on_event)?;
+) -> MediaSetup {
+    let caller_local = engine.endpoint(caller_peer).local.ip();
     let callee_local = devices
         .first()
         .map_or(caller_peer.local.ip(), |d| d.endpoint.local.ip());
-    let setup = MediaSetup {
+    let public_ip = engine.ctx.public_ip;
+    let media_bind = engine.ctx.media_bind;
+    MediaSetup {
         caller: LocalEndpoint {
-            ip: advertised(
-                ctx.public_ip,
-                ctx.media.bound_ip(),
-                endpoint(caller_peer).local.ip(),
-            ),
-            rtp_port: session.port(Side::Caller),
+            ip: advertised(public_ip, media_bind, caller_local),
+            rtp_port: ports.caller,
         },
         callee: LocalEndpoint {
-            ip: advertised(ctx.public_ip, ctx.media.bound_ip(), callee_local),
-            rtp_port: session.port(Side::Callee),
+            ip: advertised(public_ip, media_bind, callee_local),
+            rtp_port: ports.callee,
         },
         caller_encryption: encryption(caller_policy),
         callee_encryption: encryption(callee_policy),
-        allow_keys_in_clear: ctx.sdes_over_insecure,
-        session_id: rand::random::<u32>().into(),
-    };
-    Ok((session, setup))
+        allow_keys_in_clear: engine.ctx.sdes_over_insecure,
+        session_id: rand::RngCore::next_u32(&mut engine.rng).into(),
+    }
 }
 
 /// The address written into SDP: `[rtp] public_ip`, else the one address media is bound to
 /// (`[rtp] bind`), else the address the leg's signalling uses (already resolved from a
-/// wildcard listener by [`endpoint`]).
+/// wildcard listener by [`Engine::endpoint`]).
 fn advertised(public_ip: Option<IpAddr>, media_bind: Option<IpAddr>, local: IpAddr) -> IpAddr {
     public_ip.or(media_bind).unwrap_or(local)
-}
-
-/// The address of this host that the kernel would use to reach `remote`: for a listener on
-/// `0.0.0.0` or `::`, Via, Contact and SDP must name a real address. No packet is sent (a
-/// connected UDP socket only picks a route).
-fn local_ip_towards(remote: std::net::SocketAddr) -> Option<IpAddr> {
-    let any: std::net::SocketAddr = if remote.is_ipv4() {
-        (IpAddr::from([0, 0, 0, 0]), 0).into()
-    } else {
-        (IpAddr::from([0u16; 8]), 0).into()
-    };
-    let probe = std::net::UdpSocket::bind(any).ok()?;
-    probe.connect(remote).ok()?;
-    probe.local_addr().ok().map(|a| a.ip())
 }
 
 fn encryption(policy: &str) -> Encryption {
@@ -444,166 +427,211 @@ fn encryption(policy: &str) -> Encryption {
     }
 }
 
-fn endpoint(peer: &Peer) -> Endpoint<Peer> {
-    let mut local = peer.local;
-    if local.ip().is_unspecified()
-        && let Some(ip) = local_ip_towards(peer.remote)
-    {
-        local.set_ip(ip);
+impl Engine {
+    /// Whether the local address toward `peer` is known; asks the shell once when not.
+    pub(super) fn knows_local(&mut self, peer: &Peer) -> bool {
+        if !peer.local.ip().is_unspecified() {
+            return true;
+        }
+        let toward = peer.remote.ip();
+        match self.local_toward.get(&toward) {
+            Some(Some(_)) => true,
+            Some(None) => false,
+            None => {
+                self.local_toward.insert(toward, None);
+                self.push(Output::ResolveLocalAddress { toward });
+                false
+            }
+        }
     }
-    Endpoint {
-        peer: peer.clone(),
-        reliable: peer.kind.is_reliable(),
-        transport: peer.kind.via_token(),
-        local,
-        secure: peer.kind == TransportKind::Tls,
+
+    /// A leg's endpoint: for a listener on `0.0.0.0` or `::`, Via, Contact and SDP must
+    /// name a real address, the one the shell said routes toward the peer.
+    pub(super) fn endpoint(&self, peer: &Peer) -> Endpoint<Peer> {
+        let mut local = peer.local;
+        if local.ip().is_unspecified()
+            && let Some(Some(ip)) = self.local_toward.get(&peer.remote.ip())
+        {
+            local.set_ip(*ip);
+        }
+        Endpoint {
+            peer: peer.clone(),
+            reliable: peer.kind.is_reliable(),
+            transport: peer.kind.via_token(),
+            local,
+            secure: peer.kind == TransportKind::Tls,
+        }
     }
 }
 
 /// Runs `f` on call `no` with the shard's transaction layer, then carries out what the call
 /// asked for.
 pub(super) fn with_call(
-    shard: &mut Shard,
+    engine: &mut Engine,
+    now: Now,
     no: u64,
     f: impl FnOnce(&mut Call<Peer>, &mut TransactionLayer<Peer>),
 ) {
-    if let Some(active) = shard.calls.active.get_mut(&no) {
-        f(&mut active.call, &mut shard.layer);
+    if let Some(active) = engine.calls.active.get_mut(&no) {
+        f(&mut active.call, &mut engine.layer);
     }
-    after(shard, no);
+    after(engine, now, no);
 }
 
 /// An in-dialog request (not ACK or CANCEL) for call `no`.
 pub(super) fn request(
-    shard: &mut Shard,
-    now: Instant,
+    engine: &mut Engine,
+    now: Now,
     no: u64,
     key: TransactionKey,
     request: Request,
 ) {
-    with_call(shard, no, |call, layer| {
-        call.handle_request(now, layer, key, request)
+    with_call(engine, now, no, |call, layer| {
+        call.handle_request(now.at, layer, key, request)
     });
 }
 
-pub(super) fn ack(shard: &mut Shard, now: Instant, no: u64, request: &Request) {
-    with_call(shard, no, |call, layer| {
-        call.handle_ack(now, layer, request)
+pub(super) fn ack(engine: &mut Engine, now: Now, no: u64, request: &Request) {
+    with_call(engine, now, no, |call, layer| {
+        call.handle_ack(now.at, layer, request)
     });
 }
 
 pub(super) fn cancel(
-    shard: &mut Shard,
-    now: Instant,
+    engine: &mut Engine,
+    now: Now,
     no: u64,
     key: TransactionKey,
     request: Request,
 ) {
-    with_call(shard, no, |call, layer| {
-        call.handle_cancel(now, layer, key, request)
+    with_call(engine, now, no, |call, layer| {
+        call.handle_cancel(now.at, layer, key, request)
     });
 }
 
 pub(super) fn event(
-    shard: &mut Shard,
-    now: Instant,
+    engine: &mut Engine,
+    now: Now,
     no: u64,
     key: &TransactionKey,
     event: TransactionEvent,
 ) {
     if matches!(event, TransactionEvent::Terminated) {
-        shard.calls.by_txn.remove(key);
+        engine.calls.by_txn.remove(key);
     }
-    with_call(shard, no, |call, layer| {
-        call.handle_event(now, layer, key, event)
+    with_call(engine, now, no, |call, layer| {
+        call.handle_event(now.at, layer, key, event)
     });
 }
 
-pub(super) fn media(shard: &mut Shard, now: Instant, no: u64, event: MediaEvent) {
+pub(super) fn media(engine: &mut Engine, now: Now, no: u64, event: MediaEvent) {
     match event {
-        MediaEvent::Timeout | MediaEvent::Failed => with_call(shard, no, |call, layer| {
+        MediaEvent::Timeout | MediaEvent::Failed => with_call(engine, now, no, |call, layer| {
             tracing::info!(
                 call = call.caller_call_id(),
                 ?event,
                 "no media: ending the call"
             );
-            call.media_timeout(now, layer);
+            call.media_timeout(now.at, layer);
         }),
     }
 }
 
 /// Runs the calls whose timers are due.
-pub(super) fn timeouts(shard: &mut Shard, now: Instant) {
-    while let Some(Reverse((at, no))) = shard.calls.deadlines.peek().copied() {
-        if at > now {
+pub(super) fn timeouts(engine: &mut Engine, now: Now) {
+    while let Some(Reverse((at, no))) = engine.calls.deadlines.peek().copied() {
+        if at > now.at {
             break;
         }
-        shard.calls.deadlines.pop();
-        let due = shard
+        engine.calls.deadlines.pop();
+        let due = engine
             .calls
             .active
             .get(&no)
-            .is_some_and(|a| a.call.poll_timeout().is_some_and(|t| t <= now));
+            .is_some_and(|a| a.call.poll_timeout().is_some_and(|t| t <= now.at));
         if due {
-            with_call(shard, no, |call, layer| call.handle_timeout(now, layer));
+            with_call(engine, now, no, |call, layer| {
+                call.handle_timeout(now.at, layer)
+            });
         }
     }
 }
 
 /// Ends every call (shutdown).
-pub(super) fn hang_up_all(shard: &mut Shard, now: Instant) {
-    let all: Vec<u64> = shard.calls.active.keys().copied().collect();
+pub(super) fn hang_up_all(engine: &mut Engine, now: Now) {
+    let all: Vec<u64> = engine.calls.active.keys().copied().collect();
     for no in all {
-        with_call(shard, no, |call, layer| call.hang_up(now, layer));
+        with_call(engine, now, no, |call, layer| call.hang_up(now.at, layer));
+    }
+}
+
+/// Ends every call of a failed shard: the CDRs say the PBX ended them on an internal error.
+pub(super) fn abandon_all(engine: &mut Engine, now: Now) {
+    let all: Vec<u64> = engine.calls.active.keys().copied().collect();
+    for no in all {
+        with_call(engine, now, no, |call, layer| {
+            call.abort(now.at, layer, "internal error")
+        });
     }
 }
 
 /// Carries out what call `no` asked for, re-arms its timer, and forgets it when finished.
-fn after(shard: &mut Shard, no: u64) {
-    let Some(active) = shard.calls.active.get_mut(&no) else {
+fn after(engine: &mut Engine, now: Now, no: u64) {
+    let Some(active) = engine.calls.active.get_mut(&no) else {
         return;
     };
     let mut dial_ended = None;
     while let Some(output) = active.call.poll_output() {
         match output {
             CallOutput::Track(key) => {
-                shard.calls.by_txn.insert(key, no);
+                engine.calls.by_txn.insert(key, no);
             }
             CallOutput::Media(plan) => {
-                if let Some(media) = &active.media {
-                    media.apply(plan);
+                if matches!(active.media, Media::Ready(_)) {
+                    engine
+                        .outputs
+                        .push_back(Output::ApplyMedia { call: no, plan });
                 }
             }
-            CallOutput::Record(record) => write_cdr(&shard.ctx.cdrs, record),
+            CallOutput::Record(record) => {
+                let cdr = cdr(now, record);
+                engine.outputs.push_back(Output::WriteCdr(cdr));
+            }
             CallOutput::DialEnded(end) => dial_ended = Some(end),
         }
     }
 
     if active.call.is_finished() {
-        if let Some(active) = shard.calls.active.remove(&no) {
+        if let Some(active) = engine.calls.active.remove(&no) {
             let call = &active.call;
-            shard.calls.by_call_id.remove(call.caller_call_id());
-            shard.calls.by_call_id.remove(call.callee_call_id());
-            shard.calls.by_invite.remove(call.invite_key());
+            engine.calls.by_call_id.remove(call.caller_call_id());
+            engine.calls.by_call_id.remove(call.callee_call_id());
+            engine.calls.by_invite.remove(call.invite_key());
             metrics::gauge!("pbx_calls_active").decrement(1.0);
-            // Dropping the media session stops its relay and frees its ports.
+            if active.media != Media::None {
+                // Its relay stops and its ports go back to the pool.
+                engine.push(Output::ReleaseMedia { call: no });
+            }
         }
         return;
     }
     if let Some(at) = active.call.poll_timeout() {
-        shard.calls.deadlines.push(Reverse((at, no)));
+        engine.calls.deadlines.push(Reverse((at, no)));
     }
     if let Some(end) = dial_ended {
-        // The dialplan goes on with the dial's outcome (its on_busy, on_no_answer...).
-        super::dialing::dial_ended(shard, Instant::now(), no, end);
+        // The plan goes on with the dial's outcome (its on_busy, on_no_answer...).
+        super::dialing::dial_ended(engine, now, no, end);
     }
 }
 
-fn write_cdr(writer: &super::cdr_writer::CdrWriter, record: CallRecord) {
+/// The record of a finished call, its instants turned into Unix seconds by `now`.
+fn cdr(now: Now, record: CallRecord) -> NewCdr {
     metrics::counter!("pbx_calls_total", "disposition" => record.disposition.as_str()).increment(1);
-    let (now_i, now_u) = (Instant::now(), unix_secs_now());
-    let unix = |at: Instant| now_u.saturating_sub(now_i.saturating_duration_since(at).as_secs());
-    let cdr = NewCdr {
+    let unix = |at: Instant| {
+        now.unix()
+            .saturating_sub(now.at.saturating_duration_since(at).as_secs())
+    };
+    NewCdr {
         call_id: record.call_id.clone(),
         caller: record.caller.clone(),
         called: record.called.clone(),
@@ -617,12 +645,5 @@ fn write_cdr(writer: &super::cdr_writer::CdrWriter, record: CallRecord) {
         codec: record.codec.clone(),
         caller_encrypted: record.caller_encrypted,
         callee_encrypted: record.callee_encrypted,
-    };
-    writer.write(cdr);
-}
-
-fn unix_secs_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    }
 }

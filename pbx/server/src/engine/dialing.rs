@@ -1,75 +1,168 @@
-//! Runs a call's dialplan: each action the plan returns is carried out on the call (ring
+//! Runs a call's plan: each action the plan returns is carried out on the call (ring
 //! devices, refuse, look something up over HTTP) and its result fed back, until the call is
 //! answered or ended. The call machine waits meanwhile, so the caller can still CANCEL.
+//!
+//! There is one path: without a dialplan, the built-in plan ([`Builtin`]) rings the dialed
+//! extension and answers 404 for a number that is none.
 
-use super::ShardInput;
-use super::calls::{devices_of, ensure_media, with_call};
-use super::shard::Shard;
+use super::calls::{PendingRing, devices_of, with_call};
+use super::credentials::Lookup;
+use super::io::{Now, Output};
+use super::shard::{Engine, Waiting};
 use pbx_calls::{DialEnd, Disposition};
 use pbx_dialplan::{Action, DialOutcome, Execution, StepResult, Target};
 use pbx_sip::status::StatusCode;
-use std::time::Instant;
 
 /// The most actions run in one go before the call rings or ends (the plan itself cuts `goto`
 /// loops that never reach an action).
 const MAX_ACTIONS: usize = 100;
 
-/// A call's place in its dialplan.
+/// A call's place in its plan.
 pub(crate) struct PlanState {
-    /// `None` while an HTTP lookup is out.
-    execution: Option<Execution>,
+    /// `None` while the plan waits for an answer (an HTTP lookup, the store).
+    steps: Option<Steps>,
     /// How the last dial ended: what the caller gets if the plan ends without another word.
     last_end: Option<DialEnd>,
 }
 
+// With a dialplan (the larger variant) a call carries its execution inline, as before.
+#[allow(clippy::large_enum_variant)]
+enum Steps {
+    Dialplan(Execution),
+    Builtin(Builtin),
+}
+
+/// The plan of a PBX without a dialplan: the dialed number is an extension, rung for
+/// `[calls] ring_timeout`, or the caller hears 404.
+struct Builtin {
+    called: String,
+    /// The store's answer about `called`, once asked.
+    callee: Option<Lookup>,
+    dialed: bool,
+}
+
+/// What the built-in plan needs next.
+enum BuiltinStep {
+    Act(Action),
+    /// The called extension's record from the store.
+    LoadCallee,
+}
+
+impl Builtin {
+    fn next(&mut self, engine: &Engine, now: Now) -> BuiltinStep {
+        if self.dialed {
+            // Whatever the dial's outcome, the caller gets its answer.
+            return BuiltinStep::Act(Action::End);
+        }
+        let callee = self
+            .callee
+            .clone()
+            .or_else(|| engine.ctx.credentials.cached(&self.called, now.at));
+        match callee {
+            None => BuiltinStep::LoadCallee,
+            Some(None) => BuiltinStep::Act(Action::Hangup {
+                status: StatusCode::NOT_FOUND.code(),
+                reason: "Not Found (no such number)".into(),
+            }),
+            Some(Some(callee)) => {
+                self.dialed = true;
+                BuiltinStep::Act(Action::Dial {
+                    targets: vec![Target::Extension(callee.number.clone())],
+                    timeout: engine.ctx.ring_timeout,
+                    caller_name: String::new(),
+                })
+            }
+        }
+    }
+}
+
 impl PlanState {
-    pub fn new(execution: Execution) -> PlanState {
+    pub fn dialplan(execution: Execution) -> PlanState {
         PlanState {
-            execution: Some(execution),
+            steps: Some(Steps::Dialplan(execution)),
+            last_end: None,
+        }
+    }
+
+    pub fn builtin(called: String) -> PlanState {
+        PlanState {
+            steps: Some(Steps::Builtin(Builtin {
+                called,
+                callee: None,
+                dialed: false,
+            })),
             last_end: None,
         }
     }
 }
 
 /// A round of ringing ended without an answer: the plan takes its branch.
-pub(super) fn dial_ended(shard: &mut Shard, now: Instant, no: u64, end: DialEnd) {
+pub(super) fn dial_ended(engine: &mut Engine, now: Now, no: u64, end: DialEnd) {
     let outcome = match end.outcome {
         pbx_calls::DialOutcome::Busy => DialOutcome::Busy,
         pbx_calls::DialOutcome::NoAnswer => DialOutcome::NoAnswer,
         pbx_calls::DialOutcome::Unavailable => DialOutcome::Unavailable,
     };
-    match shard
+    match engine.calls.active.get_mut(&no) {
+        Some(active) => active.plan.last_end = Some(end),
+        None => return,
+    }
+    drive(engine, now, no, Some(StepResult::Dial(outcome)));
+}
+
+/// The store's answer about the number a call routed by the built-in plan dialed.
+pub(super) fn callee_loaded(
+    engine: &mut Engine,
+    now: Now,
+    no: u64,
+    lookup: Result<Lookup, String>,
+) {
+    let lookup = match lookup {
+        Ok(lookup) => lookup,
+        Err(error) => {
+            tracing::error!(%error, "extension lookup failed");
+            return finish(engine, now, no, 500, "Server Internal Error");
+        }
+    };
+    if let Some(Steps::Builtin(builtin)) = engine
         .calls
         .active
         .get_mut(&no)
-        .and_then(|a| a.plan.as_mut())
+        .and_then(|a| a.plan.steps.as_mut())
     {
-        Some(plan) => plan.last_end = Some(end),
-        None => {
-            return with_call(shard, no, |call, layer| call.finish_dial(now, layer, &end));
-        }
+        builtin.callee = Some(lookup);
     }
-    drive(shard, now, no, Some(StepResult::Dial(outcome)));
+    drive(engine, now, no, None);
 }
 
 /// Runs call `no`'s plan from where it stands, `input` being the result of its last action.
-pub(super) fn drive(shard: &mut Shard, now: Instant, no: u64, mut input: Option<StepResult>) {
-    let Some(active) = shard.calls.active.get_mut(&no) else {
+pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<StepResult>) {
+    let Some(active) = engine.calls.active.get_mut(&no) else {
         return;
     };
     if !active.call.is_pending() {
         return; // cancelled or ended while the plan was busy
     }
-    let Some(plan) = active.plan.as_mut() else {
+    let Some(mut steps) = active.plan.steps.take() else {
         return;
     };
-    let Some(mut execution) = plan.execution.take() else {
-        return;
-    };
-    let ctx = shard.ctx.clone();
+    let ctx = engine.ctx.clone();
     let directory = |number: &str| ctx.credentials.knows(number);
     for _ in 0..MAX_ACTIONS {
-        let action = execution.next(&directory, input.take());
+        let action = match &mut steps {
+            Steps::Dialplan(execution) => execution.next(&directory, input.take()),
+            Steps::Builtin(builtin) => match builtin.next(engine, now) {
+                BuiltinStep::Act(action) => action,
+                BuiltinStep::LoadCallee => {
+                    let user = builtin.called.clone();
+                    put_back(engine, no, steps);
+                    let id = engine.request_id();
+                    engine.waiting.insert(id, Waiting::Callee(no));
+                    engine.push(Output::LoadCredentials { id, user });
+                    return;
+                }
+            },
+        };
         match action {
             Action::Answer => input = Some(StepResult::Done),
             Action::Dial {
@@ -85,65 +178,65 @@ pub(super) fn drive(shard: &mut Shard, now: Instant, no: u64, mut input: Option<
                         Target::External(_) => None,
                     })
                     .collect();
-                let devices = devices_of(&ctx, &numbers);
-                if devices.is_empty() {
+                let devices = devices_of(engine, now, &numbers);
+                let builtin = matches!(steps, Steps::Builtin(_));
+                if devices.is_empty() && !builtin {
                     input = Some(StepResult::Dial(DialOutcome::Unavailable));
                     continue;
                 }
-                let policy = numbers
-                    .first()
-                    .and_then(|n| ctx.credentials.cached(n, now).flatten())
-                    .map_or_else(|| "optional".to_string(), |c| c.media_encryption.clone());
-                put_back(shard, no, execution);
-                if let Err(error) = ensure_media(shard, no, &devices, &policy) {
-                    tracing::warn!(%error, "no media ports for a call");
-                    return refuse(shard, now, no, 503, "no media ports");
+                put_back(engine, no, steps);
+                let caller_name = Some(caller_name).filter(|n| !n.is_empty());
+                if devices.is_empty() {
+                    // The call says why ("no device registered") and reports the round.
+                    return with_call(engine, now, no, |call, layer| {
+                        call.ring(now.at, layer, Vec::new(), timeout, caller_name);
+                    });
                 }
-                let name = Some(caller_name).filter(|n| !n.is_empty());
-                return with_call(shard, no, |call, layer| {
-                    call.ring(now, layer, devices, timeout, name);
-                });
+                // An extension rung by a dialplan that is not in the credentials table yet
+                // (added a moment ago) gets the default policy.
+                let callee_policy = numbers
+                    .first()
+                    .and_then(|n| ctx.credentials.cached(n, now.at).flatten())
+                    .map_or_else(|| "optional".to_string(), |c| c.media_encryption.clone());
+                let ring = PendingRing {
+                    devices,
+                    timeout,
+                    caller_name,
+                    callee_policy,
+                };
+                return super::calls::ring(engine, now, no, ring);
             }
             Action::HttpLookup(request) => {
-                let own = shard.own.clone();
-                // Kept for when the answer comes back (`ShardInput::PlanStep`).
-                put_back(shard, no, execution);
-                tokio::spawn(async move {
-                    let outcome = super::lookup::fetch(&request).await;
-                    if let pbx_dialplan::HttpOutcome::Failed(why) = &outcome {
-                        tracing::info!(url = %request.url, %why, "http_lookup failed");
-                    }
-                    let _ = own
-                        .send(ShardInput::PlanStep(no, StepResult::Http(outcome)))
-                        .await;
-                });
+                // Kept for when the answer comes back (`Input::Http`).
+                put_back(engine, no, steps);
+                engine.push(Output::HttpLookup { call: no, request });
                 return;
             }
             // Context and rule names stay in the log and the CDR: the caller gets the
             // plain phrase (docs/admin-guide.md, "What callers are told").
             Action::Refused { status, reason } => {
-                tracing::info!(call = %call_id(shard, no), %reason, "call refused by the dialplan");
-                return refuse(shard, now, no, status, &reason);
+                tracing::info!(call = %call_id(engine, no), %reason, "call refused by the dialplan");
+                return refuse(engine, now, no, status, &reason);
             }
             Action::NoRoute { status, reason } => {
-                tracing::info!(call = %call_id(shard, no), %reason, "no dialplan rule for the call");
-                return refuse(shard, now, no, status, &reason);
+                tracing::info!(call = %call_id(engine, no), %reason, "no dialplan rule for the call");
+                return refuse(engine, now, no, status, &reason);
             }
             Action::Failed { status, reason } => {
-                tracing::warn!(call = %call_id(shard, no), %reason, "the dialplan failed");
-                return refuse(shard, now, no, status, &reason);
+                tracing::warn!(call = %call_id(engine, no), %reason, "the dialplan failed");
+                return refuse(engine, now, no, status, &reason);
             }
             // The admin wrote this phrase for the caller.
             Action::Hangup { status, reason } => {
-                return finish(shard, now, no, status, &reason);
+                return finish(engine, now, no, status, &reason);
             }
-            Action::End => return end_after_dial(shard, now, no, None),
+            Action::End => return end_after_dial(engine, now, no, None),
             Action::Voicemail { .. } => {
-                return end_after_dial(shard, now, no, Some("voicemail is not available yet"));
+                return end_after_dial(engine, now, no, Some("voicemail is not available yet"));
             }
             Action::VoicemailMenu { .. } => {
                 return end_after_dial(
-                    shard,
+                    engine,
                     now,
                     no,
                     Some("the voicemail menu is not available yet"),
@@ -151,38 +244,50 @@ pub(super) fn drive(shard: &mut Shard, now: Instant, no: u64, mut input: Option<
             }
             Action::Playback { .. } | Action::Menu { .. } => {
                 return end_after_dial(
-                    shard,
+                    engine,
                     now,
                     no,
                     Some("prompts and menus are not available yet"),
                 );
             }
             Action::Echo => {
-                return end_after_dial(shard, now, no, Some("the echo test is not available yet"));
+                return end_after_dial(engine, now, no, Some("the echo test is not available yet"));
             }
         }
     }
-    tracing::warn!(call = %call_id(shard, no), "the dialplan did not decide");
-    refuse(shard, now, no, 500, "the dialplan did not decide");
+    tracing::warn!(call = %call_id(engine, no), "the dialplan did not decide");
+    refuse(engine, now, no, 500, "the dialplan did not decide");
 }
 
 /// The plan ends the call with `status` and the phrase the admin wrote.
-fn finish(shard: &mut Shard, now: Instant, no: u64, status: u16, reason: &str) {
-    with_call(shard, no, |call, layer| {
-        call.finish(now, layer, StatusCode(status), reason, Disposition::Failed);
+fn finish(engine: &mut Engine, now: Now, no: u64, status: u16, reason: &str) {
+    with_call(engine, now, no, |call, layer| {
+        call.finish(
+            now.at,
+            layer,
+            StatusCode(status),
+            reason,
+            Disposition::Failed,
+        );
     });
 }
 
 /// The call ends with `status`'s plain phrase; `detail` goes to the CDR only.
-fn refuse(shard: &mut Shard, now: Instant, no: u64, status: u16, detail: &str) {
-    with_call(shard, no, |call, layer| {
-        call.refuse(now, layer, StatusCode(status), detail, Disposition::Failed);
+pub(super) fn refuse(engine: &mut Engine, now: Now, no: u64, status: u16, detail: &str) {
+    with_call(engine, now, no, |call, layer| {
+        call.refuse(
+            now.at,
+            layer,
+            StatusCode(status),
+            detail,
+            Disposition::Failed,
+        );
     });
 }
 
 /// The caller's Call-ID of call `no`, for log lines.
-fn call_id(shard: &Shard, no: u64) -> String {
-    shard
+fn call_id(engine: &Engine, no: u64) -> String {
+    engine
         .calls
         .active
         .get(&no)
@@ -193,22 +298,21 @@ fn call_id(shard: &Shard, no: u64) -> String {
 /// The plan has nothing more the PBX can do: after a failed dial the caller gets that dial's
 /// answer (486 busy, 480...) and the CDR its disposition; otherwise 480, saying `why` when
 /// a step could not run.
-fn end_after_dial(shard: &mut Shard, now: Instant, no: u64, why: Option<&str>) {
-    let last = shard
+fn end_after_dial(engine: &mut Engine, now: Now, no: u64, why: Option<&str>) {
+    let last = engine
         .calls
         .active
         .get(&no)
-        .and_then(|a| a.plan.as_ref())
-        .and_then(|p| p.last_end.clone());
-    with_call(shard, no, |call, layer| match last {
-        Some(end) => call.finish_dial(now, layer, &end),
+        .and_then(|a| a.plan.last_end.clone());
+    with_call(engine, now, no, |call, layer| match last {
+        Some(end) => call.finish_dial(now.at, layer, &end),
         None => {
             let reason = match why {
                 None => "Temporarily Unavailable".to_string(),
                 Some(why) => format!("Temporarily Unavailable ({why})"),
             };
             call.finish(
-                now,
+                now.at,
                 layer,
                 StatusCode::TEMPORARILY_UNAVAILABLE,
                 &reason,
@@ -218,13 +322,8 @@ fn end_after_dial(shard: &mut Shard, now: Instant, no: u64, why: Option<&str>) {
     });
 }
 
-fn put_back(shard: &mut Shard, no: u64, execution: Execution) {
-    if let Some(plan) = shard
-        .calls
-        .active
-        .get_mut(&no)
-        .and_then(|a| a.plan.as_mut())
-    {
-        plan.execution = Some(execution);
+fn put_back(engine: &mut Engine, no: u64, steps: Steps) {
+    if let Some(active) = engine.calls.active.get_mut(&no) {
+        active.plan.steps = Some(steps);
     }
 }

@@ -2,6 +2,10 @@
 //! it (ARCHITECTURE.md "Sharding, not locking"). A shard takes a parsed message, runs it
 //! through its sans-IO transaction layer, lets the transaction user (registrar, OPTIONS, ...)
 //! decide, and hands what the layer wants sent to the transports.
+//!
+//! Each shard is a sans-IO [`Engine`] (`shard.rs` and the modules it calls: no tokio, no
+//! clock, no randomness of its own, no socket) run by a thin tokio [`driver`] that feeds it
+//! [`Input`]s and carries out its [`Output`]s.
 
 mod auth;
 mod calls;
@@ -9,6 +13,8 @@ pub mod cdr_spool;
 pub mod cdr_writer;
 pub mod credentials;
 mod dialing;
+pub mod driver;
+pub mod io;
 pub mod location;
 mod lookup;
 mod options;
@@ -17,7 +23,10 @@ mod register;
 mod respond;
 mod shard;
 
-use crate::security::{Admission, Guard};
+pub use io::{Input, MediaPorts, Now, Output, Security};
+pub use shard::Engine;
+
+use crate::security::Guard;
 use crate::transport::{Inbound, Sender, Sink};
 use credentials::CredentialCache;
 use location::Location;
@@ -41,7 +50,7 @@ pub struct EngineContext {
     pub credentials: Arc<CredentialCache>,
     pub location: Arc<Location>,
     /// Shared so that a nonce-count seen by one shard is known to all (replay protection).
-    pub digest: Mutex<DigestAuthenticator>,
+    pub digest: Arc<Mutex<DigestAuthenticator>>,
     pub policy: RegistrarPolicy,
     /// Lower-case User-Agent substrings of clients challenged with MD5 only.
     pub md5_only_user_agents: Vec<String>,
@@ -59,6 +68,47 @@ pub struct EngineContext {
     pub plan: Arc<crate::plan::PlanHandle>,
 }
 
+impl EngineContext {
+    /// What the engines read of it: everything but the shell's services.
+    fn core(&self) -> Core {
+        Core {
+            domain: self.domain.clone(),
+            user_agent: self.user_agent.clone(),
+            guard: self.guard.clone(),
+            credentials: self.credentials.clone(),
+            location: self.location.clone(),
+            digest: self.digest.clone(),
+            policy: self.policy,
+            md5_only_user_agents: self.md5_only_user_agents.clone(),
+            public_ip: self.public_ip,
+            media_bind: self.media.bound_ip(),
+            sdes_over_insecure: self.sdes_over_insecure,
+            ring_timeout: self.ring_timeout,
+            plan: self.plan.clone(),
+        }
+    }
+}
+
+/// What every engine reads: the configuration and the read-mostly tables the shards share
+/// (each takes the time as an argument; none does I/O).
+pub struct Core {
+    pub domain: String,
+    pub user_agent: String,
+    pub guard: Arc<Guard>,
+    /// Only its in-memory table: loads from the store are the driver's.
+    pub credentials: Arc<CredentialCache>,
+    pub location: Arc<Location>,
+    pub digest: Arc<Mutex<DigestAuthenticator>>,
+    pub policy: RegistrarPolicy,
+    pub md5_only_user_agents: Vec<String>,
+    pub public_ip: Option<std::net::IpAddr>,
+    /// `[rtp] bind` when it is one specific address: SDP names it (unless `public_ip`).
+    pub media_bind: Option<std::net::IpAddr>,
+    pub sdes_over_insecure: bool,
+    pub ring_timeout: std::time::Duration,
+    pub plan: Arc<crate::plan::PlanHandle>,
+}
+
 /// Call-IDs the PBX makes start with this, then the shard number and `-`, so that the
 /// dispatcher routes their messages to the shard that owns the call.
 pub(crate) const OWN_CALL_ID_PREFIX: &str = "pbx";
@@ -67,21 +117,10 @@ pub(crate) const OWN_CALL_ID_PREFIX: &str = "pbx";
 // allocation per packet.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum ShardInput {
-    /// A message, and for a request that carries credentials, its place in the credential
-    /// gate, taken in arrival order (see [`Guard::admit_credential`]).
-    Sip(Inbound, Option<Admission>),
-    /// A credentials lookup a REGISTER was waiting for has finished.
-    CredentialsLoaded(Box<auth::Pending>),
-    /// The called extension's record arrived from the store.
-    CallRoute(Box<calls::PendingRoute>),
-    /// A dialplan `http_lookup` of a call being routed has its answer.
-    PlanStep(u64, pbx_dialplan::StepResult),
+    /// For the engine.
+    Input(Input),
     /// The PBX is stopping: end every call (BYE, CANCEL, 503), then acknowledge.
     Shutdown(tokio::sync::oneshot::Sender<()>),
-    /// The media relay of call `.0` reports something.
-    Media(u64, crate::media::MediaEvent),
-    /// Send this device an OPTIONS.
-    Qualify(qualify::Target),
 }
 
 /// Routes each message to its shard by Call-ID; implements the transports' [`Sink`].
@@ -145,7 +184,10 @@ impl Sink for Dispatcher {
             self.guard
                 .admit_credential(inbound.peer.remote.ip(), now, crate::transport::now_unix())
         });
-        if shard.try_send(ShardInput::Sip(inbound, admission)).is_err() {
+        if shard
+            .try_send(ShardInput::Input(Input::Sip(inbound, admission)))
+            .is_err()
+        {
             metrics::counter!("pbx_sip_dropped_total", "reason" => "overload").increment(1);
         }
     }
@@ -185,10 +227,12 @@ pub fn start(context: Arc<EngineContext>, count: usize) -> Arc<Dispatcher> {
         senders.push(tx);
         receivers.push(rx);
     }
+    let core = Arc::new(context.core());
     for (index, rx) in receivers.into_iter().enumerate() {
         let own = senders.get(index).cloned();
         if let Some(own) = own {
-            tokio::spawn(shard::Shard::new(context.clone(), own, index).run(rx));
+            let driver = driver::Driver::new(context.clone(), core.clone(), own, index);
+            tokio::spawn(driver.run(rx));
         }
     }
     Arc::new(Dispatcher {

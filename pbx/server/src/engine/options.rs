@@ -4,8 +4,8 @@ use super::respond::{ALLOW, response};
 use pbx_sip::message::{HeaderName, Request, Response};
 use pbx_sip::status::StatusCode;
 
-pub fn answer(request: &Request, user_agent: &str) -> Response {
-    let mut ok = response(request, StatusCode::OK, user_agent);
+pub fn answer(request: &Request, user_agent: &str, rng: &mut impl rand::RngCore) -> Response {
+    let mut ok = response(request, StatusCode::OK, user_agent, rng);
     ok.headers.push(HeaderName::ALLOW, ALLOW);
     ok.headers.push(HeaderName::ACCEPT, "application/sdp");
     ok

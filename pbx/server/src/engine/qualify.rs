@@ -4,7 +4,7 @@
 //! marked unreachable.
 
 use super::location::{BindingPeer, Location};
-use super::{Dispatcher, ShardInput};
+use super::{Dispatcher, Input, ShardInput};
 use crate::transport::{Peer, now_unix};
 use bytes::Bytes;
 use pbx_sip::message::{Message, Request};
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// One device to qualify, routed to the shard its Call-ID hashes to so that the answer
 /// (dispatched by Call-ID too) finds the transaction.
-pub(crate) struct Target {
+pub struct Target {
     pub aor: String,
     pub contact: String,
     pub call_id: String,
@@ -47,7 +47,7 @@ pub async fn run(
             };
             dispatcher.send_to_shard_of(
                 target.call_id.clone().as_bytes(),
-                ShardInput::Qualify(target),
+                ShardInput::Input(Input::Qualify(target)),
             );
         }
         metrics::gauge!("pbx_registrations_unreachable").set(location.unreachable() as f64);
@@ -62,7 +62,12 @@ fn device_hash(aor: &str, contact: &str) -> u64 {
 }
 
 /// The OPTIONS request for a target (RFC 3261 §11.1), with a fresh branch and From tag.
-pub(crate) fn options_request(target: &Target, domain: &str, user_agent: &str) -> Option<Request> {
+pub(crate) fn options_request(
+    target: &Target,
+    domain: &str,
+    user_agent: &str,
+    rng: &mut impl rand::RngCore,
+) -> Option<Request> {
     let local = target.peer.local;
     // A wildcard listener has no address of its own to put in Via; the domain then stands in.
     let host = match local.ip() {
@@ -83,8 +88,8 @@ pub(crate) fn options_request(target: &Target, domain: &str, user_agent: &str) -
         contact = target.contact,
         transport = target.peer.kind.via_token(),
         port = local.port(),
-        branch = rand::random::<u64>(),
-        tag = rand::random::<u64>(),
+        branch = rng.next_u64(),
+        tag = rng.next_u64(),
         call_id = target.call_id,
     );
     match pbx_sip::parse::parse_message(Bytes::from(text)) {

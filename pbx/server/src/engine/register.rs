@@ -1,41 +1,39 @@
 //! REGISTER (RFC 3261 §10.3) after authentication: the registrar rules of
 //! `pbx_sip::registrar` applied to the location service.
 
-use super::respond::{response, response_with_reason};
-use super::shard::Shard;
-use crate::transport::{Peer, now_unix};
+use super::io::Now;
+use super::shard::Engine;
+use crate::transport::Peer;
 use bytes::Bytes;
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::registrar::process_register;
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::TransactionKey;
-use std::time::Instant;
 
 /// Applies an authenticated REGISTER from extension `user`.
 pub(super) fn bind(
-    shard: &mut Shard,
-    now: Instant,
+    engine: &mut Engine,
+    now: Now,
     key: TransactionKey,
     request: Request,
     peer: Peer,
     user: &str,
 ) {
-    let ctx = shard.ctx.clone();
-    let ua = ctx.user_agent.clone();
-    let now_unix = now_unix();
+    let ctx = engine.ctx.clone();
+    let now_unix = now.unix();
     // RFC 3261 §10.3 step 3/4: the authenticated user may only register its own address.
     let aor = match request.headers.to() {
         Ok(to) => to.uri.user().unwrap_or_default().to_string(),
         Err(error) => {
             let reason = format!("Bad Request ({error})");
-            let answer = response_with_reason(&request, StatusCode::BAD_REQUEST, &reason, &ua);
-            return shard.respond(now, &key, answer);
+            let answer = engine.response_with_reason(&request, StatusCode::BAD_REQUEST, &reason);
+            return engine.respond(now, &key, answer);
         }
     };
     if aor != user {
         let reason = "Forbidden (the To user is not the authenticated user)";
-        let answer = response_with_reason(&request, StatusCode::FORBIDDEN, reason, &ua);
-        return shard.respond(now, &key, answer);
+        let answer = engine.response_with_reason(&request, StatusCode::FORBIDDEN, reason);
+        return engine.respond(now, &key, answer);
     }
     let user_agent = request
         .headers
@@ -49,25 +47,25 @@ pub(super) fn bind(
     match plan {
         Ok(plan) => {
             metrics::counter!("pbx_registrations_total").increment(1);
-            let mut ok = response(&request, StatusCode::OK, &ua);
+            let mut ok = engine.response(&request, StatusCode::OK);
             // RFC 3261 §10.3 step 8: the 200 lists every current binding with its expiry.
             for contact in plan.response_contacts(now_unix) {
                 ok.headers.push(HeaderName::CONTACT, Bytes::from(contact));
             }
             ok.headers
                 .push(HeaderName::DATE, Bytes::from(http_date(now_unix)));
-            shard.respond(now, &key, ok);
+            engine.respond(now, &key, ok);
         }
         Err(error) => {
             let mut answer =
-                response_with_reason(&request, error.status(), &error.to_string(), &ua);
+                engine.response_with_reason(&request, error.status(), &error.to_string());
             if let Some(min) = error.min_expires() {
                 // RFC 3261 §10.3 step 7: 423 carries Min-Expires.
                 answer
                     .headers
                     .push(HeaderName::MIN_EXPIRES, Bytes::from(min.to_string()));
             }
-            shard.respond(now, &key, answer);
+            engine.respond(now, &key, answer);
         }
     }
 }

@@ -9,13 +9,18 @@ pub const ALLOW: &str =
     "REGISTER, INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY";
 
 /// A fresh To tag (RFC 3261 §19.3: at least 32 bits of randomness).
-pub fn new_tag() -> String {
-    format!("{:016x}", rand::random::<u64>())
+pub fn new_tag(rng: &mut impl rand::RngCore) -> String {
+    format!("{:016x}", rng.next_u64())
 }
 
-/// A response to `request` with a To tag and a Server header.
-pub fn response(request: &Request, status: StatusCode, user_agent: &str) -> Response {
-    let tag = (status.code() > 100).then(new_tag);
+/// A response to `request` with a To tag (from `rng`) and a Server header.
+pub fn response(
+    request: &Request,
+    status: StatusCode,
+    user_agent: &str,
+    rng: &mut impl rand::RngCore,
+) -> Response {
+    let tag = (status.code() > 100).then(|| new_tag(rng));
     let mut response = Response::for_request(request, status, tag.as_deref());
     response.headers.push(
         HeaderName::SERVER,
@@ -30,8 +35,9 @@ pub fn response_with_reason(
     status: StatusCode,
     reason: &str,
     user_agent: &str,
+    rng: &mut impl rand::RngCore,
 ) -> Response {
-    let mut response = response(request, status, user_agent);
+    let mut response = response(request, status, user_agent, rng);
     response.reason = Bytes::copy_from_slice(reason.as_bytes());
     response
 }

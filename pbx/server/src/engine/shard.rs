@@ -1,7 +1,9 @@
-//! One engine shard: a transaction layer and the transaction users it serves.
+//! One engine shard: a transaction layer and the transaction users it serves, sans-IO. The
+//! driver (`driver.rs`) feeds it [`Input`]s with the time and carries out its [`Output`]s.
 
 use super::calls::{self, Calls};
-use super::{EngineContext, ShardInput, auth, options, qualify, respond};
+use super::io::{Input, Now, Output};
+use super::{Core, auth, options, qualify, respond};
 use crate::security::Admission;
 use crate::transport::{Inbound, Peer, TransportKind};
 use pbx_sip::message::{Message, Request, Response};
@@ -9,87 +11,174 @@ use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::TransactionEvent;
 use pbx_sip::transaction::{RequestDisposition, TransactionKey, TransactionLayer};
-use std::collections::HashMap;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
 
-pub(crate) struct Shard {
-    pub(super) ctx: Arc<EngineContext>,
-    /// This shard's own queue, for async work (store lookups) to report back to it.
-    pub(super) own: mpsc::Sender<ShardInput>,
+/// A request of the engine waiting for the store's answer.
+pub(super) enum Waiting {
+    /// A request to authenticate: the user's credentials.
+    Auth(Box<auth::Pending>),
+    /// A call routed by the built-in plan: the called extension's record.
+    Callee(u64),
+}
+
+pub struct Engine {
+    pub(super) ctx: Arc<Core>,
     /// This shard's number: Call-IDs the PBX makes carry it, so their messages come back here.
     index: usize,
     pub(super) layer: TransactionLayer<Peer>,
     pub(super) calls: Calls,
     /// OPTIONS qualify transactions in flight: (aor, contact) by transaction.
     qualifying: HashMap<TransactionKey, (String, String)>,
+    /// Tags, branches, Call-IDs and the seeds of each call's own source.
+    pub(super) rng: StdRng,
+    pub(super) outputs: VecDeque<Output>,
+    /// Store requests out, by id.
+    pub(super) waiting: HashMap<u64, Waiting>,
+    next_request: u64,
+    /// The address of this host toward each destination, for a wildcard listener; `None`
+    /// while the answer to [`Output::ResolveLocalAddress`] is awaited.
+    pub(super) local_toward: HashMap<IpAddr, Option<IpAddr>>,
 }
 
-impl Shard {
-    pub fn new(ctx: Arc<EngineContext>, own: mpsc::Sender<ShardInput>, index: usize) -> Shard {
-        Shard {
+impl Engine {
+    /// A fresh engine for shard `index`; `rng` is its only source of randomness (seed it
+    /// from the OS in production, from a constant in tests).
+    pub fn new(ctx: Arc<Core>, index: usize, rng: StdRng) -> Engine {
+        Engine {
             ctx,
-            own,
             index,
             layer: TransactionLayer::new(Default::default()),
             calls: Calls::default(),
             qualifying: HashMap::new(),
+            rng,
+            outputs: VecDeque::new(),
+            waiting: HashMap::new(),
+            next_request: 0,
+            local_toward: HashMap::new(),
         }
     }
 
-    pub async fn run(mut self, mut inputs: mpsc::Receiver<ShardInput>) {
-        loop {
-            let deadline = earliest(self.layer.poll_timeout(), self.calls.next_deadline());
-            tokio::select! {
-                // One input, then its answers go out: handling a batch before sending sent the
-                // answers in bursts that overflowed a busy client's receive buffer (measured
-                // with SIPp at 10,000 REGISTER/s: 507 retransmissions with batches of 64, 2
-                // without, and less CPU; docs/performance.md).
-                input = inputs.recv() => {
-                    let Some(input) = input else { break };
-                    self.handle(Instant::now(), input);
-                }
-                () = sleep_until(deadline) => {
-                    let now = Instant::now();
-                    self.layer.handle_timeout(now);
-                    calls::timeouts(&mut self, now);
-                }
-            }
-            self.flush();
-        }
+    /// A fresh engine for the same shard, replacing this one after a failure: its call and
+    /// request numbers go on from this one's, so a late answer meant for the old engine
+    /// finds nothing in the new one.
+    pub fn successor(&self, rng: StdRng) -> Engine {
+        let mut fresh = Engine::new(self.ctx.clone(), self.index, rng);
+        fresh.calls.continue_from(&self.calls);
+        fresh.next_request = self.next_request;
+        fresh
     }
 
-    fn handle(&mut self, now: Instant, input: ShardInput) {
+    /// Takes one input at `now`; what it leads to is queued for [`Engine::poll_output`].
+    pub fn handle(&mut self, now: Now, input: Input) {
         match input {
-            ShardInput::Sip(
+            Input::Sip(
                 Inbound {
                     peer,
                     message: Message::Request(request),
                 },
                 admission,
             ) => self.on_request(now, request, peer, admission),
-            ShardInput::Sip(
+            Input::Sip(
                 Inbound {
                     message: Message::Response(response),
                     ..
                 },
                 _,
             ) => self.on_response(now, response),
-            ShardInput::CredentialsLoaded(pending) => auth::resume(self, now, pending),
-            ShardInput::CallRoute(pending) => calls::resume(self, now, pending),
-            ShardInput::PlanStep(no, result) => super::dialing::drive(self, now, no, Some(result)),
-            ShardInput::Shutdown(done) => {
-                calls::hang_up_all(self, now);
-                self.flush();
-                let _ = done.send(());
+            Input::Credentials { id, lookup } => match self.waiting.remove(&id) {
+                Some(Waiting::Auth(pending)) => auth::resume(self, now, pending, lookup),
+                Some(Waiting::Callee(no)) => super::dialing::callee_loaded(self, now, no, lookup),
+                None => {}
+            },
+            Input::Http { call, outcome } => super::dialing::drive(
+                self,
+                now,
+                call,
+                Some(pbx_dialplan::StepResult::Http(outcome)),
+            ),
+            Input::MediaAllocated { call, ports } => calls::media_allocated(self, now, call, ports),
+            Input::LocalAddress { toward, local } => calls::local_address(self, now, toward, local),
+            Input::Media(no, event) => calls::media(self, now, no, event),
+            Input::Qualify(target) => self.qualify(now, target),
+            Input::SendFailed(key) => {
+                // RFC 3261 §17.1.4, §17.2.4: the transaction learns of the failure.
+                self.layer.handle_transport_error(now.at, &key);
             }
-            ShardInput::Media(no, event) => calls::media(self, now, no, event),
-            ShardInput::Qualify(target) => self.qualify(now, target),
+            Input::Timeout => {
+                self.layer.handle_timeout(now.at);
+                calls::timeouts(self, now);
+            }
+            #[cfg(test)]
+            Input::Panic => panic!("a deliberate failure (test)"),
+            Input::Shutdown => {
+                calls::hang_up_all(self, now);
+                self.flush(now);
+                self.outputs.push_back(Output::ShutdownComplete);
+            }
         }
+        self.flush(now);
     }
 
-    fn qualify(&mut self, now: Instant, target: qualify::Target) {
+    /// The next thing to do for the shell.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call `handle(now, Input::Timeout)` next.
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        earliest(self.layer.poll_timeout(), self.calls.next_deadline())
+    }
+
+    /// Ends every call of a shard being replaced after a failure: BYE to answered calls,
+    /// CANCEL and 503 to ringing ones, each CDR saying the PBX ended it on an internal error.
+    pub fn abandon_all(&mut self, now: Now) {
+        calls::abandon_all(self, now);
+        self.flush(now);
+    }
+
+    /// The number of live calls.
+    pub fn calls(&self) -> usize {
+        self.calls.active.len()
+    }
+
+    pub(super) fn push(&mut self, output: Output) {
+        self.outputs.push_back(output);
+    }
+
+    /// A fresh id for a request to the shell.
+    pub(super) fn request_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    /// A response with a fresh To tag and the Server header.
+    pub(super) fn response(&mut self, request: &Request, status: StatusCode) -> Response {
+        respond::response(request, status, &self.ctx.user_agent, &mut self.rng)
+    }
+
+    /// The same with a reason phrase that says what was wrong.
+    pub(super) fn response_with_reason(
+        &mut self,
+        request: &Request,
+        status: StatusCode,
+        reason: &str,
+    ) -> Response {
+        respond::response_with_reason(request, status, reason, &self.ctx.user_agent, &mut self.rng)
+    }
+
+    /// A seed for a new call's own random source.
+    pub(super) fn call_rng(&mut self) -> StdRng {
+        StdRng::from_rng(&mut self.rng)
+    }
+
+    fn qualify(&mut self, now: Now, target: qualify::Target) {
         let busy = self
             .qualifying
             .values()
@@ -97,14 +186,20 @@ impl Shard {
         if busy {
             return;
         }
-        let Some(request) =
-            qualify::options_request(&target, &self.ctx.domain, &self.ctx.user_agent)
-        else {
+        let Some(request) = qualify::options_request(
+            &target,
+            &self.ctx.domain,
+            &self.ctx.user_agent,
+            &mut self.rng,
+        ) else {
             tracing::debug!(contact = %target.contact, "cannot build an OPTIONS for this contact");
             return;
         };
         let reliable = target.peer.kind.is_reliable();
-        match self.layer.send_request(now, request, target.peer, reliable) {
+        match self
+            .layer
+            .send_request(now.at, request, target.peer, reliable)
+        {
             Ok(key) => {
                 self.qualifying.insert(key, (target.aor, target.contact));
             }
@@ -114,7 +209,7 @@ impl Shard {
 
     fn on_request(
         &mut self,
-        now: Instant,
+        now: Now,
         mut request: Request,
         mut peer: Peer,
         admission: Option<Admission>,
@@ -135,12 +230,7 @@ impl Shard {
                 tracing::debug!(%error, "request without a usable transaction key");
                 if request.method != Method::ACK {
                     let reason = format!("Bad Request ({error})");
-                    let bad = respond::response_with_reason(
-                        &request,
-                        error.status(),
-                        &reason,
-                        &self.ctx.user_agent,
-                    );
+                    let bad = self.response_with_reason(&request, error.status(), &reason);
                     self.send_stateless(&peer, bad);
                 }
                 return;
@@ -149,7 +239,7 @@ impl Shard {
         let reliable = peer.kind.is_reliable();
         match self
             .layer
-            .handle_keyed_request(now, key, request, peer.clone(), reliable)
+            .handle_keyed_request(now.at, key, request, peer.clone(), reliable)
         {
             RequestDisposition::New { key, request } => {
                 self.dispatch(now, key, request, peer, admission)
@@ -177,7 +267,7 @@ impl Shard {
                 None => {
                     // RFC 3261 §9.2: a CANCEL for a transaction already answered still gets
                     // its 200.
-                    let ok = respond::response(&request, StatusCode::OK, &self.ctx.user_agent);
+                    let ok = self.response(&request, StatusCode::OK);
                     self.respond(now, &key, ok);
                 }
             },
@@ -186,13 +276,12 @@ impl Shard {
 
     fn dispatch(
         &mut self,
-        now: Instant,
+        now: Now,
         key: TransactionKey,
         request: Request,
         peer: Peer,
         admission: Option<Admission>,
     ) {
-        let ua = self.ctx.user_agent.clone();
         let method = request.method.clone();
         let in_dialog = request.headers.to().is_ok_and(|to| to.tag().is_some());
         let owner = request
@@ -215,14 +304,14 @@ impl Shard {
             let purpose = auth::Purpose::Register;
             auth::authenticate(self, now, key, request, peer, admission, purpose);
         } else if method == Method::OPTIONS {
-            let ok = options::answer(&request, &ua);
+            let ok = options::answer(&request, &self.ctx.user_agent, &mut self.rng);
             self.respond(now, &key, ok);
         } else if method == Method::CANCEL || in_dialog {
             // RFC 3261 §9.2, §15.1.2: no such transaction or dialog here.
-            let answer = respond::response(&request, StatusCode::CALL_DOES_NOT_EXIST, &ua);
+            let answer = self.response(&request, StatusCode::CALL_DOES_NOT_EXIST);
             self.respond(now, &key, answer);
         } else {
-            let mut answer = respond::response(&request, StatusCode::NOT_IMPLEMENTED, &ua);
+            let mut answer = self.response(&request, StatusCode::NOT_IMPLEMENTED);
             answer
                 .headers
                 .push(pbx_sip::message::HeaderName::ALLOW, respond::ALLOW);
@@ -230,13 +319,13 @@ impl Shard {
         }
     }
 
-    fn on_response(&mut self, now: Instant, response: Response) {
-        let _ = self.layer.handle_response(now, response);
+    fn on_response(&mut self, now: Now, response: Response) {
+        let _ = self.layer.handle_response(now.at, response);
     }
 
     /// Hands a final or provisional response to its server transaction.
-    pub(super) fn respond(&mut self, now: Instant, key: &TransactionKey, response: Response) {
-        if let Err(error) = self.layer.respond(now, key, response) {
+    pub(super) fn respond(&mut self, now: Now, key: &TransactionKey, response: Response) {
+        if let Err(error) = self.layer.respond(now.at, key, response) {
             tracing::debug!(%error, "response not sent");
         }
     }
@@ -262,11 +351,13 @@ impl Shard {
     }
 
     /// Sends a response outside any transaction (the request could not be keyed).
-    fn send_stateless(&self, peer: &Peer, response: Response) {
-        let message = Message::Response(response);
-        if let Err(error) = self.ctx.sender.send_message(peer, &message) {
-            tracing::debug!(%error, "stateless response not sent");
-        }
+    fn send_stateless(&mut self, peer: &Peer, response: Response) {
+        count_response(&response);
+        self.outputs.push_back(Output::Transmit {
+            peer: peer.clone(),
+            bytes: response.to_bytes(),
+            key: None,
+        });
     }
 
     /// The prefix of the Call-IDs this shard makes (see [`super::Dispatcher`]).
@@ -274,43 +365,35 @@ impl Shard {
         format!("{}{}-", super::OWN_CALL_ID_PREFIX, self.index)
     }
 
-    /// Sends what the layer queued and consumes its events; the calls that handle events
-    /// may queue more, so this runs until both queues are empty.
-    fn flush(&mut self) {
+    /// Queues what the layer wants sent and consumes its events; the calls that handle
+    /// events may queue more, so this runs until both queues are empty.
+    fn flush(&mut self, now: Now) {
         loop {
-            self.send_transmits();
-            if !self.handle_events() {
+            while let Some(transmit) = self.layer.poll_transmit() {
+                // Responses are counted here, as they leave (the transaction layer's own 100
+                // Trying and retransmissions included).
+                if let Message::Response(response) = &transmit.message {
+                    count_response(response);
+                }
+                self.outputs.push_back(Output::Transmit {
+                    bytes: transmit.message.to_bytes(),
+                    peer: transmit.to,
+                    key: transmit.key,
+                });
+            }
+            if !self.handle_events(now) {
                 break;
             }
         }
     }
 
-    fn send_transmits(&mut self) {
-        while let Some(transmit) = self.layer.poll_transmit() {
-            // Responses are counted here, as they leave (the transaction layer's own 100
-            // Trying and retransmissions included).
-            if let Err(error) = self
-                .ctx
-                .sender
-                .send_message(&transmit.to, &transmit.message)
-            {
-                metrics::counter!("pbx_sip_send_failures_total").increment(1);
-                tracing::debug!(%error, "send failed");
-                if let Some(key) = transmit.key {
-                    // RFC 3261 §17.1.4, §17.2.4: the transaction learns of the failure.
-                    self.layer.handle_transport_error(Instant::now(), &key);
-                }
-            }
-        }
-    }
-
     /// Hands the layer's events to their owners; `true` when there were any.
-    fn handle_events(&mut self) -> bool {
+    fn handle_events(&mut self, now: Now) -> bool {
         let mut any = false;
         while let Some((key, event)) = self.layer.poll_event() {
             any = true;
             if let Some(no) = self.calls.owner_of_transaction(&key) {
-                calls::event(self, Instant::now(), no, &key, event);
+                calls::event(self, now, no, &key, event);
                 continue;
             }
             let reachable = match &event {
@@ -338,11 +421,16 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
+fn count_response(response: &Response) {
+    let class = match response.status.class() {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "6xx",
+    };
+    metrics::counter!("pbx_sip_responses_total", "class" => class).increment(1);
 }
 
 /// Known methods by name; anything else is "other", so a client cannot grow the label set.

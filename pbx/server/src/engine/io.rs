@@ -1,0 +1,175 @@
+//! What the engine takes in and gives out, in the shape of quinn-proto's `Endpoint` and
+//! str0m's `Rtc`: the driver feeds an [`Input`] with the time ([`Now`]), then drains
+//! [`Output`]s and sleeps until `poll_timeout`. Every request the engine makes of the shell
+//! (store, HTTP, media, local address) carries an id its answer comes back with.
+
+use super::credentials::Lookup;
+use super::qualify;
+use crate::media::MediaEvent;
+use crate::security::Admission;
+use crate::security::guard::Ban;
+use crate::transport::{Inbound, Peer};
+use bytes::Bytes;
+use pbx_dialplan::{HttpOutcome, HttpRequest};
+use pbx_media::MediaPlan;
+use pbx_sip::transaction::TransactionKey;
+use pbx_store::NewCdr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// The time of an input: the monotonic clock for timers, the wall clock for what reaches
+/// the wire or the store (nonces, Expires, Date, CDR times, dialplan time conditions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub at: Instant,
+    /// Milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+}
+
+impl Now {
+    /// Unix seconds.
+    pub fn unix(&self) -> u64 {
+        self.unix_ms / 1000
+    }
+
+    /// The wall clock as the dialplan reads it.
+    pub fn timestamp(&self) -> pbx_dialplan::Timestamp {
+        i64::try_from(self.unix_ms)
+            .ok()
+            .and_then(|ms| pbx_dialplan::Timestamp::from_millisecond(ms).ok())
+            .unwrap_or(pbx_dialplan::Timestamp::UNIX_EPOCH)
+    }
+
+    /// The same wall clock `elapsed` later on the monotonic one (virtual time in tests).
+    pub fn advanced_to(&self, at: Instant) -> Now {
+        let elapsed = at.saturating_duration_since(self.at).as_millis();
+        Now {
+            at,
+            unix_ms: self
+                .unix_ms
+                .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// What the engine reports about sources and credentials (the driver logs and counts it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Security {
+    /// A request from a source banned while it waited was dropped unanswered.
+    DroppedBanned,
+    /// Credentials were not checked: the source has its limit's worth on their way.
+    NotChecked { source: SocketAddr, user: String },
+    /// Digest credentials failed; `counted` when the failure counts toward a ban.
+    AuthFailed {
+        source: SocketAddr,
+        user: String,
+        failure: String,
+        counted: bool,
+    },
+    /// The source is banned until `until` (Unix seconds); [`Output::SaveBan`] follows.
+    Banned { address: IpAddr, until: u64 },
+    /// Right credentials from a network the extension does not allow.
+    NetworkRefused { source: SocketAddr, user: String },
+}
+
+/// The two relay ports the shell bound for a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaPorts {
+    pub caller: u16,
+    pub callee: u16,
+}
+
+// Almost every input is a SIP message: boxing it to shrink the rare ones would cost an
+// allocation per packet.
+#[allow(clippy::large_enum_variant)]
+pub enum Input {
+    /// A message, and for a request that carries credentials, its place in the credential
+    /// gate, taken in arrival order (see [`crate::security::Guard::admit_credential`]).
+    Sip(Inbound, Option<Admission>),
+    /// The answer to [`Output::LoadCredentials`] `id`.
+    Credentials {
+        id: u64,
+        lookup: Result<Lookup, String>,
+    },
+    /// The answer to [`Output::HttpLookup`] of call `call`.
+    Http { call: u64, outcome: HttpOutcome },
+    /// The answer to [`Output::AllocateMedia`].
+    MediaAllocated {
+        call: u64,
+        ports: Result<MediaPorts, String>,
+    },
+    /// The answer to [`Output::ResolveLocalAddress`]: `None` when the host has no route.
+    LocalAddress {
+        toward: IpAddr,
+        local: Option<IpAddr>,
+    },
+    /// The media relay of call `.0` reports something.
+    Media(u64, MediaEvent),
+    /// Send this device an OPTIONS.
+    Qualify(qualify::Target),
+    /// A [`Output::Transmit`] carrying this transaction's key could not be sent.
+    SendFailed(TransactionKey),
+    /// Time passed: run the timers due at `now`.
+    Timeout,
+    /// The PBX is stopping: end every call (BYE, CANCEL, 503), then say
+    /// [`Output::ShutdownComplete`].
+    Shutdown,
+    /// Makes the engine panic, to test the driver's supervision.
+    #[cfg(test)]
+    Panic,
+}
+
+impl Input {
+    /// The kind, for the log line of a shard that failed on it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Input::Sip(..) => "sip",
+            Input::Credentials { .. } => "credentials",
+            Input::Http { .. } => "http",
+            Input::MediaAllocated { .. } => "media-allocated",
+            Input::LocalAddress { .. } => "local-address",
+            Input::Media(..) => "media-event",
+            Input::Qualify(_) => "qualify",
+            Input::SendFailed(_) => "send-failed",
+            Input::Timeout => "timeout",
+            Input::Shutdown => "shutdown",
+            #[cfg(test)]
+            Input::Panic => "panic",
+        }
+    }
+}
+
+/// What the engine asks of its shell.
+#[derive(Debug)]
+pub enum Output {
+    /// Send these bytes; when `key` is set and sending fails, answer [`Input::SendFailed`].
+    Transmit {
+        peer: Peer,
+        bytes: Bytes,
+        key: Option<TransactionKey>,
+    },
+    /// Load one extension's credentials from the store (not in the in-memory table).
+    LoadCredentials { id: u64, user: String },
+    /// A dialplan `http_lookup` of call `call`.
+    HttpLookup { call: u64, request: HttpRequest },
+    /// Bind relay ports for call `call`.
+    AllocateMedia { call: u64 },
+    /// Apply this plan to call `call`'s relay.
+    ApplyMedia { call: u64, plan: MediaPlan },
+    /// Call `call` is over: free its relay.
+    ReleaseMedia { call: u64 },
+    /// Which address of this host routes toward `toward` (for Via, Contact and SDP when the
+    /// listener is a wildcard). Asked once per destination; the engine caches the answer.
+    ResolveLocalAddress { toward: IpAddr },
+    /// Write a call record.
+    WriteCdr(NewCdr),
+    /// Persist a ban.
+    SaveBan(Ban),
+    /// A request over this TCP/TLS connection passed digest authentication: it is a phone's
+    /// flow now, kept open past the idle limit for strangers.
+    Authenticated { conn: crate::transport::ConnId },
+    /// For the security log and metrics.
+    Security(Security),
+    /// Every call has been ended after [`Input::Shutdown`].
+    ShutdownComplete,
+}

@@ -1,0 +1,684 @@
+//! Whole flows through one sans-IO engine in virtual time (issue 11 part 4): no sockets, no
+//! sleeping. A small simulator (quinn's `Pair::step`) feeds the engine SIP messages, answers
+//! its requests (credentials from an in-memory SQLite store, media ports, local addresses)
+//! and jumps the clock to `poll_timeout()`.
+
+use bytes::Bytes;
+use pbx::engine::credentials::CredentialCache;
+use pbx::engine::location::BindingPeer;
+use pbx::engine::location::Location;
+use pbx::engine::qualify::Target;
+use pbx::engine::{Core, Engine, Input, MediaPorts, Now, Output, Security};
+use pbx::plan::PlanHandle;
+use pbx::security::acl::Acl;
+use pbx::security::guard::{Ban, Guard};
+use pbx::security::rate::SourceRateLimit;
+use pbx::transport::{Inbound, Peer, TransportKind};
+use pbx_dialplan::{HttpOutcome, HttpRequest, Plan};
+use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
+use pbx_sip::message::{HeaderName, Message, Request, Response};
+use pbx_sip::registrar::RegistrarPolicy;
+use pbx_store::{ExtensionStore, NewCdr, NewExtension, Store};
+use rand::SeedableRng;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const DOMAIN: &str = "pbx.test";
+const PBX: &str = "127.0.0.1:5060";
+const MAX_FAILURES: u32 = 3;
+
+struct Sim {
+    engine: Engine,
+    core: Arc<Core>,
+    now: Now,
+    /// What the engine sent, parsed, oldest first.
+    sent: Vec<(Peer, Message)>,
+    /// `http_lookup`s not answered yet: the test decides when and how.
+    http: Vec<(u64, HttpRequest)>,
+    cdrs: Vec<NewCdr>,
+    bans: Vec<Ban>,
+    security: Vec<Security>,
+    released: Vec<u64>,
+    seq: u32,
+}
+
+fn peer(ip: &str) -> Peer {
+    Peer {
+        kind: TransportKind::Udp,
+        remote: SocketAddr::new(ip.parse().unwrap(), 5060),
+        local: PBX.parse().unwrap(),
+        conn: None,
+    }
+}
+
+fn extension(number: &str) -> NewExtension {
+    NewExtension {
+        number: number.into(),
+        password: format!("secret{number}"),
+        name: None,
+        email: None,
+        pin: None,
+        allowed_networks: vec![],
+        media_encryption: None,
+    }
+}
+
+impl Sim {
+    async fn new(plan: Option<&str>) -> Sim {
+        let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
+        for number in ["1000", "1001", "1002"] {
+            store
+                .add_extension(DOMAIN, extension(number))
+                .await
+                .unwrap();
+        }
+        let credentials = Arc::new(CredentialCache::new(store.clone()));
+        credentials.refresh().await.unwrap();
+        let (location, _writer) = Location::new(store.clone());
+        let guard = Guard::new(
+            Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
+            MAX_FAILURES,
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+            SourceRateLimit::new(10_000, 10_000),
+        );
+        let digest = DigestAuthenticator::new(
+            DOMAIN.into(),
+            [7; 32],
+            Duration::from_secs(300),
+            vec![Algorithm::Md5],
+        );
+        let plan = plan.map(|text| Arc::new(Plan::parse("test.toml", text).unwrap()));
+        let core = Arc::new(Core {
+            domain: DOMAIN.into(),
+            user_agent: "pbx-test".into(),
+            guard: Arc::new(guard),
+            credentials,
+            location: Arc::new(location),
+            digest: Arc::new(Mutex::new(digest)),
+            policy: RegistrarPolicy {
+                min_expires: 60,
+                max_expires: 3600,
+                default_expires: 600,
+                max_bindings_per_aor: 10,
+            },
+            md5_only_user_agents: vec![],
+            public_ip: None,
+            media_bind: None,
+            sdes_over_insecure: false,
+            ring_timeout: Duration::from_secs(30),
+            plan: Arc::new(PlanHandle::new(plan)),
+        });
+        let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(11));
+        Sim {
+            engine,
+            core,
+            now: Now {
+                at: Instant::now(),
+                unix_ms: 1_800_000_000_000,
+            },
+            sent: Vec::new(),
+            http: Vec::new(),
+            cdrs: Vec::new(),
+            bans: Vec::new(),
+            security: Vec::new(),
+            released: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    /// Feeds one input and everything the fakes answer, until the engine is idle.
+    async fn input(&mut self, input: Input) {
+        let mut queue = vec![input];
+        while let Some(input) = queue.pop() {
+            self.engine.handle(self.now, input);
+            while let Some(output) = self.engine.poll_output() {
+                match output {
+                    Output::Transmit { peer, bytes, .. } => {
+                        let message = pbx_sip::parse::parse_message(bytes).unwrap();
+                        self.sent.push((peer, message));
+                    }
+                    Output::LoadCredentials { id, user } => {
+                        let lookup = self.core.credentials.load(&user).await;
+                        let lookup = lookup.map_err(|e| e.to_string());
+                        queue.push(Input::Credentials { id, lookup });
+                    }
+                    Output::HttpLookup { call, request } => self.http.push((call, request)),
+                    Output::AllocateMedia { call } => {
+                        let ports = Ok(MediaPorts {
+                            caller: 40_000,
+                            callee: 40_002,
+                        });
+                        queue.push(Input::MediaAllocated { call, ports });
+                    }
+                    Output::ApplyMedia { .. }
+                    | Output::ShutdownComplete
+                    | Output::Authenticated { .. } => {}
+                    Output::ReleaseMedia { call } => self.released.push(call),
+                    Output::ResolveLocalAddress { toward } => {
+                        let local = Some(IpAddr::from([127, 0, 0, 1]));
+                        queue.push(Input::LocalAddress { toward, local });
+                    }
+                    Output::WriteCdr(cdr) => self.cdrs.push(cdr),
+                    Output::SaveBan(ban) => self.bans.push(ban),
+                    Output::Security(event) => self.security.push(event),
+                }
+            }
+        }
+    }
+
+    /// Jumps to the engine's next timer and runs it; `false` when none is set.
+    async fn step(&mut self) -> bool {
+        match self.engine.poll_timeout() {
+            Some(at) => {
+                self.now = self.now.advanced_to(at.max(self.now.at));
+                self.input(Input::Timeout).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn receive(&mut self, from: &str, text: String) {
+        let message = pbx_sip::parse::parse_message(Bytes::from(text)).unwrap();
+        let inbound = Inbound {
+            peer: peer(from),
+            message,
+        };
+        self.input(Input::Sip(inbound, None)).await;
+    }
+
+    fn take(&mut self) -> Vec<(Peer, Message)> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// The responses sent to `ip` so far (taken).
+    fn responses_to(&mut self, ip: &str) -> Vec<Response> {
+        let (to, rest): (Vec<_>, Vec<_>) = self
+            .take()
+            .into_iter()
+            .partition(|(p, m)| p.remote.ip().to_string() == ip && is_response(m));
+        self.sent = rest;
+        to.into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::Response(r) => Some(r),
+                Message::Request(_) => None,
+            })
+            .collect()
+    }
+
+    /// The requests sent to `ip` so far (taken).
+    fn requests_to(&mut self, ip: &str) -> Vec<Request> {
+        let (to, rest): (Vec<_>, Vec<_>) = self
+            .take()
+            .into_iter()
+            .partition(|(p, m)| p.remote.ip().to_string() == ip && !is_response(m));
+        self.sent = rest;
+        to.into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::Request(r) => Some(r),
+                Message::Response(_) => None,
+            })
+            .collect()
+    }
+
+    fn branch(&mut self) -> String {
+        self.seq += 1;
+        format!("z9hG4bKtest{}", self.seq)
+    }
+}
+
+fn is_response(message: &Message) -> bool {
+    matches!(message, Message::Response(_))
+}
+
+#[allow(clippy::too_many_arguments)] // a request's header values, spelled out
+fn request_text(
+    method: &str,
+    uri: &str,
+    from_ip: &str,
+    user: &str,
+    to_user: &str,
+    call_id: &str,
+    cseq: u32,
+    branch: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "{method} {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from_ip}:5060;branch={branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{user}@{DOMAIN}>;tag=from{user}\r\n\
+         To: <sip:{to_user}@{DOMAIN}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Contact: <sip:{user}@{from_ip}:5060>\r\n\
+         {extra}\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The `Authorization` value answering `challenge` (RFC 2617 §3.2.2, MD5, qop=auth).
+fn authorization(
+    challenge: &str,
+    user: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let param = |name: &str| {
+        challenge
+            .split(',')
+            .find_map(|p| {
+                p.trim()
+                    .trim_start_matches("Digest ")
+                    .strip_prefix(&format!("{name}="))
+            })
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let (nonce, opaque, qop) = (param("nonce"), param("opaque"), param("qop"));
+    let ha1 = ha1_hex(Algorithm::Md5, user, DOMAIN, password);
+    let ha2 = Algorithm::Md5.hash_hex(format!("{method}:{uri}").as_bytes());
+    let nc = format!("{nc:08x}");
+    let mut value = format!(
+        "Digest username=\"{user}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm=MD5"
+    );
+    let response = if qop.is_empty() {
+        Algorithm::Md5.hash_hex(format!("{ha1}:{nonce}:{ha2}").as_bytes())
+    } else {
+        value.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"c0ffee\""));
+        Algorithm::Md5.hash_hex(format!("{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}").as_bytes())
+    };
+    value.push_str(&format!(", response=\"{response}\""));
+    if !opaque.is_empty() {
+        value.push_str(&format!(", opaque=\"{opaque}\""));
+    }
+    value
+}
+
+fn header(response: &Response, name: &HeaderName) -> String {
+    response
+        .headers
+        .get_str(name)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// REGISTER with digest: 401, then 200 with Contact and Date.
+async fn register(sim: &mut Sim, user: &str, ip: &str) -> Response {
+    let uri = format!("sip:{DOMAIN}");
+    let call_id = format!("reg-{user}");
+    let branch = sim.branch();
+    let text = request_text("REGISTER", &uri, ip, user, user, &call_id, 1, &branch, "");
+    sim.receive(ip, text).await;
+    let challenge = sim.responses_to(ip).pop().unwrap();
+    assert_eq!(challenge.status.code(), 401);
+    let www = header(&challenge, &HeaderName::WWW_AUTHENTICATE);
+    let auth = authorization(&www, user, &format!("secret{user}"), "REGISTER", &uri, 1);
+    let branch = sim.branch();
+    let extra = format!("Authorization: {auth}\r\nExpires: 600\r\n");
+    let text = request_text(
+        "REGISTER", &uri, ip, user, user, &call_id, 2, &branch, &extra,
+    );
+    sim.receive(ip, text).await;
+    sim.responses_to(ip).pop().unwrap()
+}
+
+/// An authenticated INVITE from 1001 at `ip` to `dialed`; returns its Call-ID, branch, CSeq.
+async fn invite(sim: &mut Sim, ip: &str, dialed: &str) -> (String, String, u32) {
+    let uri = format!("sip:{dialed}@{DOMAIN}");
+    let call_id = format!("call-{dialed}-{}", sim.seq);
+    let branch = sim.branch();
+    let text = request_text("INVITE", &uri, ip, "1001", dialed, &call_id, 1, &branch, "");
+    sim.receive(ip, text).await;
+    let challenge = sim.responses_to(ip).pop().unwrap();
+    assert_eq!(challenge.status.code(), 407);
+    // The ACK of the 407 (RFC 3261 §17.1.1.3) is absorbed by the transaction.
+    let proxy = header(&challenge, &HeaderName::PROXY_AUTHENTICATE);
+    let auth = authorization(&proxy, "1001", "secret1001", "INVITE", &uri, 1);
+    let branch = sim.branch();
+    let extra = format!("Proxy-Authorization: {auth}\r\n");
+    let text = request_text(
+        "INVITE", &uri, ip, "1001", dialed, &call_id, 2, &branch, &extra,
+    );
+    sim.receive(ip, with_sdp(text, ip)).await;
+    (call_id, branch, 2)
+}
+
+/// A G.711 offer or answer from `ip`.
+fn sdp(ip: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    )
+}
+
+/// The message with an SDP body instead of none.
+fn with_sdp(text: String, ip: &str) -> String {
+    let body = sdp(ip);
+    text.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// A device's final answer to an INVITE the PBX sent it.
+fn answer(request: &Request, status: u16, reason: &str) -> String {
+    let h = |name: &HeaderName| {
+        request
+            .headers
+            .get_str(name)
+            .unwrap_or_default()
+            .to_string()
+    };
+    format!(
+        "SIP/2.0 {status} {reason}\r\n\
+         Via: {}\r\n\
+         From: {}\r\n\
+         To: {};tag=device\r\n\
+         Call-ID: {}\r\n\
+         CSeq: {}\r\n\
+         Content-Length: 0\r\n\r\n",
+        h(&HeaderName::VIA),
+        h(&HeaderName::FROM),
+        h(&HeaderName::TO),
+        h(&HeaderName::CALL_ID),
+        h(&HeaderName::CSEQ),
+    )
+}
+
+#[tokio::test]
+async fn register_with_digest_then_a_ban_after_repeated_failures() {
+    let mut sim = Sim::new(None).await;
+    let ok = register(&mut sim, "1000", "127.0.0.3").await;
+    assert_eq!(ok.status.code(), 200);
+    assert!(header(&ok, &HeaderName::CONTACT).contains("sip:1000@127.0.0.3:5060"));
+    assert!(header(&ok, &HeaderName::DATE).ends_with("GMT"));
+    assert_eq!(sim.core.location.lookup("1000", sim.now.unix()).len(), 1);
+
+    // Wrong passwords from one source: answered, until the limit bans it.
+    let attacker = "127.0.0.9";
+    let uri = format!("sip:{DOMAIN}");
+    let branch = sim.branch();
+    let text = request_text(
+        "REGISTER", &uri, attacker, "1000", "1000", "guess", 1, &branch, "",
+    );
+    sim.receive(attacker, text).await;
+    let challenge = sim.responses_to(attacker).pop().unwrap();
+    let www = header(&challenge, &HeaderName::WWW_AUTHENTICATE);
+    let mut last = None;
+    for attempt in 1..=MAX_FAILURES {
+        let auth = authorization(&www, "1000", "wrong", "REGISTER", &uri, attempt);
+        let branch = sim.branch();
+        let extra = format!("Authorization: {auth}\r\n");
+        let cseq = attempt + 1;
+        let text = request_text(
+            "REGISTER", &uri, attacker, "1000", "1000", "guess", cseq, &branch, &extra,
+        );
+        sim.receive(attacker, text).await;
+        last = sim.responses_to(attacker).pop();
+    }
+    assert_eq!(last.map(|r| r.status.code()), Some(403));
+    assert_eq!(sim.bans.len(), 1);
+    assert_eq!(sim.bans[0].address, attacker.parse::<IpAddr>().unwrap());
+    assert!(
+        sim.core
+            .guard
+            .is_banned(attacker.parse().unwrap(), sim.now.unix())
+    );
+}
+
+const BRANCHES_PLAN: &str = r#"
+[defaults]
+context = "staff"
+
+[context.staff]
+
+[[context.staff.rule]]
+pattern = "5000"
+steps = [
+    { http_lookup = { url = "http://127.0.0.1:9/route", timeout = "2s",
+                      set = { target = "route.target" },
+                      on_failure = [{ hangup = 503 }] } },
+    { dial = "${target}" },
+]
+
+[[context.staff.rule]]
+extension = true
+steps = [
+    { dial = { targets = ["${number}"], timeout = "3s",
+               on_busy = [{ dial = "1002" }],
+               on_no_answer = [{ hangup = { status = 408, reason = "Nobody answered" } }] } },
+]
+"#;
+
+#[tokio::test]
+async fn a_dialplan_call_takes_its_busy_and_no_answer_branches() {
+    let mut sim = Sim::new(Some(BRANCHES_PLAN)).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    assert_eq!(
+        register(&mut sim, "1002", "127.0.0.4").await.status.code(),
+        200
+    );
+
+    // Busy: 1000 answers 486, the plan rings 1002.
+    invite(&mut sim, "127.0.0.2", "1000").await;
+    let to_1000 = sim.requests_to("127.0.0.3");
+    let ring = to_1000
+        .iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .unwrap();
+    sim.receive("127.0.0.3", answer(ring, 486, "Busy Here"))
+        .await;
+    let to_1002 = sim.requests_to("127.0.0.4");
+    assert!(
+        to_1002.iter().any(|r| r.method.as_str() == "INVITE"),
+        "on_busy rings 1002"
+    );
+
+    // No answer: 1000 rings for the dial's 3 s (virtual), then the caller gets 408.
+    sim.take();
+    let started = sim.now.at;
+    let (call_id, ..) = invite(&mut sim, "127.0.0.2", "1000").await;
+    let to_1000 = sim.requests_to("127.0.0.3");
+    let ring = to_1000
+        .iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .unwrap();
+    sim.receive("127.0.0.3", answer(ring, 180, "Ringing")).await;
+    let mut final_status = None;
+    while final_status.is_none() && sim.step().await {
+        final_status = sim
+            .responses_to("127.0.0.2")
+            .into_iter()
+            .find(|r| r.status.is_final() && r.headers.call_id() == Some(call_id.as_str()))
+            .map(|r| {
+                (
+                    r.status.code(),
+                    String::from_utf8_lossy(&r.reason).into_owned(),
+                )
+            });
+    }
+    assert_eq!(final_status, Some((408, "Nobody answered".to_string())));
+    assert!(sim.now.at.duration_since(started) >= Duration::from_secs(3));
+    // The ringing device was cancelled (RFC 3261 §9.1: after its provisional response).
+    let to_1000 = sim.requests_to("127.0.0.3");
+    assert!(to_1000.iter().any(|r| r.method.as_str() == "CANCEL"));
+    let cdr = sim.cdrs.iter().find(|c| c.call_id == call_id).unwrap();
+    assert_eq!(cdr.disposition, "failed");
+}
+
+#[tokio::test]
+async fn cancel_during_an_http_lookup_ignores_its_late_answer() {
+    let mut sim = Sim::new(Some(BRANCHES_PLAN)).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    let caller = "127.0.0.2";
+    let (call_id, branch, cseq) = invite(&mut sim, caller, "5000").await;
+    assert_eq!(sim.http.len(), 1, "the plan asked its lookup");
+    sim.take();
+    let uri = format!("sip:5000@{DOMAIN}");
+    let text = request_text(
+        "CANCEL", &uri, caller, "1001", "5000", &call_id, cseq, &branch, "",
+    );
+    sim.receive(caller, text).await;
+    let codes: Vec<u16> = sim
+        .responses_to(caller)
+        .iter()
+        .map(|r| r.status.code())
+        .collect();
+    assert!(codes.contains(&200), "the CANCEL is answered: {codes:?}");
+    assert!(codes.contains(&487), "the INVITE ends with 487: {codes:?}");
+
+    let (call, _) = sim.http.remove(0);
+    let outcome = HttpOutcome::Response {
+        status: 200,
+        body: r#"{"route": {"target": "1000"}}"#.into(),
+    };
+    sim.input(Input::Http { call, outcome }).await;
+    assert!(
+        sim.requests_to("127.0.0.3").is_empty(),
+        "nothing is rung after the CANCEL"
+    );
+    assert_eq!(sim.engine.calls(), 0);
+}
+
+#[tokio::test]
+async fn qualify_marks_a_silent_device_unreachable() {
+    let mut sim = Sim::new(None).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    let registration = sim.core.location.lookup("1000", sim.now.unix()).remove(0);
+    let contact = registration.binding.contact.to_string();
+    let target = Target {
+        aor: "1000".into(),
+        contact: contact.clone(),
+        call_id: "qualify-1@pbx.test".into(),
+        peer: registration.peer(),
+    };
+    let started = sim.now.at;
+    sim.input(Input::Qualify(target)).await;
+    let options = sim.requests_to("127.0.0.3");
+    assert_eq!(options.first().map(|r| r.method.as_str()), Some("OPTIONS"));
+    // Nobody answers: retransmissions (Timer E), then Timer F at 64*T1 (RFC 3261 §17.1.2.2).
+    while sim.step().await {}
+    assert!(sim.now.at.duration_since(started) >= Duration::from_secs(32));
+    let reachable = sim
+        .core
+        .location
+        .lookup("1000", sim.now.unix())
+        .first()
+        .and_then(|r| r.reachable);
+    assert_eq!(reachable, Some(false));
+}
+
+#[tokio::test]
+async fn without_a_dialplan_an_unknown_number_is_404() {
+    let mut sim = Sim::new(None).await;
+    invite(&mut sim, "127.0.0.2", "4711").await;
+    let answers = sim.responses_to("127.0.0.2");
+    let last = answers.iter().rfind(|r| r.status.is_final()).unwrap();
+    assert_eq!(last.status.code(), 404);
+    assert_eq!(&last.reason[..], b"Not Found (no such number)");
+}
+
+#[tokio::test]
+async fn a_fixed_seed_gives_the_same_bytes() {
+    let mut first = Sim::new(None).await;
+    let mut second = Sim::new(None).await;
+    second.now = first.now;
+    for sim in [&mut first, &mut second] {
+        let branch = sim.branch();
+        let text = request_text(
+            "OPTIONS",
+            "sip:pbx.test",
+            "127.0.0.2",
+            "1001",
+            "pbx",
+            "o1",
+            1,
+            &branch,
+            "",
+        );
+        sim.receive("127.0.0.2", text).await;
+    }
+    let bytes = |sim: &mut Sim| -> Vec<Bytes> {
+        sim.take()
+            .into_iter()
+            .map(|(_, m)| match m {
+                Message::Response(r) => r.to_bytes(),
+                Message::Request(r) => Message::Request(r).to_bytes(),
+            })
+            .collect()
+    };
+    let (first, second) = (bytes(&mut first), bytes(&mut second));
+    assert_eq!(first.len(), 1, "one 200 to the OPTIONS");
+    assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn abandoning_a_failed_engine_ends_answered_calls_with_bye_and_a_cdr() {
+    let mut sim = Sim::new(None).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    let (call_id, ..) = invite(&mut sim, "127.0.0.2", "1000").await;
+    let to_1000 = sim.requests_to("127.0.0.3");
+    let ring = to_1000
+        .iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .unwrap();
+    sim.receive("127.0.0.3", with_sdp(answer(ring, 200, "OK"), "127.0.0.3"))
+        .await;
+    let ok = sim
+        .responses_to("127.0.0.2")
+        .into_iter()
+        .find(|r| r.status.code() == 200)
+        .unwrap();
+    let to = header(&ok, &HeaderName::TO);
+    let branch = sim.branch();
+    let uri = "sip:1000@pbx.test";
+    let ack = request_text(
+        "ACK",
+        uri,
+        "127.0.0.2",
+        "1001",
+        "1000",
+        &call_id,
+        2,
+        &branch,
+        "",
+    )
+    .replace("To: <sip:1000@pbx.test>", &format!("To: {to}"));
+    sim.receive("127.0.0.2", ack).await;
+    assert_eq!(sim.engine.calls(), 1);
+    sim.take();
+
+    sim.engine.abandon_all(sim.now);
+    sim.input(Input::Timeout).await;
+    for side in ["127.0.0.2", "127.0.0.3"] {
+        let byes = sim.requests_to(side);
+        assert!(
+            byes.iter().any(|r| r.method.as_str() == "BYE"),
+            "BYE to {side}"
+        );
+    }
+    let cdr = sim.cdrs.iter().find(|c| c.call_id == call_id).unwrap();
+    assert_eq!(cdr.disposition, "answered");
+    assert_eq!(cdr.hangup_side, "pbx");
+    assert_eq!(cdr.hangup_cause, "internal error");
+}
