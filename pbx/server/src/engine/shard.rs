@@ -5,7 +5,7 @@ use super::calls::{self, Calls};
 use super::io::{Input, Now, Output};
 use super::{Core, auth, options, qualify, respond};
 use crate::security::Admission;
-use crate::transport::{Inbound, Peer, TransportKind};
+use crate::transport::{Inbound, Peer, TransportKind, count_response};
 use pbx_sip::message::{Message, Request, Response};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
@@ -352,7 +352,7 @@ impl Engine {
 
     /// Sends a response outside any transaction (the request could not be keyed).
     fn send_stateless(&mut self, peer: &Peer, response: Response) {
-        count_response(&response);
+        count_response(response.status);
         self.outputs.push_back(Output::Transmit {
             peer: peer.clone(),
             bytes: response.to_bytes(),
@@ -373,7 +373,7 @@ impl Engine {
                 // Responses are counted here, as they leave (the transaction layer's own 100
                 // Trying and retransmissions included).
                 if let Message::Response(response) = &transmit.message {
-                    count_response(response);
+                    count_response(response.status);
                 }
                 self.outputs.push_back(Output::Transmit {
                     bytes: transmit.message.to_bytes(),
@@ -419,18 +419,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
-}
-
-fn count_response(response: &Response) {
-    let class = match response.status.class() {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        5 => "5xx",
-        _ => "6xx",
-    };
-    metrics::counter!("pbx_sip_responses_total", "class" => class).increment(1);
 }
 
 /// Known methods by name; anything else is "other", so a client cannot grow the label set.

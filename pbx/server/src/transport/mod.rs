@@ -6,9 +6,10 @@
 //! before parsing, oversized and unparsable input is dropped (or answered 400 when the
 //! request was readable enough, RFC 3261 §21.4.1) with a log line and a counter.
 //!
-//! Every response the PBX puts on the wire is counted once, by its status class, where it is
-//! serialised: [`Sender::send_message`] for the engine's, [`parse_inbound`] for the
-//! transports' own answers to unparsable requests.
+//! Every response the PBX puts on the wire is counted once, by its status class, with
+//! [`count_response`]: by the engine as each leaves its transaction layer (provisional, final,
+//! stateless and retransmitted alike), by [`parse_inbound`] for the transports' own answers to
+//! unparsable requests.
 
 pub mod conn;
 pub mod limits;
@@ -171,7 +172,7 @@ pub(crate) fn status_class(status: StatusCode) -> &'static str {
 }
 
 /// Counts one response sent.
-pub(crate) fn count_response(status: StatusCode) {
+pub fn count_response(status: StatusCode) {
     metrics::counter!("pbx_sip_responses_total", "class" => status_class(status)).increment(1);
 }
 
@@ -207,16 +208,6 @@ impl Sender {
     pub fn with_trace(mut self, trace: Arc<crate::trace::Tracer>) -> Sender {
         self.trace = trace;
         self
-    }
-
-    /// Serialises and sends a message; a response that left is counted by its class (every
-    /// transmission: provisional, final, stateless and retransmitted alike).
-    pub fn send_message(&self, peer: &Peer, message: &Message) -> Result<(), SendError> {
-        self.send(peer, message.to_bytes())?;
-        if let Message::Response(response) = message {
-            count_response(response.status);
-        }
-        Ok(())
     }
 
     /// A request on stream connection `conn` passed digest authentication: the connection
