@@ -24,7 +24,7 @@ import subprocess
 import time
 import types
 
-from conftest import CLIENTS, DOMAIN, require
+from conftest import CLIENTS, DOMAIN, free_port, free_port_pair, require
 
 _spec = importlib.util.spec_from_file_location("bsctl", os.path.join(CLIENTS, "baresip", "bsctl.py"))
 bsctl = importlib.util.module_from_spec(_spec)
@@ -63,7 +63,9 @@ class BaresipPhone:
         self.rtp_base = free_udp_block(local_ip, 20)
         self.a = types.SimpleNamespace(
             server=server or "0.0.0.0", user=str(user), password=password, auth_user="",
-            domain=domain, transport=transport, local_ip=local_ip, sip_port=0, ctrl_port=0,
+            domain=domain, transport=transport, local_ip=local_ip,
+            # ports from the run's own block, not port 0 (see helpers.BaresipRegistration)
+            sip_port=free_port_pair(local_ip), ctrl_port=free_port(),
             rtp_ports=f"{self.rtp_base}-{self.rtp_base + 19}", mediaenc=mediaenc, codecs=codecs,
             regint=600 if server else 0, cert="", cafile="", workdir=self.workdir,
             mode="answer" if answer == "auto" else "call", baresip="baresip",

@@ -59,6 +59,19 @@ def free_port(kind=socket.SOCK_STREAM, ip="127.0.0.1"):
     pytest.fail(f"no free port left in {_PORT_BLOCK} on {ip}")
 
 
+def free_port_pair(ip="127.0.0.1"):
+    """Two consecutive ports, both as free_port() gives them: baresip listens for SIP on the
+    first (UDP, TCP) and for TLS on the next."""
+    for _ in range(1000):
+        port = random.randint(_PORT_BLOCK[0], _PORT_BLOCK[1] - 1)
+        pair = (port, port + 1)
+        if any(p in _HANDED_OUT or not _bindable(ip, p) for p in pair):
+            continue
+        _HANDED_OUT.update(pair)
+        return port
+    pytest.fail(f"no two free ports left in {_PORT_BLOCK} on {ip}")
+
+
 def _bindable(ip, port):
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
         s = socket.socket(socket.AF_INET, kind)

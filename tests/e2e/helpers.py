@@ -5,7 +5,7 @@ import socket
 import subprocess
 import time
 
-from conftest import CLIENTS, DOMAIN, free_port, require
+from conftest import CLIENTS, DOMAIN, free_port, free_port_pair, require
 
 SIPP_DIR = os.path.join(CLIENTS, "sipp")
 BARESIP_DIR = os.path.join(CLIENTS, "baresip")
@@ -60,7 +60,10 @@ class BaresipRegistration:
                  local_ip="127.0.0.1"):
         require("baresip", "openssl")
         self.out = os.path.join(tmp_path, f"baresip-{user}-{transport}.out")
-        env = dict(os.environ, TRANSPORT=transport, DOMAIN=DOMAIN, TIMEOUT="20", LOCAL_IP=local_ip)
+        # ports from the run's own block: the recipe's port-0 pick can be taken by an outgoing
+        # connection (the PBX's database pool) before baresip binds it
+        env = dict(os.environ, TRANSPORT=transport, DOMAIN=DOMAIN, TIMEOUT="20", LOCAL_IP=local_ip,
+                   SIP_PORT=str(free_port_pair(local_ip)), CTRL_PORT=str(free_port()))
         self.f = open(self.out, "w")
         self.proc = subprocess.Popen([os.path.join(BARESIP_DIR, "register.sh"), pbx.hostport(transport),
                                       str(user), password, str(stay)], stdout=self.f,
