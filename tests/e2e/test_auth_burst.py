@@ -104,7 +104,14 @@ def attack(pbx, transport, source, guesses, right_at):
     # guesses that came while those were on their way were not checked (503 Retry-After),
     # and those after the ban got nothing
     checked = [s for s in statuses if s != 503]
-    assert checked == [401] * (MAX_AUTH_FAILURES - 1) + [403], statuses
+    if transport == "udp":
+        assert checked == [401] * (MAX_AUTH_FAILURES - 1) + [403], statuses
+    else:
+        # Over TCP the PBX closes the connection as soon as it reads a request from a banned
+        # source, and answers still queued for it are not sent: fewer may arrive, never more
+        # (the metrics below count what was checked).
+        assert set(checked) <= {401, 403}, statuses
+        assert checked.count(401) <= MAX_AUTH_FAILURES - 1 and checked.count(403) <= 1, statuses
     assert len(statuses) <= guesses, statuses
     assert source in pbx.ban_list(), pbx.ban_list()
     assert metric(pbx, "pbx_auth_failures_total") - before["failures"] == MAX_AUTH_FAILURES
