@@ -9,8 +9,10 @@
 //! - [`player`]: sends frames of a [`player::FrameSource`] paced at its packetization interval.
 //! - [`recorder`]: collects a leg's G.711 audio as 8 kHz PCM up to a length or a silence.
 //! - [`dtmf`]: RFC 4733 telephone-events to digits, with a hook for in-band detection.
+//! - [`echo`]: a leg's own audio sent back to it.
 
 pub mod dtmf;
+pub mod echo;
 pub mod player;
 pub mod recorder;
 pub mod relay;

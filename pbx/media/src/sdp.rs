@@ -40,7 +40,7 @@ mod pending;
 mod write;
 
 pub use error::NegotiationError;
-pub use negotiator::Negotiator;
+pub use negotiator::{LocalMedia, Negotiator};
 pub use parse::{
     Connection, MediaDescription, ParseError, Rtcp, RtpMap, SessionDescription, parse,
 };

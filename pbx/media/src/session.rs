@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::endpoint::dtmf::DtmfDetector;
+use crate::endpoint::echo::Echo;
 use crate::endpoint::player::{Player, PlayerOutput};
 use crate::endpoint::recorder::{Recorder, RecordingEnd};
 use crate::endpoint::relay::Relay;
@@ -44,12 +45,13 @@ struct Endpoints {
     player: Option<Player>,
     recorder: Option<Recorder>,
     dtmf: Option<DtmfDetector>,
+    echo: Option<Echo>,
 }
 
 impl Endpoints {
     /// Whether anything here wants the leg's received packets.
     fn listening(&self) -> bool {
-        self.recorder.is_some() || self.dtmf.is_some()
+        self.recorder.is_some() || self.dtmf.is_some() || self.echo.is_some()
     }
 
     fn on_rtp(
@@ -173,6 +175,23 @@ impl MediaSession {
             {
                 eps.on_rtp(now, side, &pkt, &mut self.events);
             }
+            if got.kind == Kind::Rtp
+                && let Some(echo) = eps.echo.as_ref()
+                && buf.get_mut(..got.len).is_some_and(|pkt| echo.reflect(pkt))
+            {
+                return match self.relay.bridge.send_own(side, buf, got.len) {
+                    Ok((component, to, len)) => Verdict::Forward {
+                        side,
+                        component,
+                        to,
+                        len,
+                    },
+                    Err(reason) => {
+                        self.relay.bridge.note_drop(reason);
+                        Verdict::Drop(reason)
+                    }
+                };
+            }
         }
         self.relay.forward(side, got, buf, listening)
     }
@@ -215,6 +234,8 @@ impl MediaSession {
                 legs[leg(side)].dtmf = Some(DtmfDetector::new(spec))
             }
             Command::StopDtmf { side } => legs[leg(side)].dtmf = None,
+            Command::Echo { side, spec } => legs[leg(side)].echo = Some(Echo::new(spec)),
+            Command::StopEcho { side } => legs[leg(side)].echo = None,
         }
         Ok(())
     }

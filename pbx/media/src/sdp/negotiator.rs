@@ -6,7 +6,11 @@ use super::parse::parse;
 use super::pending::{FirstOffer, LegSrtp, Pending, Stream, offer_srtp};
 use super::write::{Audio, Rejected, Section, body, with_origin};
 use super::{LegPolicy, LocalEndpoint, NegotiationError};
+
+mod local;
+
 use crate::{CryptoSuite, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
+pub use local::LocalMedia;
 
 /// The SDP side of one bridged call: turns each leg's offers and answers into the PBX's own
 /// SDP for the other leg, and each completed exchange into a [`MediaPlan`].

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::Side;
 use crate::endpoint::dtmf::DtmfSpec;
+use crate::endpoint::echo::EchoSpec;
 use crate::endpoint::player::PlayerSpec;
 use crate::endpoint::recorder::RecorderSpec;
 use crate::relay::RelayError;
@@ -41,6 +42,14 @@ pub enum Command {
         spec: DtmfSpec,
     },
     StopDtmf {
+        side: Side,
+    },
+    /// Send what `side` sends back to it (the echo test).
+    Echo {
+        side: Side,
+        spec: EchoSpec,
+    },
+    StopEcho {
         side: Side,
     },
 }

@@ -1,0 +1,253 @@
+//! The PBX answering a leg itself (voicemail, IVR, echo): the leg's offer is answered with
+//! the formats the PBX's own endpoints speak, and the plan names only that leg.
+
+use super::{Leg, Negotiator};
+use crate::g711::Law;
+use crate::sdp::NegotiationError;
+use crate::sdp::codec::Codec;
+use crate::sdp::parse::parse;
+use crate::sdp::pending::Pending;
+use crate::sdp::write::{Audio, Rejected, Section, body};
+use crate::{Direction, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
+use std::time::Duration;
+
+/// What the PBX sends and reads on a leg it answered itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalMedia {
+    /// The voice codec: G.711 in the leg's choice of law.
+    pub law: Law,
+    /// The payload type the leg numbered it with.
+    pub payload_type: u8,
+    /// RFC 4733 telephone-event at 8000 Hz, when the leg offered it: its payload type.
+    pub telephone_event: Option<u8>,
+    /// The leg's `a=ptime`, else 20 ms (RFC 3551 §4.5).
+    pub ptime: Duration,
+}
+
+/// The voice formats the PBX's endpoints speak.
+fn law_of(codec: &Codec) -> Option<Law> {
+    if codec.clock != 8000 || codec.channels != 1 {
+        return None;
+    }
+    if codec.name.eq_ignore_ascii_case("PCMU") {
+        Some(Law::Mu)
+    } else if codec.name.eq_ignore_ascii_case("PCMA") {
+        Some(Law::A)
+    } else {
+        None
+    }
+}
+
+impl Negotiator {
+    /// An offer from `from` that the PBX answers itself. Returns the SDP answer, the plan
+    /// (only `from`'s leg is set) and what the PBX's endpoints use on that leg.
+    pub fn answer_locally(
+        &mut self,
+        from: Side,
+        sdp: &[u8],
+        rng: &mut impl rand::RngCore,
+    ) -> Result<(Vec<u8>, MediaPlan, LocalMedia), NegotiationError> {
+        if self.pending.is_some() {
+            return Err(NegotiationError::OfferPending);
+        }
+        let sdp = parse(sdp)?;
+        let leg = &mut self.legs[from.index()];
+        let p = Pending::read(from, &sdp, &leg.policy)?;
+        // RFC 3264 §6.1: the answer lists the offered formats it accepts, in the offer's
+        // numbering; the first voice format the PBX speaks is the one it sends.
+        let (voice, law) = p
+            .codecs
+            .iter()
+            .find_map(|(c, _)| law_of(c).map(|law| (c.clone(), law)))
+            .ok_or(NegotiationError::NoCommonCodec)?;
+        let event = p
+            .codecs
+            .iter()
+            .find(|(c, _)| c.name.eq_ignore_ascii_case("telephone-event") && c.clock == 8000)
+            .map(|(c, _)| c.clone());
+        let local = LocalMedia {
+            law,
+            payload_type: voice.pt,
+            telephone_event: event.as_ref().map(|e| e.pt),
+            ptime: Duration::from_millis(u64::from(p.ptime.unwrap_or(20).clamp(10, 200))),
+        };
+        let reply: Vec<Codec> = std::iter::once(voice.clone()).chain(event).collect();
+        let srtp = p.crypto.as_ref().map(|c| SrtpPair {
+            inbound: c.key.clone(),
+            outbound: leg.key(c.key.suite, rng),
+        });
+        let crypto: Vec<(u32, &SrtpKey)> = match (&p.crypto, &srtp) {
+            (Some(c), Some(pair)) => vec![(c.tag, &pair.outbound)],
+            _ => Vec::new(),
+        };
+        let direction = Direction::SendRecv.clamp_answer(p.stream.direction);
+        let text = answer_body(leg, &p, &reply, &crypto, direction);
+        let out = leg.stamp(self.session_id, text);
+        let mut lines = p.lines.clone();
+        if let Some(line) = lines.get_mut(p.index) {
+            *line = Rejected::audio(&p.proto, &reply);
+        }
+        leg.lines = lines;
+        leg.pts.learn(&reply);
+        leg.srtp.in_use = Some(srtp.is_some());
+        let leg_plan = LegPlan {
+            remote_rtp: p.stream.rtp,
+            remote_rtcp: p.stream.rtcp,
+            rtcp_mux: p.rtcp_mux,
+            srtp,
+            pt_map: Vec::new(),
+            direction: p.stream.direction,
+        };
+        let mut plan = MediaPlan {
+            codec: voice.encoding(),
+            ..MediaPlan::default()
+        };
+        match from {
+            Side::Caller => plan.caller = leg_plan,
+            Side::Callee => plan.callee = leg_plan,
+        }
+        self.plan = Some(plan.clone());
+        Ok((out, plan, local))
+    }
+}
+
+/// The answer's body: the offer's `m=` lines in place, the audio one with the PBX's port.
+fn answer_body(
+    leg: &Leg,
+    p: &Pending,
+    reply: &[Codec],
+    crypto: &[(u32, &SrtpKey)],
+    direction: Direction,
+) -> String {
+    let sections: Vec<Section<'_>> = p
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| match i == p.index {
+            true => Section::Audio(Audio {
+                port: leg.local.rtp_port,
+                proto: &p.proto,
+                codecs: reply,
+                ptime: p.ptime,
+                rtcp_mux: p.rtcp_mux,
+                crypto,
+                direction,
+            }),
+            false => Section::Rejected(line),
+        })
+        .collect();
+    body(leg.local.ip, &sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::{Encryption, LegPolicy, LocalEndpoint};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    fn negotiator(encryption: Encryption, tls: bool) -> Negotiator {
+        let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let policy = LegPolicy {
+            encryption,
+            secure_signaling: tls,
+            allow_keys_in_clear: false,
+        };
+        Negotiator::new(
+            LocalEndpoint {
+                ip,
+                rtp_port: 40000,
+            },
+            policy,
+            LocalEndpoint {
+                ip,
+                rtp_port: 40002,
+            },
+            policy,
+            7,
+        )
+    }
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\n\
+        t=0 0\r\nm=audio 5004 RTP/AVP 9 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=ptime:30\r\nm=video 5006 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+
+    #[test]
+    fn answers_with_the_first_g711_and_telephone_event_of_the_offer() {
+        let mut n = negotiator(Encryption::Optional, false);
+        let mut rng = StdRng::seed_from_u64(1);
+        let (sdp, plan, local) = n
+            .answer_locally(Side::Caller, OFFER.as_bytes(), &mut rng)
+            .expect("answered");
+        let text = String::from_utf8(sdp).expect("utf-8");
+        assert!(text.contains("m=audio 40000 RTP/AVP 8 101\r\n"), "{text}");
+        assert!(text.contains("c=IN IP4 192.0.2.1"), "{text}");
+        assert!(
+            text.contains("m=video 0 "),
+            "video refused in place: {text}"
+        );
+        assert_eq!(
+            local,
+            LocalMedia {
+                law: Law::A,
+                payload_type: 8,
+                telephone_event: Some(101),
+                ptime: Duration::from_millis(30),
+            }
+        );
+        assert_eq!(plan.codec, "PCMA/8000");
+        assert_eq!(
+            plan.caller.remote_rtp,
+            Some(SocketAddr::from(([198, 51, 100, 9], 5004)))
+        );
+        assert_eq!(plan.callee, LegPlan::default());
+        assert!(plan.caller.srtp.is_none());
+    }
+
+    #[test]
+    fn an_offer_without_g711_is_refused() {
+        let mut n = negotiator(Encryption::Optional, false);
+        let offer = OFFER.replace("9 8 0 101", "9 101");
+        let got = n.answer_locally(
+            Side::Caller,
+            offer.as_bytes(),
+            &mut StdRng::seed_from_u64(1),
+        );
+        assert!(matches!(got, Err(NegotiationError::NoCommonCodec)));
+    }
+
+    #[test]
+    fn an_srtp_offer_over_tls_is_answered_with_the_pbx_key() {
+        let mut n = negotiator(Encryption::Optional, true);
+        let offer = OFFER.replace("RTP/AVP 9 8 0 101", "RTP/SAVP 0 101").replace(
+            "a=ptime:30\r\n",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
+        );
+        let (sdp, plan, local) = n
+            .answer_locally(
+                Side::Caller,
+                offer.as_bytes(),
+                &mut StdRng::seed_from_u64(1),
+            )
+            .expect("answered");
+        let text = String::from_utf8(sdp).expect("utf-8");
+        assert!(text.contains("m=audio 40000 RTP/SAVP 0 101"), "{text}");
+        assert!(
+            text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{text}"
+        );
+        assert!(plan.caller.srtp.is_some());
+        assert_eq!(local.law, Law::Mu);
+        // A re-offer (hold) keeps the PBX's key: the relay keeps its SRTP context.
+        let hold = offer.replace("m=audio 5004", "a=sendonly\r\nm=audio 5004");
+        let (again, plan2, _) = n
+            .answer_locally(Side::Caller, hold.as_bytes(), &mut StdRng::seed_from_u64(2))
+            .expect("answered");
+        assert_eq!(
+            plan.caller.srtp.map(|s| s.outbound),
+            plan2.caller.srtp.map(|s| s.outbound)
+        );
+        assert!(String::from_utf8_lossy(&again).contains("a=recvonly"));
+    }
+}
