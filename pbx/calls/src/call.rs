@@ -11,6 +11,7 @@
 //!     └──all fail / ring timeout / caller CANCEL──────────────────────►┘
 //! ```
 
+mod application;
 mod forks;
 mod in_dialog;
 mod plain_retry;
@@ -20,6 +21,7 @@ use crate::dialog::{Dialog, without_tag};
 use crate::endpoint::{Device, Endpoint};
 use crate::ids;
 use crate::record::{CallRecord, Disposition, HangupSide};
+pub use application::AnswerError;
 use bytes::Bytes;
 use forks::Fork;
 use in_dialog::Relayed;
@@ -124,6 +126,8 @@ pub enum CallOutput {
     /// No device answered this round of ringing (only with `plan_continues`): the shell
     /// continues the dialplan, then calls [`Call::ring`] or [`Call::finish`].
     DialEnded(DialEnd),
+    /// The caller pressed a key, sent as SIP INFO, in a call the PBX answered itself.
+    Dtmf(char),
 }
 
 /// How a round of ringing ended without an answer.
@@ -194,6 +198,8 @@ pub struct Call<D> {
     /// The relay ports and policies, kept for later rounds.
     media: Option<MediaSetup>,
     plan_continues: bool,
+    /// The PBX answered the caller itself: what its endpoints use (see `application.rs`).
+    application: Option<pbx_media::sdp::LocalMedia>,
     /// After the call is over for the caller, forks still being cancelled are waited for
     /// until this deadline (a 2xx crossing our CANCEL must still be ACKed and ended).
     linger_until: Option<Instant>,
@@ -274,6 +280,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             round: 0,
             media,
             plan_continues,
+            application: None,
             linger_until: None,
             relayed: HashMap::new(),
             pending_2xx: Vec::new(),

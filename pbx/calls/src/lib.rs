@@ -15,7 +15,8 @@ mod outcome;
 pub mod record;
 
 pub use call::{
-    ALLOW, Call, CallConfig, CallOutput, CallSetup, DialEnd, DialOutcome, MediaSetup, Route,
+    ALLOW, AnswerError, Call, CallConfig, CallOutput, CallSetup, DialEnd, DialOutcome, MediaSetup,
+    Route,
 };
 pub use dialog::Dialog;
 pub use endpoint::{Device, Endpoint};

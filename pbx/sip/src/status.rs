@@ -19,6 +19,7 @@ impl StatusCode {
     pub const PROXY_AUTHENTICATION_REQUIRED: StatusCode = StatusCode(407);
     pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
     pub const REQUEST_ENTITY_TOO_LARGE: StatusCode = StatusCode(413);
+    pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
     pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
     pub const BAD_EXTENSION: StatusCode = StatusCode(420);
     pub const INTERVAL_TOO_BRIEF: StatusCode = StatusCode(423);

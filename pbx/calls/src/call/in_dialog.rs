@@ -87,6 +87,9 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             // Requests in the early dialog (UPDATE before answer, PRACK) are not relayed yet.
             return self.reply(now, layer, &key, &request, StatusCode::CALL_DOES_NOT_EXIST);
         }
+        if self.callee.is_none() && self.application.is_some() {
+            return self.application_request(now, layer, key, request);
+        }
         let offer = (request.method == Method::INVITE || request.method == Method::UPDATE)
             && !request.body.is_empty();
         // RFC 3261 §14.2, RFC 3311 §5.2: one offer at a time; a second one gets 491.
@@ -507,7 +510,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         self.respond_to(now, layer, key, response);
     }
 
-    fn respond_to(
+    pub(super) fn respond_to(
         &mut self,
         now: Instant,
         layer: &mut TransactionLayer<D>,

@@ -144,6 +144,8 @@ pub struct World {
     pub records: Vec<CallRecord>,
     pub plans: Vec<pbx_media::MediaPlan>,
     pub dial_ends: Vec<pbx_calls::DialEnd>,
+    /// Keys the caller sent as SIP INFO to a call the PBX answered.
+    pub digits: Vec<char>,
     tracked: Vec<TransactionKey>,
     /// The INVITE each device received, to answer it.
     pub invites: HashMap<Party, Request>,
@@ -207,6 +209,7 @@ impl World {
             records: Vec::new(),
             plans: Vec::new(),
             dial_ends: Vec::new(),
+            digits: Vec::new(),
             tracked: Vec::new(),
             invites: HashMap::new(),
         };
@@ -225,6 +228,7 @@ impl World {
                     CallOutput::Record(record) => self.records.push(record),
                     CallOutput::Media(plan) => self.plans.push(plan),
                     CallOutput::DialEnded(end) => self.dial_ends.push(end),
+                    CallOutput::Dtmf(digit) => self.digits.push(digit),
                 }
             }
             while let Some(transmit) = self.layer.poll_transmit() {
@@ -393,6 +397,17 @@ Content-Length: 0
 
     /// An in-dialog request from the caller (`method`, CSeq `cseq`).
     pub fn caller_request(&mut self, method: &str, cseq: u32, body: Option<&str>) {
+        self.caller_request_typed(method, cseq, "application/sdp", body);
+    }
+
+    /// As [`World::caller_request`], with a body of `content_type`.
+    pub fn caller_request_typed(
+        &mut self,
+        method: &str,
+        cseq: u32,
+        content_type: &str,
+        body: Option<&str>,
+    ) {
         let ok = self
             .sent
             .iter()
@@ -408,9 +423,9 @@ Content-Length: 0
             .to_string();
         let body = body.unwrap_or("").replace('\n', "\r\n");
         let content_type = if body.is_empty() {
-            ""
+            String::new()
         } else {
-            "Content-Type: application/sdp\n"
+            format!("Content-Type: {content_type}\n")
         };
         let mut request = parse_request(&format!(
             "{method} sip:pbx@192.0.2.1:5060 SIP/2.0
