@@ -598,6 +598,8 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
                 engine.outputs.push_back(Output::WriteCdr(cdr));
             }
             CallOutput::DialEnded(end) => dial_ended = Some(end),
+            // Only calls the PBX answered itself report keys; the engine answers none yet.
+            CallOutput::Dtmf(digit) => tracing::debug!(call = no, %digit, "DTMF by INFO"),
         }
     }
 
