@@ -20,6 +20,7 @@ mod retransmit;
 use crate::dialog::{Dialog, without_tag};
 use crate::endpoint::{Device, Endpoint};
 use crate::ids;
+use crate::originator::Originator;
 use crate::record::{CallRecord, Disposition, HangupSide};
 pub use application::AnswerError;
 use bytes::Bytes;
@@ -96,9 +97,8 @@ pub struct CallSetup<D> {
     pub invite_key: TransactionKey,
     pub invite: Request,
     pub caller: Endpoint<D>,
-    /// The authenticated extension that calls.
-    pub caller_number: String,
-    pub caller_name: Option<String>,
+    /// Who calls: an extension, or a caller from outside over a trunk.
+    pub originator: Originator,
     pub called_number: String,
     /// The PBX's SIP domain, for the From and To of the callee leg.
     pub domain: String,
@@ -236,8 +236,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             invite_key,
             invite,
             caller,
-            caller_number,
-            caller_name,
+            originator,
             called_number,
             domain,
             callee_call_id,
@@ -250,11 +249,11 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         let host = pbx_sip::uri::Host::parse(&domain)
             .unwrap_or_else(|_| pbx_sip::uri::Host::from(caller.local.ip()));
         let mut callee_from = pbx_sip::header::NameAddr::new(pbx_sip::uri::Uri::sip(
-            Some(&caller_number),
+            Some(originator.number()),
             host.clone(),
             None,
         ));
-        callee_from.display_name = caller_name;
+        callee_from.display_name = originator.name().map(str::to_owned);
         callee_from.params.set("tag", Some(&ids::tag(&mut rng)));
         let called_uri = pbx_sip::header::NameAddr::new(pbx_sip::uri::Uri::sip(
             Some(&called_number),
@@ -285,7 +284,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             relayed: HashMap::new(),
             pending_2xx: Vec::new(),
             record: RecordDraft {
-                caller: caller_number,
+                caller: originator.number().to_owned(),
                 called: called_number,
                 started: now,
                 answered: None,

@@ -11,6 +11,7 @@ mod call;
 mod dialog;
 pub mod endpoint;
 pub mod ids;
+mod originator;
 mod outcome;
 pub mod record;
 
@@ -20,5 +21,6 @@ pub use call::{
 };
 pub use dialog::Dialog;
 pub use endpoint::{Device, Endpoint};
+pub use originator::Originator;
 pub use outcome::best_failure;
 pub use record::{CallRecord, Disposition, HangupSide};

@@ -190,8 +190,10 @@ impl World {
             invite_key: key,
             invite,
             caller: endpoint("caller"),
-            caller_number: "1001".into(),
-            caller_name: Some("Alice".into()),
+            originator: pbx_calls::Originator::Extension {
+                number: "1001".into(),
+                name: Some("Alice".into()),
+            },
             called_number: "1000".into(),
             domain: "pbx.test".into(),
             callee_call_id: "pbx0-callee".into(),

@@ -196,8 +196,10 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
         invite_key: key.clone(),
         invite: request,
         caller: caller_endpoint,
-        caller_number: caller.number.clone(),
-        caller_name,
+        originator: pbx_calls::Originator::Extension {
+            number: caller.number.clone(),
+            name: caller_name,
+        },
         called_number: called.clone(),
         domain: engine.ctx.domain.clone(),
         callee_call_id: callee_call_id.clone(),
