@@ -8,7 +8,7 @@
 //!   in; datagrams to send, events and the next deadline out), holding the [`endpoint`]s the
 //!   PBX attaches to a leg: the relay to the other leg, a player, a recorder, a DTMF
 //!   detector.
-//! - [`g711`]: µ-law and A-law.
+//! - [`g711`]: µ-law and A-law; [`wav`]: prompt and message files.
 //!
 //! Nothing here touches a socket or a clock: the shell owns the sockets and passes `now` in.
 
@@ -19,5 +19,6 @@ mod rtp;
 pub mod sdp;
 pub mod session;
 mod types;
+pub mod wav;
 
 pub use types::{CryptoSuite, Direction, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};

@@ -171,6 +171,9 @@ pub struct WebConfig {
 pub struct VoicemailConfig {
     /// Default `data/voicemail`.
     pub storage: PathBuf,
+    /// A folder of the admin's own prompts (`NAME.wav`) that replace the built-in ones by
+    /// name. Default: none, the built-in English set only.
+    pub sounds: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

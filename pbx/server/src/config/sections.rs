@@ -391,9 +391,14 @@ fn web(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> WebConfig {
 }
 
 fn voicemail(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> VoicemailConfig {
-    ctx.check_keys(s, &["storage"]);
+    ctx.check_keys(s, &["storage", "sounds"]);
+    let sounds = ctx
+        .string(s, "sounds")
+        .is_some()
+        .then(|| ctx.path(s, "sounds", "sounds"));
     VoicemailConfig {
         storage: ctx.path(s, "storage", "data/voicemail"),
+        sounds,
     }
 }
 

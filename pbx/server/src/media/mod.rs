@@ -12,6 +12,7 @@
 
 mod poller;
 mod ports;
+pub mod prompts;
 mod worker;
 
 use std::net::IpAddr;

@@ -1,0 +1,143 @@
+//! The prompts the PBX plays, by name (`demo-menu`, `digits/3`, `vm-youhave`): the admin's
+//! folder (`[voicemail] sounds`) first, so a recording of their own replaces one by name,
+//! then the English set built into the binary from `sounds/` (see `sounds/README.md`).
+//! Each is decoded to 8 kHz PCM once and kept.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use pbx_media::wav::{self, WavError};
+
+include!(concat!(env!("OUT_DIR"), "/prompts.rs"));
+
+/// The language folder of the built-in set.
+const LANGUAGE: &str = "en";
+
+/// Why a prompt cannot be played.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("bad prompt name `{0}`: letters, digits, `-`, `_`, `.` and `/` between names")]
+    Name(String),
+    #[error("no prompt `{0}`")]
+    Missing(String),
+    #[error("prompt `{name}` ({path}): {source}")]
+    Unplayable {
+        name: String,
+        path: String,
+        source: WavError,
+    },
+}
+
+/// The prompt library.
+pub struct Prompts {
+    /// The admin's folder, if any.
+    dir: Option<PathBuf>,
+    cache: Mutex<HashMap<String, Arc<[i16]>>>,
+}
+
+impl Prompts {
+    pub fn new(dir: Option<PathBuf>) -> Prompts {
+        Prompts {
+            dir,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The prompt `name` as 8 kHz linear PCM.
+    pub fn get(&self, name: &str) -> Result<Arc<[i16]>, PromptError> {
+        if !valid_name(name) {
+            return Err(PromptError::Name(name.to_string()));
+        }
+        if let Some(pcm) = self.cached(name) {
+            return Ok(pcm);
+        }
+        let pcm: Arc<[i16]> = self.load(name)?.into();
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(name.to_string(), pcm.clone());
+        }
+        Ok(pcm)
+    }
+
+    fn cached(&self, name: &str) -> Option<Arc<[i16]>> {
+        self.cache.lock().ok()?.get(name).cloned()
+    }
+
+    fn load(&self, name: &str) -> Result<Vec<i16>, PromptError> {
+        let unplayable = |path: String, source| PromptError::Unplayable {
+            name: name.to_string(),
+            path,
+            source,
+        };
+        if let Some(dir) = &self.dir {
+            let path = dir.join(format!("{name}.wav"));
+            if let Ok(bytes) = std::fs::read(&path) {
+                return wav::decode(&bytes).map_err(|e| unplayable(path.display().to_string(), e));
+            }
+        }
+        let built_in = |key: &str| BUILT_IN.iter().find(|(n, _)| *n == key).map(|(_, b)| *b);
+        let key = format!("{LANGUAGE}/{name}");
+        let (key, bytes) = match built_in(&key) {
+            Some(bytes) => (key, bytes),
+            // Music on hold and other folders beside the language's.
+            None => match built_in(name) {
+                Some(bytes) => (name.to_string(), bytes),
+                None => return Err(PromptError::Missing(name.to_string())),
+            },
+        };
+        wav::decode(bytes).map_err(|e| unplayable(format!("built-in {key}"), e))
+    }
+}
+
+/// Names below the folder: no absolute path, no `..`, nothing a shell or a path could abuse.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_prompts_are_found_by_name() {
+        let prompts = Prompts::new(None);
+        let menu = prompts.get("demo-menu").expect("demo-menu");
+        assert!(menu.len() > 8000, "several seconds of speech");
+        assert!(prompts.get("digits/7").is_ok());
+        assert!(matches!(
+            prompts.get("no-such"),
+            Err(PromptError::Missing(_))
+        ));
+        for bad in ["../etc/passwd", "/etc/passwd", "a//b", "a b", ""] {
+            assert!(
+                matches!(prompts.get(bad), Err(PromptError::Name(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_admins_folder_overrides_by_name() {
+        let dir = std::env::temp_dir().join(format!("pbx-prompts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("beep.wav"), wav::encode_pcm(&[7; 80])).expect("write");
+        std::fs::write(dir.join("broken.wav"), b"not a wav").expect("write");
+        let prompts = Prompts::new(Some(dir.clone()));
+        assert_eq!(&*prompts.get("beep").expect("beep"), &[7i16; 80][..]);
+        assert!(prompts.get("vm-youhave").expect("built in").len() > 800);
+        assert!(matches!(
+            prompts.get("broken"),
+            Err(PromptError::Unplayable { .. })
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
