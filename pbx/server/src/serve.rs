@@ -181,6 +181,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         ring_timeout: config.calls.ring_timeout,
         cdrs: cdrs.clone(),
         plan,
+        prompts: Arc::new(crate::media::prompts::Prompts::new(
+            config.voicemail.sounds.clone(),
+        )),
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();

@@ -8,7 +8,7 @@ use pbx::engine::credentials::CredentialCache;
 use pbx::engine::location::BindingPeer;
 use pbx::engine::location::Location;
 use pbx::engine::qualify::Target;
-use pbx::engine::{Core, Engine, Input, MediaPorts, Now, Output, Security};
+use pbx::engine::{AppMedia, Core, Engine, Input, MediaPorts, Now, Output, Security};
 use pbx::plan::PlanHandle;
 use pbx::security::acl::Acl;
 use pbx::security::guard::{Ban, Guard};
@@ -40,6 +40,8 @@ struct Sim {
     bans: Vec<Ban>,
     security: Vec<Security>,
     released: Vec<u64>,
+    /// What the engine asked of the PBX's own endpoints, per call.
+    app: Vec<(u64, AppMedia)>,
     seq: u32,
 }
 
@@ -124,6 +126,7 @@ impl Sim {
             bans: Vec::new(),
             security: Vec::new(),
             released: Vec::new(),
+            app: Vec::new(),
             seq: 0,
         }
     }
@@ -156,6 +159,7 @@ impl Sim {
                     | Output::ShutdownComplete
                     | Output::Authenticated { .. } => {}
                     Output::ReleaseMedia { call } => self.released.push(call),
+                    Output::AppMedia { call, media } => self.app.push((call, media)),
                     Output::ResolveLocalAddress { toward } => {
                         let local = Some(IpAddr::from([127, 0, 0, 1]));
                         queue.push(Input::LocalAddress { toward, local });
@@ -681,4 +685,132 @@ async fn abandoning_a_failed_engine_ends_answered_calls_with_bye_and_a_cdr() {
     assert_eq!(cdr.disposition, "answered");
     assert_eq!(cdr.hangup_side, "pbx");
     assert_eq!(cdr.hangup_cause, "internal error");
+}
+
+const MENU_PLAN: &str = r#"
+[defaults]
+context = "staff"
+[context.staff]
+may_call = ["any"]
+[[context.staff.rule]]
+pattern = "700"
+steps = ["answer", { menu = { prompt = "demo-menu", digits = 1, timeout = "4s", retries = 1,
+    options = { "2" = [{ playback = "demo-goodbye" }, "hangup"] }, on_failure = ["hangup"] } }]
+"#;
+
+/// The prompts each `Play` asked for, in order.
+fn played(app: &[(u64, AppMedia)]) -> Vec<String> {
+    app.iter()
+        .filter_map(|(_, m)| match m {
+            AppMedia::Play { prompts, .. } => Some(prompts.join("+")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn session(call: u64, event: pbx_media::session::Event) -> Input {
+    Input::Session { call, event }
+}
+
+/// The caller's ACK for the PBX's 200 (RFC 3261 §13.2.2.4).
+async fn ack(sim: &mut Sim, ip: &str, call_id: &str, cseq: u32, ok: &Response) {
+    let to = header(ok, &HeaderName::TO);
+    let branch = sim.branch();
+    let text = request_text(
+        "ACK",
+        "sip:pbx@127.0.0.1",
+        ip,
+        "1001",
+        "700",
+        call_id,
+        cseq,
+        &branch,
+        "",
+    )
+    .replace("To: <sip:700@pbx.test>", &format!("To: {to}"));
+    sim.receive(ip, text).await;
+}
+
+#[tokio::test]
+async fn the_pbx_answers_a_menu_and_a_key_takes_its_option() {
+    use pbx_media::Side;
+    use pbx_media::session::Event;
+    let mut sim = Sim::new(Some(MENU_PLAN)).await;
+    let caller = "127.0.0.2";
+    let (call_id, _, cseq) = invite(&mut sim, caller, "700").await;
+    let answers = sim.responses_to(caller);
+    let ok = answers.last().unwrap();
+    assert_eq!(ok.status.code(), 200, "{answers:?}");
+    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio 40000 RTP/AVP 0"));
+    ack(&mut sim, caller, &call_id, cseq, ok).await;
+    let call = sim.app.first().map(|(c, _)| *c).unwrap();
+    assert_eq!(played(&sim.app), ["demo-menu"]);
+    assert!(
+        sim.app
+            .iter()
+            .any(|(_, m)| matches!(m, AppMedia::DetectDtmf { .. }))
+    );
+
+    // A key while the prompt plays stops it (barge-in) and chooses.
+    sim.app.clear();
+    let key = Event::Dtmf {
+        side: Side::Caller,
+        digit: '2',
+        duration: Duration::from_millis(100),
+    };
+    sim.input(session(call, key)).await;
+    assert_eq!(sim.app.first().map(|(_, m)| m), Some(&AppMedia::StopPlayer));
+    assert_eq!(played(&sim.app), ["demo-goodbye"]);
+    // The stopped menu prompt reports first: that does not end the goodbye.
+    sim.input(session(call, Event::PlayerFinished { side: Side::Caller }))
+        .await;
+    assert!(
+        sim.requests_to(caller).is_empty(),
+        "nothing hangs up before the prompt ends"
+    );
+    sim.input(session(call, Event::PlayerFinished { side: Side::Caller }))
+        .await;
+    let bye = sim.requests_to(caller);
+    assert_eq!(bye.len(), 1);
+    assert_eq!(bye[0].method.as_str(), "BYE");
+    assert_eq!(sim.cdrs.len(), 1);
+    assert_eq!(sim.cdrs[0].disposition, "answered");
+    assert_eq!(sim.cdrs[0].hangup_side, "pbx");
+}
+
+#[tokio::test]
+async fn silence_after_the_menu_prompt_replays_it_then_takes_on_failure() {
+    use pbx_media::Side;
+    use pbx_media::session::Event;
+    let mut sim = Sim::new(Some(MENU_PLAN)).await;
+    let caller = "127.0.0.2";
+    let (call_id, _, cseq) = invite(&mut sim, caller, "700").await;
+    let ok = sim.responses_to(caller).pop().unwrap();
+    ack(&mut sim, caller, &call_id, cseq, &ok).await;
+    let call = sim.app.first().map(|(c, _)| *c).unwrap();
+    let prompt_end = sim.now.at;
+    sim.input(session(call, Event::PlayerFinished { side: Side::Caller }))
+        .await;
+    while played(&sim.app).len() < 2 && sim.step().await {}
+    assert_eq!(
+        played(&sim.app),
+        ["demo-menu", "demo-menu"],
+        "retries = 1: played twice"
+    );
+    assert_eq!(
+        sim.now.at - prompt_end,
+        Duration::from_secs(4),
+        "the menu's timeout after the prompt"
+    );
+    sim.input(session(call, Event::PlayerFinished { side: Side::Caller }))
+        .await;
+    assert!(sim.requests_to(caller).is_empty());
+    // The second silence: `on_failure` hangs up.
+    while sim.cdrs.is_empty() && sim.step().await {}
+    let requests = sim.requests_to(caller);
+    assert!(
+        requests.iter().any(|r| r.method.as_str() == "BYE"),
+        "{requests:?}"
+    );
+    assert_eq!(sim.cdrs[0].disposition, "answered");
 }

@@ -3,6 +3,7 @@
 //! transaction events, timers and media events are routed to it here, and what it asks for
 //! (media plans, CDRs) becomes the engine's outputs.
 
+use super::application::App;
 use super::dialing::PlanState;
 use super::io::{MediaPorts, Now, Output};
 use super::location::BindingPeer;
@@ -12,7 +13,7 @@ use crate::transport::{Peer, TransportKind};
 use pbx_calls::{
     Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Endpoint, MediaSetup, Route,
 };
-use pbx_dialplan::CallContext;
+use pbx_dialplan::{Action, CallContext};
 use pbx_media::sdp::{Encryption, LocalEndpoint};
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
@@ -36,11 +37,17 @@ pub(crate) struct Calls {
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// INVITEs waiting for the local address toward their caller (a wildcard listener).
     parked: Vec<Incoming>,
+    /// The timers of the calls the PBX answered (menus waiting for keys).
+    app_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 pub(super) struct Active {
     pub(super) call: Call<Peer>,
     media: Media,
+    /// The PBX answered the call itself (`application.rs`).
+    pub(super) app: Option<App>,
+    /// The plan asked the PBX to answer (for this step): waiting for relay ports.
+    answer_then: Option<Action>,
     /// The plan routing the call: the dialplan's, or the built-in one.
     pub(super) plan: PlanState,
     caller_peer: Peer,
@@ -71,15 +78,32 @@ impl Calls {
     /// The earliest timer of any call.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         // Lazy deletion: entries of finished calls or of moved deadlines are skipped.
+        let mut call = None;
         while let Some(Reverse((at, no))) = self.deadlines.peek().copied() {
             match self.active.get(&no).and_then(|a| a.call.poll_timeout()) {
-                Some(current) if current == at => return Some(at),
+                Some(current) if current == at => {
+                    call = Some(at);
+                    break;
+                }
                 _ => {
                     self.deadlines.pop();
                 }
             }
         }
-        None
+        let mut app = None;
+        while let Some(Reverse((at, no))) = self.app_deadlines.peek().copied() {
+            let current = self
+                .active
+                .get(&no)
+                .and_then(|a| a.app.as_ref())
+                .and_then(App::deadline);
+            if current == Some(at) {
+                app = Some(at);
+                break;
+            }
+            self.app_deadlines.pop();
+        }
+        [call, app].into_iter().flatten().min()
     }
 
     /// Numbers new calls after `old`'s.
@@ -235,6 +259,8 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
             caller_peer: peer,
             caller_policy: caller.media_encryption.clone(),
             ring: None,
+            app: None,
+            answer_then: None,
         },
     );
     after(engine, now, no);
@@ -340,10 +366,12 @@ pub(super) fn media_allocated(
         Ok(ports) => {
             active.media = Media::Ready(ports);
             try_ring(engine, now, no);
+            try_answer(engine, now, no);
         }
         Err(error) => {
             active.media = Media::None;
             active.ring = None;
+            active.answer_then = None;
             tracing::warn!(%error, "no media ports for a call");
             super::dialing::refuse(engine, now, no, 503, "no media ports");
         }
@@ -539,8 +567,79 @@ pub(super) fn media(engine: &mut Engine, now: Now, no: u64, event: MediaEvent) {
     }
 }
 
+/// The plan wants call `no` answered by the PBX, then `then` run: once the call has relay
+/// ports.
+pub(super) fn answer(engine: &mut Engine, now: Now, no: u64, then: Action) {
+    let Some(active) = engine.calls.active.get_mut(&no) else {
+        return;
+    };
+    active.answer_then = Some(then);
+    if active.media == Media::None && !active.call.has_media() {
+        active.media = Media::Requested;
+        engine.push(Output::AllocateMedia { call: no });
+    }
+    try_answer(engine, now, no);
+}
+
+/// Answers call `no` if the plan asked for it and its ports are there.
+fn try_answer(engine: &mut Engine, now: Now, no: u64) {
+    let Some(active) = engine.calls.active.get_mut(&no) else {
+        return;
+    };
+    let Media::Ready(ports) = active.media else {
+        return;
+    };
+    let Some(then) = active.answer_then.take() else {
+        return;
+    };
+    if !active.call.has_media() {
+        let (peer, policy) = (active.caller_peer.clone(), active.caller_policy.clone());
+        let setup = media_setup(engine, &peer, &[], ports, &policy, "optional");
+        if let Some(active) = engine.calls.active.get_mut(&no) {
+            active.call.set_media(setup);
+        }
+    }
+    let mut answered = None;
+    with_call(engine, now, no, |call, layer| {
+        answered = Some(call.answer(now.at, layer));
+    });
+    match answered {
+        Some(Ok(local)) => super::application::answered(engine, now, no, local, then),
+        // The caller has its final answer (488...) and the CDR the reason.
+        Some(Err(error)) => tracing::info!(call = no, %error, "the PBX could not answer"),
+        None => {}
+    }
+}
+
+/// The application state of call `no`, when the PBX answered it.
+pub(super) fn app_of(engine: &Engine, no: u64) -> Option<&App> {
+    engine.calls.active.get(&no)?.app.as_ref()
+}
+
+pub(super) fn app_mut(engine: &mut Engine, no: u64) -> Option<&mut App> {
+    engine.calls.active.get_mut(&no)?.app.as_mut()
+}
+
+pub(super) fn active_mut(engine: &mut Engine, no: u64) -> Option<&mut Active> {
+    engine.calls.active.get_mut(&no)
+}
+
+/// Puts call `no`'s application timer in the heap.
+pub(super) fn arm_app(engine: &mut Engine, no: u64) {
+    if let Some(at) = app_of(engine, no).and_then(App::deadline) {
+        engine.calls.app_deadlines.push(Reverse((at, no)));
+    }
+}
+
 /// Runs the calls whose timers are due.
 pub(super) fn timeouts(engine: &mut Engine, now: Now) {
+    while let Some(Reverse((at, no))) = engine.calls.app_deadlines.peek().copied() {
+        if at > now.at {
+            break;
+        }
+        engine.calls.app_deadlines.pop();
+        super::application::timeout(engine, now, no);
+    }
     while let Some(Reverse((at, no))) = engine.calls.deadlines.peek().copied() {
         if at > now.at {
             break;
@@ -583,6 +682,7 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
         return;
     };
     let mut dial_ended = None;
+    let mut keys = Vec::new();
     while let Some(output) = active.call.poll_output() {
         match output {
             CallOutput::Track(key) => {
@@ -600,8 +700,7 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
                 engine.outputs.push_back(Output::WriteCdr(cdr));
             }
             CallOutput::DialEnded(end) => dial_ended = Some(end),
-            // Only calls the PBX answered itself report keys; the engine answers none yet.
-            CallOutput::Dtmf(digit) => tracing::debug!(call = no, %digit, "DTMF by INFO"),
+            CallOutput::Dtmf(digit) => keys.push(digit),
         }
     }
 
@@ -625,6 +724,9 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
     if let Some(end) = dial_ended {
         // The plan goes on with the dial's outcome (its on_busy, on_no_answer...).
         super::dialing::dial_ended(engine, now, no, end);
+    }
+    for digit in keys {
+        super::application::key(engine, now, no, digit);
     }
 }
 

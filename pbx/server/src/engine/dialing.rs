@@ -140,7 +140,9 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
     let Some(active) = engine.calls.active.get_mut(&no) else {
         return;
     };
-    if !active.call.is_pending() {
+    let answered = active.app.is_some();
+    let live = active.call.is_pending() || (answered && active.call.is_established());
+    if !live {
         return; // cancelled or ended while the plan was busy
     }
     let Some(mut steps) = active.plan.steps.take() else {
@@ -164,7 +166,17 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
             },
         };
         match action {
-            Action::Answer => input = Some(StepResult::Done),
+            Action::Answer if answered => input = Some(StepResult::Done),
+            action if super::application::is_application(&action) => {
+                put_back(engine, no, steps);
+                return super::application::run(engine, now, no, action);
+            }
+            // Ringing devices for a call the PBX answered (an IVR choice that dials) needs
+            // the caller's media moved from the PBX to the device: not built yet.
+            Action::Dial { .. } if answered => {
+                tracing::warn!(call = %call_id(engine, no), "dial after the PBX answered is not supported yet");
+                input = Some(StepResult::Dial(DialOutcome::Unavailable));
+            }
             Action::Dial {
                 targets,
                 timeout,
@@ -242,25 +254,28 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                     Some("the voicemail menu is not available yet"),
                 );
             }
-            Action::Playback { .. } | Action::Menu { .. } => {
-                return end_after_dial(
-                    engine,
-                    now,
-                    no,
-                    Some("prompts and menus are not available yet"),
-                );
-            }
-            Action::Echo => {
-                return end_after_dial(engine, now, no, Some("the echo test is not available yet"));
-            }
+            // Handled above.
+            Action::Answer | Action::Playback { .. } | Action::Menu { .. } | Action::Echo => {}
         }
     }
     tracing::warn!(call = %call_id(engine, no), "the dialplan did not decide");
     refuse(engine, now, no, 500, "the dialplan did not decide");
 }
 
+/// Whether the PBX answered call `no` itself: the plan's last word is then a BYE.
+fn answered(engine: &Engine, no: u64) -> bool {
+    engine
+        .calls
+        .active
+        .get(&no)
+        .is_some_and(|a| a.app.is_some())
+}
+
 /// The plan ends the call with `status` and the phrase the admin wrote.
 fn finish(engine: &mut Engine, now: Now, no: u64, status: u16, reason: &str) {
+    if answered(engine, no) {
+        return super::application::hang_up(engine, now, no);
+    }
     with_call(engine, now, no, |call, layer| {
         call.finish(
             now.at,
@@ -274,6 +289,9 @@ fn finish(engine: &mut Engine, now: Now, no: u64, status: u16, reason: &str) {
 
 /// The call ends with `status`'s plain phrase; `detail` goes to the CDR only.
 pub(super) fn refuse(engine: &mut Engine, now: Now, no: u64, status: u16, detail: &str) {
+    if answered(engine, no) {
+        return super::application::hang_up(engine, now, no);
+    }
     with_call(engine, now, no, |call, layer| {
         call.refuse(
             now.at,
@@ -299,6 +317,12 @@ fn call_id(engine: &Engine, no: u64) -> String {
 /// answer (486 busy, 480...) and the CDR its disposition; otherwise 480, saying `why` when
 /// a step could not run.
 fn end_after_dial(engine: &mut Engine, now: Now, no: u64, why: Option<&str>) {
+    if answered(engine, no) {
+        if let Some(why) = why {
+            tracing::info!(call = %call_id(engine, no), why, "hanging up");
+        }
+        return super::application::hang_up(engine, now, no);
+    }
     let last = engine
         .calls
         .active

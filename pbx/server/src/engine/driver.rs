@@ -3,11 +3,15 @@
 //! sleeps until the engine's next timer. It also supervises: an engine that panics is
 //! logged, counted, made to end its calls, and replaced by a fresh one.
 
-use super::io::{Input, MediaPorts, Now, Output, Security};
+use super::io::{AppMedia, Input, MediaPorts, Now, Output, Security};
 use super::shard::Engine;
 use super::{Core, EngineContext, ShardInput};
 use crate::media::{MediaEvent, MediaSession};
 use pbx_media::Side;
+use pbx_media::endpoint::dtmf::DtmfSpec;
+use pbx_media::endpoint::echo::EchoSpec;
+use pbx_media::endpoint::player::{G711Source, PlayerSpec};
+use pbx_media::session::Command;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::{HashMap, VecDeque};
@@ -174,7 +178,16 @@ impl Driver {
                 let on_event = Box::new(move |event: MediaEvent| {
                     let _ = own.try_send(ShardInput::Input(Input::Media(call, event)));
                 });
-                let ports = match self.ctx.media.allocate(format!("call {call}"), on_event) {
+                let own = self.own.clone();
+                let on_endpoint = Box::new(move |event: pbx_media::session::Event| {
+                    let _ = own.try_send(ShardInput::Input(Input::Session { call, event }));
+                });
+                let allocated = self.ctx.media.allocate_with_endpoints(
+                    format!("call {call}"),
+                    on_event,
+                    on_endpoint,
+                );
+                let ports = match allocated {
                     Ok(session) => {
                         let ports = MediaPorts {
                             caller: session.port(Side::Caller),
@@ -193,6 +206,7 @@ impl Driver {
                     session.apply(plan);
                 }
             }
+            Output::AppMedia { call, media } => self.app_media(call, media),
             Output::ReleaseMedia { call } => {
                 // Dropping the session stops its relay and frees its ports.
                 self.media.remove(&call);
@@ -219,6 +233,67 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+impl Driver {
+    /// Turns the engine's application request into a command for the call's session.
+    fn app_media(&mut self, call: u64, media: AppMedia) {
+        let Some(session) = self.media.get(&call) else {
+            return;
+        };
+        // The PBX is the caller's partner: nothing is relayed to the other leg.
+        session.command(Command::DisconnectRelay);
+        let side = Side::Caller;
+        let command = match media {
+            AppMedia::Play {
+                prompts,
+                local,
+                ssrc,
+                first_sequence,
+                first_timestamp,
+            } => {
+                let mut pcm: Vec<i16> = Vec::new();
+                for name in &prompts {
+                    match self.ctx.prompts.get(name) {
+                        Ok(samples) => pcm.extend_from_slice(&samples),
+                        Err(error) => tracing::warn!(call, %error, "prompt not played"),
+                    }
+                }
+                if pcm.is_empty() {
+                    // Nothing to play: the step is over at once.
+                    let event = pbx_media::session::Event::PlayerFinished { side };
+                    self.immediate.push_back(Input::Session { call, event });
+                    return;
+                }
+                let source = G711Source::new(pcm, local.law, local.ptime);
+                Command::Play {
+                    side,
+                    spec: PlayerSpec {
+                        source: Box::new(source),
+                        payload_type: local.payload_type,
+                        ssrc,
+                        first_sequence,
+                        first_timestamp,
+                        ptime: local.ptime,
+                    },
+                }
+            }
+            AppMedia::StopPlayer => Command::StopPlayer { side },
+            AppMedia::DetectDtmf { local } => Command::DetectDtmf {
+                side,
+                spec: DtmfSpec {
+                    payload_type: local.telephone_event,
+                    clock_rate: 8000,
+                    inband: None,
+                },
+            },
+            AppMedia::Echo { ssrc } => Command::Echo {
+                side,
+                spec: EchoSpec { ssrc },
+            },
+        };
+        session.command(command);
     }
 }
 
@@ -378,6 +453,7 @@ mod tests {
             ring_timeout: Duration::from_secs(30),
             cdrs: Arc::new(cdrs),
             plan: Arc::new(crate::plan::PlanHandle::new(None)),
+            prompts: Arc::new(crate::media::prompts::Prompts::new(None)),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);

@@ -72,6 +72,32 @@ pub enum Security {
     NetworkRefused { source: SocketAddr, user: String },
 }
 
+/// What the PBX does on the caller's leg of a call it answered itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppMedia {
+    /// Play these prompts (names in the prompt library) one after the other, encoded as
+    /// `local` says, then report [`pbx_media::session::Event::PlayerFinished`] (also when a
+    /// prompt is missing: the shell logs it).
+    Play {
+        prompts: Vec<String>,
+        local: pbx_media::sdp::LocalMedia,
+        /// RFC 3550 §5.1: the stream's SSRC and random first numbers, from the engine's
+        /// random source.
+        ssrc: u32,
+        first_sequence: u16,
+        first_timestamp: u32,
+    },
+    StopPlayer,
+    /// Report the caller's keys: RFC 4733 events with `local.telephone_event`.
+    DetectDtmf {
+        local: pbx_media::sdp::LocalMedia,
+    },
+    /// Send the caller's packets back to it under `ssrc`.
+    Echo {
+        ssrc: u32,
+    },
+}
+
 /// The two relay ports the shell bound for a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MediaPorts {
@@ -105,6 +131,11 @@ pub enum Input {
     },
     /// The media relay of call `.0` reports something.
     Media(u64, MediaEvent),
+    /// The PBX's own endpoints on call `call`'s media (a key, a prompt finished).
+    Session {
+        call: u64,
+        event: pbx_media::session::Event,
+    },
     /// Send this device an OPTIONS.
     Qualify(qualify::Target),
     /// A [`Output::Transmit`] carrying this transaction's key could not be sent.
@@ -129,6 +160,7 @@ impl Input {
             Input::MediaAllocated { .. } => "media-allocated",
             Input::LocalAddress { .. } => "local-address",
             Input::Media(..) => "media-event",
+            Input::Session { .. } => "session-event",
             Input::Qualify(_) => "qualify",
             Input::SendFailed(_) => "send-failed",
             Input::Timeout => "timeout",
@@ -158,6 +190,8 @@ pub enum Output {
     ApplyMedia { call: u64, plan: MediaPlan },
     /// Call `call` is over: free its relay.
     ReleaseMedia { call: u64 },
+    /// Drive the PBX's own endpoints on the caller's leg of call `call` (which it answered).
+    AppMedia { call: u64, media: AppMedia },
     /// Which address of this host routes toward `toward` (for Via, Contact and SDP when the
     /// listener is a wildcard). Asked once per destination; the engine caches the answer.
     ResolveLocalAddress { toward: IpAddr },

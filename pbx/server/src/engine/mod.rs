@@ -7,6 +7,7 @@
 //! clock, no randomness of its own, no socket) run by a thin tokio [`driver`] that feeds it
 //! [`Input`]s and carries out its [`Output`]s.
 
+mod application;
 mod auth;
 mod calls;
 pub mod cdr_spool;
@@ -23,7 +24,7 @@ mod register;
 mod respond;
 mod shard;
 
-pub use io::{Input, MediaPorts, Now, Output, Security};
+pub use io::{AppMedia, Input, MediaPorts, Now, Output, Security};
 pub use shard::Engine;
 
 use crate::security::Guard;
@@ -66,6 +67,8 @@ pub struct EngineContext {
     pub cdrs: Arc<cdr_writer::CdrWriter>,
     /// The dialplan; reloaded on SIGHUP or when its file changes.
     pub plan: Arc<crate::plan::PlanHandle>,
+    /// The prompts the PBX plays on the calls it answers.
+    pub prompts: Arc<crate::media::prompts::Prompts>,
 }
 
 impl EngineContext {

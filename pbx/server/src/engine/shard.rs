@@ -104,6 +104,9 @@ impl Engine {
             Input::MediaAllocated { call, ports } => calls::media_allocated(self, now, call, ports),
             Input::LocalAddress { toward, local } => calls::local_address(self, now, toward, local),
             Input::Media(no, event) => calls::media(self, now, no, event),
+            Input::Session { call, event } => {
+                super::application::session_event(self, now, call, event)
+            }
             Input::Qualify(target) => self.qualify(now, target),
             Input::SendFailed(key) => {
                 // RFC 3261 §17.1.4, §17.2.4: the transaction learns of the failure.
