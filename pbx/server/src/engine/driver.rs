@@ -3,10 +3,9 @@
 //! sleeps until the engine's next timer. It also supervises: an engine that panics is
 //! logged, counted, made to end its calls, and replaced by a fresh one.
 
-use super::io::{Input, MediaPorts, Now, Output, Security};
-use super::shard::Engine;
 use super::{Core, EngineContext, ShardInput};
 use crate::media::{MediaEvent, MediaSession};
+use pbx_engine::{Engine, Input, MediaPorts, Now, Output, Security};
 use pbx_media::Side;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -275,8 +274,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::credentials::CredentialCache;
-    use crate::engine::location::Location;
+    use crate::engine::credentials::CredentialLoader;
     use crate::security::Guard;
     use crate::security::acl::Acl;
     use crate::security::rate::SourceRateLimit;
@@ -318,9 +316,9 @@ mod tests {
             };
             store.add_extension(DOMAIN, extension).await.unwrap();
         }
-        let credentials = Arc::new(CredentialCache::new(store.clone()));
+        let credentials = Arc::new(CredentialLoader::new(store.clone()));
         credentials.refresh().await.unwrap();
-        let (location, _writer) = Location::new(store.clone());
+        let (location, _writes, _writer) = crate::engine::location::start(store.clone());
         let pbx_socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let pbx = pbx_socket.local_addr().unwrap();
         let udp = UdpOut::new(pbx_socket).unwrap();
