@@ -3,7 +3,7 @@
 //! whole life, so a reload never changes a call in progress.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use pbx_dialplan::Plan;
 
@@ -24,41 +24,25 @@ pub fn load_file(path: &Path) -> Result<Plan, Vec<String>> {
     Plan::parse(&shown, &text).map_err(|problems| problems.lines())
 }
 
-/// The current plan, replaced whole on reload.
-#[derive(Debug)]
-pub struct PlanHandle {
-    current: RwLock<Option<Arc<Plan>>>,
-}
+pub use pbx_engine::plan::PlanHandle;
 
-impl PlanHandle {
+/// Loading and reloading the engine's [`PlanHandle`] from the file the config names.
+pub trait PlanFile: Sized {
     /// Loads the plan `config` names; fails with every problem when it does not validate.
-    pub fn load(config: &crate::config::Config) -> Result<PlanHandle, Vec<String>> {
-        Ok(PlanHandle::new(load(config)?))
-    }
-
-    pub fn new(plan: Option<Arc<Plan>>) -> PlanHandle {
-        PlanHandle {
-            current: RwLock::new(plan),
-        }
-    }
-
-    /// The plan for a new call; `None` when the config names no dialplan.
-    pub fn current(&self) -> Option<Arc<Plan>> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            // A writer never panics while holding the lock; recover the value anyway.
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
+    fn load(config: &crate::config::Config) -> Result<Self, Vec<String>>;
 
     /// Reads the file again and swaps the plan in when it validates. On failure the old plan
     /// stays and every problem is returned (to be logged) as `path:line:col: message`.
-    pub fn reload(&self, config: &crate::config::Config) -> Result<(), Vec<String>> {
-        let plan = load(config)?;
-        match self.current.write() {
-            Ok(mut guard) => *guard = plan,
-            Err(poisoned) => *poisoned.into_inner() = plan,
-        }
+    fn reload(&self, config: &crate::config::Config) -> Result<(), Vec<String>>;
+}
+
+impl PlanFile for PlanHandle {
+    fn load(config: &crate::config::Config) -> Result<PlanHandle, Vec<String>> {
+        Ok(PlanHandle::new(load(config)?))
+    }
+
+    fn reload(&self, config: &crate::config::Config) -> Result<(), Vec<String>> {
+        self.replace(load(config)?);
         Ok(())
     }
 }

@@ -3,9 +3,10 @@
 //! database closed).
 
 use crate::config::{Config, Transport};
-use crate::engine::credentials::CredentialCache;
+use crate::engine::credentials::CredentialLoader;
 use crate::engine::location::Location;
 use crate::engine::{self, EngineContext};
+use crate::plan::PlanFile;
 use crate::security::Guard;
 use crate::security::acl::Acl;
 use crate::security::guard::Ban as GuardBan;
@@ -74,7 +75,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         Instant::now(),
     );
 
-    let (location, location_writer) = Location::new(store.clone());
+    let (location, location_writes, location_writer) =
+        crate::engine::location::start(store.clone());
     let location = Arc::new(location);
     let restored = location.restore(store.list_bindings().await?, now_unix);
     tracing::info!(bindings = restored, "registrations restored");
@@ -137,7 +139,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let plan = Arc::new(crate::plan::PlanHandle::load(&config).map_err(ServeError::Dialplan)?);
     tokio::spawn(reload_dialplan(config.clone(), plan.clone()));
 
-    let credentials = Arc::new(CredentialCache::new(store.clone()));
+    let credentials = Arc::new(CredentialLoader::new(store.clone()));
     let known = credentials.refresh().await?;
     tracing::info!(extensions = known, "extensions loaded");
     tokio::spawn(credentials.clone().run_refresh());
@@ -279,7 +281,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tasks.abort_all();
     web_state.sip_up.store(false, Ordering::Relaxed);
     // Bindings changed just before the signal are written before the database closes.
-    if tokio::time::timeout(Duration::from_secs(2), location.flush())
+    if tokio::time::timeout(Duration::from_secs(2), location_writes.flush())
         .await
         .is_err()
     {
@@ -316,7 +318,7 @@ async fn housekeeping(
     store: Arc<Store>,
     guard: Arc<Guard>,
     location: Arc<Location>,
-    credentials: Arc<CredentialCache>,
+    credentials: Arc<CredentialLoader>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) {
     let mut ticker = tokio::time::interval(BAN_SYNC);

@@ -1,5 +1,6 @@
 //! Plain aligned text tables and time formatting for the CLI's listings.
 
+use pbx_engine::date::civil_from_days;
 use std::fmt::Write;
 
 /// Formats `rows` under `header`, columns separated by two spaces, no trailing spaces.
@@ -53,24 +54,6 @@ pub fn format_expiry(at: u64, now: u64) -> String {
     } else {
         format!("expired ({})", format_unix(at))
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
 }
 
 #[cfg(test)]

@@ -1,83 +1,41 @@
-//! Every extension's credentials, in memory. The whole table is re-read from the store every
-//! [`REFRESH`] in the background, so a REGISTER never waits for the database on the hot
-//! path, and extensions added, changed (`pbx extension set`: a new password, policy or
-//! context) or removed with the CLI while the PBX runs are seen within that time. A name not in the table is looked up once (an extension added a moment ago) and,
-//! when unknown, remembered as unknown for [`REFRESH`], so guessing names does not become
-//! database load.
+//! The shell of the engine's credential table ([`CredentialCache`], in `pbx_engine`): the
+//! whole table is re-read from the store every [`REFRESH`] in the background, so extensions
+//! added, changed (`pbx extension set`: a new password, policy or context) or removed with the
+//! CLI while the PBX runs are seen within that time; a name the engine did not find is looked
+//! up once ([`CredentialLoader::load`], for `Output::LoadCredentials`).
 
-use pbx_store::{CredentialStore, Credentials, StoreError};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+pub use pbx_engine::credentials::{CredentialCache, Lookup, REFRESH};
+use pbx_store::{CredentialStore, StoreError};
+use std::sync::Arc;
+use std::time::Instant;
 
-pub const REFRESH: Duration = Duration::from_secs(5);
-/// Unknown names remembered at most; past this the list starts over.
-const MAX_UNKNOWN: usize = 100_000;
-
-/// `None` inside means "no such extension".
-pub type Lookup = Option<Arc<Credentials>>;
-
-pub struct CredentialCache {
+pub struct CredentialLoader {
     store: Arc<dyn CredentialStore>,
-    /// The store's extensions revision the table was read at.
-    revision: Mutex<Option<u64>>,
-    known: RwLock<HashMap<String, Arc<Credentials>>>,
-    unknown: Mutex<HashMap<String, Instant>>,
+    table: Arc<CredentialCache>,
 }
 
-impl CredentialCache {
-    pub fn new(store: Arc<dyn CredentialStore>) -> CredentialCache {
-        CredentialCache {
+impl CredentialLoader {
+    pub fn new(store: Arc<dyn CredentialStore>) -> CredentialLoader {
+        CredentialLoader {
             store,
-            revision: Mutex::default(),
-            known: RwLock::default(),
-            unknown: Mutex::default(),
+            table: Arc::new(CredentialCache::new()),
         }
     }
 
-    /// The answer without asking the store, when there is one.
-    pub fn cached(&self, user: &str, now: Instant) -> Option<Lookup> {
-        if let Some(found) = self
-            .known
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(user)
-        {
-            return Some(Some(found.clone()));
-        }
-        let unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
-        unknown
-            .get(user)
-            .filter(|at| now.saturating_duration_since(**at) < REFRESH)
-            .map(|_| None)
+    /// The in-memory table the engines read.
+    pub fn table(&self) -> &Arc<CredentialCache> {
+        &self.table
     }
 
     /// Whether the table knows this extension (as of the last refresh or lookup).
     pub fn knows(&self, user: &str) -> bool {
-        self.known
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(user)
+        self.table.knows(user)
     }
 
     /// Asks the store about one name and remembers the answer. A store error is not cached.
     pub async fn load(&self, user: &str) -> Result<Lookup, StoreError> {
-        match self.store.credentials(user).await? {
-            Some(found) => {
-                let found = Arc::new(found);
-                let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-                known.insert(user.to_string(), found.clone());
-                Ok(Some(found))
-            }
-            None => {
-                let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
-                if unknown.len() >= MAX_UNKNOWN {
-                    unknown.clear();
-                }
-                unknown.insert(user.to_string(), Instant::now());
-                Ok(None)
-            }
-        }
+        let found = self.store.credentials(user).await?;
+        Ok(self.table.remember(user, found, Instant::now()))
     }
 
     /// Replaces the table with the store's, when the store's revision moved since the last
@@ -85,26 +43,14 @@ impl CredentialCache {
     /// Returns the number of extensions known.
     pub async fn refresh(&self) -> Result<usize, StoreError> {
         let revision = self.store.extensions_revision().await?;
-        let seen = *self.revision.lock().unwrap_or_else(|e| e.into_inner());
-        if seen == Some(revision) {
-            return Ok(self.known.read().unwrap_or_else(|e| e.into_inner()).len());
+        if self.table.revision() == Some(revision) {
+            return Ok(self.table.len());
         }
         let all = self.store.all_credentials().await?;
-        *self.revision.lock().unwrap_or_else(|e| e.into_inner()) = Some(revision);
-        let table: HashMap<String, Arc<Credentials>> = all
-            .into_iter()
-            .map(|c| (c.number.clone(), Arc::new(c)))
-            .collect();
-        let count = table.len();
-        *self.known.write().unwrap_or_else(|e| e.into_inner()) = table;
+        let count = self.table.replace(revision, all, Instant::now());
         // Once at start, then once per change made with the CLI: an admin can see when a
         // new password took effect.
         tracing::info!(extensions = count, revision, "extension credentials loaded");
-        let now = Instant::now();
-        self.unknown
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, at| now.saturating_duration_since(*at) < REFRESH);
         Ok(count)
     }
 
@@ -144,32 +90,39 @@ mod tests {
             .add_extension("pbx.test", extension("1000"))
             .await
             .unwrap();
-        let cache = CredentialCache::new(Arc::new(store.clone()));
+        let cache = CredentialLoader::new(Arc::new(store.clone()));
         let now = Instant::now();
-        assert!(cache.cached("1000", now).is_none(), "nothing loaded yet");
+        assert!(
+            cache.table().cached("1000", now).is_none(),
+            "nothing loaded yet"
+        );
         assert_eq!(cache.refresh().await.unwrap(), 1);
         assert_eq!(
             cache
+                .table()
                 .cached("1000", now)
                 .flatten()
                 .map(|c| c.number.clone()),
             Some("1000".into())
         );
         // A name the table lacks is looked up once, then remembered as unknown.
-        assert!(cache.cached("2000", now).is_none());
+        assert!(cache.table().cached("2000", now).is_none());
         assert!(cache.load("2000").await.unwrap().is_none());
-        assert!(matches!(cache.cached("2000", Instant::now()), Some(None)));
+        assert!(matches!(
+            cache.table().cached("2000", Instant::now()),
+            Some(None)
+        ));
         // Added meanwhile: found by a lookup; removed: gone at the next refresh.
         store
             .add_extension("pbx.test", extension("3000"))
             .await
             .unwrap();
         assert!(cache.load("3000").await.unwrap().is_some());
-        assert!(cache.cached("3000", now).flatten().is_some());
+        assert!(cache.table().cached("3000", now).flatten().is_some());
         store.remove_extension("1000").await.unwrap();
         cache.refresh().await.unwrap();
-        assert!(cache.cached("1000", now).is_none());
-        assert!(cache.cached("3000", now).flatten().is_some());
+        assert!(cache.table().cached("1000", now).is_none());
+        assert!(cache.table().cached("3000", now).flatten().is_some());
     }
 
     #[tokio::test]
@@ -179,10 +132,10 @@ mod tests {
             .add_extension("pbx.test", extension("1000"))
             .await
             .unwrap();
-        let cache = CredentialCache::new(Arc::new(store.clone()));
+        let cache = CredentialLoader::new(Arc::new(store.clone()));
         cache.refresh().await.unwrap();
         let now = Instant::now();
-        let before = cache.cached("1000", now).flatten().unwrap();
+        let before = cache.table().cached("1000", now).flatten().unwrap();
         let changes = pbx_store::ExtensionChanges {
             password: Some("new-password".into()),
             context: Some("staff".into()),
@@ -195,7 +148,7 @@ mod tests {
                 .unwrap()
         );
         cache.refresh().await.unwrap();
-        let after = cache.cached("1000", now).flatten().unwrap();
+        let after = cache.table().cached("1000", now).flatten().unwrap();
         assert_ne!(before.ha1_sha256, after.ha1_sha256);
         assert_eq!(
             after.ha1_sha256,

@@ -3,10 +3,9 @@
 //! sleeps until the engine's next timer. It also supervises: an engine that panics is
 //! logged, counted, made to end its calls, and replaced by a fresh one.
 
-use super::io::{AppMedia, Input, MediaPorts, Now, Output, Security};
-use super::shard::Engine;
 use super::{Core, EngineContext, ShardInput};
 use crate::media::{MediaEvent, MediaSession};
+use pbx_engine::{AppMedia, Engine, Input, MediaPorts, Now, Output, Security};
 use pbx_media::Side;
 use pbx_media::endpoint::dtmf::DtmfSpec;
 use pbx_media::endpoint::echo::EchoSpec;
@@ -350,8 +349,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::credentials::CredentialCache;
-    use crate::engine::location::Location;
+    use crate::engine::credentials::CredentialLoader;
     use crate::security::Guard;
     use crate::security::acl::Acl;
     use crate::security::rate::SourceRateLimit;
@@ -393,9 +391,9 @@ mod tests {
             };
             store.add_extension(DOMAIN, extension).await.unwrap();
         }
-        let credentials = Arc::new(CredentialCache::new(store.clone()));
+        let credentials = Arc::new(CredentialLoader::new(store.clone()));
         credentials.refresh().await.unwrap();
-        let (location, _writer) = Location::new(store.clone());
+        let (location, _writes, _writer) = crate::engine::location::start(store.clone());
         let pbx_socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let pbx = pbx_socket.local_addr().unwrap();
         let udp = UdpOut::new(pbx_socket).unwrap();

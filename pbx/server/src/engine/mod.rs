@@ -1,36 +1,28 @@
-//! The SIP engine: N shard tasks, each owning the transactions of the Call-IDs that hash to
-//! it (ARCHITECTURE.md "Sharding, not locking"). A shard takes a parsed message, runs it
-//! through its sans-IO transaction layer, lets the transaction user (registrar, OPTIONS, ...)
-//! decide, and hands what the layer wants sent to the transports.
+//! The SIP engine's shell: N shard tasks, each owning the transactions of the Call-IDs that
+//! hash to it (ARCHITECTURE.md "Sharding, not locking").
 //!
-//! Each shard is a sans-IO [`Engine`] (`shard.rs` and the modules it calls: no tokio, no
-//! clock, no randomness of its own, no socket) run by a thin tokio [`driver`] that feeds it
-//! [`Input`]s and carries out its [`Output`]s.
+//! Each shard is a sans-IO [`Engine`] (the `pbx-engine` crate: no tokio, no clock, no
+//! randomness of its own, no socket) run by a thin tokio [`driver`] that feeds it [`Input`]s
+//! and carries out its [`Output`]s. Here too: the [`Dispatcher`] that routes messages to
+//! shards, the CDR writer and its spool, the location table's write-behind, the credential
+//! refresher and the qualify ticker.
 
-mod application;
-mod auth;
-mod calls;
 pub mod cdr_spool;
 pub mod cdr_writer;
 pub mod credentials;
-mod dialing;
 pub mod driver;
-pub mod io;
 pub mod location;
 mod lookup;
-mod options;
 pub mod qualify;
-mod register;
-mod respond;
-mod shard;
 
-pub use io::{AppMedia, Input, MediaPorts, Now, Output, Security};
-pub use shard::Engine;
+pub use pbx_engine::io;
+pub use pbx_engine::{AppMedia, Core, Engine, Input, MediaPorts, Now, Output, Security};
 
 use crate::security::Guard;
 use crate::transport::{Inbound, Sender, Sink};
-use credentials::CredentialCache;
+use credentials::CredentialLoader;
 use location::Location;
+use pbx_engine::{carries_credentials, own_shard};
 use pbx_sip::auth::DigestAuthenticator;
 use pbx_sip::registrar::RegistrarPolicy;
 use pbx_store::BanStore;
@@ -48,7 +40,8 @@ pub struct EngineContext {
     pub sender: Sender,
     pub guard: Arc<Guard>,
     pub store: Arc<dyn BanStore>,
-    pub credentials: Arc<CredentialCache>,
+    /// The credential table and its loads from the store.
+    pub credentials: Arc<CredentialLoader>,
     pub location: Arc<Location>,
     /// Shared so that a nonce-count seen by one shard is known to all (replay protection).
     pub digest: Arc<Mutex<DigestAuthenticator>>,
@@ -78,7 +71,7 @@ impl EngineContext {
             domain: self.domain.clone(),
             user_agent: self.user_agent.clone(),
             guard: self.guard.clone(),
-            credentials: self.credentials.clone(),
+            credentials: self.credentials.table().clone(),
             location: self.location.clone(),
             digest: self.digest.clone(),
             policy: self.policy,
@@ -91,30 +84,6 @@ impl EngineContext {
         }
     }
 }
-
-/// What every engine reads: the configuration and the read-mostly tables the shards share
-/// (each takes the time as an argument; none does I/O).
-pub struct Core {
-    pub domain: String,
-    pub user_agent: String,
-    pub guard: Arc<Guard>,
-    /// Only its in-memory table: loads from the store are the driver's.
-    pub credentials: Arc<CredentialCache>,
-    pub location: Arc<Location>,
-    pub digest: Arc<Mutex<DigestAuthenticator>>,
-    pub policy: RegistrarPolicy,
-    pub md5_only_user_agents: Vec<String>,
-    pub public_ip: Option<std::net::IpAddr>,
-    /// `[rtp] bind` when it is one specific address: SDP names it (unless `public_ip`).
-    pub media_bind: Option<std::net::IpAddr>,
-    pub sdes_over_insecure: bool,
-    pub ring_timeout: std::time::Duration,
-    pub plan: Arc<crate::plan::PlanHandle>,
-}
-
-/// Call-IDs the PBX makes start with this, then the shard number and `-`, so that the
-/// dispatcher routes their messages to the shard that owns the call.
-pub(crate) const OWN_CALL_ID_PREFIX: &str = "pbx";
 
 // Almost every input is a SIP message: boxing it to shrink the rare ones would cost an
 // allocation per packet.
@@ -194,31 +163,6 @@ impl Sink for Dispatcher {
             metrics::counter!("pbx_sip_dropped_total", "reason" => "overload").increment(1);
         }
     }
-}
-
-/// Whether a message is a request with digest credentials (RFC 3261 §22.2, §22.3).
-fn carries_credentials(message: &pbx_sip::message::Message) -> bool {
-    use pbx_sip::message::{HeaderName, Message};
-    match message {
-        Message::Request(request) => {
-            request.headers.get(&HeaderName::AUTHORIZATION).is_some()
-                || request
-                    .headers
-                    .get(&HeaderName::PROXY_AUTHORIZATION)
-                    .is_some()
-        }
-        Message::Response(_) => false,
-    }
-}
-
-/// The shard number in a Call-ID the PBX made (`pbx<N>-...`).
-fn own_shard(call_id: &[u8]) -> Option<usize> {
-    let rest = call_id.strip_prefix(OWN_CALL_ID_PREFIX.as_bytes())?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if rest.get(digits) != Some(&b'-') || digits == 0 || digits > 4 {
-        return None;
-    }
-    std::str::from_utf8(rest.get(..digits)?).ok()?.parse().ok()
 }
 
 /// Starts `count` shards; returns the dispatcher the transports deliver to.

@@ -27,15 +27,8 @@ use tokio::sync::watch;
 use ports::PortPool;
 use worker::{CallMedia, Command, WorkerHandle};
 
-/// What a relay worker tells a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaEvent {
-    /// No RTP from either leg for `rtp_timeout` while not on hold: the call is dead (a phone
-    /// lost power or network without hanging up). Sent once per session.
-    Timeout,
-    /// The relay hit an internal error on this call and dropped its media.
-    Failed,
-}
+/// What a relay worker tells a call (the engine's type: it decides what follows).
+pub use pbx_engine::MediaEvent;
 
 /// Why a session could not be allocated.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 //! A keyed token bucket (GCRA) from `governor`; its clock is the monotonic one of the shell.
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use pbx_engine::security::RateLimit;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
@@ -19,16 +20,18 @@ impl SourceRateLimit {
         });
         SourceRateLimit { limiter }
     }
+}
 
+impl RateLimit for SourceRateLimit {
     /// True when this packet from `ip` is within its budget.
-    pub fn admit(&self, ip: IpAddr) -> bool {
+    fn admit(&self, ip: IpAddr) -> bool {
         self.limiter
             .as_ref()
             .is_none_or(|l| l.check_key(&ip).is_ok())
     }
 
     /// Forgets sources whose bucket is full again (called periodically by the shell).
-    pub fn forget_idle(&self) {
+    fn forget_idle(&self) {
         if let Some(l) = &self.limiter {
             l.retain_recent();
             l.shrink_to_fit();

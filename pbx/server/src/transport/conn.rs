@@ -4,15 +4,13 @@
 //! connections carried an authenticated request (they may idle longer) and how many
 //! connections each source address holds (capped by the accept loop).
 
-use super::TransportKind;
+use super::{ConnId, TransportKind};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-
-pub type ConnId = u64;
 
 /// Bytes queued per connection before further sends are refused (a reader that stopped
 /// reading must not make the PBX buffer without bound).

@@ -20,92 +20,15 @@ pub mod udp;
 use crate::security::{Guard, Verdict};
 use bytes::Bytes;
 use pbx_sip::message::Message;
-use pbx_sip::status::StatusCode;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use conn::{ConnId, Connections};
-
-/// The kind of transport a message came over or must leave by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-impl TransportKind {
-    /// The token in a Via header (RFC 3261 §20.42).
-    pub fn via_token(self) -> &'static str {
-        match self {
-            TransportKind::Udp => "UDP",
-            TransportKind::Tcp => "TCP",
-            TransportKind::Tls => "TLS",
-        }
-    }
-
-    /// Lower-case name, as in the config's listen schemes and the registration list.
-    pub fn name(self) -> &'static str {
-        match self {
-            TransportKind::Udp => "udp",
-            TransportKind::Tcp => "tcp",
-            TransportKind::Tls => "tls",
-        }
-    }
-
-    /// Reliable transports run no retransmission timers (RFC 3261 §17).
-    pub fn is_reliable(self) -> bool {
-        !matches!(self, TransportKind::Udp)
-    }
-}
-
-impl From<TransportKind> for crate::config::Transport {
-    fn from(kind: TransportKind) -> Self {
-        match kind {
-            TransportKind::Udp => crate::config::Transport::Udp,
-            TransportKind::Tcp => crate::config::Transport::Tcp,
-            TransportKind::Tls => crate::config::Transport::Tls,
-        }
-    }
-}
-
-impl TryFrom<crate::config::Transport> for TransportKind {
-    type Error = crate::config::Transport;
-
-    /// WebSocket transports have no listener yet.
-    fn try_from(transport: crate::config::Transport) -> Result<Self, Self::Error> {
-        match transport {
-            crate::config::Transport::Udp => Ok(TransportKind::Udp),
-            crate::config::Transport::Tcp => Ok(TransportKind::Tcp),
-            crate::config::Transport::Tls => Ok(TransportKind::Tls),
-            other => Err(other),
-        }
-    }
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Where a message came from, and so where its answers go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Peer {
-    pub kind: TransportKind,
-    pub remote: SocketAddr,
-    pub local: SocketAddr,
-    /// The stream connection it arrived on (TCP/TLS).
-    pub conn: Option<ConnId>,
-}
-
-/// One parsed message and where it came from.
-pub struct Inbound {
-    pub peer: Peer,
-    pub message: Message,
-}
+pub use conn::Connections;
+/// One function counts every response sent, the engine's and the transports' own.
+pub use pbx_engine::count_response;
+/// Where a message came from and its kind of transport: the engine's types.
+pub use pbx_engine::{ConnId, Inbound, Peer, TransportKind};
 
 /// Receives every parsed inbound message (implemented by the engine's dispatcher).
 pub trait Sink: Send + Sync + 'static {
@@ -157,23 +80,6 @@ pub(crate) fn parse_inbound(data: Bytes, peer: &Peer) -> Result<Message, Option<
             }))
         }
     }
-}
-
-/// The `class` label of a status code: `1xx` ... `6xx`.
-pub(crate) fn status_class(status: StatusCode) -> &'static str {
-    match status.class() {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        5 => "5xx",
-        _ => "6xx",
-    }
-}
-
-/// Counts one response sent.
-pub fn count_response(status: StatusCode) {
-    metrics::counter!("pbx_sip_responses_total", "class" => status_class(status)).increment(1);
 }
 
 /// Sends bytes to a peer: over its stream connection when it has one that is still open

@@ -5,11 +5,11 @@
 
 use super::application::App;
 use super::dialing::PlanState;
+use super::io::MediaEvent;
 use super::io::{MediaPorts, Now, Output};
 use super::location::BindingPeer;
 use super::shard::Engine;
-use crate::media::MediaEvent;
-use crate::transport::{Peer, TransportKind};
+use crate::peer::{Peer, TransportKind};
 use pbx_calls::{
     Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Endpoint, MediaSetup, Route,
 };

@@ -1,11 +1,11 @@
 //! One engine shard: a transaction layer and the transaction users it serves, sans-IO. The
 //! driver (`driver.rs`) feeds it [`Input`]s with the time and carries out its [`Output`]s.
 
-use super::calls::{self, Calls};
-use super::io::{Input, Now, Output};
-use super::{Core, auth, options, qualify, respond};
+use crate::calls::{self, Calls};
+use crate::io::{Input, Now, Output};
+use crate::peer::{Inbound, Peer, TransportKind};
 use crate::security::Admission;
-use crate::transport::{Inbound, Peer, TransportKind, count_response};
+use crate::{Core, auth, count_response, options, qualify, respond};
 use pbx_sip::message::{Message, Request, Response};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
@@ -92,10 +92,10 @@ impl Engine {
             ) => self.on_response(now, response),
             Input::Credentials { id, lookup } => match self.waiting.remove(&id) {
                 Some(Waiting::Auth(pending)) => auth::resume(self, now, pending, lookup),
-                Some(Waiting::Callee(no)) => super::dialing::callee_loaded(self, now, no, lookup),
+                Some(Waiting::Callee(no)) => crate::dialing::callee_loaded(self, now, no, lookup),
                 None => {}
             },
-            Input::Http { call, outcome } => super::dialing::drive(
+            Input::Http { call, outcome } => crate::dialing::drive(
                 self,
                 now,
                 call,
@@ -116,7 +116,7 @@ impl Engine {
                 self.layer.handle_timeout(now.at);
                 calls::timeouts(self, now);
             }
-            #[cfg(test)]
+            #[cfg(feature = "fault-injection")]
             Input::Panic => panic!("a deliberate failure (test)"),
             Input::Shutdown => {
                 calls::hang_up_all(self, now);
@@ -363,9 +363,9 @@ impl Engine {
         });
     }
 
-    /// The prefix of the Call-IDs this shard makes (see [`super::Dispatcher`]).
+    /// The prefix of the Call-IDs this shard makes (the shell's dispatcher routes by it).
     pub(super) fn call_id_prefix(&self) -> String {
-        format!("{}{}-", super::OWN_CALL_ID_PREFIX, self.index)
+        format!("{}{}-", crate::OWN_CALL_ID_PREFIX, self.index)
     }
 
     /// Queues what the layer wants sent and consumes its events; the calls that handle

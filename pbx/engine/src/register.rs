@@ -3,7 +3,7 @@
 
 use super::io::Now;
 use super::shard::Engine;
-use crate::transport::Peer;
+use crate::peer::Peer;
 use bytes::Bytes;
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::registrar::process_register;
@@ -78,7 +78,7 @@ fn http_date(unix: u64) -> String {
     ];
     let days = unix / 86_400;
     let secs = unix % 86_400;
-    let (year, month, day) = crate::cli::table::civil_from_days(i64::try_from(days).unwrap_or(0));
+    let (year, month, day) = crate::date::civil_from_days(i64::try_from(days).unwrap_or(0));
     let month = MONTHS
         .get((month as usize).saturating_sub(1))
         .unwrap_or(&"Jan");

@@ -4,21 +4,21 @@
 //! and jumps the clock to `poll_timeout()`.
 
 use bytes::Bytes;
-use pbx::engine::credentials::CredentialCache;
-use pbx::engine::location::BindingPeer;
-use pbx::engine::location::Location;
-use pbx::engine::qualify::Target;
-use pbx::engine::{AppMedia, Core, Engine, Input, MediaPorts, Now, Output, Security};
-use pbx::plan::PlanHandle;
-use pbx::security::acl::Acl;
-use pbx::security::guard::{Ban, Guard};
-use pbx::security::rate::SourceRateLimit;
-use pbx::transport::{Inbound, Peer, TransportKind};
 use pbx_dialplan::{HttpOutcome, HttpRequest, Plan};
+use pbx_engine::TransportKind;
+use pbx_engine::credentials::CredentialCache;
+use pbx_engine::location::BindingPeer;
+use pbx_engine::location::Location;
+use pbx_engine::plan::PlanHandle;
+use pbx_engine::qualify::Target;
+use pbx_engine::security::NoRateLimit;
+use pbx_engine::security::acl::Acl;
+use pbx_engine::security::guard::{Ban, Guard};
+use pbx_engine::{AppMedia, Core, Engine, Inbound, Input, MediaPorts, Now, Output, Peer, Security};
 use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
 use pbx_sip::message::{HeaderName, Message, Request, Response};
 use pbx_sip::registrar::RegistrarPolicy;
-use pbx_store::{ExtensionStore, NewCdr, NewExtension, Store};
+use pbx_store::{CredentialStore, ExtensionStore, NewCdr, NewExtension, Store};
 use rand::SeedableRng;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -30,6 +30,8 @@ const MAX_FAILURES: u32 = 3;
 
 struct Sim {
     engine: Engine,
+    /// The extensions' credentials, as the shell would load them.
+    store: Arc<Store>,
     core: Arc<Core>,
     now: Now,
     /// What the engine sent, parsed, oldest first.
@@ -68,6 +70,8 @@ fn extension(number: &str) -> NewExtension {
 
 impl Sim {
     async fn new(plan: Option<&str>) -> Sim {
+        #[allow(clippy::disallowed_methods)] // one fixed base for virtual time
+        let start = Instant::now();
         let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
         for number in ["1000", "1001", "1002"] {
             store
@@ -75,15 +79,18 @@ impl Sim {
                 .await
                 .unwrap();
         }
-        let credentials = Arc::new(CredentialCache::new(store.clone()));
-        credentials.refresh().await.unwrap();
-        let (location, _writer) = Location::new(store.clone());
+        let credentials = Arc::new(CredentialCache::new());
+        let revision = store.extensions_revision().await.unwrap();
+        let all = store.all_credentials().await.unwrap();
+        credentials.replace(revision, all, start);
+        // The write-behind to the store is the shell's: not part of these flows.
+        let location = Location::new(Box::new(|_| {}));
         let guard = Guard::new(
             Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
             MAX_FAILURES,
             Duration::from_secs(60),
             Duration::from_secs(600),
-            SourceRateLimit::new(10_000, 10_000),
+            NoRateLimit,
         );
         let digest = DigestAuthenticator::new(
             DOMAIN.into(),
@@ -115,9 +122,10 @@ impl Sim {
         let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(11));
         Sim {
             engine,
+            store,
             core,
             now: Now {
-                at: Instant::now(),
+                at: start,
                 unix_ms: 1_800_000_000_000,
             },
             sent: Vec::new(),
@@ -143,8 +151,10 @@ impl Sim {
                         self.sent.push((peer, message));
                     }
                     Output::LoadCredentials { id, user } => {
-                        let lookup = self.core.credentials.load(&user).await;
-                        let lookup = lookup.map_err(|e| e.to_string());
+                        let found = self.store.credentials(&user).await;
+                        let lookup = found
+                            .map(|found| self.core.credentials.remember(&user, found, self.now.at))
+                            .map_err(|e| e.to_string());
                         queue.push(Input::Credentials { id, lookup });
                     }
                     Output::HttpLookup { call, request } => self.http.push((call, request)),

@@ -88,6 +88,7 @@ impl FailureTracker {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // `Instant::now()`: one fixed base for virtual time
 mod tests {
     use super::*;
 

@@ -3,12 +3,11 @@
 //! [`Output`]s and sleeps until `poll_timeout`. Every request the engine makes of the shell
 //! (store, HTTP, media, local address) carries an id its answer comes back with.
 
-use super::credentials::Lookup;
-use super::qualify;
-use crate::media::MediaEvent;
+use crate::credentials::Lookup;
+use crate::peer::{ConnId, Inbound, Peer};
+use crate::qualify;
 use crate::security::Admission;
 use crate::security::guard::Ban;
-use crate::transport::{Inbound, Peer};
 use bytes::Bytes;
 use pbx_dialplan::{HttpOutcome, HttpRequest};
 use pbx_media::MediaPlan;
@@ -98,6 +97,16 @@ pub enum AppMedia {
     },
 }
 
+/// What a call's media relay reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// No RTP from either leg for `rtp_timeout` while not on hold: the call is dead (a phone
+    /// lost power or network without hanging up). Sent once per session.
+    Timeout,
+    /// The relay hit an internal error on this call and dropped its media.
+    Failed,
+}
+
 /// The two relay ports the shell bound for a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MediaPorts {
@@ -146,7 +155,7 @@ pub enum Input {
     /// [`Output::ShutdownComplete`].
     Shutdown,
     /// Makes the engine panic, to test the driver's supervision.
-    #[cfg(test)]
+    #[cfg(feature = "fault-injection")]
     Panic,
 }
 
@@ -165,7 +174,7 @@ impl Input {
             Input::SendFailed(_) => "send-failed",
             Input::Timeout => "timeout",
             Input::Shutdown => "shutdown",
-            #[cfg(test)]
+            #[cfg(feature = "fault-injection")]
             Input::Panic => "panic",
         }
     }
@@ -201,7 +210,7 @@ pub enum Output {
     SaveBan(Ban),
     /// A request over this TCP/TLS connection passed digest authentication: it is a phone's
     /// flow now, kept open past the idle limit for strangers.
-    Authenticated { conn: crate::transport::ConnId },
+    Authenticated { conn: ConnId },
     /// For the security log and metrics.
     Security(Security),
     /// Every call has been ended after [`Input::Shutdown`].

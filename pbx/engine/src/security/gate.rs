@@ -59,6 +59,7 @@ impl Gate {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // `Instant::now()`: one fixed base for virtual time
 mod tests {
     use super::*;
 

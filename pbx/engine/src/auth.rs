@@ -4,9 +4,9 @@
 use super::credentials::Lookup;
 use super::io::{Now, Output, Security};
 use super::shard::{Engine, Waiting};
+use crate::peer::Peer;
 use crate::security::acl::network_allowed;
 use crate::security::{Admission, CheckOutcome, Gated, Ticket};
-use crate::transport::Peer;
 use bytes::Bytes;
 use pbx_sip::auth::{Algorithm, AuthFailure, ChallengeKind, Credentials};
 use pbx_sip::message::{HeaderName, Request};

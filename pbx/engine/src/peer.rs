@@ -1,0 +1,89 @@
+//! Where a message came from and where its answers go: the transport, the two addresses and
+//! the stream connection, as the shell's transports report them.
+
+use pbx_sip::message::Message;
+use pbx_sip::transport::Transport;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// The shell's number for an open TCP/TLS connection.
+pub type ConnId = u64;
+
+/// The kind of transport a message came over or must leave by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl TransportKind {
+    /// The token in a Via header (RFC 3261 §20.42).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+        }
+    }
+
+    /// Lower-case name, as in the config's listen schemes and the registration list.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "udp",
+            TransportKind::Tcp => "tcp",
+            TransportKind::Tls => "tls",
+        }
+    }
+
+    /// Reliable transports run no retransmission timers (RFC 3261 §17).
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, TransportKind::Udp)
+    }
+}
+
+impl From<TransportKind> for Transport {
+    fn from(kind: TransportKind) -> Self {
+        match kind {
+            TransportKind::Udp => Transport::Udp,
+            TransportKind::Tcp => Transport::Tcp,
+            TransportKind::Tls => Transport::Tls,
+        }
+    }
+}
+
+impl TryFrom<Transport> for TransportKind {
+    type Error = Transport;
+
+    /// WebSocket transports have no listener yet.
+    fn try_from(transport: Transport) -> Result<Self, Self::Error> {
+        match transport {
+            Transport::Udp => Ok(TransportKind::Udp),
+            Transport::Tcp => Ok(TransportKind::Tcp),
+            Transport::Tls => Ok(TransportKind::Tls),
+            other => Err(other),
+        }
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a message came from, and so where its answers go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub kind: TransportKind,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// The stream connection it arrived on (TCP/TLS).
+    pub conn: Option<ConnId>,
+}
+
+/// One parsed message and where it came from.
+pub struct Inbound {
+    pub peer: Peer,
+    pub message: Message,
+}
