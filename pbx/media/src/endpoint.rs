@@ -10,9 +10,12 @@
 //! - [`recorder`]: collects a leg's G.711 audio as 8 kHz PCM up to a length or a silence.
 //! - [`dtmf`]: RFC 4733 telephone-events to digits, with a hook for in-band detection.
 //! - [`echo`]: a leg's own audio sent back to it.
+//! - [`inband`]: in-band DTMF (the key tones inside G.711 audio), a Goertzel detector that
+//!   plugs into that hook.
 
 pub mod dtmf;
 pub mod echo;
+pub mod inband;
 pub mod player;
 pub mod recorder;
 pub mod relay;
