@@ -8,12 +8,14 @@ python phones: the echo test and an IVR menu with prompts and DTMF.
   (the dominant frequency of what it recorded), over UDP and over TLS with SRTP.
 - `700` (a menu like the demo's): the prompt arrives as RTP, paced at 20 ms, and its payload is
   the committed prompt file byte for byte; `2` as RFC 4733 events plays `demo-goodbye`, then
-  the PBX hangs up with a BYE; `2` as SIP INFO (application/dtmf-relay) does the same; no key
+  the PBX hangs up with a BYE; `2` as SIP INFO (application/dtmf-relay) does the same, and so
+  does `2` as tones in the G.711 audio from a phone that offers no telephone-event; no key
   replays the menu `retries` times, then `on_failure` hangs up.
 
 Addresses: the PBX 127.0.0.1; the callers 127.0.0.7; baresip 127.0.0.8.
 """
 
+import math
 import os
 import struct
 import time
@@ -26,7 +28,7 @@ from callhelpers import assert_pbx_sdp, password, wait_cdr
 from media import RtpPacket, RtpPeer, analyse_tone, write_tone_wav
 
 CALLER_IP = "127.0.0.7"
-NUMBERS = [3301, 3302, 3303, 3304, 3305, 3306]
+NUMBERS = [3301, 3302, 3303, 3304, 3305, 3306, 3307]
 TONE = 1000
 SOUNDS = os.path.join(os.path.dirname(__file__), "..", "..", "sounds", "en")
 MENU_TIMEOUT = 1            # seconds of silence after the prompt that count as no choice
@@ -157,6 +159,23 @@ def press(rtp, to_pbx, digit_event, ts):
         time.sleep(0.04)
 
 
+def ulaw(sample):
+    """ITU-T G.711 µ-law of a 16-bit linear sample."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def tone_packets(low, high, ms, amplitude=6000):
+    """A DTMF key as G.711 µ-law frames of 20 ms (two sines, no twist)."""
+    samples = [amplitude * (math.sin(2 * math.pi * low * n / 8000)
+                            + math.sin(2 * math.pi * high * n / 8000)) for n in range(ms * 8)]
+    data = bytes(ulaw(int(x)) for x in samples)
+    return [data[i:i + 160] for i in range(0, len(data), 160)]
+
+
 def prompt_received(rtp, name, timeout):
     """Waits until the payloads received hold the whole prompt `name`; returns the bytes."""
     want = prompt_bytes(name)
@@ -218,5 +237,32 @@ def test_no_choice_replays_the_menu_then_hangs_up(app_pbx, phones):
         got = b"".join(p.payload for p in sorted(rtp.rtp(), key=lambda p: p.seq))
         plays = got.count(prompt[:800])
         assert plays == RETRIES + 1, f"the menu was played {plays} times"
+    finally:
+        rtp.close()
+
+
+def test_a_key_sent_as_tones_in_the_audio_chooses_too(app_pbx, phones):
+    """A phone without telephone-event (an old analogue adapter): its key tones are found in
+    the G.711 audio itself."""
+    phone = phones(app_pbx, 3307, CALLER_IP)
+    rtp = RtpPeer.even(CALLER_IP)
+    try:
+        out = phone.call("700", sdp_offer(*rtp.addr, pts=(0,)))
+        final = out.wait_final(5)
+        assert final is not None and final.status == 200, f"{final}\n{app_pbx.log_tail()}"
+        assert "telephone-event" not in out.answer_sdp.text
+        to_pbx = out.answer_sdp.addr
+        silence = bytes([0xFF]) * 160
+        seq, ts = 1, 0
+        # 0.5 s of silence, the key `2` (697 + 1336 Hz) for 120 ms, silence again.
+        frames = [silence] * 25 + tone_packets(697, 1336, 120) + [silence] * 25
+        time.sleep(0.3)
+        rtp.clear()
+        for frame in frames:
+            rtp.send(RtpPacket(0, seq, ts, 0x7777, frame), to_pbx)
+            seq, ts = seq + 1, ts + 160
+            time.sleep(0.02)
+        prompt_received(rtp, "demo-goodbye", timeout=8)
+        assert out.wait_bye(5) is not None, f"no BYE\n{app_pbx.log_tail()}"
     finally:
         rtp.close()

@@ -7,8 +7,9 @@ use super::{Core, EngineContext, ShardInput};
 use crate::media::{MediaEvent, MediaSession};
 use pbx_engine::{AppMedia, Engine, Input, MediaPorts, Now, Output, Security};
 use pbx_media::Side;
-use pbx_media::endpoint::dtmf::DtmfSpec;
+use pbx_media::endpoint::dtmf::{DtmfSpec, InbandDetector};
 use pbx_media::endpoint::echo::EchoSpec;
+use pbx_media::endpoint::inband::InbandDtmf;
 use pbx_media::endpoint::player::{G711Source, PlayerSpec};
 use pbx_media::session::Command;
 use rand::SeedableRng;
@@ -284,7 +285,13 @@ impl Driver {
                 spec: DtmfSpec {
                     payload_type: local.telephone_event,
                     clock_rate: 8000,
-                    inband: None,
+                    // Tones in the audio are listened for only from a phone that does not
+                    // send RFC 4733 events: one that does mutes its tones, or sends both and
+                    // every key would count twice.
+                    inband: local
+                        .telephone_event
+                        .is_none()
+                        .then(|| Box::new(InbandDtmf::new()) as Box<dyn InbandDetector>),
                 },
             },
             AppMedia::Echo { ssrc } => Command::Echo {
