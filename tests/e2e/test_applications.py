@@ -9,10 +9,13 @@ python phones: the echo test and an IVR menu with prompts and DTMF.
 - `700` (a menu like the demo's): the prompt arrives as RTP, paced at 20 ms, and its payload is
   the committed prompt file byte for byte; `2` as RFC 4733 events plays `demo-goodbye`, then
   the PBX hangs up with a BYE; `2` as SIP INFO (application/dtmf-relay) does the same, and so
-  does `2` as tones in the G.711 audio from a phone that offers no telephone-event; no key
+  does `2` as tones in the G.711 audio from a phone that offers no telephone-event; `1` rings
+  an extension, the caller hears the ringing tone meanwhile, and once the extension answers
+  the caller's media is relayed to it (without a new offer to the caller); no key
   replays the menu `retries` times, then `on_failure` hangs up.
 
-Addresses: the PBX 127.0.0.1; the callers 127.0.0.7; baresip 127.0.0.8.
+Addresses: the PBX 127.0.0.1; the callers 127.0.0.7; baresip 127.0.0.8; the reception
+127.0.0.9.
 """
 
 import math
@@ -24,11 +27,13 @@ import pytest
 
 from baresip_phone import BaresipPhone, wait_file_stable
 from callclient import sdp_offer
-from callhelpers import assert_pbx_sdp, password, wait_cdr
+from callhelpers import (answer_pts, assert_pbx_sdp, compare_streams, password, wait_cdr,
+                         wait_incoming)
 from media import RtpPacket, RtpPeer, analyse_tone, write_tone_wav
 
 CALLER_IP = "127.0.0.7"
-NUMBERS = [3301, 3302, 3303, 3304, 3305, 3306, 3307]
+NUMBERS = [3301, 3302, 3303, 3304, 3305, 3306, 3307, 3308, 3309]
+RECEPTION = 3308            # the menu's option 1 rings it
 TONE = 1000
 SOUNDS = os.path.join(os.path.dirname(__file__), "..", "..", "sounds", "en")
 MENU_TIMEOUT = 1            # seconds of silence after the prompt that count as no choice
@@ -52,7 +57,8 @@ steps = [
     "answer",
     {{ menu = {{ prompt = "demo-menu", digits = 1, timeout = "{MENU_TIMEOUT}s",
                 retries = {RETRIES},
-                options = {{ "2" = [{{ playback = "demo-goodbye" }}, "hangup"] }},
+                options = {{ "1" = [{{ dial = {{ targets = ["{RECEPTION}"], timeout = "10s" }} }}],
+                             "2" = [{{ playback = "demo-goodbye" }}, "hangup"] }},
                 on_failure = ["hangup"] }} }},
 ]
 """
@@ -266,3 +272,41 @@ def test_a_key_sent_as_tones_in_the_audio_chooses_too(app_pbx, phones):
         assert out.wait_bye(5) is not None, f"no BYE\n{app_pbx.log_tail()}"
     finally:
         rtp.close()
+
+
+def test_a_menu_choice_rings_an_extension_which_takes_the_call_over(app_pbx, phones):
+    reception = phones(app_pbx, RECEPTION, "127.0.0.9")
+    phone, out, rtp, to_pbx = answered_call(app_pbx, phones, 3309, "700")
+    callee_rtp = RtpPeer.even("127.0.0.9")
+    try:
+        time.sleep(0.5)
+        press(rtp, to_pbx, 1, ts=8000)
+        inc = wait_incoming(app_pbx, reception, out)
+        offered = inc.offer
+        assert offered is not None and offered.pts in ([0, 101], [0]), \
+            f"the reception is offered only the codec agreed with the caller: {offered}"
+        inc.ring()
+        rtp.clear()
+        time.sleep(1.5)
+        ringing = [p for p in rtp.rtp() if any(b not in (0xFF, 0x7F) for b in p.payload)]
+        assert len(ringing) >= 20, f"no ringing tone while the reception rings ({len(ringing)})"
+        pts, rtpmap = answer_pts(offered)
+        inc.answer(sdp_offer(*callee_rtp.addr, pts=pts, rtpmap=rtpmap))
+        assert inc.wait_ack(3) is not None, "the reception got no ACK"
+        time.sleep(0.3)
+        sent = rtp.stream(to_pbx, 50, pt=0, seed="to-reception")
+        assert callee_rtp.wait_packets(50, 3) >= 50, \
+            f"{len(callee_rtp.rtp())} of 50 packets reached the reception\n{app_pbx.log_tail()}"
+        assert compare_streams(sent, callee_rtp.rtp()) == [], compare_streams(sent, callee_rtp.rtp())[:5]
+        rtp.clear()
+        back = callee_rtp.stream(offered.addr, 50, pt=0, seed="to-caller")
+        assert rtp.wait_packets(50, 3) >= 50, f"{len(rtp.rtp())} of 50 packets reached the caller"
+        assert compare_streams(back, rtp.rtp()) == [], compare_streams(back, rtp.rtp())[:5]
+        r = out.bye()
+        assert r is not None and r.status == 200, f"BYE: {r}"
+        assert inc.wait_bye(5) is not None, "the caller's BYE did not reach the reception"
+    finally:
+        rtp.close()
+        callee_rtp.close()
+    row = wait_cdr(app_pbx, 3309, 700)
+    assert row["disposition"] == "answered", row

@@ -119,6 +119,10 @@ pub struct CallSetup<D> {
 pub enum CallOutput {
     /// Apply this plan to the call's media relay.
     Media(MediaPlan),
+    /// A device rung for a call the PBX had answered itself answered: the PBX is no longer
+    /// the caller's partner, the relay carries the call between the caller and the device
+    /// (its plan comes as [`CallOutput::Media`] just before).
+    Connected,
     /// The call sent a request in a new client transaction: route its events here.
     Track(TransactionKey),
     /// The call is over for the caller: write the CDR.
@@ -330,7 +334,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         timeout: Duration,
         caller_name: Option<String>,
     ) {
-        if self.phase != Phase::Ringing {
+        if self.phase != Phase::Ringing && !self.connecting() {
             return;
         }
         self.round += 1;
@@ -521,7 +525,9 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ring = self.ring_deadline.filter(|_| self.phase == Phase::Ringing);
+        let ring = self
+            .ring_deadline
+            .filter(|_| self.phase == Phase::Ringing || self.connecting());
         let retransmit = self.pending_2xx.iter().map(TwoXx::next_deadline).min();
         let linger = self.linger_until.filter(|_| self.phase == Phase::Done);
         [ring, retransmit, linger].into_iter().flatten().min()
@@ -529,7 +535,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant, layer: &mut TransactionLayer<D>) {
-        if self.phase == Phase::Ringing && self.ring_deadline.is_some_and(|at| at <= now) {
+        let rings = self.phase == Phase::Ringing || self.connecting();
+        if rings && self.ring_deadline.is_some_and(|at| at <= now) {
             // Issue 5: a ring timeout is answered 480, like an unreachable extension.
             self.cancel_forks(now, layer, None);
             self.round_failed(
@@ -646,6 +653,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         if self.phase != Phase::Answered {
             return;
         }
+        // Devices still ringing for a call the PBX answered itself stop.
+        self.cancel_forks(now, layer, None);
         if by != HangupSide::Caller {
             let endpoint = self.caller.endpoint.clone();
             let bye = self.caller.dialog.request(

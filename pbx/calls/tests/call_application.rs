@@ -10,7 +10,7 @@ use pbx_media::{Direction, Side};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
 use std::time::Duration;
-use support::{OFFER, World, caller_invite, media_setup, ring};
+use support::{OFFER, World, caller_invite, device, media_setup, ring};
 
 fn waiting_call() -> World {
     World::start_planned_with(
@@ -159,4 +159,95 @@ fn answering_cancels_the_devices_still_ringing() {
         Err(AnswerError::NotPending),
         "answered once"
     );
+}
+
+const DEVICE_ANSWER: &str = "v=0
+o=bob 7 7 IN IP4 10.0.0.2
+s=-
+c=IN IP4 10.0.0.2
+t=0 0
+m=audio 5000 RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=sendrecv
+";
+
+/// The PBX answered (an IVR), then the plan rings a device.
+fn answered_then_ringing() -> World {
+    let mut w = answered();
+    w.caller_acks();
+    let now = w.now;
+    w.call.ring(
+        now,
+        &mut w.layer,
+        vec![device("desk")],
+        Duration::from_secs(20),
+        None,
+    );
+    w.settle();
+    w
+}
+
+#[test]
+fn a_device_rung_after_the_pbx_answered_takes_the_call_over() {
+    let mut w = answered_then_ringing();
+    let offer = body(&w.invites["desk"].body);
+    assert!(
+        offer.contains("m=audio 10002 RTP/AVP 0 101"),
+        "only the agreed codec: {offer}"
+    );
+    w.device_answers("desk", 180, None);
+    let to_caller = w.summary("caller");
+    assert_eq!(
+        to_caller.iter().filter(|s| *s == "180").count(),
+        0,
+        "the caller is answered"
+    );
+    w.device_answers("desk", 200, Some(DEVICE_ANSWER));
+    assert_eq!(w.connected, 1);
+    assert!(w.summary("desk").contains(&"ACK".to_string()));
+    let plan = w.plans.last().expect("a plan for the relay");
+    assert_eq!(
+        plan.callee.remote_rtp,
+        Some("10.0.0.2:5000".parse().expect("addr"))
+    );
+    assert_eq!(
+        plan.caller.remote_rtp,
+        Some("10.0.0.1:4000".parse().expect("addr"))
+    );
+    assert_eq!(
+        w.call.local_media(),
+        None,
+        "the PBX is no longer the partner"
+    );
+    assert_eq!(
+        w.summary("caller").iter().filter(|s| *s == "200").count(),
+        1,
+        "no second answer to the caller"
+    );
+    // The caller's BYE now goes to the device.
+    w.caller_request("BYE", 2, None);
+    assert!(w.summary("desk").contains(&"BYE".to_string()));
+    assert_eq!(w.disposition(), Disposition::Answered);
+}
+
+#[test]
+fn nobody_answering_after_the_pbx_answered_goes_back_to_the_plan() {
+    let mut w = answered_then_ringing();
+    w.device_answers("desk", 486, None);
+    assert_eq!(w.dial_ends.len(), 1);
+    assert_eq!(w.dial_ends[0].outcome, pbx_calls::DialOutcome::Busy);
+    assert!(w.call.is_established(), "the caller stays with the PBX");
+    assert!(w.call.local_media().is_some());
+    assert!(w.records.is_empty());
+}
+
+#[test]
+fn the_caller_hanging_up_while_a_device_rings_cancels_it() {
+    let mut w = answered_then_ringing();
+    w.device_answers("desk", 180, None);
+    w.caller_request("BYE", 2, None);
+    assert!(w.summary("desk").contains(&"CANCEL".to_string()));
+    assert_eq!(w.disposition(), Disposition::Answered);
+    assert_eq!(w.record().hangup_side, HangupSide::Caller);
 }

@@ -169,6 +169,27 @@ fn play(engine: &mut Engine, no: u64, prompts: Vec<String>) {
     engine.push(Output::AppMedia { call: no, media });
 }
 
+/// The ringing tone, while devices ring for a call the PBX answered.
+pub(super) fn ringback(engine: &mut Engine, no: u64) {
+    play(engine, no, vec![RINGBACK.to_string()]);
+    set_step(engine, no, Step::Idle);
+}
+
+/// The prompt library's ringing tone (made by the shell, not a recording).
+pub const RINGBACK: &str = "tone/ringback";
+
+/// A device rung from the call took it over: the PBX's endpoints stop, the relay carries the
+/// call.
+pub(super) fn connected(engine: &mut Engine, no: u64) {
+    if let Some(active) = calls::active_mut(engine, no) {
+        active.app = None;
+    }
+    engine.push(Output::AppMedia {
+        call: no,
+        media: AppMedia::Bridge,
+    });
+}
+
 /// Asks the session for the caller's keys, once per call.
 fn detect(engine: &mut Engine, no: u64) {
     let Some(app) = calls::app_mut(engine, no) else {

@@ -683,6 +683,7 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
     };
     let mut dial_ended = None;
     let mut keys = Vec::new();
+    let mut connected = false;
     while let Some(output) = active.call.poll_output() {
         match output {
             CallOutput::Track(key) => {
@@ -701,6 +702,7 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
             }
             CallOutput::DialEnded(end) => dial_ended = Some(end),
             CallOutput::Dtmf(digit) => keys.push(digit),
+            CallOutput::Connected => connected = true,
         }
     }
 
@@ -724,6 +726,9 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
     if let Some(end) = dial_ended {
         // The plan goes on with the dial's outcome (its on_busy, on_no_answer...).
         super::dialing::dial_ended(engine, now, no, end);
+    }
+    if connected {
+        super::application::connected(engine, no);
     }
     for digit in keys {
         super::application::key(engine, now, no, digit);

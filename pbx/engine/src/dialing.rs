@@ -171,12 +171,6 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                 put_back(engine, no, steps);
                 return super::application::run(engine, now, no, action);
             }
-            // Ringing devices for a call the PBX answered (an IVR choice that dials) needs
-            // the caller's media moved from the PBX to the device: not built yet.
-            Action::Dial { .. } if answered => {
-                tracing::warn!(call = %call_id(engine, no), "dial after the PBX answered is not supported yet");
-                input = Some(StepResult::Dial(DialOutcome::Unavailable));
-            }
             Action::Dial {
                 targets,
                 timeout,
@@ -216,6 +210,11 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                     caller_name,
                     callee_policy,
                 };
+                if answered {
+                    // The caller, answered by the PBX (an IVR choice), hears ringing until a
+                    // device takes the call over.
+                    super::application::ringback(engine, no);
+                }
                 return super::calls::ring(engine, now, no, ring);
             }
             Action::HttpLookup(request) => {

@@ -95,6 +95,8 @@ pub enum AppMedia {
     Echo {
         ssrc: u32,
     },
+    /// A device took the call over: stop the PBX's own endpoints and relay between the legs.
+    Bridge,
 }
 
 /// What a call's media relay reports.

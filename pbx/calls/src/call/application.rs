@@ -99,6 +99,24 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         Ok(local)
     }
 
+    /// The PBX answered the caller itself and is still its partner: devices may be rung for
+    /// the call ([`Call::ring`]); the first to answer takes the caller over.
+    pub(super) fn connecting(&self) -> bool {
+        self.phase == Phase::Answered && self.application.is_some() && self.callee.is_none()
+    }
+
+    /// The payload types a branch may be offered while the PBX is the caller's partner: the
+    /// codec (and telephone-event) it agreed with the caller, so that the caller's session
+    /// needs no new offer when a device answers.
+    pub(super) fn agreed_formats(&self) -> Option<Vec<u8>> {
+        let local = self.application?;
+        Some(
+            std::iter::once(local.payload_type)
+                .chain(local.telephone_event)
+                .collect(),
+        )
+    }
+
     /// The media the PBX's endpoints use, while the PBX itself is the caller's partner.
     pub fn local_media(&self) -> Option<LocalMedia> {
         self.application.filter(|_| self.phase == Phase::Answered)

@@ -132,6 +132,10 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
     ) {
         let status = StatusCode(error.status());
         let reason = format!("{} ({error})", status.canonical_reason());
+        if self.connecting() {
+            // The caller is answered already: the plan hears that nobody could be rung.
+            return self.round_failed(now, layer, super::DialOutcome::Unavailable, status, &reason);
+        }
         self.fail(
             now,
             layer,
@@ -149,6 +153,19 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         media: Option<&MediaSetup>,
         first: FirstOffer,
     ) -> Option<Negotiator> {
+        let callee_policy = Self::policy(
+            &device.endpoint,
+            media?.callee_encryption,
+            media?.allow_keys_in_clear,
+        );
+        if let Some(answered) = self.negotiator.as_ref().filter(|_| self.connecting()) {
+            let callee = media?.callee;
+            return Some(
+                answered
+                    .branch(Side::Callee, callee, callee_policy)
+                    .with_first_offer(Side::Callee, first),
+            );
+        }
         media.map(|m| {
             Negotiator::new(
                 m.caller,
@@ -185,7 +202,13 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             .map_or(70, |m| m.saturating_sub(1));
         let body = match (&mut negotiator, offer.is_empty()) {
             (Some(negotiator), false) => {
-                Bytes::from(negotiator.offer(Side::Caller, &offer, &mut self.rng)?)
+                let only = self.agreed_formats();
+                Bytes::from(negotiator.offer_only(
+                    Side::Caller,
+                    &offer,
+                    only.as_deref(),
+                    &mut self.rng,
+                )?)
             }
             // RFC 3261 §13.2.1: an INVITE without an offer; the 2xx will carry one.
             _ => Bytes::new(),
@@ -340,7 +363,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             return;
         }
         let ack = dialog.ack(cseq, &endpoint, &self.config.user_agent, &mut self.rng);
-        if self.phase != Phase::Ringing {
+        let connecting = self.connecting();
+        if self.phase != Phase::Ringing && !connecting {
             // RFC 3261 §15: a 2xx after the call was decided (CANCEL crossed it, or another
             // device won): ACK it, then end that dialog at once.
             layer.send_stateless(endpoint.peer.clone(), Message::Request(ack));
@@ -401,6 +425,17 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         });
         self.negotiator = self.forks.get_mut(index).and_then(|f| f.negotiator.take());
         self.cancel_forks(now, layer, Some(COMPLETED_ELSEWHERE));
+        if connecting {
+            // The caller was answered by the PBX: its session stands (the branch was offered
+            // only the codec agreed with it, under the same keys), the relay takes over.
+            self.application = None;
+            self.ring_deadline = None;
+            if let Some((_, Some(plan))) = answered {
+                self.apply_plan(plan);
+            }
+            self.outputs.push_back(CallOutput::Connected);
+            return;
+        }
         let mut ok = self.caller_response(StatusCode::OK);
         ok.headers.push(HeaderName::ALLOW, super::ALLOW);
         if let Some((sdp, plan)) = answered {
@@ -501,7 +536,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         }
         // A branch of an earlier round (cancelled when it timed out) decides nothing now;
         // nor does one that ends while no round rings (the dialplan is deciding).
-        if self.phase != Phase::Ringing || round != self.round || self.ring_deadline.is_none() {
+        let rings = self.phase == Phase::Ringing || self.connecting();
+        if !rings || round != self.round || self.ring_deadline.is_none() {
             return;
         }
         let this_round = || self.forks.iter().filter(|f| f.round == self.round);

@@ -146,6 +146,8 @@ pub struct World {
     pub dial_ends: Vec<pbx_calls::DialEnd>,
     /// Keys the caller sent as SIP INFO to a call the PBX answered.
     pub digits: Vec<char>,
+    /// How often a device took over a call the PBX had answered.
+    pub connected: usize,
     tracked: Vec<TransactionKey>,
     /// The INVITE each device received, to answer it.
     pub invites: HashMap<Party, Request>,
@@ -212,6 +214,7 @@ impl World {
             plans: Vec::new(),
             dial_ends: Vec::new(),
             digits: Vec::new(),
+            connected: 0,
             tracked: Vec::new(),
             invites: HashMap::new(),
         };
@@ -231,6 +234,7 @@ impl World {
                     CallOutput::Media(plan) => self.plans.push(plan),
                     CallOutput::DialEnded(end) => self.dial_ends.push(end),
                     CallOutput::Dtmf(digit) => self.digits.push(digit),
+                    CallOutput::Connected => self.connected += 1,
                 }
             }
             while let Some(transmit) = self.layer.poll_transmit() {

@@ -18,7 +18,7 @@ pub use local::LocalMedia;
 /// One exchange at a time (RFC 3264 §4): [`offer`](Self::offer) from one leg, then
 /// [`answer`](Self::answer) from the other, or [`cancel_offer`](Self::cancel_offer) when the
 /// other leg refused the offer (a failed re-INVITE leaves the previous plan in force).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Negotiator {
     session_id: u64,
     legs: [Leg; 2],
@@ -27,6 +27,7 @@ pub struct Negotiator {
 }
 
 /// What the PBX keeps about its SDP session with one leg.
+#[derive(Clone)]
 struct Leg {
     local: LocalEndpoint,
     policy: LegPolicy,
@@ -119,6 +120,17 @@ impl Negotiator {
         self
     }
 
+    /// The negotiator of a new branch to `side`, for a call whose other leg the PBX already
+    /// answered: that leg's session (its SDP versions, payload types and SRTP keys) goes on
+    /// unchanged, so once a device answers, the relay can carry the call without a new offer
+    /// to that leg; `side` starts fresh with `local` and `policy`.
+    pub fn branch(&self, side: Side, local: LocalEndpoint, policy: LegPolicy) -> Negotiator {
+        let mut branch = self.clone();
+        branch.legs[side.index()] = Leg::new(local, policy);
+        branch.pending = None;
+        branch
+    }
+
     /// Whether the outstanding offer the PBX sent carries SRTP (RTP/SAVP with its keys).
     pub fn pending_offer_is_srtp(&self) -> bool {
         self.pending.as_ref().is_some_and(|p| p.srtp_on)
@@ -148,12 +160,27 @@ impl Negotiator {
         sdp: &[u8],
         rng: &mut impl rand::RngCore,
     ) -> Result<Vec<u8>, NegotiationError> {
+        self.offer_only(from, sdp, None, rng)
+    }
+
+    /// As [`Negotiator::offer`], passing on only the offered formats with these payload
+    /// types (the one the PBX agreed on with `from` when it answered it itself).
+    pub fn offer_only(
+        &mut self,
+        from: Side,
+        sdp: &[u8],
+        only: Option<&[u8]>,
+        rng: &mut impl rand::RngCore,
+    ) -> Result<Vec<u8>, NegotiationError> {
         if self.pending.is_some() {
             return Err(NegotiationError::OfferPending);
         }
         let sdp = parse(sdp)?;
         let to = from.other();
         let mut p = Pending::read(from, &sdp, &self.legs[from.index()].policy)?;
+        if let Some(only) = only {
+            p.codecs.retain(|(c, _)| only.contains(&c.pt));
+        }
         let to_leg = &self.legs[to.index()];
         p.srtp_on = offer_srtp(to, &to_leg.policy, to_leg.srtp, p.crypto.is_some())?;
         let leg = &mut self.legs[to.index()];

@@ -65,7 +65,7 @@ fn rtcp_address(rtp: SocketAddr, m: &MediaDescription, mux: bool) -> Option<Sock
 }
 
 /// An offer the PBX passed on, waiting for the other leg's answer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Pending {
     pub from: Side,
     /// Position of the bridged audio `m=` line, the same in the offer sent on.

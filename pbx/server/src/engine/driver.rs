@@ -242,9 +242,20 @@ impl Driver {
         let Some(session) = self.media.get(&call) else {
             return;
         };
+        let side = Side::Caller;
+        if media == AppMedia::Bridge {
+            for stop in [
+                Command::StopPlayer { side },
+                Command::StopDtmf { side },
+                Command::StopEcho { side },
+                Command::ConnectRelay,
+            ] {
+                session.command(stop);
+            }
+            return;
+        }
         // The PBX is the caller's partner: nothing is relayed to the other leg.
         session.command(Command::DisconnectRelay);
-        let side = Side::Caller;
         let command = match media {
             AppMedia::Play {
                 prompts,
@@ -298,6 +309,7 @@ impl Driver {
                 side,
                 spec: EchoSpec { ssrc },
             },
+            AppMedia::Bridge => return,
         };
         session.command(command);
     }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use pbx_engine::RINGBACK;
 use pbx_media::wav::{self, WavError};
 
 include!(concat!(env!("OUT_DIR"), "/prompts.rs"));
@@ -75,6 +76,9 @@ impl Prompts {
                 return wav::decode(&bytes).map_err(|e| unplayable(path.display().to_string(), e));
             }
         }
+        if name == RINGBACK {
+            return Ok(ringback());
+        }
         let built_in = |key: &str| BUILT_IN.iter().find(|(n, _)| *n == key).map(|(_, b)| *b);
         let key = format!("{LANGUAGE}/{name}");
         let (key, bytes) = match built_in(&key) {
@@ -87,6 +91,25 @@ impl Prompts {
         };
         wav::decode(bytes).map_err(|e| unplayable(format!("built-in {key}"), e))
     }
+}
+
+/// The ringing tone a caller hears while devices ring (ITU-T E.180: 425 Hz, 1 s on, 4 s
+/// off, as most of Europe), for a minute; an admin's `tone/ringback.wav` replaces it.
+fn ringback() -> Vec<i16> {
+    const RATE: f64 = 8000.0;
+    // About -16 dBm0: clearly audible, well below the prompts' speech peaks.
+    const AMPLITUDE: f64 = 4000.0;
+    let period = 5 * 8000;
+    (0..60 * 8000)
+        .map(|n: usize| {
+            if n % period < 8000 {
+                let t = n as f64 / RATE;
+                (AMPLITUDE * (2.0 * std::f64::consts::PI * 425.0 * t).sin()) as i16
+            } else {
+                0
+            }
+        })
+        .collect()
 }
 
 /// Names below the folder: no absolute path, no `..`, nothing a shell or a path could abuse.
@@ -113,6 +136,11 @@ mod tests {
         let menu = prompts.get("demo-menu").expect("demo-menu");
         assert!(menu.len() > 8000, "several seconds of speech");
         assert!(prompts.get("digits/7").is_ok());
+        let ring = prompts.get(RINGBACK).expect("ringback");
+        assert_eq!(ring.len(), 60 * 8000);
+        assert!(
+            ring[..8000].iter().any(|&s| s > 3000) && ring[8000..40000].iter().all(|&s| s == 0)
+        );
         assert!(matches!(
             prompts.get("no-such"),
             Err(PromptError::Missing(_))
