@@ -4,6 +4,7 @@
 //! (store, HTTP, media, local address) carries an id its answer comes back with.
 
 use crate::credentials::Lookup;
+use crate::location;
 use crate::peer::{ConnId, Inbound, Peer};
 use crate::qualify;
 use crate::security::Admission;
@@ -174,6 +175,9 @@ pub enum Output {
     WriteCdr(NewCdr),
     /// Persist a ban.
     SaveBan(Ban),
+    /// Save a change of the location table (a binding added, refreshed or removed, or what
+    /// qualify learnt). Written behind in the order of their `seq`.
+    Location(location::Write),
     /// A request over this TCP/TLS connection passed digest authentication: it is a phone's
     /// flow now, kept open past the idle limit for strangers.
     Authenticated { conn: ConnId },

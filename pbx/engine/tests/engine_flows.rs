@@ -8,7 +8,7 @@ use pbx_dialplan::{HttpOutcome, HttpRequest, Plan};
 use pbx_engine::TransportKind;
 use pbx_engine::credentials::CredentialCache;
 use pbx_engine::location::BindingPeer;
-use pbx_engine::location::Location;
+use pbx_engine::location::{Location, Write};
 use pbx_engine::plan::PlanHandle;
 use pbx_engine::qualify::Target;
 use pbx_engine::security::NoRateLimit;
@@ -18,7 +18,7 @@ use pbx_engine::{Core, Engine, Inbound, Input, MediaPorts, Now, Output, Peer, Se
 use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
 use pbx_sip::message::{HeaderName, Message, Request, Response};
 use pbx_sip::registrar::RegistrarPolicy;
-use pbx_store::{CredentialStore, ExtensionStore, NewCdr, NewExtension, Store};
+use pbx_store::{BindingChange, CredentialStore, ExtensionStore, NewCdr, NewExtension, Store};
 use rand::SeedableRng;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,8 @@ struct Sim {
     http: Vec<(u64, HttpRequest)>,
     cdrs: Vec<NewCdr>,
     bans: Vec<Ban>,
+    /// The location table's changes, for the store.
+    bindings: Vec<Write>,
     security: Vec<Security>,
     released: Vec<u64>,
     seq: u32,
@@ -81,8 +83,7 @@ impl Sim {
         let revision = store.extensions_revision().await.unwrap();
         let all = store.all_credentials().await.unwrap();
         credentials.replace(revision, all, start);
-        // The write-behind to the store is the shell's: not part of these flows.
-        let location = Location::new(Box::new(|_| {}));
+        let location = Location::new();
         let guard = Guard::new(
             Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
             MAX_FAILURES,
@@ -130,6 +131,7 @@ impl Sim {
             http: Vec::new(),
             cdrs: Vec::new(),
             bans: Vec::new(),
+            bindings: Vec::new(),
             security: Vec::new(),
             released: Vec::new(),
             seq: 0,
@@ -172,6 +174,7 @@ impl Sim {
                     }
                     Output::WriteCdr(cdr) => self.cdrs.push(cdr),
                     Output::SaveBan(ban) => self.bans.push(ban),
+                    Output::Location(write) => self.bindings.push(write),
                     Output::Security(event) => self.security.push(event),
                 }
             }
@@ -411,6 +414,11 @@ async fn register_with_digest_then_a_ban_after_repeated_failures() {
     assert!(header(&ok, &HeaderName::CONTACT).contains("sip:1000@127.0.0.3:5060"));
     assert!(header(&ok, &HeaderName::DATE).ends_with("GMT"));
     assert_eq!(sim.core.location.lookup("1000", sim.now.unix()).len(), 1);
+    // The new binding is an output for the shell to save.
+    assert!(matches!(
+        sim.bindings.as_slice(),
+        [Write { seq: 1, change: BindingChange::Upsert(b) }] if b.aor == "1000"
+    ));
 
     // Wrong passwords from one source: answered, until the limit bans it.
     let attacker = "127.0.0.9";
@@ -593,6 +601,21 @@ async fn qualify_marks_a_silent_device_unreachable() {
         .first()
         .and_then(|r| r.reachable);
     assert_eq!(reachable, Some(false));
+    // What qualify learnt is saved too, after the registration, in table order.
+    let saved: Vec<_> = sim.bindings.iter().map(|w| (w.seq, &w.change)).collect();
+    assert!(matches!(
+        saved.as_slice(),
+        [
+            (1, BindingChange::Upsert(_)),
+            (
+                2,
+                BindingChange::Reachable {
+                    reachable: false,
+                    ..
+                }
+            )
+        ]
+    ));
 }
 
 #[tokio::test]
