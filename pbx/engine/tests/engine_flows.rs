@@ -10,7 +10,7 @@ use pbx_engine::credentials::CredentialCache;
 use pbx_engine::location::BindingPeer;
 use pbx_engine::location::{Location, Write};
 use pbx_engine::plan::PlanHandle;
-use pbx_engine::qualify::Target;
+use pbx_engine::qualify::{Schedule, Target};
 use pbx_engine::security::NoRateLimit;
 use pbx_engine::security::acl::Acl;
 use pbx_engine::security::guard::{Ban, Guard};
@@ -616,6 +616,54 @@ async fn qualify_marks_a_silent_device_unreachable() {
             )
         ]
     ));
+}
+
+#[tokio::test]
+async fn qualify_rounds_come_from_the_engine_schedule() {
+    let mut sim = Sim::new(None).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    let interval = Duration::from_secs(30);
+    let mut schedule = Schedule::new(interval, DOMAIN.into(), sim.now.at);
+    assert_eq!(schedule.poll_timeout(), Some(sim.now.at + interval));
+    assert!(
+        schedule.due(sim.now, &sim.core.location).is_empty(),
+        "not yet"
+    );
+
+    sim.now = sim.now.advanced_to(sim.now.at + interval);
+    let round = schedule.due(sim.now, &sim.core.location);
+    let [target] = round.as_slice() else {
+        panic!("one registered device, one target: {}", round.len());
+    };
+    assert_eq!(target.aor, "1000");
+    assert!(target.call_id.starts_with("qualify-"));
+    assert!(target.call_id.ends_with(&format!("@{DOMAIN}")));
+    let call_id = target.call_id.clone();
+    assert!(
+        schedule.due(sim.now, &sim.core.location).is_empty(),
+        "one round per interval"
+    );
+    assert_eq!(schedule.poll_timeout(), Some(sim.now.at + interval));
+    for target in round {
+        sim.input(Input::Qualify(target)).await;
+    }
+    let options = sim.requests_to("127.0.0.3");
+    assert_eq!(options.first().map(|r| r.method.as_str()), Some("OPTIONS"));
+
+    // The next round names the device by the same Call-ID (its shard stays the same).
+    sim.now = sim.now.advanced_to(sim.now.at + interval);
+    let again = schedule.due(sim.now, &sim.core.location);
+    assert_eq!(
+        again.first().map(|t| t.call_id.as_str()),
+        Some(call_id.as_str())
+    );
+
+    // Zero switches qualify off.
+    let off = Schedule::new(Duration::ZERO, DOMAIN.into(), sim.now.at);
+    assert_eq!(off.poll_timeout(), None);
 }
 
 #[tokio::test]

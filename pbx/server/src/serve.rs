@@ -188,12 +188,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
     let dispatcher = engine::start(context, shards);
     if !config.sip.qualify_interval.is_zero() {
-        let qualify = engine::qualify::run(
-            dispatcher.clone(),
-            location.clone(),
+        let schedule = pbx_engine::qualify::Schedule::new(
             config.sip.qualify_interval,
             config.sip.domain.clone(),
+            Instant::now(),
         );
+        let qualify = engine::qualify::run(dispatcher.clone(), location.clone(), schedule);
         tokio::spawn(qualify);
     }
     let shared = Arc::new(Shared {
