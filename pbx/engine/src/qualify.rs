@@ -3,8 +3,8 @@
 //! registered from (which also keeps its NAT binding open); a device that never answers is
 //! marked unreachable.
 
-use crate::io::Now;
 use crate::location::{BindingPeer, Location};
+use crate::now::Now;
 use crate::peer::Peer;
 use bytes::Bytes;
 use pbx_sip::message::{Message, Request};
