@@ -4,6 +4,8 @@
 //! (store, HTTP, media, local address) carries an id its answer comes back with.
 
 use crate::credentials::Lookup;
+use crate::location;
+pub use crate::now::Now;
 use crate::peer::{ConnId, Inbound, Peer};
 use crate::qualify;
 use crate::security::Admission;
@@ -14,42 +16,6 @@ use pbx_media::MediaPlan;
 use pbx_sip::transaction::TransactionKey;
 use pbx_store::NewCdr;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
-
-/// The time of an input: the monotonic clock for timers, the wall clock for what reaches
-/// the wire or the store (nonces, Expires, Date, CDR times, dialplan time conditions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Now {
-    pub at: Instant,
-    /// Milliseconds since the Unix epoch.
-    pub unix_ms: u64,
-}
-
-impl Now {
-    /// Unix seconds.
-    pub fn unix(&self) -> u64 {
-        self.unix_ms / 1000
-    }
-
-    /// The wall clock as the dialplan reads it.
-    pub fn timestamp(&self) -> pbx_dialplan::Timestamp {
-        i64::try_from(self.unix_ms)
-            .ok()
-            .and_then(|ms| pbx_dialplan::Timestamp::from_millisecond(ms).ok())
-            .unwrap_or(pbx_dialplan::Timestamp::UNIX_EPOCH)
-    }
-
-    /// The same wall clock `elapsed` later on the monotonic one (virtual time in tests).
-    pub fn advanced_to(&self, at: Instant) -> Now {
-        let elapsed = at.saturating_duration_since(self.at).as_millis();
-        Now {
-            at,
-            unix_ms: self
-                .unix_ms
-                .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX)),
-        }
-    }
-}
 
 /// What the engine reports about sources and credentials (the driver logs and counts it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +176,9 @@ pub enum Output {
     WriteCdr(NewCdr),
     /// Persist a ban.
     SaveBan(Ban),
+    /// Save a change of the location table (a binding added, refreshed or removed, or what
+    /// qualify learnt). Written behind in the order of their `seq`.
+    Location(location::Write),
     /// A request over this TCP/TLS connection passed digest authentication: it is a phone's
     /// flow now, kept open past the idle limit for strangers.
     Authenticated { conn: ConnId },

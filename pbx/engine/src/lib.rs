@@ -18,6 +18,7 @@ pub mod date;
 mod dialing;
 pub mod io;
 pub mod location;
+mod now;
 mod options;
 pub mod peer;
 pub mod plan;

@@ -1,5 +1,6 @@
-//! The location service: every extension's current bindings, in memory for speed; each
-//! change is handed to the shell, which writes it behind to the store so a restart keeps them
+//! The location service: every extension's current bindings, in memory for speed. Each
+//! change comes back to the caller as a [`Write`] (the engine makes it an
+//! `Output::Location`), which the shell writes behind to the store so a restart keeps them
 //! (mechanism apart from storage, as Kamailio's registrar and usrloc).
 
 use crate::peer::{Peer, TransportKind};
@@ -7,6 +8,7 @@ use pbx_sip::registrar::{Binding as Rule, BindingChange as Plan, RegisterPlan};
 use pbx_store::{Binding, BindingChange};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where requests to a registered device go.
 pub trait BindingPeer {
@@ -28,22 +30,35 @@ impl BindingPeer for Binding {
     }
 }
 
-/// Where the table's changes go, in table order: the shell's write-behind queue. It must not
-/// block (it is called with the table locked).
-pub type ChangeSink = Box<dyn Fn(BindingChange) + Send + Sync>;
+/// One change of the table, for the store. `seq` numbers the changes in the order they were
+/// made to the table (1, 2, 3, ... without gaps, taken under its lock): shards carry out their
+/// outputs independently, so two changes of one AOR made by two shards (a `Contact: *` from
+/// one device while another refreshes) may reach the writer in the other order; the writer
+/// puts them back in table order by `seq`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Write {
+    pub seq: u64,
+    pub change: BindingChange,
+}
 
+/// What [`Location::update`] did: the registrar's plan and the changes to save.
+#[derive(Debug)]
+pub struct Updated {
+    pub plan: RegisterPlan,
+    pub writes: Vec<Write>,
+}
+
+#[derive(Default)]
 pub struct Location {
     table: Mutex<HashMap<String, Vec<Binding>>>,
-    writes: ChangeSink,
+    /// The `seq` of the last [`Write`]; only advanced with `table` locked.
+    seq: AtomicU64,
 }
 
 impl Location {
-    /// An empty table whose changes go to `writes`.
-    pub fn new(writes: ChangeSink) -> Location {
-        Location {
-            table: Mutex::new(HashMap::new()),
-            writes,
-        }
+    /// An empty table.
+    pub fn new() -> Location {
+        Location::default()
     }
 
     /// Loads the bindings saved before a restart (the flows they came over are gone; requests
@@ -71,7 +86,7 @@ impl Location {
         peer: &Peer,
         user_agent: &str,
         decide: impl FnOnce(&[Rule]) -> Result<RegisterPlan, E>,
-    ) -> Result<RegisterPlan, E> {
+    ) -> Result<Updated, E> {
         let mut table = self.lock();
         let current: Vec<Rule> = table
             .get(aor)
@@ -81,6 +96,7 @@ impl Location {
         let list = table.entry(aor.to_string()).or_default();
         // Logged once the table is unlocked: (added, binding).
         let mut logged: Vec<(bool, Binding)> = Vec::new();
+        let mut writes = Vec::with_capacity(plan.changes.len());
         for change in &plan.changes {
             match change {
                 Plan::Upsert(binding) => {
@@ -100,7 +116,7 @@ impl Location {
                     if existing.is_none() {
                         logged.push((true, registration.clone()));
                     }
-                    self.write(BindingChange::Upsert(registration.clone()));
+                    writes.push(self.stamp(BindingChange::Upsert(registration.clone())));
                     match list.iter_mut().find(|r| r.binding.same_key(binding)) {
                         Some(existing) => *existing = registration,
                         None => list.push(registration),
@@ -113,16 +129,16 @@ impl Location {
                     *list = kept;
                     logged.extend(gone.into_iter().map(|r| (false, r)));
                     let contact = binding.contact.to_string();
-                    self.write(BindingChange::Remove {
+                    writes.push(self.stamp(BindingChange::Remove {
                         aor: aor.to_string(),
                         contact,
-                    });
+                    }));
                 }
                 Plan::RemoveAll => {
                     logged.extend(list.drain(..).map(|r| (false, r)));
-                    self.write(BindingChange::RemoveAll {
+                    writes.push(self.stamp(BindingChange::RemoveAll {
                         aor: aor.to_string(),
-                    });
+                    }));
                 }
             }
         }
@@ -133,7 +149,7 @@ impl Location {
         for (added, registration) in &logged {
             log_binding(aor, registration, if *added { "added" } else { "removed" });
         }
-        Ok(plan)
+        Ok(Updated { plan, writes })
     }
 
     /// The live registrations of one extension.
@@ -163,12 +179,11 @@ impl Location {
             .collect()
     }
 
-    /// Records a qualify result (RFC 3261 §11: any final response means the device is there).
-    pub fn set_reachable(&self, aor: &str, contact: &str, reachable: bool) {
+    /// Records a qualify result (RFC 3261 §11: any final response means the device is there);
+    /// the change to save, when it is news.
+    pub fn set_reachable(&self, aor: &str, contact: &str, reachable: bool) -> Option<Write> {
         let mut table = self.lock();
-        let Some(list) = table.get_mut(aor) else {
-            return;
-        };
+        let list = table.get_mut(aor)?;
         let mut changed = false;
         for registration in list
             .iter_mut()
@@ -177,29 +192,31 @@ impl Location {
             changed |= registration.reachable != Some(reachable);
             registration.reachable = Some(reachable);
         }
-        if changed {
-            if !reachable {
-                tracing::warn!(%aor, %contact, "registered device does not answer OPTIONS");
-            }
-            self.write(BindingChange::Reachable {
-                aor: aor.to_string(),
-                contact: contact.to_string(),
-                reachable,
-            });
+        if !changed {
+            return None;
         }
+        if !reachable {
+            tracing::warn!(%aor, %contact, "registered device does not answer OPTIONS");
+        }
+        Some(self.stamp(BindingChange::Reachable {
+            aor: aor.to_string(),
+            contact: contact.to_string(),
+            reachable,
+        }))
     }
 
     /// Drops every binding of an extension that no longer exists (removed with the CLI while
-    /// the PBX runs). Returns how many bindings went.
-    pub fn retain_extensions(&self, exists: impl Fn(&str) -> bool) -> usize {
+    /// the PBX runs). Returns how many bindings went, and the changes to save.
+    pub fn retain_extensions(&self, exists: impl Fn(&str) -> bool) -> (usize, Vec<Write>) {
         let mut table = self.lock();
         let gone: Vec<String> = table.keys().filter(|aor| !exists(aor)).cloned().collect();
         let mut dropped = 0;
+        let mut writes = Vec::with_capacity(gone.len());
         for aor in gone {
             dropped += table.remove(&aor).map_or(0, |list| list.len());
-            self.write(BindingChange::RemoveAll { aor });
+            writes.push(self.stamp(BindingChange::RemoveAll { aor }));
         }
-        dropped
+        (dropped, writes)
     }
 
     /// How many live bindings failed their last qualify.
@@ -235,8 +252,10 @@ impl Location {
         self.lock().values().map(Vec::len).sum()
     }
 
-    fn write(&self, change: BindingChange) {
-        (self.writes)(change);
+    /// Numbers a change; called only with the table locked, so `seq` is table order.
+    fn stamp(&self, change: BindingChange) -> Write {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        Write { seq, change }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Binding>>> {

@@ -1,7 +1,8 @@
 //! REGISTER (RFC 3261 §10.3) after authentication: the registrar rules of
 //! `pbx_sip::registrar` applied to the location service.
 
-use super::io::Now;
+use super::io::{Now, Output};
+use super::location::Updated;
 use super::shard::Engine;
 use crate::peer::Peer;
 use bytes::Bytes;
@@ -41,11 +42,14 @@ pub(super) fn bind(
         .unwrap_or_default()
         .to_string();
     let policy = ctx.policy;
-    let plan = ctx.location.update(&aor, &peer, &user_agent, |current| {
+    let updated = ctx.location.update(&aor, &peer, &user_agent, |current| {
         process_register(now_unix, &request, current, &policy)
     });
-    match plan {
-        Ok(plan) => {
+    match updated {
+        Ok(Updated { plan, writes }) => {
+            for write in writes {
+                engine.push(Output::Location(write));
+            }
             metrics::counter!("pbx_registrations_total").increment(1);
             let mut ok = engine.response(&request, StatusCode::OK);
             // RFC 3261 §10.3 step 8: the 200 lists every current binding with its expiry.

@@ -405,8 +405,10 @@ impl Engine {
                 _ => None,
             };
             if let Some((aor, contact)) = self.qualifying.get(&key) {
-                if let Some(reachable) = reachable {
-                    self.ctx.location.set_reachable(aor, contact, reachable);
+                let write = reachable
+                    .and_then(|reachable| self.ctx.location.set_reachable(aor, contact, reachable));
+                if let Some(write) = write {
+                    self.outputs.push_back(Output::Location(write));
                 }
                 if matches!(event, TransactionEvent::Terminated) {
                     self.qualifying.remove(&key);

@@ -8,9 +8,9 @@ use pbx_dialplan::{HttpOutcome, HttpRequest, Plan};
 use pbx_engine::TransportKind;
 use pbx_engine::credentials::CredentialCache;
 use pbx_engine::location::BindingPeer;
-use pbx_engine::location::Location;
+use pbx_engine::location::{Location, Write};
 use pbx_engine::plan::PlanHandle;
-use pbx_engine::qualify::Target;
+use pbx_engine::qualify::{Schedule, Target};
 use pbx_engine::security::NoRateLimit;
 use pbx_engine::security::acl::Acl;
 use pbx_engine::security::guard::{Ban, Guard};
@@ -18,7 +18,7 @@ use pbx_engine::{AppMedia, Core, Engine, Inbound, Input, MediaPorts, Now, Output
 use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
 use pbx_sip::message::{HeaderName, Message, Request, Response};
 use pbx_sip::registrar::RegistrarPolicy;
-use pbx_store::{CredentialStore, ExtensionStore, NewCdr, NewExtension, Store};
+use pbx_store::{BindingChange, CredentialStore, ExtensionStore, NewCdr, NewExtension, Store};
 use rand::SeedableRng;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,8 @@ struct Sim {
     http: Vec<(u64, HttpRequest)>,
     cdrs: Vec<NewCdr>,
     bans: Vec<Ban>,
+    /// The location table's changes, for the store.
+    bindings: Vec<Write>,
     security: Vec<Security>,
     released: Vec<u64>,
     /// What the engine asked of the PBX's own endpoints, per call.
@@ -83,8 +85,7 @@ impl Sim {
         let revision = store.extensions_revision().await.unwrap();
         let all = store.all_credentials().await.unwrap();
         credentials.replace(revision, all, start);
-        // The write-behind to the store is the shell's: not part of these flows.
-        let location = Location::new(Box::new(|_| {}));
+        let location = Location::new();
         let guard = Guard::new(
             Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
             MAX_FAILURES,
@@ -132,6 +133,7 @@ impl Sim {
             http: Vec::new(),
             cdrs: Vec::new(),
             bans: Vec::new(),
+            bindings: Vec::new(),
             security: Vec::new(),
             released: Vec::new(),
             app: Vec::new(),
@@ -176,6 +178,7 @@ impl Sim {
                     }
                     Output::WriteCdr(cdr) => self.cdrs.push(cdr),
                     Output::SaveBan(ban) => self.bans.push(ban),
+                    Output::Location(write) => self.bindings.push(write),
                     Output::Security(event) => self.security.push(event),
                 }
             }
@@ -415,6 +418,11 @@ async fn register_with_digest_then_a_ban_after_repeated_failures() {
     assert!(header(&ok, &HeaderName::CONTACT).contains("sip:1000@127.0.0.3:5060"));
     assert!(header(&ok, &HeaderName::DATE).ends_with("GMT"));
     assert_eq!(sim.core.location.lookup("1000", sim.now.unix()).len(), 1);
+    // The new binding is an output for the shell to save.
+    assert!(matches!(
+        sim.bindings.as_slice(),
+        [Write { seq: 1, change: BindingChange::Upsert(b) }] if b.aor == "1000"
+    ));
 
     // Wrong passwords from one source: answered, until the limit bans it.
     let attacker = "127.0.0.9";
@@ -597,6 +605,69 @@ async fn qualify_marks_a_silent_device_unreachable() {
         .first()
         .and_then(|r| r.reachable);
     assert_eq!(reachable, Some(false));
+    // What qualify learnt is saved too, after the registration, in table order.
+    let saved: Vec<_> = sim.bindings.iter().map(|w| (w.seq, &w.change)).collect();
+    assert!(matches!(
+        saved.as_slice(),
+        [
+            (1, BindingChange::Upsert(_)),
+            (
+                2,
+                BindingChange::Reachable {
+                    reachable: false,
+                    ..
+                }
+            )
+        ]
+    ));
+}
+
+#[tokio::test]
+async fn qualify_rounds_come_from_the_engine_schedule() {
+    let mut sim = Sim::new(None).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    let interval = Duration::from_secs(30);
+    let mut schedule = Schedule::new(interval, DOMAIN.into(), sim.now.at);
+    assert_eq!(schedule.poll_timeout(), Some(sim.now.at + interval));
+    assert!(
+        schedule.due(sim.now, &sim.core.location).is_empty(),
+        "not yet"
+    );
+
+    sim.now = sim.now.advanced_to(sim.now.at + interval);
+    let round = schedule.due(sim.now, &sim.core.location);
+    let [target] = round.as_slice() else {
+        panic!("one registered device, one target: {}", round.len());
+    };
+    assert_eq!(target.aor, "1000");
+    assert!(target.call_id.starts_with("qualify-"));
+    assert!(target.call_id.ends_with(&format!("@{DOMAIN}")));
+    let call_id = target.call_id.clone();
+    assert!(
+        schedule.due(sim.now, &sim.core.location).is_empty(),
+        "one round per interval"
+    );
+    assert_eq!(schedule.poll_timeout(), Some(sim.now.at + interval));
+    for target in round {
+        sim.input(Input::Qualify(target)).await;
+    }
+    let options = sim.requests_to("127.0.0.3");
+    assert_eq!(options.first().map(|r| r.method.as_str()), Some("OPTIONS"));
+
+    // The next round names the device by the same Call-ID (its shard stays the same).
+    sim.now = sim.now.advanced_to(sim.now.at + interval);
+    let again = schedule.due(sim.now, &sim.core.location);
+    assert_eq!(
+        again.first().map(|t| t.call_id.as_str()),
+        Some(call_id.as_str())
+    );
+
+    // Zero switches qualify off.
+    let off = Schedule::new(Duration::ZERO, DOMAIN.into(), sim.now.at);
+    assert_eq!(off.poll_timeout(), None);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use crate::config::{Config, Transport};
 use crate::engine::credentials::CredentialLoader;
-use crate::engine::location::Location;
+use crate::engine::location::{Location, WriteBehind};
 use crate::engine::{self, EngineContext};
 use crate::plan::PlanFile;
 use crate::security::Guard;
@@ -75,9 +75,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         Instant::now(),
     );
 
-    let (location, location_writes, location_writer) =
-        crate::engine::location::start(store.clone());
-    let location = Arc::new(location);
+    let location = Arc::new(Location::new());
+    let (location_writes, location_writer) = WriteBehind::start(store.clone());
     let restored = location.restore(store.list_bindings().await?, now_unix);
     tracing::info!(bindings = restored, "registrations restored");
 
@@ -167,6 +166,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         store: store.clone(),
         credentials: credentials.clone(),
         location: location.clone(),
+        binding_writes: location_writes.clone(),
         digest: Arc::new(std::sync::Mutex::new(digest)),
         policy,
         md5_only_user_agents: config.security.md5_only_user_agents.clone(),
@@ -191,12 +191,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
     let dispatcher = engine::start(context, shards);
     if !config.sip.qualify_interval.is_zero() {
-        let qualify = engine::qualify::run(
-            dispatcher.clone(),
-            location.clone(),
+        let schedule = pbx_engine::qualify::Schedule::new(
             config.sip.qualify_interval,
             config.sip.domain.clone(),
+            Instant::now(),
         );
+        let qualify = engine::qualify::run(dispatcher.clone(), location.clone(), schedule);
         tokio::spawn(qualify);
     }
     let shared = Arc::new(Shared {
@@ -253,6 +253,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         store.clone(),
         guard,
         location.clone(),
+        location_writes.clone(),
         credentials,
         metrics,
     ));
@@ -318,6 +319,7 @@ async fn housekeeping(
     store: Arc<Store>,
     guard: Arc<Guard>,
     location: Arc<Location>,
+    location_writes: WriteBehind,
     credentials: Arc<CredentialLoader>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) {
@@ -332,7 +334,10 @@ async fn housekeeping(
             Err(error) => tracing::warn!(%error, "could not read bans"),
         }
         location.prune(now_unix);
-        let removed = location.retain_extensions(|aor| credentials.knows(aor));
+        let (removed, writes) = location.retain_extensions(|aor| credentials.knows(aor));
+        for write in writes {
+            location_writes.write(write);
+        }
         if removed > 0 {
             tracing::info!(
                 bindings = removed,

@@ -27,6 +27,16 @@ pub fn network_allowed(allowed: &[IpNet], ip: IpAddr) -> bool {
     allowed.is_empty() || allowed.iter().any(|n| n.contains(&ip))
 }
 
+/// A CIDR network (`10.0.0.0/8`, `::/0`) or a single address (taken as /32 or /128).
+pub fn parse_network(text: &str) -> Result<IpNet, String> {
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net);
+    }
+    text.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("bad network `{text}`: expected CIDR, such as \"192.168.1.0/24\""))
+}
+
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, from a dual-stack socket) compared as the IPv4 address.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -4,6 +4,7 @@ mod duration;
 mod errors;
 mod load;
 mod model;
+mod read;
 mod sections;
 mod values;
 mod warnings;

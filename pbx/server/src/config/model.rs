@@ -190,23 +190,8 @@ pub struct DialplanConfig {
     pub file: Option<PathBuf>,
 }
 
-/// `[trace]`: the SIP trace (docs/admin-guide.md, "Seeing the SIP").
-#[derive(Debug, Clone, PartialEq)]
-pub struct TraceConfig {
-    /// Default empty: `sources` (networks) and `extensions` traced from start-up on, besides
-    /// what `pbx trace add` adds while running.
-    pub targets: Vec<crate::trace::Target>,
-    /// Default true: traced messages are logged (target `sip_trace`, level info).
-    pub log: bool,
-    /// Default none: traced messages are also appended to this file.
-    pub file: Option<PathBuf>,
-    /// Default none: every SIP message is sent as HEP3 over UDP to this capture server.
-    pub hep: Option<SocketAddr>,
-    /// Default 1: the capture agent id HEP packets carry.
-    pub hep_id: u32,
-    /// Default none: the capture server's password, sent in each HEP packet.
-    pub hep_password: Option<String>,
-}
+/// `[trace]`: the trace's own type (the trace module reads it; the config only fills it).
+pub use crate::trace::TraceConfig;
 
 #[cfg(test)]
 mod tests {

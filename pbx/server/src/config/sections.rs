@@ -7,12 +7,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::de::{DeTable, DeValue};
 
-use super::load::{Ctx, Section};
 use super::model::{
     CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, RtpConfig,
     SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig, VoicemailConfig, WebConfig,
     media_bind_for,
 };
+use super::read::{Ctx, Section};
 use super::values::{
     parse_listen, parse_network, parse_port_range, parse_socket_addr, resolve_database_url,
 };

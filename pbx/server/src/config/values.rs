@@ -4,8 +4,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use ipnet::IpNet;
-
 use super::model::{Listen, Transport};
 
 /// `udp:127.0.0.1:5060`, `tls:[::1]:5061`.
@@ -75,15 +73,8 @@ pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
     Ok((lo, hi))
 }
 
-/// A CIDR network (`10.0.0.0/8`, `::/0`) or a single address (taken as /32 or /128).
-pub fn parse_network(text: &str) -> Result<IpNet, String> {
-    if let Ok(net) = text.parse::<IpNet>() {
-        return Ok(net);
-    }
-    text.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("bad network `{text}`: expected CIDR, such as \"192.168.1.0/24\""))
-}
+/// A CIDR network or a single address: the ACL's syntax, shared with the trace filters.
+pub use crate::security::acl::parse_network;
 
 /// Checks the scheme and makes a relative SQLite path absolute against `base`.
 pub fn resolve_database_url(url: &str, base: &Path) -> Result<String, String> {

@@ -123,8 +123,12 @@ impl Driver {
         match ended {
             Ok(outputs) => {
                 for output in outputs {
-                    // Requests of the broken engine are not answered to the new one.
-                    if matches!(output, Output::Transmit { .. } | Output::WriteCdr(_)) {
+                    // Requests of the broken engine are not answered to the new one; what it
+                    // changed in the shared location table is saved all the same.
+                    if matches!(
+                        output,
+                        Output::Transmit { .. } | Output::WriteCdr(_) | Output::Location(_)
+                    ) {
                         self.execute(output);
                     }
                 }
@@ -217,6 +221,7 @@ impl Driver {
                     .push_back(Input::LocalAddress { toward, local });
             }
             Output::WriteCdr(cdr) => self.ctx.cdrs.write(cdr),
+            Output::Location(write) => self.ctx.binding_writes.write(write),
             Output::SaveBan(ban) => {
                 let store = self.ctx.store.clone();
                 tokio::spawn(async move {
@@ -412,7 +417,8 @@ mod tests {
         }
         let credentials = Arc::new(CredentialLoader::new(store.clone()));
         credentials.refresh().await.unwrap();
-        let (location, _writes, _writer) = crate::engine::location::start(store.clone());
+        let location = crate::engine::location::Location::new();
+        let (binding_writes, _writer) = crate::engine::location::WriteBehind::start(store.clone());
         let pbx_socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let pbx = pbx_socket.local_addr().unwrap();
         let udp = UdpOut::new(pbx_socket).unwrap();
@@ -454,6 +460,7 @@ mod tests {
             store: store.clone(),
             credentials,
             location: Arc::new(location),
+            binding_writes,
             digest: Arc::new(Mutex::new(digest)),
             policy,
             md5_only_user_agents: vec![],

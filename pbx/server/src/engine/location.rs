@@ -1,17 +1,21 @@
-//! The write-behind of the engine's location table ([`Location`], in `pbx_engine`): its
-//! changes are queued here and written to the store in batches, so a restart keeps the
-//! bindings (mechanism apart from storage, as Kamailio's registrar and usrloc).
+//! The write-behind of the engine's location table ([`Location`], in `pbx_engine`): the
+//! changes the engines give out (`Output::Location`) and the housekeeping makes are queued
+//! here and written to the store in batches, in table order, so a restart keeps the bindings
+//! (mechanism apart from storage, as Kamailio's registrar and usrloc).
 
-pub use pbx_engine::location::{BindingPeer, Location};
+pub use pbx_engine::location::{BindingPeer, Location, Write};
 use pbx_store::{BindingChange, LocationStore};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-// Nearly every write is a change; boxing it to shrink the one flush marker is not worth an
+// Nearly every message is a change; boxing it to shrink the one flush marker is not worth an
 // allocation per REGISTER.
 #[allow(clippy::large_enum_variant)]
-enum Write {
-    Change(BindingChange),
+enum Queued {
+    Change(Write),
     /// Everything queued before it is written: acknowledge and stop.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -20,84 +24,163 @@ enum Write {
 const MAX_BATCH: usize = 4096;
 /// How long the writer gathers changes before writing them: a crash loses at most this
 /// much (phones re-register at their next refresh).
-const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
+const COALESCE: Duration = Duration::from_millis(20);
+/// How long changes wait behind a missing `seq` before the writer gives up on it. Every
+/// change the table numbers is sent (a failed engine's are too), and a shard sends them
+/// microseconds after making them: this only bounds the wait should one ever be lost.
+const GAP_WAIT: Duration = Duration::from_secs(1);
 
 /// The queue of binding changes on their way to the store.
 #[derive(Clone)]
 pub struct WriteBehind {
-    writes: mpsc::UnboundedSender<Write>,
+    queue: mpsc::UnboundedSender<Queued>,
 }
 
 impl WriteBehind {
     /// Starts the write-behind task; [`WriteBehind::flush`] ends it. Changes queued while a
     /// transaction commits are written together in the next one.
     pub fn start(store: Arc<dyn LocationStore>) -> (WriteBehind, tokio::task::JoinHandle<()>) {
-        let (writes, queue) = mpsc::unbounded_channel::<Write>();
-        let writer = tokio::spawn(write_behind(store, queue));
-        (WriteBehind { writes }, writer)
+        let (queue, receiver) = mpsc::unbounded_channel::<Queued>();
+        let writer = tokio::spawn(write_behind(store, receiver));
+        (WriteBehind { queue }, writer)
     }
 
-    /// Queues one change.
-    pub fn write(&self, change: BindingChange) {
+    /// Queues one change of the table.
+    pub fn write(&self, write: Write) {
         // Fails only once the writer has stopped at shutdown.
-        let _ = self.writes.send(Write::Change(change));
+        let _ = self.queue.send(Queued::Change(write));
     }
 
     /// Waits until every change queued so far is in the store, then stops the writer (at
     /// shutdown; later changes are not saved).
     pub async fn flush(&self) {
         let (done, flushed) = tokio::sync::oneshot::channel();
-        if self.writes.send(Write::Flush(done)).is_ok() {
+        if self.queue.send(Queued::Flush(done)).is_ok() {
             let _ = flushed.await;
         }
     }
 }
 
-/// A location table whose changes are written behind to `store`, its queue and the writer
-/// task.
-pub fn start(
-    store: Arc<dyn LocationStore>,
-) -> (Location, WriteBehind, tokio::task::JoinHandle<()>) {
-    let (writes, writer) = WriteBehind::start(store);
-    let queue = writes.clone();
-    let location = Location::new(Box::new(move |change| queue.write(change)));
-    (location, writes, writer)
+/// Changes received, put back in table order.
+struct Reorder {
+    /// The `seq` of the next change to write.
+    next: u64,
+    waiting: BTreeMap<u64, BindingChange>,
+    /// Since when changes wait behind a missing one.
+    gap_since: Option<Instant>,
 }
 
-/// Writes queued changes in batches until a flush. After the first change of a batch it
-/// waits [`COALESCE`] for more, so a burst of REGISTERs becomes one transaction of a few
-/// multi-row statements instead of a statement (and a thread hand-off) per REGISTER.
-async fn write_behind(store: Arc<dyn LocationStore>, mut queue: mpsc::UnboundedReceiver<Write>) {
+impl Reorder {
+    fn new() -> Reorder {
+        Reorder {
+            next: 1,
+            waiting: BTreeMap::new(),
+            gap_since: None,
+        }
+    }
+
+    fn add(&mut self, write: Write, batch: &mut Vec<BindingChange>) {
+        if write.seq < self.next {
+            // Later than a gap given up on: written now rather than never (a phone's next
+            // refresh corrects it, as after a crash).
+            tracing::debug!(seq = write.seq, "a binding change arrived after its turn");
+            batch.push(write.change);
+            return;
+        }
+        self.waiting.insert(write.seq, write.change);
+    }
+
+    /// Moves the changes whose turn has come into `batch`; with `all`, every change received
+    /// (at a flush, or once a gap has waited [`GAP_WAIT`]).
+    fn ready(&mut self, batch: &mut Vec<BindingChange>, all: bool, now: Instant) {
+        loop {
+            while let Some(change) = self.waiting.remove(&self.next) {
+                batch.push(change);
+                self.next += 1;
+            }
+            let Some((&first, _)) = self.waiting.first_key_value() else {
+                self.gap_since = None;
+                return;
+            };
+            let since = *self.gap_since.get_or_insert(now);
+            if !all && now.saturating_duration_since(since) < GAP_WAIT {
+                return;
+            }
+            tracing::warn!(
+                missing = first - self.next,
+                "binding changes never arrived: writing the later ones"
+            );
+            self.next = first;
+            self.gap_since = None;
+        }
+    }
+
+    /// When to stop waiting for a missing change.
+    fn deadline(&self) -> Option<Instant> {
+        self.gap_since.map(|since| since + GAP_WAIT)
+    }
+}
+
+/// Writes queued changes in batches, in table order, until a flush. After the first change
+/// of a batch it waits [`COALESCE`] for more, so a burst of REGISTERs becomes one transaction
+/// of a few multi-row statements instead of a statement (and a thread hand-off) per REGISTER.
+async fn write_behind(store: Arc<dyn LocationStore>, mut queue: mpsc::UnboundedReceiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.recv().await {
-        if matches!(first, Write::Change(_)) {
+    let mut order = Reorder::new();
+    loop {
+        let received = match order.deadline() {
+            None => queue.recv().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, queue.recv()).await {
+                Ok(received) => received,
+                // The gap waited long enough: write what is behind it.
+                Err(_) => {
+                    order.ready(&mut batch, false, Instant::now());
+                    save(store.as_ref(), &mut batch).await;
+                    continue;
+                }
+            },
+        };
+        let Some(first) = received else {
+            return;
+        };
+        if matches!(first, Queued::Change(_)) {
             tokio::time::sleep(COALESCE).await;
         }
         let mut flushed = None;
+        let mut received = 0;
         let mut next = Some(first);
-        while let Some(write) = next.take() {
-            match write {
-                Write::Change(change) => batch.push(change),
-                Write::Flush(done) => {
+        while let Some(queued) = next.take() {
+            match queued {
+                Queued::Change(write) => {
+                    order.add(write, &mut batch);
+                    received += 1;
+                }
+                Queued::Flush(done) => {
                     flushed = Some(done);
                     break;
                 }
             }
-            if batch.len() < MAX_BATCH {
+            if received < MAX_BATCH {
                 next = queue.try_recv().ok();
             }
         }
-        if !batch.is_empty() {
-            if let Err(error) = store.apply_binding_changes(&batch).await {
-                tracing::error!(%error, changes = batch.len(), "could not save registrations");
-            }
-            batch.clear();
-        }
+        order.ready(&mut batch, flushed.is_some(), Instant::now());
+        save(store.as_ref(), &mut batch).await;
         if let Some(done) = flushed {
             let _ = done.send(());
             return;
         }
     }
+}
+
+async fn save(store: &dyn LocationStore, batch: &mut Vec<BindingChange>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(error) = store.apply_binding_changes(batch).await {
+        tracing::error!(%error, changes = batch.len(), "could not save registrations");
+    }
+    batch.clear();
 }
 
 #[cfg(test)]
@@ -134,24 +217,31 @@ mod tests {
     #[tokio::test]
     async fn bindings_are_written_behind_and_restored() {
         let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
-        let (location, writes, writer) = start(store.clone());
+        let location = Location::new();
+        let (writes, writer) = WriteBehind::start(store.clone());
         let policy = RegistrarPolicy::default();
+        // What the engines give out, collected to be handed over in the wrong order below.
         let apply = |request: pbx_sip::message::Request, now: u64| {
             location
                 .update("1000", &peer(), "phone/1", |current| {
                     process_register(now, &request, current, &policy)
                 })
                 .unwrap()
+                .writes
         };
-        apply(register("sip:1000@10.0.0.5:5062", 1, 600), 1_000);
-        apply(register("sip:1000@10.0.0.6:5062", 2, 600), 1_000);
+        let mut given = apply(register("sip:1000@10.0.0.5:5062", 1, 600), 1_000);
+        given.extend(apply(register("sip:1000@10.0.0.6:5062", 2, 600), 1_000));
         assert_eq!(location.count(), 2);
         assert_eq!(location.lookup("1000", 1_100).len(), 2);
         assert_eq!(location.lookup("1000", 1_600).len(), 0, "expired");
-        location.set_reachable("1000", "sip:1000@10.0.0.6:5062", false);
+        given.extend(location.set_reachable("1000", "sip:1000@10.0.0.6:5062", false));
         assert_eq!(location.unreachable(), 1);
-        apply(register("sip:1000@10.0.0.5:5062", 3, 0), 1_001);
+        given.extend(apply(register("sip:1000@10.0.0.5:5062", 3, 0), 1_001));
         assert_eq!(location.count(), 1);
+        // Shards carry out their outputs independently: the writer restores table order.
+        for write in given.into_iter().rev() {
+            writes.write(write);
+        }
         writes.flush().await;
         writer.await.unwrap();
 
@@ -163,7 +253,7 @@ mod tests {
         assert_eq!(saved[0].reachable, Some(false));
 
         // A restart: a new location table from the store.
-        let (restarted, _writes, _writer) = start(store.clone());
+        let restarted = Location::new();
         assert_eq!(restarted.restore(saved, 1_002), 1);
         let restored = restarted.lookup("1000", 1_002);
         assert_eq!(restored.len(), 1);
@@ -172,7 +262,66 @@ mod tests {
         assert_eq!(restored[0].user_agent, "phone/1");
 
         // The extension is removed while the PBX runs: its bindings go too.
-        assert_eq!(restarted.retain_extensions(|aor| aor != "1000"), 1);
+        let (dropped, removals) = restarted.retain_extensions(|aor| aor != "1000");
+        assert_eq!(dropped, 1);
+        assert!(matches!(
+            removals.as_slice(),
+            [Write { change: BindingChange::RemoveAll { aor }, .. }] if aor == "1000"
+        ));
         assert_eq!(restarted.count(), 0);
+    }
+
+    fn change(seq: u64) -> Write {
+        Write {
+            seq,
+            change: BindingChange::RemoveAll {
+                aor: seq.to_string(),
+            },
+        }
+    }
+
+    fn aors(batch: &[BindingChange]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|c| match c {
+                BindingChange::RemoveAll { aor } => aor.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn changes_are_put_back_in_table_order_and_a_lost_one_is_not_waited_for_forever() {
+        let t0 = Instant::now();
+        let mut order = Reorder::new();
+        let mut batch = Vec::new();
+        order.add(change(2), &mut batch);
+        order.ready(&mut batch, false, t0);
+        assert!(batch.is_empty(), "2 waits for 1");
+        order.add(change(1), &mut batch);
+        order.ready(&mut batch, false, t0);
+        assert_eq!(aors(&batch), ["1", "2"]);
+        batch.clear();
+
+        // 3 never comes: 4 waits, then is written once the gap has waited long enough.
+        order.add(change(4), &mut batch);
+        order.ready(&mut batch, false, t0);
+        assert!(batch.is_empty());
+        assert_eq!(order.deadline(), Some(t0 + GAP_WAIT));
+        order.ready(&mut batch, false, t0 + GAP_WAIT);
+        assert_eq!(aors(&batch), ["4"]);
+        assert_eq!(order.deadline(), None);
+        batch.clear();
+        // 3 after all: written rather than dropped; 5 goes on from 4.
+        order.add(change(3), &mut batch);
+        order.add(change(5), &mut batch);
+        order.ready(&mut batch, false, t0 + GAP_WAIT);
+        assert_eq!(aors(&batch), ["3", "5"]);
+        batch.clear();
+
+        // A flush writes everything received, gaps or not.
+        order.add(change(8), &mut batch);
+        order.ready(&mut batch, true, t0 + GAP_WAIT);
+        assert_eq!(aors(&batch), ["8"]);
     }
 }

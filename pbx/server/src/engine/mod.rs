@@ -43,6 +43,8 @@ pub struct EngineContext {
     /// The credential table and its loads from the store.
     pub credentials: Arc<CredentialLoader>,
     pub location: Arc<Location>,
+    /// Where the engines' `Output::Location` changes go: written behind to the store.
+    pub binding_writes: location::WriteBehind,
     /// Shared so that a nonce-count seen by one shard is known to all (replay protection).
     pub digest: Arc<Mutex<DigestAuthenticator>>,
     pub policy: RegistrarPolicy,

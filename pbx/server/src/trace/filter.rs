@@ -54,7 +54,7 @@ impl fmt::Display for Target {
 
 /// A CIDR or a single address, as `[security] allow` takes them.
 pub fn parse_source(text: &str) -> Result<IpNet, String> {
-    crate::config::parse_network(text.trim())
+    crate::security::acl::parse_network(text.trim())
 }
 
 /// A SIP user part as extensions and dialled numbers are written: not empty, at most 64

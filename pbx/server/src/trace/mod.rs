@@ -21,18 +21,36 @@ pub mod redact;
 pub mod sync;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::config::TraceConfig;
-use crate::transport::{Peer, TransportKind};
 pub use export::ExportError;
 use export::{HepExport, TraceFile};
 pub use filter::{Filters, Target};
 pub use format::Direction;
+use pbx_engine::{Peer, TransportKind};
+
+/// `[trace]`: the SIP trace (docs/admin-guide.md, "Seeing the SIP").
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceConfig {
+    /// Default empty: `sources` (networks) and `extensions` traced from start-up on, besides
+    /// what `pbx trace add` adds while running.
+    pub targets: Vec<Target>,
+    /// Default true: traced messages are logged (target `sip_trace`, level info).
+    pub log: bool,
+    /// Default none: traced messages are also appended to this file.
+    pub file: Option<PathBuf>,
+    /// Default none: every SIP message is sent as HEP3 over UDP to this capture server.
+    pub hep: Option<SocketAddr>,
+    /// Default 1: the capture agent id HEP packets carry.
+    pub hep_id: u32,
+    /// Default none: the capture server's password, sent in each HEP packet.
+    pub hep_password: Option<String>,
+}
 
 /// The `tracing` target trace blocks are logged under (`RUST_LOG=sip_trace=info`).
 pub const LOG_TARGET: &str = "sip_trace";
