@@ -5,12 +5,14 @@
 #   with rustup only when cargo lacks them.
 #   Packages: sip-tester (SIPp 3.6.1), baresip-core, libasound2, sox, openssl (the client
 #   recipes in tests/clients), postgresql (the throw-away server of the test run), sqlite3,
-#   procps, iproute2, python3, ca-certificates; from PyPI pytest and sipvicious (the attacker
-#   tools of the security tests).
+#   procps, iproute2, python3, ca-certificates, chromium + fonts-dejavu-core and zbar-tools
+#   (the web admin's browser test and its QR decoder); from PyPI pytest, sipvicious (the
+#   attacker tools of the security tests) and playwright (drives Debian's chromium through
+#   executable_path; never `playwright install`).
 #   Exit: 0 when everything is there afterwards, 1 otherwise.
 set -euo pipefail
 APT_PKGS=(sip-tester baresip-core libasound2 sox openssl postgresql sqlite3 procps iproute2
-          python3 ca-certificates)
+          python3 ca-certificates chromium fonts-dejavu-core zbar-tools)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -40,16 +42,23 @@ if ! python3 -c 'import sipvicious' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'sipvicious==0.3.8'
 fi
 
+# playwright: tests/e2e/test_web_admin.py drives /usr/bin/chromium with it
+if ! python3 -c 'import playwright.sync_api' 2>/dev/null; then
+  echo "install-test-deps: pip install playwright"
+  python3 -m pip install --quiet --disable-pip-version-check 'playwright>=1.40'
+fi
+
 if command -v rustup >/dev/null; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 
-for t in sipp baresip sox openssl sqlite3 psql; do
+for t in sipp baresip sox openssl sqlite3 psql chromium zbarimg; do
   command -v "$t" >/dev/null || { echo "install-test-deps: $t still missing" >&2; exit 1; }
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || { echo "install-test-deps: no initdb under /usr/lib/postgresql" >&2; exit 1; }
 python3 -c 'import pytest' || exit 1
 python3 -c 'import sipvicious' || exit 1
+python3 -c 'import playwright.sync_api' || exit 1
 echo "install-test-deps: ok"

@@ -137,6 +137,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // A dialplan that does not validate is never loaded: not at start, not on reload.
     let plan = Arc::new(crate::plan::PlanHandle::load(&config).map_err(ServeError::Dialplan)?);
     tokio::spawn(reload_dialplan(config.clone(), plan.clone()));
+    let web_plan = plan.clone();
 
     let credentials = Arc::new(CredentialLoader::new(store.clone()));
     let known = credentials.refresh().await?;
@@ -241,7 +242,19 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     tracing::info!(listen = %config.web.listen, "web listening");
-    let router = web::router(web_state.clone());
+    let web_location = location.clone();
+    let admin = web::admin::state(
+        &config,
+        store.clone(),
+        guard.clone(),
+        web_plan,
+        Box::new(move |now| {
+            let all = web_location.snapshot(now);
+            all.into_iter().map(|(_, binding)| binding).collect()
+        }),
+    );
+    let router = web::with_admin(web_state.clone(), admin)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
         if let Err(error) = axum::serve(web_listener, router).await {
             tracing::error!(%error, "web listener failed");

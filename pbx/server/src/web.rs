@@ -1,5 +1,7 @@
-//! The HTTP listener: health and Prometheus metrics now; the admin UI and REST API mount here
-//! later (web-admin).
+//! The HTTP listener: health and Prometheus metrics (unauthenticated), and the admin UI and
+//! REST API of the web-admin crate mounted beside them ([`with_admin`]).
+
+pub mod admin;
 
 use axum::Router;
 use axum::extract::State;
@@ -26,6 +28,12 @@ pub fn router(state: Arc<WebState>) -> Router {
 }
 
 /// 200 when SIP, the database and the web listener are up (the contract's definition).
+/// [`router`] with the web admin's pages and API; served with the peer's address
+/// (`into_make_service_with_connect_info`), which the login's ban rules need.
+pub fn with_admin(state: Arc<WebState>, admin: Arc<pbx_web_admin::AdminState>) -> Router {
+    router(state).merge(pbx_web_admin::router(admin))
+}
+
 async fn healthz(State(state): State<Arc<WebState>>) -> impl IntoResponse {
     let sip = state.sip_up.load(Ordering::Relaxed);
     let database = state.store.ping().await;

@@ -1,0 +1,166 @@
+//! The server's side of the web admin's ports: the live state ([`Live`]) and the login's
+//! place in the security guard ([`LoginGuard`]), so that failed web logins count and ban
+//! exactly like failed SIP authentications.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pbx_store::{BanStore, Binding, Store, StoreError};
+use pbx_web_admin::live::{Live, LoginGuard, LoginRefusal, LoginSettled, LoginTicket};
+
+use crate::config::Config;
+use crate::plan::{PlanFile, PlanHandle};
+use crate::security::{Admission, CheckOutcome, Gated, Guard, Ticket};
+
+/// The devices registered now, from the engine's location service.
+pub type Registrations = Box<dyn Fn(u64) -> Vec<Binding> + Send + Sync>;
+
+pub struct ServerLive {
+    pub registrations: Registrations,
+    pub plan: Arc<PlanHandle>,
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub guard: Arc<Guard>,
+}
+
+#[async_trait]
+impl Live for ServerLive {
+    fn registrations(&self, now_unix: u64) -> Vec<Binding> {
+        let mut all = (self.registrations)(now_unix);
+        all.sort_by(|a, b| (&a.aor, a.contact()).cmp(&(&b.aor, b.contact())));
+        all
+    }
+
+    fn contexts(&self) -> Option<Vec<String>> {
+        self.plan
+            .current()
+            .map(|plan| plan.context_names().map(str::to_string).collect())
+    }
+
+    fn reload_dialplan(&self) -> Result<(), Vec<String>> {
+        self.plan.reload(&self.config)
+    }
+
+    async fn lift_ban(&self, addr: IpAddr) -> Result<bool, StoreError> {
+        let lifted = self.store.remove_ban(addr).await?;
+        // The guard re-reads the bans every 2 s; read them now so the lift is immediate.
+        let now_unix = crate::transport::now_unix();
+        let bans: Vec<_> = self
+            .store
+            .active_bans(now_unix)
+            .await?
+            .into_iter()
+            .map(|b| crate::security::guard::Ban {
+                address: b.address,
+                reason: b.reason,
+                until: b.until,
+            })
+            .collect();
+        self.guard.sync_bans(&bans, Instant::now());
+        Ok(lifted)
+    }
+}
+
+pub struct GuardLogin {
+    pub guard: Arc<Guard>,
+    pub store: Arc<Store>,
+}
+
+impl LoginGuard for GuardLogin {
+    fn admit(&self, source: IpAddr) -> Result<Box<dyn LoginTicket>, LoginRefusal> {
+        match self
+            .guard
+            .admit_credential(source, Instant::now(), crate::transport::now_unix())
+        {
+            Admission::Granted(ticket) => Ok(Box::new(GuardTicket {
+                guard: self.guard.clone(),
+                store: self.store.clone(),
+                ticket,
+                source,
+            })),
+            Admission::Banned => Err(LoginRefusal::Banned),
+            Admission::Busy => Err(LoginRefusal::Busy),
+        }
+    }
+}
+
+struct GuardTicket {
+    guard: Arc<Guard>,
+    store: Arc<Store>,
+    ticket: Ticket,
+    source: IpAddr,
+}
+
+#[async_trait]
+impl LoginTicket for GuardTicket {
+    async fn settle(self: Box<Self>, ok: bool) -> LoginSettled {
+        let GuardTicket {
+            guard,
+            store,
+            ticket,
+            source,
+        } = *self;
+        let gated =
+            guard.check_credential(ticket, Instant::now(), crate::transport::now_unix(), || {
+                CheckOutcome {
+                    result: (),
+                    failed: !ok,
+                }
+            });
+        match gated {
+            Gated::Refused => LoginSettled::Banned,
+            Gated::Checked { ban: None, .. } if ok => LoginSettled::Accepted,
+            Gated::Checked { ban: None, .. } => {
+                metrics::counter!("pbx_auth_failures_total").increment(1);
+                LoginSettled::Rejected
+            }
+            Gated::Checked { ban: Some(ban), .. } => {
+                metrics::counter!("pbx_auth_failures_total").increment(1);
+                metrics::counter!("pbx_bans_total").increment(1);
+                tracing::warn!(address = %source, until = ban.until, "banned after repeated authentication failures (web login)");
+                if let Err(error) = store.add_ban(ban.address, &ban.reason, ban.until).await {
+                    tracing::error!(%error, "could not save a ban");
+                }
+                LoginSettled::RejectedAndBanned
+            }
+        }
+    }
+}
+
+/// The web admin's state for a running server.
+pub fn state(
+    config: &Config,
+    store: Arc<Store>,
+    guard: Arc<Guard>,
+    plan: Arc<PlanHandle>,
+    registrations: Registrations,
+) -> Arc<pbx_web_admin::AdminState> {
+    let settings = pbx_web_admin::Settings::new(
+        config.sip.domain.clone(),
+        config
+            .sip
+            .listen
+            .iter()
+            .map(|l| (l.transport, l.addr))
+            .collect(),
+    );
+    let live = ServerLive {
+        registrations,
+        plan,
+        config: config.clone(),
+        store: store.clone(),
+        guard: guard.clone(),
+    };
+    let login = GuardLogin {
+        guard,
+        store: store.clone(),
+    };
+    Arc::new(pbx_web_admin::AdminState::new(
+        store,
+        Arc::new(live),
+        Arc::new(login),
+        settings,
+    ))
+}

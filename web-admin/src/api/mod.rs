@@ -1,0 +1,154 @@
+//! The REST API under `/api/v1`: JSON, bearer tokens (`pbx admin token USER`), errors as
+//! `{"error": message, "field": name}`, and its OpenAPI document generated from the handlers
+//! (`GET /api/v1/openapi.json`). Every path, the document and unknown ones included, refuses
+//! a request without a valid token with 401.
+
+pub mod extensions;
+pub mod status;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::Shared;
+use crate::errors::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pbx admin API",
+        description = "Manage the PBX: extensions, registrations, bans. Authenticate with \
+                       `Authorization: Bearer TOKEN` (`pbx admin token USER`)."
+    ),
+    paths(
+        extensions::list,
+        extensions::create,
+        extensions::get_one,
+        extensions::update,
+        extensions::remove,
+        status::registrations,
+        status::bans,
+        status::lift_ban,
+        openapi_json,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "extensions", description = "SIP accounts and voicemail boxes"),
+        (name = "status", description = "What is live now: registrations and bans"),
+        (name = "meta", description = "This document")
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The admin a request's token belongs to.
+#[derive(Clone, Debug)]
+pub struct ApiUser(pub String);
+
+pub fn router(state: Shared) -> Router<Shared> {
+    Router::new()
+        .route(
+            "/extensions",
+            get(extensions::list).post(extensions::create),
+        )
+        .route(
+            "/extensions/{number}",
+            get(extensions::get_one)
+                .patch(extensions::update)
+                .delete(extensions::remove),
+        )
+        .route("/registrations", get(status::registrations))
+        .route("/bans", get(status::bans))
+        .route("/bans/{address}", delete(status::lift_ban))
+        .route("/openapi.json", get(openapi_json))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// The bearer token of a request, if it sent one.
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn require_token(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+    let Some(token) = bearer(&request) else {
+        return ApiError::unauthorized().into_response();
+    };
+    match state.admins.verify_token(token).await {
+        Ok(Some(user)) => {
+            request.extensions_mut().insert(ApiUser(user));
+            next.run(request).await
+        }
+        Ok(None) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid or revoked token").into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such API path")
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this API"),
+        (status = 401, description = "No valid token", body = crate::errors::ErrorBody)
+    )
+)]
+pub async fn openapi_json() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
+
+/// A JSON body, or the API's JSON error naming the field serde complained about.
+pub fn json_error(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    let field = text
+        .split_once("field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(f, _)| f.to_string());
+    let status = match rejection.status() {
+        // Syntax and type errors alike are the client's: 400 or 422 as axum says, never more.
+        s if s.is_client_error() => s,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError {
+        status,
+        body: crate::errors::ErrorBody { error: text, field },
+    }
+}
+
+/// A query string that does not parse.
+pub fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+}

@@ -1,0 +1,57 @@
+//! The running PBX as the web admin sees it: two small traits the server implements, so this
+//! crate never reaches into the server's internals.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use pbx_store::{Binding, StoreError};
+
+/// The engine's live state and the actions on it.
+#[async_trait]
+pub trait Live: Send + Sync {
+    /// The devices registered now (not expired at `now_unix`), ordered by extension.
+    fn registrations(&self, now_unix: u64) -> Vec<Binding>;
+
+    /// The contexts of the running dialplan; `None` when the config names no dialplan.
+    fn contexts(&self) -> Option<Vec<String>>;
+
+    /// Reads the dialplan file again; every problem as `path:line:col: message` when it does
+    /// not validate (the running plan then stays).
+    fn reload_dialplan(&self) -> Result<(), Vec<String>>;
+
+    /// Lifts the ban of `addr` in the store and in the running guard; `false` when it was not
+    /// banned.
+    async fn lift_ban(&self, addr: IpAddr) -> Result<bool, StoreError>;
+}
+
+/// Why a login was not even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// The source address is banned (by SIP or web failures alike).
+    Banned,
+    /// The source has as many failures and checks under way as the limit allows.
+    Busy,
+}
+
+/// What a checked login came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginSettled {
+    Accepted,
+    Rejected,
+    /// Rejected, and this failure reached the limit: the source is banned now.
+    RejectedAndBanned,
+    /// The source was banned while this login waited: its result must not be disclosed.
+    Banned,
+}
+
+/// The PBX's security guard (the same failure count and bans as SIP digest), in two steps:
+/// admit the attempt where it arrives, then settle it with the password check's result.
+pub trait LoginGuard: Send + Sync {
+    fn admit(&self, source: IpAddr) -> Result<Box<dyn LoginTicket>, LoginRefusal>;
+}
+
+/// One admitted login attempt; dropping it unsettled frees its place.
+#[async_trait]
+pub trait LoginTicket: Send {
+    async fn settle(self: Box<Self>, ok: bool) -> LoginSettled;
+}

@@ -1,0 +1,997 @@
+//! The web admin's handlers against a real SQLite store (in memory), driven with tower's
+//! `oneshot`: login, CSRF refusals, session expiry on an injected clock, the login's ban
+//! rules, the extension pages, provisioning links, and the API (401 without a token on every
+//! path of its own OpenAPI document, JSON errors naming the field).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use md5::{Digest, Md5};
+use pbx_store::{
+    AdminStore, BanStore, Binding, CredentialStore, ExtensionStore, NewExtension, Store,
+    StoreError, Transport,
+};
+use pbx_web_admin::clock::ManualClock;
+use pbx_web_admin::live::{Live, LoginGuard, LoginRefusal, LoginSettled, LoginTicket};
+use pbx_web_admin::{AdminState, Settings};
+use tower::ServiceExt;
+
+const T0: u64 = 1_800_000_000;
+const ADMIN_PW: &str = "Adm1n-secret";
+
+/// The live state: no device registered, two contexts, bans lifted in the store.
+struct FakeLive {
+    store: Arc<Store>,
+}
+
+#[async_trait]
+impl Live for FakeLive {
+    fn registrations(&self, _: u64) -> Vec<Binding> {
+        Vec::new()
+    }
+    fn contexts(&self) -> Option<Vec<String>> {
+        Some(vec!["staff".into(), "lobby".into()])
+    }
+    fn reload_dialplan(&self) -> Result<(), Vec<String>> {
+        Ok(())
+    }
+    async fn lift_ban(&self, addr: IpAddr) -> Result<bool, StoreError> {
+        self.store.remove_ban(addr).await
+    }
+}
+
+/// The guard's rules in small: `limit` failures ban the source.
+struct FakeGuard {
+    limit: u32,
+    state: Arc<Mutex<HashMap<IpAddr, (u32, bool)>>>,
+}
+
+struct FakeTicket {
+    ip: IpAddr,
+    limit: u32,
+    state: Arc<Mutex<HashMap<IpAddr, (u32, bool)>>>,
+}
+
+impl LoginGuard for FakeGuard {
+    fn admit(&self, source: IpAddr) -> Result<Box<dyn LoginTicket>, LoginRefusal> {
+        let map = self.state.lock().map_err(|_| LoginRefusal::Busy)?;
+        if map.get(&source).is_some_and(|(_, banned)| *banned) {
+            return Err(LoginRefusal::Banned);
+        }
+        Ok(Box::new(FakeTicket {
+            ip: source,
+            limit: self.limit,
+            state: self.state.clone(),
+        }))
+    }
+}
+
+#[async_trait]
+impl LoginTicket for FakeTicket {
+    async fn settle(self: Box<Self>, ok: bool) -> LoginSettled {
+        let Ok(mut map) = self.state.lock() else {
+            return LoginSettled::Banned;
+        };
+        let entry = map.entry(self.ip).or_default();
+        if ok {
+            return LoginSettled::Accepted;
+        }
+        entry.0 += 1;
+        if entry.0 >= self.limit {
+            entry.1 = true;
+            LoginSettled::RejectedAndBanned
+        } else {
+            LoginSettled::Rejected
+        }
+    }
+}
+
+struct App {
+    router: Router,
+    clock: Arc<ManualClock>,
+    store: Arc<Store>,
+    token: String,
+}
+
+async fn app() -> App {
+    let store = Arc::new(Store::open("sqlite::memory:").await.expect("store"));
+    store.create_admin("admin", ADMIN_PW).await.expect("admin");
+    let token = store.create_token("admin").await.expect("token");
+    let clock = Arc::new(ManualClock::new(T0));
+    let listeners: Vec<(Transport, SocketAddr)> = vec![
+        (Transport::Udp, "127.0.0.1:5060".parse().expect("addr")),
+        (Transport::Tls, "127.0.0.1:5061".parse().expect("addr")),
+    ];
+    let state = AdminState::new(
+        store.clone(),
+        Arc::new(FakeLive {
+            store: store.clone(),
+        }),
+        Arc::new(FakeGuard {
+            limit: 3,
+            state: Arc::default(),
+        }),
+        Settings::new("pbx.test", listeners),
+    )
+    .with_clock(clock.clone());
+    App {
+        router: pbx_web_admin::router(Arc::new(state)),
+        clock,
+        store,
+        token,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// `name=value` of a Set-Cookie for `name`.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .find(|kv| kv.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+
+    /// The value of the first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
+        self.body[at..at + 64].to_string()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl App {
+    async fn send(&self, req: Request<Body>) -> Reply {
+        self.send_from("192.0.2.10", req).await
+    }
+
+    async fn send_from(&self, ip: &str, mut req: Request<Body>) -> Reply {
+        let peer: SocketAddr = format!("{ip}:40000").parse().expect("peer");
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: &str) -> Reply {
+        let req = Request::get(path)
+            .header(header::COOKIE, cookie)
+            .header(header::HOST, "pbx.example:8080")
+            .body(Body::empty())
+            .expect("request");
+        self.send(req).await
+    }
+
+    async fn post_form(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> Reply {
+        self.post_form_from("192.0.2.10", path, cookie, form).await
+    }
+
+    async fn post_form_from(
+        &self,
+        ip: &str,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, &str)],
+    ) -> Reply {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = Request::post(path)
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request");
+        self.send_from(ip, req).await
+    }
+
+    /// Logs in; returns the session cookie (`pbx_session=...`).
+    async fn login(&self) -> String {
+        let page = self.get("/", "").await;
+        let login_cookie = page.cookie("pbx_login_csrf").expect("login cookie");
+        let r = self
+            .post_form(
+                "/login",
+                &login_cookie,
+                &[
+                    ("user", "admin"),
+                    ("password", ADMIN_PW),
+                    ("csrf", &page.csrf()),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(r.location(), "/extensions");
+        let set = r
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("pbx_session="))
+            .expect("session cookie")
+            .to_string();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
+        r.cookie("pbx_session").expect("session cookie")
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        if body.is_some() {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = b
+            .body(body.map_or_else(Body::empty, |s| Body::from(s.to_string())))
+            .expect("request");
+        self.send(req).await
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn login_pages_and_logout() {
+    let app = app().await;
+    // Not logged in: the login page at /, every page sends there.
+    let r = app.get("/", "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Log in"));
+    let r = app.get("/extensions", "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/");
+
+    let session = app.login().await;
+    let r = app.get("/", &session).await;
+    assert_eq!(r.location(), "/extensions");
+    let r = app.get("/extensions", &session).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("No extensions yet"));
+
+    let r = app
+        .post_form("/logout", &session, &[("csrf", &r.csrf())])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.cookie("pbx_session").is_some_and(|c| c == "pbx_session="));
+    let r = app.get("/extensions", &session).await;
+    assert_eq!(r.location(), "/");
+}
+
+#[tokio::test]
+async fn wrong_password_is_refused_with_a_message() {
+    let app = app().await;
+    let page = app.get("/", "").await;
+    let cookie = page.cookie("pbx_login_csrf").expect("cookie");
+    let r = app
+        .post_form(
+            "/login",
+            &cookie,
+            &[
+                ("user", "admin"),
+                ("password", "nope"),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("Wrong user name or password"));
+    assert!(r.cookie("pbx_session").is_none());
+}
+
+#[tokio::test]
+async fn forms_without_their_csrf_token_are_refused() {
+    let app = app().await;
+    // The login form: no token, a wrong one, or no cookie.
+    let page = app.get("/", "").await;
+    let cookie = page.cookie("pbx_login_csrf").expect("cookie");
+    for (cookie, form) in [
+        (
+            cookie.as_str(),
+            vec![("user", "admin"), ("password", ADMIN_PW)],
+        ),
+        (
+            cookie.as_str(),
+            vec![("user", "admin"), ("password", ADMIN_PW), ("csrf", "0")],
+        ),
+        (
+            "",
+            vec![("user", "admin"), ("password", ADMIN_PW), ("csrf", "x")],
+        ),
+    ] {
+        let r = app.post_form("/login", cookie, &form).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert!(r.body.contains("security token"), "{}", r.body);
+        assert!(r.cookie("pbx_session").is_none());
+    }
+
+    // Logged in: creating, editing, deleting and logging out all need the session's token.
+    let session = app.login().await;
+    let r = app
+        .post_form("/extensions", &session, &[("number", "1000")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(app.store.list_extensions().await.expect("list").is_empty());
+    add(&app, "1001").await;
+    let r = app
+        .post_form("/extensions/1001", &session, &[("name", "Mallory")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post_form("/extensions/1001/delete", &session, &[("csrf", "wrong")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.store.list_extensions().await.expect("list").len(), 1);
+    let r = app.post_form("/logout", &session, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/extensions", &session).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_and_after_their_absolute_limit() {
+    let app = app().await;
+    let session = app.login().await;
+    app.clock.advance(29 * 60);
+    assert_eq!(
+        app.get("/extensions", &session).await.status,
+        StatusCode::OK
+    );
+    app.clock.advance(31 * 60);
+    let r = app.get("/extensions", &session).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/?expired=1");
+    assert!(
+        app.get("/?expired=1", "")
+            .await
+            .body
+            .contains("session has expired")
+    );
+
+    // Busy all day: still ends 12 h after login.
+    let session = app.login().await;
+    for _ in 0..(12 * 3) {
+        app.clock.advance(20 * 60);
+        let r = app.get("/extensions", &session).await;
+        if r.status != StatusCode::OK {
+            assert_eq!(r.location(), "/?expired=1");
+            return;
+        }
+    }
+    panic!("the session outlived its absolute limit");
+}
+
+#[tokio::test]
+async fn htmx_requests_without_a_session_are_told_where_to_go() {
+    let app = app().await;
+    let req = Request::get("/extensions")
+        .header("HX-Request", "true")
+        .body(Body::empty())
+        .expect("request");
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers.get("HX-Redirect").and_then(|v| v.to_str().ok()),
+        Some("/")
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_ban_the_source_even_for_the_right_password() {
+    let app = app().await;
+    let attacker = "198.51.100.7";
+    let page = app.get("/", "").await;
+    let cookie = page.cookie("pbx_login_csrf").expect("cookie");
+    let csrf = page.csrf();
+    let attempt = |password: &'static str| {
+        let (cookie, csrf) = (cookie.clone(), csrf.clone());
+        let app = &app;
+        async move {
+            app.post_form_from(
+                attacker,
+                "/login",
+                &cookie,
+                &[("user", "admin"), ("password", password), ("csrf", &csrf)],
+            )
+            .await
+        }
+    };
+    assert_eq!(attempt("guess1").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(attempt("guess2").await.status, StatusCode::UNAUTHORIZED);
+    let r = attempt("guess3").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("banned"));
+    let r = attempt(ADMIN_PW).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("banned"));
+    assert!(r.cookie("pbx_session").is_none());
+    // Another address still logs in.
+    app.login().await;
+}
+
+async fn add(app: &App, number: &str) {
+    app.store
+        .add_extension(
+            "pbx.test",
+            NewExtension {
+                number: number.into(),
+                password: "pw".into(),
+                name: Some("Bob".into()),
+                ..NewExtension::default()
+            },
+        )
+        .await
+        .expect("add");
+}
+
+#[tokio::test]
+async fn create_an_extension_with_a_generated_password() {
+    let app = app().await;
+    let session = app.login().await;
+    let form = app.get("/extensions/new", &session).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let r = app
+        .post_form(
+            "/extensions",
+            &session,
+            &[
+                ("csrf", &form.csrf()),
+                ("number", "1000"),
+                ("name", "Alice"),
+                ("email", "alice@example.com"),
+                ("pin", "4321"),
+                ("media_encryption", "required"),
+                ("allowed_networks", "10.0.0.0/8"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let at = r.body.find("id=\"password\">").expect("password shown") + 14;
+    let password = &r.body[at..at + 20];
+    // The password shown is the one the HA1 was made from.
+    let creds = app
+        .store
+        .credentials("1000")
+        .await
+        .expect("store")
+        .expect("credentials");
+    let ha1 = hex::encode(Md5::digest(format!("1000:pbx.test:{password}").as_bytes()));
+    assert_eq!(creds.ha1_md5, ha1);
+    assert!(app.store.verify_pin("1000", "4321").await.expect("pin"));
+    let ext = &app.store.list_extensions().await.expect("list")[0];
+    assert_eq!(
+        (
+            ext.name.as_str(),
+            ext.email.as_str(),
+            ext.media_encryption.as_str()
+        ),
+        ("Alice", "alice@example.com", "required")
+    );
+    assert_eq!(ext.allowed_networks.len(), 1);
+    // It is in the list, and searchable.
+    let list = app.get("/extensions?q=alic", &session).await;
+    assert!(list.body.contains("/extensions/1000"));
+    let list = app.get("/extensions?q=zzz", &session).await;
+    assert!(!list.body.contains("/extensions/1000"));
+}
+
+#[tokio::test]
+async fn bad_fields_get_messages_next_to_them_and_nothing_is_saved() {
+    let app = app().await;
+    let session = app.login().await;
+    let csrf = app.get("/extensions/new", &session).await.csrf();
+    let r = app
+        .post_form(
+            "/extensions",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("number", "12ab"),
+                ("email", "not an address"),
+                ("pin", "12"),
+                ("allowed_networks", "10.0.0.0/33"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for message in [
+        "bad extension number",
+        "bad e-mail address",
+        "bad PIN",
+        "bad network",
+    ] {
+        assert!(r.body.contains(message), "{message}: {}", r.body);
+    }
+    assert!(app.store.list_extensions().await.expect("list").is_empty());
+
+    // A duplicate number is refused at the number field.
+    add(&app, "1001").await;
+    let r = app
+        .post_form(
+            "/extensions",
+            &session,
+            &[("csrf", &csrf), ("number", "1001")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("already exists"));
+
+    // Editing: a good name with a bad PIN and an unknown context changes nothing.
+    let r = app
+        .post_form(
+            "/extensions/1001",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("name", "Robert"),
+                ("pin", "1"),
+                ("media_encryption", "optional"),
+                ("context", "nowhere"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains("bad PIN") && r.body.contains("staff, lobby"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        app.store.list_extensions().await.expect("list")[0].name,
+        "Bob"
+    );
+
+    let r = app
+        .post_form(
+            "/extensions/1001",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("name", "Robert"),
+                ("pin", ""),
+                ("media_encryption", "off"),
+                ("context", "lobby"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let ext = &app.store.list_extensions().await.expect("list")[0];
+    assert_eq!(
+        (
+            ext.name.as_str(),
+            ext.context.as_str(),
+            ext.media_encryption.as_str()
+        ),
+        ("Robert", "lobby", "off")
+    );
+    assert!(
+        app.get(r.location(), &session)
+            .await
+            .body
+            .contains("Saved.")
+    );
+
+    // An unknown extension is a 404 page, not a failure.
+    assert_eq!(
+        app.get("/extensions/999", &session).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn delete_asks_first() {
+    let app = app().await;
+    let session = app.login().await;
+    add(&app, "1001").await;
+    let confirm = app.get("/extensions/1001/delete", &session).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Delete extension 1001?"));
+    assert_eq!(app.store.list_extensions().await.expect("list").len(), 1);
+    let r = app
+        .post_form(
+            "/extensions/1001/delete",
+            &session,
+            &[("csrf", &confirm.csrf())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(app.store.list_extensions().await.expect("list").is_empty());
+    assert!(
+        app.get(r.location(), &session)
+            .await
+            .body
+            .contains("Extension 1001 deleted")
+    );
+}
+
+#[tokio::test]
+async fn list_pages() {
+    let app = app().await;
+    let session = app.login().await;
+    let exts: Vec<NewExtension> = (0..60)
+        .map(|i| NewExtension {
+            number: format!("{}", 2000 + i),
+            password: "pw".into(),
+            ..NewExtension::default()
+        })
+        .collect();
+    app.store
+        .import_extensions("pbx.test", exts)
+        .await
+        .expect("import");
+    let p1 = app.get("/extensions", &session).await;
+    assert!(p1.body.contains("Page 1 of 3") && p1.body.contains("/extensions/2000\""));
+    assert!(!p1.body.contains("/extensions/2025\""));
+    let p3 = app.get("/extensions?page=3", &session).await;
+    assert!(p3.body.contains("/extensions/2059\"") && !p3.body.contains("/extensions/2049\""));
+    // Out of range or not a number: the nearest page, never an error.
+    assert!(
+        app.get("/extensions?page=99", &session)
+            .await
+            .body
+            .contains("Page 3 of 3")
+    );
+    assert!(
+        app.get("/extensions?page=x", &session)
+            .await
+            .body
+            .contains("Page 1 of 3")
+    );
+}
+
+#[tokio::test]
+async fn provisioning_links_work_once_and_expire() {
+    let app = app().await;
+    let session = app.login().await;
+    add(&app, "1001").await;
+    let page = app.get("/extensions/1001/qr", &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<svg"));
+    let at = page
+        .body
+        .find("http://pbx.example:8080/provision/")
+        .expect("link")
+        + 23;
+    let path = page.body[at..at + 11 + 64].to_string();
+    assert!(path.starts_with("/provision/"), "{path}");
+
+    let xml = app.get(&path, "").await;
+    assert_eq!(xml.status, StatusCode::OK);
+    let creds = app
+        .store
+        .credentials("1001")
+        .await
+        .expect("store")
+        .expect("creds");
+    assert!(xml.body.contains(&format!(">{}</entry>", creds.ha1_md5)));
+    // TLS is offered first, with SRTP (media_encryption optional over TLS).
+    assert!(
+        xml.body
+            .contains("&lt;sip:127.0.0.1:5061;transport=tls&gt;"),
+        "{}",
+        xml.body
+    );
+    assert!(xml.body.contains(">srtp<"));
+
+    let again = app.get(&path, "").await;
+    assert_eq!(again.status, StatusCode::GONE);
+    assert!(again.body.contains("used already"));
+
+    let sheet = app.get("/extensions/1001/welcome", &session).await;
+    assert_eq!(sheet.status, StatusCode::OK);
+    assert!(sheet.body.contains("<svg") && sheet.body.contains("pbx.test"));
+
+    let udp = app.get("/extensions/1001/qr?transport=udp", &session).await;
+    let at = udp.body.find("/provision/").expect("link");
+    let path = udp.body[at..at + 11 + 64].to_string();
+    app.clock.advance(24 * 3600);
+    let late = app.get(&path, "").await;
+    assert_eq!(late.status, StatusCode::GONE);
+    assert!(late.body.contains("expired"));
+    let unknown = app.get(&format!("/provision/{}", "0".repeat(64)), "").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn assets_are_cached_forever_under_their_hash() {
+    let app = app().await;
+    let page = app.get("/", "").await;
+    let at = page.body.find("/assets/").expect("asset link");
+    let end = page.body[at..].find('"').expect("end") + at;
+    let r = app.get(&page.body[at..end], "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("public, max-age=31536000, immutable")
+    );
+    let r = app.get("/assets/000000000000/htmx.min.js", "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("no-cache")
+    );
+    assert_eq!(
+        app.get("/assets/x/nope.js", "").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Walks the API's own OpenAPI document: every path and method, without a token or with a
+/// wrong one, is 401 with a JSON error.
+#[tokio::test]
+async fn every_api_path_refuses_a_request_without_a_token() {
+    let app = app().await;
+    let doc = app.api("GET", "/api/v1/openapi.json", None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let doc = doc.json();
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 5, "{paths:?}");
+    let mut checked = 0;
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{number}", "1000")
+            .replace("{address}", "192.0.2.1");
+        for method in item.as_object().expect("methods").keys() {
+            for auth in [None, Some("Bearer nope"), Some("Basic YWRtaW46eA==")] {
+                let mut b = Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(&concrete);
+                if let Some(auth) = auth {
+                    b = b.header(header::AUTHORIZATION, auth);
+                }
+                let r = app.send(b.body(Body::empty()).expect("request")).await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} {auth:?}"
+                );
+                assert!(r.json()["error"].is_string(), "{method} {path}: {}", r.body);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 27, "{checked}");
+    // And a path the document does not know.
+    let r = app
+        .send(
+            Request::get("/api/v1/nothing")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn api_extensions_round_trip_and_errors_name_the_field() {
+    let app = app().await;
+    let r = app
+        .api(
+            "POST",
+            "/api/v1/extensions",
+            Some(r#"{"number":"1000","password":"S3cret-pass","name":"Alice","email":"a@example.com","pin":"1234"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["extension"]["number"], "1000");
+    assert!(r.json().get("password").is_none());
+    assert_eq!(r.location(), "/api/v1/extensions/1000");
+
+    // Without a password one is generated and returned once.
+    let r = app
+        .api("POST", "/api/v1/extensions", Some(r#"{"number":"1001"}"#))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["password"].as_str().map(str::len), Some(20));
+
+    for (body, status, field) in [
+        (r#"{"number":"1"}"#, 422, Some("number")),
+        (r#"{"number":"1002","email":"nope"}"#, 422, Some("email")),
+        (r#"{"number":"1002","pin":"12"}"#, 422, Some("pin")),
+        (
+            r#"{"number":"1002","media_encryption":"maybe"}"#,
+            422,
+            Some("media_encryption"),
+        ),
+        (
+            r#"{"number":"1002","allowed_networks":["x"]}"#,
+            422,
+            Some("allowed_networks"),
+        ),
+        (r#"{"number":"1000"}"#, 409, Some("number")),
+        (r#"{"numbr":"1002"}"#, 422, Some("numbr")),
+        (r#"{"number":1002}"#, 422, None),
+        (r#"{"number":"#, 400, None),
+    ] {
+        let r = app.api("POST", "/api/v1/extensions", Some(body)).await;
+        assert_eq!(r.status.as_u16(), status, "{body}: {}", r.body);
+        let json = r.json();
+        assert!(json["error"].is_string(), "{body}: {}", r.body);
+        if let Some(field) = field {
+            assert_eq!(json["field"], field, "{body}");
+        }
+    }
+    // Not JSON at all.
+    let req = Request::post("/api/v1/extensions")
+        .header(header::AUTHORIZATION, format!("Bearer {}", app.token))
+        .body(Body::from("number=1002"))
+        .expect("request");
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(r.json()["error"].is_string());
+    assert_eq!(app.store.list_extensions().await.expect("list").len(), 2);
+
+    let r = app
+        .api("GET", "/api/v1/extensions?per_page=1&page=2", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = r.json();
+    assert_eq!(
+        (page["total"].as_u64(), page["items"][0]["number"].as_str()),
+        (Some(2), Some("1001"))
+    );
+    assert_eq!(
+        app.api("GET", "/api/v1/extensions?page=0", None)
+            .await
+            .json()["field"],
+        "page"
+    );
+    assert_eq!(
+        app.api("GET", "/api/v1/extensions?page=x", None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.api("GET", "/api/v1/extensions?q=alice", None)
+            .await
+            .json()["total"],
+        1
+    );
+
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/extensions/1000",
+            Some(r#"{"name":"Alicia","context":"staff"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.json()["name"].as_str(), r.json()["context"].as_str()),
+        (Some("Alicia"), Some("staff"))
+    );
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/extensions/1000",
+            Some(r#"{"name":"X","context":"mars"}"#),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("context"))
+    );
+    let r = app
+        .api("PATCH", "/api/v1/extensions/1000", Some(r#"{"pin":""}"#))
+        .await;
+    assert_eq!(r.json()["field"], "pin");
+    assert_eq!(
+        app.api("GET", "/api/v1/extensions/1000", None).await.json()["name"],
+        "Alicia"
+    );
+    assert_eq!(
+        app.api("PATCH", "/api/v1/extensions/9999", Some("{}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(
+        app.api("DELETE", "/api/v1/extensions/1000", None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.api("DELETE", "/api/v1/extensions/1000", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.api("GET", "/api/v1/extensions/1000", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn api_bans_list_and_lift() {
+    let app = app().await;
+    let addr: IpAddr = "203.0.113.9".parse().expect("addr");
+    app.store
+        .add_ban(addr, "too many failed authentications", T0 + 3600)
+        .await
+        .expect("ban");
+    let r = app.api("GET", "/api/v1/bans", None).await;
+    // The store filters by its own clock; the ban ends in the future either way.
+    assert_eq!(r.json()[0]["address"], "203.0.113.9", "{}", r.body);
+    let r = app.api("DELETE", "/api/v1/bans/not-an-ip", None).await;
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("address"))
+    );
+    assert_eq!(
+        app.api("DELETE", "/api/v1/bans/203.0.113.9", None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.api("DELETE", "/api/v1/bans/203.0.113.9", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.api("GET", "/api/v1/registrations", None).await.body,
+        "[]"
+    );
+}
