@@ -9,8 +9,11 @@
 //! - [`player`]: sends frames of a [`player::FrameSource`] paced at its packetization interval.
 //! - [`recorder`]: collects a leg's G.711 audio as 8 kHz PCM up to a length or a silence.
 //! - [`dtmf`]: RFC 4733 telephone-events to digits, with a hook for in-band detection.
+//! - [`inband`]: in-band DTMF (the key tones inside G.711 audio), a Goertzel detector that
+//!   plugs into that hook.
 
 pub mod dtmf;
+pub mod inband;
 pub mod player;
 pub mod recorder;
 pub mod relay;

@@ -10,7 +10,7 @@
 //!
 //! In-band DTMF (tones inside the audio) plugs in through [`InbandDetector`]: the detector
 //! hands it each G.711 packet of the leg decoded to PCM and reports what it finds as it
-//! reports RFC 4733 digits. No in-band detector is implemented yet.
+//! reports RFC 4733 digits: [`super::inband::InbandDtmf`] is one.
 
 use std::time::{Duration, Instant};
 
