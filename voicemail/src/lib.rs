@@ -16,6 +16,7 @@ pub mod io;
 pub mod leave;
 pub mod menu;
 pub mod say;
+pub mod wav;
 
 pub use io::{
     Folder, GreetingKind, Input, Machine, MailboxInfo, MessageInfo, NewMessageInfo, Output,
