@@ -9,13 +9,14 @@
 //! [`Machine::poll_timeout`]. Prompts are named as in `sounds/en/` (`vm-login`,
 //! `digits/7`); `sounds/README.md` lists them. The keys are documented in docs/voicemail.md.
 //!
-//! [`wav`] is the one module here that touches files: the recorder's durable WAV writer,
-//! for the shell.
+//! Two modules here touch files, for the shell: [`wav`], the recorder's durable WAV writer,
+//! and [`sounds`], prompts by name with the admin's folder overriding the committed one.
 
 pub mod io;
 pub mod leave;
 pub mod menu;
 pub mod say;
+pub mod sounds;
 pub mod wav;
 
 pub use io::{
