@@ -411,6 +411,14 @@ impl ExtensionStore for Store {
             .bind(number)
             .execute(&mut *tx)
             .await?;
+        // Its mailbox goes with it: a number given to someone else later must not open the
+        // old owner's messages. (The audio files stay on disk for the admin to delete.)
+        for sql in [
+            "DELETE FROM voicemail_messages WHERE mailbox = $1",
+            "DELETE FROM voicemail_greetings WHERE mailbox = $1",
+        ] {
+            sqlx::query(sql).bind(number).execute(&mut *tx).await?;
+        }
         bump_revision().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(removed > 0)

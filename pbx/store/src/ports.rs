@@ -62,7 +62,8 @@ pub trait ExtensionStore: Send + Sync {
         changes: &ExtensionChanges,
     ) -> Result<bool, StoreError>;
 
-    /// Removes an extension and its registrations. `false` when there was no such extension.
+    /// Removes an extension, its registrations and its mailbox's messages and greetings (the
+    /// audio files stay on disk). `false` when there was no such extension.
     async fn remove_extension(&self, number: &str) -> Result<bool, StoreError>;
 }
 

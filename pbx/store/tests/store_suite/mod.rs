@@ -601,4 +601,21 @@ pub async fn mailboxes(store: &Store) {
             saved: 0
         }
     );
+
+    // Removing the extension empties its mailbox: the number given to someone else later
+    // does not open the old owner's messages or greetings.
+    assert!(ok(store.remove_extension("1000").await));
+    ok(store.add_extension(REALM, ext("1000", "pw")).await);
+    assert_eq!(
+        ok(store.message_counts("1000").await),
+        MessageCounts::default()
+    );
+    assert!(ok(store.messages("1000", None).await).is_empty());
+    let fresh = ok(store.mailbox("1000").await).unwrap_or_else(|| panic!());
+    assert!(fresh.greetings.is_empty() && !fresh.delete_after_email && !fresh.has_pin);
+    assert_eq!(
+        ok(store.message_counts("1001").await).new,
+        1,
+        "others keep theirs"
+    );
 }
