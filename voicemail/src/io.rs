@@ -27,7 +27,8 @@ pub(crate) fn prompts(names: &[&str]) -> Vec<Sound> {
     names.iter().map(|n| Sound::prompt(*n)).collect()
 }
 
-/// Where a message sits (the store's folders).
+/// Where a message sits. The same three as `pbx_store::Folder` (and likewise
+/// [`GreetingKind`]): this crate does not depend on the store, the shell maps one to the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Folder {
     New,
