@@ -35,6 +35,7 @@ PROMPTS=(
   vm-goodbye vm-sorry
   # the menus' "press ..." prompts
   vm-onefor vm-opts vm-prev vm-repeat vm-next vm-delete vm-savemessage vm-helpexit
+  vm-changeto vm-for vm-tocancel
   vm-starmain vm-press vm-options vm-tempgreeting vm-tempgreeting2 vm-tempremoved
   # recording greetings and the name; changing the PIN
   vm-rec-unv vm-rec-busy vm-rec-name vm-rec-temp vm-review vm-then-pound

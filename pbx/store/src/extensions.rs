@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use async_trait::async_trait;
 
 use crate::ports::{CredentialStore, ExtensionStore};
-use crate::secrets::{hash_secret, verify_secret};
+use crate::secrets::hash_secret;
 use crate::{Store, StoreError, from_db, now_unix, to_db};
 
 /// An extension to create, with its plain secrets (hashed before they reach the database).
@@ -185,7 +185,7 @@ fn email_problem(email: &str) -> Option<String> {
     (!email.is_empty() && !email_shape_ok(email)).then(|| format!("bad e-mail address `{email}`"))
 }
 
-fn pin_problem(pin: &str) -> Option<String> {
+pub(crate) fn pin_problem(pin: &str) -> Option<String> {
     (!(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()))
         .then(|| "bad PIN: expected 4 to 12 digits".to_string())
 }
@@ -411,6 +411,14 @@ impl ExtensionStore for Store {
             .bind(number)
             .execute(&mut *tx)
             .await?;
+        // Its mailbox goes with it: a number given to someone else later must not open the
+        // old owner's messages. (The audio files stay on disk for the admin to delete.)
+        for sql in [
+            "DELETE FROM voicemail_messages WHERE mailbox = $1",
+            "DELETE FROM voicemail_greetings WHERE mailbox = $1",
+        ] {
+            sqlx::query(sql).bind(number).execute(&mut *tx).await?;
+        }
         bump_revision().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(removed > 0)
@@ -448,12 +456,7 @@ impl CredentialStore for Store {
     }
 
     async fn verify_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError> {
-        let hash: Option<Option<String>> =
-            sqlx::query_scalar("SELECT pin_hash FROM extensions WHERE number = $1")
-                .bind(number)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(hash.flatten().is_some_and(|h| verify_secret(pin, &h)))
+        crate::mailboxes::pin_matches(self, number, pin).await
     }
 }
 

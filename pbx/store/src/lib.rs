@@ -14,6 +14,7 @@ mod binding;
 mod cdrs;
 mod error;
 mod extensions;
+mod mailboxes;
 pub mod ports;
 mod registrations;
 mod secrets;
@@ -31,9 +32,11 @@ pub use binding::Binding;
 pub use cdrs::{Cdr, NewCdr};
 pub use error::StoreError;
 pub use extensions::{Credentials, Extension, ExtensionChanges, MEDIA_ENCRYPTION, NewExtension};
+pub use mailboxes::{Folder, Greeting, GreetingKind, Mailbox, Message, MessageCounts, NewMessage};
 pub use pbx_sip::transport::Transport;
 pub use ports::{
-    AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, LocationStore, TraceStore,
+    AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, LocationStore, MailboxStore,
+    TraceStore,
 };
 pub use registrations::BindingChange;
 pub use secrets::{hash_secret, verify_secret};

@@ -6,8 +6,6 @@
 //! a store call is a database round trip, next to which one allocation does not count.
 //!
 //! Room for what comes next, not implemented yet (each a trait here and tables in a migration):
-//! - `MailboxStore`: voicemail messages per extension (metadata; the audio stays on disk) and
-//!   greetings, with the PIN check moving there from [`CredentialStore::verify_pin`].
 //! - `TrunkStore`: SIP trunks (registrations to a provider, their credentials and routes).
 //! - `SettingsStore`: settings the web admin edits at run time, beside the TOML config.
 
@@ -16,8 +14,9 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 
 use crate::{
-    Ban, Binding, BindingChange, Cdr, Credentials, Extension, ExtensionChanges, NewCdr,
-    NewExtension, StoreError, StoredTrace,
+    Ban, Binding, BindingChange, Cdr, Credentials, Extension, ExtensionChanges, Folder, Greeting,
+    GreetingKind, Mailbox, Message, MessageCounts, NewCdr, NewExtension, NewMessage, StoreError,
+    StoredTrace,
 };
 
 /// What digest authentication and the voicemail PIN prompt read about extensions.
@@ -32,7 +31,8 @@ pub trait CredentialStore: Send + Sync {
     /// The extensions table's revision: it changes whenever an extension is added or removed.
     async fn extensions_revision(&self) -> Result<u64, StoreError>;
 
-    /// Whether `pin` is the voicemail PIN of `number`; `false` when it has none.
+    /// Whether `pin` is the voicemail PIN of `number`; `false` when it has none. The same
+    /// check as [`MailboxStore::check_pin`], kept here for the CLI.
     async fn verify_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError>;
 }
 
@@ -62,7 +62,8 @@ pub trait ExtensionStore: Send + Sync {
         changes: &ExtensionChanges,
     ) -> Result<bool, StoreError>;
 
-    /// Removes an extension and its registrations. `false` when there was no such extension.
+    /// Removes an extension, its registrations and its mailbox's messages and greetings (the
+    /// audio files stay on disk). `false` when there was no such extension.
     async fn remove_extension(&self, number: &str) -> Result<bool, StoreError>;
 }
 
@@ -176,4 +177,63 @@ pub trait TraceStore: Send + Sync {
 
     /// Deletes the filters that ended at or before `now_unix`; returns how many.
     async fn prune_traces(&self, now_unix: u64) -> Result<u64, StoreError>;
+}
+
+/// Voicemail: each extension's mailbox (its PIN and e-mail are the extension's, as `pbx
+/// extension add` and `set` store them; greetings and the delete-after-e-mail choice are
+/// added here) and the messages left in it. Audio stays on disk: greetings and messages are
+/// WAV files whose paths the store keeps. Where a call removes a row that names a file, it
+/// returns the path so that the caller deletes the file after the commit.
+#[async_trait]
+pub trait MailboxStore: Send + Sync {
+    /// The mailbox of extension `number`; `None` when there is no such extension.
+    async fn mailbox(&self, number: &str) -> Result<Option<Mailbox>, StoreError>;
+
+    /// Whether `pin` is the mailbox's PIN; `false` when it has none (argon2, so slow on
+    /// purpose: a guess costs the guesser too).
+    async fn check_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError>;
+
+    /// Changes the PIN (4 to 12 digits, else `Invalid`); `false` when there is no such
+    /// extension.
+    async fn set_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError>;
+
+    /// Delete messages once they were e-mailed; `false` when there is no such extension.
+    async fn set_delete_after_email(&self, number: &str, on: bool) -> Result<bool, StoreError>;
+
+    /// Records (or replaces) a greeting; the path of the one it replaced, if another file.
+    async fn set_greeting(
+        &self,
+        number: &str,
+        greeting: &Greeting,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Removes a greeting (the temporary one, when it is no longer wanted); its path.
+    async fn remove_greeting(
+        &self,
+        number: &str,
+        kind: GreetingKind,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Files a message into the mailbox's new folder; returns its id.
+    async fn add_message(&self, message: &NewMessage) -> Result<i64, StoreError>;
+
+    /// The mailbox's messages, of one folder or all, oldest first.
+    async fn messages(
+        &self,
+        mailbox: &str,
+        folder: Option<Folder>,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// One message by id.
+    async fn message(&self, id: i64) -> Result<Option<Message>, StoreError>;
+
+    /// Moves a message to another folder; `false` when there is no such message.
+    async fn move_message(&self, id: i64, folder: Folder) -> Result<bool, StoreError>;
+
+    /// Deletes a message; what it was (its file is the caller's to delete), `None` when
+    /// there was none.
+    async fn delete_message(&self, id: i64) -> Result<Option<Message>, StoreError>;
+
+    /// How many messages each folder holds.
+    async fn message_counts(&self, mailbox: &str) -> Result<MessageCounts, StoreError>;
 }

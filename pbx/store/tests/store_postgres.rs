@@ -67,6 +67,7 @@ suite_test!(bans);
 suite_test!(admins);
 suite_test!(cdrs);
 suite_test!(sip_traces);
+suite_test!(mailboxes);
 
 #[tokio::test]
 #[cfg_attr(

@@ -43,6 +43,7 @@ suite_test!(bans);
 suite_test!(admins);
 suite_test!(cdrs);
 suite_test!(sip_traces);
+suite_test!(mailboxes);
 
 #[tokio::test]
 async fn file_created_in_wal_mode_and_data_survives_reopen() {

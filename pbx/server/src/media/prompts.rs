@@ -1,6 +1,7 @@
-//! The prompts the PBX plays, by name (`demo-menu`, `digits/3`, `vm-youhave`): the admin's
-//! folder (`[voicemail] sounds`) first, so a recording of their own replaces one by name,
-//! then the English set built into the binary from `sounds/` (see `sounds/README.md`).
+//! The prompts the PBX plays, by name (`demo-menu`, `digits/3`, `vm-youhave`,
+//! `moh/manolo_camp-morning_coffee`): the admin's folder (`[voicemail] sounds`, laid out like
+//! `sounds/`: `en/vm-intro.wav`) first, so a recording of their own replaces one by name, then
+//! the English set built into the binary from `sounds/` (see `sounds/README.md`).
 //! Each is decoded to 8 kHz PCM once and kept.
 
 use std::collections::HashMap;
@@ -70,8 +71,17 @@ impl Prompts {
             path,
             source,
         };
+        let built_in = |key: &str| BUILT_IN.iter().find(|(n, _)| *n == key).map(|(_, b)| *b);
+        // Spoken prompts live in the language's folder (`en/vm-intro`); music on hold and the
+        // like beside it (`moh/...`). The admin's folder is laid out like `sounds/`.
+        let language_key = format!("{LANGUAGE}/{name}");
+        let key = if built_in(&language_key).is_some() || !name.contains('/') {
+            language_key
+        } else {
+            name.to_string()
+        };
         if let Some(dir) = &self.dir {
-            let path = dir.join(format!("{name}.wav"));
+            let path = dir.join(format!("{key}.wav"));
             if let Ok(bytes) = std::fs::read(&path) {
                 return wav::decode(&bytes).map_err(|e| unplayable(path.display().to_string(), e));
             }
@@ -79,16 +89,7 @@ impl Prompts {
         if name == RINGBACK {
             return Ok(ringback());
         }
-        let built_in = |key: &str| BUILT_IN.iter().find(|(n, _)| *n == key).map(|(_, b)| *b);
-        let key = format!("{LANGUAGE}/{name}");
-        let (key, bytes) = match built_in(&key) {
-            Some(bytes) => (key, bytes),
-            // Music on hold and other folders beside the language's.
-            None => match built_in(name) {
-                Some(bytes) => (name.to_string(), bytes),
-                None => return Err(PromptError::Missing(name.to_string())),
-            },
-        };
+        let bytes = built_in(&key).ok_or_else(|| PromptError::Missing(name.to_string()))?;
         wav::decode(bytes).map_err(|e| unplayable(format!("built-in {key}"), e))
     }
 }
@@ -156,11 +157,21 @@ mod tests {
     #[test]
     fn the_admins_folder_overrides_by_name() {
         let dir = std::env::temp_dir().join(format!("pbx-prompts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(dir.join("beep.wav"), wav::encode_pcm(&[7; 80])).expect("write");
-        std::fs::write(dir.join("broken.wav"), b"not a wav").expect("write");
+        std::fs::create_dir_all(dir.join("en/digits")).expect("dir");
+        std::fs::write(dir.join("en/beep.wav"), wav::encode_pcm(&[7; 80])).expect("write");
+        std::fs::write(dir.join("en/digits/5.wav"), wav::encode_pcm(&[-7; 40])).expect("write");
+        std::fs::write(dir.join("en/broken.wav"), b"not a wav").expect("write");
         let prompts = Prompts::new(Some(dir.clone()));
         assert_eq!(&*prompts.get("beep").expect("beep"), &[7i16; 80][..]);
+        assert_eq!(&*prompts.get("digits/5").expect("5"), &[-7i16; 40][..]);
+        assert!(prompts.get("digits/6").expect("built in").len() > 800);
+        assert!(
+            prompts
+                .get("moh/manolo_camp-morning_coffee")
+                .expect("moh")
+                .len()
+                > 8000 * 60
+        );
         assert!(prompts.get("vm-youhave").expect("built in").len() > 800);
         assert!(matches!(
             prompts.get("broken"),

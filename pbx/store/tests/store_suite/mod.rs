@@ -410,3 +410,212 @@ pub async fn cdrs(store: &dyn CdrStore) {
     assert_eq!(first.call.answered_at, Some(302));
     assert!(first.call.caller_encrypted && !first.call.callee_encrypted);
 }
+
+/// Voicemail: the mailbox is the extension (PIN and e-mail from `extension add`/`set`), with
+/// greetings and messages added.
+pub async fn mailboxes(store: &Store) {
+    use pbx_store::{
+        ExtensionChanges, Folder, Greeting, GreetingKind, MailboxStore, MessageCounts, NewMessage,
+    };
+    ok(store
+        .add_extension(
+            REALM,
+            NewExtension {
+                name: Some("Alice".into()),
+                email: Some("alice@example.com".into()),
+                pin: Some("1234".into()),
+                ..ext("1000", "pw")
+            },
+        )
+        .await);
+    ok(store.add_extension(REALM, ext("1001", "pw")).await);
+
+    // The mailbox reads what `extension add` stored.
+    let alice = ok(store.mailbox("1000").await).unwrap_or_else(|| panic!("no mailbox"));
+    assert_eq!(
+        (
+            alice.number.as_str(),
+            alice.name.as_str(),
+            alice.email.as_str()
+        ),
+        ("1000", "Alice", "alice@example.com")
+    );
+    assert!(alice.has_pin && !alice.delete_after_email && alice.greetings.is_empty());
+    let bob = ok(store.mailbox("1001").await).unwrap_or_else(|| panic!("no mailbox"));
+    assert!(!bob.has_pin && bob.email.is_empty());
+    assert_eq!(ok(store.mailbox("9999").await), None);
+
+    // One PIN check for the menu and the CLI.
+    assert!(ok(store.check_pin("1000", "1234").await));
+    assert!(!ok(store.check_pin("1000", "1235").await));
+    assert!(
+        !ok(store.check_pin("1001", "1234").await),
+        "no PIN, no entry"
+    );
+    assert!(!ok(store.check_pin("9999", "1234").await));
+    // Changed from the menu: hashed like the CLI's, the old one stops working.
+    assert!(matches!(
+        store.set_pin("1000", "12").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(ok(store.set_pin("1000", "987654").await));
+    assert!(ok(store.check_pin("1000", "987654").await));
+    assert!(!ok(store.check_pin("1000", "1234").await));
+    assert!(ok(store.verify_pin("1000", "987654").await));
+    assert!(!ok(store.set_pin("9999", "1234").await));
+    // And `extension set` changes what the mailbox reads.
+    let changes = ExtensionChanges {
+        email: Some("a@example.org".into()),
+        pin: Some("2468".into()),
+        ..Default::default()
+    };
+    assert!(ok(store.update_extension(REALM, "1000", &changes).await));
+    assert!(ok(store.check_pin("1000", "2468").await));
+    let alice = ok(store.mailbox("1000").await).unwrap_or_else(|| panic!());
+    assert_eq!(alice.email, "a@example.org");
+
+    assert!(ok(store.set_delete_after_email("1000", true).await));
+    assert!(!ok(store.set_delete_after_email("9999", true).await));
+    let alice = ok(store.mailbox("1000").await).unwrap_or_else(|| panic!());
+    assert!(alice.delete_after_email);
+
+    // Greetings: one of each kind, a new recording replaces the old (whose file is returned).
+    let greeting = |kind, path: &str| Greeting {
+        kind,
+        path: path.into(),
+        recorded_at: 1_700_000_000,
+    };
+    let set = |kind, path| {
+        let g = greeting(kind, path);
+        async move { ok(store.set_greeting("1000", &g).await) }
+    };
+    assert_eq!(set(GreetingKind::Name, "g/name1.wav").await, None);
+    assert_eq!(set(GreetingKind::Unavailable, "g/unavail1.wav").await, None);
+    assert_eq!(
+        set(GreetingKind::Unavailable, "g/unavail2.wav").await,
+        Some("g/unavail1.wav".into())
+    );
+    assert_eq!(
+        set(GreetingKind::Unavailable, "g/unavail2.wav").await,
+        None,
+        "same file"
+    );
+    assert_eq!(set(GreetingKind::Busy, "g/busy.wav").await, None);
+    let alice = ok(store.mailbox("1000").await).unwrap_or_else(|| panic!());
+    let kinds: Vec<GreetingKind> = alice.greetings.iter().map(|g| g.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            GreetingKind::Unavailable,
+            GreetingKind::Busy,
+            GreetingKind::Name
+        ]
+    );
+    assert_eq!(
+        alice.greeting(GreetingKind::Unavailable),
+        Some(&greeting(GreetingKind::Unavailable, "g/unavail2.wav"))
+    );
+    assert_eq!(alice.greeting(GreetingKind::Temporary), None);
+    assert_eq!(
+        ok(store.remove_greeting("1000", GreetingKind::Temporary).await),
+        None
+    );
+    assert_eq!(set(GreetingKind::Temporary, "g/temp.wav").await, None);
+    assert_eq!(
+        ok(store.remove_greeting("1000", GreetingKind::Temporary).await),
+        Some("g/temp.wav".into())
+    );
+    let bob = ok(store.mailbox("1001").await).unwrap_or_else(|| panic!());
+    assert!(bob.greetings.is_empty(), "greetings are per mailbox");
+
+    // Messages: filed as new, listed oldest first, moved between folders, deleted.
+    assert_eq!(
+        ok(store.message_counts("1000").await),
+        MessageCounts::default()
+    );
+    let msg = |mailbox: &str, at: u64, caller: &str| NewMessage {
+        mailbox: mailbox.into(),
+        caller_number: caller.into(),
+        caller_name: format!("Caller {caller}"),
+        received_at: at,
+        duration_ms: 4_250,
+        path: format!("vm/{mailbox}/{at}.wav"),
+    };
+    let late = ok(store.add_message(&msg("1000", 300, "2001")).await);
+    let early = ok(store.add_message(&msg("1000", 100, "2002")).await);
+    let middle = ok(store.add_message(&msg("1000", 200, "")).await);
+    let other = ok(store.add_message(&msg("1001", 150, "2003")).await);
+    assert!(late < early && early < middle && middle < other, "ids grow");
+    let all = ok(store.messages("1000", None).await);
+    let ids: Vec<i64> = all.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [early, middle, late]);
+    let first = all.first().unwrap_or_else(|| panic!());
+    assert_eq!(first.folder, Folder::New);
+    assert_eq!(first.message, msg("1000", 100, "2002"));
+    assert_eq!(
+        ok(store.message_counts("1000").await),
+        MessageCounts {
+            new: 3,
+            old: 0,
+            saved: 0
+        }
+    );
+
+    assert!(ok(store.move_message(early, Folder::Old).await));
+    assert!(ok(store.move_message(late, Folder::Saved).await));
+    assert!(!ok(store.move_message(99_999, Folder::Old).await));
+    assert_eq!(
+        ok(store.message_counts("1000").await),
+        MessageCounts {
+            new: 1,
+            old: 1,
+            saved: 1
+        }
+    );
+    let new: Vec<i64> = ok(store.messages("1000", Some(Folder::New)).await)
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(new, [middle]);
+    let saved = ok(store.message(late).await).unwrap_or_else(|| panic!("no message"));
+    assert_eq!(saved.folder, Folder::Saved);
+    assert_eq!(saved.message.caller_name, "Caller 2001");
+
+    let gone = ok(store.delete_message(middle).await).unwrap_or_else(|| panic!("not deleted"));
+    assert_eq!(gone.message.path, "vm/1000/200.wav", "the file to remove");
+    assert_eq!(ok(store.delete_message(middle).await), None);
+    assert_eq!(ok(store.message(middle).await), None);
+    assert_eq!(
+        ok(store.message_counts("1000").await),
+        MessageCounts {
+            new: 0,
+            old: 1,
+            saved: 1
+        }
+    );
+    assert_eq!(
+        ok(store.message_counts("1001").await),
+        MessageCounts {
+            new: 1,
+            old: 0,
+            saved: 0
+        }
+    );
+
+    // Removing the extension empties its mailbox: the number given to someone else later
+    // does not open the old owner's messages or greetings.
+    assert!(ok(store.remove_extension("1000").await));
+    ok(store.add_extension(REALM, ext("1000", "pw")).await);
+    assert_eq!(
+        ok(store.message_counts("1000").await),
+        MessageCounts::default()
+    );
+    assert!(ok(store.messages("1000", None).await).is_empty());
+    let fresh = ok(store.mailbox("1000").await).unwrap_or_else(|| panic!());
+    assert!(fresh.greetings.is_empty() && !fresh.delete_after_email && !fresh.has_pin);
+    assert_eq!(
+        ok(store.message_counts("1001").await).new,
+        1,
+        "others keep theirs"
+    );
+}
