@@ -7,7 +7,8 @@
 #   recipes in tests/clients), postgresql (the throw-away server of the test run), sqlite3,
 #   procps, iproute2, python3, ca-certificates, chromium + fonts-dejavu-core and zbar-tools
 #   (the web admin's browser test and its QR decoder); from PyPI pytest, sipvicious (the
-#   attacker tools of the security tests) and playwright (drives Debian's chromium through
+#   attacker tools of the security tests), aiosmtpd (the SMTP server of the mail test) and
+#   playwright (drives Debian's chromium through
 #   executable_path; never `playwright install`).
 #   Exit: 0 when everything is there afterwards, 1 otherwise.
 set -euo pipefail
@@ -42,6 +43,12 @@ if ! python3 -c 'import sipvicious' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'sipvicious==0.3.8'
 fi
 
+# aiosmtpd: the real SMTP server of tests/e2e/test_mail.py (tests/clients/smtp/smtp-sink.py)
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "install-test-deps: pip install aiosmtpd"
+  python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd>=1.4'
+fi
+
 # playwright: tests/e2e/test_web_admin.py drives /usr/bin/chromium with it
 if ! python3 -c 'import playwright.sync_api' 2>/dev/null; then
   echo "install-test-deps: pip install playwright"
@@ -61,4 +68,5 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 python3 -c 'import pytest' || exit 1
 python3 -c 'import sipvicious' || exit 1
 python3 -c 'import playwright.sync_api' || exit 1
+python3 -c 'import aiosmtpd' || exit 1
 echo "install-test-deps: ok"

@@ -9,10 +9,12 @@
 //! - [`transport`]: UDP, TCP and TLS listeners; [`engine`]: the sharded SIP engine.
 //! - [`security`]: bans, ACLs, rate limits; [`web`]: health and metrics.
 //! - [`trace`]: the SIP trace (log, file, HEP export).
+//! - [`mail`]: e-mail through `[smtp]`, spooled and retried.
 
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod mail;
 pub mod media;
 pub mod plan;
 pub mod security;

@@ -46,6 +46,8 @@ pub enum ServeError {
     Media(#[from] crate::media::MediaError),
     #[error("SIP trace: {0}")]
     Trace(#[from] crate::trace::ExportError),
+    #[error("e-mail: {0}")]
+    Mail(#[from] crate::mail::MailError),
 }
 
 /// How often bans are re-read from the store (so `pbx ban remove` takes effect).
@@ -156,6 +158,27 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         default_expires: secs(config.sip.default_expires),
         max_bindings_per_aor: 10,
     };
+    // E-mail, when `[smtp]` is configured: spooled, delivered by one task.
+    let mailer = match &config.smtp {
+        Some(smtp) => {
+            let mailer = crate::mail::Mailer::new(&smtp.url, &smtp.from, smtp.queue.clone())?;
+            tokio::spawn(mailer.clone().run());
+            Some(mailer)
+        }
+        None => None,
+    };
+    let ban_alerts = match (&mailer, &config.security.alert_email) {
+        (Some(mailer), Some(to)) => Some(crate::mail::BanAlerts::new(
+            mailer.clone(),
+            to.clone(),
+            config.sip.domain.clone(),
+        )),
+        (None, Some(_)) => {
+            tracing::warn!("[security] alert_email is set but there is no [smtp]: no ban alerts");
+            None
+        }
+        _ => None,
+    };
     let spool = engine::cdr_spool::CdrSpool::new(config.database.cdr_spool.clone());
     let (cdrs, cdr_writer) = engine::cdr_writer::CdrWriter::start(store.clone(), spool);
     let cdrs = Arc::new(cdrs);
@@ -187,6 +210,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         prompts: Arc::new(crate::media::prompts::Prompts::new(
             config.voicemail.sounds.clone(),
         )),
+        ban_alerts,
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();

@@ -7,6 +7,7 @@ mod cdr;
 pub mod dialplan;
 mod extension;
 pub mod import;
+mod mail;
 mod registration;
 pub mod table;
 mod trace;
@@ -69,6 +70,20 @@ pub enum Command {
     /// Log the SIP messages of a source network or an extension, without a restart.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// E-mail through `[smtp]`.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Send a test message now (not queued), to check the `[smtp]` settings; says what the
+    /// mail server answered when it fails.
+    Test {
+        /// The recipient.
+        #[arg(value_name = "ADDRESS")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,9 +317,12 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::Failed(e.to_string()));
     }
+    if let Command::Mail(MailCommand::Test { to }) = command {
+        return mail::test(&config, &to).await;
+    }
     let store = Store::open(&config.database.url).await?;
     let result = match command {
-        Command::Serve | Command::Check => Ok(()),
+        Command::Serve | Command::Check | Command::Mail(_) => Ok(()),
         Command::Extension(cmd) => extension::run(&store, &config, cmd).await,
         Command::Registration(RegistrationCommand::List) => registration::list(&store).await,
         Command::Cdr(CdrCommand::List { limit }) => cdr::list(&store, limit).await,

@@ -131,6 +131,8 @@ pub use pbx_sip::auth::Algorithm as DigestAlgorithm;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecurityConfig {
+    /// Who is e-mailed when a source is banned (once per ban); none by default.
+    pub alert_email: Option<String>,
     /// Default 5.
     pub max_auth_failures: u32,
     /// Default 60s.
@@ -182,6 +184,8 @@ pub struct SmtpConfig {
     pub url: String,
     /// Default `PBX <pbx@DOMAIN>`.
     pub from: String,
+    /// Mail waiting for the server, one file per message; default `data/mail-queue`.
+    pub queue: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]

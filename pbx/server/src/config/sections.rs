@@ -275,6 +275,7 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
             "message_timeout",
             "unauthenticated_idle",
             "max_connections_per_source",
+            "alert_email",
         ],
     );
     let to_u32 = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -359,7 +360,19 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
     }
     let max_connections_per_source =
         to_u32(ctx.integer(s, "max_connections_per_source", 0..=1_000_000, 128));
+    let alert_email = ctx
+        .parsed(s, "alert_email", |a| {
+            if a.contains('@') {
+                Ok(a.to_string())
+            } else {
+                Err(format!(
+                    "bad alert_email `{a}`: expected an address such as \"it@example.com\""
+                ))
+            }
+        })
+        .map(|(a, _)| a);
     SecurityConfig {
+        alert_email,
         max_auth_failures,
         failure_window,
         ban_for,
@@ -403,10 +416,11 @@ fn voicemail(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> VoicemailConfig {
 }
 
 fn smtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, domain: &str) -> Option<SmtpConfig> {
-    ctx.check_keys(s, &["url", "from"]);
+    ctx.check_keys(s, &["url", "from", "queue"]);
     if !s.is_present() {
         return None;
     }
+    let queue = ctx.path(s, "queue", "data/mail-queue");
     let url = ctx.parsed(s, "url", |u| {
         if u.starts_with("smtp://") || u.starts_with("smtps://") {
             Ok(u.to_string())
@@ -433,6 +447,7 @@ fn smtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, domain: &str) -> Option<SmtpConf
     Some(SmtpConfig {
         url: url.map(|(u, _)| u).unwrap_or_default(),
         from,
+        queue,
     })
 }
 

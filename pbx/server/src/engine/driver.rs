@@ -231,7 +231,14 @@ impl Driver {
                 });
             }
             Output::Authenticated { conn } => self.ctx.sender.mark_authenticated(conn),
-            Output::Security(event) => report(event),
+            Output::Security(event) => {
+                if let (Security::Banned { address, until }, Some(alerts)) =
+                    (&event, &self.ctx.ban_alerts)
+                {
+                    alerts.banned(*address, *until);
+                }
+                report(event)
+            }
             Output::ShutdownComplete => {
                 for done in self.shutdown.drain(..) {
                     let _ = done.send(());
@@ -478,6 +485,7 @@ mod tests {
             cdrs: Arc::new(cdrs),
             plan: Arc::new(crate::plan::PlanHandle::new(None)),
             prompts: Arc::new(crate::media::prompts::Prompts::new(None)),
+            ban_alerts: None,
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);

@@ -64,6 +64,8 @@ pub struct EngineContext {
     pub plan: Arc<crate::plan::PlanHandle>,
     /// The prompts the PBX plays on the calls it answers.
     pub prompts: Arc<crate::media::prompts::Prompts>,
+    /// E-mail to the admin when a source is banned (`[security] alert_email`).
+    pub ban_alerts: Option<crate::mail::BanAlerts>,
 }
 
 impl EngineContext {
