@@ -159,6 +159,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let spool = engine::cdr_spool::CdrSpool::new(config.database.cdr_spool.clone());
     let (cdrs, cdr_writer) = engine::cdr_writer::CdrWriter::start(store.clone(), spool);
     let cdrs = Arc::new(cdrs);
+    let live_calls = Arc::new(engine::live_calls::LiveCalls::default());
     let context = Arc::new(EngineContext {
         domain: config.sip.domain.clone(),
         user_agent: config.sip.user_agent.clone(),
@@ -187,6 +188,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         prompts: Arc::new(crate::media::prompts::Prompts::new(
             config.voicemail.sounds.clone(),
         )),
+        live_calls: live_calls.clone(),
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
