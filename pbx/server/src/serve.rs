@@ -254,6 +254,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             let all = web_location.snapshot(now);
             all.into_iter().map(|(_, binding)| binding).collect()
         }),
+        web::admin::Engine {
+            calls: live_calls,
+            dispatcher: dispatcher.clone(),
+        },
     );
     let router = web::with_admin(web_state.clone(), admin)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
