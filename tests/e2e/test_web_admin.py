@@ -133,6 +133,9 @@ def test_admin_creates_an_extension_and_provisions_a_phone(web_pbx, browser, sho
 
     page.fill("input[name=password]", ADMIN_PW)
     page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")                         # the dashboard
+    assert page.locator("h1").first.inner_text() == "Dashboard"
+    page.click("nav a:has-text('Extensions')")
     page.wait_for_url(f"{base}/extensions")
     for n, name in PEOPLE:
         assert page.locator(f"a[href='/extensions/{n}']", has_text=str(n)).count() == 1, n
@@ -257,7 +260,7 @@ def test_a_form_without_its_csrf_token_is_refused(web_pbx, browser):
     page.fill("input[name=user]", ADMIN)
     page.fill("input[name=password]", ADMIN_PW)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/extensions")
+    page.wait_for_url(f"{base}/")
     page.goto(f"{base}/extensions/new")
     page.evaluate("document.querySelector(\"form[action='/extensions'] input[name=csrf]\").remove()")
     page.fill("input[name=number]", "4200")
@@ -295,7 +298,8 @@ def test_api_needs_a_token_and_creates_extensions(web_pbx):
     with urllib.request.urlopen(req, timeout=5) as r:
         doc = json.loads(r.read())
     for path, item in doc["paths"].items():
-        concrete = path.replace("{number}", "4300").replace("{address}", "192.0.2.1")
+        concrete = (path.replace("{number}", "4300").replace("{address}", "192.0.2.1")
+                    .replace("{id}", "0-1"))
         for method in item:
             req = urllib.request.Request(f"{base}{concrete}", method=method.upper())
             with pytest.raises(urllib.error.HTTPError) as e:

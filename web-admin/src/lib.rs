@@ -13,9 +13,12 @@
 
 pub mod api;
 pub mod assets;
+pub mod cdr_filter;
+pub mod chart;
 pub mod clock;
 pub mod cookies;
 pub mod csrf;
+pub mod dialplan_file;
 pub mod errors;
 pub mod live;
 pub mod password;
@@ -30,7 +33,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use pbx_store::{AdminStore, BanStore, CredentialStore, ExtensionStore, Transport};
+use pbx_store::{AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, Transport};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::clock::{Clock, SystemClock};
@@ -75,6 +78,7 @@ pub struct AdminState {
     pub extensions: Arc<dyn ExtensionStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub bans: Arc<dyn BanStore>,
+    pub cdrs: Arc<dyn CdrStore>,
     pub live: Arc<dyn Live>,
     pub guard: Arc<dyn LoginGuard>,
     pub clock: Arc<dyn Clock>,
@@ -92,13 +96,14 @@ impl AdminState {
         settings: Settings,
     ) -> AdminState
     where
-        S: AdminStore + ExtensionStore + CredentialStore + BanStore + 'static,
+        S: AdminStore + ExtensionStore + CredentialStore + BanStore + CdrStore + 'static,
     {
         AdminState {
             admins: store.clone(),
             extensions: store.clone(),
             credentials: store.clone(),
-            bans: store,
+            bans: store.clone(),
+            cdrs: store,
             live,
             guard,
             clock: Arc::new(SystemClock),

@@ -2,9 +2,29 @@
 //! crate never reaches into the server's internals.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use pbx_store::{Binding, StoreError};
+
+/// A call in progress, as the engine knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCall {
+    /// What [`Live::hang_up`] takes.
+    pub id: String,
+    /// The caller's Call-ID (the CDR will carry it).
+    pub call_id: String,
+    pub caller: String,
+    pub called: String,
+    /// Unix seconds.
+    pub started_at: u64,
+    /// Unix seconds; `None` while ringing.
+    pub answered_at: Option<u64>,
+    /// The codec both legs agreed on, once media is set up.
+    pub codec: Option<String>,
+    pub caller_encrypted: bool,
+    pub callee_encrypted: bool,
+}
 
 /// The engine's live state and the actions on it.
 #[async_trait]
@@ -22,6 +42,19 @@ pub trait Live: Send + Sync {
     /// Lifts the ban of `addr` in the store and in the running guard; `false` when it was not
     /// banned.
     async fn lift_ban(&self, addr: IpAddr) -> Result<bool, StoreError>;
+
+    /// The calls in progress, oldest first.
+    fn calls(&self) -> Vec<LiveCall>;
+
+    /// Ends the call `id` (BYE to answered legs, CANCEL and 503 while ringing); `false`
+    /// when there is no such call in progress.
+    fn hang_up(&self, id: &str) -> bool;
+
+    /// Whether the SIP engine is running.
+    fn sip_running(&self) -> bool;
+
+    /// The dialplan file the config names (`[dialplan] file`), if any.
+    fn dialplan_file(&self) -> Option<PathBuf>;
 }
 
 /// Why a login was not even checked.

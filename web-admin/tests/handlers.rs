@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -19,16 +21,21 @@ use pbx_store::{
     StoreError, Transport,
 };
 use pbx_web_admin::clock::ManualClock;
-use pbx_web_admin::live::{Live, LoginGuard, LoginRefusal, LoginSettled, LoginTicket};
+use pbx_web_admin::live::{Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket};
 use pbx_web_admin::{AdminState, Settings};
 use tower::ServiceExt;
 
 const T0: u64 = 1_800_000_000;
 const ADMIN_PW: &str = "Adm1n-secret";
 
-/// The live state: no device registered, two contexts, bans lifted in the store.
+/// The live state: no device registered, two contexts, bans lifted in the store, the calls
+/// a test puts in, and a dialplan file of the test's own.
 struct FakeLive {
     store: Arc<Store>,
+    calls: Arc<Mutex<Vec<LiveCall>>>,
+    hung_up: Arc<Mutex<Vec<String>>>,
+    dialplan: PathBuf,
+    reloads: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -40,11 +47,58 @@ impl Live for FakeLive {
         Some(vec!["staff".into(), "lobby".into()])
     }
     fn reload_dialplan(&self) -> Result<(), Vec<String>> {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
     async fn lift_ban(&self, addr: IpAddr) -> Result<bool, StoreError> {
         self.store.remove_ban(addr).await
     }
+    fn calls(&self) -> Vec<LiveCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+    fn hang_up(&self, id: &str) -> bool {
+        let Ok(mut calls) = self.calls.lock() else {
+            return false;
+        };
+        let before = calls.len();
+        calls.retain(|c| c.id != id);
+        if calls.len() == before {
+            return false;
+        }
+        self.hung_up.lock().map(|mut h| h.push(id.into())).is_ok()
+    }
+    fn sip_running(&self) -> bool {
+        true
+    }
+    fn dialplan_file(&self) -> Option<PathBuf> {
+        Some(self.dialplan.clone())
+    }
+}
+
+/// The dialplan each test app starts with.
+const PLAN: &str = r#"# The office plan.
+[defaults]
+context = "staff"
+
+[context.staff]
+[[context.staff.rule]]
+extension = true
+steps = [{ dial = "${number}" }]
+
+[context.lobby]
+members = ["4900-4999"]
+may_call = ["4001", "staff"]   # reception and staff only
+include = ["staff"]
+"#;
+
+/// A folder of its own for each test app's dialplan.
+fn plan_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pbx-web-handlers-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 /// The guard's rules in small: `limit` failures ban the source.
@@ -98,6 +152,10 @@ struct App {
     clock: Arc<ManualClock>,
     store: Arc<Store>,
     token: String,
+    calls: Arc<Mutex<Vec<LiveCall>>>,
+    hung_up: Arc<Mutex<Vec<String>>>,
+    dialplan: PathBuf,
+    reloads: Arc<AtomicUsize>,
 }
 
 async fn app() -> App {
@@ -109,10 +167,19 @@ async fn app() -> App {
         (Transport::Udp, "127.0.0.1:5060".parse().expect("addr")),
         (Transport::Tls, "127.0.0.1:5061".parse().expect("addr")),
     ];
+    let calls: Arc<Mutex<Vec<LiveCall>>> = Arc::default();
+    let hung_up: Arc<Mutex<Vec<String>>> = Arc::default();
+    let reloads: Arc<AtomicUsize> = Arc::default();
+    let dialplan = plan_dir().join("dialplan.toml");
+    std::fs::write(&dialplan, PLAN).expect("dialplan");
     let state = AdminState::new(
         store.clone(),
         Arc::new(FakeLive {
             store: store.clone(),
+            calls: calls.clone(),
+            hung_up: hung_up.clone(),
+            dialplan: dialplan.clone(),
+            reloads: reloads.clone(),
         }),
         Arc::new(FakeGuard {
             limit: 3,
@@ -126,6 +193,10 @@ async fn app() -> App {
         clock,
         store,
         token,
+        calls,
+        hung_up,
+        dialplan,
+        reloads,
     }
 }
 
@@ -242,7 +313,7 @@ impl App {
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        assert_eq!(r.location(), "/extensions");
+        assert_eq!(r.location(), "/");
         let set = r
             .headers
             .get_all(header::SET_COOKIE)
@@ -294,8 +365,10 @@ async fn login_pages_and_logout() {
     assert_eq!(r.location(), "/");
 
     let session = app.login().await;
+    // Logged in, / is the dashboard.
     let r = app.get("/", &session).await;
-    assert_eq!(r.location(), "/extensions");
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("<h1>Dashboard</h1>"), "{}", r.body);
     let r = app.get("/extensions", &session).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("No extensions yet"));
@@ -787,7 +860,8 @@ async fn every_api_path_refuses_a_request_without_a_token() {
     for (path, item) in paths {
         let concrete = path
             .replace("{number}", "1000")
-            .replace("{address}", "192.0.2.1");
+            .replace("{address}", "192.0.2.1")
+            .replace("{id}", "0-1");
         for method in item.as_object().expect("methods").keys() {
             for auth in [None, Some("Bearer nope"), Some("Basic YWRtaW46eA==")] {
                 let mut b = Request::builder()
@@ -993,5 +1067,506 @@ async fn api_bans_list_and_lift() {
     assert_eq!(
         app.api("GET", "/api/v1/registrations", None).await.body,
         "[]"
+    );
+}
+
+fn cdr(i: u64, caller: &str, called: &str, disposition: &str) -> pbx_store::NewCdr {
+    let started_at = T0 - 7200 + i * 60;
+    pbx_store::NewCdr {
+        call_id: format!("cdr-{i}"),
+        caller: caller.into(),
+        called: called.into(),
+        started_at,
+        answered_at: (disposition == "answered").then_some(started_at + 3),
+        ended_at: started_at + 63,
+        duration_secs: if disposition == "answered" { 60 } else { 0 },
+        disposition: disposition.into(),
+        hangup_cause: "BYE".into(),
+        hangup_side: "caller".into(),
+        codec: Some("PCMU/8000".into()),
+        caller_encrypted: i.is_multiple_of(2),
+        callee_encrypted: i.is_multiple_of(2),
+    }
+}
+
+/// 60 calls, one a minute over the last two hours: 1000 calls 1001, every fifth is busy, and
+/// one from a caller whose name would be a spreadsheet formula.
+async fn add_cdrs(app: &App) {
+    use pbx_store::CdrStore;
+    let mut all: Vec<_> = (0..60)
+        .map(|i| {
+            let disposition = if i % 5 == 0 { "busy" } else { "answered" };
+            cdr(i, "1000", "1001", disposition)
+        })
+        .collect();
+    all[59].caller = "=cmd|'/c calc'!A1".into();
+    app.store.insert_cdrs(&all).await.expect("cdrs");
+}
+
+fn count(body: &str, needle: &str) -> usize {
+    body.matches(needle).count()
+}
+
+#[tokio::test]
+async fn call_records_are_searched_paged_and_exported() {
+    let app = app().await;
+    add_cdrs(&app).await;
+    let session = app.login().await;
+
+    // The newest 50, and a link to the older ones.
+    let r = app.get("/cdrs", &session).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(count(&r.body, "<td data-label=\"Started\">"), 50);
+    let older = r
+        .body
+        .split("id=\"older\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("an Older link")
+        .replace("&amp;", "&");
+    let r = app.get(&older, &session).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(count(&r.body, "<td data-label=\"Started\">"), 10);
+    assert!(!r.body.contains("id=\"older\""), "the last page");
+    assert!(r.body.contains("← Newest"));
+
+    // Filters: disposition, extension, time range.
+    let r = app.get("/cdrs?disposition=busy", &session).await;
+    assert_eq!(count(&r.body, "<td data-label=\"Started\">"), 12);
+    let r = app
+        .get("/cdrs?extension=1001&disposition=busy", &session)
+        .await;
+    assert_eq!(count(&r.body, "<td data-label=\"Started\">"), 12);
+    let r = app.get("/cdrs?extension=2000", &session).await;
+    assert!(r.body.contains("No call matches."));
+    let from = jiff::Timestamp::from_second((T0 - 7200 + 50 * 60) as i64)
+        .expect("time")
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string();
+    let r = app.get(&format!("/cdrs?from={from}"), &session).await;
+    assert_eq!(count(&r.body, "<td data-label=\"Started\">"), 10, "{from}");
+
+    // Bad fields: a message next to each, a 400, no rows.
+    let r = app
+        .get(
+            "/cdrs?from=yesterday&extension=1%200&disposition=lost",
+            &session,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("is not a time"), "{}", r.body);
+    assert!(r.body.contains("is not a number"));
+    assert!(r.body.contains("is not a disposition"));
+    assert!(!r.body.contains("<td data-label=\"Started\">"));
+
+    // CSV: the header and every matching row, a formula defused; needs a session.
+    let r = app.get("/cdrs.csv?disposition=answered", &session).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/csv"))
+    );
+    let lines: Vec<&str> = r.body.lines().collect();
+    assert!(lines[0].starts_with("id,call_id,caller,called,started_at"));
+    assert_eq!(lines.len(), 1 + 48);
+    assert!(r.body.contains(",'=cmd|'/c calc'!A1,1001,"), "{}", lines[1]);
+    assert!(!r.body.contains(",=cmd"));
+    let r = app.get("/cdrs.csv", "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = app.get("/cdrs.csv?disposition=lost", &session).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // The API: the same search, paged by cursor, errors naming the field.
+    let r = app.api("GET", "/api/v1/cdrs?per_page=25", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = r.json();
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(25));
+    assert_eq!(page["items"][0]["call_id"], "cdr-59");
+    let mut seen = 25;
+    let mut cursor = page["next_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let r = app
+            .api("GET", &format!("/api/v1/cdrs?per_page=25&cursor={c}"), None)
+            .await;
+        let page = r.json();
+        seen += page["items"].as_array().map_or(0, Vec::len);
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, 60);
+    let r = app
+        .api(
+            "GET",
+            &format!("/api/v1/cdrs?extension=1001&from={}", T0 - 7200 + 50 * 60),
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(10));
+    let r = app.api("GET", "/api/v1/cdrs?disposition=lost", None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "disposition");
+    let r = app.api("GET", "/api/v1/cdrs?per_page=0", None).await;
+    assert_eq!(r.json()["field"], "per_page");
+    let r = app.api("GET", "/api/v1/cdrs?cursor=abc", None).await;
+    assert_eq!(r.json()["field"], "cursor");
+}
+
+fn live_call(id: &str, caller: &str, answered: bool) -> LiveCall {
+    LiveCall {
+        id: id.into(),
+        call_id: format!("{id}@phone"),
+        caller: caller.into(),
+        called: "1001".into(),
+        started_at: T0 - 95,
+        answered_at: answered.then_some(T0 - 65),
+        codec: answered.then(|| "PCMA/8000".to_string()),
+        caller_encrypted: answered,
+        callee_encrypted: answered,
+    }
+}
+
+#[tokio::test]
+async fn live_calls_show_and_hang_up() {
+    let app = app().await;
+    let session = app.login().await;
+    let r = app.get("/calls", &session).await;
+    assert!(r.body.contains("Nobody is on the phone"));
+
+    if let Ok(mut calls) = app.calls.lock() {
+        calls.push(live_call("0-1", "1000", true));
+        calls.push(live_call("1-4", "1002", false));
+    }
+    let r = app.get("/calls", &session).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(count(&r.body, "<tr data-call="), 2);
+    assert!(r.body.contains("PCMA/8000"));
+    assert!(r.body.contains("1:05"), "answered 65 s ago");
+    assert!(r.body.contains("both legs") && r.body.contains("ringing"));
+
+    // Hang-up: a form with its token; without it, refused and the call stays.
+    let r = app.post_form("/calls/0-1/hangup", &session, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.calls().len(), 2);
+    let csrf = app.get("/calls", &session).await.csrf();
+    let r = app
+        .post_form("/calls/0-1/hangup", &session, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/calls?ended=0-1");
+    assert_eq!(
+        app.hung_up.lock().map(|h| h.clone()).unwrap_or_default(),
+        ["0-1"]
+    );
+    let r = app
+        .post_form("/calls/0-1/hangup", &session, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("not in progress any more"));
+
+    // The API.
+    let r = app.api("GET", "/api/v1/calls", None).await;
+    let calls = r.json();
+    assert_eq!(calls.as_array().map(Vec::len), Some(1));
+    assert_eq!(calls[0]["id"], "1-4");
+    assert_eq!(calls[0]["state"], "ringing");
+    assert_eq!(
+        app.api("DELETE", "/api/v1/calls/1-4", None).await.status,
+        StatusCode::ACCEPTED
+    );
+    let r = app.api("DELETE", "/api/v1/calls/1-4", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.json()["error"].is_string());
+}
+
+impl App {
+    fn calls(&self) -> Vec<LiveCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_health_counts_the_day_and_bans() {
+    let app = app().await;
+    add_cdrs(&app).await;
+    app.store
+        .add_ban("203.0.113.9".parse().expect("ip"), "SIP scanner", T0 + 600)
+        .await
+        .expect("ban");
+    if let Ok(mut calls) = app.calls.lock() {
+        calls.push(live_call("0-1", "1000", true));
+    }
+    let session = app.login().await;
+    let r = app.get("/", &session).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("SIP up") && r.body.contains("Database up"));
+    assert!(r.body.contains("1 answered, 0 ringing"));
+    // 60 calls in the last two hours, drawn as bars whose counts add up.
+    assert!(r.body.contains("60 calls →"), "{}", r.body);
+    let bars: u64 = r
+        .body
+        .split("data-calls=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(bars, 60);
+    assert_eq!(count(&r.body, "<rect class=\"bar\""), 24);
+    assert!(r.body.contains("203.0.113.9") && r.body.contains("SIP scanner"));
+}
+
+/// The value of the `name` field of the page's form.
+fn textarea(body: &str) -> String {
+    let start = body.find("<textarea").expect("a textarea");
+    let rest = &body[start..];
+    let open = rest.find('>').expect("open") + 1;
+    let close = rest.find("</textarea>").expect("close");
+    rest[open..close]
+        .trim_start_matches('\n')
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_dialplan_is_checked_before_it_is_saved_and_traced() {
+    let app = app().await;
+    app.store
+        .add_extension(
+            "pbx.test",
+            NewExtension {
+                number: "1000".into(),
+                password: "Secret-123456".into(),
+                ..NewExtension::default()
+            },
+        )
+        .await
+        .expect("extension");
+    let session = app.login().await;
+    let r = app.get("/dialplan", &session).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(textarea(&r.body), PLAN);
+    let csrf = r.csrf();
+
+    // A broken file: each problem at its line, the file on disk untouched, no reload.
+    let broken = PLAN.replace(
+        "include = [\"staff\"]",
+        "include = [\"nowhere\"]\nbogus = 1",
+    );
+    let r = app
+        .post_form("/dialplan", &session, &[("csrf", &csrf), ("text", &broken)])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("line 14, column 1"), "{}", r.body);
+    assert!(r.body.contains("bogus"));
+    assert!(r.body.contains("<span id=\"line-14\" class=\"bad-line\">"));
+    assert_eq!(
+        textarea(&r.body),
+        broken,
+        "the text sent is kept in the editor"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&app.dialplan).ok().as_deref(),
+        Some(PLAN)
+    );
+    assert_eq!(app.reloads.load(Ordering::Relaxed), 0);
+
+    // Without its token: refused.
+    let r = app
+        .post_form("/dialplan", &session, &[("text", PLAN)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Check only, then save: written (browser line ends made Unix) and reloaded.
+    let better = PLAN.replace("# The office plan.", "# The office plan, edited.");
+    let r = app
+        .post_form(
+            "/dialplan",
+            &session,
+            &[("csrf", &csrf), ("text", &better), ("check", "1")],
+        )
+        .await;
+    assert!(r.body.contains("No problems found. Not saved yet."));
+    assert_eq!(
+        std::fs::read_to_string(&app.dialplan).ok().as_deref(),
+        Some(PLAN)
+    );
+    let r = app
+        .post_form(
+            "/dialplan",
+            &session,
+            &[("csrf", &csrf), ("text", &better.replace('\n', "\r\n"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        std::fs::read_to_string(&app.dialplan).ok().as_deref(),
+        Some(better.as_str())
+    );
+    assert_eq!(app.reloads.load(Ordering::Relaxed), 1);
+
+    // The trace: what the plan does with a call, and problems by field.
+    let r = app
+        .post_form(
+            "/dialplan/trace",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("from", "4901"),
+                ("to", "1000"),
+                ("at", "2026-12-06T23:00"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("<ol class=\"trace\""), "{}", r.body);
+    assert!(r.body.contains("lobby"), "{}", r.body);
+    let r = app
+        .post_form(
+            "/dialplan/trace",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("from", ""),
+                ("to", "1000"),
+                ("dial", "maybe"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("the caller&#39;s number") || r.body.contains("the caller's number"));
+    assert!(r.body.contains("expected busy, no-answer"));
+
+    // The API: read, check, refuse with every problem, save, trace.
+    let r = app.api("GET", "/api/v1/dialplan", None).await;
+    assert_eq!(r.json()["text"], better.as_str());
+    let body = serde_json::json!({ "text": broken }).to_string();
+    let r = app
+        .api("POST", "/api/v1/dialplan/validate", Some(&body))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["valid"], false);
+    assert!(
+        r.json()["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["line"] == 14 && p["col"] == 1)),
+        "{}",
+        r.body
+    );
+    let r = app.api("PUT", "/api/v1/dialplan", Some(&body)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "text");
+    assert!(
+        r.json()["problems"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+    assert_eq!(
+        std::fs::read_to_string(&app.dialplan).ok().as_deref(),
+        Some(better.as_str())
+    );
+    let body = serde_json::json!({ "text": PLAN }).to_string();
+    let r = app.api("PUT", "/api/v1/dialplan", Some(&body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        std::fs::read_to_string(&app.dialplan).ok().as_deref(),
+        Some(PLAN)
+    );
+    assert_eq!(app.reloads.load(Ordering::Relaxed), 2);
+    let r = app
+        .api("PUT", "/api/v1/dialplan", Some("{\"txt\": 1}"))
+        .await;
+    assert!(r.status.is_client_error());
+    let body = serde_json::json!({ "from": "4901", "to": "1000", "at": "2026-12-06T23:00" });
+    let r = app
+        .api("POST", "/api/v1/dialplan/trace", Some(&body.to_string()))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.json()["steps"].as_array().is_some_and(|s| !s.is_empty()));
+    let body = serde_json::json!({ "from": "4901", "to": "1000", "dial": ["maybe"] });
+    let r = app
+        .api("POST", "/api/v1/dialplan/trace", Some(&body.to_string()))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "dial");
+}
+
+#[tokio::test]
+async fn the_permission_matrix_rewrites_only_may_call() {
+    let app = app().await;
+    let session = app.login().await;
+    let r = app.get("/permissions", &session).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // staff: no may_call (anything); lobby: staff and a number.
+    for (name, ticked) in [
+        ("c:staff:staff", true),
+        ("c:staff:lobby", true),
+        ("out:staff", true),
+        ("c:lobby:staff", true),
+        ("c:lobby:lobby", false),
+        ("out:lobby", false),
+    ] {
+        let at = r
+            .body
+            .find(&format!("name=\"{name}\""))
+            .unwrap_or_else(|| panic!("{name}"));
+        let tag = &r.body[at..at + r.body[at..].find('>').unwrap_or(0)];
+        assert_eq!(tag.contains("checked"), ticked, "{name}: {tag}");
+    }
+    let csrf = r.csrf();
+
+    // Saving it unchanged leaves the file alone.
+    let all = [
+        ("csrf", csrf.as_str()),
+        ("c:staff:staff", "1"),
+        ("c:staff:lobby", "1"),
+        ("out:staff", "1"),
+        ("c:lobby:staff", "1"),
+    ];
+    let r = app.post_form("/permissions", &session, &all).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        std::fs::read_to_string(&app.dialplan).ok().as_deref(),
+        Some(PLAN)
+    );
+    assert_eq!(app.reloads.load(Ordering::Relaxed), 0);
+
+    // Staff may no longer call the lobby nor out; comments stay; reloaded.
+    let r = app
+        .post_form(
+            "/permissions",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("c:staff:staff", "1"),
+                ("c:lobby:staff", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let text = std::fs::read_to_string(&app.dialplan).unwrap_or_default();
+    assert!(
+        text.contains("[context.staff]\nmay_call = [\"staff\"]\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("may_call = [\"4001\", \"staff\"]   # reception and staff only"),
+        "{text}"
+    );
+    assert!(text.starts_with("# The office plan.\n"));
+    assert_eq!(app.reloads.load(Ordering::Relaxed), 1);
+    let r = app.get("/permissions?saved=1", &session).await;
+    assert!(r.body.contains("Saved and reloaded"));
+
+    // Without the token: refused, nothing written.
+    let r = app
+        .post_form("/permissions", &session, &[("out:lobby", "1")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        !std::fs::read_to_string(&app.dialplan)
+            .unwrap_or_default()
+            .contains("\"any\"")
     );
 }

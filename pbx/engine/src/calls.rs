@@ -6,7 +6,7 @@
 use super::application::App;
 use super::dialing::PlanState;
 use super::io::MediaEvent;
-use super::io::{MediaPorts, Now, Output};
+use super::io::{CallState, MediaPorts, Now, Output};
 use super::location::BindingPeer;
 use super::shard::Engine;
 use crate::peer::{Peer, TransportKind};
@@ -54,6 +54,8 @@ pub(super) struct Active {
     caller_policy: String,
     /// A round of ringing waiting for relay ports or local addresses.
     ring: Option<PendingRing>,
+    /// [`CallState::Answered`] was said.
+    answer_shown: bool,
 }
 
 /// The call's relay, as the shell reported it.
@@ -244,6 +246,12 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
         transport = %peer.kind,
         "call started"
     );
+    engine.push(Output::CallState(CallState::Started {
+        call: no,
+        call_id: caller_call_id.clone(),
+        caller: caller.number.clone(),
+        called: called.clone(),
+    }));
     let call = Call::start(now.at, &mut engine.layer, setup, config);
     metrics::gauge!("pbx_calls_active").increment(1.0);
     let calls = &mut engine.calls;
@@ -261,6 +269,7 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
             ring: None,
             app: None,
             answer_then: None,
+            answer_shown: false,
         },
     );
     after(engine, now, no);
@@ -658,6 +667,14 @@ pub(super) fn timeouts(engine: &mut Engine, now: Now) {
     }
 }
 
+/// Ends call `no` because an admin asked (the web admin's hang-up button).
+pub(super) fn hang_up(engine: &mut Engine, now: Now, no: u64) {
+    if engine.calls.active.contains_key(&no) {
+        tracing::info!(call = no, "call ended by an admin");
+        with_call(engine, now, no, |call, layer| call.hang_up(now.at, layer));
+    }
+}
+
 /// Ends every call (shutdown).
 pub(super) fn hang_up_all(engine: &mut Engine, now: Now) {
     let all: Vec<u64> = engine.calls.active.keys().copied().collect();
@@ -699,6 +716,8 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
             CallOutput::Record(record) => {
                 let cdr = cdr(now, record);
                 engine.outputs.push_back(Output::WriteCdr(cdr));
+                let ended = CallState::Ended { call: no };
+                engine.outputs.push_back(Output::CallState(ended));
             }
             CallOutput::DialEnded(end) => dial_ended = Some(end),
             CallOutput::Dtmf(digit) => keys.push(digit),
@@ -706,8 +725,14 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
         }
     }
 
+    if active.call.is_established() && !active.answer_shown {
+        active.answer_shown = true;
+        let answered = CallState::Answered { call: no };
+        engine.outputs.push_back(Output::CallState(answered));
+    }
     if active.call.is_finished() {
         if let Some(active) = engine.calls.active.remove(&no) {
+            engine.push(Output::CallState(CallState::Ended { call: no }));
             let call = &active.call;
             engine.calls.by_call_id.remove(call.caller_call_id());
             engine.calls.by_call_id.remove(call.callee_call_id());

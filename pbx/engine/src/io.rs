@@ -75,6 +75,23 @@ pub enum MediaEvent {
     Failed,
 }
 
+/// What the shell's table of live calls learns about a call (the web admin's Calls page):
+/// `call` is the call's number in this shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallState {
+    /// Extension `caller` dialed `called`.
+    Started {
+        call: u64,
+        call_id: String,
+        caller: String,
+        called: String,
+    },
+    /// A device (or the PBX itself) answered.
+    Answered { call: u64 },
+    /// The call is over.
+    Ended { call: u64 },
+}
+
 /// The two relay ports the shell bound for a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MediaPorts {
@@ -117,6 +134,9 @@ pub enum Input {
     Qualify(qualify::Target),
     /// A [`Output::Transmit`] carrying this transaction's key could not be sent.
     SendFailed(TransactionKey),
+    /// An admin ends call `call` of this shard (BYE to answered legs, CANCEL and 503 to a
+    /// ringing call); unknown or finished calls are ignored.
+    HangUp { call: u64 },
     /// Time passed: run the timers due at `now`.
     Timeout,
     /// The PBX is stopping: end every call (BYE, CANCEL, 503), then say
@@ -140,6 +160,7 @@ impl Input {
             Input::Session { .. } => "session-event",
             Input::Qualify(_) => "qualify",
             Input::SendFailed(_) => "send-failed",
+            Input::HangUp { .. } => "hang-up",
             Input::Timeout => "timeout",
             Input::Shutdown => "shutdown",
             #[cfg(feature = "fault-injection")]
@@ -174,6 +195,8 @@ pub enum Output {
     ResolveLocalAddress { toward: IpAddr },
     /// Write a call record.
     WriteCdr(NewCdr),
+    /// A call started, was answered or ended (for the live calls view).
+    CallState(CallState),
     /// Persist a ban.
     SaveBan(Ban),
     /// Save a change of the location table (a binding added, refreshed or removed, or what

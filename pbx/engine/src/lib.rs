@@ -30,7 +30,7 @@ pub mod security;
 mod shard;
 
 pub use application::RINGBACK;
-pub use io::{AppMedia, Input, MediaEvent, MediaPorts, Now, Output, Security};
+pub use io::{AppMedia, CallState, Input, MediaEvent, MediaPorts, Now, Output, Security};
 pub use peer::{ConnId, Inbound, Peer, TransportKind};
 pub use routing::{OWN_CALL_ID_PREFIX, carries_credentials, own_shard};
 pub use shard::Engine;

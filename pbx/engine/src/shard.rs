@@ -112,6 +112,7 @@ impl Engine {
                 // RFC 3261 §17.1.4, §17.2.4: the transaction learns of the failure.
                 self.layer.handle_transport_error(now.at, &key);
             }
+            Input::HangUp { call } => calls::hang_up(self, now, call),
             Input::Timeout => {
                 self.layer.handle_timeout(now.at);
                 calls::timeouts(self, now);

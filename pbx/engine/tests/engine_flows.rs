@@ -14,7 +14,9 @@ use pbx_engine::qualify::{Schedule, Target};
 use pbx_engine::security::NoRateLimit;
 use pbx_engine::security::acl::Acl;
 use pbx_engine::security::guard::{Ban, Guard};
-use pbx_engine::{AppMedia, Core, Engine, Inbound, Input, MediaPorts, Now, Output, Peer, Security};
+use pbx_engine::{
+    AppMedia, CallState, Core, Engine, Inbound, Input, MediaPorts, Now, Output, Peer, Security,
+};
 use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
 use pbx_sip::message::{HeaderName, Message, Request, Response};
 use pbx_sip::registrar::RegistrarPolicy;
@@ -46,6 +48,8 @@ struct Sim {
     released: Vec<u64>,
     /// What the engine asked of the PBX's own endpoints, per call.
     app: Vec<(u64, AppMedia)>,
+    /// What the live calls view was told, oldest first.
+    states: Vec<CallState>,
     seq: u32,
 }
 
@@ -137,6 +141,7 @@ impl Sim {
             security: Vec::new(),
             released: Vec::new(),
             app: Vec::new(),
+            states: Vec::new(),
             seq: 0,
         }
     }
@@ -180,6 +185,7 @@ impl Sim {
                     Output::SaveBan(ban) => self.bans.push(ban),
                     Output::Location(write) => self.bindings.push(write),
                     Output::Security(event) => self.security.push(event),
+                    Output::CallState(state) => self.states.push(state),
                 }
             }
         }
@@ -766,6 +772,62 @@ async fn abandoning_a_failed_engine_ends_answered_calls_with_bye_and_a_cdr() {
     assert_eq!(cdr.disposition, "answered");
     assert_eq!(cdr.hangup_side, "pbx");
     assert_eq!(cdr.hangup_cause, "internal error");
+}
+
+/// The live calls view learns who calls whom, the answer and the end; an admin's hang-up
+/// (the web admin's button) ends an answered call with BYE to both legs and a CDR that says
+/// the PBX hung up.
+#[tokio::test]
+async fn an_admin_hangs_up_a_live_call() {
+    let mut sim = Sim::new(None).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    let (call_id, ..) = invite(&mut sim, "127.0.0.2", "1000").await;
+    let Some(CallState::Started {
+        call,
+        call_id: started_id,
+        caller,
+        called,
+    }) = sim.states.first().cloned()
+    else {
+        panic!("no Started: {:?}", sim.states);
+    };
+    assert_eq!(
+        (started_id.as_str(), caller.as_str(), called.as_str()),
+        (call_id.as_str(), "1001", "1000")
+    );
+    let ring = sim
+        .requests_to("127.0.0.3")
+        .into_iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .unwrap();
+    assert!(!sim.states.contains(&CallState::Answered { call }));
+    sim.receive("127.0.0.3", with_sdp(answer(&ring, 200, "OK"), "127.0.0.3"))
+        .await;
+    assert!(sim.states.contains(&CallState::Answered { call }));
+    assert!(!sim.states.contains(&CallState::Ended { call }));
+    sim.take();
+
+    // Another shard's number, or one that never was, changes nothing.
+    sim.input(Input::HangUp { call: call + 100 }).await;
+    assert_eq!(sim.engine.calls(), 1);
+    assert!(sim.requests_to("127.0.0.2").is_empty());
+
+    sim.input(Input::HangUp { call }).await;
+    for side in ["127.0.0.2", "127.0.0.3"] {
+        let byes = sim.requests_to(side);
+        assert!(
+            byes.iter().any(|r| r.method.as_str() == "BYE"),
+            "BYE to {side}"
+        );
+    }
+    assert!(sim.states.contains(&CallState::Ended { call }));
+    let cdr = sim.cdrs.iter().find(|c| c.call_id == call_id).unwrap();
+    assert_eq!(cdr.disposition, "answered");
+    assert_eq!(cdr.hangup_side, "pbx");
+    assert_eq!(cdr.hangup_cause, "hung up by the PBX");
 }
 
 const MENU_PLAN: &str = r#"

@@ -182,6 +182,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let spool = engine::cdr_spool::CdrSpool::new(config.database.cdr_spool.clone());
     let (cdrs, cdr_writer) = engine::cdr_writer::CdrWriter::start(store.clone(), spool);
     let cdrs = Arc::new(cdrs);
+    let live_calls = Arc::new(engine::live_calls::LiveCalls::default());
     let context = Arc::new(EngineContext {
         domain: config.sip.domain.clone(),
         user_agent: config.sip.user_agent.clone(),
@@ -211,6 +212,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             config.voicemail.sounds.clone(),
         )),
         ban_alerts,
+        live_calls: live_calls.clone(),
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
@@ -276,6 +278,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             let all = web_location.snapshot(now);
             all.into_iter().map(|(_, binding)| binding).collect()
         }),
+        web::admin::Engine {
+            calls: live_calls,
+            dispatcher: dispatcher.clone(),
+        },
     );
     let router = web::with_admin(web_state.clone(), admin)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -29,7 +29,7 @@ use sqlx::migrate::Migrator;
 
 pub use bans::Ban;
 pub use binding::Binding;
-pub use cdrs::{Cdr, NewCdr};
+pub use cdrs::{Cdr, CdrQuery, NewCdr};
 pub use error::StoreError;
 pub use extensions::{Credentials, Extension, ExtensionChanges, MEDIA_ENCRYPTION, NewExtension};
 pub use mailboxes::{Folder, Greeting, GreetingKind, Mailbox, Message, MessageCounts, NewMessage};

@@ -14,9 +14,9 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 
 use crate::{
-    Ban, Binding, BindingChange, Cdr, Credentials, Extension, ExtensionChanges, Folder, Greeting,
-    GreetingKind, Mailbox, Message, MessageCounts, NewCdr, NewExtension, NewMessage, StoreError,
-    StoredTrace,
+    Ban, Binding, BindingChange, Cdr, CdrQuery, Credentials, Extension, ExtensionChanges, Folder,
+    Greeting, GreetingKind, Mailbox, Message, MessageCounts, NewCdr, NewExtension, NewMessage,
+    StoreError, StoredTrace,
 };
 
 /// What digest authentication and the voicemail PIN prompt read about extensions.
@@ -116,6 +116,13 @@ pub trait CdrStore: Send + Sync {
 
     /// The `limit` most recent calls, newest first.
     async fn list_cdrs(&self, limit: u32) -> Result<Vec<Cdr>, StoreError>;
+
+    /// The calls matching `q`, newest first, at most `q.limit` (in SQL, on indexes).
+    async fn search_cdrs(&self, q: &CdrQuery) -> Result<Vec<Cdr>, StoreError>;
+
+    /// Calls started in `[from, to)` per hour: (the hour's start in Unix seconds, calls),
+    /// oldest first; hours without calls are left out.
+    async fn calls_per_hour(&self, from: u64, to: u64) -> Result<Vec<(u64, u64)>, StoreError>;
 }
 
 /// Banned source addresses, kept across restarts.

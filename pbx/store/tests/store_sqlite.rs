@@ -42,6 +42,7 @@ suite_test!(binding_batches);
 suite_test!(bans);
 suite_test!(admins);
 suite_test!(cdrs);
+suite_test!(cdr_search);
 suite_test!(sip_traces);
 suite_test!(mailboxes);
 

@@ -3,6 +3,8 @@
 //! (`GET /api/v1/openapi.json`). Every path, the document and unknown ones included, refuses
 //! a request without a valid token with 401.
 
+pub mod calls;
+pub mod dialplan;
 pub mod extensions;
 pub mod status;
 
@@ -10,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -22,7 +24,8 @@ use crate::errors::ApiError;
 #[openapi(
     info(
         title = "pbx admin API",
-        description = "Manage the PBX: extensions, registrations, bans. Authenticate with \
+        description = "Manage the PBX: extensions, registrations, bans, calls and call records. \
+                       Authenticate with \
                        `Authorization: Bearer TOKEN` (`pbx admin token USER`)."
     ),
     paths(
@@ -34,6 +37,13 @@ use crate::errors::ApiError;
         status::registrations,
         status::bans,
         status::lift_ban,
+        calls::list,
+        calls::hang_up,
+        calls::cdrs,
+        dialplan::get_text,
+        dialplan::put_text,
+        dialplan::validate,
+        dialplan::trace,
         openapi_json,
     ),
     modifiers(&BearerAuth),
@@ -41,6 +51,8 @@ use crate::errors::ApiError;
     tags(
         (name = "extensions", description = "SIP accounts and voicemail boxes"),
         (name = "status", description = "What is live now: registrations and bans"),
+        (name = "calls", description = "Calls in progress and call records"),
+        (name = "dialplan", description = "The dialplan file: read, replace, check, trace"),
         (name = "meta", description = "This document")
     )
 )]
@@ -77,6 +89,12 @@ pub fn router(state: Shared) -> Router<Shared> {
         .route("/registrations", get(status::registrations))
         .route("/bans", get(status::bans))
         .route("/bans/{address}", delete(status::lift_ban))
+        .route("/calls", get(calls::list))
+        .route("/calls/{id}", delete(calls::hang_up))
+        .route("/cdrs", get(calls::cdrs))
+        .route("/dialplan", get(dialplan::get_text).put(dialplan::put_text))
+        .route("/dialplan/validate", post(dialplan::validate))
+        .route("/dialplan/trace", post(dialplan::trace))
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state, require_token))

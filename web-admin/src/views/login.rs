@@ -1,4 +1,4 @@
-//! `/`: the login page (or, logged in, on to the extensions); `POST /login`, `POST /logout`.
+//! `/`: the login page (or, logged in, the dashboard); `POST /login`, `POST /logout`.
 //! Failed logins count against the source address by the same rules, and into the same bans,
 //! as failed SIP authentications.
 
@@ -65,8 +65,15 @@ async fn home(
     Query(q): Query<HomeQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if super::session_of(&headers, &state).is_ok() {
-        return Redirect::to("/extensions").into_response();
+    if let Ok(session) = super::session_of(&headers, &state) {
+        return super::dashboard::page(&state, &session)
+            .await
+            .into_response();
+    }
+    if headers.contains_key("HX-Request") {
+        // The dashboard refreshing itself after the session ended: the whole page goes to
+        // the login form, not the form into the dashboard.
+        return (StatusCode::UNAUTHORIZED, [("HX-Redirect", "/?expired=1")]).into_response();
     }
     let message = if q.expired.is_some() {
         "Your session has expired: please log in again.".to_string()
@@ -116,7 +123,7 @@ async fn login(
             tracing::info!(user = %form.user, source = %ip, "web admin login");
             let id = state.sessions.create(&form.user, state.now());
             let secure = state.settings.secure_cookies;
-            let mut response = Redirect::to("/extensions").into_response();
+            let mut response = Redirect::to("/").into_response();
             let h = response.headers_mut();
             for cookie in [
                 cookies::set(cookies::SESSION, &id, secure),

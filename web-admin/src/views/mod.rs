@@ -1,8 +1,13 @@
 //! The pages, one module per area (after kanidm's `views/`), and what they share: the layout,
 //! the logged-in extractor and the client's address.
 
+pub mod calls;
+pub mod cdrs;
+pub mod dashboard;
+pub mod dialplan;
 pub mod extensions;
 pub mod login;
+pub mod permissions;
 pub mod provision;
 pub mod status;
 
@@ -23,6 +28,10 @@ pub fn router() -> Router<Shared> {
         .merge(extensions::router())
         .merge(provision::router())
         .merge(status::router())
+        .merge(calls::router())
+        .merge(cdrs::router())
+        .merge(dialplan::router())
+        .merge(permissions::router())
 }
 
 /// What every logged-in page's frame shows.

@@ -140,6 +140,7 @@ impl Driver {
         }
         // Its relays stop; answers still on their way find no call and are dropped.
         self.media.clear();
+        self.ctx.live_calls.clear_shard(self.index);
         self.immediate.clear();
         for done in self.shutdown.drain(..) {
             let _ = done.send(());
@@ -206,6 +207,7 @@ impl Driver {
                     .push_back(Input::MediaAllocated { call, ports });
             }
             Output::ApplyMedia { call, plan } => {
+                self.ctx.live_calls.media(self.index, call, &plan);
                 if let Some(session) = self.media.get(&call) {
                     session.apply(plan);
                 }
@@ -221,6 +223,10 @@ impl Driver {
                     .push_back(Input::LocalAddress { toward, local });
             }
             Output::WriteCdr(cdr) => self.ctx.cdrs.write(cdr),
+            Output::CallState(state) => {
+                let now_unix = crate::transport::now_unix();
+                self.ctx.live_calls.apply(self.index, state, now_unix);
+            }
             Output::Location(write) => self.ctx.binding_writes.write(write),
             Output::SaveBan(ban) => {
                 let store = self.ctx.store.clone();
@@ -486,6 +492,7 @@ mod tests {
             plan: Arc::new(crate::plan::PlanHandle::new(None)),
             prompts: Arc::new(crate::media::prompts::Prompts::new(None)),
             ban_alerts: None,
+            live_calls: Default::default(),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);
@@ -557,12 +564,22 @@ mod tests {
         assert!(ring.starts_with("INVITE sip:1000@"), "{ring}");
         assert_eq!(driver.engine.calls(), 1);
         assert_eq!(driver.media.len(), 1, "the call has its relay");
+        let live = ctx.live_calls.list();
+        assert_eq!(live.len(), 1, "the call is in the live table");
+        assert_eq!(
+            (live[0].caller.as_str(), live[0].called.as_str()),
+            ("1001", "1000")
+        );
 
         driver.step(Input::Panic);
         assert_eq!(driver.engine.calls(), 0, "a fresh engine");
         assert!(
             driver.media.is_empty(),
             "the broken engine's relays are freed"
+        );
+        assert!(
+            ctx.live_calls.list().is_empty(),
+            "and its calls are not live"
         );
         assert!(receive(&caller).starts_with("SIP/2.0 503"));
         ctx.cdrs.flush().await;

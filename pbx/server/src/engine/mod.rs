@@ -11,6 +11,7 @@ pub mod cdr_spool;
 pub mod cdr_writer;
 pub mod credentials;
 pub mod driver;
+pub mod live_calls;
 pub mod location;
 mod lookup;
 pub mod qualify;
@@ -66,6 +67,8 @@ pub struct EngineContext {
     pub prompts: Arc<crate::media::prompts::Prompts>,
     /// E-mail to the admin when a source is banned (`[security] alert_email`).
     pub ban_alerts: Option<crate::mail::BanAlerts>,
+    /// The calls in progress, for the web admin.
+    pub live_calls: Arc<live_calls::LiveCalls>,
 }
 
 impl EngineContext {
@@ -127,6 +130,20 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
+    /// Asks shard `shard` to end its call `call` (an admin's hang-up); `false` when the
+    /// shard is unknown or its queue is full.
+    pub fn hang_up(&self, shard: usize, call: u64) -> bool {
+        self.shards.get(shard).is_some_and(|s| {
+            s.try_send(ShardInput::Input(Input::HangUp { call }))
+                .is_ok()
+        })
+    }
+
+    /// Whether every shard is running (the dashboard's "SIP up").
+    pub fn running(&self) -> bool {
+        !self.shards.is_empty() && self.shards.iter().all(|s| !s.is_closed())
+    }
+
     /// Ends every call of every shard and waits (at most `within`) until each has sent its
     /// BYEs and CANCELs.
     pub async fn hang_up_all(&self, within: std::time::Duration) {

@@ -3,12 +3,13 @@
 //! exactly like failed SIP authentications.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use pbx_store::{BanStore, Binding, Store, StoreError};
-use pbx_web_admin::live::{Live, LoginGuard, LoginRefusal, LoginSettled, LoginTicket};
+use pbx_web_admin::live::{Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket};
 
 use crate::config::Config;
 use crate::plan::{PlanFile, PlanHandle};
@@ -17,8 +18,15 @@ use crate::security::{Admission, CheckOutcome, Gated, Guard, Ticket};
 /// The devices registered now, from the engine's location service.
 pub type Registrations = Box<dyn Fn(u64) -> Vec<Binding> + Send + Sync>;
 
+/// The running engine as the web admin sees it: its live calls and the way to its shards.
+pub struct Engine {
+    pub calls: Arc<crate::engine::live_calls::LiveCalls>,
+    pub dispatcher: Arc<crate::engine::Dispatcher>,
+}
+
 pub struct ServerLive {
     pub registrations: Registrations,
+    pub engine: Engine,
     pub plan: Arc<PlanHandle>,
     pub config: Config,
     pub store: Arc<Store>,
@@ -60,6 +68,40 @@ impl Live for ServerLive {
             .collect();
         self.guard.sync_bans(&bans, Instant::now());
         Ok(lifted)
+    }
+
+    fn calls(&self) -> Vec<LiveCall> {
+        self.engine
+            .calls
+            .list()
+            .into_iter()
+            .map(|c| LiveCall {
+                id: c.id(),
+                call_id: c.call_id,
+                caller: c.caller,
+                called: c.called,
+                started_at: c.started_at,
+                answered_at: c.answered_at,
+                codec: c.codec,
+                caller_encrypted: c.caller_encrypted,
+                callee_encrypted: c.callee_encrypted,
+            })
+            .collect()
+    }
+
+    fn hang_up(&self, id: &str) -> bool {
+        match self.engine.calls.find(id) {
+            Some((shard, call)) => self.engine.dispatcher.hang_up(shard, call),
+            None => false,
+        }
+    }
+
+    fn sip_running(&self) -> bool {
+        self.engine.dispatcher.running()
+    }
+
+    fn dialplan_file(&self) -> Option<PathBuf> {
+        self.config.dialplan.file.clone()
     }
 }
 
@@ -136,6 +178,7 @@ pub fn state(
     guard: Arc<Guard>,
     plan: Arc<PlanHandle>,
     registrations: Registrations,
+    engine: Engine,
 ) -> Arc<pbx_web_admin::AdminState> {
     let settings = pbx_web_admin::Settings::new(
         config.sip.domain.clone(),
@@ -148,6 +191,7 @@ pub fn state(
     );
     let live = ServerLive {
         registrations,
+        engine,
         plan,
         config: config.clone(),
         store: store.clone(),

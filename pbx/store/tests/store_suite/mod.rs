@@ -619,3 +619,140 @@ pub async fn mailboxes(store: &Store) {
         "others keep theirs"
     );
 }
+
+/// The search the web admin's call records page and `GET /api/v1/cdrs` run: filters by time,
+/// by extension (caller or called) and by disposition, newest first, in keyset pages; and
+/// the calls per hour of the dashboard's chart.
+pub async fn cdr_search(store: &dyn CdrStore) {
+    // 12 calls, one a minute from t=3600; 1000 and 1001 take turns calling 1002, every third
+    // one is busy, and 1002 calls itself once (one row, found once).
+    let mut all = Vec::new();
+    for i in 0..12u64 {
+        let (caller, called) = match i {
+            11 => ("1002", "1002"),
+            _ if i % 2 == 0 => ("1000", "1002"),
+            _ => ("1001", "1002"),
+        };
+        all.push(NewCdr {
+            call_id: format!("s{i}"),
+            caller: caller.into(),
+            called: called.into(),
+            // Two calls share each second of 3600 + 60 * (i / 2): ties broken by id.
+            started_at: 3600 + 60 * (i / 2),
+            answered_at: None,
+            ended_at: 3600 + 60 * (i / 2) + 5,
+            duration_secs: 0,
+            disposition: if i % 3 == 0 { "busy" } else { "answered" }.into(),
+            hangup_cause: String::new(),
+            hangup_side: "caller".into(),
+            codec: None,
+            caller_encrypted: false,
+            callee_encrypted: false,
+        });
+    }
+    ok(store.insert_cdrs(&all).await);
+    let ids = |rows: &[pbx_store::Cdr]| -> Vec<String> {
+        rows.iter().map(|c| c.call.call_id.clone()).collect()
+    };
+    let q = |limit| pbx_store::CdrQuery {
+        limit,
+        ..Default::default()
+    };
+
+    // Everything, newest first; ties in the same second newest id first.
+    let every = ok(store.search_cdrs(&q(100)).await);
+    assert_eq!(
+        ids(&every),
+        [
+            "s11", "s10", "s9", "s8", "s7", "s6", "s5", "s4", "s3", "s2", "s1", "s0"
+        ]
+    );
+
+    // Pages of 5 by keyset, across a tie: each row exactly once.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = ok(store
+            .search_cdrs(&pbx_store::CdrQuery { before, ..q(5) })
+            .await);
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        before = page.last().map(|c| (c.call.started_at, c.id));
+        seen.extend(ids(&page));
+    }
+    assert_eq!(seen, ids(&every));
+
+    // By extension: as caller or as called, the self-call once.
+    let of_1001 = ok(store
+        .search_cdrs(&pbx_store::CdrQuery {
+            extension: Some("1001".into()),
+            ..q(100)
+        })
+        .await);
+    assert_eq!(ids(&of_1001), ["s9", "s7", "s5", "s3", "s1"]);
+    let of_1002 = ok(store
+        .search_cdrs(&pbx_store::CdrQuery {
+            extension: Some("1002".into()),
+            ..q(100)
+        })
+        .await);
+    assert_eq!(of_1002.len(), 12);
+    // Paged by extension too.
+    let first = ok(store
+        .search_cdrs(&pbx_store::CdrQuery {
+            extension: Some("1002".into()),
+            ..q(4)
+        })
+        .await);
+    assert_eq!(ids(&first), ["s11", "s10", "s9", "s8"]);
+    let next = ok(store
+        .search_cdrs(&pbx_store::CdrQuery {
+            extension: Some("1002".into()),
+            before: first.last().map(|c| (c.call.started_at, c.id)),
+            ..q(4)
+        })
+        .await);
+    assert_eq!(ids(&next), ["s7", "s6", "s5", "s4"]);
+
+    // By disposition and time range (from inclusive, to exclusive), combined with the rest.
+    let busy = ok(store
+        .search_cdrs(&pbx_store::CdrQuery {
+            disposition: Some("busy".into()),
+            ..q(100)
+        })
+        .await);
+    assert_eq!(ids(&busy), ["s9", "s6", "s3", "s0"]);
+    let window = ok(store
+        .search_cdrs(&pbx_store::CdrQuery {
+            from: Some(3600 + 60),
+            to: Some(3600 + 180),
+            ..q(100)
+        })
+        .await);
+    assert_eq!(ids(&window), ["s5", "s4", "s3", "s2"]);
+    let narrow = ok(store
+        .search_cdrs(&pbx_store::CdrQuery {
+            from: Some(3600 + 60),
+            to: Some(3600 + 180),
+            extension: Some("1000".into()),
+            disposition: Some("answered".into()),
+            ..q(100)
+        })
+        .await);
+    assert_eq!(ids(&narrow), ["s4", "s2"]);
+    assert!(
+        ok(store
+            .search_cdrs(&pbx_store::CdrQuery {
+                extension: Some("9999".into()),
+                ..q(100)
+            })
+            .await)
+        .is_empty()
+    );
+
+    // Per hour: all 12 in the hour starting at 3600; none in the hour before.
+    assert_eq!(ok(store.calls_per_hour(0, 7200).await), [(3600, 12)]);
+    assert!(ok(store.calls_per_hour(0, 3600).await).is_empty());
+}
