@@ -18,9 +18,6 @@ Addresses: the PBX 127.0.0.1; the callers 127.0.0.7; baresip 127.0.0.8; the rece
 127.0.0.9.
 """
 
-import math
-import os
-import struct
 import time
 
 import pytest
@@ -30,12 +27,12 @@ from callclient import sdp_offer
 from callhelpers import (answer_pts, assert_pbx_sdp, compare_streams, password, wait_cdr,
                          wait_incoming)
 from media import RtpPacket, RtpPeer, analyse_tone, write_tone_wav
+from prompts import press, prompt_bytes, prompt_received, tone_packets
 
 CALLER_IP = "127.0.0.7"
 NUMBERS = [3301, 3302, 3303, 3304, 3305, 3306, 3307, 3308, 3309]
 RECEPTION = 3308            # the menu's option 1 rings it
 TONE = 1000
-SOUNDS = os.path.join(os.path.dirname(__file__), "..", "..", "sounds", "en")
 MENU_TIMEOUT = 1            # seconds of silence after the prompt that count as no choice
 RETRIES = 2
 
@@ -62,19 +59,6 @@ steps = [
                 on_failure = ["hangup"] }} }},
 ]
 """
-
-
-def prompt_bytes(name):
-    """The µ-law samples of a committed prompt (its WAV `data` chunk)."""
-    with open(os.path.join(SOUNDS, f"{name}.wav"), "rb") as f:
-        raw = f.read()
-    at = 12
-    while at + 8 <= len(raw):
-        cid, size = raw[at:at + 4], struct.unpack("<I", raw[at + 4:at + 8])[0]
-        if cid == b"data":
-            return raw[at + 8:at + 8 + size]
-        at += 8 + size + (size & 1)
-    raise AssertionError(f"{name}.wav has no data chunk")
 
 
 @pytest.fixture(scope="module")
@@ -152,47 +136,6 @@ def test_a_softphone_hears_its_own_tone_from_the_echo(app_pbx, tmp_path, transpo
     row = wait_cdr(app_pbx, number, 600)
     assert row["disposition"] == "answered", row
     assert row["encrypted"].split("/")[0] == ("yes" if mediaenc else "no"), row
-
-
-def press(rtp, to_pbx, digit_event, ts):
-    """RFC 4733 §2.5: a key held 120 ms: start with the marker, updates, the end three times."""
-    ssrc = 0x5151
-    seq = 1000
-    for i, (end, duration) in enumerate([(False, 160), (False, 480), (False, 800),
-                                         (True, 960), (True, 960), (True, 960)]):
-        payload = bytes([digit_event, (0x80 if end else 0) | 10]) + struct.pack("!H", duration)
-        rtp.send(RtpPacket(101, seq + i, ts, ssrc, payload, marker=(i == 0)), to_pbx)
-        time.sleep(0.04)
-
-
-def ulaw(sample):
-    """ITU-T G.711 µ-law of a 16-bit linear sample."""
-    sign = 0x80 if sample < 0 else 0
-    magnitude = min(abs(sample), 32635) + 0x84
-    exponent = max(0, magnitude.bit_length() - 8)
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
-
-
-def tone_packets(low, high, ms, amplitude=6000):
-    """A DTMF key as G.711 µ-law frames of 20 ms (two sines, no twist)."""
-    samples = [amplitude * (math.sin(2 * math.pi * low * n / 8000)
-                            + math.sin(2 * math.pi * high * n / 8000)) for n in range(ms * 8)]
-    data = bytes(ulaw(int(x)) for x in samples)
-    return [data[i:i + 160] for i in range(0, len(data), 160)]
-
-
-def prompt_received(rtp, name, timeout):
-    """Waits until the payloads received hold the whole prompt `name`; returns the bytes."""
-    want = prompt_bytes(name)
-    end = time.time() + timeout
-    got = b""
-    while time.time() < end:
-        got = b"".join(p.payload for p in sorted(rtp.rtp(), key=lambda p: p.seq))
-        if want in got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"prompt {name} ({len(want)} bytes) not received; got {len(got)} bytes")
 
 
 def test_menu_plays_its_prompt_and_a_key_by_rfc4733_chooses(app_pbx, phones):

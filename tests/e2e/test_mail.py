@@ -10,61 +10,17 @@
 Addresses: the PBX 127.0.0.1; the password guesser 127.0.0.14.
 """
 
-import email
-import glob
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import CLIENTS, DOMAIN, MAX_AUTH_FAILURES, free_port
+from conftest import DOMAIN, MAX_AUTH_FAILURES, free_port
+from mailsink import SmtpSink
 from sipclient import SipClient
 
 GUESSER = "127.0.0.14"
 ADMIN = "it@example.com"
-SINK = os.path.join(CLIENTS, "smtp", "smtp-sink.py")
-
-
-class SmtpSink:
-    """tests/clients/smtp/smtp-sink.py on `port`, saving each message under `dir`."""
-
-    def __init__(self, directory, port):
-        self.dir, self.port = str(directory), port
-        os.makedirs(self.dir, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [sys.executable, SINK, "--dir", self.dir, "--port", str(port), "--duration", "600"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        line = self.proc.stdout.readline()
-        if "READY" not in line:
-            self.proc.kill()
-            pytest.fail(f"smtp-sink did not start: {line}{self.proc.stdout.read()}")
-
-    def messages(self):
-        out = []
-        for path in sorted(glob.glob(os.path.join(self.dir, "*.eml"))):
-            with open(path, "rb") as f:
-                out.append(email.message_from_bytes(f.read()))
-        return out
-
-    def wait(self, n, timeout):
-        end = time.time() + timeout
-        while time.time() < end:
-            if len(self.messages()) >= n:
-                return self.messages()
-            time.sleep(0.2)
-        return self.messages()
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 @pytest.fixture(scope="module")
 def smtp_port():
     return free_port()

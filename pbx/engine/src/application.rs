@@ -1,5 +1,5 @@
-//! Calls the PBX answers itself: the dialplan's `answer`, `playback`, `menu` and `echo`
-//! steps run on the call's media session (the application seam of `pbx_calls::Call`).
+//! Calls the PBX answers itself: the dialplan's `answer`, `playback`, `menu`, `echo`,
+//! `voicemail` and `voicemail_menu` steps run on the call's media session (the application seam of `pbx_calls::Call`).
 //!
 //! The engine decides and the shell plays: each step becomes an [`AppMedia`] command for the
 //! call's media session (play these prompts, report the caller's keys, echo), and what the
@@ -9,11 +9,14 @@
 //! [`Input::Session`]: super::io::Input::Session
 
 use super::calls::{self, with_call};
-use super::io::{AppMedia, Now, Output};
+use super::io::{AppMedia, Now, Output, Security, VoicemailRequest};
 use super::shard::Engine;
+use super::voicemail::{Act, Caller, PinVerdict, Voicemail};
+use crate::security::Admission;
 use pbx_dialplan::{Action, StepResult};
 use pbx_media::sdp::LocalMedia;
 use pbx_media::session::Event;
+use pbx_voicemail::{Sound, StoreAnswer};
 use std::time::{Duration, Instant};
 
 /// A call the PBX answered: what its endpoints speak and the step in progress.
@@ -40,6 +43,8 @@ enum Step {
     Menu(Menu),
     /// The caller hears itself until it hangs up.
     Echo,
+    /// A voicemail machine has the call.
+    Voicemail(Box<Voicemail>),
 }
 
 struct Menu {
@@ -67,6 +72,7 @@ impl App {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.step {
             Step::Menu(menu) => menu.deadline,
+            Step::Voicemail(vm) => vm.deadline(),
             _ => None,
         }
     }
@@ -76,7 +82,12 @@ impl App {
 pub(super) fn is_application(action: &Action) -> bool {
     matches!(
         action,
-        Action::Answer | Action::Playback { .. } | Action::Menu { .. } | Action::Echo
+        Action::Answer
+            | Action::Playback { .. }
+            | Action::Menu { .. }
+            | Action::Echo
+            | Action::Voicemail { .. }
+            | Action::VoicemailMenu { .. }
     )
 }
 
@@ -104,7 +115,7 @@ fn start(engine: &mut Engine, now: Now, no: u64, action: Action) {
     match action {
         Action::Answer => super::dialing::drive(engine, now, no, Some(StepResult::Done)),
         Action::Playback { prompt } => {
-            play(engine, no, vec![prompt]);
+            play(engine, no, vec![Sound::Prompt(prompt)]);
             set_step(engine, no, Step::Playing);
         }
         Action::Menu {
@@ -113,7 +124,7 @@ fn start(engine: &mut Engine, now: Now, no: u64, action: Action) {
             timeout,
         } => {
             detect(engine, no);
-            play(engine, no, vec![prompt]);
+            play(engine, no, vec![Sound::Prompt(prompt)]);
             set_step(
                 engine,
                 no,
@@ -137,6 +148,29 @@ fn start(engine: &mut Engine, now: Now, no: u64, action: Action) {
             });
             set_step(engine, no, Step::Echo);
         }
+        Action::Voicemail { mailbox, greeting } => {
+            let tag = tag(engine, now);
+            let vm = match engine.calls.active.get(&no) {
+                Some(active) => {
+                    let caller = Caller {
+                        number: active.originator.number(),
+                        name: active.originator.name().unwrap_or_default(),
+                    };
+                    let settings = &engine.ctx.voicemail;
+                    Voicemail::leave(settings, now, &mailbox, greeting, caller, &tag)
+                }
+                None => return,
+            };
+            tracing::info!(call = no, %mailbox, "voicemail: leaving a message");
+            metrics::counter!("pbx_voicemail_sessions_total", "kind" => "leave").increment(1);
+            return begin_voicemail(engine, now, no, vm);
+        }
+        Action::VoicemailMenu { mailbox } => {
+            let tag = tag(engine, now);
+            let vm = Voicemail::menu(&engine.ctx.voicemail, now, mailbox, &tag);
+            metrics::counter!("pbx_voicemail_sessions_total", "kind" => "menu").increment(1);
+            return begin_voicemail(engine, now, no, vm);
+        }
         other => {
             // Not an application step: the plan's driver carries it out.
             tracing::debug!(call = no, action = ?other, "not an application step");
@@ -151,8 +185,148 @@ fn set_step(engine: &mut Engine, no: u64, step: Step) {
     }
 }
 
-/// Plays `prompts` one after the other to the caller.
-fn play(engine: &mut Engine, no: u64, prompts: Vec<String>) {
+/// A name for this call's recordings, unique on this host: the time and a random part.
+fn tag(engine: &mut Engine, now: Now) -> String {
+    let random: u32 = rand::Rng::random(&mut engine.rng);
+    format!("{}-{random:08x}", now.unix())
+}
+
+/// Hands call `no` to a voicemail machine: it hears keys from now on.
+fn begin_voicemail(engine: &mut Engine, now: Now, no: u64, vm: Voicemail) {
+    detect(engine, no);
+    set_step(engine, no, Step::Voicemail(Box::new(vm)));
+    pump(engine, now, no);
+}
+
+/// The voicemail machine of call `no`, if one has the call.
+fn voicemail_mut(engine: &mut Engine, no: u64) -> Option<&mut Voicemail> {
+    match &mut calls::app_mut(engine, no)?.step {
+        Step::Voicemail(vm) => Some(vm),
+        _ => None,
+    }
+}
+
+/// Carries out what call `no`'s voicemail machine asks, then re-arms its timer.
+fn pump(engine: &mut Engine, now: Now, no: u64) {
+    while let Some(act) = voicemail_mut(engine, no).and_then(Voicemail::next) {
+        match act {
+            Act::Play(sounds) => play(engine, no, sounds),
+            Act::StopPlay => engine.push(Output::AppMedia {
+                call: no,
+                media: AppMedia::StopPlayer,
+            }),
+            Act::Record {
+                path,
+                limits,
+                message,
+            } => engine.push(Output::AppMedia {
+                call: no,
+                media: AppMedia::Record {
+                    path,
+                    limits,
+                    message,
+                },
+            }),
+            Act::StopRecord => engine.push(Output::AppMedia {
+                call: no,
+                media: AppMedia::StopRecorder,
+            }),
+            Act::Shell(id, request) => engine.push(Output::Voicemail {
+                call: no,
+                id,
+                request,
+            }),
+            Act::CheckPin(id, request) => {
+                let Some(ip) = calls::caller_ip(engine, no) else {
+                    return;
+                };
+                match super::voicemail::admit(&engine.ctx.guard, ip, now) {
+                    Admission::Granted(ticket) => {
+                        if let Some(vm) = voicemail_mut(engine, no) {
+                            vm.hold_ticket(id, ticket);
+                        }
+                        let request = VoicemailRequest::Store(request);
+                        engine.push(Output::Voicemail {
+                            call: no,
+                            id,
+                            request,
+                        });
+                    }
+                    // Too many checks on their way from this source: this one is not made
+                    // and counts as wrong, as a digest answered 503 would.
+                    Admission::Busy => {
+                        if let Some(vm) = voicemail_mut(engine, no) {
+                            vm.input(
+                                now.at,
+                                pbx_voicemail::Input::Store {
+                                    id,
+                                    answer: StoreAnswer::Pin(false),
+                                },
+                            );
+                        }
+                    }
+                    Admission::Banned => return hang_up(engine, now, no),
+                }
+            }
+            Act::Transfer(to) => {
+                // The operator: the call leaves voicemail and rings `to` as a dial would.
+                set_step(engine, no, Step::Idle);
+                if let Some(active) = calls::active_mut(engine, no) {
+                    active.plan = super::dialing::PlanState::builtin(to);
+                }
+                return super::dialing::drive(engine, now, no, None);
+            }
+            Act::Hangup => {
+                set_step(engine, no, Step::Idle);
+                return hang_up(engine, now, no);
+            }
+        }
+    }
+    calls::arm_app(engine, no);
+}
+
+/// Call `no`'s recording is on disk.
+pub(super) fn recorded(
+    engine: &mut Engine,
+    now: Now,
+    no: u64,
+    duration: Duration,
+    end: pbx_voicemail::RecordEnd,
+) {
+    if let Some(vm) = voicemail_mut(engine, no) {
+        vm.recorded(now.at, duration, end);
+        pump(engine, now, no);
+    }
+}
+
+/// The store answered call `no`'s voicemail machine.
+pub(super) fn voicemail_answer(
+    engine: &mut Engine,
+    now: Now,
+    no: u64,
+    id: u64,
+    answer: StoreAnswer,
+) {
+    let guard = engine.ctx.guard.clone();
+    let Some(vm) = voicemail_mut(engine, no) else {
+        return;
+    };
+    match vm.store_answer(&guard, now, id, answer) {
+        PinVerdict::Answered => pump(engine, now, no),
+        PinVerdict::Refused => hang_up(engine, now, no),
+        PinVerdict::Banned(ban) => {
+            engine.push(Output::Security(Security::Banned {
+                address: ban.address,
+                until: ban.until,
+            }));
+            engine.push(Output::SaveBan(ban));
+            hang_up(engine, now, no);
+        }
+    }
+}
+
+/// Plays `prompts` (and recorded files) one after the other to the caller.
+fn play(engine: &mut Engine, no: u64, prompts: Vec<Sound>) {
     let first_sequence = rand::Rng::random(&mut engine.rng);
     let first_timestamp = rand::Rng::random(&mut engine.rng);
     let Some(app) = calls::app_mut(engine, no) else {
@@ -171,7 +345,7 @@ fn play(engine: &mut Engine, no: u64, prompts: Vec<String>) {
 
 /// The ringing tone, while devices ring for a call the PBX answered.
 pub(super) fn ringback(engine: &mut Engine, no: u64) {
-    play(engine, no, vec![RINGBACK.to_string()]);
+    play(engine, no, vec![Sound::prompt(RINGBACK)]);
     set_step(engine, no, Step::Idle);
 }
 
@@ -222,6 +396,10 @@ pub(super) fn key(engine: &mut Engine, now: Now, no: u64, digit: char) {
     let Some(app) = calls::app_mut(engine, no) else {
         return;
     };
+    if let Step::Voicemail(vm) = &mut app.step {
+        vm.input(now.at, pbx_voicemail::Input::Digit(digit));
+        return pump(engine, now, no);
+    }
     let Step::Menu(menu) = &mut app.step else {
         // Keys outside a menu are not typed ahead (Asterisk's Background() does; a later
         // step may).
@@ -254,6 +432,10 @@ fn prompt_finished(engine: &mut Engine, now: Now, no: u64) {
         return;
     };
     app.players = app.players.saturating_sub(1);
+    if let Step::Voicemail(vm) = &mut app.step {
+        vm.player_finished(now.at);
+        return pump(engine, now, no);
+    }
     if app.players > 0 {
         return; // a prompt stopped or replaced before the current one
     }
@@ -284,6 +466,10 @@ fn menu_done(engine: &mut Engine, now: Now, no: u64) {
 
 /// The application timer of call `no` is due.
 pub(super) fn timeout(engine: &mut Engine, now: Now, no: u64) {
+    if let Some(vm) = voicemail_mut(engine, no) {
+        vm.timeout(now.at);
+        return pump(engine, now, no);
+    }
     let due = calls::app_of(engine, no)
         .and_then(App::deadline)
         .is_some_and(|at| at <= now.at);

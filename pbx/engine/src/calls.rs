@@ -51,6 +51,8 @@ pub(super) struct Active {
     /// The plan routing the call: the dialplan's, or the built-in one.
     pub(super) plan: PlanState,
     caller_peer: Peer,
+    /// Who calls (for a voicemail message's envelope).
+    pub(super) originator: pbx_calls::Originator,
     caller_policy: String,
     /// A round of ringing waiting for relay ports or local addresses.
     ring: Option<PendingRing>,
@@ -218,14 +220,15 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
         .ok()
         .and_then(|from| from.display_name.clone());
     let called = request.uri.user().unwrap_or_default().to_string();
+    let originator = pbx_calls::Originator::Extension {
+        number: caller.number.clone(),
+        name: caller_name,
+    };
     let setup = CallSetup {
         invite_key: key.clone(),
         invite: request,
         caller: caller_endpoint,
-        originator: pbx_calls::Originator::Extension {
-            number: caller.number.clone(),
-            name: caller_name,
-        },
+        originator: originator.clone(),
         called_number: called.clone(),
         domain: engine.ctx.domain.clone(),
         callee_call_id: callee_call_id.clone(),
@@ -265,6 +268,7 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
             media: Media::None,
             plan,
             caller_peer: peer,
+            originator,
             caller_policy: caller.media_encryption.clone(),
             ring: None,
             app: None,
@@ -627,6 +631,11 @@ pub(super) fn app_of(engine: &Engine, no: u64) -> Option<&App> {
 
 pub(super) fn app_mut(engine: &mut Engine, no: u64) -> Option<&mut App> {
     engine.calls.active.get_mut(&no)?.app.as_mut()
+}
+
+/// The source address call `no`'s caller sends from (for the credential gate).
+pub(super) fn caller_ip(engine: &Engine, no: u64) -> Option<IpAddr> {
+    Some(engine.calls.active.get(&no)?.caller_peer.remote.ip())
 }
 
 pub(super) fn active_mut(engine: &mut Engine, no: u64) -> Option<&mut Active> {

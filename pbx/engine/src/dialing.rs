@@ -242,19 +242,13 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                 return finish(engine, now, no, status, &reason);
             }
             Action::End => return end_after_dial(engine, now, no, None),
-            Action::Voicemail { .. } => {
-                return end_after_dial(engine, now, no, Some("voicemail is not available yet"));
-            }
-            Action::VoicemailMenu { .. } => {
-                return end_after_dial(
-                    engine,
-                    now,
-                    no,
-                    Some("the voicemail menu is not available yet"),
-                );
-            }
             // Handled above.
-            Action::Answer | Action::Playback { .. } | Action::Menu { .. } | Action::Echo => {}
+            Action::Answer
+            | Action::Playback { .. }
+            | Action::Menu { .. }
+            | Action::Echo
+            | Action::Voicemail { .. }
+            | Action::VoicemailMenu { .. } => {}
         }
     }
     tracing::warn!(call = %call_id(engine, no), "the dialplan did not decide");

@@ -37,6 +37,16 @@ pub enum Security {
     NetworkRefused { source: SocketAddr, user: String },
 }
 
+/// What a voicemail machine asks of the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoicemailRequest {
+    Store(pbx_voicemail::StoreRequest),
+    /// Delete this recording (too short, or not kept).
+    Discard {
+        path: String,
+    },
+}
+
 /// What the PBX does on the caller's leg of a call it answered itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppMedia {
@@ -44,7 +54,8 @@ pub enum AppMedia {
     /// `local` says, then report [`pbx_media::session::Event::PlayerFinished`] (also when a
     /// prompt is missing: the shell logs it).
     Play {
-        prompts: Vec<String>,
+        /// Prompts by name, and recorded files (messages, greetings) by path.
+        prompts: Vec<pbx_voicemail::Sound>,
         local: pbx_media::sdp::LocalMedia,
         /// RFC 3550 §5.1: the stream's SSRC and random first numbers, from the engine's
         /// random source.
@@ -53,6 +64,16 @@ pub enum AppMedia {
         first_timestamp: u32,
     },
     StopPlayer,
+    /// Record the caller into the WAV file `path`, written as it comes; report
+    /// [`Input::Recorded`] when it ends. `message` is set for a voicemail message: the shell
+    /// files it (row, e-mail, lamp) once recorded, even when the caller hangs up first or the
+    /// PBX is killed on the way (docs/voicemail.md, "Nothing is lost").
+    Record {
+        path: String,
+        limits: pbx_voicemail::RecordLimits,
+        message: Option<pbx_voicemail::NewMessageInfo>,
+    },
+    StopRecorder,
     /// Report the caller's keys: RFC 4733 events with `local.telephone_event`.
     DetectDtmf {
         local: pbx_media::sdp::LocalMedia,
@@ -130,6 +151,18 @@ pub enum Input {
         call: u64,
         event: pbx_media::session::Event,
     },
+    /// The recording of call `call` ([`AppMedia::Record`]) is written and closed.
+    Recorded {
+        call: u64,
+        duration: std::time::Duration,
+        end: pbx_voicemail::RecordEnd,
+    },
+    /// The answer to [`Output::Voicemail`] `id` of call `call`.
+    Voicemail {
+        call: u64,
+        id: u64,
+        answer: pbx_voicemail::StoreAnswer,
+    },
     /// Send this device an OPTIONS.
     Qualify(qualify::Target),
     /// A [`Output::Transmit`] carrying this transaction's key could not be sent.
@@ -158,6 +191,8 @@ impl Input {
             Input::LocalAddress { .. } => "local-address",
             Input::Media(..) => "media-event",
             Input::Session { .. } => "session-event",
+            Input::Recorded { .. } => "recorded",
+            Input::Voicemail { .. } => "voicemail",
             Input::Qualify(_) => "qualify",
             Input::SendFailed(_) => "send-failed",
             Input::HangUp { .. } => "hang-up",
@@ -182,6 +217,14 @@ pub enum Output {
     LoadCredentials { id: u64, user: String },
     /// A dialplan `http_lookup` of call `call`.
     HttpLookup { call: u64, request: HttpRequest },
+    /// A voicemail machine of call `call` asks the store (reads are answered with
+    /// [`Input::Voicemail`] `id`; writes are done in order, failures logged) or the disk
+    /// (`Discard`: delete a recording not kept).
+    Voicemail {
+        call: u64,
+        id: u64,
+        request: VoicemailRequest,
+    },
     /// Bind relay ports for call `call`.
     AllocateMedia { call: u64 },
     /// Apply this plan to call `call`'s relay.

@@ -28,12 +28,16 @@ mod respond;
 mod routing;
 pub mod security;
 mod shard;
+mod voicemail;
 
 pub use application::RINGBACK;
-pub use io::{AppMedia, CallState, Input, MediaEvent, MediaPorts, Now, Output, Security};
+pub use io::{
+    AppMedia, CallState, Input, MediaEvent, MediaPorts, Now, Output, Security, VoicemailRequest,
+};
 pub use peer::{ConnId, Inbound, Peer, TransportKind};
 pub use routing::{OWN_CALL_ID_PREFIX, carries_credentials, own_shard};
 pub use shard::Engine;
+pub use voicemail::VoicemailSettings;
 
 use credentials::CredentialCache;
 use location::Location;
@@ -68,6 +72,8 @@ pub struct Core {
     pub ring_timeout: std::time::Duration,
     /// The dialplan; reloaded on SIGHUP or when its file changes.
     pub plan: Arc<PlanHandle>,
+    /// `[voicemail]`.
+    pub voicemail: VoicemailSettings,
 }
 
 /// The `class` label of a status code: `1xx` ... `6xx`.

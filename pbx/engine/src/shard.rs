@@ -107,6 +107,14 @@ impl Engine {
             Input::Session { call, event } => {
                 super::application::session_event(self, now, call, event)
             }
+            Input::Recorded {
+                call,
+                duration,
+                end,
+            } => super::application::recorded(self, now, call, duration, end),
+            Input::Voicemail { call, id, answer } => {
+                super::application::voicemail_answer(self, now, call, id, answer)
+            }
             Input::Qualify(target) => self.qualify(now, target),
             Input::SendFailed(key) => {
                 // RFC 3261 §17.1.4, §17.2.4: the transaction learns of the failure.

@@ -16,11 +16,13 @@ use pbx_engine::security::acl::Acl;
 use pbx_engine::security::guard::{Ban, Guard};
 use pbx_engine::{
     AppMedia, CallState, Core, Engine, Inbound, Input, MediaPorts, Now, Output, Peer, Security,
+    VoicemailRequest,
 };
 use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
 use pbx_sip::message::{HeaderName, Message, Request, Response};
 use pbx_sip::registrar::RegistrarPolicy;
 use pbx_store::{BindingChange, CredentialStore, ExtensionStore, NewCdr, NewExtension, Store};
+use pbx_voicemail::{MailboxInfo, RecordEnd, Sound, StoreAnswer, StoreRequest};
 use rand::SeedableRng;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,7 @@ struct Sim {
     app: Vec<(u64, AppMedia)>,
     /// What the live calls view was told, oldest first.
     states: Vec<CallState>,
+    voicemail: Vec<VoicemailRequest>,
     seq: u32,
 }
 
@@ -123,6 +126,7 @@ impl Sim {
             sdes_over_insecure: false,
             ring_timeout: Duration::from_secs(30),
             plan: Arc::new(PlanHandle::new(plan)),
+            voicemail: Default::default(),
         });
         let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(11));
         Sim {
@@ -142,6 +146,7 @@ impl Sim {
             released: Vec::new(),
             app: Vec::new(),
             states: Vec::new(),
+            voicemail: Vec::new(),
             seq: 0,
         }
     }
@@ -186,6 +191,12 @@ impl Sim {
                     Output::Location(write) => self.bindings.push(write),
                     Output::Security(event) => self.security.push(event),
                     Output::CallState(state) => self.states.push(state),
+                    Output::Voicemail { call, id, request } => {
+                        if let Some(answer) = voicemail_store(&request) {
+                            queue.push(Input::Voicemail { call, id, answer });
+                        }
+                        self.voicemail.push(request);
+                    }
                 }
             }
         }
@@ -845,7 +856,16 @@ steps = ["answer", { menu = { prompt = "demo-menu", digits = 1, timeout = "4s", 
 fn played(app: &[(u64, AppMedia)]) -> Vec<String> {
     app.iter()
         .filter_map(|(_, m)| match m {
-            AppMedia::Play { prompts, .. } => Some(prompts.join("+")),
+            AppMedia::Play { prompts, .. } => Some(
+                prompts
+                    .iter()
+                    .map(|p| match p {
+                        Sound::Prompt(name) => name.clone(),
+                        Sound::File(path) => format!("file:{path}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+"),
+            ),
             _ => None,
         })
         .collect()
@@ -956,4 +976,177 @@ async fn silence_after_the_menu_prompt_replays_it_then_takes_on_failure() {
         "{requests:?}"
     );
     assert_eq!(sim.cdrs[0].disposition, "answered");
+}
+
+/// The fake store's answers to the voicemail machines: mailbox 1001 with PIN 1234 and no
+/// greeting or message.
+fn voicemail_store(request: &VoicemailRequest) -> Option<StoreAnswer> {
+    let VoicemailRequest::Store(request) = request else {
+        return None;
+    };
+    match request {
+        StoreRequest::Mailbox { number } => {
+            Some(StoreAnswer::Mailbox((number == "1001").then(|| {
+                MailboxInfo {
+                    number: number.clone(),
+                    greetings: vec![],
+                }
+            })))
+        }
+        StoreRequest::CheckPin { number, pin } => {
+            Some(StoreAnswer::Pin(number == "1001" && pin == "1234"))
+        }
+        StoreRequest::Messages { .. } => Some(StoreAnswer::Messages(vec![])),
+        _ => None,
+    }
+}
+
+const VOICEMAIL_PLAN: &str = r#"
+[defaults]
+context = "staff"
+[context.staff]
+may_call = ["any"]
+[[context.staff.rule]]
+pattern = "1001"
+steps = [{ voicemail = "1001" }]
+[[context.staff.rule]]
+pattern = "*98"
+steps = ["answer", "voicemail_menu"]
+"#;
+
+fn key(call: u64, digit: char) -> Input {
+    session(
+        call,
+        pbx_media::session::Event::Dtmf {
+            side: pbx_media::Side::Caller,
+            digit,
+            duration: Duration::from_millis(100),
+        },
+    )
+}
+
+fn player_finished(call: u64) -> Input {
+    session(
+        call,
+        pbx_media::session::Event::PlayerFinished {
+            side: pbx_media::Side::Caller,
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_message_is_recorded_with_its_envelope_then_the_pbx_says_goodbye() {
+    let mut sim = Sim::new(Some(VOICEMAIL_PLAN)).await;
+    let caller = "127.0.0.2";
+    let (call_id, _, cseq) = invite(&mut sim, caller, "1001").await;
+    let ok = sim.responses_to(caller).pop().unwrap();
+    assert_eq!(ok.status.code(), 200);
+    ack(&mut sim, caller, &call_id, cseq, &ok).await;
+    let call = sim.app.first().map(|(c, _)| *c).unwrap();
+    // The default greeting: no recorded one.
+    assert_eq!(
+        played(&sim.app),
+        ["vm-theperson+digits/1+digits/0+digits/0+digits/1+vm-isunavail+vm-intro"]
+    );
+    sim.input(player_finished(call)).await;
+    assert_eq!(played(&sim.app).last().map(String::as_str), Some("beep"));
+    sim.input(player_finished(call)).await;
+    let record = sim.app.iter().find_map(|(_, m)| match m {
+        AppMedia::Record { path, message, .. } => Some((path.clone(), message.clone())),
+        _ => None,
+    });
+    let (path, message) = record.expect("the recording starts after the beep");
+    assert!(path.starts_with("data/voicemail/1001/msg-"), "{path}");
+    let message = message.expect("a message, filed by the shell from its sidecar");
+    assert_eq!(
+        (message.mailbox.as_str(), message.caller_number.as_str()),
+        ("1001", "1001")
+    );
+    assert_eq!(message.path, path);
+    // `#` ends the recording; once on disk, "saved, goodbye" and BYE.
+    sim.app.clear();
+    sim.input(key(call, '#')).await;
+    assert_eq!(
+        sim.app.first().map(|(_, m)| m),
+        Some(&AppMedia::StopRecorder)
+    );
+    sim.input(Input::Recorded {
+        call,
+        duration: Duration::from_secs(5),
+        end: RecordEnd::Stopped,
+    })
+    .await;
+    assert_eq!(played(&sim.app), ["vm-msgsaved+vm-goodbye"]);
+    assert!(
+        !sim.voicemail
+            .iter()
+            .any(|r| matches!(r, VoicemailRequest::Store(StoreRequest::AddMessage(_)))),
+        "the machine's own filing request is not passed on"
+    );
+    sim.input(player_finished(call)).await;
+    let bye = sim.requests_to(caller);
+    assert_eq!(bye.last().map(|r| r.method.as_str()), Some("BYE"));
+}
+
+#[tokio::test]
+async fn wrong_voicemail_pins_count_toward_the_ban_like_digest_failures() {
+    let mut sim = Sim::new(Some(VOICEMAIL_PLAN)).await;
+    let caller = "127.0.0.2";
+    let (call_id, _, cseq) = invite(&mut sim, caller, "*98").await;
+    let ok = sim.responses_to(caller).pop().unwrap();
+    assert_eq!(ok.status.code(), 200);
+    ack(&mut sim, caller, &call_id, cseq, &ok).await;
+    let call = sim.app.first().map(|(c, _)| *c).unwrap();
+    assert_eq!(played(&sim.app), ["vm-login"]);
+    for d in "1001#".chars() {
+        sim.input(key(call, d)).await;
+    }
+    assert_eq!(
+        played(&sim.app).last().map(String::as_str),
+        Some("vm-password")
+    );
+    let max = MAX_FAILURES as usize;
+    let mut attempts = 0;
+    let mut bye = false;
+    while sim.bans.is_empty() && attempts < 10 {
+        attempts += 1;
+        for d in "9999#".chars() {
+            sim.input(key(call, d)).await;
+        }
+        // The machine asks again ("login incorrect", "mailbox?") or hangs up after
+        // `max_attempts` on this call: a new call keeps guessing from the same source.
+        bye = sim
+            .requests_to(caller)
+            .iter()
+            .any(|r| r.method.as_str() == "BYE");
+        if bye {
+            break;
+        }
+        sim.input(player_finished(call)).await;
+        for d in "1001#".chars() {
+            sim.input(key(call, d)).await;
+        }
+    }
+    let failures = sim
+        .voicemail
+        .iter()
+        .filter(|r| matches!(r, VoicemailRequest::Store(StoreRequest::CheckPin { .. })))
+        .count();
+    assert!(failures >= 1);
+    assert!(
+        failures <= max,
+        "no more PINs checked than the ban limit: {failures} > {max}"
+    );
+    bye |= sim
+        .requests_to(caller)
+        .iter()
+        .any(|r| r.method.as_str() == "BYE");
+    assert!(bye, "banned or out of attempts: the PBX hangs up");
+    assert_eq!(
+        sim.bans.len(),
+        1,
+        "{} wrong PINs ban the source",
+        MAX_FAILURES
+    );
+    assert_eq!(sim.bans[0].address, caller.parse::<IpAddr>().unwrap());
 }

@@ -70,8 +70,14 @@ impl Endpoints {
                 });
             });
         }
-        if let Some(end) = self.recorder.as_mut().and_then(|r| r.on_rtp(now, pkt)) {
-            self.finish_recording(side, end, events);
+        if let Some(rec) = self.recorder.as_mut() {
+            let end = rec.on_rtp(now, pkt);
+            if let Some(pcm) = rec.take_chunk() {
+                events.push_back(Event::RecorderAudio { side, pcm });
+            }
+            if let Some(end) = end {
+                self.finish_recording(side, end, events);
+            }
         }
     }
 
@@ -238,6 +244,17 @@ impl MediaSession {
             Command::StopEcho { side } => legs[leg(side)].echo = None,
         }
         Ok(())
+    }
+
+    /// Ends any recording in progress (the session is going away): its last audio comes out
+    /// as [`Event::RecorderFinished`], ended [`RecordingEnd::Stopped`].
+    pub fn stop_recorders(&mut self) {
+        let Some(legs) = self.legs.as_mut() else {
+            return;
+        };
+        for side in [Side::Caller, Side::Callee] {
+            legs[side.index()].finish_recording(side, RecordingEnd::Stopped, &mut self.events);
+        }
     }
 
     /// Acts on every deadline at or before `now`: the media timeout, recorders' length and

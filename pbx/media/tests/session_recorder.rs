@@ -188,3 +188,48 @@ fn a_stop_hands_over_what_was_recorded() {
         other => panic!("expected the recording, got {other:?}"),
     }
 }
+
+#[test]
+fn a_long_recording_comes_out_in_chunks_and_a_stop_hands_over_the_rest() {
+    use pbx_media::endpoint::recorder::RECORDER_CHUNK;
+    let t0 = base();
+    let mut s = MediaSession::relay(t0);
+    s.apply(t0, &plan(leg(CALLER), leg(CALLEE))).expect("plan");
+    record(
+        &mut s,
+        t0,
+        RecorderSpec {
+            max_length: Duration::from_secs(60),
+            silence: None,
+            silence_level: 100,
+        },
+    );
+    // 1.2 s of speech: two chunks of half a second, 0.2 s still held.
+    let mut chunks = Vec::new();
+    for i in 0..60u16 {
+        let _ = send(&mut s, t0 + MS20 * u32::from(i), i, 0, 0xce);
+        while let Some(event) = s.poll_event() {
+            match event {
+                Event::RecorderAudio { side, pcm } => {
+                    assert_eq!(side, Side::Caller);
+                    chunks.push(pcm);
+                }
+                other => panic!("only audio while recording: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(chunks.len(), 2, "a chunk every {RECORDER_CHUNK} samples");
+    assert!(chunks.iter().all(|c| c.len() == RECORDER_CHUNK));
+    // The session goes away (the caller hung up): the rest comes out with the end.
+    s.stop_recorders();
+    let Some(Event::RecorderFinished { end, pcm, .. }) = s.poll_event() else {
+        panic!("the recording ends");
+    };
+    assert_eq!(end, RecordingEnd::Stopped);
+    assert_eq!(
+        pcm.len() + 2 * RECORDER_CHUNK,
+        60 * 160,
+        "no sample lost or doubled"
+    );
+    assert_eq!(s.poll_event(), None);
+}

@@ -21,4 +21,5 @@ pub mod security;
 pub mod serve;
 pub mod trace;
 pub mod transport;
+pub mod voicemail;
 pub mod web;

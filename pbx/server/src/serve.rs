@@ -50,6 +50,32 @@ pub enum ServeError {
     Mail(#[from] crate::mail::MailError),
 }
 
+/// `[voicemail]` as the engines read it.
+fn voicemail_settings(
+    config: &crate::config::VoicemailConfig,
+    time_zone: jiff::tz::TimeZone,
+) -> pbx_engine::VoicemailSettings {
+    let silence = Some(config.silence).filter(|s| !s.is_zero());
+    let defaults = pbx_engine::VoicemailSettings::default();
+    pbx_engine::VoicemailSettings {
+        storage: config.storage.to_string_lossy().into_owned(),
+        operator: config.operator.clone(),
+        message: pbx_voicemail::RecordLimits {
+            min: config.min_message,
+            max: config.max_message,
+            silence,
+        },
+        greeting: pbx_voicemail::RecordLimits {
+            min: defaults.greeting.min,
+            max: config.max_greeting,
+            silence: silence.map(|s| s.min(defaults.greeting.silence.unwrap_or(s))),
+        },
+        max_attempts: config.max_logins,
+        time_zone,
+        ..defaults
+    }
+}
+
 /// How often bans are re-read from the store (so `pbx ban remove` takes effect).
 const BAN_SYNC: Duration = Duration::from_secs(2);
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
@@ -179,6 +205,26 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }
         _ => None,
     };
+    // The listeners' time zone: the host's (envelopes and e-mails say local times).
+    let time_zone = jiff::tz::TimeZone::system();
+    let voicemail = crate::voicemail::VoicemailService::new(
+        store.clone(),
+        mailer.clone(),
+        config.voicemail.storage.clone(),
+        time_zone.clone(),
+    )
+    .map_err(|source| ServeError::Bind {
+        what: "the voicemail recorder".into(),
+        source,
+    })?;
+    let recovered = voicemail.recover().await;
+    if recovered > 0 {
+        tracing::info!(
+            recordings = recovered,
+            "voicemail recordings cut short were filed"
+        );
+    }
+    let voicemail_settings = voicemail_settings(&config.voicemail, time_zone);
     let spool = engine::cdr_spool::CdrSpool::new(config.database.cdr_spool.clone());
     let (cdrs, cdr_writer) = engine::cdr_writer::CdrWriter::start(store.clone(), spool);
     let cdrs = Arc::new(cdrs);
@@ -213,6 +259,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         )),
         ban_alerts,
         live_calls: live_calls.clone(),
+        voicemail: voicemail.clone(),
+        voicemail_settings,
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();

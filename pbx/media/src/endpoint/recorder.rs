@@ -10,6 +10,10 @@ use crate::rtp::RtpView;
 /// Samples per second of G.711 (RFC 3551 §4.5.14).
 const RATE: u64 = 8000;
 
+/// The recorder hands its audio out in chunks of this many samples (half a second), so the
+/// whole recording never sits in memory and a crash loses little of it.
+pub const RECORDER_CHUNK: usize = 4000;
+
 /// How long to record, and what counts as silence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecorderSpec {
@@ -34,7 +38,10 @@ pub enum RecordingEnd {
 
 pub(crate) struct Recorder {
     spec: RecorderSpec,
+    /// Audio not handed out yet (less than a chunk, after [`Recorder::take_chunk`]).
     pcm: Vec<i16>,
+    /// Samples taken in all, handed out or not.
+    taken: usize,
     max_samples: usize,
     until: Instant,
     last_voice: Instant,
@@ -46,6 +53,7 @@ impl Recorder {
         Recorder {
             spec,
             pcm: Vec::new(),
+            taken: 0,
             max_samples: usize::try_from(max_samples).unwrap_or(usize::MAX),
             until: now + spec.max_length,
             last_voice: now,
@@ -55,18 +63,19 @@ impl Recorder {
     /// Takes the audio of one packet; says when the recording is complete.
     pub(crate) fn on_rtp(&mut self, now: Instant, pkt: &RtpView<'_>) -> Option<RecordingEnd> {
         let law = Law::from_payload_type(pkt.payload_type)?;
-        let room = self.max_samples.saturating_sub(self.pcm.len());
+        let room = self.max_samples.saturating_sub(self.taken);
         let level = i32::from(self.spec.silence_level);
         let mut voiced = false;
         for &code in pkt.payload.iter().take(room) {
             let s = law.decode(code);
             voiced |= i32::from(s).abs() > level;
             self.pcm.push(s);
+            self.taken += 1;
         }
         if voiced {
             self.last_voice = now;
         }
-        (self.pcm.len() >= self.max_samples).then_some(RecordingEnd::MaxLength)
+        (self.taken >= self.max_samples).then_some(RecordingEnd::MaxLength)
     }
 
     pub(crate) fn poll_timeout(&self) -> Instant {
@@ -84,7 +93,12 @@ impl Recorder {
         (now >= self.last_voice + quiet).then_some(RecordingEnd::Silence)
     }
 
-    /// The audio recorded, 8 kHz mono.
+    /// A chunk of audio, once [`RECORDER_CHUNK`] samples are waiting.
+    pub(crate) fn take_chunk(&mut self) -> Option<Vec<i16>> {
+        (self.pcm.len() >= RECORDER_CHUNK).then(|| std::mem::take(&mut self.pcm))
+    }
+
+    /// The audio not handed out in chunks yet, 8 kHz mono.
     pub(crate) fn finish(self) -> Vec<i16> {
         self.pcm
     }

@@ -29,7 +29,13 @@ pub enum Event {
     },
     /// The player on `side` sent its last frame (or was stopped or replaced).
     PlayerFinished { side: Side },
-    /// The recorder on `side` ended; `pcm` is 8 kHz mono linear PCM.
+    /// The recorder on `side` has [`RECORDER_CHUNK`] of audio (8 kHz mono linear PCM): the
+    /// shell writes it out as it comes, so a crash loses at most about that much.
+    ///
+    /// [`RECORDER_CHUNK`]: crate::endpoint::recorder::RECORDER_CHUNK
+    RecorderAudio { side: Side, pcm: Vec<i16> },
+    /// The recorder on `side` ended; `pcm` is the audio not yet handed out in
+    /// [`Event::RecorderAudio`] chunks (8 kHz mono linear PCM).
     RecorderFinished {
         side: Side,
         end: RecordingEnd,

@@ -47,6 +47,7 @@ pub(super) async fn run(
             pin,
             media_encryption,
             context,
+            delete_after_email,
         } => {
             let changes = ExtensionChanges {
                 password,
@@ -56,7 +57,10 @@ pub(super) async fn run(
                 media_encryption,
                 context,
             };
-            set(store, config, &number, &changes).await?;
+            // `--delete-after-email` alone was done by the caller (a mailbox setting).
+            if !(changes.is_empty() && delete_after_email.is_some()) {
+                set(store, config, &number, &changes).await?;
+            }
             println!("extension {number} changed");
         }
         ExtensionCommand::Import { file } => {
@@ -127,8 +131,8 @@ async fn set(
 ) -> Result<(), CliError> {
     if changes.is_empty() {
         return Err(CliError::Input(vec![
-            "nothing to change: give --password, --name, --email, --pin, --media-encryption \
-             or --context"
+            "nothing to change: give --password, --name, --email, --pin, --media-encryption, \
+             --context or --delete-after-email"
                 .to_string(),
         ]));
     }

@@ -11,6 +11,7 @@ mod mail;
 mod registration;
 pub mod table;
 mod trace;
+mod voicemail;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::config::{self, Config, ConfigErrors};
+use pbx_store::MailboxStore;
 use pbx_store::{Store, StoreError};
 
 #[derive(Debug, Parser)]
@@ -73,6 +75,19 @@ pub enum Command {
     /// E-mail through `[smtp]`.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Voicemail messages.
+    #[command(subcommand)]
+    Voicemail(VoicemailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VoicemailCommand {
+    /// The messages of a mailbox: id, folder, caller, time, length, file.
+    List {
+        /// The mailbox (its extension's number).
+        #[arg(value_name = "MAILBOX")]
+        mailbox: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,7 +183,7 @@ pub enum ExtensionCommand {
         /// The e-mail address ("" clears it).
         #[arg(long)]
         email: Option<String>,
-        /// A new PIN of 4 to 12 digits, stored hashed (kept for voicemail, not built yet).
+        /// A new voicemail PIN of 4 to 12 digits, stored hashed.
         #[arg(long)]
         pin: Option<String>,
         /// SRTP policy for this extension's calls: required, optional or off.
@@ -178,6 +193,9 @@ pub enum ExtensionCommand {
         /// back to them); must exist in the dialplan the config names.
         #[arg(long)]
         context: Option<String>,
+        /// Delete each voicemail message once it is e-mailed (mail only): true or false.
+        #[arg(long = "delete-after-email", value_name = "BOOL")]
+        delete_after_email: Option<bool>,
     },
     /// Create many from a CSV file with the header `number,password,name,email,pin`.
     Import { file: PathBuf },
@@ -323,9 +341,24 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
     let store = Store::open(&config.database.url).await?;
     let result = match command {
         Command::Serve | Command::Check | Command::Mail(_) => Ok(()),
-        Command::Extension(cmd) => extension::run(&store, &config, cmd).await,
+        Command::Extension(cmd) => {
+            // A mailbox setting, beside the extension's own (`extension::run` does those).
+            if let ExtensionCommand::Set {
+                number,
+                delete_after_email: Some(on),
+                ..
+            } = &cmd
+                && !store.set_delete_after_email(number, *on).await?
+            {
+                return Err(CliError::Failed(format!("no extension {number}")));
+            }
+            extension::run(&store, &config, cmd).await
+        }
         Command::Registration(RegistrationCommand::List) => registration::list(&store).await,
         Command::Cdr(CdrCommand::List { limit }) => cdr::list(&store, limit).await,
+        Command::Voicemail(VoicemailCommand::List { mailbox }) => {
+            voicemail::list(&store, &mailbox).await
+        }
         Command::Admin(cmd) => admin::run(&store, cmd).await,
         Command::Ban(cmd) => ban::run(&store, cmd).await,
         Command::Trace(cmd) => trace::run(&store, &config, cmd).await,

@@ -176,6 +176,18 @@ pub struct VoicemailConfig {
     /// A folder of the admin's own prompts (`NAME.wav`) that replace the built-in ones by
     /// name. Default: none, the built-in English set only.
     pub sounds: Option<PathBuf>,
+    /// The extension a caller reaches with `0` from a mailbox. Default: none.
+    pub operator: Option<String>,
+    /// Messages shorter than this are discarded (default 1 s).
+    pub min_message: Duration,
+    /// The longest message (default 300 s).
+    pub max_message: Duration,
+    /// Silence that ends a message or greeting (default 10 s; 0: never).
+    pub silence: Duration,
+    /// The longest greeting (default 60 s).
+    pub max_greeting: Duration,
+    /// Wrong PINs before the voicemail menu hangs up (default 3).
+    pub max_logins: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

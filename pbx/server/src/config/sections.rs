@@ -404,7 +404,19 @@ fn web(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> WebConfig {
 }
 
 fn voicemail(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> VoicemailConfig {
-    ctx.check_keys(s, &["storage", "sounds"]);
+    ctx.check_keys(
+        s,
+        &[
+            "storage",
+            "sounds",
+            "operator",
+            "min_message",
+            "max_message",
+            "silence",
+            "max_greeting",
+            "max_logins",
+        ],
+    );
     let sounds = ctx
         .string(s, "sounds")
         .is_some()
@@ -412,6 +424,12 @@ fn voicemail(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> VoicemailConfig {
     VoicemailConfig {
         storage: ctx.path(s, "storage", "data/voicemail"),
         sounds,
+        operator: ctx.string(s, "operator").map(|(o, _)| o.to_string()),
+        min_message: ctx.duration(s, "min_message", Duration::from_secs(1)),
+        max_message: ctx.duration(s, "max_message", Duration::from_secs(300)),
+        silence: ctx.duration(s, "silence", Duration::from_secs(10)),
+        max_greeting: ctx.duration(s, "max_greeting", Duration::from_secs(60)),
+        max_logins: u32::try_from(ctx.integer(s, "max_logins", 1..=20, 3)).unwrap_or(3),
     }
 }
 

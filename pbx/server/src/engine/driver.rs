@@ -5,12 +5,13 @@
 
 use super::{Core, EngineContext, ShardInput};
 use crate::media::{MediaEvent, MediaSession};
-use pbx_engine::{AppMedia, Engine, Input, MediaPorts, Now, Output, Security};
+use pbx_engine::{AppMedia, Engine, Input, MediaPorts, Now, Output, Security, VoicemailRequest};
 use pbx_media::Side;
 use pbx_media::endpoint::dtmf::{DtmfSpec, InbandDetector};
 use pbx_media::endpoint::echo::EchoSpec;
 use pbx_media::endpoint::inband::InbandDtmf;
 use pbx_media::endpoint::player::{G711Source, PlayerSpec};
+use pbx_media::endpoint::recorder::{RecorderSpec, RecordingEnd};
 use pbx_media::session::Command;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -34,6 +35,9 @@ pub(crate) struct Driver {
     immediate: VecDeque<Input>,
     /// Who waits for the calls to end at shutdown.
     shutdown: Vec<oneshot::Sender<()>>,
+    /// The voicemail machines' store requests, done one after the other (a machine's writes
+    /// and reads keep their order).
+    voicemail: mpsc::UnboundedSender<(u64, u64, VoicemailRequest)>,
 }
 
 /// The clocks, read here and only here.
@@ -55,6 +59,8 @@ impl Driver {
         index: usize,
     ) -> Driver {
         let engine = Engine::new(core.clone(), index, StdRng::from_os_rng());
+        let (voicemail, requests) = mpsc::unbounded_channel();
+        tokio::spawn(voicemail_requests(ctx.clone(), own.clone(), requests));
         Driver {
             ctx,
             own,
@@ -63,6 +69,7 @@ impl Driver {
             media: HashMap::new(),
             immediate: VecDeque::new(),
             shutdown: Vec::new(),
+            voicemail,
         }
     }
 
@@ -184,8 +191,21 @@ impl Driver {
                     let _ = own.try_send(ShardInput::Input(Input::Media(call, event)));
                 });
                 let own = self.own.clone();
+                let recordings = self.ctx.voicemail.recordings.clone();
+                let key = (self.index, call);
                 let on_endpoint = Box::new(move |event: pbx_media::session::Event| {
-                    let _ = own.try_send(ShardInput::Input(Input::Session { call, event }));
+                    use pbx_media::session::Event;
+                    // Recorded audio goes to the disk; the engine hears of the end once the
+                    // file is complete (`Input::Recorded`).
+                    match event {
+                        Event::RecorderAudio { pcm, .. } => recordings.audio(key, pcm),
+                        Event::RecorderFinished { end, pcm, .. } => {
+                            recordings.finish(key, record_end(end), pcm)
+                        }
+                        event => {
+                            let _ = own.try_send(ShardInput::Input(Input::Session { call, event }));
+                        }
+                    }
                 });
                 let allocated = self.ctx.media.allocate_with_endpoints(
                     format!("call {call}"),
@@ -213,6 +233,9 @@ impl Driver {
                 }
             }
             Output::AppMedia { call, media } => self.app_media(call, media),
+            Output::Voicemail { call, id, request } => {
+                let _ = self.voicemail.send((call, id, request));
+            }
             Output::ReleaseMedia { call } => {
                 // Dropping the session stops its relay and frees its ports.
                 self.media.remove(&call);
@@ -283,10 +306,20 @@ impl Driver {
                 first_timestamp,
             } => {
                 let mut pcm: Vec<i16> = Vec::new();
-                for name in &prompts {
-                    match self.ctx.prompts.get(name) {
-                        Ok(samples) => pcm.extend_from_slice(&samples),
-                        Err(error) => tracing::warn!(call, %error, "prompt not played"),
+                for sound in &prompts {
+                    match sound {
+                        pbx_voicemail::Sound::Prompt(name) => match self.ctx.prompts.get(name) {
+                            Ok(samples) => pcm.extend_from_slice(&samples),
+                            Err(error) => tracing::warn!(call, %error, "prompt not played"),
+                        },
+                        // A message or greeting: read as it is played (they change).
+                        pbx_voicemail::Sound::File(path) => match std::fs::read(path)
+                            .map_err(|e| e.to_string())
+                            .and_then(|b| pbx_media::wav::decode(&b).map_err(|e| e.to_string()))
+                        {
+                            Ok(samples) => pcm.extend_from_slice(&samples),
+                            Err(error) => tracing::warn!(call, %path, %error, "file not played"),
+                        },
                     }
                 }
                 if pcm.is_empty() {
@@ -309,6 +342,47 @@ impl Driver {
                 }
             }
             AppMedia::StopPlayer => Command::StopPlayer { side },
+            AppMedia::Record {
+                path,
+                limits,
+                message,
+            } => {
+                let sidecar = message
+                    .as_ref()
+                    .map(|m| crate::voicemail::recordings::Sidecar::new(m, limits));
+                let own = self.own.clone();
+                let service = self.ctx.voicemail.clone();
+                let runtime = tokio::runtime::Handle::current();
+                let on_finished = Box::new(move |done: crate::voicemail::recordings::Finished| {
+                    let end = done.end;
+                    if done.message {
+                        let path = done.path.clone();
+                        runtime.spawn(async move { service.file(&path, Some(end)).await });
+                    }
+                    let input = Input::Recorded {
+                        call,
+                        duration: done.duration,
+                        end,
+                    };
+                    if own.try_send(ShardInput::Input(input)).is_err() {
+                        tracing::warn!(call, "recording end not reported: shard busy");
+                    }
+                });
+                let key = (self.index, call);
+                self.ctx
+                    .voicemail
+                    .recordings
+                    .begin(key, path.into(), sidecar, on_finished);
+                Command::Record {
+                    side,
+                    spec: RecorderSpec {
+                        max_length: limits.max,
+                        silence: limits.silence,
+                        silence_level: SILENCE_LEVEL,
+                    },
+                }
+            }
+            AppMedia::StopRecorder => Command::StopRecorder { side },
             AppMedia::DetectDtmf { local } => Command::DetectDtmf {
                 side,
                 spec: DtmfSpec {
@@ -330,6 +404,32 @@ impl Driver {
             AppMedia::Bridge => return,
         };
         session.command(command);
+    }
+}
+
+/// Samples at or under this (of 32767) are silence for the recorder: G.711 idle noise and
+/// a quiet room sit well below it, speech well above.
+const SILENCE_LEVEL: u16 = 300;
+
+fn record_end(end: RecordingEnd) -> pbx_voicemail::RecordEnd {
+    match end {
+        RecordingEnd::MaxLength => pbx_voicemail::RecordEnd::MaxLength,
+        RecordingEnd::Silence => pbx_voicemail::RecordEnd::Silence,
+        RecordingEnd::Stopped => pbx_voicemail::RecordEnd::Stopped,
+    }
+}
+
+/// Does shard's voicemail requests in order, answering the machines that wait.
+async fn voicemail_requests(
+    ctx: Arc<EngineContext>,
+    own: mpsc::Sender<ShardInput>,
+    mut requests: mpsc::UnboundedReceiver<(u64, u64, VoicemailRequest)>,
+) {
+    while let Some((call, id, request)) = requests.recv().await {
+        if let Some(answer) = ctx.voicemail.request(request).await {
+            let input = Input::Voicemail { call, id, answer };
+            let _ = own.send(ShardInput::Input(input)).await;
+        }
     }
 }
 
@@ -493,6 +593,14 @@ mod tests {
             prompts: Arc::new(crate::media::prompts::Prompts::new(None)),
             ban_alerts: None,
             live_calls: Default::default(),
+            voicemail: crate::voicemail::VoicemailService::new(
+                store.clone(),
+                None,
+                std::env::temp_dir().join("pbx-driver-test-voicemail"),
+                jiff::tz::TimeZone::UTC,
+            )
+            .unwrap(),
+            voicemail_settings: Default::default(),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);

@@ -69,6 +69,10 @@ pub struct EngineContext {
     pub ban_alerts: Option<crate::mail::BanAlerts>,
     /// The calls in progress, for the web admin.
     pub live_calls: Arc<live_calls::LiveCalls>,
+    /// Voicemail's disk, store and mail.
+    pub voicemail: Arc<crate::voicemail::VoicemailService>,
+    /// `[voicemail]` as the engines read it.
+    pub voicemail_settings: pbx_engine::VoicemailSettings,
 }
 
 impl EngineContext {
@@ -88,6 +92,7 @@ impl EngineContext {
             sdes_over_insecure: self.sdes_over_insecure,
             ring_timeout: self.ring_timeout,
             plan: self.plan.clone(),
+            voicemail: self.voicemail_settings.clone(),
         }
     }
 }

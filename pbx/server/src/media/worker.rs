@@ -330,6 +330,17 @@ impl Worker {
         let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else {
             return;
         };
+        // A recording in progress (the caller hung up on voicemail) ends here: its last
+        // audio goes to the shell, which keeps the message.
+        slot.session.stop_recorders();
+        while let Some(event) = slot.session.poll_event() {
+            if matches!(
+                event,
+                Event::RecorderAudio { .. } | Event::RecorderFinished { .. }
+            ) {
+                (slot.call.on_endpoint)(event);
+            }
+        }
         let mut totals = Totals::default();
         report(&mut slot, &mut totals);
         totals.flush();

@@ -1,0 +1,274 @@
+"""Voicemail end to end: a caller who reaches a mailbox leaves a message, the PBX files it
+(row, WAV on disk) and mails it to a real SMTP server; the owner listens with `*97`; a
+`kill -9` in the middle of a recording keeps what was said.
+
+- An extension with no device registered: the caller is answered by the PBX, hears the
+  default greeting ("the person at extension 3 4 0 1 is unavailable ...") and the beep, its
+  voice (a 440 Hz tone sent as PCMU) is recorded until it hangs up. `pbx voicemail list`
+  shows the message; the WAV's dominant frequency is the caller's tone.
+- The mail server is down when the message is filed: the e-mail waits in the spool, and once
+  the server is up it arrives with the WAV attached (the same bytes as the file on disk) and
+  the caller and length in the text.
+- A real softphone (baresip) playing a 1 kHz tone file leaves a message the same way.
+- `*97`: the PIN as RFC 4733 events; "you have 2 new messages" arrives as the prompt
+  files' audio; `1` plays the first message (its envelope, then the recording), `7` deletes
+  it (row and file), `#` says goodbye.
+- `kill -9` of the PBX four seconds into a message: at the next start the message is filed,
+  with at least three seconds of it.
+
+Addresses: the PBX 127.0.0.1; callers 127.0.0.31; baresip 127.0.0.32.
+"""
+
+import os
+import re
+import time
+
+import pytest
+
+from baresip_phone import BaresipPhone
+from callclient import sdp_offer
+from callhelpers import password
+from conftest import free_port
+from mailsink import SmtpSink
+from media import RtpPacket, RtpPeer, analyse_tone, write_tone_wav
+from prompts import press, prompt_bytes, prompt_received, tone_packets
+
+CALLER_IP = "127.0.0.31"
+BARESIP_IP = "127.0.0.32"
+OWNER, CALLER, SOFTPHONE = 3401, 3402, 3403
+PIN = "4071"
+OWNER_MAIL = "owner@example.com"
+VOICE = 440
+
+PLAN = """\
+# written by tests/e2e/test_voicemail.py
+[defaults]
+context = "staff"
+
+[context.staff]
+may_call = ["any"]
+
+[[context.staff.rule]]
+extension = true
+steps = [{ dial = { targets = ["${number}"], timeout = "10s",
+                    on_busy = [{ voicemail = "${number}" }],
+                    on_no_answer = [{ voicemail = "${number}" }],
+                    on_unavailable = [{ voicemail = "${number}" }] } }]
+
+[[context.staff.rule]]
+pattern = "*97"
+steps = ["answer", { voicemail_menu = { mailbox = "${caller}" } }]
+"""
+
+KEYS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+
+
+@pytest.fixture(scope="module")
+def smtp_port():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def vm_pbx(pbx_factory, smtp_port):
+    # Keys at the head of the extra TOML land in the [voicemail] section conftest writes.
+    extra = ('min_message = "1s"\n\n'
+             f'[smtp]\nurl = "smtp://127.0.0.1:{smtp_port}"\n')
+    p = pbx_factory("voicemail", extra, dialplan=PLAN)
+    p.cli("extension", "add", str(OWNER), "--password", password(OWNER), "--name", "Olive Owner",
+          "--email", OWNER_MAIL, "--pin", PIN)
+    p.cli("extension", "add", str(CALLER), "--password", password(CALLER), "--name", "Carl Caller")
+    p.cli("extension", "add", str(SOFTPHONE), "--password", password(SOFTPHONE))
+    return p.start()
+
+
+def messages(pbx, mailbox):
+    """`pbx voicemail list MAILBOX` as dicts (id, folder, caller, time, length, file)."""
+    out = pbx.cli("voicemail", "list", str(mailbox)).stdout
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    rows = []
+    for ln in lines[1:]:
+        if set(ln.strip()) <= {"-", " ", "+", "|"}:
+            continue
+        cells = re.split(r"\s{2,}", ln.strip())
+        if len(cells) >= 6 and cells[0].isdigit():
+            rows.append(dict(zip(["id", "folder", "caller", "time", "length", "file"], cells)))
+    return rows
+
+
+def wait_messages(pbx, mailbox, n, timeout=10.0):
+    end = time.time() + timeout
+    while True:
+        rows = messages(pbx, mailbox)
+        if len(rows) >= n or time.time() >= end:
+            return rows
+        time.sleep(0.25)
+
+
+def seconds(length):
+    m, s = length.split(":")
+    return int(m) * 60 + int(s)
+
+
+def on_disk(pbx, path):
+    return path if os.path.isabs(path) else os.path.join(pbx.dir, path)
+
+
+def keys(rtp, to_pbx, text, ts):
+    """Presses each key of `text` as RFC 4733 events, 0.3 s apart; returns the next timestamp."""
+    for k in text:
+        press(rtp, to_pbx, KEYS[k], ts=ts)
+        ts += 2400
+        time.sleep(0.1)
+    return ts
+
+
+def voice(rtp, to_pbx, secs, first_seq=1, first_ts=0):
+    """`secs` of a 440 Hz tone as PCMU, in real time (20 ms packets)."""
+    seq, ts = first_seq, first_ts
+    frames = tone_packets(VOICE, VOICE, int(secs * 1000), amplitude=5000)
+    for frame in frames:
+        rtp.send(RtpPacket(0, seq & 0xFFFF, ts & 0xFFFFFFFF, 0x4401, frame), to_pbx)
+        seq, ts = seq + 1, ts + 160
+        time.sleep(0.02)
+    return seq, ts
+
+
+def reach_mailbox(pbx, phones, caller, dialed):
+    """`caller` dials `dialed` (unregistered): answered by the PBX, hears the greeting and the
+    beep. Returns (call, rtp, where to send)."""
+    phone = phones(pbx, caller, CALLER_IP)
+    rtp = RtpPeer.even(CALLER_IP)
+    out = phone.call(str(dialed), sdp_offer(*rtp.addr, pts=(0, 101)))
+    final = out.wait_final(5)
+    assert final is not None and final.status == 200, f"{final}\n{pbx.log_tail()}"
+    to_pbx = out.answer_sdp.addr
+    # Let the PBX latch onto the caller's address (symmetric RTP) while the greeting plays.
+    rtp.stream(to_pbx, 5, pt=0, seed="latch")
+    got = prompt_received(rtp, "vm-intro", timeout=25)
+    assert prompt_bytes("vm-isunavail") in got, "the default greeting for an unavailable mailbox"
+    prompt_received(rtp, "beep", timeout=5)
+    return out, rtp, to_pbx
+
+
+def test_a_message_is_filed_and_mailed_once_the_mail_server_is_up(vm_pbx, phones, smtp_port,
+                                                                  tmp_path):
+    out, rtp, to_pbx = reach_mailbox(vm_pbx, phones, CALLER, OWNER)
+    try:
+        voice(rtp, to_pbx, 3.0)
+        r = out.bye()
+        assert r is not None and r.status == 200, f"BYE: {r}"
+    finally:
+        rtp.close()
+    rows = wait_messages(vm_pbx, OWNER, 1)
+    assert len(rows) == 1, f"{rows}\n{vm_pbx.log_tail()}"
+    row = rows[0]
+    assert row["folder"] == "new" and str(CALLER) in row["caller"], row
+    assert 2 <= seconds(row["length"]) <= 4, row
+    wav = on_disk(vm_pbx, row["file"])
+    report = analyse_tone(wav)
+    assert report.has_tone(VOICE, min_seconds=1.5), f"the caller's voice is not in the file: {report}"
+
+    # The mail server was down: the message waits in the spool; up now, it arrives.
+    sink = SmtpSink(tmp_path / "mail", smtp_port)
+    try:
+        mails = sink.wait(1, 30)
+    finally:
+        sink.stop()
+    assert len(mails) == 1, f"{len(mails)} mails\n{vm_pbx.log_tail()}"
+    mail = mails[0]
+    assert OWNER_MAIL in mail["To"], mail["To"]
+    assert str(CALLER) in mail["Subject"], mail["Subject"]
+    text = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
+    body = text.get_payload(decode=True).decode()
+    assert str(CALLER) in body and "Length:   0:0" in body, body
+    wavs = [p for p in mail.walk() if p.get_content_type() == "audio/wav"]
+    assert len(wavs) == 1, [p.get_content_type() for p in mail.walk()]
+    with open(wav, "rb") as f:
+        assert wavs[0].get_payload(decode=True) == f.read(), "the attachment is the file on disk"
+
+
+def test_a_softphone_playing_a_tone_leaves_a_message(vm_pbx, tmp_path):
+    tone = write_tone_wav(str(tmp_path / "tone.wav"), 1000, 40)
+    phone = BaresipPhone(tmp_path, SOFTPHONE, password(SOFTPHONE), vm_pbx.hostport("udp"), "udp",
+                         "", BARESIP_IP, play=tone, answer="manual")
+    before = len(messages(vm_pbx, OWNER))
+    try:
+        phone.start()
+        assert phone.wait_registered(), f"baresip did not register\n{phone.log()}"
+        phone.dial(str(OWNER))
+        event = phone.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, 10)
+        assert event is not None and event["type"] == "CALL_ESTABLISHED", \
+            f"not answered: {event}\n{phone.log()}\n{vm_pbx.log_tail()}"
+        # The greeting (about 11 s), the beep, then 4 s of the tone.
+        time.sleep(16)
+        phone.hangup()
+        assert phone.wait_event("CALL_CLOSED", 5) is not None, phone.log()
+    finally:
+        phone.stop()
+    rows = wait_messages(vm_pbx, OWNER, before + 1)
+    assert len(rows) == before + 1, f"{rows}\n{vm_pbx.log_tail()}"
+    row = rows[-1]
+    assert str(SOFTPHONE) in row["caller"], row
+    report = analyse_tone(on_disk(vm_pbx, row["file"]))
+    assert report.has_tone(1000, min_seconds=1.5), f"the softphone's tone is not in it: {report}"
+
+
+def test_the_owner_hears_the_count_plays_and_deletes_a_message(vm_pbx, phones):
+    rows = messages(vm_pbx, OWNER)
+    assert len(rows) == 2, rows
+    phone = phones(vm_pbx, OWNER, CALLER_IP)
+    rtp = RtpPeer.even(CALLER_IP)
+    try:
+        out = phone.call("*97", sdp_offer(*rtp.addr, pts=(0, 101)))
+        final = out.wait_final(5)
+        assert final is not None and final.status == 200, f"{final}\n{vm_pbx.log_tail()}"
+        to_pbx = out.answer_sdp.addr
+        prompt_received(rtp, "vm-password", timeout=8)
+        rtp.clear()
+        ts = keys(rtp, to_pbx, PIN + "#", ts=16000)
+        # "You have two new messages", then the main menu.
+        got = prompt_received(rtp, "vm-messages", timeout=15)
+        for part in ("vm-youhave", "digits/2", "vm-INBOX"):
+            assert prompt_bytes(part) in got, f"{part} not heard"
+        time.sleep(0.5)
+        rtp.clear()
+        ts = keys(rtp, to_pbx, "1", ts)
+        # The first message: "first message", its envelope, then the recording itself.
+        got = prompt_received(rtp, "vm-first", timeout=10)
+        time.sleep(6)
+        rtp.clear()
+        ts = keys(rtp, to_pbx, "7", ts)
+        prompt_received(rtp, "vm-deleted", timeout=10)
+        ts = keys(rtp, to_pbx, "#", ts)
+        assert out.wait_bye(20) is not None, f"no goodbye\n{vm_pbx.log_tail()}"
+    finally:
+        rtp.close()
+    left = wait_messages(vm_pbx, OWNER, 0)
+    end = time.time() + 5
+    while len(left) != 1 and time.time() < end:
+        time.sleep(0.25)
+        left = messages(vm_pbx, OWNER)
+    assert len(left) == 1, left
+    assert left[0]["id"] == rows[1]["id"], "the first message was the one deleted"
+    assert not os.path.exists(on_disk(vm_pbx, rows[0]["file"])), "its file is gone too"
+
+
+def test_kill_9_while_recording_keeps_what_was_said(vm_pbx, phones):
+    before = len(messages(vm_pbx, OWNER))
+    out, rtp, to_pbx = reach_mailbox(vm_pbx, phones, CALLER, OWNER)
+    try:
+        voice(rtp, to_pbx, 4.0)
+        vm_pbx.proc.kill()
+        vm_pbx.proc.wait(5)
+        vm_pbx.proc = None
+        vm_pbx.logf.close()
+    finally:
+        rtp.close()
+    vm_pbx.start()
+    rows = wait_messages(vm_pbx, OWNER, before + 1)
+    assert len(rows) == before + 1, f"{rows}\n{vm_pbx.log_tail()}"
+    row = rows[-1]
+    assert seconds(row["length"]) >= 3, f"less than the last second was lost: {row}"
+    report = analyse_tone(on_disk(vm_pbx, row["file"]))
+    assert report.has_tone(VOICE, min_seconds=1.5), report
+    assert re.search(r"filing a recording cut short", vm_pbx.log_text()), vm_pbx.log_tail()
