@@ -98,6 +98,11 @@ pub enum Action {
     Echo,
     /// Make the request; report [`StepResult::Http`].
     HttpLookup(HttpRequest),
+    /// Say `value` as `kind` says; report [`StepResult::Done`]. A value that is not one
+    /// (`say = { number = "abc" }`) is skipped with a log line.
+    Say { kind: SayKind, value: String },
+    /// Run the query; report [`StepResult::Db`].
+    DbLookup(DbRequest),
     /// End the call: a final `status` when not answered yet, else a BYE. `reason` is the
     /// phrase the admin wrote for the caller (the status's own phrase by default). Final.
     Hangup { status: u16, reason: String },
@@ -152,6 +157,61 @@ impl DialOutcome {
     }
 }
 
+/// How `say` reads its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SayKind {
+    /// One digit after the other: "one two three".
+    Digits,
+    /// A whole number: "one hundred twenty three".
+    Number,
+    /// Unix seconds or `YYYY-MM-DD`: the weekday, month and day.
+    Date,
+    /// Unix seconds or `HH:MM`: the time of day.
+    Time,
+}
+
+impl SayKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SayKind::Digits => "digits",
+            SayKind::Number => "number",
+            SayKind::Date => "date",
+            SayKind::Time => "time",
+        }
+    }
+}
+
+/// A `db_lookup` query the server runs against `[lookup.DATABASE]`, then reports with
+/// [`StepResult::Db`]. The parameters are bound, never spliced into the query.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbRequest {
+    pub database: String,
+    pub query: String,
+    pub params: Vec<String>,
+    pub timeout: Duration,
+}
+
+// Hand-written: parameters may be a caller's PIN.
+impl std::fmt::Debug for DbRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbRequest")
+            .field("database", &self.database)
+            .field("query", &self.query)
+            .field("params", &self.params.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a `db_lookup` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbOutcome {
+    /// The first row, column name → value as text (NULL: empty).
+    Row(Vec<(String, String)>),
+    NoRow,
+    /// An error or a timeout.
+    Failed(String),
+}
+
 /// How an `http_lookup` request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpOutcome {
@@ -170,4 +230,5 @@ pub enum StepResult {
     /// The digits entered at a menu; empty on timeout.
     Digits(String),
     Http(HttpOutcome),
+    Db(DbOutcome),
 }

@@ -19,8 +19,8 @@ mod timecond;
 mod trace;
 
 pub use api::{
-    Action, CallContext, DialOutcome, DialStrategy, Directory, Greeting, HttpMethod, HttpOutcome,
-    HttpRequest, StepResult, Target,
+    Action, CallContext, DbOutcome, DbRequest, DialOutcome, DialStrategy, Directory, Greeting,
+    HttpMethod, HttpOutcome, HttpRequest, SayKind, StepResult, Target,
 };
 pub use eval::Execution;
 pub use jiff::Timestamp;

@@ -34,6 +34,19 @@ impl Plan {
     }
 
     /// The names of the contexts, in file order.
+    /// The databases the plan's `db_lookup` steps name, each with the line of its step (the
+    /// server checks them against its `[lookup.NAME]` sections).
+    pub fn lookup_databases(&self) -> Vec<(&str, usize)> {
+        self.blocks
+            .iter()
+            .flatten()
+            .filter_map(|step| match &step.kind {
+                StepKind::DbLookup(db) => Some((db.database.as_str(), step.line)),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn context_names(&self) -> impl Iterator<Item = &str> {
         self.contexts.iter().map(|c| c.name.as_str())
     }
@@ -187,6 +200,11 @@ pub(crate) enum StepKind {
         otherwise: Option<BlockId>,
     },
     HttpLookup(HttpStep),
+    /// Collect digits into a variable.
+    Read(ReadStep),
+    /// Say a value: digits, a number, a date or a time.
+    Say(SayStep),
+    DbLookup(DbStep),
 }
 
 impl StepKind {
@@ -205,6 +223,9 @@ impl StepKind {
             StepKind::Set(_) => "set",
             StepKind::IfTime { .. } => "if_time",
             StepKind::HttpLookup(_) => "http_lookup",
+            StepKind::Read(_) => "read",
+            StepKind::Say(_) => "say",
+            StepKind::DbLookup(_) => "db_lookup",
         }
     }
 }
@@ -281,5 +302,33 @@ pub(crate) struct HttpStep {
     pub(crate) timeout: Duration,
     /// Variable ← JSON path (`customer.name`, `items.0.id`).
     pub(crate) assign: Vec<(String, String)>,
+    pub(crate) on_failure: Option<BlockId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ReadStep {
+    pub(crate) var: String,
+    pub(crate) prompt: Template,
+    pub(crate) max_digits: usize,
+    pub(crate) timeout: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct SayStep {
+    pub(crate) kind: crate::api::SayKind,
+    pub(crate) value: Template,
+}
+
+#[derive(Debug)]
+pub(crate) struct DbStep {
+    /// A `[lookup.NAME]` of the server's config.
+    pub(crate) database: String,
+    pub(crate) query: String,
+    /// Bound to `$1`, `$2`... in order, never spliced into the query.
+    pub(crate) params: Vec<Template>,
+    pub(crate) timeout: Duration,
+    /// Variable ← column of the first row.
+    pub(crate) assign: Vec<(String, String)>,
+    /// No row, an error or a timeout.
     pub(crate) on_failure: Option<BlockId>,
 }

@@ -140,6 +140,16 @@ fn describe(
             );
             (line, StepResult::Http(outcome))
         }
+        Action::Say { kind, value } => (format!("  say {} {value:?}", kind.as_str()), done),
+        Action::DbLookup(request) => {
+            let line = format!(
+                "  db_lookup {} {:?} with {} parameter(s) -> assume no row (not run in a trace)",
+                request.database,
+                request.query,
+                request.params.len()
+            );
+            (line, StepResult::Db(crate::DbOutcome::NoRow))
+        }
         Action::Hangup { status, reason } => (format!("hangup {status} {reason}"), done),
         Action::Refused { status, reason } => (format!("refused {status} {reason}"), done),
         Action::NoRoute { status, reason } => (format!("no route {status} {reason}"), done),

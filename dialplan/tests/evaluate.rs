@@ -5,7 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::{call, directory, plan};
-use pbx_dialplan::{Action, DialOutcome, HttpMethod, HttpOutcome, HttpRequest, StepResult, Target};
+use pbx_dialplan::{
+    Action, DbOutcome, DbRequest, DialOutcome, HttpMethod, HttpOutcome, HttpRequest, SayKind,
+    StepResult, Target,
+};
 
 fn one_context(rules: &str) -> String {
     format!("[defaults]\ncontext = \"a\"\n[context.a]\n{rules}")
@@ -219,4 +222,72 @@ fn a_reloaded_plan_does_not_change_a_call_in_progress() {
             prompt: "old".into()
         }
     );
+}
+
+#[test]
+fn read_then_db_lookup_then_say_the_papers_ivr() {
+    let p = plan(&one_context(
+        "[[context.a.rule]]\npattern = \"1\"\nsteps = [\
+         { read = { var = \"account\", prompt = \"enter-account\", max_digits = 6, timeout = \"4s\" } }, \
+         { read = { var = \"pin\", prompt = \"enter-pin\", max_digits = 4 } }, \
+         { db_lookup = { database = \"crm\", query = \"SELECT balance FROM accounts WHERE id = $1 AND pin = $2\", \
+                         params = [\"${account}\", \"${pin}\"], timeout = \"2s\", set = { balance = \"BALANCE\" }, \
+                         on_failure = [{ playback = \"invalid\" }, \"hangup\"] } }, \
+         { say = { number = \"${balance}\" } }]\n",
+    ));
+    let request = Action::DbLookup(DbRequest {
+        database: "crm".into(),
+        query: "SELECT balance FROM accounts WHERE id = $1 AND pin = $2".into(),
+        params: vec!["4711".into(), "1234".into()],
+        timeout: Duration::from_secs(2),
+    });
+    let start = |x: &mut pbx_dialplan::Execution| {
+        assert_eq!(
+            x.next(&directory, None),
+            Action::Menu {
+                prompt: "enter-account".into(),
+                max_digits: 6,
+                timeout: Duration::from_secs(4)
+            }
+        );
+        assert_eq!(
+            x.next(&directory, Some(StepResult::Digits("4711".into()))),
+            Action::Menu {
+                prompt: "enter-pin".into(),
+                max_digits: 4,
+                timeout: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(
+            x.next(&directory, Some(StepResult::Digits("1234".into()))),
+            request
+        );
+        assert_eq!(x.var("account"), "4711");
+    };
+    // A row: its column (any case) is said as a number.
+    let mut x = p.route(&call("1000", "1"));
+    start(&mut x);
+    let row = DbOutcome::Row(vec![("balance".into(), "250".into())]);
+    assert_eq!(
+        x.next(&directory, Some(StepResult::Db(row))),
+        Action::Say {
+            kind: SayKind::Number,
+            value: "250".into()
+        }
+    );
+    assert_eq!(x.next(&directory, Some(StepResult::Done)), Action::End);
+    // No row (a wrong PIN) or a failure: on_failure.
+    for outcome in [DbOutcome::NoRow, DbOutcome::Failed("timeout".into())] {
+        let mut x = p.route(&call("1000", "1"));
+        start(&mut x);
+        assert_eq!(
+            x.next(&directory, Some(StepResult::Db(outcome))),
+            Action::Playback {
+                prompt: "invalid".into()
+            }
+        );
+        assert_eq!(x.var("balance"), "");
+    }
+    // Parameters never show in Debug output (a PIN).
+    assert!(!format!("{request:?}").contains("1234"));
 }

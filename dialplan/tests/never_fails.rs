@@ -37,6 +37,9 @@ const STEPS: &[&str] = &[
     "{ set = { v = \"${caller_name}-${v}\" } }",
     "{ if_time = { weekdays = [\"mon-fri\"], times = [\"08:00-18:00\"], then = [\"echo\"], else = [{ hangup = 486 }] } }",
     "{ http_lookup = { url = \"http://h/${v}\", set = { v = \"a.b\" }, on_failure = [\"answer\"] } }",
+    "{ read = { var = \"v\", prompt = \"p\", max_digits = 3 } }",
+    "{ say = { digits = \"${v}\" } }",
+    "{ db_lookup = { database = \"d\", query = \"SELECT a FROM t WHERE b = $1\", params = [\"${v}\"], set = { v = \"a\" }, on_failure = [{ goto = \"l1\" }] } }",
 ];
 
 fn plan_text(rules: &[(Vec<usize>, usize, Vec<usize>)]) -> String {
@@ -78,6 +81,11 @@ fn result_for(action: &Action, n: usize) -> StepResult {
                 body: "{\"a\":{\"b\":\"x\"}}".into(),
             },
             _ => HttpOutcome::Failed("down".into()),
+        }),
+        Action::DbLookup(_) => StepResult::Db(match n % 3 {
+            0 => pbx_dialplan::DbOutcome::Row(vec![("a".into(), "7".into())]),
+            1 => pbx_dialplan::DbOutcome::NoRow,
+            _ => pbx_dialplan::DbOutcome::Failed("x".into()),
         }),
         _ => StepResult::Done,
     }

@@ -206,6 +206,27 @@ fn step_problems() {
             r#"{ http_lookup = { url = "http://x", method = "PUT" } }"#,
             "`PUT` is not \"GET\" or \"POST\"",
         ),
+        (r#"{ read = { prompt = "p" } }"#, "`read` needs `var`"),
+        (
+            r#"{ read = { var = "digits", prompt = "p" } }"#,
+            "`digits` is set by the PBX",
+        ),
+        (
+            r#"{ say = { number = "1", digits = "2" } }"#,
+            "`say` takes one of digits, number, date or time",
+        ),
+        (
+            r#"{ db_lookup = { database = "crm", query = "SELECT 1 WHERE x = '${caller}'", set = { a = "a" } } }"#,
+            "cannot hold ${...}",
+        ),
+        (
+            r#"{ db_lookup = { query = "SELECT 1", set = { a = "a" } } }"#,
+            "`db_lookup` needs `database`",
+        ),
+        (
+            r#"{ db_lookup = { database = "crm", query = "SELECT 1" } }"#,
+            "`db_lookup` needs `set`",
+        ),
         (
             r#"{ goto = { context = "a", label = "nope" } }"#,
             "no rule with label `nope` in context `a`",

@@ -7,8 +7,8 @@ mod vars;
 use std::sync::Arc;
 
 use crate::api::{
-    Action, CallContext, DialOutcome, Directory, Greeting, HttpOutcome, HttpRequest, StepResult,
-    Target,
+    Action, CallContext, DbOutcome, DbRequest, DialOutcome, Directory, Greeting, HttpOutcome,
+    HttpRequest, StepResult, Target,
 };
 use crate::model::{BlockId, ContextId, DialStrategy, GreetingChoice, Plan, Step, StepKind};
 use crate::parse::describe_matcher;
@@ -46,6 +46,8 @@ enum Waiting {
     Dial { at: StepAt, rest: Vec<Target> },
     Menu { at: StepAt, tries: u32 },
     Http { at: StepAt },
+    Read { at: StepAt },
+    Db { at: StepAt },
 }
 
 /// One call going through the plan. It owns an `Arc` of the plan it started with, so a reload
@@ -230,6 +232,14 @@ impl Execution {
                 };
                 self.menu_input(&plan, at, tries, digits)
             }
+            Waiting::Read { at } => {
+                self.read_input(&plan, at, input);
+                None
+            }
+            Waiting::Db { at } => {
+                self.db_input(&plan, at, input);
+                None
+            }
             Waiting::Http { at } => {
                 let StepKind::HttpLookup(step) = &plan.step(at).kind else {
                     return None;
@@ -267,6 +277,55 @@ impl Execution {
                 let _ = directory;
                 None
             }
+        }
+    }
+
+    /// The digits a `read` collected go into its variable.
+    fn read_input(&mut self, plan: &Plan, at: StepAt, input: Option<StepResult>) {
+        let StepKind::Read(read) = &plan.step(at).kind else {
+            return;
+        };
+        let digits = match input {
+            Some(StepResult::Digits(d)) => d,
+            _ => String::new(),
+        };
+        note(&mut self.log, || {
+            format!("  set {} = {digits:?} (read)", read.var)
+        });
+        self.vars.set(&read.var, digits);
+    }
+
+    /// The first row of a `db_lookup` fills its variables; no row or a failure runs
+    /// `on_failure`.
+    fn db_input(&mut self, plan: &Plan, at: StepAt, input: Option<StepResult>) {
+        let StepKind::DbLookup(step) = &plan.step(at).kind else {
+            return;
+        };
+        let failure = match input {
+            Some(StepResult::Db(DbOutcome::Row(columns))) => {
+                for (name, column) in &step.assign {
+                    let value = columns
+                        .iter()
+                        .find(|(c, _)| c.eq_ignore_ascii_case(column))
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    note(&mut self.log, || {
+                        format!("  set {name} = {value:?} (column {column})")
+                    });
+                    self.vars.set(name, value);
+                }
+                return;
+            }
+            Some(StepResult::Db(DbOutcome::NoRow)) => "no row".to_owned(),
+            Some(StepResult::Db(DbOutcome::Failed(why))) => why,
+            _ => "no answer".to_owned(),
+        };
+        note(&mut self.log, || format!("  db_lookup: {failure}"));
+        for (name, _) in &step.assign {
+            self.vars.set(name, String::new());
+        }
+        if let Some(block) = step.on_failure {
+            self.push(block);
         }
     }
 
@@ -444,6 +503,29 @@ impl Execution {
                 };
                 self.waiting = Waiting::Http { at };
                 Some(Action::HttpLookup(request))
+            }
+            StepKind::Read(read) => {
+                // The call collects digits as a menu does; the result goes into `var`.
+                self.waiting = Waiting::Read { at };
+                Some(Action::Menu {
+                    prompt: read.prompt.expand(&self.vars),
+                    max_digits: read.max_digits,
+                    timeout: read.timeout,
+                })
+            }
+            StepKind::Say(say) => Some(Action::Say {
+                kind: say.kind,
+                value: expand(&say.value),
+            }),
+            StepKind::DbLookup(db) => {
+                let request = DbRequest {
+                    database: db.database.clone(),
+                    query: db.query.clone(),
+                    params: db.params.iter().map(expand).collect(),
+                    timeout: db.timeout,
+                };
+                self.waiting = Waiting::Db { at };
+                Some(Action::DbLookup(request))
             }
             StepKind::Set(assignments) => {
                 for (name, template) in assignments {

@@ -3,6 +3,7 @@
 
 mod branching;
 mod check;
+mod ivr;
 mod reader;
 mod steps;
 

@@ -9,7 +9,7 @@ use super::reader::Value;
 use crate::model::{DialStep, DialStrategy, GotoStep, GreetingChoice, Step, StepKind};
 use crate::template::{BUILTIN_VARIABLES, Template};
 
-const STEP_NAMES: [&str; 12] = [
+const STEP_NAMES: [&str; 15] = [
     "answer",
     "dial",
     "voicemail",
@@ -22,6 +22,9 @@ const STEP_NAMES: [&str; 12] = [
     "set",
     "if_time",
     "http_lookup",
+    "read",
+    "say",
+    "db_lookup",
 ];
 
 /// Variables a plan may not assign: the evaluator owns them.
@@ -107,6 +110,9 @@ impl Builder<'_, '_> {
             "set" => self.set(v),
             "if_time" => self.if_time(v),
             "http_lookup" => self.http_lookup(v),
+            "read" => self.read(v),
+            "say" => self.say(v),
+            "db_lookup" => self.db_lookup(v),
             other => {
                 self.unknown_step(other, whole);
                 None

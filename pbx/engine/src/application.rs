@@ -88,6 +88,7 @@ pub(super) fn is_application(action: &Action) -> bool {
             | Action::Echo
             | Action::Voicemail { .. }
             | Action::VoicemailMenu { .. }
+            | Action::Say { .. }
     )
 }
 
@@ -147,6 +148,18 @@ fn start(engine: &mut Engine, now: Now, no: u64, action: Action) {
                 media: AppMedia::Echo { ssrc },
             });
             set_step(engine, no, Step::Echo);
+        }
+        Action::Say { kind, value } => {
+            match super::say::sounds(kind, &value, &engine.ctx.voicemail.time_zone) {
+                Some(sounds) => {
+                    play(engine, no, sounds);
+                    set_step(engine, no, Step::Playing);
+                }
+                None => {
+                    tracing::info!(call = no, kind = kind.as_str(), %value, "say: not a value of that kind, skipped");
+                    return super::dialing::drive(engine, now, no, Some(StepResult::Done));
+                }
+            }
         }
         Action::Voicemail { mailbox, greeting } => {
             let tag = tag(engine, now);

@@ -223,6 +223,11 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                 engine.push(Output::HttpLookup { call: no, request });
                 return;
             }
+            Action::DbLookup(request) => {
+                put_back(engine, no, steps);
+                engine.push(Output::DbLookup { call: no, request });
+                return;
+            }
             // Context and rule names stay in the log and the CDR: the caller gets the
             // plain phrase (docs/admin-guide.md, "What callers are told").
             Action::Refused { status, reason } => {
@@ -248,7 +253,8 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
             | Action::Menu { .. }
             | Action::Echo
             | Action::Voicemail { .. }
-            | Action::VoicemailMenu { .. } => {}
+            | Action::VoicemailMenu { .. }
+            | Action::Say { .. } => {}
         }
     }
     tracing::warn!(call = %call_id(engine, no), "the dialplan did not decide");

@@ -134,6 +134,11 @@ pub enum Input {
     },
     /// The answer to [`Output::HttpLookup`] of call `call`.
     Http { call: u64, outcome: HttpOutcome },
+    /// The answer to [`Output::DbLookup`] of call `call`.
+    Db {
+        call: u64,
+        outcome: pbx_dialplan::DbOutcome,
+    },
     /// The answer to [`Output::AllocateMedia`].
     MediaAllocated {
         call: u64,
@@ -187,6 +192,7 @@ impl Input {
             Input::Sip(..) => "sip",
             Input::Credentials { .. } => "credentials",
             Input::Http { .. } => "http",
+            Input::Db { .. } => "db",
             Input::MediaAllocated { .. } => "media-allocated",
             Input::LocalAddress { .. } => "local-address",
             Input::Media(..) => "media-event",
@@ -217,6 +223,11 @@ pub enum Output {
     LoadCredentials { id: u64, user: String },
     /// A dialplan `http_lookup` of call `call`.
     HttpLookup { call: u64, request: HttpRequest },
+    /// A dialplan `db_lookup` of call `call`.
+    DbLookup {
+        call: u64,
+        request: pbx_dialplan::DbRequest,
+    },
     /// A voicemail machine of call `call` asks the store (reads are answered with
     /// [`Input::Voicemail`] `id`; writes are done in order, failures logged) or the disk
     /// (`Discard`: delete a recording not kept).

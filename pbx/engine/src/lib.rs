@@ -26,6 +26,7 @@ pub mod qualify;
 mod register;
 mod respond;
 mod routing;
+mod say;
 pub mod security;
 mod shard;
 mod voicemail;

@@ -101,6 +101,9 @@ impl Engine {
                 call,
                 Some(pbx_dialplan::StepResult::Http(outcome)),
             ),
+            Input::Db { call, outcome } => {
+                crate::dialing::drive(self, now, call, Some(pbx_dialplan::StepResult::Db(outcome)))
+            }
             Input::MediaAllocated { call, ports } => calls::media_allocated(self, now, call, ports),
             Input::LocalAddress { toward, local } => calls::local_address(self, now, toward, local),
             Input::Media(no, event) => calls::media(self, now, no, event),

@@ -4,7 +4,7 @@
 //! and jumps the clock to `poll_timeout()`.
 
 use bytes::Bytes;
-use pbx_dialplan::{HttpOutcome, HttpRequest, Plan};
+use pbx_dialplan::{DbOutcome, DbRequest, HttpOutcome, HttpRequest, Plan};
 use pbx_engine::TransportKind;
 use pbx_engine::credentials::CredentialCache;
 use pbx_engine::location::BindingPeer;
@@ -53,6 +53,7 @@ struct Sim {
     /// What the live calls view was told, oldest first.
     states: Vec<CallState>,
     voicemail: Vec<VoicemailRequest>,
+    db: Vec<DbRequest>,
     seq: u32,
 }
 
@@ -147,6 +148,7 @@ impl Sim {
             app: Vec::new(),
             states: Vec::new(),
             voicemail: Vec::new(),
+            db: Vec::new(),
             seq: 0,
         }
     }
@@ -170,6 +172,16 @@ impl Sim {
                         queue.push(Input::Credentials { id, lookup });
                     }
                     Output::HttpLookup { call, request } => self.http.push((call, request)),
+                    Output::DbLookup { call, request } => {
+                        // The fake CRM: account 4711 with PIN 1234 has 250.
+                        let outcome = if request.params == ["4711", "1234"] {
+                            DbOutcome::Row(vec![("balance".into(), "250".into())])
+                        } else {
+                            DbOutcome::NoRow
+                        };
+                        self.db.push(request);
+                        queue.push(Input::Db { call, outcome });
+                    }
                     Output::AllocateMedia { call } => {
                         let ports = Ok(MediaPorts {
                             caller: 40_000,
@@ -1149,4 +1161,62 @@ async fn wrong_voicemail_pins_count_toward_the_ban_like_digest_failures() {
         MAX_FAILURES
     );
     assert_eq!(sim.bans[0].address, caller.parse::<IpAddr>().unwrap());
+}
+
+const IVR_PLAN: &str = r#"
+[defaults]
+context = "staff"
+[context.staff]
+may_call = ["any"]
+[[context.staff.rule]]
+pattern = "800"
+steps = [
+    "answer",
+    { read = { var = "account", prompt = "enter-account", max_digits = 4, timeout = "3s" } },
+    { read = { var = "pin", prompt = "enter-pin", max_digits = 4, timeout = "3s" } },
+    { db_lookup = { database = "crm", query = "SELECT balance FROM accounts WHERE id = $1 AND pin = $2",
+                    params = ["${account}", "${pin}"], set = { balance = "balance" },
+                    on_failure = [{ playback = "invalid" }, "hangup"] } },
+    { say = { number = "${balance}" } },
+    "hangup",
+]
+"#;
+
+#[tokio::test]
+async fn read_digits_look_them_up_and_say_the_answer() {
+    let mut sim = Sim::new(Some(IVR_PLAN)).await;
+    let caller = "127.0.0.2";
+    let (call_id, _, cseq) = invite(&mut sim, caller, "800").await;
+    let ok = sim.responses_to(caller).pop().unwrap();
+    assert_eq!(ok.status.code(), 200);
+    ack(&mut sim, caller, &call_id, cseq, &ok).await;
+    let call = sim.app.first().map(|(c, _)| *c).unwrap();
+    assert_eq!(played(&sim.app), ["enter-account"]);
+    // Four keys fill `account` at once (max_digits), barging into the prompt.
+    for d in "4711".chars() {
+        sim.input(key(call, d)).await;
+    }
+    assert_eq!(
+        played(&sim.app).last().map(String::as_str),
+        Some("enter-pin")
+    );
+    // The prompt the first key stopped reports its end late: it ends nothing.
+    sim.input(player_finished(call)).await;
+    assert_eq!(
+        played(&sim.app).last().map(String::as_str),
+        Some("enter-pin")
+    );
+    for d in "1234".chars() {
+        sim.input(key(call, d)).await;
+    }
+    sim.input(player_finished(call)).await;
+    assert_eq!(sim.db.len(), 1);
+    assert_eq!(sim.db[0].params, ["4711", "1234"], "bound, in order");
+    assert_eq!(
+        played(&sim.app).last().map(String::as_str),
+        Some("digits/2+digits/hundred+digits/50")
+    );
+    sim.input(player_finished(call)).await;
+    let bye = sim.requests_to(caller);
+    assert_eq!(bye.last().map(|r| r.method.as_str()), Some("BYE"));
 }

@@ -12,7 +12,27 @@ use pbx_dialplan::Plan;
 pub fn load(config: &crate::config::Config) -> Result<Option<Arc<Plan>>, Vec<String>> {
     match &config.dialplan.file {
         None => Ok(None),
-        Some(path) => load_file(path).map(|plan| Some(Arc::new(plan))),
+        Some(path) => {
+            let plan = load_file(path)?;
+            let unknown: Vec<String> = plan
+                .lookup_databases()
+                .into_iter()
+                .filter(|(name, _)| !config.lookup.contains_key(*name))
+                .map(|(name, line)| {
+                    format!(
+                        "{}:{line}:1: db_lookup names the database `{name}`, which has no \
+                         [lookup.{name}] section in {}",
+                        plan.path(),
+                        config.path.display()
+                    )
+                })
+                .collect();
+            if unknown.is_empty() {
+                Ok(Some(Arc::new(plan)))
+            } else {
+                Err(unknown)
+            }
+        }
     }
 }
 
@@ -95,6 +115,28 @@ mod tests {
             first.as_ref().unwrap_or_else(|| panic!("loaded")),
             handle.current().as_ref().unwrap_or_else(|| panic!("new"))
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_db_lookup_needs_its_database_in_the_config() {
+        let dir = std::env::temp_dir().join(format!("pbx-plan-db-{}", std::process::id()));
+        let plan = "[defaults]\ncontext = \"a\"\n[context.a]\n[[context.a.rule]]\npattern = \"1\"\n\
+                    steps = [{ db_lookup = { database = \"crm\", query = \"SELECT 1 AS x\", set = { x = \"x\" } } }]\n";
+        let mut config = config_with(&dir, plan);
+        let errors = load(&config).err().unwrap_or_default();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("dialplan.toml:6:1: db_lookup names the database `crm`"),
+            "{errors:?}"
+        );
+        config.lookup.insert(
+            "crm".into(),
+            crate::config::LookupConfig {
+                url: "sqlite://crm.db".into(),
+            },
+        );
+        assert!(load(&config).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

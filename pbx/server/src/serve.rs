@@ -261,6 +261,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         live_calls: live_calls.clone(),
         voicemail: voicemail.clone(),
         voicemail_settings,
+        lookups: Arc::new(engine::db_lookup::Lookups::new(&config.lookup)),
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();

@@ -26,6 +26,15 @@ pub struct Config {
     pub dialplan: DialplanConfig,
     pub calls: CallsConfig,
     pub trace: TraceConfig,
+    /// `[lookup.NAME]`: databases the dialplan's `db_lookup` may query, by name.
+    pub lookup: std::collections::BTreeMap<String, LookupConfig>,
+}
+
+/// One `[lookup.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupConfig {
+    /// `sqlite://PATH` (relative to the config file) or `postgres://...`.
+    pub url: String,
 }
 
 /// The transport of a listener, from the scheme of a `listen` entry. Defined in pbx-sip so

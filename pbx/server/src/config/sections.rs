@@ -1,6 +1,6 @@
 //! One function per `[section]` of `pbx.toml`: the keys it allows, their defaults and checks.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -8,16 +8,16 @@ use ipnet::IpNet;
 use toml::de::{DeTable, DeValue};
 
 use super::model::{
-    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, RtpConfig,
-    SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig, VoicemailConfig, WebConfig,
-    media_bind_for,
+    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, LookupConfig,
+    RtpConfig, SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig, VoicemailConfig,
+    WebConfig, media_bind_for,
 };
 use super::read::{Ctx, Section};
 use super::values::{
     parse_listen, parse_network, parse_port_range, parse_socket_addr, resolve_database_url,
 };
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "sip",
     "rtp",
     "database",
@@ -29,6 +29,7 @@ const SECTIONS: [&str; 11] = [
     "dialplan",
     "calls",
     "trace",
+    "lookup",
 ];
 
 /// Reads every section of the root table; problems go to `ctx`.
@@ -73,6 +74,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, root: &DeTable<'_>) -> Config {
         dialplan: dialplan(ctx, &section("dialplan")),
         calls: calls(ctx, &section("calls")),
         trace: trace(ctx, &section("trace")),
+        lookup: lookups(ctx, &section("lookup")),
         sip,
         smtp,
     }
@@ -232,6 +234,40 @@ fn database(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> DatabaseConfig {
         .unwrap_or_else(|| resolve_database_url("sqlite://data/pbx.db", &base).unwrap_or_default());
     let cdr_spool = ctx.path(s, "cdr_spool", "data/cdr-spool.jsonl");
     DatabaseConfig { url, cdr_spool }
+}
+
+/// `[lookup.NAME]`: the databases the dialplan's `db_lookup` steps may query.
+fn lookups(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> BTreeMap<String, LookupConfig> {
+    let mut out = BTreeMap::new();
+    let Some(table) = s.table else {
+        return out;
+    };
+    for (name, value) in table.iter() {
+        let DeValue::Table(inner) = value.get_ref() else {
+            let m = format!(
+                "`{}` must be a section: [lookup.{}] with url = \"...\"",
+                name.get_ref(),
+                name.get_ref()
+            );
+            ctx.error(name.span(), m);
+            continue;
+        };
+        let one = Section {
+            name: "lookup",
+            table: Some(inner),
+            span: name.span(),
+        };
+        ctx.check_keys(&one, &["url"]);
+        let base = ctx.base_dir.clone();
+        match ctx.parsed(&one, "url", |u| resolve_database_url(u, &base)) {
+            Some((url, _)) => {
+                out.insert(name.get_ref().to_string(), LookupConfig { url });
+            }
+            None if one.get("url").is_none() => ctx.missing(&one, "url"),
+            None => {}
+        }
+    }
+    out
 }
 
 fn tls(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> TlsConfig {

@@ -185,6 +185,18 @@ impl Driver {
                     let _ = own.send(ShardInput::Input(input)).await;
                 });
             }
+            Output::DbLookup { call, request } => {
+                let own = self.own.clone();
+                let lookups = self.ctx.lookups.clone();
+                tokio::spawn(async move {
+                    let outcome = lookups.query(&request).await;
+                    if let pbx_dialplan::DbOutcome::Failed(why) = &outcome {
+                        tracing::info!(database = %request.database, %why, "db_lookup failed");
+                    }
+                    let input = Input::Db { call, outcome };
+                    let _ = own.send(ShardInput::Input(input)).await;
+                });
+            }
             Output::AllocateMedia { call } => {
                 let own = self.own.clone();
                 let on_event = Box::new(move |event: MediaEvent| {
@@ -601,6 +613,7 @@ mod tests {
             )
             .unwrap(),
             voicemail_settings: Default::default(),
+            lookups: Arc::new(super::super::db_lookup::Lookups::new(&Default::default())),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);

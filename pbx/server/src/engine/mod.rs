@@ -10,6 +10,7 @@
 pub mod cdr_spool;
 pub mod cdr_writer;
 pub mod credentials;
+pub(crate) mod db_lookup;
 pub mod driver;
 pub mod live_calls;
 pub mod location;
@@ -73,6 +74,8 @@ pub struct EngineContext {
     pub voicemail: Arc<crate::voicemail::VoicemailService>,
     /// `[voicemail]` as the engines read it.
     pub voicemail_settings: pbx_engine::VoicemailSettings,
+    /// `[lookup.NAME]`: the databases of the dialplan's `db_lookup`.
+    pub lookups: Arc<db_lookup::Lookups>,
 }
 
 impl EngineContext {
