@@ -80,10 +80,12 @@ class BaresipPhone:
 
     def start(self, timeout=15):
         mic = os.path.join(self.workdir, "mic.wav")
+        # baresip's source runs at the rate of the first codec: 16 kHz for G.722
+        rate = 16000 if "/16000" in self.a.codecs.split(",")[0] else 8000
         if self.play:
-            bsctl.prepare_wav(self.play, mic, self.call_seconds + 30, self.workdir)
+            bsctl.prepare_wav(self.play, mic, self.call_seconds + 30, self.workdir, rate)
         else:
-            bsctl.silence_wav(mic, self.call_seconds + 30)
+            bsctl.silence_wav(mic, self.call_seconds + 30, rate)
         self.bs.write_config(mic)
         if not self.server:
             # direct mode: no registration, no outbound proxy; requests go to the Request-URI

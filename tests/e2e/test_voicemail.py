@@ -9,8 +9,10 @@
 - The mail server is down when the message is filed: the e-mail waits in the spool, and once
   the server is up it arrives with the WAV attached (the same bytes as the file on disk) and
   the caller and length in the text.
-- A real softphone (baresip) playing a 1 kHz tone file leaves a message the same way.
-- `*97`: the PIN as RFC 4733 events; "you have 2 new messages" arrives as the prompt
+- A real softphone (baresip) playing a 1 kHz tone file leaves a message the same way, once
+  with G.711 and once preferring G.722 (the PBX answers in G.722: baresip hears the greeting,
+  the message decoded from G.722 holds the tone).
+- `*97`: the PIN as RFC 4733 events; "you have 3 new messages" arrives as the prompt
   files' audio; `1` plays the first message (its envelope, then the recording), `7` deletes
   it (row and file), `#` says goodbye.
 - `kill -9` of the PBX four seconds into a message: at the next start the message is filed,
@@ -25,7 +27,7 @@ import time
 
 import pytest
 
-from baresip_phone import BaresipPhone
+from baresip_phone import BaresipPhone, wait_file_stable
 from callclient import sdp_offer
 from callhelpers import password
 from conftest import free_port
@@ -187,10 +189,13 @@ def test_a_message_is_filed_and_mailed_once_the_mail_server_is_up(vm_pbx, phones
         assert wavs[0].get_payload(decode=True) == f.read(), "the attachment is the file on disk"
 
 
-def test_a_softphone_playing_a_tone_leaves_a_message(vm_pbx, tmp_path):
+@pytest.mark.parametrize("codecs", ["pcmu,pcma", "G722/16000/1,pcmu"])
+def test_a_softphone_playing_a_tone_leaves_a_message(vm_pbx, tmp_path, codecs):
+    """Also with a phone that prefers G.722: the PBX answers in G.722, its greeting is heard
+    and the message decoded from G.722 holds the tone."""
     tone = write_tone_wav(str(tmp_path / "tone.wav"), 1000, 40)
     phone = BaresipPhone(tmp_path, SOFTPHONE, password(SOFTPHONE), vm_pbx.hostport("udp"), "udp",
-                         "", BARESIP_IP, play=tone, answer="manual")
+                         "", BARESIP_IP, play=tone, answer="manual", codecs=codecs)
     before = len(messages(vm_pbx, OWNER))
     try:
         phone.start()
@@ -211,11 +216,20 @@ def test_a_softphone_playing_a_tone_leaves_a_message(vm_pbx, tmp_path):
     assert str(SOFTPHONE) in row["caller"], row
     report = analyse_tone(on_disk(vm_pbx, row["file"]))
     assert report.has_tone(1000, min_seconds=1.5), f"the softphone's tone is not in it: {report}"
+    codec = codecs.split(",")[0].split("/")[0].upper()
+    assert re.search(rf"answered by the PBX.*codec=\"?{codec}", vm_pbx.log_text()), \
+        f"not answered in {codec}\n{vm_pbx.log_tail()}"
+    heard = phone.recording()
+    assert heard is not None, phone.log()
+    wait_file_stable(heard)
+    greeting = analyse_tone(heard)
+    assert greeting.level_dbfs > -35 and greeting.duration > 5, \
+        f"the greeting was not heard in {codec}: {greeting}"
 
 
 def test_the_owner_hears_the_count_plays_and_deletes_a_message(vm_pbx, phones):
     rows = messages(vm_pbx, OWNER)
-    assert len(rows) == 2, rows
+    assert len(rows) == 3, rows
     phone = phones(vm_pbx, OWNER, CALLER_IP)
     rtp = RtpPeer.even(CALLER_IP)
     try:
@@ -226,9 +240,9 @@ def test_the_owner_hears_the_count_plays_and_deletes_a_message(vm_pbx, phones):
         prompt_received(rtp, "vm-password", timeout=8)
         rtp.clear()
         ts = keys(rtp, to_pbx, PIN + "#", ts=16000)
-        # "You have two new messages", then the main menu.
+        # "You have three new messages", then the main menu.
         got = prompt_received(rtp, "vm-messages", timeout=15)
-        for part in ("vm-youhave", "digits/2", "vm-INBOX"):
+        for part in ("vm-youhave", "digits/3", "vm-INBOX"):
             assert prompt_bytes(part) in got, f"{part} not heard"
         time.sleep(0.5)
         rtp.clear()
@@ -245,10 +259,10 @@ def test_the_owner_hears_the_count_plays_and_deletes_a_message(vm_pbx, phones):
         rtp.close()
     left = wait_messages(vm_pbx, OWNER, 0)
     end = time.time() + 5
-    while len(left) != 1 and time.time() < end:
+    while len(left) != 2 and time.time() < end:
         time.sleep(0.25)
         left = messages(vm_pbx, OWNER)
-    assert len(left) == 1, left
+    assert len(left) == 2, left
     assert left[0]["id"] == rows[1]["id"], "the first message was the one deleted"
     assert not os.path.exists(on_disk(vm_pbx, rows[0]["file"])), "its file is gone too"
 

@@ -24,7 +24,7 @@ fn answered() -> World {
     let mut w = waiting_call();
     let now = w.now;
     let local = w.call.answer(now, &mut w.layer).expect("answered");
-    assert_eq!(local.law, Law::Mu);
+    assert_eq!(local.voice, pbx_media::voice::Voice::G711(Law::Mu));
     assert_eq!(local.payload_type, 0);
     assert_eq!(local.telephone_event, Some(101));
     assert_eq!(local.ptime, Duration::from_millis(20));
@@ -118,8 +118,9 @@ fn hold_is_answered_by_the_pbx_and_the_plan_follows() {
     let oks = w.summary("caller").iter().filter(|s| *s == "200").count();
     assert_eq!(oks, 2, "each 2xx sent once, ACKed");
     // An offer the PBX cannot take leaves the session as it was.
-    let video_only = OFFER.replace("m=audio 4000 RTP/AVP 0 8 101", "m=audio 4000 RTP/AVP 9");
-    w.caller_request("INVITE", 3, Some(&video_only));
+    // (G.729 only: the PBX's endpoints speak G.711 and G.722.)
+    let g729_only = OFFER.replace("m=audio 4000 RTP/AVP 0 8 101", "m=audio 4000 RTP/AVP 18");
+    w.caller_request("INVITE", 3, Some(&g729_only));
     assert_eq!(w.last_to_caller().status, StatusCode::NOT_ACCEPTABLE_HERE);
     assert!(w.call.is_established());
     assert_eq!(w.plans.len(), 2);

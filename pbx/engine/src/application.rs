@@ -107,7 +107,7 @@ pub(super) fn answered(engine: &mut Engine, now: Now, no: u64, local: LocalMedia
     if let Some(active) = calls::active_mut(engine, no) {
         active.app = Some(App::new(local, ssrc));
     }
-    tracing::info!(call = no, codec = ?local.law, "answered by the PBX");
+    tracing::info!(call = no, codec = local.voice.name(), "answered by the PBX");
     start(engine, now, no, then);
 }
 

@@ -19,6 +19,7 @@ mod rtp;
 pub mod sdp;
 pub mod session;
 mod types;
+pub mod voice;
 pub mod wav;
 
 pub use types::{CryptoSuite, Direction, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};

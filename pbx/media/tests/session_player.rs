@@ -6,7 +6,7 @@ mod session_support;
 
 use std::time::Duration;
 
-use pbx_media::endpoint::player::{G711Source, PlayerSpec};
+use pbx_media::endpoint::player::{PcmSource, PlayerSpec};
 use pbx_media::g711::Law;
 use pbx_media::relay::Component;
 use pbx_media::session::{Command, Event, MediaSession, SessionError};
@@ -26,7 +26,11 @@ fn pcm() -> Vec<i16> {
 
 fn spec(law: Law, pcm: Vec<i16>) -> PlayerSpec {
     PlayerSpec {
-        source: Box::new(G711Source::new(pcm, law, MS20)),
+        source: Box::new(PcmSource::new(
+            pcm,
+            pbx_media::voice::Voice::G711(law),
+            MS20,
+        )),
         payload_type: law.payload_type(),
         ssrc: 0x5eed_0001,
         // Both counters wrap during the second: RFC 3550 §5.1 arithmetic is modulo.

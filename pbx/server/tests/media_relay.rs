@@ -282,7 +282,7 @@ fn an_address_this_host_does_not_have_fails_at_start() {
 
 #[tokio::test]
 async fn the_worker_paces_a_player_and_reports_its_end() {
-    use pbx_media::endpoint::player::{G711Source, PlayerSpec};
+    use pbx_media::endpoint::player::{PcmSource, PlayerSpec};
     use pbx_media::g711::Law;
     use pbx_media::session::{Command, Event};
 
@@ -307,9 +307,9 @@ async fn the_worker_paces_a_player_and_reports_its_end() {
     session.command(Command::Play {
         side: Side::Caller,
         spec: PlayerSpec {
-            source: Box::new(G711Source::new(
+            source: Box::new(PcmSource::new(
                 vec![1000i16; 1600],
-                Law::Mu,
+                pbx_media::voice::Voice::G711(Law::Mu),
                 Duration::from_millis(20),
             )),
             payload_type: 0,

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::g711::Law;
 use crate::rtp;
+use crate::voice::{Voice, VoiceEncoder};
 
 /// Encoded audio frames, one per packet.
 pub trait FrameSource: Send {
@@ -17,39 +17,40 @@ pub trait FrameSource: Send {
     fn timestamp_step(&self) -> u32;
 }
 
-/// G.711 frames encoded on the fly from 8 kHz linear PCM.
-pub struct G711Source {
+/// Frames of a voice codec (G.711, G.722) encoded on the fly from 8 kHz linear PCM.
+pub struct PcmSource {
     pcm: Arc<[i16]>,
-    law: Law,
+    encoder: VoiceEncoder,
     at: usize,
     frame: usize,
 }
 
-impl G711Source {
-    /// Frames of `ptime` (20 ms is the RFC 3551 §4.5 default: 160 samples). The last frame
-    /// is padded with silence.
-    pub fn new(pcm: impl Into<Arc<[i16]>>, law: Law, ptime: Duration) -> G711Source {
+impl PcmSource {
+    /// Frames of `ptime` (20 ms is the RFC 3551 §4.5 default: 160 samples, 160 octets for
+    /// either codec). The last frame is padded with silence.
+    pub fn new(pcm: impl Into<Arc<[i16]>>, voice: Voice, ptime: Duration) -> PcmSource {
         let frame = usize::try_from(ptime.as_millis() * 8).unwrap_or(160).max(1);
-        G711Source {
+        PcmSource {
             pcm: pcm.into(),
-            law,
+            encoder: VoiceEncoder::new(voice),
             at: 0,
             frame,
         }
     }
 }
 
-impl FrameSource for G711Source {
+impl FrameSource for PcmSource {
     fn next_frame(&mut self, out: &mut [u8]) -> Option<usize> {
         if self.at >= self.pcm.len() {
             return None;
         }
         let out = out.get_mut(..self.frame)?;
         let end = (self.at + self.frame).min(self.pcm.len());
-        let samples = self.pcm[self.at..end].iter().chain(std::iter::repeat(&0));
-        for (o, &s) in out.iter_mut().zip(samples) {
-            *o = self.law.encode(s);
-        }
+        let mut frame = [0i16; 1600];
+        let frame = frame.get_mut(..self.frame)?;
+        frame[..end - self.at].copy_from_slice(&self.pcm[self.at..end]);
+        frame[end - self.at..].fill(0);
+        self.encoder.encode(frame, out);
         self.at = end;
         Some(self.frame)
     }
@@ -171,7 +172,11 @@ mod tests {
     #[test]
     fn g711_source_pads_the_last_frame_and_ends() {
         let pcm: Vec<i16> = vec![1000; 200];
-        let mut src = G711Source::new(pcm, Law::Mu, Duration::from_millis(20));
+        let mut src = PcmSource::new(
+            pcm,
+            Voice::G711(crate::g711::Law::Mu),
+            Duration::from_millis(20),
+        );
         let mut out = [0u8; 160];
         assert_eq!(src.next_frame(&mut out), Some(160));
         assert!(out.iter().all(|&b| b == 0xce));

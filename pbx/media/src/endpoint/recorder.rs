@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::g711::Law;
 use crate::rtp::RtpView;
+use crate::voice::VoiceDecoder;
 
 /// Samples per second of G.711 (RFC 3551 §4.5.14).
 const RATE: u64 = 8000;
@@ -38,6 +38,7 @@ pub enum RecordingEnd {
 
 pub(crate) struct Recorder {
     spec: RecorderSpec,
+    decoder: VoiceDecoder,
     /// Audio not handed out yet (less than a chunk, after [`Recorder::take_chunk`]).
     pcm: Vec<i16>,
     /// Samples taken in all, handed out or not.
@@ -52,6 +53,7 @@ impl Recorder {
         let max_samples = spec.max_length.as_millis() as u64 * RATE / 1000;
         Recorder {
             spec,
+            decoder: VoiceDecoder::default(),
             pcm: Vec::new(),
             taken: 0,
             max_samples: usize::try_from(max_samples).unwrap_or(usize::MAX),
@@ -62,16 +64,18 @@ impl Recorder {
 
     /// Takes the audio of one packet; says when the recording is complete.
     pub(crate) fn on_rtp(&mut self, now: Instant, pkt: &RtpView<'_>) -> Option<RecordingEnd> {
-        let law = Law::from_payload_type(pkt.payload_type)?;
         let room = self.max_samples.saturating_sub(self.taken);
-        let level = i32::from(self.spec.silence_level);
-        let mut voiced = false;
-        for &code in pkt.payload.iter().take(room) {
-            let s = law.decode(code);
-            voiced |= i32::from(s).abs() > level;
-            self.pcm.push(s);
-            self.taken += 1;
+        let at = self.pcm.len();
+        if !self
+            .decoder
+            .decode(pkt.payload_type, pkt.payload, &mut self.pcm)
+        {
+            return None;
         }
+        self.pcm.truncate(at + room.min(self.pcm.len() - at));
+        let level = i32::from(self.spec.silence_level);
+        let voiced = self.pcm[at..].iter().any(|&s| i32::from(s).abs() > level);
+        self.taken += self.pcm.len() - at;
         if voiced {
             self.last_voice = now;
         }

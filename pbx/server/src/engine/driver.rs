@@ -10,7 +10,7 @@ use pbx_media::Side;
 use pbx_media::endpoint::dtmf::{DtmfSpec, InbandDetector};
 use pbx_media::endpoint::echo::EchoSpec;
 use pbx_media::endpoint::inband::InbandDtmf;
-use pbx_media::endpoint::player::{G711Source, PlayerSpec};
+use pbx_media::endpoint::player::{PcmSource, PlayerSpec};
 use pbx_media::endpoint::recorder::{RecorderSpec, RecordingEnd};
 use pbx_media::session::Command;
 use rand::SeedableRng;
@@ -340,7 +340,7 @@ impl Driver {
                     self.immediate.push_back(Input::Session { call, event });
                     return;
                 }
-                let source = G711Source::new(pcm, local.law, local.ptime);
+                let source = PcmSource::new(pcm, local.voice, local.ptime);
                 Command::Play {
                     side,
                     spec: PlayerSpec {

@@ -8,14 +8,15 @@ use crate::sdp::codec::Codec;
 use crate::sdp::parse::parse;
 use crate::sdp::pending::Pending;
 use crate::sdp::write::{Audio, Rejected, Section, body};
+use crate::voice::Voice;
 use crate::{Direction, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
 use std::time::Duration;
 
 /// What the PBX sends and reads on a leg it answered itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalMedia {
-    /// The voice codec: G.711 in the leg's choice of law.
-    pub law: Law,
+    /// The voice codec: G.711 in the leg's choice of law, or G.722.
+    pub voice: Voice,
     /// The payload type the leg numbered it with.
     pub payload_type: u8,
     /// RFC 4733 telephone-event at 8000 Hz, when the leg offered it: its payload type.
@@ -24,18 +25,15 @@ pub struct LocalMedia {
     pub ptime: Duration,
 }
 
-/// The voice formats the PBX's endpoints speak.
-fn law_of(codec: &Codec) -> Option<Law> {
+/// The voice formats the PBX's endpoints speak. G.722's RTP clock is 8000 (RFC 3551
+/// §4.5.2).
+fn voice_of(codec: &Codec) -> Option<Voice> {
     if codec.clock != 8000 || codec.channels != 1 {
         return None;
     }
-    if codec.name.eq_ignore_ascii_case("PCMU") {
-        Some(Law::Mu)
-    } else if codec.name.eq_ignore_ascii_case("PCMA") {
-        Some(Law::A)
-    } else {
-        None
-    }
+    [Voice::G711(Law::Mu), Voice::G711(Law::A), Voice::G722]
+        .into_iter()
+        .find(|v| codec.name.eq_ignore_ascii_case(v.name()))
 }
 
 impl Negotiator {
@@ -55,10 +53,10 @@ impl Negotiator {
         let p = Pending::read(from, &sdp, &leg.policy)?;
         // RFC 3264 §6.1: the answer lists the offered formats it accepts, in the offer's
         // numbering; the first voice format the PBX speaks is the one it sends.
-        let (voice, law) = p
+        let (voice, kind) = p
             .codecs
             .iter()
-            .find_map(|(c, _)| law_of(c).map(|law| (c.clone(), law)))
+            .find_map(|(c, _)| voice_of(c).map(|kind| (c.clone(), kind)))
             .ok_or(NegotiationError::NoCommonCodec)?;
         let event = p
             .codecs
@@ -66,7 +64,7 @@ impl Negotiator {
             .find(|(c, _)| c.name.eq_ignore_ascii_case("telephone-event") && c.clock == 8000)
             .map(|(c, _)| c.clone());
         let local = LocalMedia {
-            law,
+            voice: kind,
             payload_type: voice.pt,
             telephone_event: event.as_ref().map(|e| e.pt),
             ptime: Duration::from_millis(u64::from(p.ptime.unwrap_or(20).clamp(10, 200))),
@@ -170,8 +168,25 @@ mod tests {
     }
 
     const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\n\
-        t=0 0\r\nm=audio 5004 RTP/AVP 9 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+        t=0 0\r\nm=audio 5004 RTP/AVP 18 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
         a=ptime:30\r\nm=video 5006 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+
+    #[test]
+    fn a_phone_that_prefers_g722_is_answered_in_g722() {
+        let mut n = negotiator(Encryption::Optional, false);
+        let offer = OFFER.replace("18 8 0 101", "9 0 101");
+        let (sdp, plan, local) = n
+            .answer_locally(
+                Side::Caller,
+                offer.as_bytes(),
+                &mut StdRng::seed_from_u64(1),
+            )
+            .expect("answered");
+        let text = String::from_utf8(sdp).expect("utf-8");
+        assert!(text.contains("m=audio 40000 RTP/AVP 9 101\r\n"), "{text}");
+        assert_eq!((local.voice, local.payload_type), (Voice::G722, 9));
+        assert_eq!(plan.codec, "G722/8000");
+    }
 
     #[test]
     fn answers_with_the_first_g711_and_telephone_event_of_the_offer() {
@@ -190,7 +205,7 @@ mod tests {
         assert_eq!(
             local,
             LocalMedia {
-                law: Law::A,
+                voice: Voice::G711(Law::A),
                 payload_type: 8,
                 telephone_event: Some(101),
                 ptime: Duration::from_millis(30),
@@ -206,9 +221,9 @@ mod tests {
     }
 
     #[test]
-    fn an_offer_without_g711_is_refused() {
+    fn an_offer_without_a_codec_of_the_pbx_is_refused() {
         let mut n = negotiator(Encryption::Optional, false);
-        let offer = OFFER.replace("9 8 0 101", "9 101");
+        let offer = OFFER.replace("18 8 0 101", "18 101");
         let got = n.answer_locally(
             Side::Caller,
             offer.as_bytes(),
@@ -220,7 +235,7 @@ mod tests {
     #[test]
     fn an_srtp_offer_over_tls_is_answered_with_the_pbx_key() {
         let mut n = negotiator(Encryption::Optional, true);
-        let offer = OFFER.replace("RTP/AVP 9 8 0 101", "RTP/SAVP 0 101").replace(
+        let offer = OFFER.replace("RTP/AVP 18 8 0 101", "RTP/SAVP 0 101").replace(
             "a=ptime:30\r\n",
             "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
         );
@@ -238,7 +253,7 @@ mod tests {
             "{text}"
         );
         assert!(plan.caller.srtp.is_some());
-        assert_eq!(local.law, Law::Mu);
+        assert_eq!(local.voice, Voice::G711(Law::Mu));
         // A re-offer (hold) keeps the PBX's key: the relay keeps its SRTP context.
         let hold = offer.replace("m=audio 5004", "a=sendonly\r\nm=audio 5004");
         let (again, plan2, _) = n
