@@ -21,6 +21,7 @@ pub(super) async fn run(
             pin,
             allow,
             media_encryption,
+            mwi_unsolicited,
         } => {
             let ext = NewExtension {
                 number,
@@ -37,6 +38,13 @@ pub(super) async fn run(
             }
             let number = ext.number.clone();
             store.add_extension(realm, ext).await?;
+            if mwi_unsolicited {
+                let changes = ExtensionChanges {
+                    mwi_unsolicited: Some(true),
+                    ..Default::default()
+                };
+                store.update_extension(realm, &number, &changes).await?;
+            }
             println!("extension {number} created");
         }
         ExtensionCommand::Set {
@@ -47,6 +55,7 @@ pub(super) async fn run(
             pin,
             media_encryption,
             context,
+            mwi_unsolicited,
         } => {
             let changes = ExtensionChanges {
                 password,
@@ -55,6 +64,7 @@ pub(super) async fn run(
                 pin,
                 media_encryption,
                 context,
+                mwi_unsolicited,
             };
             set(store, config, &number, &changes).await?;
             println!("extension {number} changed");
@@ -99,11 +109,17 @@ pub(super) async fn run(
                         } else {
                             e.context
                         },
+                        if e.mwi_unsolicited {
+                            "unsolicited"
+                        } else {
+                            "-"
+                        }
+                        .to_string(),
                     ]
                 })
                 .collect();
             let header = [
-                "NUMBER", "NAME", "EMAIL", "PIN", "NETWORKS", "MEDIA", "CONTEXT",
+                "NUMBER", "NAME", "EMAIL", "PIN", "NETWORKS", "MEDIA", "CONTEXT", "MWI",
             ];
             print!("{}", table::render(&header, &rows));
         }
@@ -127,8 +143,8 @@ async fn set(
 ) -> Result<(), CliError> {
     if changes.is_empty() {
         return Err(CliError::Input(vec![
-            "nothing to change: give --password, --name, --email, --pin, --media-encryption \
-             or --context"
+            "nothing to change: give --password, --name, --email, --pin, --media-encryption, \
+             --context or --mwi-unsolicited"
                 .to_string(),
         ]));
     }
