@@ -165,6 +165,12 @@ impl Sim {
                         queue.push(Input::Credentials { id, lookup });
                     }
                     Output::HttpLookup { call, request } => self.http.push((call, request)),
+                    Output::MessageCounts { id, mailbox } => {
+                        use pbx_store::MailboxStore;
+                        let counts = self.store.message_counts(&mailbox).await;
+                        let counts = counts.map_err(|e| e.to_string());
+                        queue.push(Input::MessageCounts { id, counts });
+                    }
                     Output::AllocateMedia { call } => {
                         let ports = Ok(MediaPorts {
                             caller: 40_000,

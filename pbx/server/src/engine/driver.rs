@@ -167,6 +167,18 @@ impl Driver {
                     let _ = own.send(ShardInput::Input(input)).await;
                 });
             }
+            Output::MessageCounts { id, mailbox } => {
+                let mailboxes = self.ctx.mailboxes.clone();
+                let own = self.own.clone();
+                tokio::spawn(async move {
+                    let counts = mailboxes
+                        .message_counts(&mailbox)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let input = Input::MessageCounts { id, counts };
+                    let _ = own.send(ShardInput::Input(input)).await;
+                });
+            }
             Output::HttpLookup { call, request } => {
                 let own = self.own.clone();
                 tokio::spawn(async move {
@@ -493,6 +505,7 @@ mod tests {
             prompts: Arc::new(crate::media::prompts::Prompts::new(None)),
             ban_alerts: None,
             live_calls: Default::default(),
+            mailboxes: store.clone(),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);
