@@ -36,13 +36,15 @@ struct Sim {
     now: Now,
     sent: Vec<(Peer, Message)>,
     branch: u32,
+    /// The listener messages arrive on (`0.0.0.0:5060` for a wildcard one).
+    listener: SocketAddr,
 }
 
-fn peer(ip: &str) -> Peer {
+fn peer(ip: &str, listener: SocketAddr) -> Peer {
     Peer {
         kind: TransportKind::Udp,
         remote: SocketAddr::new(ip.parse().unwrap(), 5060),
-        local: "127.0.0.1:5060".parse().unwrap(),
+        local: listener,
         conn: None,
     }
 }
@@ -102,6 +104,7 @@ impl Sim {
             },
             sent: Vec::new(),
             branch: 0,
+            listener: "127.0.0.1:5060".parse().unwrap(),
         };
         sim.reload_credentials().await;
         sim
@@ -114,10 +117,11 @@ impl Sim {
         self.core.credentials.replace(revision, all, self.now.at);
     }
 
-    /// Feeds one input and what the fake shell answers, until the engine is idle.
+    /// Feeds one input and what the fake shell answers, in order (as the driver: answers it
+    /// has at once, like the local address, come before the store's), until idle.
     async fn input(&mut self, input: Input) {
-        let mut queue = vec![input];
-        while let Some(input) = queue.pop() {
+        let mut queue = std::collections::VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
             self.engine.handle(self.now, input);
             while let Some(output) = self.engine.poll_output() {
                 match output {
@@ -128,18 +132,18 @@ impl Sim {
                     Output::MessageCounts { id, mailbox } => {
                         let counts = self.store.message_counts(&mailbox).await;
                         let counts = counts.map_err(|e| e.to_string());
-                        queue.push(Input::MessageCounts { id, counts });
+                        queue.push_back(Input::MessageCounts { id, counts });
                     }
                     Output::LoadCredentials { id, user } => {
                         let found = self.store.credentials(&user).await;
                         let lookup = found
                             .map(|f| self.core.credentials.remember(&user, f, self.now.at))
                             .map_err(|e| e.to_string());
-                        queue.push(Input::Credentials { id, lookup });
+                        queue.push_back(Input::Credentials { id, lookup });
                     }
                     Output::ResolveLocalAddress { toward } => {
                         let local = Some(IpAddr::from([127, 0, 0, 1]));
-                        queue.push(Input::LocalAddress { toward, local });
+                        queue.push_back(Input::LocalAddress { toward, local });
                     }
                     _ => {}
                 }
@@ -170,7 +174,7 @@ impl Sim {
     async fn receive(&mut self, from: &str, text: &str) {
         let message = pbx_sip::parse::parse_message(Bytes::from(text.to_string())).unwrap();
         let inbound = Inbound {
-            peer: peer(from),
+            peer: peer(from, self.listener),
             message,
         };
         self.input(Input::Sip(inbound, None)).await;
@@ -194,7 +198,7 @@ impl Sim {
         let response = Response::for_request(request, status, Some("phone"));
         let message = Message::Response(response);
         let inbound = Inbound {
-            peer: peer(from),
+            peer: peer(from, self.listener),
             message,
         };
         self.input(Input::Sip(inbound, None)).await;
@@ -707,4 +711,25 @@ async fn register(sim: &mut Sim, user: &str, ip: &str) {
     assert_eq!(responses.last().map(|r| r.status), Some(StatusCode::OK));
     sim.sent.retain(|(_, m)| matches!(m, Message::Request(_)));
     sim.sent.splice(0..0, earlier);
+}
+
+#[tokio::test]
+async fn behind_a_wildcard_listener_the_200_and_notify_name_a_real_address() {
+    let mut sim = Sim::new().await;
+    sim.listener = "0.0.0.0:5060".parse().unwrap();
+    let sub = Subscribe {
+        user: "1000",
+        mailbox: "1000",
+        call_id: "mwi-any",
+        cseq: 1,
+        to_tag: None,
+        extra: "Event: message-summary\r\n",
+    };
+    let (responses, notifies) = subscribe(&mut sim, sub).await;
+    assert_eq!(responses[0].status, StatusCode::OK);
+    // The fake shell says 127.0.0.1 routes toward the phone.
+    let contact = header(&responses[0].headers, &HeaderName::CONTACT);
+    assert_eq!(contact, "<sip:pbx@127.0.0.1:5060>");
+    let via = header(&notifies[0].headers, &HeaderName::VIA);
+    assert!(via.starts_with("SIP/2.0/UDP 127.0.0.1:5060;"), "{via}");
 }

@@ -153,9 +153,21 @@ pub(super) fn authorized(
     );
 }
 
+/// Asks the shell for the counts. Behind a wildcard listener, the address toward each peer
+/// is asked for first: the shell answers that at once, so the 200's Contact and the NOTIFY's
+/// Via name a real address by the time the counts arrive.
 pub(super) fn ask_counts(engine: &mut Engine, pending: Pending) {
     let mailbox = match &pending {
-        Pending::Subscribe { mailbox, .. } | Pending::Registered { mailbox, .. } => mailbox.clone(),
+        Pending::Subscribe { mailbox, peer, .. } => {
+            engine.knows_local(peer);
+            mailbox.clone()
+        }
+        Pending::Registered { mailbox, devices } => {
+            for (_, peer) in devices {
+                engine.knows_local(peer);
+            }
+            mailbox.clone()
+        }
     };
     let id = engine.request_id();
     engine.waiting.insert(id, Waiting::Mwi(Box::new(pending)));
