@@ -6,19 +6,20 @@ an extension flagged `--mwi-unsolicited` gets NOTIFYs without subscribing."""
 
 import os
 import re
+import subprocess
 import time
 
 import pytest
 
 from baresip_phone import BaresipPhone
-from conftest import DB, DOMAIN, require, run
+from conftest import CLIENTS, DB, DOMAIN, require, run
 from sipclient import SipClient, digest_response, parse_challenge
 
 
 @pytest.fixture(scope="module")
 def mwi_pbx(pbx_factory):
     p = pbx_factory("mwi")
-    for n in (1001, 1002, 1003, 1004):
+    for n in (1001, 1002, 1003, 1004, 1005):
         p.add_extension(n, f"secret{n}")
     return p.start()
 
@@ -320,3 +321,21 @@ def test_unsolicited_notify_for_a_flagged_extension(mwi_pbx):
         quiet.close()
     status, metrics = mwi_pbx.http_get("/metrics")
     assert re.search(r'pbx_mwi_notifies_total\{kind="unsolicited"\} [2-9]', metrics), metrics
+
+
+def test_sipp_subscriber_sees_the_counts(mwi_pbx, tmp_path):
+    """The SIPp recipe (tests/clients/sipp/subscribe-mwi.sh): SUBSCRIBE, 401, SUBSCRIBE with
+    credentials, 200, then a NOTIFY whose body it checks."""
+    require("sipp")
+    leave_message(mwi_pbx, 1005)
+    leave_message(mwi_pbx, 1005)
+    leave_message(mwi_pbx, 1005, "old")
+    env = dict(os.environ, LOCAL_IP="127.0.31.16", DOMAIN=DOMAIN, TRANSPORT="u1", TIMEOUT="20",
+               EXPECT="yes", EXPIRES="120", LOG_DIR=str(tmp_path / "sipp-mwi"))
+    r = subprocess.run([os.path.join(CLIENTS, "sipp", "subscribe-mwi.sh"), mwi_pbx.hostport(),
+                        "1005", "secret1005"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 0, f"{r.stdout[-3000:]}\n{mwi_pbx.log_tail()}"
+    assert "waiting=yes voice=2/1 result=OK" in r.stdout, r.stdout[-2000:]
+    # SIPp's log keeps the space after the header's colon
+    assert re.search(r"Subscription-State= ?active;expires=120", r.stdout), r.stdout[-2000:]
