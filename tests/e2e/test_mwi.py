@@ -291,8 +291,11 @@ def test_unsolicited_notify_for_a_flagged_extension(mwi_pbx):
     mark = len(mwi_pbx.log_text())
     out = mwi_pbx.cli("extension", "set", "1003", "--mwi-unsolicited", "yes").stdout
     assert "extension 1003 changed" in out
-    rows = [ln for ln in mwi_pbx.cli("extension", "list").stdout.splitlines() if ln.startswith("1003")]
-    assert rows and rows[0].rstrip().endswith("unsolicited"), rows
+    mwi_pbx.cli("extension", "add", "1006", "--password", "secret1006", "--mwi-unsolicited")
+    listed = mwi_pbx.cli("extension", "list").stdout.splitlines()
+    for number, flag in (("1003", "unsolicited"), ("1006", "unsolicited"), ("1004", "-")):
+        rows = [ln for ln in listed if ln.startswith(number)]
+        assert rows and rows[0].split()[-1] == flag, listed
     assert mwi_pbx.wait_log(r"extension credentials loaded", mark, timeout=10), mwi_pbx.log_tail()
     leave_message(mwi_pbx, 1003)
     phone = Phone(mwi_pbx, 1003, "127.0.31.13")
