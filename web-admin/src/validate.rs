@@ -148,6 +148,8 @@ pub fn changes(
         pin: keep_if_empty(&input.pin),
         media_encryption: keep_if_empty(&input.media_encryption),
         context: input.context.as_deref().map(|s| s.trim().to_string()),
+        // Not on the edit form yet: `pbx extension set --mwi-unsolicited`.
+        mwi_unsolicited: None,
     };
     let mut p = Problems::default();
     p.push(

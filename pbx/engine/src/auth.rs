@@ -18,26 +18,28 @@ use pbx_sip::transaction::TransactionKey;
 pub(crate) enum Purpose {
     Register,
     Invite,
+    /// A new message-waiting subscription: the PBX is its notifier (a UAS), so 401.
+    Subscribe,
 }
 
 impl Purpose {
     fn kind(self) -> ChallengeKind {
         match self {
-            Purpose::Register => ChallengeKind::Www,
+            Purpose::Register | Purpose::Subscribe => ChallengeKind::Www,
             Purpose::Invite => ChallengeKind::Proxy,
         }
     }
 
     fn credentials_header(self) -> HeaderName {
         match self {
-            Purpose::Register => HeaderName::AUTHORIZATION,
+            Purpose::Register | Purpose::Subscribe => HeaderName::AUTHORIZATION,
             Purpose::Invite => HeaderName::PROXY_AUTHORIZATION,
         }
     }
 
     fn challenge_header(self) -> HeaderName {
         match self {
-            Purpose::Register => HeaderName::WWW_AUTHENTICATE,
+            Purpose::Register | Purpose::Subscribe => HeaderName::WWW_AUTHENTICATE,
             Purpose::Invite => HeaderName::PROXY_AUTHENTICATE,
         }
     }
@@ -293,6 +295,7 @@ fn finish(
     match purpose {
         Purpose::Register => super::register::bind(engine, now, key, request, peer, &user),
         Purpose::Invite => super::calls::start(engine, now, key, request, peer, extension),
+        Purpose::Subscribe => super::mwi::authorized(engine, now, key, request, peer, &user),
     }
 }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use pbx_dialplan::{HttpOutcome, HttpRequest};
 use pbx_media::MediaPlan;
 use pbx_sip::transaction::TransactionKey;
-use pbx_store::NewCdr;
+use pbx_store::{MessageCounts, NewCdr};
 use std::net::{IpAddr, SocketAddr};
 
 /// What the engine reports about sources and credentials (the driver logs and counts it).
@@ -172,6 +172,19 @@ pub enum Input {
     Qualify(qualify::Target),
     /// A [`Output::Transmit`] carrying this transaction's key could not be sent.
     SendFailed(TransactionKey),
+    /// The answer to [`Output::MessageCounts`] `id`.
+    MessageCounts {
+        id: u64,
+        counts: Result<MessageCounts, String>,
+    },
+    /// Mailbox `mailbox` changed and now holds `counts`: NOTIFY its subscribers on this
+    /// shard; with `unsolicited`, also the registered devices of an extension that asked for
+    /// NOTIFYs without subscribing (the shell sets it on one shard only).
+    MailboxChanged {
+        mailbox: String,
+        counts: MessageCounts,
+        unsolicited: bool,
+    },
     /// An admin ends call `call` of this shard (BYE to answered legs, CANCEL and 503 to a
     /// ringing call); unknown or finished calls are ignored.
     HangUp { call: u64 },
@@ -202,6 +215,8 @@ impl Input {
             Input::Qualify(_) => "qualify",
             Input::SendFailed(_) => "send-failed",
             Input::HangUp { .. } => "hang-up",
+            Input::MessageCounts { .. } => "message-counts",
+            Input::MailboxChanged { .. } => "mailbox-changed",
             Input::Timeout => "timeout",
             Input::Shutdown => "shutdown",
             #[cfg(feature = "fault-injection")]
@@ -221,6 +236,9 @@ pub enum Output {
     },
     /// Load one extension's credentials from the store (not in the in-memory table).
     LoadCredentials { id: u64, user: String },
+    /// Read how many messages mailbox `mailbox` holds per folder (for message-waiting
+    /// indication); answer [`Input::MessageCounts`] `id`.
+    MessageCounts { id: u64, mailbox: String },
     /// A dialplan `http_lookup` of call `call`.
     HttpLookup { call: u64, request: HttpRequest },
     /// A dialplan `db_lookup` of call `call`.

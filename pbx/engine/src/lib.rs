@@ -18,6 +18,7 @@ pub mod date;
 mod dialing;
 pub mod io;
 pub mod location;
+mod mwi;
 mod now;
 mod options;
 pub mod peer;

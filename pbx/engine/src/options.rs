@@ -8,5 +8,7 @@ pub fn answer(request: &Request, user_agent: &str, rng: &mut impl rand::RngCore)
     let mut ok = response(request, StatusCode::OK, user_agent, rng);
     ok.headers.push(HeaderName::ALLOW, ALLOW);
     ok.headers.push(HeaderName::ACCEPT, "application/sdp");
+    // RFC 6665 §8.2.2: the event packages the PBX is a notifier for.
+    ok.headers.push(HeaderName::ALLOW_EVENTS, "message-summary");
     ok
 }

@@ -59,6 +59,7 @@ pub(super) fn bind(
             ok.headers
                 .push(HeaderName::DATE, Bytes::from(http_date(now_unix)));
             engine.respond(now, &key, ok);
+            super::mwi::registered(engine, now, user, &peer);
         }
         Err(error) => {
             let mut answer =

@@ -6,7 +6,7 @@ use pbx_sip::status::StatusCode;
 
 /// Methods the PBX handles today, for Allow (RFC 3261 §20.5) and 405 answers.
 pub const ALLOW: &str =
-    "REGISTER, INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY";
+    "REGISTER, INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, SUBSCRIBE";
 
 /// A fresh To tag (RFC 3261 §19.3: at least 32 bits of randomness).
 pub fn new_tag(rng: &mut impl rand::RngCore) -> String {

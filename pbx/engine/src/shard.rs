@@ -24,6 +24,8 @@ pub(super) enum Waiting {
     Auth(Box<auth::Pending>),
     /// A call routed by the built-in plan: the called extension's record.
     Callee(u64),
+    /// Message-waiting: a mailbox's counts.
+    Mwi(Box<crate::mwi::Pending>),
 }
 
 pub struct Engine {
@@ -43,6 +45,8 @@ pub struct Engine {
     /// The address of this host toward each destination, for a wildcard listener; `None`
     /// while the answer to [`Output::ResolveLocalAddress`] is awaited.
     pub(super) local_toward: HashMap<IpAddr, Option<IpAddr>>,
+    /// Message-waiting subscriptions (RFC 3842) whose Call-IDs route here.
+    pub(super) mwi: crate::mwi::Mwi,
 }
 
 impl Engine {
@@ -60,6 +64,7 @@ impl Engine {
             waiting: HashMap::new(),
             next_request: 0,
             local_toward: HashMap::new(),
+            mwi: Default::default(),
         }
     }
 
@@ -93,8 +98,18 @@ impl Engine {
             Input::Credentials { id, lookup } => match self.waiting.remove(&id) {
                 Some(Waiting::Auth(pending)) => auth::resume(self, now, pending, lookup),
                 Some(Waiting::Callee(no)) => crate::dialing::callee_loaded(self, now, no, lookup),
-                None => {}
+                Some(Waiting::Mwi(_)) | None => {}
             },
+            Input::MessageCounts { id, counts } => {
+                if let Some(Waiting::Mwi(pending)) = self.waiting.remove(&id) {
+                    crate::mwi::counts_loaded(self, now, *pending, counts);
+                }
+            }
+            Input::MailboxChanged {
+                mailbox,
+                counts,
+                unsolicited,
+            } => crate::mwi::mailbox_changed(self, now, &mailbox, counts, unsolicited),
             Input::Http { call, outcome } => crate::dialing::drive(
                 self,
                 now,
@@ -127,6 +142,7 @@ impl Engine {
             Input::Timeout => {
                 self.layer.handle_timeout(now.at);
                 calls::timeouts(self, now);
+                crate::mwi::timeouts(self, now);
             }
             #[cfg(feature = "fault-injection")]
             Input::Panic => panic!("a deliberate failure (test)"),
@@ -148,13 +164,15 @@ impl Engine {
     /// When to call `handle(now, Input::Timeout)` next.
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        earliest(self.layer.poll_timeout(), self.calls.next_deadline())
+        let calls = earliest(self.layer.poll_timeout(), self.calls.next_deadline());
+        earliest(calls, self.mwi.next_deadline())
     }
 
     /// Ends every call of a shard being replaced after a failure: BYE to answered calls,
     /// CANCEL and 503 to ringing ones, each CDR saying the PBX ended it on an internal error.
     pub fn abandon_all(&mut self, now: Now) {
         calls::abandon_all(self, now);
+        crate::mwi::abandon_all(self);
         self.flush(now);
     }
 
@@ -303,7 +321,9 @@ impl Engine {
             .headers
             .call_id()
             .and_then(|id| self.calls.owner_of_call_id(id));
-        if in_dialog && let Some(no) = owner {
+        if method == Method::SUBSCRIBE {
+            crate::mwi::subscribe(self, now, key, request, peer, admission);
+        } else if in_dialog && let Some(no) = owner {
             calls::request(self, now, no, key, request);
         } else if method == Method::INVITE && !in_dialog {
             auth::authenticate(
@@ -409,6 +429,10 @@ impl Engine {
             any = true;
             if let Some(no) = self.calls.owner_of_transaction(&key) {
                 calls::event(self, now, no, &key, event);
+                continue;
+            }
+            if crate::mwi::owns(self, &key) {
+                crate::mwi::event(self, now, &key, event);
                 continue;
             }
             let reachable = match &event {

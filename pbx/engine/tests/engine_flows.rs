@@ -182,6 +182,12 @@ impl Sim {
                         self.db.push(request);
                         queue.push(Input::Db { call, outcome });
                     }
+                    Output::MessageCounts { id, mailbox } => {
+                        use pbx_store::MailboxStore;
+                        let counts = self.store.message_counts(&mailbox).await;
+                        let counts = counts.map_err(|e| e.to_string());
+                        queue.push(Input::MessageCounts { id, counts });
+                    }
                     Output::AllocateMedia { call } => {
                         let ports = Ok(MediaPorts {
                             caller: 40_000,

@@ -262,10 +262,33 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         voicemail: voicemail.clone(),
         voicemail_settings,
         lookups: Arc::new(engine::db_lookup::Lookups::new(&config.lookup)),
+        mailboxes: store.clone(),
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
     let dispatcher = engine::start(context, shards);
+    // Message-waiting lamps: `mwi.mailbox_changed(number)` after a mailbox changes in this
+    // process (hand a clone to the voicemail code and the web admin); the watch task finds
+    // changes made anywhere else through the store's change counters.
+    let mwi = engine::mwi::MwiNotifier::new(store.clone(), dispatcher.clone());
+    tokio::spawn(mwi.clone().watch(store.clone()));
+    // Voicemail's own changes (a message filed, heard, deleted) light the lamps at once.
+    let mut changes = voicemail.changes();
+    let notifier = mwi.clone();
+    tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(mailbox) => {
+                    if let Err(error) = notifier.mailbox_changed(&mailbox).await {
+                        tracing::warn!(%error, %mailbox, "message lamps not updated");
+                    }
+                }
+                // Too many at once: the store watch catches up within seconds.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
     if !config.sip.qualify_interval.is_zero() {
         let schedule = pbx_engine::qualify::Schedule::new(
             config.sip.qualify_interval,
@@ -514,6 +537,18 @@ fn describe_metrics() {
     metrics::describe_counter!("pbx_bans_total", "source addresses banned");
     metrics::describe_gauge!("pbx_bans_active", "source addresses banned now");
     metrics::describe_counter!("pbx_sip_dropped_total", "input dropped, by reason");
+    metrics::describe_gauge!(
+        "pbx_mwi_subscriptions",
+        "message-waiting (RFC 3842) subscriptions active"
+    );
+    metrics::describe_counter!(
+        "pbx_mwi_notifies_total",
+        "message-waiting NOTIFYs sent, by kind (subscription, unsolicited)"
+    );
+    metrics::gauge!("pbx_mwi_subscriptions").set(0.0);
+    for kind in ["subscription", "unsolicited"] {
+        metrics::counter!("pbx_mwi_notifies_total", "kind" => kind).increment(0);
+    }
     // Counters appear in /metrics from the start, at zero.
     for method in ["REGISTER", "OPTIONS", "INVITE"] {
         metrics::counter!("pbx_sip_requests_total", "method" => method).increment(0);

@@ -54,6 +54,8 @@ pub struct Extension {
     pub media_encryption: String,
     /// The dialplan context it calls from; empty: the dialplan decides.
     pub context: String,
+    /// Its devices get message-waiting NOTIFYs without subscribing (RFC 3842 unsolicited).
+    pub mwi_unsolicited: bool,
 }
 
 /// Changes to an existing extension (`pbx extension set`): `None` leaves a field as it is.
@@ -66,6 +68,8 @@ pub struct ExtensionChanges {
     pub pin: Option<String>,
     pub media_encryption: Option<String>,
     pub context: Option<String>,
+    /// Message-waiting NOTIFYs without a subscription, on or off.
+    pub mwi_unsolicited: Option<bool>,
 }
 
 // Hand-written so that the password and PIN never reach a log through `{:?}`.
@@ -78,6 +82,7 @@ impl std::fmt::Debug for ExtensionChanges {
             .field("pin", &self.pin.as_ref().map(|_| "..."))
             .field("media_encryption", &self.media_encryption)
             .field("context", &self.context)
+            .field("mwi_unsolicited", &self.mwi_unsolicited)
             .finish()
     }
 }
@@ -131,6 +136,8 @@ pub struct Credentials {
     pub media_encryption: String,
     /// The dialplan context it calls from; empty: the dialplan decides.
     pub context: String,
+    /// Its devices get message-waiting NOTIFYs without subscribing.
+    pub mwi_unsolicited: bool,
 }
 
 impl NewExtension {
@@ -280,6 +287,7 @@ fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
         allowed_networks: networks_from_text(&row.try_get::<String, _>("allowed_networks")?)?,
         media_encryption: row.try_get("media_encryption")?,
         context: row.try_get("context")?,
+        mwi_unsolicited: row.try_get::<i64, _>("mwi_unsolicited")? != 0,
     })
 }
 
@@ -289,7 +297,7 @@ fn bump_revision() -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgum
 
 macro_rules! credentials_query {
     ($($tail:literal)?) => {
-        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption, context FROM extensions" $(, $tail)?)
+        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption, context, mwi_unsolicited FROM extensions" $(, $tail)?)
     };
 }
 
@@ -332,7 +340,7 @@ impl ExtensionStore for Store {
     async fn list_extensions(&self) -> Result<Vec<Extension>, StoreError> {
         let rows = sqlx::query(
             "SELECT number, name, email, pin_hash, allowed_networks, created_at, \
-             media_encryption, context FROM extensions ORDER BY number",
+             media_encryption, context, mwi_unsolicited FROM extensions ORDER BY number",
         )
         .fetch_all(self.pool())
         .await?;
@@ -349,6 +357,7 @@ impl ExtensionStore for Store {
                     created_at: from_db(row.try_get("created_at")?),
                     media_encryption: row.try_get("media_encryption")?,
                     context: row.try_get("context")?,
+                    mwi_unsolicited: row.try_get::<i64, _>("mwi_unsolicited")? != 0,
                 })
             })
             .collect()
@@ -379,7 +388,8 @@ impl ExtensionStore for Store {
              ha1_sha256 = COALESCE($2, ha1_sha256), pin_hash = COALESCE($3, pin_hash), \
              name = COALESCE($4, name), email = COALESCE($5, email), \
              media_encryption = COALESCE($6, media_encryption), \
-             context = COALESCE($7, context) WHERE number = $8",
+             context = COALESCE($7, context), \
+             mwi_unsolicited = COALESCE($8, mwi_unsolicited) WHERE number = $9",
         )
         .bind(ha1_md5)
         .bind(ha1_sha256)
@@ -388,6 +398,7 @@ impl ExtensionStore for Store {
         .bind(changes.email.as_deref())
         .bind(changes.media_encryption.as_deref())
         .bind(changes.context.as_deref())
+        .bind(changes.mwi_unsolicited.map(i64::from))
         .bind(number)
         .execute(&mut *tx)
         .await?

@@ -15,6 +15,7 @@ mod cdrs;
 mod error;
 mod extensions;
 mod mailboxes;
+mod mwi;
 pub mod ports;
 mod registrations;
 mod secrets;
@@ -36,7 +37,7 @@ pub use mailboxes::{Folder, Greeting, GreetingKind, Mailbox, Message, MessageCou
 pub use pbx_sip::transport::Transport;
 pub use ports::{
     AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, LocationStore, MailboxStore,
-    TraceStore,
+    MwiStore, TraceStore,
 };
 pub use registrations::BindingChange;
 pub use secrets::{hash_secret, verify_secret};

@@ -244,3 +244,15 @@ pub trait MailboxStore: Send + Sync {
     /// How many messages each folder holds.
     async fn message_counts(&self, mailbox: &str) -> Result<MessageCounts, StoreError>;
 }
+
+/// What message-waiting indication reads to learn which mailboxes changed, whoever changed
+/// them: triggers on the messages table bump a counter per mailbox and one for them all
+/// (migration 0008), so a change made by another node or by SQL is seen too.
+#[async_trait]
+pub trait MwiStore: Send + Sync {
+    /// The counter of every voicemail change; read first, it is one row.
+    async fn voicemail_revision(&self) -> Result<u64, StoreError>;
+
+    /// Every mailbox that ever changed, with its own counter.
+    async fn mailbox_revisions(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}

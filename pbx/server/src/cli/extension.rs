@@ -21,6 +21,7 @@ pub(super) async fn run(
             pin,
             allow,
             media_encryption,
+            mwi_unsolicited,
         } => {
             let ext = NewExtension {
                 number,
@@ -37,6 +38,13 @@ pub(super) async fn run(
             }
             let number = ext.number.clone();
             store.add_extension(realm, ext).await?;
+            if mwi_unsolicited {
+                let changes = ExtensionChanges {
+                    mwi_unsolicited: Some(true),
+                    ..Default::default()
+                };
+                store.update_extension(realm, &number, &changes).await?;
+            }
             println!("extension {number} created");
         }
         ExtensionCommand::Set {
@@ -48,6 +56,7 @@ pub(super) async fn run(
             media_encryption,
             context,
             delete_after_email,
+            mwi_unsolicited,
         } => {
             let changes = ExtensionChanges {
                 password,
@@ -56,6 +65,7 @@ pub(super) async fn run(
                 pin,
                 media_encryption,
                 context,
+                mwi_unsolicited,
             };
             // `--delete-after-email` alone was done by the caller (a mailbox setting).
             if !(changes.is_empty() && delete_after_email.is_some()) {
@@ -103,11 +113,17 @@ pub(super) async fn run(
                         } else {
                             e.context
                         },
+                        if e.mwi_unsolicited {
+                            "unsolicited"
+                        } else {
+                            "-"
+                        }
+                        .to_string(),
                     ]
                 })
                 .collect();
             let header = [
-                "NUMBER", "NAME", "EMAIL", "PIN", "NETWORKS", "MEDIA", "CONTEXT",
+                "NUMBER", "NAME", "EMAIL", "PIN", "NETWORKS", "MEDIA", "CONTEXT", "MWI",
             ];
             print!("{}", table::render(&header, &rows));
         }
@@ -132,7 +148,7 @@ async fn set(
     if changes.is_empty() {
         return Err(CliError::Input(vec![
             "nothing to change: give --password, --name, --email, --pin, --media-encryption, \
-             --context or --delete-after-email"
+             --context, --delete-after-email or --mwi-unsolicited"
                 .to_string(),
         ]));
     }

@@ -169,6 +169,10 @@ pub enum ExtensionCommand {
         /// SRTP policy for this extension's calls: required, optional (default) or off.
         #[arg(long = "media-encryption", value_name = "POLICY")]
         media_encryption: Option<String>,
+        /// Send its phones message-waiting NOTIFYs without a subscription (for phones set to
+        /// "unsolicited MWI"; phones that SUBSCRIBE do not need it).
+        #[arg(long = "mwi-unsolicited")]
+        mwi_unsolicited: bool,
     },
     /// Change an existing extension; its registrations stay. Only the options given change.
     Set {
@@ -196,6 +200,9 @@ pub enum ExtensionCommand {
         /// Delete each voicemail message once it is e-mailed (mail only): true or false.
         #[arg(long = "delete-after-email", value_name = "BOOL")]
         delete_after_email: Option<bool>,
+        /// Message-waiting NOTIFYs without a subscription: yes or no.
+        #[arg(long = "mwi-unsolicited", value_name = "yes|no", value_parser = yes_no)]
+        mwi_unsolicited: Option<bool>,
     },
     /// Create many from a CSV file with the header `number,password,name,email,pin`.
     Import { file: PathBuf },
@@ -203,6 +210,15 @@ pub enum ExtensionCommand {
     List,
     /// Remove an extension and its registrations.
     Remove { number: String },
+}
+
+/// `yes`/`no` (also `on`/`off`, `true`/`false`) for a switch given a value.
+fn yes_no(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" => Ok(true),
+        "no" | "off" | "false" => Ok(false),
+        _ => Err(format!("`{text}`: expected yes or no")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -174,6 +174,18 @@ impl Driver {
                     let _ = own.send(ShardInput::Input(input)).await;
                 });
             }
+            Output::MessageCounts { id, mailbox } => {
+                let mailboxes = self.ctx.mailboxes.clone();
+                let own = self.own.clone();
+                tokio::spawn(async move {
+                    let counts = mailboxes
+                        .message_counts(&mailbox)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let input = Input::MessageCounts { id, counts };
+                    let _ = own.send(ShardInput::Input(input)).await;
+                });
+            }
             Output::HttpLookup { call, request } => {
                 let own = self.own.clone();
                 tokio::spawn(async move {
@@ -614,6 +626,7 @@ mod tests {
             .unwrap(),
             voicemail_settings: Default::default(),
             lookups: Arc::new(super::super::db_lookup::Lookups::new(&Default::default())),
+            mailboxes: store.clone(),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);

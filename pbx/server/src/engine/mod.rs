@@ -15,6 +15,7 @@ pub mod driver;
 pub mod live_calls;
 pub mod location;
 mod lookup;
+pub mod mwi;
 pub mod qualify;
 
 pub use pbx_engine::io;
@@ -76,6 +77,8 @@ pub struct EngineContext {
     pub voicemail_settings: pbx_engine::VoicemailSettings,
     /// `[lookup.NAME]`: the databases of the dialplan's `db_lookup`.
     pub lookups: Arc<db_lookup::Lookups>,
+    /// Message counts, for message-waiting NOTIFYs.
+    pub mailboxes: Arc<dyn pbx_store::MailboxStore>,
 }
 
 impl EngineContext {
@@ -145,6 +148,21 @@ impl Dispatcher {
             s.try_send(ShardInput::Input(Input::HangUp { call }))
                 .is_ok()
         })
+    }
+
+    /// Tells every shard that `mailbox` now holds `counts` (its subscriptions may live on
+    /// any of them); one shard, always the same for a mailbox, also sends the unsolicited
+    /// NOTIFYs, so that a device gets each once.
+    pub async fn mailbox_changed(&self, mailbox: &str, counts: pbx_store::MessageCounts) {
+        let unsolicited_shard = self.shard_of(mailbox.as_bytes());
+        for (index, shard) in self.shards.iter().enumerate() {
+            let input = Input::MailboxChanged {
+                mailbox: mailbox.to_string(),
+                counts,
+                unsolicited: index == unsolicited_shard,
+            };
+            let _ = shard.send(ShardInput::Input(input)).await;
+        }
     }
 
     /// Whether every shard is running (the dashboard's "SIP up").

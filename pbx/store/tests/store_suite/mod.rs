@@ -756,3 +756,70 @@ pub async fn cdr_search(store: &dyn CdrStore) {
     assert_eq!(ok(store.calls_per_hour(0, 7200).await), [(3600, 12)]);
     assert!(ok(store.calls_per_hour(0, 3600).await).is_empty());
 }
+
+/// Message-waiting: the unsolicited flag per extension, and the change counters the
+/// triggers keep (migration 0008) for any change of a mailbox's messages (by SQL too: the
+/// e2e test inserts a row with sqlite3).
+pub async fn mwi(store: &Store) {
+    use pbx_store::{ExtensionChanges, Folder, MailboxStore, MwiStore, NewMessage};
+    ok(store.add_extension(REALM, ext("1000", "a")).await);
+    ok(store.add_extension(REALM, ext("1001", "b")).await);
+    let flag = |all: Vec<pbx_store::Extension>, number: &str| {
+        all.into_iter()
+            .find(|e| e.number == number)
+            .is_some_and(|e| e.mwi_unsolicited)
+    };
+    assert!(
+        !flag(ok(store.list_extensions().await), "1000"),
+        "off by default"
+    );
+    let on = ExtensionChanges {
+        mwi_unsolicited: Some(true),
+        ..Default::default()
+    };
+    assert!(ok(store.update_extension(REALM, "1000", &on).await));
+    assert!(flag(ok(store.list_extensions().await), "1000"));
+    assert!(!flag(ok(store.list_extensions().await), "1001"));
+    let credentials = ok(store.credentials("1000").await).unwrap_or_else(|| panic!());
+    assert!(
+        credentials.mwi_unsolicited,
+        "the engine reads it with the credentials"
+    );
+    // Another change leaves it as it is.
+    let rename = ExtensionChanges {
+        name: Some("Alice".into()),
+        ..Default::default()
+    };
+    assert!(ok(store.update_extension(REALM, "1000", &rename).await));
+    assert!(flag(ok(store.list_extensions().await), "1000"));
+
+    assert_eq!(ok(store.voicemail_revision().await), 0);
+    assert!(ok(store.mailbox_revisions().await).is_empty());
+    let message = |mailbox: &str| NewMessage {
+        mailbox: mailbox.into(),
+        caller_number: "2000".into(),
+        caller_name: String::new(),
+        received_at: 100,
+        duration_ms: 1000,
+        path: format!("vm/{mailbox}.wav"),
+    };
+    let id = ok(store.add_message(&message("1000")).await);
+    ok(store.add_message(&message("1001")).await);
+    let revisions = |mut all: Vec<(String, u64)>| {
+        all.sort();
+        all
+    };
+    assert_eq!(ok(store.voicemail_revision().await), 2);
+    assert_eq!(
+        revisions(ok(store.mailbox_revisions().await)),
+        [("1000".to_string(), 1), ("1001".to_string(), 1)]
+    );
+    // A move bumps the mailbox it leaves and the one it enters (here the same).
+    assert!(ok(store.move_message(id, Folder::Old).await));
+    assert!(ok(store.delete_message(id).await).is_some());
+    assert_eq!(ok(store.voicemail_revision().await), 4);
+    assert_eq!(
+        revisions(ok(store.mailbox_revisions().await)),
+        [("1000".to_string(), 4), ("1001".to_string(), 1)]
+    );
+}
