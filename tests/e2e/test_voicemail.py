@@ -14,15 +14,19 @@
   the message decoded from G.722 holds the tone).
 - `*97`: the PIN as RFC 4733 events; "you have 3 new messages" arrives as the prompt
   files' audio; `1` plays the first message (its envelope, then the recording), `7` deletes
-  it (row and file), `#` says goodbye.
+  it (row and file) and the next plays, three times; `#` says goodbye. The owner's desk
+  phone, subscribed to message-summary (RFC 3842), saw the lamp on (3/0) and, with the last
+  deletion, off (0/0).
 - `kill -9` of the PBX four seconds into a message: at the next start the message is filed,
   with at least three seconds of it.
 
-Addresses: the PBX 127.0.0.1; callers 127.0.0.31; baresip 127.0.0.32.
+Addresses: the PBX 127.0.0.1; callers 127.0.0.31; baresip 127.0.0.32; the desk phone
+subscribed to the lamp 127.0.0.34.
 """
 
 import os
 import re
+import threading
 import time
 
 import pytest
@@ -33,10 +37,12 @@ from callhelpers import password
 from conftest import free_port
 from mailsink import SmtpSink
 from media import RtpPacket, RtpPeer, analyse_tone, write_tone_wav
+from mwiclient import Phone as MwiPhone
 from prompts import press, prompt_bytes, prompt_received, tone_packets
 
 CALLER_IP = "127.0.0.31"
 BARESIP_IP = "127.0.0.32"
+LAMP_IP = "127.0.0.34"
 OWNER, CALLER, SOFTPHONE = 3401, 3402, 3403
 PIN = "4071"
 OWNER_MAIL = "owner@example.com"
@@ -227,12 +233,42 @@ def test_a_softphone_playing_a_tone_leaves_a_message(vm_pbx, tmp_path, codecs):
         f"the greeting was not heard in {codec}: {greeting}"
 
 
-def test_the_owner_hears_the_count_plays_and_deletes_a_message(vm_pbx, phones):
+def lamp(notify):
+    """(waiting, "new/old") of a message-summary NOTIFY body."""
+    body = notify.text()
+    waiting = re.search(r"Messages-Waiting:\s*(\w+)", body)
+    counts = re.search(r"Voice-Message:\s*(\d+/\d+)", body)
+    return (waiting.group(1) if waiting else None, counts.group(1) if counts else None)
+
+
+def test_the_owner_hears_the_count_plays_and_deletes_and_the_lamp_follows(vm_pbx, phones):
     rows = messages(vm_pbx, OWNER)
     assert len(rows) == 3, rows
+    # The owner's desk phone subscribes to its mailbox: the lamp is on, 3 new.
+    desk = MwiPhone(vm_pbx, OWNER, LAMP_IP)
     phone = phones(vm_pbx, OWNER, CALLER_IP)
     rtp = RtpPeer.even(CALLER_IP)
+    stop, lamp_thread = threading.Event(), None
     try:
+        r = desk.subscribe(password=password(OWNER))
+        assert r is not None and r.status == 200, r and r.first
+        first = desk.notify()
+        assert first is not None, vm_pbx.log_tail()
+        desk.answer(first)
+        assert lamp(first) == ("yes", "3/0"), first.text()
+        # The desk phone answers every NOTIFY while the owner listens from another phone.
+        seen, stop = [lamp(first)], threading.Event()
+
+        def keep_answering():
+            while not stop.is_set():
+                n = desk.notify(timeout=0.5)
+                if n is not None:
+                    desk.answer(n)
+                    seen.append(lamp(n))
+
+        lamp_thread = threading.Thread(target=keep_answering, daemon=True)
+        lamp_thread.start()
+
         out = phone.call("*97", sdp_offer(*rtp.addr, pts=(0, 101)))
         final = out.wait_final(5)
         assert final is not None and final.status == 200, f"{final}\n{vm_pbx.log_tail()}"
@@ -248,23 +284,31 @@ def test_the_owner_hears_the_count_plays_and_deletes_a_message(vm_pbx, phones):
         rtp.clear()
         ts = keys(rtp, to_pbx, "1", ts)
         # The first message: "first message", its envelope, then the recording itself.
-        got = prompt_received(rtp, "vm-first", timeout=10)
-        time.sleep(6)
-        rtp.clear()
-        ts = keys(rtp, to_pbx, "7", ts)
-        prompt_received(rtp, "vm-deleted", timeout=10)
+        prompt_received(rtp, "vm-first", timeout=10)
+        # `7` deletes it and the next one plays (Asterisk's nextaftercmd): three times.
+        for _ in range(3):
+            time.sleep(1.5)
+            rtp.clear()
+            ts = keys(rtp, to_pbx, "7", ts)
+            prompt_received(rtp, "vm-deleted", timeout=10)
         ts = keys(rtp, to_pbx, "#", ts)
-        assert out.wait_bye(20) is not None, f"no goodbye\n{vm_pbx.log_tail()}"
+        assert out.wait_bye(25) is not None, f"no goodbye\n{vm_pbx.log_tail()}"
+
+        # The lamp went off with the last deletion.
+        end = time.time() + 10
+        while seen[-1][0] != "no" and time.time() < end:
+            time.sleep(0.2)
+        assert seen[-1] == ("no", "0/0"), f"{seen}\n{vm_pbx.log_tail()}"
     finally:
+        stop.set()
         rtp.close()
-    left = wait_messages(vm_pbx, OWNER, 0)
-    end = time.time() + 5
-    while len(left) != 2 and time.time() < end:
-        time.sleep(0.25)
-        left = messages(vm_pbx, OWNER)
-    assert len(left) == 2, left
-    assert left[0]["id"] == rows[1]["id"], "the first message was the one deleted"
-    assert not os.path.exists(on_disk(vm_pbx, rows[0]["file"])), "its file is gone too"
+        if lamp_thread is not None:
+            lamp_thread.join(2)
+        desk.close()
+    left = messages(vm_pbx, OWNER)
+    assert left == [], left
+    for row in rows:
+        assert not os.path.exists(on_disk(vm_pbx, row["file"])), f"{row['file']} is left"
 
 
 def test_kill_9_while_recording_keeps_what_was_said(vm_pbx, phones):

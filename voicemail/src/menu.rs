@@ -678,6 +678,14 @@ impl VoicemailMenu {
                 self.goto(Next::Options);
             }
             State::GreetingRecording(_) if d == '#' => self.io.stop_record(),
+            // A key cuts an announcement short ("message deleted, no more messages") and
+            // counts in the menu that follows, as it would a moment later. Not before a
+            // message plays: a `7` meant for the last one must not delete the next unheard.
+            State::Announce(next @ (Next::Main | Next::MessageMenu | Next::Options)) => {
+                self.io.stop_play();
+                self.goto(next);
+                self.on_digit(now, d);
+            }
             _ => {}
         }
     }

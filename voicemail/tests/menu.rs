@@ -317,6 +317,33 @@ fn delete_and_save_then_the_next_plays() {
 }
 
 #[test]
+fn a_key_during_an_announcement_counts_in_the_menu_after_it() {
+    let mut sim = logged_in(&[], inbox());
+    sim.listen();
+    sim.keys("17");
+    sim.listen();
+    sim.key('7');
+    // "Message deleted, no more messages" is playing; `#` (the main menu's goodbye) ends it.
+    assert_eq!(sim.hearing(), "vm-message vm-deleted vm-nomore");
+    sim.key('#');
+    assert_eq!(sim.listen(), "vm-goodbye");
+    assert!(sim.hung_up());
+    // But a key while "message deleted" leads to the next message is not taken for it.
+    let mut sim = logged_in(&[], inbox());
+    sim.listen();
+    sim.keys("17");
+    assert_eq!(sim.hearing(), "vm-message vm-deleted");
+    sim.key('7');
+    assert_eq!(
+        sim.writes
+            .iter()
+            .filter(|w| matches!(w, StoreRequest::Delete { .. }))
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn deleting_the_last_of_several_stays_on_the_one_before() {
     let mut sim = logged_in(&[], inbox());
     sim.listen();
