@@ -243,6 +243,7 @@ impl Driver {
                 {
                     alerts.banned(*address, *until);
                 }
+                record(&self.ctx.security_log, &event);
                 report(event)
             }
             Output::ShutdownComplete => {
@@ -334,6 +335,41 @@ impl Driver {
 }
 
 /// The security log and its counters.
+/// Keeps the event for the web admin (the ones a person wants to see).
+fn record(log: &crate::security::events::SecurityLog, event: &Security) {
+    use crate::security::events::SecurityKind;
+    let now_unix = crate::transport::now_unix();
+    match event {
+        Security::AuthFailed {
+            source,
+            user,
+            failure,
+            ..
+        } => log.push(
+            now_unix,
+            SecurityKind::AuthFailed,
+            source.ip(),
+            user,
+            failure,
+        ),
+        Security::Banned { address, until } => log.push(
+            now_unix,
+            SecurityKind::Banned,
+            *address,
+            "",
+            &format!("until {}", pbx_web_admin::views::when(*until)),
+        ),
+        Security::NetworkRefused { source, user } => log.push(
+            now_unix,
+            SecurityKind::NetworkRefused,
+            source.ip(),
+            user,
+            "",
+        ),
+        Security::DroppedBanned | Security::NotChecked { .. } => {}
+    }
+}
+
 fn report(event: Security) {
     match event {
         Security::DroppedBanned => {
@@ -493,6 +529,7 @@ mod tests {
             prompts: Arc::new(crate::media::prompts::Prompts::new(None)),
             ban_alerts: None,
             live_calls: Default::default(),
+            security_log: Default::default(),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);

@@ -69,6 +69,8 @@ pub struct EngineContext {
     pub ban_alerts: Option<crate::mail::BanAlerts>,
     /// The calls in progress, for the web admin.
     pub live_calls: Arc<live_calls::LiveCalls>,
+    /// The recent security events, for the web admin.
+    pub security_log: Arc<crate::security::events::SecurityLog>,
 }
 
 impl EngineContext {
