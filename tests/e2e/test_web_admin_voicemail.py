@@ -3,7 +3,8 @@ voicemail messages put in place the way the PBX files them (a WAV made with sox 
 `[voicemail] storage`, a row in the PBX's database) are listed, played (the browser reads
 the audio's duration and can seek in it), downloaded byte for byte, marked heard and
 deleted (row and file); the Security page, the dashboard and the API show failed SIP
-authentications and web logins; and the admin served over HTTPS (`[web] tls = true`) with
+authentications and web logins; the dashboard shows mail failing, then up; the Admins page
+makes and revokes API tokens; and the admin is served over HTTPS (`[web] tls = true`) with
 the self-signed certificate made at first start, its session cookie `Secure`.
 
 Screenshots go to a temp dir, or to PBX_E2E_SCREENSHOTS (e.g. docs/screenshots).
@@ -30,6 +31,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ADMIN, ADMIN_PW = "admin", "Adm1n-voicemail-pass"
 # Addresses of this module's clients (other modules use 127.0.13.x, 127.0.14.x).
 SIP_GUESSER, WEB_GUESSER, HTTPS_CLIENT = "127.0.21.2", "127.0.21.3", "127.0.21.4"
+MAIL_GUESSER = "127.0.21.5"
 
 
 @pytest.fixture(scope="module")
@@ -377,5 +379,47 @@ def test_an_admin_is_created_makes_a_token_and_revokes_it(web_pbx, browser, shot
         except urllib.error.HTTPError as e:
             status = e.code
         assert status == 401
+    finally:
+        ctx.close()
+
+
+# --------------------------------------------------------------------------- mail health
+
+
+def test_the_dashboard_shows_mail_failing_then_up(pbx_factory, browser, tmp_path):
+    from conftest import MAX_AUTH_FAILURES, free_port
+    from test_mail import SmtpSink
+
+    smtp_port = free_port()
+    extra = (f'[security]\nalert_email = "admin@{DOMAIN}"\n\n'
+             f'[smtp]\nurl = "smtp://127.0.0.1:{smtp_port}"\nfrom = "PBX <pbx@{DOMAIN}>"\n')
+    p = pbx_factory("webmail", extra)
+    p.import_extensions([(5101, "pw5101")])
+    p.cli("admin", "create", ADMIN, "--password", ADMIN_PW)
+    p.start()
+    base = f"http://127.0.0.1:{p.web}"
+    ctx, page = log_in(browser, base)
+    try:
+        assert "nothing sent yet" in page.locator("#mail-health").inner_text()
+        # A ban makes an alert; nothing listens on the mail port yet.
+        with SipClient("udp", p.server("udp"), local_ip=MAIL_GUESSER) as c:
+            for i in range(MAX_AUTH_FAILURES - 1):
+                c.register("5101", f"guess{i}", DOMAIN, timeout=3)
+            c.register("5101", "guess-last", DOMAIN, timeout=2)
+        assert p.wait_log(r"e-mail not delivered; will retry", timeout=10) is not None
+        page.goto(f"{base}/")
+        health = page.locator("#mail-health").inner_text()
+        assert "failing" in health and "1 waiting" in health, health
+        assert "SMTP" in page.locator("#health").inner_text()
+        sink = SmtpSink(tmp_path / "mail", smtp_port)
+        try:
+            assert len(sink.wait(1, 30)) == 1  # the retry delivers it
+            page.goto(f"{base}/")
+            page.wait_for_function(
+                "() => document.querySelector('#mail-health').innerText.includes('Mail up')",
+                timeout=15_000)  # the dashboard refreshes itself every 10 s
+            assert "waiting" not in page.locator("#mail-health").inner_text()
+        finally:
+            sink.stop()
     finally:
         ctx.close()

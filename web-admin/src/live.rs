@@ -86,6 +86,30 @@ pub struct SecurityEvent {
     pub count: u64,
 }
 
+/// How the PBX's outgoing mail (`[smtp]`) is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailHealth {
+    /// The server, without a password.
+    pub server: String,
+    /// Messages waiting in the spool.
+    pub queued: usize,
+    /// Unix seconds of the last delivery.
+    pub last_sent: Option<u64>,
+    /// Unix seconds and error of the last failed delivery.
+    pub last_failure: Option<(u64, String)>,
+}
+
+impl MailHealth {
+    /// Whether the latest delivery attempt failed (nothing tried yet counts as well).
+    pub fn failing(&self) -> bool {
+        match (&self.last_failure, self.last_sent) {
+            (Some((failed, _)), Some(sent)) => *failed > sent,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
 /// The engine's live state and the actions on it.
 #[async_trait]
 pub trait Live: Send + Sync {
@@ -122,6 +146,9 @@ pub trait Live: Send + Sync {
 
     /// The most recent security events, newest first, at most `limit`.
     fn security_events(&self, limit: usize) -> Vec<SecurityEvent>;
+
+    /// The outgoing mail's state; `None` when no `[smtp]` server is configured.
+    fn mail_health(&self) -> Option<MailHealth>;
 }
 
 /// Why a login was not even checked.

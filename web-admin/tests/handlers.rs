@@ -22,7 +22,7 @@ use pbx_store::{
 };
 use pbx_web_admin::clock::ManualClock;
 use pbx_web_admin::live::{
-    Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket, SecurityEvent,
+    Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket, MailHealth, SecurityEvent,
     SecurityKind,
 };
 use pbx_web_admin::{AdminState, Settings};
@@ -41,6 +41,7 @@ struct FakeLive {
     reloads: Arc<AtomicUsize>,
     changed: Arc<Mutex<Vec<String>>>,
     events: Arc<Mutex<Vec<SecurityEvent>>>,
+    mail: Arc<Mutex<Option<MailHealth>>>,
 }
 
 #[async_trait]
@@ -88,6 +89,9 @@ impl Live for FakeLive {
             .lock()
             .map(|e| e.iter().take(limit).cloned().collect())
             .unwrap_or_default()
+    }
+    fn mail_health(&self) -> Option<MailHealth> {
+        self.mail.lock().ok().and_then(|m| m.clone())
     }
 }
 
@@ -178,6 +182,8 @@ struct App {
     storage: PathBuf,
     /// What the PBX reports as its recent security events, newest first.
     events: Arc<Mutex<Vec<SecurityEvent>>>,
+    /// What the PBX reports of its mail; `None`: no `[smtp]`.
+    mail: Arc<Mutex<Option<MailHealth>>>,
 }
 
 async fn app() -> App {
@@ -199,6 +205,7 @@ async fn app() -> App {
     std::fs::create_dir_all(&storage).expect("storage");
     let changed: Arc<Mutex<Vec<String>>> = Arc::default();
     let events: Arc<Mutex<Vec<SecurityEvent>>> = Arc::default();
+    let mail: Arc<Mutex<Option<MailHealth>>> = Arc::default();
     let mut settings = Settings::new("pbx.test", listeners);
     settings.voicemail_storage = Some(storage.clone());
     let state = AdminState::new(
@@ -211,6 +218,7 @@ async fn app() -> App {
             reloads: reloads.clone(),
             changed: changed.clone(),
             events: events.clone(),
+            mail: mail.clone(),
         }),
         Arc::new(FakeGuard {
             limit: 3,
@@ -231,6 +239,7 @@ async fn app() -> App {
         changed,
         storage,
         events,
+        mail,
     }
 }
 
@@ -2163,4 +2172,48 @@ async fn api_tokens_are_made_once_listed_by_id_and_revoked() {
         .await;
     assert_eq!(r.location(), "/admins?done=revoked");
     assert_eq!(app.store.list_tokens().await.expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_how_the_mail_is_doing() {
+    let app = app().await;
+    let cookie = app.login().await;
+    let dash = app.get("/", &cookie).await;
+    assert!(
+        dash.body.contains("Mail: no server configured"),
+        "{}",
+        dash.body
+    );
+    let set = |m: MailHealth| *app.mail.lock().expect("lock") = Some(m);
+    set(MailHealth {
+        server: "smtp://mail.example:587".into(),
+        queued: 0,
+        last_sent: None,
+        last_failure: None,
+    });
+    let dash = app.get("/", &cookie).await;
+    assert!(dash.body.contains("nothing sent yet"));
+    set(MailHealth {
+        server: "smtp://mail.example:587".into(),
+        queued: 2,
+        last_sent: Some(T0 - 3600),
+        last_failure: Some((T0 - 120, "SMTP: connection refused".into())),
+    });
+    let dash = app.get("/", &cookie).await;
+    assert!(dash.body.contains("failing"), "{}", dash.body);
+    assert!(dash.body.contains("(2 waiting)"));
+    assert!(dash.body.contains("SMTP: connection refused (2 min ago)"));
+    set(MailHealth {
+        server: "smtp://mail.example:587".into(),
+        queued: 0,
+        last_sent: Some(T0 - 10),
+        last_failure: Some((T0 - 120, "SMTP: connection refused".into())),
+    });
+    let dash = app.get("/", &cookie).await;
+    assert!(!dash.body.contains("failing"));
+    assert!(
+        !dash.body.contains("connection refused"),
+        "an old failure is not shown"
+    );
+    assert!(dash.body.contains("Mail up"));
 }

@@ -285,6 +285,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             calls: live_calls,
             dispatcher: dispatcher.clone(),
             security_log,
+            mailer: mailer.clone(),
         },
     );
     let router = web::with_admin(web_state.clone(), admin)

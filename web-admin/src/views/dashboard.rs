@@ -1,4 +1,4 @@
-//! `/` once logged in: is the PBX well (SIP engine, database), how many devices are
+//! `/` once logged in: is the PBX well (SIP engine, database, mail), how many devices are
 //! registered and calls are up now, the calls per hour of the last day as a chart drawn on
 //! the server, the most recent bans and security events.
 
@@ -32,6 +32,19 @@ pub struct DashboardPage {
     bans: Vec<BanRow>,
     bans_total: usize,
     events: Vec<EventRow>,
+    /// `None`: no mail server configured.
+    mail: Option<MailTile>,
+}
+
+/// The dashboard's mail line.
+pub struct MailTile {
+    pub server: String,
+    pub failing: bool,
+    /// Whether anything was delivered since the PBX started.
+    pub delivered: bool,
+    pub queued: usize,
+    /// The last failure's error and when, when failing.
+    pub error: String,
 }
 
 pub async fn page(state: &Shared, session: &Session) -> DashboardPage {
@@ -77,6 +90,18 @@ pub async fn page(state: &Shared, session: &Session) -> DashboardPage {
             })
             .collect(),
         bans_total,
+        mail: state.live.mail_health().map(|m| MailTile {
+            failing: m.failing(),
+            delivered: m.last_sent.is_some(),
+            error: m
+                .last_failure
+                .as_ref()
+                .filter(|_| m.failing())
+                .map(|(at, e)| format!("{e} ({})", super::security::ago(*at, now)))
+                .unwrap_or_default(),
+            server: m.server,
+            queued: m.queued,
+        }),
         events: state
             .live
             .security_events(RECENT_EVENTS)

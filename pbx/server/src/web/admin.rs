@@ -10,7 +10,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use pbx_store::{BanStore, Binding, Store, StoreError};
 use pbx_web_admin::live::{
-    Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket, SecurityEvent,
+    Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket, MailHealth, SecurityEvent,
     SecurityKind,
 };
 
@@ -28,6 +28,8 @@ pub struct Engine {
     pub dispatcher: Arc<crate::engine::Dispatcher>,
     /// The recent security events (the engine's, the transports' and the web logins').
     pub security_log: Arc<SecurityLog>,
+    /// The outgoing mail, when `[smtp]` is configured.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 pub struct ServerLive {
@@ -117,6 +119,10 @@ impl Live for ServerLive {
 
     fn security_events(&self, limit: usize) -> Vec<SecurityEvent> {
         self.engine.security_log.recent(limit)
+    }
+
+    fn mail_health(&self) -> Option<MailHealth> {
+        self.engine.mailer.as_ref().map(|m| m.health())
     }
 }
 
