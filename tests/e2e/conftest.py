@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -92,10 +93,12 @@ def run(argv, timeout=120, **kw):
 class Pbx:
     """One PBX: its config dir, ports, process, and CLI."""
 
-    def __init__(self, base, name="pbx", extra_toml="", dialplan=None):
+    def __init__(self, base, name="pbx", extra_toml="", dialplan=None, web_tls=False):
         """`extra_toml` is appended to the config file (whole sections, e.g. `[calls]`);
         `dialplan` (TOML text) is written to `dialplan.toml` next to the config, which names
-        it in `[dialplan] file`."""
+        it in `[dialplan] file`; `web_tls` serves the web listener over HTTPS (`[web] tls`)."""
+        self.web_tls = web_tls
+        self.web_scheme = "https" if web_tls else "http"
         if not os.access(PBX_BIN, os.X_OK):
             pytest.fail(f"no PBX binary at {PBX_BIN} (cargo build --release -p pbx, or set PBX_BIN)")
         self.dir = os.path.join(str(base), name)
@@ -170,6 +173,7 @@ ban_for = "{sec.get("ban_for", "1h")}"
 
 [web]
 listen = "127.0.0.1:{self.web}"
+{"tls = true" if self.web_tls else ""}
 
 [voicemail]
 storage = "data/voicemail"
@@ -339,7 +343,8 @@ storage = "data/voicemail"
 
     def http_status(self, path):
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web}{path}", timeout=2) as r:
+            with urllib.request.urlopen(f"{self.web_scheme}://127.0.0.1:{self.web}{path}",
+                                        timeout=2, context=self._web_ssl()) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
@@ -347,8 +352,18 @@ storage = "data/voicemail"
             return None
 
     def http_get(self, path):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web}{path}", timeout=5) as r:
+        with urllib.request.urlopen(f"{self.web_scheme}://127.0.0.1:{self.web}{path}",
+                                    timeout=5, context=self._web_ssl()) as r:
             return r.status, r.read().decode("utf-8", "replace")
+
+    def _web_ssl(self):
+        """For HTTPS: the PBX's self-signed certificate is not checked."""
+        if not self.web_tls:
+            return None
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
 
     def drop_database(self):
         if self.pg_db:
@@ -432,8 +447,8 @@ def pbx_factory(tmp_path_factory):
     """Make (not start) PBX instances; every one is stopped (exit 0 asserted) at the end."""
     made = []
 
-    def make(name="pbx", extra_toml="", dialplan=None):
-        p = Pbx(tmp_path_factory.mktemp("e2e"), name, extra_toml, dialplan)
+    def make(name="pbx", extra_toml="", dialplan=None, web_tls=False):
+        p = Pbx(tmp_path_factory.mktemp("e2e"), name, extra_toml, dialplan, web_tls)
         made.append(p)
         return p
 

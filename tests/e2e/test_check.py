@@ -22,10 +22,11 @@ ban_for = "1h"
 
 [web]
 listen = "127.0.0.1:not-a-port"
+tls = "yes"
 """
 # the line of each problem above (1-based): bad listen scheme, unknown key, wrong type,
-# bad duration, bad address
-BAD_LINES = {2, 4, 10, 11, 15}
+# bad duration, bad address, not a boolean
+BAD_LINES = {2, 4, 10, 11, 15, 16}
 
 
 def check(path):

@@ -48,6 +48,10 @@ def test_a_ban_alert_waits_for_the_mail_server_and_arrives_once(mail_pbx, smtp_p
             r = c.register("1001", f"guess{i}", DOMAIN)
             assert r is not None and r.status in (401, 403), f"attempt {i + 1}: {r}"
         c.register("1001", "guess-last", DOMAIN, timeout=2)
+    # The ban is written to the store behind the answer: wait for it.
+    end = time.time() + 5
+    while GUESSER not in pbx.ban_list() and time.time() < end:
+        time.sleep(0.1)
     assert GUESSER in pbx.ban_list(), pbx.ban_list()
     # Nothing listens yet: the first attempt fails and is counted.
     end = time.time() + 10

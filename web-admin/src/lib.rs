@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod audio;
 pub mod cdr_filter;
 pub mod chart;
 pub mod clock;
@@ -21,6 +22,7 @@ pub mod csrf;
 pub mod dialplan_file;
 pub mod errors;
 pub mod live;
+pub mod messages;
 pub mod password;
 pub mod provisioning;
 pub mod sessions;
@@ -28,12 +30,15 @@ pub mod validate;
 pub mod views;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use pbx_store::{AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, Transport};
+use pbx_store::{
+    AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, MailboxStore, Transport,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::clock::{Clock, SystemClock};
@@ -56,6 +61,9 @@ pub struct Settings {
     pub session_absolute: Duration,
     /// How long a provisioning link (QR code) can be used.
     pub provision_ttl: Duration,
+    /// `[voicemail] storage`: the only folder message audio is served from or deleted in.
+    /// `None`: audio is refused.
+    pub voicemail_storage: Option<PathBuf>,
 }
 
 impl Settings {
@@ -68,6 +76,7 @@ impl Settings {
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
             provision_ttl: Duration::from_secs(24 * 3600),
+            voicemail_storage: None,
         }
     }
 }
@@ -79,6 +88,7 @@ pub struct AdminState {
     pub credentials: Arc<dyn CredentialStore>,
     pub bans: Arc<dyn BanStore>,
     pub cdrs: Arc<dyn CdrStore>,
+    pub mailboxes: Arc<dyn MailboxStore>,
     pub live: Arc<dyn Live>,
     pub guard: Arc<dyn LoginGuard>,
     pub clock: Arc<dyn Clock>,
@@ -96,14 +106,21 @@ impl AdminState {
         settings: Settings,
     ) -> AdminState
     where
-        S: AdminStore + ExtensionStore + CredentialStore + BanStore + CdrStore + 'static,
+        S: AdminStore
+            + ExtensionStore
+            + CredentialStore
+            + BanStore
+            + CdrStore
+            + MailboxStore
+            + 'static,
     {
         AdminState {
             admins: store.clone(),
             extensions: store.clone(),
             credentials: store.clone(),
             bans: store.clone(),
-            cdrs: store,
+            cdrs: store.clone(),
+            mailboxes: store,
             live,
             guard,
             clock: Arc::new(SystemClock),

@@ -26,6 +26,90 @@ pub struct LiveCall {
     pub callee_encrypted: bool,
 }
 
+/// What kind of thing a [`SecurityEvent`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityKind {
+    /// SIP digest credentials failed (a wrong password or an unknown extension: the PBX
+    /// does not tell them apart).
+    AuthFailed,
+    /// A web admin login failed.
+    LoginFailed,
+    /// The source was banned.
+    Banned,
+    /// Right credentials from a network the extension does not allow.
+    NetworkRefused,
+    /// SIP dropped: outside `[security] allow` or inside `deny`.
+    AclRefused,
+    /// SIP dropped: over the per-source request rate.
+    RateLimited,
+}
+
+impl SecurityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityKind::AuthFailed => "auth_failed",
+            SecurityKind::LoginFailed => "login_failed",
+            SecurityKind::Banned => "banned",
+            SecurityKind::NetworkRefused => "network_refused",
+            SecurityKind::AclRefused => "acl_refused",
+            SecurityKind::RateLimited => "rate_limited",
+        }
+    }
+
+    /// For a person.
+    pub fn words(self) -> &'static str {
+        match self {
+            SecurityKind::AuthFailed => "SIP authentication failed",
+            SecurityKind::LoginFailed => "web login failed",
+            SecurityKind::Banned => "banned",
+            SecurityKind::NetworkRefused => "network not allowed for the extension",
+            SecurityKind::AclRefused => "refused by allow/deny",
+            SecurityKind::RateLimited => "over the request rate",
+        }
+    }
+}
+
+/// Something the security guard saw. Repeats of the same kind from the same source in a row
+/// are one event with a count (a flood does not push everything else out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    /// Unix seconds of the latest occurrence.
+    pub at: u64,
+    pub kind: SecurityKind,
+    /// The source address (no port).
+    pub source: IpAddr,
+    /// The extension or admin user named, if any (never a password).
+    pub user: String,
+    /// More about it: why authentication failed, until when a ban lasts.
+    pub detail: String,
+    /// How many times in a row.
+    pub count: u64,
+}
+
+/// How the PBX's outgoing mail (`[smtp]`) is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailHealth {
+    /// The server, without a password.
+    pub server: String,
+    /// Messages waiting in the spool.
+    pub queued: usize,
+    /// Unix seconds of the last delivery.
+    pub last_sent: Option<u64>,
+    /// Unix seconds and error of the last failed delivery.
+    pub last_failure: Option<(u64, String)>,
+}
+
+impl MailHealth {
+    /// Whether the latest delivery attempt failed (nothing tried yet counts as well).
+    pub fn failing(&self) -> bool {
+        match (&self.last_failure, self.last_sent) {
+            (Some((failed, _)), Some(sent)) => *failed > sent,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
 /// The engine's live state and the actions on it.
 #[async_trait]
 pub trait Live: Send + Sync {
@@ -55,6 +139,16 @@ pub trait Live: Send + Sync {
 
     /// The dialplan file the config names (`[dialplan] file`), if any.
     fn dialplan_file(&self) -> Option<PathBuf>;
+
+    /// A message of `mailbox` was moved or deleted: its phones' message lamps (RFC 3842
+    /// NOTIFY) must show the new counts.
+    fn mailbox_changed(&self, mailbox: &str);
+
+    /// The most recent security events, newest first, at most `limit`.
+    fn security_events(&self, limit: usize) -> Vec<SecurityEvent>;
+
+    /// The outgoing mail's state; `None` when no `[smtp]` server is configured.
+    fn mail_health(&self) -> Option<MailHealth>;
 }
 
 /// Why a login was not even checked.

@@ -94,6 +94,11 @@ impl Sessions {
         self.map().remove(&key(id));
     }
 
+    /// Ends every session of `user` (an account deleted).
+    pub fn end_user(&self, user: &str) {
+        self.map().retain(|_, s| s.user != user);
+    }
+
     pub fn count(&self) -> usize {
         self.map().len()
     }

@@ -21,7 +21,10 @@ use pbx_store::{
     StoreError, Transport,
 };
 use pbx_web_admin::clock::ManualClock;
-use pbx_web_admin::live::{Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket};
+use pbx_web_admin::live::{
+    Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket, MailHealth, SecurityEvent,
+    SecurityKind,
+};
 use pbx_web_admin::{AdminState, Settings};
 use tower::ServiceExt;
 
@@ -36,6 +39,9 @@ struct FakeLive {
     hung_up: Arc<Mutex<Vec<String>>>,
     dialplan: PathBuf,
     reloads: Arc<AtomicUsize>,
+    changed: Arc<Mutex<Vec<String>>>,
+    events: Arc<Mutex<Vec<SecurityEvent>>>,
+    mail: Arc<Mutex<Option<MailHealth>>>,
 }
 
 #[async_trait]
@@ -72,6 +78,20 @@ impl Live for FakeLive {
     }
     fn dialplan_file(&self) -> Option<PathBuf> {
         Some(self.dialplan.clone())
+    }
+    fn mailbox_changed(&self, mailbox: &str) {
+        if let Ok(mut c) = self.changed.lock() {
+            c.push(mailbox.to_string());
+        }
+    }
+    fn security_events(&self, limit: usize) -> Vec<SecurityEvent> {
+        self.events
+            .lock()
+            .map(|e| e.iter().take(limit).cloned().collect())
+            .unwrap_or_default()
+    }
+    fn mail_health(&self) -> Option<MailHealth> {
+        self.mail.lock().ok().and_then(|m| m.clone())
     }
 }
 
@@ -156,6 +176,14 @@ struct App {
     hung_up: Arc<Mutex<Vec<String>>>,
     dialplan: PathBuf,
     reloads: Arc<AtomicUsize>,
+    /// The mailboxes the handlers told the PBX about.
+    changed: Arc<Mutex<Vec<String>>>,
+    /// `[voicemail] storage`.
+    storage: PathBuf,
+    /// What the PBX reports as its recent security events, newest first.
+    events: Arc<Mutex<Vec<SecurityEvent>>>,
+    /// What the PBX reports of its mail; `None`: no `[smtp]`.
+    mail: Arc<Mutex<Option<MailHealth>>>,
 }
 
 async fn app() -> App {
@@ -170,8 +198,16 @@ async fn app() -> App {
     let calls: Arc<Mutex<Vec<LiveCall>>> = Arc::default();
     let hung_up: Arc<Mutex<Vec<String>>> = Arc::default();
     let reloads: Arc<AtomicUsize> = Arc::default();
-    let dialplan = plan_dir().join("dialplan.toml");
+    let dir = plan_dir();
+    let dialplan = dir.join("dialplan.toml");
     std::fs::write(&dialplan, PLAN).expect("dialplan");
+    let storage = dir.join("voicemail");
+    std::fs::create_dir_all(&storage).expect("storage");
+    let changed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let events: Arc<Mutex<Vec<SecurityEvent>>> = Arc::default();
+    let mail: Arc<Mutex<Option<MailHealth>>> = Arc::default();
+    let mut settings = Settings::new("pbx.test", listeners);
+    settings.voicemail_storage = Some(storage.clone());
     let state = AdminState::new(
         store.clone(),
         Arc::new(FakeLive {
@@ -180,12 +216,15 @@ async fn app() -> App {
             hung_up: hung_up.clone(),
             dialplan: dialplan.clone(),
             reloads: reloads.clone(),
+            changed: changed.clone(),
+            events: events.clone(),
+            mail: mail.clone(),
         }),
         Arc::new(FakeGuard {
             limit: 3,
             state: Arc::default(),
         }),
-        Settings::new("pbx.test", listeners),
+        settings,
     )
     .with_clock(clock.clone());
     App {
@@ -197,6 +236,10 @@ async fn app() -> App {
         hung_up,
         dialplan,
         reloads,
+        changed,
+        storage,
+        events,
+        mail,
     }
 }
 
@@ -1569,4 +1612,608 @@ async fn the_permission_matrix_rewrites_only_may_call() {
             .unwrap_or_default()
             .contains("\"any\"")
     );
+}
+
+/// A message filed the way the PBX files one: the WAV under the storage folder, the row
+/// naming it.
+async fn leave_message(
+    app: &App,
+    mailbox: &str,
+    caller: &str,
+    at: u64,
+    body: &str,
+) -> (i64, PathBuf) {
+    use pbx_store::MailboxStore;
+    let dir = app.storage.join(mailbox);
+    std::fs::create_dir_all(&dir).expect("mailbox dir");
+    let path = dir.join(format!("msg-{caller}-{at}.wav"));
+    std::fs::write(&path, body).expect("wav");
+    let id = app
+        .store
+        .add_message(&pbx_store::NewMessage {
+            mailbox: mailbox.into(),
+            caller_number: caller.into(),
+            caller_name: "Carol".into(),
+            received_at: at,
+            duration_ms: 4200,
+            path: path.to_string_lossy().into_owned(),
+        })
+        .await
+        .expect("message");
+    (id, path)
+}
+
+#[tokio::test]
+async fn voicemail_pages_play_download_mark_heard_and_delete() {
+    let app = app().await;
+    add(&app, "1001").await;
+    add(&app, "1002").await;
+    let cookie = app.login().await;
+    let audio = "RIFF fake wave 0123456789abcdefghij";
+    let (first, first_path) = leave_message(&app, "1001", "1002", T0 - 600, audio).await;
+    let (second, _) = leave_message(&app, "1001", "4444", T0 - 60, "RIFF second").await;
+    let (other, _) = leave_message(&app, "1002", "1001", T0, "RIFF other").await;
+
+    let list = app.get("/voicemail", &cookie).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains("href=\"/voicemail/1001\""),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("2 new"), "{}", list.body);
+    let open = app.get("/voicemail?number=1002", &cookie).await;
+    assert_eq!(open.location(), "/voicemail/1002");
+    let unknown = app.get("/voicemail?number=9999", &cookie).await;
+    assert!(unknown.body.contains("There is no extension 9999."));
+
+    let page = app.get("/voicemail/1001", &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(count(&page.body, "<audio controls"), 2);
+    assert!(
+        page.body
+            .contains(&format!("/voicemail/1001/{first}/audio"))
+    );
+    assert!(page.body.contains("0:05"), "4.2 s rounds up: {}", page.body);
+    // Newest first.
+    let at_first = page
+        .body
+        .find(&format!("data-message=\"{first}\""))
+        .expect("first");
+    let at_second = page
+        .body
+        .find(&format!("data-message=\"{second}\""))
+        .expect("second");
+    assert!(at_second < at_first);
+
+    // Played whole, in ranges, downloaded as a file.
+    let whole = app
+        .get(&format!("/voicemail/1001/{first}/audio"), &cookie)
+        .await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.body, audio);
+    assert_eq!(whole.headers[header::CONTENT_TYPE], "audio/wav");
+    assert_eq!(whole.headers[header::ACCEPT_RANGES], "bytes");
+    let req = Request::get(format!("/voicemail/1001/{first}/audio"))
+        .header(header::COOKIE, &cookie)
+        .header(header::RANGE, "bytes=5-8")
+        .body(Body::empty())
+        .expect("request");
+    let part = app.send(req).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.body, "fake");
+    assert_eq!(
+        part.headers[header::CONTENT_RANGE],
+        format!("bytes 5-8/{}", audio.len()).as_str()
+    );
+    let down = app
+        .get(&format!("/voicemail/1001/{first}/download"), &cookie)
+        .await;
+    assert_eq!(down.body, audio);
+    assert_eq!(
+        down.headers[header::CONTENT_DISPOSITION],
+        format!("attachment; filename=\"voicemail-1001-{first}.wav\"").as_str()
+    );
+    // Another mailbox's message is not reachable through this one, nor without a session.
+    let cross = app
+        .get(&format!("/voicemail/1001/{other}/audio"), &cookie)
+        .await;
+    assert_eq!(cross.status, StatusCode::NOT_FOUND);
+    let anon = app.get(&format!("/voicemail/1001/{first}/audio"), "").await;
+    assert_eq!(anon.status, StatusCode::SEE_OTHER);
+
+    // Mark heard: new → old, and the PBX is told.
+    let csrf = page.csrf();
+    let no_token = app
+        .post_form(
+            &format!("/voicemail/1001/{first}/move"),
+            &cookie,
+            &[("folder", "old")],
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let moved = app
+        .post_form(
+            &format!("/voicemail/1001/{first}/move"),
+            &cookie,
+            &[("csrf", &csrf), ("folder", "old")],
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.body);
+    let heard = app.get("/voicemail/1001?folder=old", &cookie).await;
+    assert_eq!(count(&heard.body, "<audio controls"), 1);
+    assert!(heard.body.contains(&format!("data-message=\"{first}\"")));
+    assert_eq!(app.changed.lock().expect("lock").as_slice(), ["1001"]);
+    let bad = app
+        .post_form(
+            &format!("/voicemail/1001/{first}/move"),
+            &cookie,
+            &[("csrf", &csrf), ("folder", "INBOX")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Delete: the row and the file go.
+    let gone = app
+        .post_form(
+            &format!("/voicemail/1001/{first}/delete"),
+            &cookie,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.body);
+    assert!(!first_path.exists(), "the file is deleted");
+    let after = app.get("/voicemail/1001", &cookie).await;
+    assert_eq!(count(&after.body, "<audio controls"), 1);
+    assert_eq!(app.changed.lock().expect("lock").len(), 2);
+    let again = app
+        .post_form(
+            &format!("/voicemail/1001/{first}/delete"),
+            &cookie,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn voicemail_audio_is_served_only_from_the_storage_folder() {
+    use pbx_store::MailboxStore;
+    let app = app().await;
+    add(&app, "1001").await;
+    let cookie = app.login().await;
+    // A tampered row naming a file outside the storage folder (by `..` and directly).
+    let outside = app.storage.parent().expect("dir").join("secret.txt");
+    std::fs::write(&outside, "top secret").expect("secret");
+    let mut ids = Vec::new();
+    for path in [app.storage.join("1001/../../secret.txt"), outside.clone()] {
+        ids.push(
+            app.store
+                .add_message(&pbx_store::NewMessage {
+                    mailbox: "1001".into(),
+                    caller_number: "1002".into(),
+                    caller_name: String::new(),
+                    received_at: T0,
+                    duration_ms: 1000,
+                    path: path.to_string_lossy().into_owned(),
+                })
+                .await
+                .expect("row"),
+        );
+    }
+    for id in &ids {
+        let r = app
+            .get(&format!("/voicemail/1001/{id}/audio"), &cookie)
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+        assert!(!r.body.contains("top secret"));
+        let r = app
+            .api(
+                "GET",
+                &format!("/api/v1/mailboxes/1001/messages/{id}/audio"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert!(r.json()["error"].is_string());
+        // Deleting the row leaves a file outside the folder alone.
+        let r = app
+            .api(
+                "DELETE",
+                &format!("/api/v1/mailboxes/1001/messages/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert!(outside.exists());
+    }
+    assert!(
+        app.store
+            .messages("1001", None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn api_mailboxes_messages_audio_patch_and_delete() {
+    let app = app().await;
+    add(&app, "1001").await;
+    let (id, path) = leave_message(&app, "1001", "1002", T0, "RIFF api body").await;
+
+    let r = app.api("GET", "/api/v1/mailboxes", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()[0]["number"], "1001");
+    assert_eq!(r.json()[0]["new"], 1);
+
+    let r = app
+        .api("GET", "/api/v1/mailboxes/1001/messages", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let m = &r.json()[0];
+    assert_eq!(m["id"], id);
+    assert_eq!(m["folder"], "new");
+    assert_eq!(m["caller_number"], "1002");
+    assert_eq!(m["duration_ms"], 4200);
+    let audio = m["audio"].as_str().expect("audio").to_string();
+    let r = app.api("GET", &audio, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, "RIFF api body");
+    assert!(
+        r.headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment")
+    );
+    let r = app
+        .api("GET", "/api/v1/mailboxes/9999/messages", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .api("GET", "/api/v1/mailboxes/1001/messages/abc/audio", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let one = format!("/api/v1/mailboxes/1001/messages/{id}");
+    let r = app.api("PATCH", &one, Some(r#"{"folder":"INBOX"}"#)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "folder");
+    let r = app.api("PATCH", &one, Some(r#"{"colour":"red"}"#)).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    let r = app.api("PATCH", &one, Some(r#"{"folder":"old"}"#)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["folder"], "old");
+    assert_eq!(app.changed.lock().expect("lock").as_slice(), ["1001"]);
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/mailboxes/1002/messages/1",
+            Some(r#"{"folder":"old"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = app.api("DELETE", &one, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(!path.exists());
+    let r = app.api("DELETE", &one, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app.api("GET", "/api/v1/mailboxes", None).await;
+    assert_eq!(r.json(), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn security_events_on_their_page_the_dashboard_and_the_api() {
+    let app = app().await;
+    let cookie = app.login().await;
+    let empty = app.get("/security", &cookie).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(
+        empty
+            .body
+            .contains("Nothing happened since the PBX started.")
+    );
+    let source: IpAddr = "203.0.113.7".parse().expect("ip");
+    *app.events.lock().expect("lock") = vec![
+        SecurityEvent {
+            at: T0 - 30,
+            kind: SecurityKind::Banned,
+            source,
+            user: String::new(),
+            detail: "until 2027-01-15 08:00 UTC".into(),
+            count: 1,
+        },
+        SecurityEvent {
+            at: T0 - 600,
+            kind: SecurityKind::AuthFailed,
+            source,
+            user: "1001".into(),
+            detail: "wrong password".into(),
+            count: 5,
+        },
+    ];
+    app.store
+        .add_ban(source, "too many failed authentications", T0 + 3600)
+        .await
+        .expect("ban");
+    let page = app.get("/security", &cookie).await;
+    assert_eq!(count(&page.body, "data-kind="), 2, "{}", page.body);
+    assert!(page.body.contains("SIP authentication failed"));
+    assert!(page.body.contains("×5"));
+    assert!(page.body.contains("10 min ago"));
+    assert!(
+        page.body.contains("data-ban=\"203.0.113.7\""),
+        "the ban with its lift button"
+    );
+    assert!(page.body.contains("/bans/203.0.113.7/lift"));
+    let dash = app.get("/", &cookie).await;
+    assert!(dash.body.contains("id=\"recent-events\""));
+    assert_eq!(count(&dash.body, "data-kind="), 2);
+
+    let r = app
+        .api("GET", "/api/v1/security/events?limit=1", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let events = r.json();
+    assert_eq!(events.as_array().map(Vec::len), Some(1));
+    assert_eq!(events[0]["kind"], "banned");
+    assert_eq!(events[0]["source"], "203.0.113.7");
+    let r = app.api("GET", "/api/v1/security/events", None).await;
+    assert_eq!(r.json()[1]["count"], 5);
+    assert_eq!(r.json()[1]["user"], "1001");
+    let r = app
+        .api("GET", "/api/v1/security/events?limit=0", None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "limit");
+}
+
+#[tokio::test]
+async fn admins_are_created_deleted_and_change_their_password() {
+    let app = app().await;
+    let cookie = app.login().await;
+    let page = app.get("/admins", &cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("data-admin=\"admin\""));
+    let csrf = page.csrf();
+
+    // Mistakes by field, nothing saved.
+    let r = app
+        .post_form(
+            "/admins",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("user", "bob"),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("At least 10 characters"), "{}", r.body);
+    let r = app
+        .post_form(
+            "/admins",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("user", "bad name"),
+                ("password", "long enough pass"),
+                ("confirm", "long enough pass"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("bad user name"), "{}", r.body);
+    let r = app
+        .post_form(
+            "/admins",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("user", "bob"),
+                ("password", "long enough pass"),
+                ("confirm", "other pass here"),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("The two passwords differ."));
+    assert_eq!(app.store.list_admins().await.expect("list"), ["admin"]);
+    let no_token = app
+        .post_form(
+            "/admins",
+            &cookie,
+            &[("user", "bob"), ("password", "long enough pass")],
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+
+    let r = app
+        .post_form(
+            "/admins",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("user", "bob"),
+                ("password", "long enough pass"),
+                ("confirm", "long enough pass"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        app.store
+            .verify_admin("bob", "long enough pass")
+            .await
+            .expect("verify")
+    );
+    let dup = app
+        .post_form(
+            "/admins",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("user", "bob"),
+                ("password", "long enough pass"),
+                ("confirm", "long enough pass"),
+            ],
+        )
+        .await;
+    assert!(dup.body.contains("There is already an admin bob."));
+
+    // Own password: the current one is checked (and counted by the guard).
+    let r = app
+        .post_form(
+            "/admins/password",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("current", "wrong"),
+                ("password", "brand new passphrase"),
+                ("new_confirm", "brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("That is not your current password."));
+    let r = app
+        .post_form(
+            "/admins/password",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("current", ADMIN_PW),
+                ("password", "brand new passphrase"),
+                ("new_confirm", "brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), "/admins?done=password");
+    assert!(
+        app.store
+            .verify_admin("admin", "brand new passphrase")
+            .await
+            .expect("verify")
+    );
+
+    // Not yourself; another admin is deleted and logged out.
+    let r = app
+        .post_form("/admins/admin/delete", &cookie, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .post_form("/admins/bob/delete", &cookie, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.location(), "/admins?done=deleted");
+    assert_eq!(app.store.list_admins().await.expect("list"), ["admin"]);
+    let r = app
+        .post_form("/admins/bob/delete", &cookie, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn api_tokens_are_made_once_listed_by_id_and_revoked() {
+    let app = app().await;
+    let cookie = app.login().await;
+    let page = app.get("/admins", &cookie).await;
+    assert_eq!(count(&page.body, "data-token="), 1, "the app's own token");
+    let csrf = page.csrf();
+    let made = app.post_form("/tokens", &cookie, &[("csrf", &csrf)]).await;
+    assert_eq!(made.status, StatusCode::OK);
+    let at = made.body.find("id=\"token\">").expect("token shown") + 11;
+    let token = made.body[at..at + 64].to_string();
+    assert_eq!(
+        app.store.verify_token(&token).await.expect("verify"),
+        Some("admin".into())
+    );
+    let page = app.get("/admins", &cookie).await;
+    assert_eq!(count(&page.body, "data-token="), 2);
+    assert!(!page.body.contains(&token), "never shown again");
+
+    // The API: list, make, revoke (then it no longer works).
+    let r = app.api("GET", "/api/v1/tokens", None).await;
+    assert_eq!(r.json().as_array().map(Vec::len), Some(2));
+    let r = app.api("POST", "/api/v1/tokens", None).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let fresh = r.json()["token"].as_str().expect("token").to_string();
+    let id = r.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(r.json()["user"], "admin");
+    let listed = app.api("GET", "/api/v1/tokens", None).await.json();
+    assert!(
+        listed
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|t| t["id"] == id.as_str())
+    );
+    let r = app
+        .api("DELETE", &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.store.verify_token(&fresh).await.expect("verify"), None);
+    let r = app
+        .api("DELETE", &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Revoked from the page.
+    let page = app.get("/admins", &cookie).await;
+    let at = page.body.find("/tokens/").expect("a revoke form") + 8;
+    let first = page.body[at..at + 12].to_string();
+    let r = app
+        .post_form(
+            &format!("/tokens/{first}/revoke"),
+            &cookie,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.location(), "/admins?done=revoked");
+    assert_eq!(app.store.list_tokens().await.expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_how_the_mail_is_doing() {
+    let app = app().await;
+    let cookie = app.login().await;
+    let dash = app.get("/", &cookie).await;
+    assert!(
+        dash.body.contains("Mail: no server configured"),
+        "{}",
+        dash.body
+    );
+    let set = |m: MailHealth| *app.mail.lock().expect("lock") = Some(m);
+    set(MailHealth {
+        server: "smtp://mail.example:587".into(),
+        queued: 0,
+        last_sent: None,
+        last_failure: None,
+    });
+    let dash = app.get("/", &cookie).await;
+    assert!(dash.body.contains("nothing sent yet"));
+    set(MailHealth {
+        server: "smtp://mail.example:587".into(),
+        queued: 2,
+        last_sent: Some(T0 - 3600),
+        last_failure: Some((T0 - 120, "SMTP: connection refused".into())),
+    });
+    let dash = app.get("/", &cookie).await;
+    assert!(dash.body.contains("failing"), "{}", dash.body);
+    assert!(dash.body.contains("(2 waiting)"));
+    assert!(dash.body.contains("SMTP: connection refused (2 min ago)"));
+    set(MailHealth {
+        server: "smtp://mail.example:587".into(),
+        queued: 0,
+        last_sent: Some(T0 - 10),
+        last_failure: Some((T0 - 120, "SMTP: connection refused".into())),
+    });
+    let dash = app.get("/", &cookie).await;
+    assert!(!dash.body.contains("failing"));
+    assert!(
+        !dash.body.contains("connection refused"),
+        "an old failure is not shown"
+    );
+    assert!(dash.body.contains("Mail up"));
 }

@@ -229,6 +229,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let (cdrs, cdr_writer) = engine::cdr_writer::CdrWriter::start(store.clone(), spool);
     let cdrs = Arc::new(cdrs);
     let live_calls = Arc::new(engine::live_calls::LiveCalls::default());
+    let security_log = Arc::new(crate::security::events::SecurityLog::default());
     let context = Arc::new(EngineContext {
         domain: config.sip.domain.clone(),
         user_agent: config.sip.user_agent.clone(),
@@ -263,6 +264,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         voicemail_settings,
         lookups: Arc::new(engine::db_lookup::Lookups::new(&config.lookup)),
         mailboxes: store.clone(),
+        security_log: security_log.clone(),
     });
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
@@ -304,6 +306,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         connections,
         max_message_size: config.sip.max_message_size,
         trace: tracer,
+        security_log: security_log.clone(),
         limits: transport::limits::StreamLimits {
             message_timeout: config.security.message_timeout,
             unauthenticated_idle: config.security.unauthenticated_idle,
@@ -339,7 +342,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             what: format!("web {}", config.web.listen),
             source,
         })?;
-    tracing::info!(listen = %config.web.listen, "web listening");
+    tracing::info!(listen = %config.web.listen, https = config.web.tls, "web listening");
     let web_location = location.clone();
     let admin = web::admin::state(
         &config,
@@ -353,15 +356,39 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         web::admin::Engine {
             calls: live_calls,
             dispatcher: dispatcher.clone(),
+            security_log,
+            mailer: mailer.clone(),
+            mwi: mwi.clone(),
         },
     );
     let router = web::with_admin(web_state.clone(), admin)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(web_listener, router).await {
-            tracing::error!(%error, "web listener failed");
+    if config.web.tls {
+        transport::tls::ensure_certificate(&config.tls.cert, &config.tls.key, &config.sip.domain)?;
+        let acceptor = transport::tls::acceptor(&config.tls.cert, &config.tls.key)?;
+        let listener = web::tls::TlsListener::new(web_listener, acceptor).map_err(|source| {
+            ServeError::Bind {
+                what: format!("web {}", config.web.listen),
+                source,
+            }
+        })?;
+        // `tap_io` gives the listener axum's connect info (the peer's address).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "web listener failed");
+            }
+        });
+    } else {
+        if !config.web.listen.ip().is_loopback() {
+            tracing::warn!(listen = %config.web.listen, "the web admin is served over plain HTTP beyond this host; set [web] tls = true");
         }
-    });
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(web_listener, router).await {
+                tracing::error!(%error, "web listener failed");
+            }
+        });
+    }
     web_state.sip_up.store(true, Ordering::Relaxed);
 
     tokio::spawn(housekeeping(

@@ -2,6 +2,7 @@
 //! REST API of the web-admin crate mounted beside them ([`with_admin`]).
 
 pub mod admin;
+pub mod tls;
 
 use axum::Router;
 use axum::extract::State;

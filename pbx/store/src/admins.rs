@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 
+use sqlx::Row;
+
 use crate::ports::AdminStore;
 use crate::secrets::{hash_secret, new_token, token_hash, verify_secret};
 use crate::{Store, StoreError, now_unix, to_db};
@@ -20,6 +22,19 @@ fn check_username(user: &str) -> Result<(), StoreError> {
         )))
     }
 }
+
+/// An API token as it can be shown: never the token, which only its owner saw once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// The first 12 hex digits of the token's SHA-256: enough to name it, useless to use it.
+    pub id: String,
+    pub user: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// How many hex digits of the hash make a token's id.
+const TOKEN_ID_LEN: usize = 12;
 
 #[async_trait]
 impl AdminStore for Store {
@@ -85,6 +100,67 @@ impl AdminStore for Store {
                 .fetch_optional(self.pool())
                 .await?,
         )
+    }
+
+    async fn delete_admin(&self, user: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // Explicitly: SQLite enforces the cascade only with its foreign_keys pragma on.
+        sqlx::query("DELETE FROM api_tokens WHERE username = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM admins WHERE username = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    async fn set_admin_password(&self, user: &str, password: &str) -> Result<bool, StoreError> {
+        if password.is_empty() {
+            return Err(StoreError::Invalid("the password is empty".into()));
+        }
+        let hash = hash_secret(password)?;
+        let done = sqlx::query("UPDATE admins SET password_hash = $1 WHERE username = $2")
+            .bind(hash)
+            .bind(user)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(done > 0)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT token_hash, username, created_at FROM api_tokens \
+             ORDER BY created_at DESC, token_hash",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let hash: String = r.try_get("token_hash")?;
+                Ok(ApiToken {
+                    id: hash.chars().take(TOKEN_ID_LEN).collect(),
+                    user: r.try_get("username")?,
+                    created_at: crate::from_db(r.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        if id.len() != TOKEN_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let done = sqlx::query("DELETE FROM api_tokens WHERE substr(token_hash, 1, 12) = $1")
+            .bind(id.to_ascii_lowercase())
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(done > 0)
     }
 }
 

@@ -279,6 +279,49 @@ fn insert(h: &Hashed, now: u64) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::
         .bind(&h.media_encryption)
 }
 
+/// The columns [`extension_from`] reads.
+macro_rules! extension_columns {
+    () => {
+        "number, name, email, pin_hash, allowed_networks, created_at, media_encryption, context, \
+         mwi_unsolicited"
+    };
+}
+
+/// The search of [`ExtensionStore::search_extensions`]: `$1` is the `LIKE` pattern, `%%` for
+/// every extension.
+macro_rules! extension_filter {
+    () => {
+        "WHERE $1 = '%%' OR lower(number) LIKE $1 ESCAPE '\\' OR lower(name) LIKE $1 ESCAPE '\\' \
+         OR lower(email) LIKE $1 ESCAPE '\\'"
+    };
+}
+
+fn extension_from(row: &AnyRow) -> Result<Extension, StoreError> {
+    Ok(Extension {
+        number: row.try_get("number")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        has_pin: row.try_get::<Option<String>, _>("pin_hash")?.is_some(),
+        allowed_networks: networks_from_text(&row.try_get::<String, _>("allowed_networks")?)?,
+        created_at: from_db(row.try_get("created_at")?),
+        media_encryption: row.try_get("media_encryption")?,
+        context: row.try_get("context")?,
+        mwi_unsolicited: row.try_get::<i64, _>("mwi_unsolicited")? != 0,
+    })
+}
+
+/// `text` for a `LIKE ... ESCAPE '\'` pattern: its `%`, `_` and `\` match themselves.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
     Ok(Credentials {
         number: row.try_get("number")?,
@@ -338,29 +381,45 @@ impl ExtensionStore for Store {
     }
 
     async fn list_extensions(&self) -> Result<Vec<Extension>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT number, name, email, pin_hash, allowed_networks, created_at, \
-             media_encryption, context, mwi_unsolicited FROM extensions ORDER BY number",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            extension_columns!(),
+            " FROM extensions ORDER BY number"
+        ))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Extension {
-                    number: row.try_get("number")?,
-                    name: row.try_get("name")?,
-                    email: row.try_get("email")?,
-                    has_pin: row.try_get::<Option<String>, _>("pin_hash")?.is_some(),
-                    allowed_networks: networks_from_text(
-                        &row.try_get::<String, _>("allowed_networks")?,
-                    )?,
-                    created_at: from_db(row.try_get("created_at")?),
-                    media_encryption: row.try_get("media_encryption")?,
-                    context: row.try_get("context")?,
-                    mwi_unsolicited: row.try_get::<i64, _>("mwi_unsolicited")? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(extension_from).collect()
+    }
+
+    async fn search_extensions(
+        &self,
+        q: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<Extension>, u64), StoreError> {
+        // `LIKE` with its wildcards escaped: the admin's text is matched literally.
+        let pattern = format!("%{}%", like_escape(&q.to_ascii_lowercase()));
+        let total: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM extensions ",
+            extension_filter!()
+        ))
+        .bind(&pattern)
+        .fetch_one(self.pool())
+        .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            extension_columns!(),
+            " FROM extensions ",
+            extension_filter!(),
+            " ORDER BY number LIMIT $2 OFFSET $3"
+        ))
+        .bind(&pattern)
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows.iter().map(extension_from).collect::<Result<_, _>>()?;
+        Ok((items, from_db(total)))
     }
 
     async fn update_extension(

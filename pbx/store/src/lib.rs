@@ -28,6 +28,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
+pub use admins::ApiToken;
 pub use bans::Ban;
 pub use binding::Binding;
 pub use cdrs::{Cdr, CdrQuery, NewCdr};

@@ -396,6 +396,33 @@ impl MailboxStore for Store {
         }
         Ok(counts)
     }
+
+    async fn mailboxes_with_messages(&self) -> Result<Vec<(String, MessageCounts)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT mailbox, folder, COUNT(*) AS n FROM voicemail_messages \
+             GROUP BY mailbox, folder ORDER BY mailbox",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut all: Vec<(String, MessageCounts)> = Vec::new();
+        for row in &rows {
+            let mailbox: String = row.try_get("mailbox")?;
+            let n = from_db(row.try_get("n")?);
+            if all.last().is_none_or(|(m, _)| *m != mailbox) {
+                all.push((mailbox, MessageCounts::default()));
+            }
+            let Some((_, counts)) = all.last_mut() else {
+                continue;
+            };
+            match Folder::parse(&row.try_get::<String, _>("folder")?) {
+                Some(Folder::New) => counts.new = n,
+                Some(Folder::Old) => counts.old = n,
+                Some(Folder::Saved) => counts.saved = n,
+                None => {}
+            }
+        }
+        Ok(all)
+    }
 }
 
 #[cfg(test)]

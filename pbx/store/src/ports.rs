@@ -14,9 +14,9 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 
 use crate::{
-    Ban, Binding, BindingChange, Cdr, CdrQuery, Credentials, Extension, ExtensionChanges, Folder,
-    Greeting, GreetingKind, Mailbox, Message, MessageCounts, NewCdr, NewExtension, NewMessage,
-    StoreError, StoredTrace,
+    ApiToken, Ban, Binding, BindingChange, Cdr, CdrQuery, Credentials, Extension, ExtensionChanges,
+    Folder, Greeting, GreetingKind, Mailbox, Message, MessageCounts, NewCdr, NewExtension,
+    NewMessage, StoreError, StoredTrace,
 };
 
 /// What digest authentication and the voicemail PIN prompt read about extensions.
@@ -51,6 +51,16 @@ pub trait ExtensionStore: Send + Sync {
 
     /// Every extension, ordered by number.
     async fn list_extensions(&self) -> Result<Vec<Extension>, StoreError>;
+
+    /// One page of the extensions whose number, name or e-mail contains `q` (ignoring ASCII
+    /// case; all of them when `q` is empty), ordered by number: `limit` from `offset`, and
+    /// how many match in all. Searched and paged in SQL, not in memory.
+    async fn search_extensions(
+        &self,
+        q: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<Extension>, u64), StoreError>;
 
     /// Changes an extension in place; its registrations stay. A new password replaces both
     /// HA1s (`realm` is `[sip] domain`). `false` when there is no such extension. The
@@ -159,6 +169,18 @@ pub trait AdminStore: Send + Sync {
 
     /// The admin a bearer token belongs to, if it is a valid token.
     async fn verify_token(&self, token: &str) -> Result<Option<String>, StoreError>;
+
+    /// Deletes an admin account and its tokens; `false` when there was none.
+    async fn delete_admin(&self, user: &str) -> Result<bool, StoreError>;
+
+    /// Replaces an admin's password (argon2 hash); `false` when there is no such admin.
+    async fn set_admin_password(&self, user: &str, password: &str) -> Result<bool, StoreError>;
+
+    /// Every API token (never the token itself: its public id, owner and age), newest first.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+
+    /// Revokes the token with this id; `false` when there is none.
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// SIP trace filters (`pbx trace add|list|remove`). Kind and value are stored as text and
@@ -243,6 +265,10 @@ pub trait MailboxStore: Send + Sync {
 
     /// How many messages each folder holds.
     async fn message_counts(&self, mailbox: &str) -> Result<MessageCounts, StoreError>;
+
+    /// Every mailbox that holds at least one message, by number, with its counts (one
+    /// query, for the admin's list of mailboxes).
+    async fn mailboxes_with_messages(&self) -> Result<Vec<(String, MessageCounts)>, StoreError>;
 }
 
 /// What message-waiting indication reads to learn which mailboxes changed, whoever changed

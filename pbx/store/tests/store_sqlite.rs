@@ -46,6 +46,7 @@ suite_test!(cdr_search);
 suite_test!(sip_traces);
 suite_test!(mailboxes);
 suite_test!(mwi);
+suite_test!(extension_search);
 
 #[tokio::test]
 async fn file_created_in_wal_mode_and_data_survives_reopen() {

@@ -104,21 +104,13 @@ pub async fn list(
         ));
     }
     let q = params.q.unwrap_or_default();
-    let all: Vec<Extension> = state
+    let offset = u64::from(page - 1) * u64::from(per_page);
+    let (found, total) = state
         .extensions
-        .list_extensions()
-        .await?
-        .into_iter()
-        .filter(|e| crate::views::extensions::matches(e, q.trim()))
-        .collect();
-    let total = all.len();
-    let skip = usize::try_from(u64::from(page - 1) * u64::from(per_page)).unwrap_or(usize::MAX);
-    let items = all
-        .into_iter()
-        .skip(skip)
-        .take(per_page as usize)
-        .map(ExtensionOut::from)
-        .collect();
+        .search_extensions(q.trim(), offset, per_page)
+        .await?;
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    let items = found.into_iter().map(ExtensionOut::from).collect();
     Ok(Json(ExtensionPage {
         items,
         page,

@@ -7,12 +7,14 @@ pub mod calls;
 pub mod dialplan;
 pub mod extensions;
 pub mod status;
+pub mod tokens;
+pub mod voicemail;
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -24,7 +26,8 @@ use crate::errors::ApiError;
 #[openapi(
     info(
         title = "pbx admin API",
-        description = "Manage the PBX: extensions, registrations, bans, calls and call records. \
+        description = "Manage the PBX: extensions, registrations, bans, calls, call records and \
+                       voicemail. \
                        Authenticate with \
                        `Authorization: Bearer TOKEN` (`pbx admin token USER`)."
     ),
@@ -37,6 +40,7 @@ use crate::errors::ApiError;
         status::registrations,
         status::bans,
         status::lift_ban,
+        status::security_events,
         calls::list,
         calls::hang_up,
         calls::cdrs,
@@ -44,15 +48,25 @@ use crate::errors::ApiError;
         dialplan::put_text,
         dialplan::validate,
         dialplan::trace,
+        voicemail::mailboxes,
+        voicemail::messages,
+        voicemail::audio,
+        voicemail::patch,
+        voicemail::remove,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
         openapi_json,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "extensions", description = "SIP accounts and voicemail boxes"),
-        (name = "status", description = "What is live now: registrations and bans"),
+        (name = "status", description = "What is live now: registrations, bans, security events"),
         (name = "calls", description = "Calls in progress and call records"),
         (name = "dialplan", description = "The dialplan file: read, replace, check, trace"),
+        (name = "voicemail", description = "Mailboxes, their messages and the messages' audio"),
+        (name = "admins", description = "API tokens"),
         (name = "meta", description = "This document")
     )
 )]
@@ -89,12 +103,25 @@ pub fn router(state: Shared) -> Router<Shared> {
         .route("/registrations", get(status::registrations))
         .route("/bans", get(status::bans))
         .route("/bans/{address}", delete(status::lift_ban))
+        .route("/security/events", get(status::security_events))
         .route("/calls", get(calls::list))
         .route("/calls/{id}", delete(calls::hang_up))
         .route("/cdrs", get(calls::cdrs))
         .route("/dialplan", get(dialplan::get_text).put(dialplan::put_text))
         .route("/dialplan/validate", post(dialplan::validate))
         .route("/dialplan/trace", post(dialplan::trace))
+        .route("/mailboxes", get(voicemail::mailboxes))
+        .route("/mailboxes/{number}/messages", get(voicemail::messages))
+        .route(
+            "/mailboxes/{number}/messages/{id}",
+            patch(voicemail::patch).delete(voicemail::remove),
+        )
+        .route(
+            "/mailboxes/{number}/messages/{id}/audio",
+            get(voicemail::audio),
+        )
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke))
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state, require_token))

@@ -1,12 +1,13 @@
-//! `/api/v1/registrations` and `/api/v1/bans`.
+//! `/api/v1/registrations`, `/api/v1/bans` and `/api/v1/security/events`.
 
 use std::net::IpAddr;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::Shared;
 use crate::errors::{ApiError, ErrorBody};
@@ -125,4 +126,70 @@ pub async fn lift_ban(
     } else {
         Err(ApiError::not_found(format!("a ban of {addr}")))
     }
+}
+
+/// A security event the running PBX kept.
+#[derive(Serialize, ToSchema)]
+pub struct SecurityEventOut {
+    /// Unix seconds of the latest occurrence.
+    pub at: u64,
+    /// auth_failed, login_failed, banned, network_refused, acl_refused, rate_limited
+    pub kind: String,
+    /// The source address.
+    pub source: String,
+    /// The extension or admin named, if any.
+    pub user: String,
+    pub detail: String,
+    /// How many times in a row from this source.
+    pub count: u64,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// 1 to 200; default 50.
+    pub limit: Option<u32>,
+}
+
+/// The most recent security events (kept in memory since the PBX started), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/security/events",
+    tag = "status",
+    params(EventParams),
+    responses(
+        (status = 200, body = Vec<SecurityEventOut>),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)
+    )
+)]
+pub async fn security_events(
+    State(state): State<Shared>,
+    params: Result<Query<EventParams>, QueryRejection>,
+) -> Result<Json<Vec<SecurityEventOut>>, ApiError> {
+    let Query(p) = params.map_err(super::query_error)?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit",
+            "limit must be 1 to 200",
+        ));
+    }
+    Ok(Json(
+        state
+            .live
+            .security_events(limit as usize)
+            .into_iter()
+            .map(|e| SecurityEventOut {
+                at: e.at,
+                kind: e.kind.as_str().into(),
+                source: e.source.to_string(),
+                user: e.user,
+                detail: e.detail,
+                count: e.count,
+            })
+            .collect(),
+    ))
 }

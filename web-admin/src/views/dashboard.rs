@@ -1,12 +1,13 @@
-//! `/` once logged in: is the PBX well (SIP engine, database), how many devices are
+//! `/` once logged in: is the PBX well (SIP engine, database, mail), how many devices are
 //! registered and calls are up now, the calls per hour of the last day as a chart drawn on
-//! the server, and the most recent bans.
+//! the server, the most recent bans and security events.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use std::collections::HashSet;
 
 use super::Layout;
+use super::security::EventRow;
 use super::status::BanRow;
 use crate::Shared;
 use crate::chart::{self, HourChart};
@@ -14,6 +15,8 @@ use crate::sessions::Session;
 
 /// How many bans the dashboard lists.
 const RECENT_BANS: usize = 5;
+/// How many security events the dashboard lists.
+const RECENT_EVENTS: usize = 8;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
@@ -28,6 +31,20 @@ pub struct DashboardPage {
     chart: HourChart,
     bans: Vec<BanRow>,
     bans_total: usize,
+    events: Vec<EventRow>,
+    /// `None`: no mail server configured.
+    mail: Option<MailTile>,
+}
+
+/// The dashboard's mail line.
+pub struct MailTile {
+    pub server: String,
+    pub failing: bool,
+    /// Whether anything was delivered since the PBX started.
+    pub delivered: bool,
+    pub queued: usize,
+    /// The last failure's error and when, when failing.
+    pub error: String,
 }
 
 pub async fn page(state: &Shared, session: &Session) -> DashboardPage {
@@ -73,5 +90,23 @@ pub async fn page(state: &Shared, session: &Session) -> DashboardPage {
             })
             .collect(),
         bans_total,
+        mail: state.live.mail_health().map(|m| MailTile {
+            failing: m.failing(),
+            delivered: m.last_sent.is_some(),
+            error: m
+                .last_failure
+                .as_ref()
+                .filter(|_| m.failing())
+                .map(|(at, e)| format!("{e} ({})", super::security::ago(*at, now)))
+                .unwrap_or_default(),
+            server: m.server,
+            queued: m.queued,
+        }),
+        events: state
+            .live
+            .security_events(RECENT_EVENTS)
+            .iter()
+            .map(|e| EventRow::new(e, now))
+            .collect(),
     }
 }

@@ -66,15 +66,6 @@ struct ListQuery {
     deleted: Option<String>,
 }
 
-/// Whether `e` matches the search `q` (number, name or e-mail, case-insensitive).
-pub fn matches(e: &Extension, q: &str) -> bool {
-    let q = q.to_lowercase();
-    q.is_empty()
-        || e.number.contains(&q)
-        || e.name.to_lowercase().contains(&q)
-        || e.email.to_lowercase().contains(&q)
-}
-
 /// The number of pages for `total` rows (at least one).
 pub fn page_count(total: usize, per_page: usize) -> usize {
     total.div_ceil(per_page.max(1)).max(1)
@@ -87,25 +78,27 @@ async fn list(
 ) -> Result<ListPage, PageError> {
     let search = q.q.unwrap_or_default().trim().to_string();
     // A page that is not a number or past the end shows the nearest one.
-    let all: Vec<Extension> = state
-        .extensions
-        .list_extensions()
-        .await?
-        .into_iter()
-        .filter(|e| matches(e, &search))
-        .collect();
-    let total = all.len();
-    let pages = page_count(total, PER_PAGE);
-    let page = q
+    let asked = q
         .page
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(1)
-        .clamp(1, pages);
+        .clamp(1, usize::MAX / PER_PAGE);
+    let fetch = |page: usize| {
+        let offset = ((page - 1) * PER_PAGE) as u64;
+        state
+            .extensions
+            .search_extensions(&search, offset, PER_PAGE as u32)
+    };
+    let (mut found, total) = fetch(asked).await?;
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    let pages = page_count(total, PER_PAGE);
+    let page = asked.min(pages);
+    if page != asked {
+        found = fetch(page).await?.0;
+    }
     let registered = state.live.registrations(state.now());
-    let rows = all
+    let rows = found
         .into_iter()
-        .skip((page - 1) * PER_PAGE)
-        .take(PER_PAGE)
         .map(|ext| Row {
             devices: registered.iter().filter(|b| b.aor == ext.number).count(),
             ext,

@@ -1,6 +1,7 @@
 //! The pages, one module per area (after kanidm's `views/`), and what they share: the layout,
 //! the logged-in extractor and the client's address.
 
+pub mod admins;
 pub mod calls;
 pub mod cdrs;
 pub mod dashboard;
@@ -9,7 +10,9 @@ pub mod extensions;
 pub mod login;
 pub mod permissions;
 pub mod provision;
+pub mod security;
 pub mod status;
+pub mod voicemail;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -32,6 +35,9 @@ pub fn router() -> Router<Shared> {
         .merge(cdrs::router())
         .merge(dialplan::router())
         .merge(permissions::router())
+        .merge(voicemail::router())
+        .merge(security::router())
+        .merge(admins::router())
 }
 
 /// What every logged-in page's frame shows.

@@ -85,7 +85,7 @@ async fn bans(
         })
         .collect();
     Ok(BansPage {
-        layout: Layout::new(&session, "bans"),
+        layout: Layout::new(&session, "security"),
         rows,
         notice: q
             .lifted

@@ -176,6 +176,9 @@ pub struct SecurityConfig {
 pub struct WebConfig {
     /// Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// Default false: serve the admin over HTTPS with `[tls] cert/key` (made self-signed at
+    /// first start when missing); the session cookie is then `Secure`.
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

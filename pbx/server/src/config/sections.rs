@@ -430,13 +430,14 @@ fn security(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SecurityConfig {
 const DEFAULT_MD5_ONLY_USER_AGENTS: [&str; 2] = ["baresip", "sipp"];
 
 fn web(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> WebConfig {
-    ctx.check_keys(s, &["listen"]);
+    ctx.check_keys(s, &["listen", "tls"]);
+    let tls = ctx.boolean(s, "tls", false);
     let listen = ctx
         .parsed(s, "listen", |t| {
             parse_socket_addr(t).map_err(|m| format!("bad web listen address: {m}"))
         })
         .map_or(SocketAddr::from(([127, 0, 0, 1], 8080)), |(a, _)| a);
-    WebConfig { listen }
+    WebConfig { listen, tls }
 }
 
 fn voicemail(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> VoicemailConfig {

@@ -290,6 +290,7 @@ impl Driver {
                 {
                     alerts.banned(*address, *until);
                 }
+                record(&self.ctx.security_log, &event);
                 report(event)
             }
             Output::ShutdownComplete => {
@@ -458,6 +459,41 @@ async fn voicemail_requests(
 }
 
 /// The security log and its counters.
+/// Keeps the event for the web admin (the ones a person wants to see).
+fn record(log: &crate::security::events::SecurityLog, event: &Security) {
+    use crate::security::events::SecurityKind;
+    let now_unix = crate::transport::now_unix();
+    match event {
+        Security::AuthFailed {
+            source,
+            user,
+            failure,
+            ..
+        } => log.push(
+            now_unix,
+            SecurityKind::AuthFailed,
+            source.ip(),
+            user,
+            failure,
+        ),
+        Security::Banned { address, until } => log.push(
+            now_unix,
+            SecurityKind::Banned,
+            *address,
+            "",
+            &format!("until {}", pbx_web_admin::views::when(*until)),
+        ),
+        Security::NetworkRefused { source, user } => log.push(
+            now_unix,
+            SecurityKind::NetworkRefused,
+            source.ip(),
+            user,
+            "",
+        ),
+        Security::DroppedBanned | Security::NotChecked { .. } => {}
+    }
+}
+
 fn report(event: Security) {
     match event {
         Security::DroppedBanned => {
@@ -627,6 +663,7 @@ mod tests {
             voicemail_settings: Default::default(),
             lookups: Arc::new(super::super::db_lookup::Lookups::new(&Default::default())),
             mailboxes: store.clone(),
+            security_log: Default::default(),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);

@@ -79,6 +79,8 @@ pub struct EngineContext {
     pub lookups: Arc<db_lookup::Lookups>,
     /// Message counts, for message-waiting NOTIFYs.
     pub mailboxes: Arc<dyn pbx_store::MailboxStore>,
+    /// The recent security events, for the web admin.
+    pub security_log: Arc<crate::security::events::SecurityLog>,
 }
 
 impl EngineContext {

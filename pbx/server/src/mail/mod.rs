@@ -50,7 +50,20 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     spool: Spool,
     wake: Notify,
+    /// `[smtp] url` without its password, for the web admin.
+    server: String,
+    /// The last delivery and the last failure, for the web admin's dashboard.
+    outcomes: std::sync::Mutex<Outcomes>,
 }
+
+#[derive(Default)]
+struct Outcomes {
+    last_sent: Option<u64>,
+    last_failure: Option<(u64, String)>,
+}
+
+/// What the web admin shows of the mail.
+pub type MailHealth = pbx_web_admin::live::MailHealth;
 
 impl Mailer {
     /// A mailer for `url` (smtp://, smtp://...?tls=required, smtps://, with an optional
@@ -66,7 +79,29 @@ impl Mailer {
             transport,
             spool,
             wake: Notify::new(),
+            server: display_url(url),
+            outcomes: Default::default(),
         }))
+    }
+
+    /// The server, the spool's length and the last delivery and failure.
+    pub fn health(&self) -> MailHealth {
+        let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        MailHealth {
+            server: self.server.clone(),
+            queued: self.spool.len(),
+            last_sent: outcomes.last_sent,
+            last_failure: outcomes.last_failure.clone(),
+        }
+    }
+
+    fn note(&self, outcome: Result<(), &MailError>) {
+        let now = crate::transport::now_unix();
+        let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(()) => outcomes.last_sent = Some(now),
+            Err(error) => outcomes.last_failure = Some((now, error.to_string())),
+        }
     }
 
     /// Queues `mail` (durably) for delivery; returns once it is in the spool.
@@ -104,10 +139,12 @@ impl Mailer {
                 }
                 match self.deliver(&id).await {
                     Ok(()) => {
+                        self.note(Ok(()));
                         retry.remove(&id);
                         metrics::counter!("pbx_mail_sent_total").increment(1);
                     }
                     Err(error) => {
+                        self.note(Err(&error));
                         metrics::counter!("pbx_mail_failed_total").increment(1);
                         let failures = retry.get(&id).map_or(1, |(n, _)| n + 1);
                         let wait = backoff(failures);

@@ -5,6 +5,7 @@
 //! are the engine crate's (`pbx_engine::security`); the rate limit, which reads the shell's
 //! clock, is here and plugs into the guard.
 
+pub mod events;
 pub mod rate;
 
 pub use pbx_engine::security::{Admission, CheckOutcome, Gated, Guard, Ticket, Verdict};

@@ -45,6 +45,8 @@ pub struct Shared {
     pub trace: Arc<crate::trace::Tracer>,
     /// Deadlines and the per-source cap of stream connections.
     pub limits: limits::StreamLimits,
+    /// Refused sources are noted here for the web admin.
+    pub security_log: Arc<crate::security::events::SecurityLog>,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -60,6 +62,17 @@ pub(crate) fn admitted(shared: &Shared, remote: SocketAddr) -> bool {
         refused => {
             metrics::counter!("pbx_sip_dropped_total", "reason" => refused.drop_reason())
                 .increment(1);
+            // Banned sources were reported when banned; their drops are only counted.
+            let kind = match refused {
+                Verdict::NotAllowed => Some(crate::security::events::SecurityKind::AclRefused),
+                Verdict::RateLimited => Some(crate::security::events::SecurityKind::RateLimited),
+                Verdict::Pass | Verdict::Banned => None,
+            };
+            if let Some(kind) = kind {
+                shared
+                    .security_log
+                    .push(now_unix(), kind, remote.ip(), "", "");
+            }
             false
         }
     }

@@ -9,10 +9,14 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use pbx_store::{BanStore, Binding, Store, StoreError};
-use pbx_web_admin::live::{Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket};
+use pbx_web_admin::live::{
+    Live, LiveCall, LoginGuard, LoginRefusal, LoginSettled, LoginTicket, MailHealth, SecurityEvent,
+    SecurityKind,
+};
 
 use crate::config::Config;
 use crate::plan::{PlanFile, PlanHandle};
+use crate::security::events::SecurityLog;
 use crate::security::{Admission, CheckOutcome, Gated, Guard, Ticket};
 
 /// The devices registered now, from the engine's location service.
@@ -22,6 +26,12 @@ pub type Registrations = Box<dyn Fn(u64) -> Vec<Binding> + Send + Sync>;
 pub struct Engine {
     pub calls: Arc<crate::engine::live_calls::LiveCalls>,
     pub dispatcher: Arc<crate::engine::Dispatcher>,
+    /// The recent security events (the engine's, the transports' and the web logins').
+    pub security_log: Arc<SecurityLog>,
+    /// The outgoing mail, when `[smtp]` is configured.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// The message lamps of the phones.
+    pub mwi: crate::engine::mwi::MwiNotifier,
 }
 
 pub struct ServerLive {
@@ -103,11 +113,31 @@ impl Live for ServerLive {
     fn dialplan_file(&self) -> Option<PathBuf> {
         self.config.dialplan.file.clone()
     }
+
+    fn mailbox_changed(&self, mailbox: &str) {
+        // The lamps follow at once (the store's change watch would within seconds).
+        let mwi = self.engine.mwi.clone();
+        let mailbox = mailbox.to_string();
+        tokio::spawn(async move {
+            if let Err(error) = mwi.mailbox_changed(&mailbox).await {
+                tracing::warn!(%error, %mailbox, "message lamps not updated");
+            }
+        });
+    }
+
+    fn security_events(&self, limit: usize) -> Vec<SecurityEvent> {
+        self.engine.security_log.recent(limit)
+    }
+
+    fn mail_health(&self) -> Option<MailHealth> {
+        self.engine.mailer.as_ref().map(|m| m.health())
+    }
 }
 
 pub struct GuardLogin {
     pub guard: Arc<Guard>,
     pub store: Arc<Store>,
+    pub security_log: Arc<SecurityLog>,
 }
 
 impl LoginGuard for GuardLogin {
@@ -119,6 +149,7 @@ impl LoginGuard for GuardLogin {
             Admission::Granted(ticket) => Ok(Box::new(GuardTicket {
                 guard: self.guard.clone(),
                 store: self.store.clone(),
+                security_log: self.security_log.clone(),
                 ticket,
                 source,
             })),
@@ -131,6 +162,7 @@ impl LoginGuard for GuardLogin {
 struct GuardTicket {
     guard: Arc<Guard>,
     store: Arc<Store>,
+    security_log: Arc<SecurityLog>,
     ticket: Ticket,
     source: IpAddr,
 }
@@ -141,25 +173,33 @@ impl LoginTicket for GuardTicket {
         let GuardTicket {
             guard,
             store,
+            security_log,
             ticket,
             source,
         } = *self;
-        let gated =
-            guard.check_credential(ticket, Instant::now(), crate::transport::now_unix(), || {
-                CheckOutcome {
-                    result: (),
-                    failed: !ok,
-                }
-            });
+        let now_unix = crate::transport::now_unix();
+        let gated = guard.check_credential(ticket, Instant::now(), now_unix, || CheckOutcome {
+            result: (),
+            failed: !ok,
+        });
         match gated {
             Gated::Refused => LoginSettled::Banned,
             Gated::Checked { ban: None, .. } if ok => LoginSettled::Accepted,
             Gated::Checked { ban: None, .. } => {
                 metrics::counter!("pbx_auth_failures_total").increment(1);
+                security_log.push(now_unix, SecurityKind::LoginFailed, source, "", "");
                 LoginSettled::Rejected
             }
             Gated::Checked { ban: Some(ban), .. } => {
                 metrics::counter!("pbx_auth_failures_total").increment(1);
+                security_log.push(now_unix, SecurityKind::LoginFailed, source, "", "");
+                security_log.push(
+                    now_unix,
+                    SecurityKind::Banned,
+                    source,
+                    "",
+                    &format!("until {}", pbx_web_admin::views::when(ban.until)),
+                );
                 metrics::counter!("pbx_bans_total").increment(1);
                 tracing::warn!(address = %source, until = ban.until, "banned after repeated authentication failures (web login)");
                 if let Err(error) = store.add_ban(ban.address, &ban.reason, ban.until).await {
@@ -180,7 +220,7 @@ pub fn state(
     registrations: Registrations,
     engine: Engine,
 ) -> Arc<pbx_web_admin::AdminState> {
-    let settings = pbx_web_admin::Settings::new(
+    let mut settings = pbx_web_admin::Settings::new(
         config.sip.domain.clone(),
         config
             .sip
@@ -189,6 +229,8 @@ pub fn state(
             .map(|l| (l.transport, l.addr))
             .collect(),
     );
+    settings.voicemail_storage = Some(config.voicemail.storage.clone());
+    settings.secure_cookies = config.web.tls;
     let live = ServerLive {
         registrations,
         engine,
@@ -200,6 +242,7 @@ pub fn state(
     let login = GuardLogin {
         guard,
         store: store.clone(),
+        security_log: live.engine.security_log.clone(),
     };
     Arc::new(pbx_web_admin::AdminState::new(
         store,

@@ -144,6 +144,69 @@ pub async fn extensions(store: &Store) {
     assert_eq!(ok(store.list_extensions().await).len(), 1);
 }
 
+/// The extension list's search and pages, done in SQL: number, name or e-mail, ASCII case
+/// ignored, wildcards matched literally, ordered by number, with the total.
+pub async fn extension_search(store: &Store) {
+    let people = [
+        ("1000", "Alice Martin", "alice@example.com"),
+        ("1001", "Bob", "bob@example.com"),
+        ("1002", "Carol 100%", ""),
+        ("2000", "Dave_x", "dave@other.org"),
+        ("2001", "MARTINA", ""),
+    ];
+    for (number, name, email) in people {
+        ok(store
+            .add_extension(
+                REALM,
+                NewExtension {
+                    name: Some(name.into()),
+                    email: Some(email.into()).filter(|e: &String| !e.is_empty()),
+                    ..ext(number, "pw-secret")
+                },
+            )
+            .await);
+    }
+    let numbers = |page: &(Vec<pbx_store::Extension>, u64)| {
+        page.0.iter().map(|e| e.number.clone()).collect::<Vec<_>>()
+    };
+    let all = ok(store.search_extensions("", 0, 50).await);
+    assert_eq!(all.1, 5);
+    assert_eq!(numbers(&all), ["1000", "1001", "1002", "2000", "2001"]);
+    let page2 = ok(store.search_extensions("", 2, 2).await);
+    assert_eq!(
+        (numbers(&page2), page2.1),
+        (vec!["1002".into(), "2000".into()], 5)
+    );
+    let past = ok(store.search_extensions("", 10, 2).await);
+    assert!(past.0.is_empty() && past.1 == 5);
+    let martin = ok(store.search_extensions("martin", 0, 50).await);
+    assert_eq!(numbers(&martin), ["1000", "2001"], "name, any case");
+    assert_eq!(
+        numbers(&ok(store.search_extensions("EXAMPLE.com", 0, 50).await)),
+        ["1000", "1001"]
+    );
+    assert_eq!(
+        numbers(&ok(store.search_extensions("100", 0, 50).await)),
+        ["1000", "1001", "1002"]
+    );
+    assert_eq!(
+        numbers(&ok(store.search_extensions("0%", 0, 50).await)),
+        ["1002"],
+        "% is literal"
+    );
+    assert_eq!(
+        numbers(&ok(store.search_extensions("e_x", 0, 50).await)),
+        ["2000"],
+        "_ is literal"
+    );
+    assert_eq!(
+        numbers(&ok(store.search_extensions("a_b", 0, 50).await)),
+        Vec::<String>::new()
+    );
+    let one = ok(store.search_extensions("o", 1, 1).await);
+    assert_eq!(one.1, 4, "the total counts every page");
+}
+
 pub async fn import_is_all_or_nothing(store: &Store) {
     ok(store.add_extension(REALM, ext("2001", "pw")).await);
     // The third row repeats an existing extension: the whole import fails, nothing is kept.
@@ -376,6 +439,48 @@ pub async fn admins(store: &dyn AdminStore) {
         store.create_token("nobody").await,
         Err(StoreError::NotFound(_))
     ));
+
+    // Tokens are listed by id (never the token), revoked by id; deleting an admin takes
+    // its tokens along.
+    let tokens = ok(store.list_tokens().await);
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens.iter().all(|t| t.user == "root" && t.id.len() == 12));
+    assert!(
+        tokens.iter().all(|t| !token.contains(&t.id)),
+        "the id is not part of the token"
+    );
+    let first = tokens
+        .iter()
+        .find(|t| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(token.as_bytes())).starts_with(&t.id)
+        })
+        .map(|t| t.id.clone())
+        .unwrap_or_default();
+    assert!(ok(store.revoke_token(&first).await));
+    assert!(!ok(store.revoke_token(&first).await));
+    assert!(!ok(store.revoke_token("%").await));
+    assert_eq!(ok(store.verify_token(&token).await), None, "revoked");
+    assert_eq!(ok(store.list_tokens().await).len(), 1);
+
+    assert!(matches!(
+        store.set_admin_password("root", "").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(ok(store.set_admin_password("root", "new horse").await));
+    assert!(ok(store.verify_admin("root", "new horse").await));
+    assert!(!ok(store.verify_admin("root", "correct horse").await));
+    assert!(!ok(store.set_admin_password("nobody", "x").await));
+
+    ok(store.create_admin("second", "pw").await);
+    let kept = ok(store.create_token("second").await);
+    assert!(ok(store.delete_admin("root").await));
+    assert!(!ok(store.delete_admin("root").await));
+    assert_eq!(ok(store.list_admins().await), ["second"]);
+    let left = ok(store.list_tokens().await);
+    assert_eq!(left.len(), 1, "root's token went with it");
+    assert_eq!(left[0].user, "second");
+    assert_eq!(ok(store.verify_token(&kept).await), Some("second".into()));
 }
 
 pub async fn cdrs(store: &dyn CdrStore) {
@@ -600,6 +705,28 @@ pub async fn mailboxes(store: &Store) {
             old: 0,
             saved: 0
         }
+    );
+    assert_eq!(
+        ok(store.mailboxes_with_messages().await),
+        vec![
+            (
+                "1000".to_string(),
+                MessageCounts {
+                    new: 0,
+                    old: 1,
+                    saved: 1
+                }
+            ),
+            (
+                "1001".to_string(),
+                MessageCounts {
+                    new: 1,
+                    old: 0,
+                    saved: 0
+                }
+            ),
+        ],
+        "every mailbox with messages, by number"
     );
 
     // Removing the extension empties its mailbox: the number given to someone else later
