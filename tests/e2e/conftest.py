@@ -500,3 +500,33 @@ def phones():
         except Exception:  # noqa: BLE001 - best effort clean-up
             pass
         p.close()
+
+
+# ---------------------------------------------------------------------- the browser (web admin)
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    out = os.environ.get("PBX_E2E_SCREENSHOTS")
+    if out:
+        out = out if os.path.isabs(out) else os.path.join(ROOT, out)
+        os.makedirs(out, exist_ok=True)
+        return out
+    return str(tmp_path_factory.mktemp("screenshots"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"no chromium at {CHROMIUM} (run scripts/install-test-deps.sh)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("PyPI playwright is missing (run scripts/install-test-deps.sh)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()

@@ -63,3 +63,16 @@ def prompt_received(rtp, name, timeout):
             return got
         time.sleep(0.2)
     raise AssertionError(f"prompt {name} ({len(want)} bytes) not received; got {len(got)} bytes")
+
+
+KEYS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+
+
+def keys(rtp, to_pbx, text, ts):
+    """Presses each key of `text` as RFC 4733 events (`press`), 0.3 s apart; returns the
+    timestamp for the next key."""
+    for k in text:
+        press(rtp, to_pbx, KEYS[k], ts=ts)
+        ts += 2400
+        time.sleep(0.1)
+    return ts

@@ -21,11 +21,10 @@ from callclient import sdp_offer
 from callhelpers import password
 from conftest import PBX_BIN, run
 from media import RtpPeer
-from prompts import press, prompt_bytes, prompt_received
+from prompts import keys, prompt_bytes, prompt_received
 
 CALLER_IP = "127.0.0.33"
 CALLER = 3501
-KEYS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
 
 PLAN = """\
 # written by tests/e2e/test_ivr.py
@@ -63,14 +62,6 @@ def ivr_pbx(pbx_factory):
     db.close()
     p.cli("extension", "add", str(CALLER), "--password", password(CALLER))
     return p.start()
-
-
-def keys(rtp, to_pbx, text, ts):
-    for k in text:
-        press(rtp, to_pbx, KEYS[k], ts=ts)
-        ts += 2400
-        time.sleep(0.1)
-    return ts
 
 
 def call_ivr(pbx, phones, account, pin):

@@ -38,7 +38,7 @@ from conftest import free_port
 from mailsink import SmtpSink
 from media import RtpPacket, RtpPeer, analyse_tone, write_tone_wav
 from mwiclient import Phone as MwiPhone
-from prompts import press, prompt_bytes, prompt_received, tone_packets
+from prompts import keys, prompt_bytes, prompt_received, tone_packets
 
 CALLER_IP = "127.0.0.31"
 BARESIP_IP = "127.0.0.32"
@@ -68,7 +68,6 @@ pattern = "*97"
 steps = ["answer", { voicemail_menu = { mailbox = "${caller}" } }]
 """
 
-KEYS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
 
 
 @pytest.fixture(scope="module")
@@ -119,15 +118,6 @@ def seconds(length):
 
 def on_disk(pbx, path):
     return path if os.path.isabs(path) else os.path.join(pbx.dir, path)
-
-
-def keys(rtp, to_pbx, text, ts):
-    """Presses each key of `text` as RFC 4733 events, 0.3 s apart; returns the next timestamp."""
-    for k in text:
-        press(rtp, to_pbx, KEYS[k], ts=ts)
-        ts += 2400
-        time.sleep(0.1)
-    return ts
 
 
 def voice(rtp, to_pbx, secs, first_seq=1, first_ts=0):

@@ -20,10 +20,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import DOMAIN, MAX_AUTH_FAILURES, ROOT, require
+from conftest import DOMAIN, MAX_AUTH_FAILURES, require
 from sipclient import SipClient, parse_challenge
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ADMIN, ADMIN_PW = "admin", "Adm1n-web-pass"
 PHONE_IP = "127.0.13.2"        # the provisioned softphone
 
@@ -53,31 +52,6 @@ def web_pbx(pbx_factory):
         p.add_extension(n, f"pw{n}", name=name)
     p.cli("admin", "create", ADMIN, "--password", ADMIN_PW)
     return p.start()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    out = os.environ.get("PBX_E2E_SCREENSHOTS")
-    if out:
-        out = out if os.path.isabs(out) else os.path.join(ROOT, out)
-        os.makedirs(out, exist_ok=True)
-        return out
-    return str(tmp_path_factory.mktemp("screenshots"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no chromium at {CHROMIUM} (run scripts/install-test-deps.sh)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("PyPI playwright is missing (run scripts/install-test-deps.sh)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
 
 
 def register_with_ha1(client, user, ha1, domain):

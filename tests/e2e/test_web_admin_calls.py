@@ -17,9 +17,7 @@ import pytest
 
 from callclient import Phone, sdp_offer
 from callhelpers import establish, password, wait_cdr
-from conftest import ROOT
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ADMIN, ADMIN_PW = "admin", "Adm1n-calls-pass"
 CALLER_IP, CALLEE_IP, LOBBY_IP = "127.0.14.2", "127.0.14.3", "127.0.14.4"
 
@@ -46,31 +44,6 @@ def web_pbx(pbx_factory):
     p.import_extensions([(n, password(n)) for n in (4001, 4002, 4901)])
     p.cli("admin", "create", ADMIN, "--password", ADMIN_PW)
     return p.start()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    out = os.environ.get("PBX_E2E_SCREENSHOTS")
-    if out:
-        out = out if os.path.isabs(out) else os.path.join(ROOT, out)
-        os.makedirs(out, exist_ok=True)
-        return out
-    return str(tmp_path_factory.mktemp("screenshots"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no chromium at {CHROMIUM} (run scripts/install-test-deps.sh)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("PyPI playwright is missing (run scripts/install-test-deps.sh)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
 
 
 @pytest.fixture()

@@ -24,10 +24,9 @@ import urllib.request
 
 import pytest
 
-from conftest import DOMAIN, ROOT, require
+from conftest import DOMAIN, require
 from sipclient import SipClient
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ADMIN, ADMIN_PW = "admin", "Adm1n-voicemail-pass"
 # Addresses of this module's clients (other modules use 127.0.13.x, 127.0.14.x).
 SIP_GUESSER, WEB_GUESSER, HTTPS_CLIENT = "127.0.21.2", "127.0.21.3", "127.0.21.4"
@@ -40,31 +39,6 @@ def web_pbx(pbx_factory):
     p.import_extensions([(n, f"pw{n}") for n in (5001, 5002)])
     p.cli("admin", "create", ADMIN, "--password", ADMIN_PW)
     return p.start()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    out = os.environ.get("PBX_E2E_SCREENSHOTS")
-    if out:
-        out = out if os.path.isabs(out) else os.path.join(ROOT, out)
-        os.makedirs(out, exist_ok=True)
-        return out
-    return str(tmp_path_factory.mktemp("screenshots"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no chromium at {CHROMIUM} (run scripts/install-test-deps.sh)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("PyPI playwright is missing (run scripts/install-test-deps.sh)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
 
 
 def log_in(browser, base, **ctx_args):
