@@ -110,7 +110,7 @@ impl ExtensionChanges {
             out.extend(email_problem(email));
         }
         if let Some(pin) = &self.pin {
-            out.extend(pin_problem(pin));
+            out.extend(crate::pins::pin_problem(pin));
         }
         if let Some(context) = &self.context
             && context.chars().any(|c| c.is_control() || c.is_whitespace())
@@ -161,7 +161,7 @@ impl NewExtension {
             out.extend(email_problem(email));
         }
         if let Some(pin) = &self.pin {
-            out.extend(pin_problem(pin));
+            out.extend(crate::pins::pin_problem(pin));
         }
         out
     }
@@ -190,11 +190,6 @@ fn name_problem(name: &str) -> Option<String> {
 
 fn email_problem(email: &str) -> Option<String> {
     (!email.is_empty() && !email_shape_ok(email)).then(|| format!("bad e-mail address `{email}`"))
-}
-
-pub(crate) fn pin_problem(pin: &str) -> Option<String> {
-    (!(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| "bad PIN: expected 4 to 12 digits".to_string())
 }
 
 /// `local@domain.tld` without spaces: enough to catch typos; the mail server decides the rest.
@@ -526,7 +521,7 @@ impl CredentialStore for Store {
     }
 
     async fn verify_pin(&self, number: &str, pin: &str) -> Result<bool, StoreError> {
-        crate::mailboxes::pin_matches(self, number, pin).await
+        crate::pins::pin_matches(self, number, pin).await
     }
 }
 

@@ -16,6 +16,7 @@ mod error;
 mod extensions;
 mod mailboxes;
 mod mwi;
+mod pins;
 pub mod ports;
 mod registrations;
 mod secrets;

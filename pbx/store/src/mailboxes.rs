@@ -8,9 +8,9 @@ use sqlx::any::AnyRow;
 
 use async_trait::async_trait;
 
-use crate::extensions::pin_problem;
+use crate::pins::{pin_matches, pin_problem};
 use crate::ports::MailboxStore;
-use crate::secrets::{hash_secret, verify_secret};
+use crate::secrets::hash_secret;
 use crate::{Store, StoreError, from_db, to_db};
 
 /// Where a message sits.
@@ -160,21 +160,6 @@ fn message_from(row: &AnyRow) -> Result<Message, StoreError> {
             path: row.try_get("path")?,
         },
     })
-}
-
-/// Whether `pin` is the PIN of extension `number` (`false` when it has none): the one check
-/// for [`crate::CredentialStore::verify_pin`] and [`MailboxStore::check_pin`].
-pub(crate) async fn pin_matches(
-    store: &Store,
-    number: &str,
-    pin: &str,
-) -> Result<bool, StoreError> {
-    let hash: Option<Option<String>> =
-        sqlx::query_scalar("SELECT pin_hash FROM extensions WHERE number = $1")
-            .bind(number)
-            .fetch_optional(store.pool())
-            .await?;
-    Ok(hash.flatten().is_some_and(|h| verify_secret(pin, &h)))
 }
 
 #[async_trait]
