@@ -69,6 +69,7 @@ suite_test!(cdrs);
 suite_test!(cdr_search);
 suite_test!(sip_traces);
 suite_test!(mailboxes);
+suite_test!(trunks);
 
 #[tokio::test]
 #[cfg_attr(

@@ -45,6 +45,7 @@ suite_test!(cdrs);
 suite_test!(cdr_search);
 suite_test!(sip_traces);
 suite_test!(mailboxes);
+suite_test!(trunks);
 
 #[tokio::test]
 async fn file_created_in_wal_mode_and_data_survives_reopen() {
