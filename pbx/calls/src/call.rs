@@ -724,11 +724,23 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             Some(&self.caller.dialog.local_tag),
         );
         if status.code() > 100 && status.code() < 300 {
-            // RFC 3261 §12.1.1: a dialog-creating response carries the UAS's Contact.
+            // RFC 3261 §12.1.1: a dialog-creating response carries the UAS's Contact, and
+            // MUST copy the request's Record-Route values in order (the caller's in-dialog
+            // requests then pass the proxies that asked to stay on the path, a provider's).
             response.headers.push(
                 HeaderName::CONTACT,
                 format!("<{}>", self.caller.endpoint.contact()),
             );
+            for route in self
+                .caller
+                .invite
+                .headers
+                .get_all(&HeaderName::RECORD_ROUTE)
+            {
+                response
+                    .headers
+                    .push(HeaderName::RECORD_ROUTE, route.clone());
+            }
         }
         response
             .headers
