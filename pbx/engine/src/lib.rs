@@ -12,6 +12,7 @@
 
 mod application;
 mod auth;
+mod caller;
 mod calls;
 pub mod credentials;
 pub mod date;
@@ -28,6 +29,7 @@ mod respond;
 mod routing;
 pub mod security;
 mod shard;
+pub mod trunk;
 
 pub use application::RINGBACK;
 pub use io::{AppMedia, CallState, Input, MediaEvent, MediaPorts, Now, Output, Security};
@@ -68,6 +70,8 @@ pub struct Core {
     pub ring_timeout: std::time::Duration,
     /// The dialplan; reloaded on SIGHUP or when its file changes.
     pub plan: Arc<PlanHandle>,
+    /// The trunks whose INVITEs are recognised without digest; reloaded by the shell.
+    pub trunks: Arc<trunk::TrunkTable>,
 }
 
 /// The `class` label of a status code: `1xx` ... `6xx`.
