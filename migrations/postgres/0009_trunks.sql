@@ -30,3 +30,6 @@ CREATE TABLE trunk_status (
     valid_until BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL
 );
+
+-- The trunk a call came in (or goes out) by; empty for calls between extensions.
+ALTER TABLE cdrs ADD COLUMN trunk TEXT NOT NULL DEFAULT '';

@@ -365,6 +365,9 @@ def test_an_invite_from_the_legacy_network_reaches_its_context_without_digest(pb
         phone.unregister()
     m = pbx.wait_log(r"call started.*caller=\+4930555.*trunk=legacy", timeout=5)
     assert m is not None, pbx.log_tail()
+    # The call record names the trunk, with the external number as the caller.
+    cdr = pbx.wait_cdr("+4930555", "2000")
+    assert cdr is not None and cdr.get("trunk") == "legacy", cdr
     # The old PBX is gone: its next OPTIONS (every 2 s here) goes unanswered (Timer F, 32 s).
     row = wait_trunk_state(pbx, "legacy", "down", 50)
     assert row.get("state") == "down", (row, pbx.log_tail())
@@ -527,6 +530,9 @@ def test_kamailio_provider_requires_digest_and_routes_a_did_to_the_extension(pbx
             phone.unregister()
         assert p.wait_log(r"call started.*caller=5550001.*trunk=provider.*callee=4930123",
                           timeout=5) is not None, p.log_tail()
+        cdr = p.wait_cdr("5550001", "4930123")
+        assert cdr is not None and cdr.get("trunk") == "provider", cdr
+        assert cdr.get("disposition") == "answered", cdr
         p.stop()
     finally:
         kam.stop()

@@ -225,6 +225,7 @@ struct RecordDraft {
     codec: Option<String>,
     caller_encrypted: bool,
     callee_encrypted: bool,
+    trunk: Option<String>,
     written: bool,
 }
 
@@ -295,6 +296,10 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 codec: None,
                 caller_encrypted: false,
                 callee_encrypted: false,
+                trunk: match &originator {
+                    Originator::Trunk { trunk, .. } => Some(trunk.clone()),
+                    Originator::Extension { .. } => None,
+                },
                 written: false,
             },
             outputs: VecDeque::new(),
@@ -810,6 +815,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             codec: self.record.codec.clone(),
             caller_encrypted: self.record.caller_encrypted,
             callee_encrypted: self.record.callee_encrypted,
+            trunk: self.record.trunk.clone(),
         };
         self.outputs.push_back(CallOutput::Record(record));
     }

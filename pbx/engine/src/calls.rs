@@ -777,5 +777,6 @@ fn cdr(now: Now, record: CallRecord) -> NewCdr {
         codec: record.codec.clone(),
         caller_encrypted: record.caller_encrypted,
         callee_encrypted: record.callee_encrypted,
+        trunk: record.trunk.clone().unwrap_or_default(),
     }
 }

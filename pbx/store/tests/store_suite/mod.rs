@@ -475,6 +475,12 @@ pub async fn cdrs(store: &dyn CdrStore) {
             codec: Some("PCMU".into()),
             caller_encrypted: i == 1,
             callee_encrypted: false,
+            // One came in by a trunk: the record keeps its name.
+            trunk: if i == 2 {
+                "provider".into()
+            } else {
+                String::new()
+            },
         };
         inserted.push(ok(store.insert_cdr(&cdr).await));
     }
@@ -488,6 +494,9 @@ pub async fn cdrs(store: &dyn CdrStore) {
     let first = recent.first().unwrap_or_else(|| panic!());
     assert_eq!(first.call.answered_at, Some(302));
     assert!(first.call.caller_encrypted && !first.call.callee_encrypted);
+    assert_eq!(first.call.trunk, "");
+    let by_trunk = recent.get(1).unwrap_or_else(|| panic!());
+    assert_eq!(by_trunk.call.trunk, "provider");
 }
 
 /// Voicemail: the mailbox is the extension (PIN and e-mail from `extension add`/`set`), with
@@ -727,6 +736,7 @@ pub async fn cdr_search(store: &dyn CdrStore) {
             codec: None,
             caller_encrypted: false,
             callee_encrypted: false,
+            trunk: String::new(),
         });
     }
     ok(store.insert_cdrs(&all).await);
