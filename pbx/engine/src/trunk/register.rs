@@ -11,7 +11,9 @@
 //! credentials) fails with a long back-off; 5xx, 408 and no answer back off as `Retry-After`
 //! says, else exponentially; 423 takes the `Min-Expires`; the binding is refreshed at 85% of
 //! its life (at most 30 s before it ends); [`Registration::unregister`] removes it on
-//! shutdown. Timers are data ([`Timer`]); the machine reads no clock and draws its branches,
+//! shutdown. The registrar's addresses (what DNS gave, in order) are tried one after the
+//! other when one does not answer or answers 5xx/408 (RFC 3263 §4.3), before any back-off;
+//! a binding is refreshed at the address that granted it. Timers are data ([`Timer`]); the machine reads no clock and draws its branches,
 //! tags and cnonces from the random source it is given.
 
 use bytes::Bytes;
@@ -51,6 +53,8 @@ pub struct RegisterConfig {
     pub expires: Duration,
     /// The same for every REGISTER of this trunk in this run (RFC 3261 §10.2: SHOULD).
     pub call_id: String,
+    /// Where to send, in the order to try them (at least one).
+    pub targets: Vec<SocketAddr>,
     /// This host's address for Via and Contact, and the transport's Via token.
     pub local: SocketAddr,
     pub transport: &'static str,
@@ -120,6 +124,12 @@ pub enum Event {
         expires: Duration,
         refresh_at: Instant,
     },
+    /// `from` failed (`failure`): the same REGISTER goes to the next address, `to`.
+    FailedOver {
+        from: SocketAddr,
+        to: SocketAddr,
+        failure: Failure,
+    },
     /// An attempt failed; the next one is in `retry_in`.
     Failed {
         failure: Failure,
@@ -159,7 +169,10 @@ pub struct Registration {
     timer: Option<(Instant, Timer)>,
     /// Consecutive failures, for the back-off.
     failures: u32,
-    requests: VecDeque<Request>,
+    /// The index in `cfg.targets` of the address in use, and how many this attempt tried.
+    target: usize,
+    tried: usize,
+    requests: VecDeque<(Request, SocketAddr)>,
     events: VecDeque<Event>,
 }
 
@@ -180,6 +193,8 @@ impl Registration {
             expires,
             timer: None,
             failures: 0,
+            target: 0,
+            tried: 1,
             requests: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -251,6 +266,9 @@ impl Registration {
         } else {
             Failure::Refused(status)
         };
+        if matches!(failure, Failure::Unavailable(_)) && self.fail_over(failure.clone()) {
+            return;
+        }
         self.fail(now, failure, retry_after);
     }
 
@@ -263,7 +281,37 @@ impl Registration {
         if self.state == State::Unregistering {
             return self.idle();
         }
+        if self.fail_over(Failure::NoAnswer) {
+            return;
+        }
         self.fail(now, Failure::NoAnswer, None);
+    }
+
+    /// RFC 3263 §4.3: the next address not tried in this attempt gets the REGISTER (anew:
+    /// a challenge is the failed server's); `false` when every one has been tried.
+    fn fail_over(&mut self, failure: Failure) -> bool {
+        let count = self.cfg.targets.len();
+        if self.tried >= count {
+            return false;
+        }
+        let from = self.destination();
+        self.target = (self.target + 1) % count;
+        self.tried += 1;
+        let to = self.destination();
+        self.events
+            .push_back(Event::FailedOver { from, to, failure });
+        self.challenge = None;
+        self.send(self.expires, false);
+        true
+    }
+
+    fn destination(&self) -> SocketAddr {
+        self.cfg
+            .targets
+            .get(self.target)
+            .or_else(|| self.cfg.targets.first())
+            .copied()
+            .unwrap_or(self.cfg.local)
     }
 
     /// Runs the timer due at `now`, if any.
@@ -281,17 +329,20 @@ impl Registration {
                 self.send(self.expires, self.challenge.is_some());
             }
             Timer::Retry => {
+                // A new attempt starts again at the first address.
                 self.state = State::Registering;
                 self.challenge = None;
+                self.target = 0;
+                self.tried = 1;
                 self.send(self.expires, false);
             }
             Timer::GiveUp => self.idle(),
         }
     }
 
-    /// The next REGISTER to hand to a client transaction.
+    /// The next REGISTER to hand to a client transaction, and where it goes.
     #[must_use]
-    pub fn poll_request(&mut self) -> Option<Request> {
+    pub fn poll_request(&mut self) -> Option<(Request, SocketAddr)> {
         self.requests.pop_front()
     }
 
@@ -324,6 +375,8 @@ impl Registration {
         let until = now + granted;
         self.state = State::Registered { until };
         self.failures = 0;
+        // Refreshes go to this address; when it fails, the others are tried again.
+        self.tried = 1;
         self.timer = Some((now + refresh_in, Timer::Refresh));
         self.events.push_back(Event::Registered {
             expires: granted,
@@ -450,7 +503,8 @@ impl Registration {
         );
         match pbx_sip::parse::parse_message(Bytes::from(text)) {
             Ok(Message::Request(request)) if request.method == Method::REGISTER => {
-                self.requests.push_back(request)
+                let to = self.destination();
+                self.requests.push_back((request, to))
             }
             // Only a user name or domain a URI cannot carry gets here (the store refuses them).
             _ => {

@@ -14,6 +14,12 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 const REALM: &str = "sip.provider.test";
+const PRIMARY: &str = "203.0.113.5:5060";
+const SECONDARY: &str = "203.0.113.6:5060";
+
+fn addr(text: &str) -> std::net::SocketAddr {
+    text.parse().unwrap_or_else(|_| panic!("{text}"))
+}
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 fn config(expires: u64) -> RegisterConfig {
@@ -24,6 +30,7 @@ fn config(expires: u64) -> RegisterConfig {
         password: "pr0vider-pass".into(),
         expires: SECS(expires),
         call_id: "trunk-provider-1@pbx.test".into(),
+        targets: vec![addr(PRIMARY)],
         local: "192.0.2.10:5060".parse().unwrap_or_else(|_| panic!()),
         transport: "UDP",
         user_agent: "pbx-test".into(),
@@ -150,6 +157,10 @@ struct Sim {
     provider: Provider,
     events: Vec<(Duration, Event)>,
     t0: Instant,
+    /// Addresses where nothing answers.
+    dead: Vec<std::net::SocketAddr>,
+    /// Where each REGISTER went, in order.
+    sent_to: Vec<std::net::SocketAddr>,
 }
 
 impl Sim {
@@ -161,13 +172,21 @@ impl Sim {
             provider: Provider::new(algorithms, nonce_life, t0),
             events: Vec::new(),
             t0,
+            dead: Vec::new(),
+            sent_to: Vec::new(),
         }
     }
 
     /// Delivers every queued REGISTER (an unanswered one costs Timer F, 32 s).
     fn exchange(&mut self) {
-        while let Some(request) = self.reg.poll_request() {
-            match self.provider.answer(self.now, &request) {
+        while let Some((request, to)) = self.reg.poll_request() {
+            self.sent_to.push(to);
+            let answer = if self.dead.contains(&to) {
+                None
+            } else {
+                self.provider.answer(self.now, &request)
+            };
+            match answer {
                 Some(response) => self.reg.handle_response(self.now, &response),
                 None => {
                     self.now += SECS(32);
@@ -475,7 +494,7 @@ fn unregister_gives_up_when_the_provider_is_silent() {
 fn answers_to_older_requests_and_provisionals_are_ignored() {
     let mut sim = Sim::new(3600, vec![Algorithm::Sha256], 600);
     sim.reg.start(sim.now);
-    let first = sim.reg.poll_request().unwrap_or_else(|| panic!());
+    let (first, _) = sim.reg.poll_request().unwrap_or_else(|| panic!());
     sim.reg.handle_response(sim.now, &reply(&first, 100, ""));
     assert_eq!(sim.reg.state(), State::Registering);
     sim.reg.handle_response(
@@ -486,7 +505,7 @@ fn answers_to_older_requests_and_provisionals_are_ignored() {
             "WWW-Authenticate: Digest realm=\"r\", nonce=\"n\"\r\n",
         ),
     );
-    let second = sim.reg.poll_request().unwrap_or_else(|| panic!());
+    let (second, _) = sim.reg.poll_request().unwrap_or_else(|| panic!());
     // A retransmitted 401 to the first REGISTER changes nothing.
     sim.reg.handle_response(sim.now, &reply(&first, 403, ""));
     assert_eq!(sim.reg.state(), State::Registering);
@@ -502,7 +521,7 @@ fn a_challenge_it_cannot_answer_is_a_failure() {
     let t0 = Instant::now();
     let mut reg = Registration::new(config(3600), StdRng::seed_from_u64(1));
     reg.start(t0);
-    let first = reg.poll_request().unwrap_or_else(|| panic!());
+    let (first, _) = reg.poll_request().unwrap_or_else(|| panic!());
     let challenge = "WWW-Authenticate: Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256\r\n";
     reg.handle_response(t0, &reply(&first, 401, challenge));
     assert!(reg.poll_request().is_none());
@@ -513,6 +532,58 @@ fn a_challenge_it_cannot_answer_is_a_failure() {
             ..
         })
     ));
+}
+
+#[test]
+fn fails_over_across_the_addresses_in_order_before_backing_off() {
+    let mut cfg = config(300);
+    cfg.targets = vec![addr(PRIMARY), addr(SECONDARY)];
+    let mut sim = Sim::new(300, vec![Algorithm::Sha256], 600);
+    sim.reg = Registration::new(cfg, StdRng::seed_from_u64(7));
+    sim.dead = vec![addr(PRIMARY)];
+    sim.start();
+    // The first address is silent (Timer F, 32 s): the REGISTER goes to the second, which
+    // challenges and grants. No back-off, no failure.
+    assert_eq!(
+        sim.sent_to,
+        [addr(PRIMARY), addr(SECONDARY), addr(SECONDARY)]
+    );
+    assert!(matches!(sim.reg.state(), State::Registered { .. }));
+    assert!(matches!(
+        sim.events.first(),
+        Some((at, Event::FailedOver { from, to, failure: Failure::NoAnswer }))
+            if *at == SECS(32) && *from == addr(PRIMARY) && *to == addr(SECONDARY)
+    ));
+    assert!(
+        !sim.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Failed { .. }))
+    );
+
+    // The refresh goes where the binding is; that address answers 503 now and the first
+    // one is back: the REGISTER fails over to it.
+    sim.dead.clear();
+    sim.provider.script.push_back(Script::Status(503, ""));
+    sim.sent_to.clear();
+    sim.step();
+    assert_eq!(sim.sent_to, [addr(SECONDARY), addr(PRIMARY), addr(PRIMARY)]);
+    assert!(matches!(sim.reg.state(), State::Registered { .. }));
+
+    // Every address silent: the attempt fails with the back-off, and the retry starts again
+    // at the first address.
+    sim.dead = vec![addr(PRIMARY), addr(SECONDARY)];
+    sim.sent_to.clear();
+    sim.step();
+    assert_eq!(sim.sent_to, [addr(PRIMARY), addr(SECONDARY)]);
+    assert!(matches!(
+        sim.last_event(),
+        Some(Event::Failed { failure: Failure::NoAnswer, retry_in }) if *retry_in == SECS(30)
+    ));
+    sim.dead.clear();
+    sim.sent_to.clear();
+    sim.step();
+    assert_eq!(sim.sent_to.first(), Some(&addr(PRIMARY)));
+    assert!(matches!(sim.reg.state(), State::Registered { .. }));
 }
 
 #[test]

@@ -289,22 +289,26 @@ async fn resolve(trunk: &Trunk) -> Option<Vec<IpAddr>> {
     }
 }
 
-/// Where REGISTERs go: the outbound proxy when there is one, else the trunk's host.
-async fn destination(trunk: &Trunk) -> Option<SocketAddr> {
+/// Where requests go, in the order to try them: the outbound proxy when there is one, else
+/// the trunk's host; every address it resolves to, IPv4 first (most providers and most
+/// listeners here are IPv4), each family in the resolver's order.
+async fn destinations(trunk: &Trunk) -> Vec<SocketAddr> {
     let (host, port) = if trunk.outbound_proxy.is_empty() {
         (trunk.host.clone(), trunk.port_or_default())
     } else {
-        let (host, port) = pbx_store::parse_host_port(&trunk.outbound_proxy).ok()?;
-        (host, port.unwrap_or(5060))
+        match pbx_store::parse_host_port(&trunk.outbound_proxy) {
+            Ok((host, port)) => (host, port.unwrap_or(5060)),
+            Err(_) => return Vec::new(),
+        }
     };
-    let found = tokio::net::lookup_host((host.as_str(), port)).await.ok()?;
-    let found: Vec<SocketAddr> = found.collect();
-    // IPv4 first: most providers and most listeners here are IPv4.
+    let Ok(found) = tokio::net::lookup_host((host.as_str(), port)).await else {
+        return Vec::new();
+    };
+    // getaddrinfo may name an address once per socket type: each once, in order.
+    let mut seen = std::collections::HashSet::new();
+    let mut found: Vec<SocketAddr> = found.filter(|a| seen.insert(*a)).collect();
+    found.sort_by_key(|a| !a.is_ipv4());
     found
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| found.first())
-        .copied()
 }
 
 /// One trunk's task: its registration, or its OPTIONS pings; run until stopped.
@@ -328,11 +332,16 @@ impl Task {
             write_status(self.store.as_ref(), &name, "unknown", "registering", 120).await;
         }
         // Resolve until it works (or the trunk is stopped).
-        let (remote, local) = loop {
-            if let Some(remote) = destination(&self.trunk).await
-                && let Some(local) = self.local_toward(remote)
-            {
-                break (remote, local);
+        let (targets, local) = loop {
+            // The addresses a UDP listener can reach, and this host's address toward the
+            // first (Via and Contact name it).
+            let targets: Vec<SocketAddr> = destinations(&self.trunk)
+                .await
+                .into_iter()
+                .filter(|t| self.local_toward(*t).is_some())
+                .collect();
+            if let Some(local) = targets.first().and_then(|t| self.local_toward(*t)) {
+                break (targets, local);
             }
             let detail = "cannot resolve the host or reach it from a UDP listener";
             tracing::warn!(trunk = %name, "{detail}");
@@ -342,6 +351,7 @@ impl Task {
                 _ = &mut stopped => return,
             }
         };
+        let remote = targets.first().copied().unwrap_or(local);
         let peer = Peer {
             kind: TransportKind::Udp,
             remote,
@@ -362,6 +372,7 @@ impl Task {
                 password: self.trunk.password.clone(),
                 expires: REGISTER_EXPIRES,
                 call_id: call_id.clone(),
+                targets: targets.clone(),
                 local,
                 transport: "UDP",
                 user_agent: self.ctx.user_agent.clone(),
@@ -428,19 +439,27 @@ impl Task {
             let mut requests = Vec::new();
             match machine {
                 Machine::Register(reg) => {
-                    requests.extend(std::iter::from_fn(|| reg.poll_request()))
+                    while let Some((request, to)) = reg.poll_request() {
+                        let local = self.local_toward(to).unwrap_or(peer.local);
+                        let to = Peer {
+                            remote: to,
+                            local,
+                            ..peer.clone()
+                        };
+                        requests.push((request, to));
+                    }
                 }
                 Machine::Ping(pinger) => {
                     if pinger.handle_timeout(now)
                         && let Some(options) = self.options(peer, call_id, rng)
                     {
-                        requests.push(options);
+                        requests.push((options, peer.clone()));
                     }
                 }
             }
-            for request in requests {
+            for (request, to) in requests {
                 busy = true;
-                if let Err(error) = layer.send_request(now, request, peer.clone(), false) {
+                if let Err(error) = layer.send_request(now, request, to, false) {
                     tracing::debug!(%error, "request to a trunk not sent");
                 }
             }
@@ -552,6 +571,9 @@ impl Task {
                 // Down until the retry has had its answer (Timer F at most).
                 let valid = retry_in.as_secs().saturating_add(64);
                 write_status(store, name, "down", &detail, valid).await;
+            }
+            Event::FailedOver { from, to, failure } => {
+                tracing::warn!(trunk = %name, %from, %to, %failure, "trunk registrar failed, trying the next address");
             }
             Event::Unregistered => {
                 metrics::gauge!("pbx_trunk_registered", "trunk" => name.clone()).set(0.0);
