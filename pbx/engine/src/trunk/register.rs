@@ -210,8 +210,7 @@ impl Registration {
     }
 
     /// Sends the first REGISTER.
-    pub fn start(&mut self, now: Instant) {
-        let _ = now;
+    pub fn start(&mut self) {
         self.state = State::Registering;
         self.send(self.expires, false);
     }

@@ -212,7 +212,7 @@ impl Sim {
     }
 
     fn start(&mut self) {
-        self.reg.start(self.now);
+        self.reg.start();
         self.exchange();
     }
 
@@ -493,7 +493,7 @@ fn unregister_gives_up_when_the_provider_is_silent() {
 #[test]
 fn answers_to_older_requests_and_provisionals_are_ignored() {
     let mut sim = Sim::new(3600, vec![Algorithm::Sha256], 600);
-    sim.reg.start(sim.now);
+    sim.reg.start();
     let (first, _) = sim.reg.poll_request().unwrap_or_else(|| panic!());
     sim.reg.handle_response(sim.now, &reply(&first, 100, ""));
     assert_eq!(sim.reg.state(), State::Registering);
@@ -520,7 +520,7 @@ fn answers_to_older_requests_and_provisionals_are_ignored() {
 fn a_challenge_it_cannot_answer_is_a_failure() {
     let t0 = Instant::now();
     let mut reg = Registration::new(config(3600), StdRng::seed_from_u64(1));
-    reg.start(t0);
+    reg.start();
     let (first, _) = reg.poll_request().unwrap_or_else(|| panic!());
     let challenge = "WWW-Authenticate: Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256\r\n";
     reg.handle_response(t0, &reply(&first, 401, challenge));

@@ -113,6 +113,7 @@ impl Trunks {
         } else {
             ping_every
         };
+        describe_metrics();
         Arc::new(Trunks {
             ctx,
             store,
@@ -231,6 +232,30 @@ impl Trunks {
     async fn report(&self, name: &str, state: &str, detail: &str, valid_for: u64) {
         write_status(self.store.as_ref(), name, state, detail, valid_for).await;
     }
+}
+
+fn describe_metrics() {
+    metrics::describe_gauge!("pbx_trunks", "trunks configured");
+    metrics::describe_gauge!(
+        "pbx_trunk_registered",
+        "1 while the trunk holds the PBX's registration, by trunk"
+    );
+    metrics::describe_gauge!(
+        "pbx_trunk_up",
+        "1 while the trunk answers OPTIONS, by trunk (trunks not registered to)"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_registrations_total",
+        "REGISTERs to trunks answered 2xx, by trunk"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_register_failures_total",
+        "registration attempts to trunks that failed, by trunk"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_calls_total",
+        "calls through trunks, by trunk and direction"
+    );
 }
 
 /// Asks a task to unregister and waits for it (at most `within`).
@@ -379,7 +404,7 @@ impl Task {
             };
             tracing::info!(trunk = %name, registrar = %cfg.registrar, destination = %remote, user = %cfg.username, "registering to the trunk");
             let mut reg = Registration::new(cfg, StdRng::from_os_rng());
-            reg.start(Instant::now());
+            reg.start();
             Machine::Register(Box::new(reg))
         } else {
             Machine::Ping(Pinger::new(self.ping_every, Instant::now()))
