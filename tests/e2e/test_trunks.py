@@ -12,7 +12,8 @@
   `pbx_trunk_register_failures_total` counted, no password in the log;
 - IP authentication: an INVITE from the legacy PBX's network reaches the trunk's context
   (its number 2000 rings extension 1000, which sees the external caller) with no digest
-  step; the same INVITE from another address is challenged (407) and nothing rings;
+  step; the same INVITE from another address is challenged (407) and nothing rings; with
+  `--channels 1` a second call while the first is up gets 503;
 - OPTIONS pings (`[sip] qualify_interval = "2s"`): the legacy PBX answering is `up` in
   `pbx trunk list` and `pbx_trunk_up`, and `down` once it is gone.
 
@@ -333,7 +334,7 @@ def test_an_invite_from_the_legacy_network_reaches_its_context_without_digest(pb
                   port=legacy_port, display_name="Old PBX") as legacy, \
             Phone("+4930555", "irrelevant", pbx.server("udp"), local_ip=IMPOSTOR_IP) as impostor:
         pbx.cli("trunk", "add", "legacy", "--host", f"{LEGACY_IP}:{legacy_port}",
-                "--allow", f"{LEGACY_IP}/32", "--context", "from-legacy")
+                "--allow", f"{LEGACY_IP}/32", "--context", "from-legacy", "--channels", "1")
         # The running PBX re-reads trunks every 5 s and pings the new one at once: the old
         # PBX (a python UA here) answers the OPTIONS.
         row = wait_trunk_state(pbx, "legacy", "up", 15)
@@ -360,6 +361,12 @@ def test_an_invite_from_the_legacy_network_reaches_its_context_without_digest(pb
         assert final is not None and final.status == 200, final
         assert not out.challenged, "the legacy PBX was challenged"
         assert all(r.status not in (401, 407) for r in out.responses)
+        # One channel (--channels 1), in use: a second call meanwhile gets 503.
+        second = legacy.call("2000", sdp=sdp_offer(LEGACY_IP, 40106))
+        refused = second.wait_final(10)
+        assert refused is not None and refused.status == 503, refused
+        assert phone.wait_call(1) is None, "a call over the channel limit rang 1000"
+        assert metric(pbx, "pbx_trunk_calls_refused_total", 'trunk="legacy"') == 1.0
         bye = out.bye()
         assert bye is not None and bye.status == 200, bye
         phone.unregister()

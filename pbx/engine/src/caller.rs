@@ -1,16 +1,17 @@
 //! Who places a call the engine takes in: an extension that passed digest, or a trunk
 //! recognised by its source before any digest step (`trunk::TrunkTable::identify`).
 
-use crate::trunk::TrunkPeer;
+use crate::trunk::{Channel, TrunkPeer};
 use pbx_calls::Originator;
 use pbx_sip::message::Request;
 use pbx_store::Credentials;
 use std::sync::Arc;
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum Caller {
     Extension(Arc<Credentials>),
-    Trunk(Arc<TrunkPeer>),
+    /// A trunk's call, holding one of its channels for as long as the call lives.
+    Trunk(Arc<TrunkPeer>, Channel),
 }
 
 impl Caller {
@@ -18,7 +19,7 @@ impl Caller {
     pub(crate) fn number(&self, request: &Request) -> String {
         match self {
             Caller::Extension(ext) => ext.number.clone(),
-            Caller::Trunk(_) => request
+            Caller::Trunk(..) => request
                 .headers
                 .from()
                 .ok()
@@ -34,13 +35,15 @@ impl Caller {
     pub(crate) fn called(&self, request: &Request) -> String {
         let ruri_user = request.uri.user().unwrap_or_default();
         match self {
-            Caller::Trunk(trunk) if trunk.registered_user.as_deref() == Some(ruri_user) => request
-                .headers
-                .to()
-                .ok()
-                .and_then(|to| to.uri.user().map(str::to_string))
-                .filter(|user| user != ruri_user)
-                .unwrap_or_else(|| ruri_user.to_string()),
+            Caller::Trunk(trunk, _) if trunk.registered_user.as_deref() == Some(ruri_user) => {
+                request
+                    .headers
+                    .to()
+                    .ok()
+                    .and_then(|to| to.uri.user().map(str::to_string))
+                    .filter(|user| user != ruri_user)
+                    .unwrap_or_else(|| ruri_user.to_string())
+            }
             _ => ruri_user.to_string(),
         }
     }
@@ -50,7 +53,7 @@ impl Caller {
     pub(crate) fn context(&self) -> Option<String> {
         match self {
             Caller::Extension(ext) => Some(ext.context.clone()).filter(|c| !c.is_empty()),
-            Caller::Trunk(trunk) => Some(trunk.context.clone()),
+            Caller::Trunk(trunk, _) => Some(trunk.context.clone()),
         }
     }
 
@@ -58,7 +61,7 @@ impl Caller {
     pub(crate) fn media_encryption(&self) -> String {
         match self {
             Caller::Extension(ext) => ext.media_encryption.clone(),
-            Caller::Trunk(trunk) => trunk.media_encryption.clone(),
+            Caller::Trunk(trunk, _) => trunk.media_encryption.clone(),
         }
     }
 
@@ -72,7 +75,7 @@ impl Caller {
         let number = self.number(request);
         match self {
             Caller::Extension(_) => Originator::Extension { number, name },
-            Caller::Trunk(trunk) => Originator::Trunk {
+            Caller::Trunk(trunk, _) => Originator::Trunk {
                 trunk: trunk.name.clone(),
                 number,
                 name,
@@ -80,11 +83,19 @@ impl Caller {
         }
     }
 
+    /// The trunk channel the call holds, if any (kept by the call until it ends).
+    pub(crate) fn into_channel(self) -> Option<Channel> {
+        match self {
+            Caller::Extension(_) => None,
+            Caller::Trunk(_, channel) => Some(channel),
+        }
+    }
+
     /// The trunk's name, for the log.
     pub(crate) fn trunk(&self) -> Option<&str> {
         match self {
             Caller::Extension(_) => None,
-            Caller::Trunk(trunk) => Some(&trunk.name),
+            Caller::Trunk(trunk, _) => Some(&trunk.name),
         }
     }
 }

@@ -56,6 +56,8 @@ pub(super) struct Active {
     ring: Option<PendingRing>,
     /// [`CallState::Answered`] was said.
     answer_shown: bool,
+    /// The trunk channel a trunk's call holds; given back when the call is dropped.
+    _channel: Option<crate::trunk::Channel>,
 }
 
 /// The call's relay, as the shell reported it.
@@ -266,6 +268,7 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
             app: None,
             answer_then: None,
             answer_shown: false,
+            _channel: caller.into_channel(),
         },
     );
     after(engine, now, no);

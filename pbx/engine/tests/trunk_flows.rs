@@ -83,6 +83,7 @@ fn trunks() -> Vec<TrunkPeer> {
             registered_user: None,
             addresses: vec![],
             media_encryption: "off".into(),
+            channels: 1,
         },
         TrunkPeer {
             name: "provider".into(),
@@ -91,6 +92,7 @@ fn trunks() -> Vec<TrunkPeer> {
             registered_user: Some("acct42".into()),
             addresses: vec![PROVIDER.parse().unwrap()],
             media_encryption: "optional".into(),
+            channels: 0,
         },
     ]
 }
@@ -361,9 +363,26 @@ async fn an_invite_from_an_allowed_network_starts_in_the_trunks_context_without_
         ring.headers.call_id().unwrap(),
         ring.headers.get_str(&HeaderName::CSEQ).unwrap(),
     );
+    // The legacy trunk has one channel: a second call meanwhile is refused with 503.
+    let branch = sim.branch();
+    let text = invite(
+        "sip:2000@pbx.test",
+        LEGACY,
+        "+4930556",
+        "2000",
+        "legacy-busy",
+        &branch,
+    );
+    sim.receive(LEGACY, text).await;
+    let (responses, _) = sim.sent_to(LEGACY);
+    assert_eq!(codes(&responses), [503]);
+    assert_eq!(sim.core.trunks.in_use("legacy"), 1);
+
     sim.receive(PHONE, busy).await;
     let (responses, _) = sim.sent_to(LEGACY);
     assert_eq!(codes(&responses), [486]);
+    // The call is over: its channel is free again.
+    assert_eq!(sim.core.trunks.in_use("legacy"), 0);
     assert_eq!(
         sim.cdrs
             .iter()

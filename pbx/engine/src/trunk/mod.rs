@@ -18,8 +18,9 @@ mod register_tests;
 use crate::security::acl::canonical;
 use ipnet::IpNet;
 use pbx_sip::message::Request;
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// What the engine knows of one trunk (the shell loads it from the store).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,12 +37,35 @@ pub struct TrunkPeer {
     pub addresses: Vec<IpAddr>,
     /// `required`, `optional` or `off`: SRTP on its calls.
     pub media_encryption: String,
+    /// Calls at once through the trunk; 0: no limit.
+    pub channels: u32,
 }
 
 /// The trunks, shared by every shard; replaced whole when the shell reloads them.
 #[derive(Default)]
 pub struct TrunkTable {
     trunks: RwLock<Arc<Vec<Arc<TrunkPeer>>>>,
+    /// Calls in progress per trunk, across shards (kept over reloads).
+    in_use: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+/// One of a trunk's channels, held by a call: given back when the call is dropped (also
+/// when its shard fails and is replaced).
+#[derive(Debug)]
+pub struct Channel {
+    in_use: Arc<Mutex<HashMap<String, u32>>>,
+    trunk: String,
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = in_use.get_mut(&self.trunk) {
+            *n = n.saturating_sub(1);
+            metrics::gauge!("pbx_trunk_channels_in_use", "trunk" => self.trunk.clone())
+                .set(f64::from(*n));
+        }
+    }
 }
 
 impl TrunkTable {
@@ -62,6 +86,28 @@ impl TrunkTable {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// A channel of `trunk` for a new call; `None` when its `channels` are all in use.
+    pub fn seize(&self, trunk: &TrunkPeer) -> Option<Channel> {
+        let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+        let n = in_use.entry(trunk.name.clone()).or_insert(0);
+        if trunk.channels > 0 && *n >= trunk.channels {
+            return None;
+        }
+        *n += 1;
+        metrics::gauge!("pbx_trunk_channels_in_use", "trunk" => trunk.name.clone())
+            .set(f64::from(*n));
+        Some(Channel {
+            in_use: self.in_use.clone(),
+            trunk: trunk.name.clone(),
+        })
+    }
+
+    /// Calls in progress through trunk `name`.
+    pub fn in_use(&self, name: &str) -> u32 {
+        let in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+        in_use.get(name).copied().unwrap_or(0)
     }
 
     pub fn len(&self) -> usize {
@@ -137,6 +183,7 @@ mod tests {
             registered_user: None,
             addresses: Vec::new(),
             media_encryption: "optional".into(),
+            channels: 0,
         }
     }
 
@@ -193,6 +240,25 @@ mod tests {
         assert_eq!(table.identify(from, &other), None);
         // The user name from anywhere else is no trunk call: it is challenged.
         assert_eq!(table.identify(ip("198.51.100.66"), &to_contact), None);
+    }
+
+    #[test]
+    fn channels_are_limited_and_given_back() {
+        let mut legacy = trunk("legacy", &["10.0.0.0/8"]);
+        legacy.channels = 2;
+        let table = TrunkTable::new(vec![legacy.clone()]);
+        let a = table.seize(&legacy);
+        let b = table.seize(&legacy);
+        assert!(a.is_some() && b.is_some());
+        assert!(table.seize(&legacy).is_none());
+        assert_eq!(table.in_use("legacy"), 2);
+        drop(a);
+        assert_eq!(table.in_use("legacy"), 1);
+        assert!(table.seize(&legacy).is_some());
+        // No limit: always.
+        let open = trunk("open", &[]);
+        let held: Vec<_> = (0..100).filter_map(|_| table.seize(&open)).collect();
+        assert_eq!(held.len(), 100);
     }
 
     #[test]

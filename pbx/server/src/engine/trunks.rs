@@ -256,6 +256,14 @@ fn describe_metrics() {
         "pbx_trunk_calls_total",
         "calls through trunks, by trunk and direction"
     );
+    metrics::describe_gauge!(
+        "pbx_trunk_channels_in_use",
+        "calls in progress through the trunk, by trunk"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_calls_refused_total",
+        "trunk calls refused because every channel was in use, by trunk"
+    );
 }
 
 /// Asks a task to unregister and waits for it (at most `within`).
@@ -297,6 +305,7 @@ fn peer_of(trunk: &Trunk, addresses: Vec<IpAddr>) -> TrunkPeer {
             .then(|| trunk.username.clone()),
         addresses,
         media_encryption: trunk.media_encryption.clone(),
+        channels: trunk.channels,
     }
 }
 
