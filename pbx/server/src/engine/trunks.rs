@@ -40,6 +40,8 @@ const RELOAD_EVERY: Duration = Duration::from_secs(5);
 const REGISTER_EXPIRES: Duration = Duration::from_secs(3600);
 /// How often trunks get an OPTIONS when `[sip] qualify_interval` is off.
 pub const PING_EVERY: Duration = Duration::from_secs(30);
+/// How often the trunks' hosts are resolved again for the engine's table.
+const RESOLVE_EVERY: Duration = Duration::from_secs(300);
 /// How long a failed DNS look-up waits before the next.
 const RESOLVE_RETRY: Duration = Duration::from_secs(30);
 
@@ -123,10 +125,16 @@ impl Trunks {
         })
     }
 
-    /// Re-reads the trunks every few seconds until the PBX stops.
+    /// Re-reads the trunks every few seconds until the PBX stops, and resolves their hosts
+    /// again every [`RESOLVE_EVERY`] (a provider's addresses may change).
     pub async fn run(self: Arc<Self>) {
+        let mut resolved = tokio::time::Instant::now();
         loop {
-            self.reload().await;
+            let stale = resolved.elapsed() >= RESOLVE_EVERY;
+            if stale {
+                resolved = tokio::time::Instant::now();
+            }
+            self.load(stale).await;
             tokio::time::sleep(RELOAD_EVERY).await;
         }
     }
@@ -134,6 +142,12 @@ impl Trunks {
     /// Loads the trunks; on a change, refills the engine's table and starts, restarts or
     /// stops registration tasks.
     pub async fn reload(&self) {
+        self.load(false).await;
+    }
+
+    /// As [`Trunks::reload`]; `refresh` refills the table (resolving the hosts again) even
+    /// when no trunk changed.
+    async fn load(&self, refresh: bool) {
         let trunks = match self.store.list_trunks().await {
             Ok(trunks) => trunks,
             Err(error) => {
@@ -143,7 +157,7 @@ impl Trunks {
         };
         {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            if last.as_ref() == Some(&trunks) {
+            if last.as_ref() == Some(&trunks) && !refresh {
                 return;
             }
             *last = Some(trunks.clone());
@@ -156,7 +170,11 @@ impl Trunks {
         let count = peers.len();
         self.ctx.trunks.replace(peers);
         metrics::gauge!("pbx_trunks").set(count as f64);
-        tracing::info!(trunks = count, "trunks loaded");
+        if refresh {
+            tracing::debug!(trunks = count, "trunk hosts resolved again");
+        } else {
+            tracing::info!(trunks = count, "trunks loaded");
+        }
         self.reconcile(&trunks).await;
     }
 
