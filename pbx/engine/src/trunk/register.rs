@@ -339,6 +339,17 @@ impl Registration {
         }
     }
 
+    /// Replaces the addresses to try (the host resolved again after a failed attempt); the
+    /// next attempt starts at the first. An empty list keeps the old one.
+    pub fn set_targets(&mut self, targets: Vec<SocketAddr>) {
+        if targets.is_empty() || targets == self.cfg.targets {
+            return;
+        }
+        self.cfg.targets = targets;
+        self.target = 0;
+        self.tried = 1;
+    }
+
     /// The next REGISTER to hand to a client transaction, and where it goes.
     #[must_use]
     pub fn poll_request(&mut self) -> Option<(Request, SocketAddr)> {

@@ -587,6 +587,21 @@ fn fails_over_across_the_addresses_in_order_before_backing_off() {
 }
 
 #[test]
+fn new_addresses_after_a_failed_attempt_are_used_from_the_first() {
+    let mut sim = Sim::new(3600, vec![Algorithm::Sha256], 600);
+    sim.dead = vec![addr(PRIMARY)];
+    sim.start();
+    assert!(matches!(sim.last_event(), Some(Event::Failed { .. })));
+    // DNS now says the provider moved; an empty answer keeps what there was.
+    sim.reg.set_targets(Vec::new());
+    sim.reg.set_targets(vec![addr(SECONDARY), addr(PRIMARY)]);
+    sim.sent_to.clear();
+    sim.step();
+    assert_eq!(sim.sent_to.first(), Some(&addr(SECONDARY)));
+    assert!(matches!(sim.reg.state(), State::Registered { .. }));
+}
+
+#[test]
 fn refresh_points() {
     use super::register::refresh_after;
     assert_eq!(refresh_after(SECS(3600)), SECS(3060));

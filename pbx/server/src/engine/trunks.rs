@@ -558,7 +558,17 @@ impl Task {
             if let Machine::Register(reg) = machine {
                 while let Some(event) = reg.poll_event() {
                     busy = true;
+                    let failed = matches!(event, Event::Failed { .. });
                     self.report(event).await;
+                    if failed {
+                        // The next attempt uses what DNS says then (a provider may move).
+                        let fresh: Vec<SocketAddr> = destinations(&self.trunk)
+                            .await
+                            .into_iter()
+                            .filter(|t| self.local_toward(*t).is_some())
+                            .collect();
+                        reg.set_targets(fresh);
+                    }
                 }
             }
             if !busy {
