@@ -13,7 +13,7 @@
 #   Exit: 0 when everything is there afterwards, 1 otherwise.
 set -euo pipefail
 APT_PKGS=(sip-tester baresip-core libasound2 sox openssl postgresql sqlite3 procps iproute2
-          python3 ca-certificates chromium fonts-dejavu-core zbar-tools)
+          python3 ca-certificates chromium fonts-dejavu-core zbar-tools kamailio)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

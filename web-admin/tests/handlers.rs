@@ -1129,6 +1129,7 @@ fn cdr(i: u64, caller: &str, called: &str, disposition: &str) -> pbx_store::NewC
         codec: Some("PCMU/8000".into()),
         caller_encrypted: i.is_multiple_of(2),
         callee_encrypted: i.is_multiple_of(2),
+        trunk: String::new(),
     }
 }
 

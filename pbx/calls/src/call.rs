@@ -225,6 +225,7 @@ struct RecordDraft {
     codec: Option<String>,
     caller_encrypted: bool,
     callee_encrypted: bool,
+    trunk: Option<String>,
     written: bool,
 }
 
@@ -295,6 +296,10 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 codec: None,
                 caller_encrypted: false,
                 callee_encrypted: false,
+                trunk: match &originator {
+                    Originator::Trunk { trunk, .. } => Some(trunk.clone()),
+                    Originator::Extension { .. } => None,
+                },
                 written: false,
             },
             outputs: VecDeque::new(),
@@ -724,11 +729,23 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             Some(&self.caller.dialog.local_tag),
         );
         if status.code() > 100 && status.code() < 300 {
-            // RFC 3261 §12.1.1: a dialog-creating response carries the UAS's Contact.
+            // RFC 3261 §12.1.1: a dialog-creating response carries the UAS's Contact, and
+            // MUST copy the request's Record-Route values in order (the caller's in-dialog
+            // requests then pass the proxies that asked to stay on the path, a provider's).
             response.headers.push(
                 HeaderName::CONTACT,
                 format!("<{}>", self.caller.endpoint.contact()),
             );
+            for route in self
+                .caller
+                .invite
+                .headers
+                .get_all(&HeaderName::RECORD_ROUTE)
+            {
+                response
+                    .headers
+                    .push(HeaderName::RECORD_ROUTE, route.clone());
+            }
         }
         response
             .headers
@@ -798,6 +815,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             codec: self.record.codec.clone(),
             caller_encrypted: self.record.caller_encrypted,
             callee_encrypted: self.record.callee_encrypted,
+            trunk: self.record.trunk.clone(),
         };
         self.outputs.push_back(CallOutput::Record(record));
     }

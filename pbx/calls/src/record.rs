@@ -62,6 +62,8 @@ pub struct CallRecord {
     pub codec: Option<String>,
     pub caller_encrypted: bool,
     pub callee_encrypted: bool,
+    /// The trunk the call came in by (`Originator::Trunk`); `None` for an extension's call.
+    pub trunk: Option<String>,
 }
 
 impl CallRecord {

@@ -259,6 +259,33 @@ fn the_200_is_retransmitted_until_the_ack() {
 }
 
 #[test]
+fn the_answer_to_the_caller_keeps_its_record_route() {
+    // A call through a provider's proxy: RFC 3261 §12.1.1, the 2xx copies every
+    // Record-Route, in order, so the caller's ACK and BYE come back through the proxy.
+    let mut invite = caller_invite(None, 70);
+    invite
+        .headers
+        .push(HeaderName::RECORD_ROUTE, "<sip:proxy2.example;lr>");
+    invite
+        .headers
+        .push(HeaderName::RECORD_ROUTE, "<sip:proxy1.example;lr;ftag=x>");
+    let mut w = World::start_with(invite, ring(&["desk"]), None);
+    w.device_answers("desk", 180, None);
+    w.device_answers("desk", 200, None);
+    let ok = w.last_to_caller();
+    assert_eq!(ok.status, StatusCode::OK);
+    let routes: Vec<&str> = ok
+        .headers
+        .get_all(&HeaderName::RECORD_ROUTE)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .collect();
+    assert_eq!(
+        routes,
+        ["<sip:proxy2.example;lr>", "<sip:proxy1.example;lr;ftag=x>"]
+    );
+}
+
+#[test]
 fn no_ack_ends_the_call_on_both_sides() {
     let mut w = World::start(ring(&["desk"]));
     w.device_answers("desk", 200, None);

@@ -294,7 +294,10 @@ fn finish(
     let user = credentials.username;
     match purpose {
         Purpose::Register => super::register::bind(engine, now, key, request, peer, &user),
-        Purpose::Invite => super::calls::start(engine, now, key, request, peer, extension),
+        Purpose::Invite => {
+            let caller = super::caller::Caller::Extension(extension);
+            super::calls::start(engine, now, key, request, peer, caller)
+        }
         Purpose::Subscribe => super::mwi::authorized(engine, now, key, request, peer, &user),
     }
 }

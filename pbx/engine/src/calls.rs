@@ -4,6 +4,7 @@
 //! (media plans, CDRs) becomes the engine's outputs.
 
 use super::application::App;
+use super::caller::Caller;
 use super::dialing::PlanState;
 use super::io::MediaEvent;
 use super::io::{CallState, MediaPorts, Now, Output};
@@ -19,11 +20,10 @@ use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer};
 use pbx_sip::uri::Uri;
-use pbx_store::{Credentials, NewCdr};
+use pbx_store::NewCdr;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The live calls of one shard and the indexes that find them.
@@ -58,6 +58,8 @@ pub(super) struct Active {
     ring: Option<PendingRing>,
     /// [`CallState::Answered`] was said.
     answer_shown: bool,
+    /// The trunk channel a trunk's call holds; given back when the call is dropped.
+    _channel: Option<crate::trunk::Channel>,
 }
 
 /// The call's relay, as the shell reported it.
@@ -133,18 +135,19 @@ pub(crate) struct Incoming {
     key: TransactionKey,
     request: Request,
     peer: Peer,
-    caller: Arc<Credentials>,
+    caller: Caller,
     plan: PlanState,
 }
 
-/// An authenticated INVITE from extension `caller`: its plan decides where it goes.
+/// An INVITE from `caller` (an authenticated extension or a recognised trunk): its plan
+/// decides where it goes.
 pub(super) fn start(
     engine: &mut Engine,
     now: Now,
     key: TransactionKey,
     request: Request,
     peer: Peer,
-    caller: Arc<Credentials>,
+    caller: Caller,
 ) {
     // RFC 3261 §8.2.2.3: we implement no extension a caller may require (100rel included).
     if let Some(required) = request.headers.get_str(&HeaderName::REQUIRE) {
@@ -154,19 +157,19 @@ pub(super) fn start(
         answer.headers.push(HeaderName::UNSUPPORTED, required);
         return engine.respond(now, &key, answer);
     }
-    let called = request.uri.user().unwrap_or_default().to_string();
+    let called = caller.called(&request);
     let plan = match engine.ctx.plan.current() {
         Some(plan) => {
             let context = CallContext {
-                caller: caller.number.clone(),
+                caller: caller.number(&request),
                 caller_name: request
                     .headers
                     .from()
                     .ok()
                     .and_then(|from| from.display_name.clone())
                     .unwrap_or_default(),
-                // `pbx extension set --context` overrides the plan's `members`.
-                caller_context: Some(caller.context.clone()).filter(|c| !c.is_empty()),
+                // `pbx extension set --context`, or the trunk's, overrides `members`.
+                caller_context: caller.context(),
                 dialed: called,
                 now: now.timestamp(),
             };
@@ -214,16 +217,9 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
     let prefix = engine.call_id_prefix();
     let callee_call_id = pbx_calls::ids::call_id(&prefix, &mut engine.rng);
     let caller_call_id = request.headers.call_id().unwrap_or_default().to_string();
-    let caller_name = request
-        .headers
-        .from()
-        .ok()
-        .and_then(|from| from.display_name.clone());
-    let called = request.uri.user().unwrap_or_default().to_string();
-    let originator = pbx_calls::Originator::Extension {
-        number: caller.number.clone(),
-        name: caller_name,
-    };
+    let originator = caller.originator(&request);
+    let caller_number = originator.number().to_string();
+    let called = caller.called(&request);
     let setup = CallSetup {
         invite_key: key.clone(),
         invite: request,
@@ -243,7 +239,8 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
     };
     tracing::info!(
         call = %caller_call_id,
-        caller = %caller.number,
+        caller = %caller_number,
+        trunk = caller.trunk().map(tracing::field::display),
         callee = %called,
         source = %peer.remote,
         transport = %peer.kind,
@@ -252,7 +249,7 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
     engine.push(Output::CallState(CallState::Started {
         call: no,
         call_id: caller_call_id.clone(),
-        caller: caller.number.clone(),
+        caller: caller_number,
         called: called.clone(),
     }));
     let call = Call::start(now.at, &mut engine.layer, setup, config);
@@ -269,11 +266,12 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
             plan,
             caller_peer: peer,
             originator,
-            caller_policy: caller.media_encryption.clone(),
+            caller_policy: caller.media_encryption(),
             ring: None,
             app: None,
             answer_then: None,
             answer_shown: false,
+            _channel: caller.into_channel(),
         },
     );
     after(engine, now, no);
@@ -790,5 +788,6 @@ fn cdr(now: Now, record: CallRecord) -> NewCdr {
         codec: record.codec.clone(),
         caller_encrypted: record.caller_encrypted,
         callee_encrypted: record.callee_encrypted,
+        trunk: record.trunk.clone().unwrap_or_default(),
     }
 }

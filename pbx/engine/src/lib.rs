@@ -12,6 +12,7 @@
 
 mod application;
 mod auth;
+mod caller;
 mod calls;
 pub mod credentials;
 pub mod date;
@@ -30,6 +31,7 @@ mod routing;
 mod say;
 pub mod security;
 mod shard;
+pub mod trunk;
 mod voicemail;
 
 pub use application::RINGBACK;
@@ -76,6 +78,8 @@ pub struct Core {
     pub plan: Arc<PlanHandle>,
     /// `[voicemail]`.
     pub voicemail: VoicemailSettings,
+    /// The trunks whose INVITEs are recognised without digest; reloaded by the shell.
+    pub trunks: Arc<trunk::TrunkTable>,
 }
 
 /// The `class` label of a status code: `1xx` ... `6xx`.

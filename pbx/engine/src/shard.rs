@@ -326,6 +326,10 @@ impl Engine {
         } else if in_dialog && let Some(no) = owner {
             calls::request(self, now, no, key, request);
         } else if method == Method::INVITE && !in_dialog {
+            // A trunk is recognised by its source before any digest step (trunk/mod.rs).
+            if let Some(trunk) = self.ctx.trunks.identify(peer.remote.ip(), &request) {
+                return crate::trunk::inbound::start(self, now, key, request, peer, trunk);
+            }
             auth::authenticate(
                 self,
                 now,

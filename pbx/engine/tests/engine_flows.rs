@@ -128,6 +128,7 @@ impl Sim {
             ring_timeout: Duration::from_secs(30),
             plan: Arc::new(PlanHandle::new(plan)),
             voicemail: Default::default(),
+            trunks: Default::default(),
         });
         let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(11));
         Sim {

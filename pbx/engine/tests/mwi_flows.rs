@@ -92,6 +92,7 @@ impl Sim {
             sdes_over_insecure: false,
             ring_timeout: Duration::from_secs(30),
             plan: Arc::new(PlanHandle::new(None)),
+            trunks: Default::default(),
             voicemail: Default::default(),
         });
         let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(5));

@@ -265,7 +265,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         lookups: Arc::new(engine::db_lookup::Lookups::new(&config.lookup)),
         mailboxes: store.clone(),
         security_log: security_log.clone(),
+        trunks: engine::trunks::table(),
+        trunk_inbox: Default::default(),
     });
+    let trunks =
+        engine::trunks::Trunks::new(context.clone(), store.clone(), config.sip.qualify_interval);
+    // The first load before SIP is served: a trunk's INVITEs are recognised from the start.
+    trunks.reload().await;
+    tokio::spawn(trunks.clone().run());
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
     let dispatcher = engine::start(context, shards);
@@ -411,7 +418,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tracing::info!("shutting down");
     // Calls in progress end properly: BYE to both sides, CANCEL to ringing devices, 503 to
     // callers still waiting, and their CDRs are written before the database closes.
-    dispatcher.hang_up_all(Duration::from_secs(2)).await;
+    // Trunk bindings are removed (Expires: 0) meanwhile.
+    tokio::join!(
+        dispatcher.hang_up_all(Duration::from_secs(2)),
+        trunks.shutdown(Duration::from_secs(2))
+    );
     // With the database down these give up quickly: call records wait in the spool (written
     // at the next start), phones re-register; a stop never hangs on a dead database.
     if tokio::time::timeout(Duration::from_secs(5), cdrs.flush())

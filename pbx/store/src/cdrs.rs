@@ -28,6 +28,10 @@ pub struct NewCdr {
     pub codec: Option<String>,
     pub caller_encrypted: bool,
     pub callee_encrypted: bool,
+    /// The trunk the call came in by; empty for calls between extensions. (A spool file
+    /// written before this field reads as empty.)
+    #[serde(default)]
+    pub trunk: String,
 }
 
 /// A recorded call.
@@ -57,7 +61,7 @@ pub struct CdrQuery {
 
 const COLUMNS: &str = "id, call_id, caller, called, started_at, answered_at, ended_at, \
      duration_secs, disposition, hangup_cause, hangup_side, codec, caller_encrypted, \
-     callee_encrypted";
+     callee_encrypted, trunk";
 
 impl CdrQuery {
     /// The WHERE conditions after the extension's own, with their binds from `$first` on.
@@ -206,6 +210,7 @@ fn read_row(row: &sqlx::any::AnyRow) -> Result<Cdr, StoreError> {
             codec: row.try_get("codec")?,
             caller_encrypted: row.try_get::<i64, _>("caller_encrypted")? != 0,
             callee_encrypted: row.try_get::<i64, _>("callee_encrypted")? != 0,
+            trunk: row.try_get("trunk")?,
         },
     })
 }
@@ -214,8 +219,8 @@ fn insert_one(c: &NewCdr) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArg
     sqlx::query(
         "INSERT INTO cdrs (call_id, caller, called, started_at, answered_at, ended_at, \
          duration_secs, disposition, hangup_cause, hangup_side, codec, caller_encrypted, \
-         callee_encrypted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         RETURNING id",
+         callee_encrypted, trunk) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14) RETURNING id",
     )
     .bind(&c.call_id)
     .bind(&c.caller)
@@ -230,4 +235,5 @@ fn insert_one(c: &NewCdr) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArg
     .bind(c.codec.as_deref())
     .bind(i64::from(c.caller_encrypted))
     .bind(i64::from(c.callee_encrypted))
+    .bind(&c.trunk)
 }

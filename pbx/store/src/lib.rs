@@ -21,6 +21,7 @@ pub mod ports;
 mod registrations;
 mod secrets;
 mod traces;
+mod trunks;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,11 +40,14 @@ pub use mailboxes::{Folder, Greeting, GreetingKind, Mailbox, Message, MessageCou
 pub use pbx_sip::transport::Transport;
 pub use ports::{
     AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, LocationStore, MailboxStore,
-    MwiStore, TraceStore,
+    MwiStore, TraceStore, TrunkStore,
 };
 pub use registrations::BindingChange;
 pub use secrets::{hash_secret, verify_secret};
 pub use traces::StoredTrace;
+pub use trunks::{
+    CALLER_ID_MODES, DEFAULT_TRUNK_CONTEXT, TRUNK_TRANSPORTS, Trunk, TrunkStatus, parse_host_port,
+};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

@@ -6,7 +6,6 @@
 //! a store call is a database round trip, next to which one allocation does not count.
 //!
 //! Room for what comes next, not implemented yet (each a trait here and tables in a migration):
-//! - `TrunkStore`: SIP trunks (registrations to a provider, their credentials and routes).
 //! - `SettingsStore`: settings the web admin edits at run time, beside the TOML config.
 
 use std::net::IpAddr;
@@ -16,7 +15,7 @@ use async_trait::async_trait;
 use crate::{
     ApiToken, Ban, Binding, BindingChange, Cdr, CdrQuery, Credentials, Extension, ExtensionChanges,
     Folder, Greeting, GreetingKind, Mailbox, Message, MessageCounts, NewCdr, NewExtension,
-    NewMessage, StoreError, StoredTrace,
+    NewMessage, StoreError, StoredTrace, Trunk, TrunkStatus,
 };
 
 /// What digest authentication and the voicemail PIN prompt read about extensions.
@@ -281,4 +280,23 @@ pub trait MwiStore: Send + Sync {
 
     /// Every mailbox that ever changed, with its own counter.
     async fn mailbox_revisions(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
+/// Trunks (`pbx trunk add|list|remove`) and the state the running PBX reports for each.
+#[async_trait]
+pub trait TrunkStore: Send + Sync {
+    /// Adds a trunk (checked by [`Trunk::problems`]); `Duplicate` when the name is taken.
+    async fn add_trunk(&self, trunk: &Trunk) -> Result<(), StoreError>;
+
+    /// Every trunk, ordered by name.
+    async fn list_trunks(&self) -> Result<Vec<Trunk>, StoreError>;
+
+    /// Removes a trunk and its state; `false` when there was none.
+    async fn remove_trunk(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Records what the running PBX knows of a trunk now (replacing what it knew before).
+    async fn set_trunk_status(&self, status: &TrunkStatus) -> Result<(), StoreError>;
+
+    /// The states recorded, ordered by name (stale ones too: see [`TrunkStatus::state_at`]).
+    async fn trunk_statuses(&self) -> Result<Vec<TrunkStatus>, StoreError>;
 }

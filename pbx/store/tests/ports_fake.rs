@@ -9,7 +9,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use pbx_store::{Ban, BanStore, Binding, BindingChange, LocationStore, StoreError, now_unix};
+use pbx_store::{
+    Ban, BanStore, Binding, BindingChange, LocationStore, StoreError, Trunk, TrunkStatus,
+    TrunkStore, now_unix,
+};
 
 /// Bindings keyed by (aor, contact), in the order `list_bindings` promises.
 #[derive(Default)]
@@ -161,6 +164,62 @@ impl BanStore for MemoryBans {
         bans.retain(|_, b| b.until > now_unix);
         Ok((before - bans.len()) as u64)
     }
+}
+
+/// Trunks and their states by name, in the order `list_trunks` promises.
+#[derive(Default)]
+struct MemoryTrunks(Mutex<(BTreeMap<String, Trunk>, BTreeMap<String, TrunkStatus>)>);
+
+impl MemoryTrunks {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (BTreeMap<String, Trunk>, BTreeMap<String, TrunkStatus>)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl TrunkStore for MemoryTrunks {
+    async fn add_trunk(&self, trunk: &Trunk) -> Result<(), StoreError> {
+        if let Some(problem) = trunk.problems().into_iter().next() {
+            return Err(StoreError::Invalid(problem));
+        }
+        let mut tables = self.lock();
+        if tables.0.contains_key(&trunk.name) {
+            return Err(StoreError::Duplicate(format!("trunk {}", trunk.name)));
+        }
+        let row = Trunk {
+            created_at: now_unix(),
+            ..trunk.clone()
+        };
+        tables.0.insert(trunk.name.clone(), row);
+        Ok(())
+    }
+
+    async fn list_trunks(&self) -> Result<Vec<Trunk>, StoreError> {
+        Ok(self.lock().0.values().cloned().collect())
+    }
+
+    async fn remove_trunk(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tables = self.lock();
+        tables.1.remove(name);
+        Ok(tables.0.remove(name).is_some())
+    }
+
+    async fn set_trunk_status(&self, status: &TrunkStatus) -> Result<(), StoreError> {
+        self.lock().1.insert(status.name.clone(), status.clone());
+        Ok(())
+    }
+
+    async fn trunk_statuses(&self) -> Result<Vec<TrunkStatus>, StoreError> {
+        Ok(self.lock().1.values().cloned().collect())
+    }
+}
+
+#[tokio::test]
+async fn a_memory_trunk_store_keeps_the_contract() {
+    let store: Arc<dyn TrunkStore> = Arc::new(MemoryTrunks::default());
+    store_suite::trunks(store.as_ref()).await;
 }
 
 #[tokio::test]

@@ -71,6 +71,7 @@ suite_test!(sip_traces);
 suite_test!(mailboxes);
 suite_test!(mwi);
 suite_test!(extension_search);
+suite_test!(trunks);
 
 #[tokio::test]
 #[cfg_attr(

@@ -47,6 +47,7 @@ suite_test!(sip_traces);
 suite_test!(mailboxes);
 suite_test!(mwi);
 suite_test!(extension_search);
+suite_test!(trunks);
 
 #[tokio::test]
 async fn file_created_in_wal_mode_and_data_survives_reopen() {

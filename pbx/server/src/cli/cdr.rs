@@ -28,6 +28,7 @@ pub(super) async fn list(store: &dyn CdrStore, limit: u32) -> Result<(), CliErro
                     yes_no(c.caller_encrypted),
                     yes_no(c.callee_encrypted)
                 ),
+                c.trunk,
             ]
         })
         .collect();
@@ -43,7 +44,8 @@ pub(super) async fn list(store: &dyn CdrStore, limit: u32) -> Result<(), CliErro
                 "DURATION",
                 "HANGUP",
                 "CODEC",
-                "ENCRYPTED"
+                "ENCRYPTED",
+                "TRUNK"
             ],
             &rows
         )

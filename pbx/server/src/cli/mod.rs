@@ -11,6 +11,7 @@ mod mail;
 mod registration;
 pub mod table;
 mod trace;
+mod trunk;
 mod voicemail;
 
 use std::net::IpAddr;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Voicemail messages.
     #[command(subcommand)]
     Voicemail(VoicemailCommand),
+    /// Manage trunks: a legacy PBX, a gateway or a SIP provider.
+    #[command(subcommand)]
+    Trunk(TrunkCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +92,62 @@ pub enum VoicemailCommand {
         #[arg(value_name = "MAILBOX")]
         mailbox: String,
     },
+}
+
+// Parsed once per process: the size of the large variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum TrunkCommand {
+    /// Add a trunk.
+    Add {
+        /// 1 to 32 letters, digits, `-` or `_` (the NAME of `trunk:NAME/NUMBER`).
+        name: String,
+        /// The far end: an IP address or DNS name, with an optional port (default 5060, 5061
+        /// for TLS).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        host: String,
+        /// udp (default), tcp or tls.
+        #[arg(long, default_value = "udp")]
+        transport: String,
+        /// The digest user name the trunk knows the PBX by.
+        #[arg(long)]
+        username: Option<String>,
+        /// Its password (stored as given: the PBX is the client here; never listed or logged).
+        #[arg(long)]
+        password: Option<String>,
+        /// Register to the trunk with the credentials (a SIP provider).
+        #[arg(long)]
+        register: bool,
+        /// A network (CIDR) whose calls are this trunk's without digest; repeat for several.
+        #[arg(long = "allow", value_name = "CIDR", value_parser = trunk::parse_network)]
+        allow: Vec<IpNet>,
+        /// The dialplan context of the trunk's inbound calls.
+        #[arg(long, default_value = pbx_store::DEFAULT_TRUNK_CONTEXT)]
+        context: String,
+        /// Send every request to the trunk through this proxy.
+        #[arg(long = "outbound-proxy", value_name = "HOST[:PORT]")]
+        outbound_proxy: Option<String>,
+        /// The caller ID of outbound calls: extension (default), trunk (--caller-id) or
+        /// anonymous.
+        #[arg(long = "caller-id-mode", default_value = "extension")]
+        caller_id_mode: String,
+        /// The trunk's default caller number.
+        #[arg(long = "caller-id", value_name = "NUMBER")]
+        caller_id: Option<String>,
+        /// Calls at once through the trunk (0, the default: no limit).
+        #[arg(long, default_value_t = 0)]
+        channels: u32,
+        /// SRTP on the trunk's calls: required, optional (default) or off.
+        #[arg(long = "media-encryption", default_value = "optional")]
+        media_encryption: String,
+        /// A codec the trunk may use, in preference order; repeat for several (default: all).
+        #[arg(long = "codec", value_name = "NAME")]
+        codecs: Vec<String>,
+    },
+    /// The trunks with their state (registered, up, down, unknown).
+    List,
+    /// Remove a trunk.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -378,6 +438,7 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
         Command::Admin(cmd) => admin::run(&store, cmd).await,
         Command::Ban(cmd) => ban::run(&store, cmd).await,
         Command::Trace(cmd) => trace::run(&store, &config, cmd).await,
+        Command::Trunk(cmd) => trunk::run(&store, &config, cmd).await,
         Command::Dialplan(DialplanCommand::Trace {
             from,
             to,

@@ -107,6 +107,7 @@ mod tests {
             codec: Some("PCMU".into()),
             caller_encrypted: true,
             callee_encrypted: false,
+            trunk: String::new(),
         }
     }
 

@@ -525,7 +525,7 @@ fn report(event: Security) {
 
 /// The address of this host that the kernel would use to reach `remote`. No packet is sent
 /// (a connected UDP socket only picks a route); asked once per destination.
-fn local_ip_towards(remote: IpAddr) -> Option<IpAddr> {
+pub(crate) fn local_ip_towards(remote: IpAddr) -> Option<IpAddr> {
     let any: std::net::SocketAddr = if remote.is_ipv4() {
         (IpAddr::from([0, 0, 0, 0]), 0).into()
     } else {
@@ -664,6 +664,8 @@ mod tests {
             lookups: Arc::new(super::super::db_lookup::Lookups::new(&Default::default())),
             mailboxes: store.clone(),
             security_log: Default::default(),
+            trunks: Default::default(),
+            trunk_inbox: Default::default(),
         });
         let (own, _queue) = mpsc::channel(16);
         let mut driver = Driver::new(ctx.clone(), Arc::new(ctx.core()), own, 0);

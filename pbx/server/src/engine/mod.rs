@@ -17,6 +17,7 @@ pub mod location;
 mod lookup;
 pub mod mwi;
 pub mod qualify;
+pub mod trunks;
 
 pub use pbx_engine::io;
 pub use pbx_engine::{AppMedia, Core, Engine, Input, MediaPorts, Now, Output, Security};
@@ -81,6 +82,10 @@ pub struct EngineContext {
     pub mailboxes: Arc<dyn pbx_store::MailboxStore>,
     /// The recent security events, for the web admin.
     pub security_log: Arc<crate::security::events::SecurityLog>,
+    /// The trunks the engines recognise INVITEs from (filled by [`trunks::Trunks`]).
+    pub trunks: Arc<pbx_engine::trunk::TrunkTable>,
+    /// Where responses to the PBX's own requests to trunks (REGISTER, OPTIONS) go.
+    pub trunk_inbox: Arc<trunks::Inbox>,
 }
 
 impl EngineContext {
@@ -101,6 +106,7 @@ impl EngineContext {
             ring_timeout: self.ring_timeout,
             plan: self.plan.clone(),
             voicemail: self.voicemail_settings.clone(),
+            trunks: self.trunks.clone(),
         }
     }
 }
@@ -120,6 +126,7 @@ pub struct Dispatcher {
     shards: Vec<mpsc::Sender<ShardInput>>,
     hasher: std::collections::hash_map::RandomState,
     guard: Arc<Guard>,
+    trunk_inbox: Arc<trunks::Inbox>,
 }
 
 impl Dispatcher {
@@ -197,6 +204,20 @@ impl Sink for Dispatcher {
             .get(&pbx_sip::message::HeaderName::CALL_ID)
             .cloned()
             .unwrap_or_default();
+        // Answers to the PBX's own requests to trunks go to the trunk's task, not a shard.
+        let inbound = match inbound {
+            Inbound {
+                peer,
+                message: pbx_sip::message::Message::Response(response),
+            } => match self.trunk_inbox.deliver(&call_id, response) {
+                Ok(()) => return,
+                Err(response) => Inbound {
+                    peer,
+                    message: pbx_sip::message::Message::Response(response),
+                },
+            },
+            request => request,
+        };
         let Some(shard) = self.shards.get(self.shard_of(&call_id)) else {
             return;
         };
@@ -235,5 +256,6 @@ pub fn start(context: Arc<EngineContext>, count: usize) -> Arc<Dispatcher> {
         shards: senders,
         hasher: Default::default(),
         guard: context.guard.clone(),
+        trunk_inbox: context.trunk_inbox.clone(),
     })
 }

@@ -135,6 +135,11 @@ impl Sender {
         self.connections.mark_authenticated(conn);
     }
 
+    /// The local addresses of the UDP listeners (requests the PBX starts pick one).
+    pub fn udp_locals(&self) -> Vec<SocketAddr> {
+        self.udp.iter().map(|s| s.local).collect()
+    }
+
     pub fn send(&self, peer: &Peer, data: Bytes) -> Result<(), SendError> {
         self.trace.outbound(peer, &data);
         match peer.kind {

@@ -8,6 +8,7 @@
 mod algorithm;
 mod authenticator;
 mod challenge;
+mod client;
 mod credentials;
 mod nonce;
 mod params;
@@ -17,6 +18,7 @@ mod verify;
 pub use algorithm::{Algorithm, UnknownAlgorithm, ha1_hex};
 pub use authenticator::DigestAuthenticator;
 pub use challenge::ChallengeKind;
+pub use client::{Challenge, ChallengeError};
 pub use credentials::{Credentials, CredentialsError, Qop};
 pub use replay::DEFAULT_REPLAY_CAPACITY;
 pub use verify::AuthFailure;

@@ -10,7 +10,7 @@ use pbx_sip::auth::{Algorithm, ha1_hex};
 use pbx_sip::uri::Uri;
 use pbx_store::{
     AdminStore, BanStore, Binding, CdrStore, CredentialStore, ExtensionStore, LocationStore,
-    NewCdr, NewExtension, Store, StoreError, TraceStore, Transport,
+    NewCdr, NewExtension, Store, StoreError, TraceStore, Transport, Trunk, TrunkStatus, TrunkStore,
 };
 
 const REALM: &str = "pbx.test";
@@ -387,6 +387,85 @@ pub async fn bans(store: &dyn BanStore) {
     assert!(ok(store.active_bans(0).await).is_empty());
 }
 
+pub async fn trunks(store: &dyn TrunkStore) {
+    assert!(ok(store.list_trunks().await).is_empty());
+    let mut provider = Trunk::new("provider", "sip.example.com");
+    provider.port = Some(5080);
+    provider.username = "acct42".into();
+    provider.password = "pr0vider-pass".into();
+    provider.register = true;
+    provider.codecs = vec!["pcma".into(), "pcmu".into()];
+    provider.channels = 30;
+    ok(store.add_trunk(&provider).await);
+    let mut legacy = Trunk::new("legacy", "10.1.2.3");
+    legacy.allowed_networks = vec![net("10.1.2.0/24"), net("2001:db8::/32")];
+    legacy.context = "from-legacy".into();
+    ok(store.add_trunk(&legacy).await);
+
+    // The same name again, whatever else differs.
+    let again = store.add_trunk(&Trunk::new("legacy", "10.9.9.9")).await;
+    assert!(
+        matches!(&again, Err(StoreError::Duplicate(what)) if what == "trunk legacy"),
+        "{again:?}"
+    );
+    // Invalid fields never reach the table.
+    let bad = store.add_trunk(&Trunk::new("x", "no host")).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+
+    let listed = ok(store.list_trunks().await);
+    let names: Vec<&str> = listed.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["legacy", "provider"]);
+    let read = listed.get(1).unwrap_or_else(|| panic!());
+    assert_eq!(
+        (
+            read.host.as_str(),
+            read.port,
+            read.username.as_str(),
+            read.password.as_str(),
+            read.register,
+            read.channels,
+            read.codecs.clone(),
+            read.context.as_str(),
+        ),
+        (
+            "sip.example.com",
+            Some(5080),
+            "acct42",
+            "pr0vider-pass",
+            true,
+            30,
+            vec!["pcma".to_string(), "pcmu".to_string()],
+            "from-trunk",
+        )
+    );
+    assert!(read.created_at > 0);
+    let read = listed.first().unwrap_or_else(|| panic!());
+    assert_eq!(read.allowed_networks, legacy.allowed_networks);
+    assert_eq!((read.port, read.register), (None, false));
+
+    // State: replaced on each report, removed with the trunk.
+    let status = |state: &str, until| TrunkStatus {
+        name: "provider".into(),
+        state: state.into(),
+        detail: format!("{state} now"),
+        valid_until: until,
+        updated_at: 10,
+    };
+    ok(store.set_trunk_status(&status("down", 50)).await);
+    ok(store.set_trunk_status(&status("registered", 100)).await);
+    let statuses = ok(store.trunk_statuses().await);
+    assert_eq!(statuses, vec![status("registered", 100)]);
+
+    assert!(ok(store.remove_trunk("provider").await));
+    assert!(!ok(store.remove_trunk("provider").await));
+    assert!(ok(store.trunk_statuses().await).is_empty());
+    assert_eq!(ok(store.list_trunks().await).len(), 1);
+}
+
+fn net(text: &str) -> IpNet {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
 pub async fn sip_traces(store: &dyn TraceStore) {
     let a = ok(store.add_trace("source", "127.0.0.5/32", None).await);
     let b = ok(store.add_trace("extension", "1001", Some(2_000)).await);
@@ -501,6 +580,12 @@ pub async fn cdrs(store: &dyn CdrStore) {
             codec: Some("PCMU".into()),
             caller_encrypted: i == 1,
             callee_encrypted: false,
+            // One came in by a trunk: the record keeps its name.
+            trunk: if i == 2 {
+                "provider".into()
+            } else {
+                String::new()
+            },
         };
         inserted.push(ok(store.insert_cdr(&cdr).await));
     }
@@ -514,6 +599,9 @@ pub async fn cdrs(store: &dyn CdrStore) {
     let first = recent.first().unwrap_or_else(|| panic!());
     assert_eq!(first.call.answered_at, Some(302));
     assert!(first.call.caller_encrypted && !first.call.callee_encrypted);
+    assert_eq!(first.call.trunk, "");
+    let by_trunk = recent.get(1).unwrap_or_else(|| panic!());
+    assert_eq!(by_trunk.call.trunk, "provider");
 }
 
 /// Voicemail: the mailbox is the extension (PIN and e-mail from `extension add`/`set`), with
@@ -775,6 +863,7 @@ pub async fn cdr_search(store: &dyn CdrStore) {
             codec: None,
             caller_encrypted: false,
             callee_encrypted: false,
+            trunk: String::new(),
         });
     }
     ok(store.insert_cdrs(&all).await);

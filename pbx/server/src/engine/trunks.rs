@@ -1,0 +1,674 @@
+//! The shell of trunks: loads them from the store every few seconds into the engine's
+//! [`TrunkTable`] (so INVITEs from a trunk are recognised), and runs one task per trunk:
+//! around the sans-IO [`Registration`] machine for a trunk the PBX registers to, around the
+//! [`Pinger`] (OPTIONS every `[sip] qualify_interval`, else 30 s) for the others.
+//!
+//! A task owns its own client transactions (a [`TransactionLayer`]: UDP
+//! retransmissions and Timer F) and sends through the server's transports ([`Sender`]),
+//! from the UDP listener of the remote's address family. The answers come back through the
+//! dispatcher: responses whose Call-ID starts with [`CALL_ID_PREFIX`] are handed to the
+//! [`Inbox`] instead of a shard. What a task learns is written to the store's
+//! `trunk_status` (which `pbx trunk list` reads from another process), counted in
+//! `/metrics` and logged without secrets. On shutdown every binding is removed
+//! (`Expires: 0`).
+//!
+//! Not yet: registering over TCP/TLS (the transports open no outbound connections yet) and
+//! RFC 3263 NAPTR/SRV (the host is resolved to A/AAAA by the system resolver).
+
+use super::EngineContext;
+use crate::transport::{Peer, TransportKind};
+use pbx_engine::qualify;
+use pbx_engine::trunk::ping::{Pinger, Reachability};
+use pbx_engine::trunk::register::{Event, RegisterConfig, Registration, State};
+use pbx_engine::trunk::{TrunkPeer, TrunkTable};
+use pbx_sip::message::Response;
+use pbx_sip::transaction::{TransactionEvent, TransactionLayer};
+use pbx_store::{Trunk, TrunkStatus, TrunkStore, now_unix};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Call-IDs of the PBX's requests to trunks (REGISTER, OPTIONS) start with this.
+pub const CALL_ID_PREFIX: &str = "trunkreg-";
+/// How often the trunks are re-read from the store (`pbx trunk add` on a running PBX).
+const RELOAD_EVERY: Duration = Duration::from_secs(5);
+/// The binding's life asked of a provider (RFC 3261 §10.2.1.1: a UA's choice).
+const REGISTER_EXPIRES: Duration = Duration::from_secs(3600);
+/// How often trunks get an OPTIONS when `[sip] qualify_interval` is off.
+pub const PING_EVERY: Duration = Duration::from_secs(30);
+/// How often the trunks' hosts are resolved again for the engine's table.
+const RESOLVE_EVERY: Duration = Duration::from_secs(300);
+/// How long a failed DNS look-up waits before the next.
+const RESOLVE_RETRY: Duration = Duration::from_secs(30);
+
+/// Where the dispatcher hands the responses to the PBX's requests to trunks, by Call-ID.
+#[derive(Default)]
+pub struct Inbox {
+    routes: RwLock<HashMap<String, mpsc::Sender<Response>>>,
+}
+
+impl Inbox {
+    /// Takes a response whose Call-ID is a trunk task's; gives anything else back (the
+    /// dispatcher routes that to a shard). A response for a task that ended is taken and
+    /// dropped (RFC 6026 §8.9: a stray response is discarded).
+    pub fn deliver(&self, call_id: &[u8], response: Response) -> Result<(), Response> {
+        if !call_id.starts_with(CALL_ID_PREFIX.as_bytes()) {
+            return Err(response);
+        }
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(route) = std::str::from_utf8(call_id)
+            .ok()
+            .and_then(|id| routes.get(id))
+        {
+            let _ = route.try_send(response);
+        }
+        Ok(())
+    }
+
+    fn open(&self, call_id: &str) -> mpsc::Receiver<Response> {
+        let (tx, rx) = mpsc::channel(64);
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(call_id.to_string(), tx);
+        rx
+    }
+
+    fn close(&self, call_id: &str) {
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(call_id);
+    }
+}
+
+/// A registration task running for a trunk, and the trunk as it was when started (a
+/// change restarts it).
+struct Running {
+    trunk: Trunk,
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+pub struct Trunks {
+    ctx: Arc<EngineContext>,
+    store: Arc<dyn TrunkStore>,
+    /// How often a trunk the PBX does not register to gets an OPTIONS.
+    ping_every: Duration,
+    last: Mutex<Option<Vec<Trunk>>>,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl Trunks {
+    /// `ping_every`: `[sip] qualify_interval`, or [`PING_EVERY`] when qualify is off.
+    pub fn new(
+        ctx: Arc<EngineContext>,
+        store: Arc<dyn TrunkStore>,
+        ping_every: Duration,
+    ) -> Arc<Trunks> {
+        let ping_every = if ping_every.is_zero() {
+            PING_EVERY
+        } else {
+            ping_every
+        };
+        describe_metrics();
+        Arc::new(Trunks {
+            ctx,
+            store,
+            ping_every,
+            last: Mutex::new(None),
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Re-reads the trunks every few seconds until the PBX stops, and resolves their hosts
+    /// again every [`RESOLVE_EVERY`] (a provider's addresses may change).
+    pub async fn run(self: Arc<Self>) {
+        let mut resolved = tokio::time::Instant::now();
+        loop {
+            let stale = resolved.elapsed() >= RESOLVE_EVERY;
+            if stale {
+                resolved = tokio::time::Instant::now();
+            }
+            self.load(stale).await;
+            tokio::time::sleep(RELOAD_EVERY).await;
+        }
+    }
+
+    /// Loads the trunks; on a change, refills the engine's table and starts, restarts or
+    /// stops registration tasks.
+    pub async fn reload(&self) {
+        self.load(false).await;
+    }
+
+    /// As [`Trunks::reload`]; `refresh` refills the table (resolving the hosts again) even
+    /// when no trunk changed.
+    async fn load(&self, refresh: bool) {
+        let trunks = match self.store.list_trunks().await {
+            Ok(trunks) => trunks,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the trunks");
+                return;
+            }
+        };
+        {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.as_ref() == Some(&trunks) && !refresh {
+                return;
+            }
+            *last = Some(trunks.clone());
+        }
+        let mut peers = Vec::with_capacity(trunks.len());
+        for trunk in &trunks {
+            let addresses = resolve(trunk).await.unwrap_or_default();
+            peers.push(peer_of(trunk, addresses));
+        }
+        let count = peers.len();
+        self.ctx.trunks.replace(peers);
+        metrics::gauge!("pbx_trunks").set(count as f64);
+        if refresh {
+            tracing::debug!(trunks = count, "trunk hosts resolved again");
+        } else {
+            tracing::info!(trunks = count, "trunks loaded");
+        }
+        self.reconcile(&trunks).await;
+    }
+
+    async fn reconcile(&self, trunks: &[Trunk]) {
+        let wanted: HashMap<&str, &Trunk> = trunks.iter().map(|t| (t.name.as_str(), t)).collect();
+        let stale: Vec<Running> = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let names: Vec<String> = running
+                .iter()
+                .filter(|(name, r)| wanted.get(name.as_str()) != Some(&&r.trunk))
+                .map(|(name, _)| name.clone())
+                .collect();
+            names
+                .iter()
+                .filter_map(|name| running.remove(name))
+                .collect()
+        };
+        for old in stale {
+            metrics::gauge!("pbx_trunk_registered", "trunk" => old.trunk.name.clone()).set(0.0);
+            metrics::gauge!("pbx_trunk_up", "trunk" => old.trunk.name.clone()).set(0.0);
+            stop(old, Duration::from_secs(2)).await;
+        }
+        for trunk in wanted.values() {
+            let started = self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&trunk.name);
+            if started {
+                continue;
+            }
+            if trunk.transport != "udp" {
+                if trunk.register {
+                    tracing::warn!(trunk = %trunk.name, transport = %trunk.transport, "registering over TCP or TLS is not supported yet: not registering");
+                    let detail = "registration over TCP/TLS not supported yet";
+                    self.report(&trunk.name, "down", detail, 3600).await;
+                }
+                continue;
+            }
+            let (stop, stopped) = oneshot::channel();
+            let task = Task {
+                ctx: self.ctx.clone(),
+                store: self.store.clone(),
+                trunk: (*trunk).clone(),
+                ping_every: self.ping_every,
+            };
+            let done = tokio::spawn(task.run(stopped));
+            let running = Running {
+                trunk: (*trunk).clone(),
+                stop,
+                done,
+            };
+            self.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(trunk.name.clone(), running);
+        }
+    }
+
+    /// Removes every binding (`Expires: 0`), waiting at most `within` in all.
+    pub async fn shutdown(&self, within: Duration) {
+        let all: Vec<Running> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        let stops = all.into_iter().map(|r| stop(r, within));
+        futures_util::future::join_all(stops).await;
+    }
+
+    async fn report(&self, name: &str, state: &str, detail: &str, valid_for: u64) {
+        write_status(self.store.as_ref(), name, state, detail, valid_for).await;
+    }
+}
+
+fn describe_metrics() {
+    metrics::describe_gauge!("pbx_trunks", "trunks configured");
+    metrics::describe_gauge!(
+        "pbx_trunk_registered",
+        "1 while the trunk holds the PBX's registration, by trunk"
+    );
+    metrics::describe_gauge!(
+        "pbx_trunk_up",
+        "1 while the trunk answers OPTIONS, by trunk (trunks not registered to)"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_registrations_total",
+        "REGISTERs to trunks answered 2xx, by trunk"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_register_failures_total",
+        "registration attempts to trunks that failed, by trunk"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_calls_total",
+        "calls through trunks, by trunk and direction"
+    );
+    metrics::describe_gauge!(
+        "pbx_trunk_channels_in_use",
+        "calls in progress through the trunk, by trunk"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_calls_refused_total",
+        "trunk calls refused because every channel was in use, by trunk"
+    );
+}
+
+/// Asks a task to unregister and waits for it (at most `within`).
+async fn stop(running: Running, within: Duration) {
+    let _ = running.stop.send(());
+    let mut done = running.done;
+    if tokio::time::timeout(within, &mut done).await.is_err() {
+        done.abort();
+    }
+}
+
+async fn write_status(
+    store: &dyn TrunkStore,
+    name: &str,
+    state: &str,
+    detail: &str,
+    valid_for: u64,
+) {
+    let now = now_unix();
+    let status = TrunkStatus {
+        name: name.to_string(),
+        state: state.to_string(),
+        detail: detail.to_string(),
+        valid_until: now.saturating_add(valid_for),
+        updated_at: now,
+    };
+    if let Err(error) = store.set_trunk_status(&status).await {
+        tracing::warn!(trunk = %name, %error, "cannot save the trunk's state");
+    }
+}
+
+/// The engine's view of a trunk.
+fn peer_of(trunk: &Trunk, addresses: Vec<IpAddr>) -> TrunkPeer {
+    TrunkPeer {
+        name: trunk.name.clone(),
+        context: trunk.context.clone(),
+        allowed_networks: trunk.allowed_networks.clone(),
+        registered_user: (trunk.register && !trunk.username.is_empty())
+            .then(|| trunk.username.clone()),
+        addresses,
+        media_encryption: trunk.media_encryption.clone(),
+        channels: trunk.channels,
+    }
+}
+
+/// The trunk host's addresses (A/AAAA through the system resolver).
+async fn resolve(trunk: &Trunk) -> Option<Vec<IpAddr>> {
+    if let Ok(ip) = trunk.host.parse::<IpAddr>() {
+        return Some(vec![ip]);
+    }
+    match tokio::net::lookup_host((trunk.host.as_str(), trunk.port_or_default())).await {
+        Ok(addrs) => Some(addrs.map(|a| a.ip()).collect()),
+        Err(error) => {
+            tracing::warn!(trunk = %trunk.name, host = %trunk.host, %error, "cannot resolve the trunk's host");
+            None
+        }
+    }
+}
+
+/// Where requests go, in the order to try them: the outbound proxy when there is one, else
+/// the trunk's host; every address it resolves to, IPv4 first (most providers and most
+/// listeners here are IPv4), each family in the resolver's order.
+async fn destinations(trunk: &Trunk) -> Vec<SocketAddr> {
+    let (host, port) = if trunk.outbound_proxy.is_empty() {
+        (trunk.host.clone(), trunk.port_or_default())
+    } else {
+        match pbx_store::parse_host_port(&trunk.outbound_proxy) {
+            Ok((host, port)) => (host, port.unwrap_or(5060)),
+            Err(_) => return Vec::new(),
+        }
+    };
+    let Ok(found) = tokio::net::lookup_host((host.as_str(), port)).await else {
+        return Vec::new();
+    };
+    // getaddrinfo may name an address once per socket type: each once, in order.
+    let mut seen = std::collections::HashSet::new();
+    let mut found: Vec<SocketAddr> = found.filter(|a| seen.insert(*a)).collect();
+    found.sort_by_key(|a| !a.is_ipv4());
+    found
+}
+
+/// One trunk's task: its registration, or its OPTIONS pings; run until stopped.
+struct Task {
+    ctx: Arc<EngineContext>,
+    store: Arc<dyn TrunkStore>,
+    trunk: Trunk,
+    ping_every: Duration,
+}
+
+/// What a task drives.
+enum Machine {
+    Register(Box<Registration>),
+    Ping(Pinger),
+}
+
+impl Task {
+    async fn run(self, mut stopped: oneshot::Receiver<()>) {
+        let name = self.trunk.name.clone();
+        if self.trunk.register {
+            write_status(self.store.as_ref(), &name, "unknown", "registering", 120).await;
+        }
+        // Resolve until it works (or the trunk is stopped).
+        let (targets, local) = loop {
+            // The addresses a UDP listener can reach, and this host's address toward the
+            // first (Via and Contact name it).
+            let targets: Vec<SocketAddr> = destinations(&self.trunk)
+                .await
+                .into_iter()
+                .filter(|t| self.local_toward(*t).is_some())
+                .collect();
+            if let Some(local) = targets.first().and_then(|t| self.local_toward(*t)) {
+                break (targets, local);
+            }
+            let detail = "cannot resolve the host or reach it from a UDP listener";
+            tracing::warn!(trunk = %name, "{detail}");
+            write_status(self.store.as_ref(), &name, "down", detail, 120).await;
+            tokio::select! {
+                _ = tokio::time::sleep(RESOLVE_RETRY) => {}
+                _ = &mut stopped => return,
+            }
+        };
+        let remote = targets.first().copied().unwrap_or(local);
+        let peer = Peer {
+            kind: TransportKind::Udp,
+            remote,
+            local,
+            conn: None,
+        };
+        let call_id = format!(
+            "{CALL_ID_PREFIX}{name}-{:016x}@{}",
+            rand::random::<u64>(),
+            self.ctx.domain
+        );
+        let mut inbox = self.ctx.trunk_inbox.open(&call_id);
+        let mut machine = if self.trunk.register {
+            let cfg = RegisterConfig {
+                registrar: self.trunk.address(),
+                domain: self.trunk.host.clone(),
+                username: self.trunk.username.clone(),
+                password: self.trunk.password.clone(),
+                expires: REGISTER_EXPIRES,
+                call_id: call_id.clone(),
+                targets: targets.clone(),
+                local,
+                transport: "UDP",
+                user_agent: self.ctx.user_agent.clone(),
+            };
+            tracing::info!(trunk = %name, registrar = %cfg.registrar, destination = %remote, user = %cfg.username, "registering to the trunk");
+            let mut reg = Registration::new(cfg, StdRng::from_os_rng());
+            reg.start();
+            Machine::Register(Box::new(reg))
+        } else {
+            Machine::Ping(Pinger::new(self.ping_every, Instant::now()))
+        };
+        let mut layer: TransactionLayer<Peer> = TransactionLayer::new(Default::default());
+        let mut rng = StdRng::from_os_rng();
+        let mut stopping = false;
+        loop {
+            self.pump(&mut machine, &mut layer, &peer, &call_id, &mut rng)
+                .await;
+            let deadline = match &machine {
+                Machine::Register(reg) => {
+                    if stopping && reg.state() == State::Idle {
+                        break;
+                    }
+                    reg.poll_timeout()
+                }
+                Machine::Ping(_) if stopping => break,
+                Machine::Ping(pinger) => pinger.poll_timeout(),
+            };
+            let deadline = [deadline, layer.poll_timeout()].into_iter().flatten().min();
+            tokio::select! {
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    layer.handle_timeout(now);
+                    if let Machine::Register(reg) = &mut machine {
+                        reg.handle_timeout(now);
+                    }
+                }
+                Some(response) = inbox.recv() => {
+                    let _ = layer.handle_response(Instant::now(), response);
+                }
+                _ = &mut stopped, if !stopping => {
+                    stopping = true;
+                    if let Machine::Register(reg) = &mut machine {
+                        reg.unregister(Instant::now());
+                    }
+                }
+            }
+        }
+        self.ctx.trunk_inbox.close(&call_id);
+    }
+
+    /// Moves requests from the machine to the transactions, messages to the wire, the
+    /// transactions' events back to the machine, and reports what the machine learnt.
+    async fn pump(
+        &self,
+        machine: &mut Machine,
+        layer: &mut TransactionLayer<Peer>,
+        peer: &Peer,
+        call_id: &str,
+        rng: &mut StdRng,
+    ) {
+        loop {
+            let now = Instant::now();
+            let mut busy = false;
+            let mut requests = Vec::new();
+            match machine {
+                Machine::Register(reg) => {
+                    while let Some((request, to)) = reg.poll_request() {
+                        let local = self.local_toward(to).unwrap_or(peer.local);
+                        let to = Peer {
+                            remote: to,
+                            local,
+                            ..peer.clone()
+                        };
+                        requests.push((request, to));
+                    }
+                }
+                Machine::Ping(pinger) => {
+                    if pinger.handle_timeout(now)
+                        && let Some(options) = self.options(peer, call_id, rng)
+                    {
+                        requests.push((options, peer.clone()));
+                    }
+                }
+            }
+            for (request, to) in requests {
+                busy = true;
+                if let Err(error) = layer.send_request(now, request, to, false) {
+                    tracing::debug!(%error, "request to a trunk not sent");
+                }
+            }
+            while let Some(transmit) = layer.poll_transmit() {
+                busy = true;
+                let bytes = transmit.message.to_bytes();
+                if let Err(error) = self.ctx.sender.send(&transmit.to, bytes) {
+                    tracing::debug!(trunk = %self.trunk.name, %error, "send to a trunk failed");
+                    if let Some(key) = transmit.key {
+                        layer.handle_transport_error(now, &key);
+                    }
+                }
+            }
+            while let Some((_, event)) = layer.poll_event() {
+                busy = true;
+                match (event, &mut *machine) {
+                    (TransactionEvent::Response(response), Machine::Register(reg)) => {
+                        reg.handle_response(now, &response)
+                    }
+                    (TransactionEvent::Response(response), Machine::Ping(pinger)) => {
+                        if response.status.is_final() {
+                            let before = pinger.state();
+                            let state = pinger.handle_response(now, response.status);
+                            let why = format!("OPTIONS answered {}", response.status.0);
+                            self.report_ping(before, state, &why).await;
+                        }
+                    }
+                    (
+                        TransactionEvent::Timeout | TransactionEvent::TransportError,
+                        Machine::Register(reg),
+                    ) => reg.handle_no_answer(now),
+                    (
+                        TransactionEvent::Timeout | TransactionEvent::TransportError,
+                        Machine::Ping(pinger),
+                    ) => {
+                        let before = pinger.state();
+                        let state = pinger.handle_no_answer(now);
+                        self.report_ping(before, state, "no answer to OPTIONS")
+                            .await;
+                    }
+                    (TransactionEvent::Terminated, _) => {}
+                }
+            }
+            if let Machine::Register(reg) = machine {
+                while let Some(event) = reg.poll_event() {
+                    busy = true;
+                    let failed = matches!(event, Event::Failed { .. });
+                    self.report(event).await;
+                    if failed {
+                        // The next attempt uses what DNS says then (a provider may move).
+                        let fresh: Vec<SocketAddr> = destinations(&self.trunk)
+                            .await
+                            .into_iter()
+                            .filter(|t| self.local_toward(*t).is_some())
+                            .collect();
+                        reg.set_targets(fresh);
+                    }
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    /// An OPTIONS to the trunk (the qualify request of phones, aimed at the trunk's host).
+    fn options(
+        &self,
+        peer: &Peer,
+        call_id: &str,
+        rng: &mut StdRng,
+    ) -> Option<pbx_sip::message::Request> {
+        let target = qualify::Target {
+            aor: self.trunk.name.clone(),
+            contact: format!("sip:{}", self.trunk.address()),
+            call_id: call_id.to_string(),
+            peer: peer.clone(),
+        };
+        qualify::options_request(&target, &self.ctx.domain, &self.ctx.user_agent, rng)
+    }
+
+    async fn report_ping(&self, before: Reachability, state: Reachability, why: &str) {
+        let name = &self.trunk.name;
+        let up = if state == Reachability::Up { 1.0 } else { 0.0 };
+        metrics::gauge!("pbx_trunk_up", "trunk" => name.clone()).set(up);
+        if before != state {
+            if state == Reachability::Up {
+                tracing::info!(trunk = %name, "trunk up");
+            } else {
+                tracing::warn!(trunk = %name, %why, "trunk down");
+            }
+        }
+        // Holds until the next ping has had its time (Timer F at most).
+        let valid = self.ping_every.as_secs().saturating_add(64);
+        write_status(self.store.as_ref(), name, state.name(), why, valid).await;
+    }
+
+    async fn report(&self, event: Event) {
+        let name = &self.trunk.name;
+        let store = self.store.as_ref();
+        match event {
+            Event::Registered { expires, .. } => {
+                metrics::gauge!("pbx_trunk_registered", "trunk" => name.clone()).set(1.0);
+                metrics::counter!("pbx_trunk_registrations_total", "trunk" => name.clone())
+                    .increment(1);
+                tracing::info!(trunk = %name, expires = expires.as_secs(), "trunk registered");
+                let detail = format!("binding for {}s", expires.as_secs());
+                write_status(store, name, "registered", &detail, expires.as_secs()).await;
+            }
+            Event::Failed { failure, retry_in } => {
+                metrics::gauge!("pbx_trunk_registered", "trunk" => name.clone()).set(0.0);
+                metrics::counter!("pbx_trunk_register_failures_total", "trunk" => name.clone())
+                    .increment(1);
+                tracing::warn!(trunk = %name, %failure, retry_in = retry_in.as_secs(), "trunk registration failed");
+                let detail = format!(
+                    "registration failed: {failure}, retry in {}s",
+                    retry_in.as_secs()
+                );
+                // Down until the retry has had its answer (Timer F at most).
+                let valid = retry_in.as_secs().saturating_add(64);
+                write_status(store, name, "down", &detail, valid).await;
+            }
+            Event::FailedOver { from, to, failure } => {
+                tracing::warn!(trunk = %name, %from, %to, %failure, "trunk registrar failed, trying the next address");
+            }
+            Event::Unregistered => {
+                metrics::gauge!("pbx_trunk_registered", "trunk" => name.clone()).set(0.0);
+                tracing::info!(trunk = %name, "trunk unregistered");
+                write_status(store, name, "unknown", "unregistered", 0).await;
+            }
+        }
+    }
+
+    /// The UDP listener to send from, and this host's address on it toward `remote`.
+    fn local_toward(&self, remote: SocketAddr) -> Option<SocketAddr> {
+        let listener = self
+            .ctx
+            .sender
+            .udp_locals()
+            .into_iter()
+            .find(|l| l.is_ipv4() == remote.is_ipv4())?;
+        if !listener.ip().is_unspecified() {
+            return Some(listener);
+        }
+        let ip = super::driver::local_ip_towards(remote.ip())?;
+        Some(SocketAddr::new(ip, listener.port()))
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The engine's table, empty until the first load.
+pub fn table() -> Arc<TrunkTable> {
+    Arc::new(TrunkTable::default())
+}
