@@ -9,7 +9,8 @@ python phones: the echo test and an IVR menu with prompts and DTMF.
 - `700` (a menu like the demo's): the prompt arrives as RTP, paced at 20 ms, and its payload is
   the committed prompt file byte for byte; `2` as RFC 4733 events plays `demo-goodbye`, then
   the PBX hangs up with a BYE; `2` as SIP INFO (application/dtmf-relay) does the same, and so
-  does `2` as tones in the G.711 audio from a phone that offers no telephone-event; `1` rings
+  does `2` as tones in the G.711 audio from a phone that offers no telephone-event (and `1` as
+  tones reaches the reception, who answers and hears the caller); `1` rings
   an extension, the caller hears the ringing tone meanwhile, and once the extension answers
   the caller's media is relayed to it (without a new offer to the caller); no key
   replays the menu `retries` times, then `on_failure` hangs up.
@@ -253,3 +254,39 @@ def test_a_menu_choice_rings_an_extension_which_takes_the_call_over(app_pbx, pho
         callee_rtp.close()
     row = wait_cdr(app_pbx, 3309, 700)
     assert row["disposition"] == "answered", row
+
+
+def test_option_1_as_tones_in_the_audio_reaches_the_extension(app_pbx, phones):
+    """The demo's `700` from a phone without telephone-event: `1` as tones in its G.711 audio
+    rings the reception, which answers and talks with the caller."""
+    reception = phones(app_pbx, RECEPTION, "127.0.0.9")
+    phone = phones(app_pbx, 3303, CALLER_IP)
+    rtp = RtpPeer.even(CALLER_IP)
+    callee_rtp = RtpPeer.even("127.0.0.9")
+    try:
+        out = phone.call("700", sdp_offer(*rtp.addr, pts=(0,)))
+        final = out.wait_final(5)
+        assert final is not None and final.status == 200, f"{final}\n{app_pbx.log_tail()}"
+        to_pbx = out.answer_sdp.addr
+        silence = bytes([0xFF]) * 160
+        # 0.5 s of silence, `1` (697 + 1209 Hz) for 120 ms, silence again.
+        frames = [silence] * 25 + tone_packets(697, 1209, 120) + [silence] * 25
+        time.sleep(0.3)
+        for seq, frame in enumerate(frames, start=1):
+            rtp.send(RtpPacket(0, seq, seq * 160, 0x7778, frame), to_pbx)
+            time.sleep(0.02)
+        inc = wait_incoming(app_pbx, reception, out)
+        pts, rtpmap = answer_pts(inc.offer)
+        inc.answer(sdp_offer(*callee_rtp.addr, pts=pts, rtpmap=rtpmap))
+        assert inc.wait_ack(3) is not None, "the reception got no ACK"
+        time.sleep(0.3)
+        sent = rtp.stream(to_pbx, 30, pt=0, seed="tones-to-reception")
+        assert callee_rtp.wait_packets(30, 3) >= 30, \
+            f"{len(callee_rtp.rtp())} of 30 packets reached the reception\n{app_pbx.log_tail()}"
+        assert compare_streams(sent, callee_rtp.rtp()) == []
+        r = out.bye()
+        assert r is not None and r.status == 200, f"BYE: {r}"
+        assert inc.wait_bye(5) is not None, "the caller's BYE did not reach the reception"
+    finally:
+        rtp.close()
+        callee_rtp.close()

@@ -19,6 +19,7 @@
   deletion, off (0/0).
 - `kill -9` of the PBX four seconds into a message: at the next start the message is filed,
   with at least three seconds of it.
+- A mailbox set `--delete-after-email true` gets the mail with the WAV, and keeps nothing.
 
 Addresses: the PBX 127.0.0.1; callers 127.0.0.31; baresip 127.0.0.32; the desk phone
 subscribed to the lamp 127.0.0.34.
@@ -43,7 +44,7 @@ from prompts import keys, prompt_bytes, prompt_received, tone_packets
 CALLER_IP = "127.0.0.31"
 BARESIP_IP = "127.0.0.32"
 LAMP_IP = "127.0.0.34"
-OWNER, CALLER, SOFTPHONE = 3401, 3402, 3403
+OWNER, CALLER, SOFTPHONE, MAIL_ONLY = 3401, 3402, 3403, 3404
 PIN = "4071"
 OWNER_MAIL = "owner@example.com"
 VOICE = 440
@@ -85,6 +86,9 @@ def vm_pbx(pbx_factory, smtp_port):
           "--email", OWNER_MAIL, "--pin", PIN)
     p.cli("extension", "add", str(CALLER), "--password", password(CALLER), "--name", "Carl Caller")
     p.cli("extension", "add", str(SOFTPHONE), "--password", password(SOFTPHONE))
+    p.cli("extension", "add", str(MAIL_ONLY), "--password", password(MAIL_ONLY),
+          "--email", "mail-only@example.com")
+    p.cli("extension", "set", str(MAIL_ONLY), "--delete-after-email", "true")
     return p.start()
 
 
@@ -320,3 +324,28 @@ def test_kill_9_while_recording_keeps_what_was_said(vm_pbx, phones):
     report = analyse_tone(on_disk(vm_pbx, row["file"]))
     assert report.has_tone(VOICE, min_seconds=1.5), report
     assert re.search(r"filing a recording cut short", vm_pbx.log_text()), vm_pbx.log_tail()
+
+
+def test_a_mailbox_for_mail_only_keeps_nothing_once_mailed(vm_pbx, phones, smtp_port,
+                                                          tmp_path):
+    """`--delete-after-email true`: the message is mailed, then deleted (row and file)."""
+    sink = SmtpSink(tmp_path / "mail", smtp_port)
+    try:
+        out, rtp, to_pbx = reach_mailbox(vm_pbx, phones, CALLER, MAIL_ONLY)
+        try:
+            voice(rtp, to_pbx, 2.0)
+            out.bye()
+        finally:
+            rtp.close()
+        end, mine = time.time() + 30, []
+        while not mine and time.time() < end:
+            mine = [m for m in sink.messages() if "mail-only@example.com" in m["To"]]
+            time.sleep(0.2)
+    finally:
+        sink.stop()
+    assert len(mine) == 1, f"{len(mine)} mails\n{vm_pbx.log_tail()}"
+    wav = [p for p in mine[0].walk() if p.get_content_type() == "audio/wav"]
+    assert len(wav) == 1 and len(wav[0].get_payload(decode=True)) > 16000, "the WAV is attached"
+    assert messages(vm_pbx, MAIL_ONLY) == [], "nothing kept once mailed"
+    left = os.listdir(os.path.join(vm_pbx.dir, "data", "voicemail", str(MAIL_ONLY)))
+    assert not [f for f in left if f.endswith(".wav")], left

@@ -108,6 +108,7 @@ pub(super) fn answered(engine: &mut Engine, now: Now, no: u64, local: LocalMedia
         active.app = Some(App::new(local, ssrc));
     }
     tracing::info!(call = no, codec = local.voice.name(), "answered by the PBX");
+    metrics::counter!("pbx_ivr_sessions_total").increment(1);
     start(engine, now, no, then);
 }
 

@@ -80,6 +80,10 @@ fn extension(number: &str) -> NewExtension {
 
 impl Sim {
     async fn new(plan: Option<&str>) -> Sim {
+        Sim::with_voicemail(plan, Default::default()).await
+    }
+
+    async fn with_voicemail(plan: Option<&str>, voicemail: pbx_engine::VoicemailSettings) -> Sim {
         #[allow(clippy::disallowed_methods)] // one fixed base for virtual time
         let start = Instant::now();
         let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
@@ -127,7 +131,7 @@ impl Sim {
             sdes_over_insecure: false,
             ring_timeout: Duration::from_secs(30),
             plan: Arc::new(PlanHandle::new(plan)),
-            voicemail: Default::default(),
+            voicemail,
             trunks: Default::default(),
         });
         let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(11));
@@ -1226,4 +1230,41 @@ async fn read_digits_look_them_up_and_say_the_answer() {
     sim.input(player_finished(call)).await;
     let bye = sim.requests_to(caller);
     assert_eq!(bye.last().map(|r| r.method.as_str()), Some("BYE"));
+}
+
+#[tokio::test]
+async fn zero_in_a_mailbox_rings_the_operator() {
+    let settings = pbx_engine::VoicemailSettings {
+        operator: Some("1000".into()),
+        ..Default::default()
+    };
+    let mut sim = Sim::with_voicemail(Some(VOICEMAIL_PLAN), settings).await;
+    let reception = "127.0.0.9";
+    assert_eq!(
+        register(&mut sim, "1000", reception).await.status.code(),
+        200
+    );
+    let caller = "127.0.0.2";
+    let (call_id, _, cseq) = invite(&mut sim, caller, "1001").await;
+    let ok = sim.responses_to(caller).pop().unwrap();
+    assert_eq!(ok.status.code(), 200);
+    ack(&mut sim, caller, &call_id, cseq, &ok).await;
+    let call = sim.app.first().map(|(c, _)| *c).unwrap();
+    // `0` during the greeting: no message, the operator's phone rings, the caller hears
+    // the ringing tone meanwhile.
+    sim.input(key(call, '0')).await;
+    sim.input(player_finished(call)).await;
+    let rung = sim.requests_to(reception);
+    assert!(
+        rung.iter()
+            .any(|r| r.method.as_str() == "INVITE" && r.uri.user() == Some("1000")),
+        "{rung:?}"
+    );
+    assert!(played(&sim.app).iter().any(|p| p == pbx_engine::RINGBACK));
+    assert!(
+        !sim.app
+            .iter()
+            .any(|(_, m)| matches!(m, AppMedia::Record { .. })),
+        "no message is recorded"
+    );
 }

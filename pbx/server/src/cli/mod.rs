@@ -61,7 +61,7 @@ pub enum Command {
     /// Show call detail records.
     #[command(subcommand)]
     Cdr(CdrCommand),
-    /// Manage admin accounts and API tokens (stored for the web admin, not built yet).
+    /// Manage admin accounts and API tokens of the web admin.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Show and lift bans of source addresses.
@@ -220,7 +220,7 @@ pub enum ExtensionCommand {
         name: Option<String>,
         #[arg(long)]
         email: Option<String>,
-        /// A PIN of 4 to 12 digits, stored hashed (kept for voicemail, not built yet).
+        /// The voicemail PIN, 4 to 12 digits, stored hashed.
         #[arg(long)]
         pin: Option<String>,
         /// A network (CIDR) the extension may register from; repeat for several. Default: any.
