@@ -12,8 +12,9 @@
 //!
 //! Timing error: each packet's arrival against its due time on the stream's own 20 ms grid
 //! (sequence number × 20 ms from the stream's earliest packet in the window), so a constant
-//! delay does not count and a late or bunched packet does. Loopback adds next to nothing; the
-//! generator's own scheduling adds some, so the figure is an upper bound on the player's.
+//! delay does not count and a late or bunched packet does. The arrival is the kernel's
+//! receive timestamp (`SO_TIMESTAMPNS`), taken when the packet reached the socket, so the
+//! generator's own scheduling is not in the figure; loopback adds next to nothing.
 
 // The generator's own measures (the relay bench's jitter is not used here).
 #[allow(dead_code)]
@@ -74,30 +75,86 @@ fn options() -> Result<Options, Error> {
     Ok(o)
 }
 
-/// What one receiving socket saw in the window: (arrival, sequence number).
+/// Asks the kernel to stamp each datagram with its arrival time.
+fn stamp_arrivals(socket: &UdpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option value of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// One datagram and its kernel receive time in nanoseconds (CLOCK_REALTIME).
+fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, i64)> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: a valid socket and a msghdr whose buffers are alive and writable.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                return Ok((n as usize, ts.tv_sec * 1_000_000_000 + ts.tv_nsec));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Err(std::io::Error::other("no receive timestamp"))
+}
+
+/// What one receiving socket saw in the window: (kernel arrival in ns, sequence number).
 async fn receive(
     socket: Arc<UdpSocket>,
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-) -> Vec<(Instant, u16)> {
+) -> Vec<(i64, u16)> {
     let mut seen = Vec::with_capacity(1024);
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
-        match tokio::time::timeout(Duration::from_millis(100), socket.recv(&mut buf)).await {
-            Ok(Ok(n)) if n >= 12 => {
-                let at = Instant::now();
-                if measuring.load(Ordering::Relaxed) {
-                    seen.push((at, u16::from_be_bytes([buf[2], buf[3]])));
-                }
+        let ready = tokio::time::timeout(Duration::from_millis(100), socket.readable()).await;
+        if !matches!(ready, Ok(Ok(()))) {
+            continue;
+        }
+        while let Ok((n, at)) = socket.try_io(tokio::io::Interest::READABLE, || {
+            recv_stamped(&socket, &mut buf)
+        }) {
+            if n >= 12 && measuring.load(Ordering::Relaxed) {
+                seen.push((at, u16::from_be_bytes([buf[2], buf[3]])));
             }
-            _ => {}
         }
     }
     seen
 }
 
 /// Timing errors (µs) of one stream: arrival minus due time, less the smallest such offset.
-fn errors(seen: &[(Instant, u16)], out: &mut Vec<u32>) {
+fn errors(seen: &[(i64, u16)], out: &mut Vec<u32>) {
     let Some(&(t0, s0)) = seen.first() else {
         return;
     };
@@ -106,7 +163,7 @@ fn errors(seen: &[(Instant, u16)], out: &mut Vec<u32>) {
         .map(|&(at, seq)| {
             let n = i64::from(seq.wrapping_sub(s0));
             let due_us = n * 20_000;
-            at.duration_since(t0).as_micros() as i64 - due_us
+            (at - t0) / 1000 - due_us
         })
         .collect();
     let min = offsets.iter().copied().min().unwrap_or(0);
@@ -131,6 +188,7 @@ async fn run(o: &Options, sessions: u16) -> Result<Row, Error> {
     let mut sockets = Vec::new();
     for i in 0..sessions {
         let s = UdpSocket::bind(("127.0.0.1", o.gen_base + 2 * i)).await?;
+        stamp_arrivals(&s)?;
         sockets.push(Arc::new(s));
     }
     let mut child = Command::new(&o.harness)
