@@ -94,8 +94,10 @@ impl VoicemailService {
             return;
         }
         let path = wav.to_string_lossy().into_owned();
-        // A crash after the row was written and before the sidecar was removed: filed once.
-        if let Ok(existing) = self.store.messages(&sidecar.mailbox, None).await
+        // Recovery only (`end` unknown): a crash after the row was written and before the
+        // sidecar was removed must not file the message twice. A live recording has no row yet.
+        if end.is_none()
+            && let Ok(existing) = self.store.messages(&sidecar.mailbox, None).await
             && existing.iter().any(|m| m.message.path == path)
         {
             remove(&sidecar_path);
