@@ -55,6 +55,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         Duration::from_secs(3600),
     )?;
+    // As `pbx serve` does by default (`[rtp] realtime`); HARNESS_NORMAL=1 to compare.
+    if std::env::var_os("HARNESS_NORMAL").is_none() {
+        media.use_realtime_priority();
+    }
     // Two minutes of speech, shared by every player (as the prompt library shares prompts).
     let prompt = pbx::media::prompts::Prompts::new(None).get("demo-menu")?;
     let long: Arc<[i16]> = prompt
@@ -116,6 +120,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("READY");
     while stdin.next_line().await?.is_some() {}
+    // The workers' own share of the timing error (flushed at their last tick).
+    let late = media.timer_lateness();
+    let buckets: Vec<String> = pbx::media::lateness::BOUNDS_US
+        .iter()
+        .map(|us| format!("<={us}us"))
+        .chain(std::iter::once("more".to_string()))
+        .zip(&late.counts)
+        .map(|(b, n)| format!("{b}:{n}"))
+        .collect();
+    eprintln!(
+        "worker lateness: {} deadlines, over 1 ms {:.4}%, over 2 ms {:.4}%, max {:?}; {}",
+        late.total(),
+        100.0 * late.share_over(1_000),
+        100.0 * late.share_over(2_000),
+        late.max,
+        buckets.join(" ")
+    );
     drop(all);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -244,12 +244,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         md5_only_user_agents: config.security.md5_only_user_agents.clone(),
         // RTP sockets bind to `[rtp] bind` (by default where SIP listens, if that is one
         // address); the SDP names the address to use.
-        media: crate::media::MediaService::new(
-            config.rtp.port_min,
-            config.rtp.port_max,
-            config.rtp.bind,
-            config.rtp.rtp_timeout,
-        )?,
+        media: media_service(&config.rtp)?,
         public_ip: config.rtp.public_ip,
         sdes_over_insecure: config.rtp.sdes_over_insecure,
         ring_timeout: config.calls.ring_timeout,
@@ -626,4 +621,16 @@ fn describe_metrics() {
     for disposition in ["answered", "busy", "no_answer", "failed", "cancelled"] {
         metrics::counter!("pbx_calls_total", "disposition" => disposition).increment(0);
     }
+}
+
+/// The relay workers, at real-time priority unless `[rtp] realtime = false`.
+fn media_service(
+    rtp: &crate::config::RtpConfig,
+) -> Result<Arc<crate::media::MediaService>, crate::media::MediaError> {
+    let media =
+        crate::media::MediaService::new(rtp.port_min, rtp.port_max, rtp.bind, rtp.rtp_timeout)?;
+    if rtp.realtime {
+        media.use_realtime_priority();
+    }
+    Ok(media)
 }

@@ -93,6 +93,9 @@ pub struct RtpConfig {
     /// The address RTP/RTCP sockets bind to. Default: derived from `[sip] listen` by
     /// [`media_bind_for`].
     pub bind: IpAddr,
+    /// Default true: the relay workers ask for real-time scheduling, so frames leave on
+    /// time on a busy host (kept normal, with a warning, where the OS refuses).
+    pub realtime: bool,
 }
 
 /// The default `[rtp] bind`: when every SIP listener is on one and the same specific address,

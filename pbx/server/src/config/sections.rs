@@ -186,6 +186,7 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
             "rtp_timeout",
             "sdes_over_insecure",
             "bind",
+            "realtime",
         ],
     );
     let (port_min, port_max) = ctx
@@ -199,6 +200,7 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
         .map(|(ip, _)| ip);
     let rtp_timeout = ctx.duration(s, "rtp_timeout", Duration::from_secs(60));
     let sdes_over_insecure = ctx.boolean(s, "sdes_over_insecure", false);
+    let realtime = ctx.boolean(s, "realtime", true);
     let bind = ctx
         .parsed(s, "bind", |t| {
             t.parse().map_err(|_| {
@@ -215,6 +217,7 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
         rtp_timeout,
         sdes_over_insecure,
         bind,
+        realtime,
     }
 }
 

@@ -10,9 +10,11 @@
 //! from its worker, which closes the sockets and returns the ports. Media never goes through
 //! the SIP engine (ARCHITECTURE.md "One way through").
 
+pub mod lateness;
 mod poller;
 mod ports;
 pub mod prompts;
+mod realtime;
 mod worker;
 
 use std::net::IpAddr;
@@ -24,6 +26,7 @@ use pbx_media::relay::BridgeStats;
 use pbx_media::{MediaPlan, Side};
 use tokio::sync::watch;
 
+use lateness::{Lateness, LatenessSnapshot};
 use ports::PortPool;
 use worker::{CallMedia, Command, WorkerHandle};
 
@@ -54,6 +57,7 @@ pub struct MediaService {
     bind_ip: IpAddr,
     workers: Vec<Arc<WorkerHandle>>,
     next_id: AtomicU64,
+    lateness: Arc<Lateness>,
 }
 
 impl MediaService {
@@ -82,14 +86,16 @@ impl MediaService {
             ip: bind_ip,
             source,
         })?;
+        let lateness = Arc::new(Lateness::default());
         let workers = (0..workers.max(1))
-            .map(|i| worker::spawn(i, rtp_timeout))
+            .map(|i| worker::spawn(i, rtp_timeout, Arc::clone(&lateness)))
             .collect::<Result<_, _>>()?;
         Ok(Arc::new(MediaService {
             pool: Arc::new(PortPool::new(port_min, port_max)),
             bind_ip,
             workers,
             next_id: AtomicU64::new(0),
+            lateness,
         }))
     }
 
@@ -145,6 +151,20 @@ impl MediaService {
     /// leg can send media to, so the SDP must name it (unless `[rtp] public_ip` is set).
     pub fn bound_ip(&self) -> Option<IpAddr> {
         (!self.bind_ip.is_unspecified()).then_some(self.bind_ip)
+    }
+
+    /// Asks every relay worker to move to real-time scheduling (`[rtp] realtime`); a worker
+    /// that may not stays as it is, and one warning says why.
+    pub fn use_realtime_priority(&self) {
+        for worker in &self.workers {
+            worker.send(Command::Realtime);
+        }
+    }
+
+    /// How late the workers have handled their sessions' deadlines (a player's frames),
+    /// as of their last housekeeping tick.
+    pub fn timer_lateness(&self) -> LatenessSnapshot {
+        self.lateness.snapshot()
     }
 
     /// UDP ports currently held by sessions (four per call).

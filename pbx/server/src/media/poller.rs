@@ -1,10 +1,15 @@
-//! Level-triggered epoll and an eventfd waker: the two kernel objects a relay worker
+//! Level-triggered epoll, an eventfd waker and a timerfd: the kernel objects a relay worker
 //! sleeps on.
 //!
 //! Level-triggered on purpose: a worker reads one datagram per readiness event and relies on
 //! the next `epoll_wait` reporting the socket again if more are queued. Edge-triggered
 //! polling (mio, tokio) must instead read until `EAGAIN`, one wasted `recvfrom` per wake-up,
 //! and at 50 packets/s per stream almost every wake-up finds exactly one packet.
+//!
+//! The timeout is a timerfd in the set rather than `epoll_wait`'s own: that one counts in
+//! whole milliseconds, rounded up, so a player's frames left up to 1 ms late (p50 lateness
+//! 0.5 ms, measured). `epoll_pwait2` takes nanoseconds but needs Linux 5.11; a timerfd
+//! has the kernel's high-resolution timers on any kernel the PBX runs on.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -13,16 +18,36 @@ use std::time::Duration;
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
 use rustix::event::{EventfdFlags, Timespec, eventfd};
+use rustix::time::{
+    Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, timerfd_create, timerfd_settime,
+};
+
+/// The key of the timerfd's events, which [`Poller::wait`] keeps to itself.
+const TIMER_KEY: u64 = u64::MAX - 1;
 
 pub(crate) struct Poller {
     epoll: OwnedFd,
+    timer: OwnedFd,
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    }
 }
 
 impl Poller {
     pub(crate) fn new() -> io::Result<Poller> {
-        Ok(Poller {
+        let poller = Poller {
             epoll: epoll::create(CreateFlags::CLOEXEC)?,
-        })
+            timer: timerfd_create(
+                TimerfdClockId::Monotonic,
+                TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+            )?,
+        };
+        poller.add(&poller.timer, TIMER_KEY)?;
+        Ok(poller)
     }
 
     /// Watches `fd` for input; its events carry `key`.
@@ -46,12 +71,33 @@ impl Poller {
     /// ready (each event's `data` is the key it was added with).
     pub(crate) fn wait(&self, events: &mut Vec<Event>, timeout: Duration) -> io::Result<()> {
         events.clear();
-        let timeout = Timespec {
-            tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
-            tv_nsec: timeout.subsec_nanos().into(),
+        // Arming the timer also clears an expiry left from the last wait, so a level-
+        // triggered timerfd is never reported twice. epoll's own timeout stays as a
+        // backstop, 1 ms later than the timer.
+        let armed = !timeout.is_zero()
+            && timerfd_settime(
+                &self.timer,
+                TimerfdTimerFlags::empty(),
+                &Itimerspec {
+                    it_interval: timespec(Duration::ZERO),
+                    it_value: timespec(timeout),
+                },
+            )
+            .is_ok();
+        let backstop = if armed {
+            timeout + Duration::from_millis(1)
+        } else {
+            timeout
         };
-        match epoll::wait(&self.epoll, spare_capacity(events), Some(&timeout)) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        match epoll::wait(
+            &self.epoll,
+            spare_capacity(events),
+            Some(&timespec(backstop)),
+        ) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {
+                events.retain(|e| e.data.u64() != TIMER_KEY);
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -83,5 +129,32 @@ impl Waker {
     pub(crate) fn reset(&self) {
         let mut buf = [0u8; 8];
         let _ = rustix::io::read(&self.fd, &mut buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_timer_ends_a_wait_without_showing_itself() {
+        let poller = Poller::new().expect("poller");
+        let waker = Waker::new().expect("waker");
+        poller.add(waker.fd(), 7).expect("add");
+        let mut events = Vec::with_capacity(8);
+        let start = Instant::now();
+        poller
+            .wait(&mut events, Duration::from_micros(1500))
+            .expect("wait");
+        assert!(start.elapsed() >= Duration::from_micros(1500));
+        assert!(events.is_empty(), "{} events", events.len());
+        // A wake-up still comes through, and the expired timer is not reported again.
+        waker.wake();
+        poller
+            .wait(&mut events, Duration::from_secs(5))
+            .expect("wait");
+        let keys: Vec<u64> = events.iter().map(|e| e.data.u64()).collect();
+        assert_eq!(keys, vec![7]);
     }
 }
