@@ -13,7 +13,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
@@ -28,6 +28,8 @@ const TIMER_KEY: u64 = u64::MAX - 1;
 pub(crate) struct Poller {
     epoll: OwnedFd,
     timer: OwnedFd,
+    /// The deadline the timer is set for, until it goes off.
+    armed: Option<Instant>,
 }
 
 fn timespec(d: Duration) -> Timespec {
@@ -45,6 +47,7 @@ impl Poller {
                 TimerfdClockId::Monotonic,
                 TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
             )?,
+            armed: None,
         };
         poller.add(&poller.timer, TIMER_KEY)?;
         Ok(poller)
@@ -67,24 +70,33 @@ impl Poller {
         Ok(())
     }
 
-    /// Waits until something is ready or `timeout` passes; fills `events` with what is
+    /// Waits until something is ready or `deadline` passes; fills `events` with what is
     /// ready (each event's `data` is the key it was added with).
-    pub(crate) fn wait(&self, events: &mut Vec<Event>, timeout: Duration) -> io::Result<()> {
+    pub(crate) fn wait(
+        &mut self,
+        events: &mut Vec<Event>,
+        now: Instant,
+        deadline: Instant,
+    ) -> io::Result<()> {
         events.clear();
-        // Arming the timer also clears an expiry left from the last wait, so a level-
-        // triggered timerfd is never reported twice. epoll's own timeout stays as a
-        // backstop, 1 ms later than the timer.
-        let armed = !timeout.is_zero()
-            && timerfd_settime(
+        let timeout = deadline.saturating_duration_since(now);
+        // The timer is set only when the deadline moved (or the timer went off): a relay
+        // busy with packets keeps one deadline for many waits and pays no extra syscall.
+        // Setting it also clears an expiry left from before, so a level-triggered timerfd
+        // is never reported twice.
+        if !timeout.is_zero() && self.armed != Some(deadline) {
+            let set = timerfd_settime(
                 &self.timer,
                 TimerfdTimerFlags::empty(),
                 &Itimerspec {
                     it_interval: timespec(Duration::ZERO),
                     it_value: timespec(timeout),
                 },
-            )
-            .is_ok();
-        let backstop = if armed {
+            );
+            self.armed = set.is_ok().then_some(deadline);
+        }
+        // epoll's own timeout is the backstop, 1 ms after the timer.
+        let backstop = if self.armed.is_some() {
             timeout + Duration::from_millis(1)
         } else {
             timeout
@@ -95,7 +107,11 @@ impl Poller {
             Some(&timespec(backstop)),
         ) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {
+                let before = events.len();
                 events.retain(|e| e.data.u64() != TIMER_KEY);
+                if events.len() != before {
+                    self.armed = None; // went off: readable until set again
+                }
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -135,24 +151,24 @@ impl Waker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn the_timer_ends_a_wait_without_showing_itself() {
-        let poller = Poller::new().expect("poller");
+        let mut poller = Poller::new().expect("poller");
         let waker = Waker::new().expect("waker");
         poller.add(waker.fd(), 7).expect("add");
         let mut events = Vec::with_capacity(8);
         let start = Instant::now();
         poller
-            .wait(&mut events, Duration::from_micros(1500))
+            .wait(&mut events, start, start + Duration::from_micros(1500))
             .expect("wait");
         assert!(start.elapsed() >= Duration::from_micros(1500));
         assert!(events.is_empty(), "{} events", events.len());
         // A wake-up still comes through, and the expired timer is not reported again.
         waker.wake();
+        let now = Instant::now();
         poller
-            .wait(&mut events, Duration::from_secs(5))
+            .wait(&mut events, now, now + Duration::from_secs(5))
             .expect("wait");
         let keys: Vec<u64> = events.iter().map(|e| e.data.u64()).collect();
         assert_eq!(keys, vec![7]);

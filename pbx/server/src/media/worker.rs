@@ -220,10 +220,7 @@ impl Worker {
                 Some(Reverse((at, _))) => on_grid(next_tick.min(*at), epoch),
                 None => next_tick,
             };
-            if let Err(e) = self
-                .poller
-                .wait(&mut events, wake.saturating_duration_since(now))
-            {
+            if let Err(e) = self.poller.wait(&mut events, now, wake) {
                 // Only a broken epoll fd gets here; nothing sensible is left to do.
                 tracing::error!(error = %e, "media worker: epoll_wait failed, relay stopped");
                 return;
