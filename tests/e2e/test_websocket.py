@@ -23,12 +23,17 @@ IP_CALLEE = "127.0.77.3"
 IP_CALLER = "127.0.77.4"
 IP_MWI = "127.0.77.5"
 IP_FRAMES = "127.0.77.6"
+IP_CAPPED = "127.0.77.7"
+IP_HUGE = "127.0.77.8"
 IP_ATTACKER = "127.0.77.9"
 
 
 @pytest.fixture(scope="module")
 def ws_pbx(pbx_factory):
-    p = pbx_factory("ws", websocket=True)
+    # A small per-source cap, so that the cap test needs few sockets (the others open one
+    # at a time per address).
+    p = pbx_factory("ws", extra_toml="[security]\nmax_connections_per_source = 2\n",
+                    websocket=True)
     for n in range(1001, 1010):
         p.add_extension(n, f"pw{n}", name=f"Browser {n}")
     return p.start()
@@ -99,6 +104,49 @@ def test_a_frame_that_is_not_one_sip_message_is_dropped_and_counted(ws_pbx):
         assert r is not None and r.status == 200, r
     finally:
         phone.close()
+
+
+def test_a_message_over_the_size_limit_closes_the_socket(ws_pbx):
+    phone = WsPhone(url(ws_pbx, "ws"), 1004, "pw1004", local_ip=IP_HUGE)
+    try:
+        before = metric(ws_pbx, "pbx_sip_dropped_total", 'reason="oversized"') or 0
+        data, _ = phone.build("OPTIONS", "sip:pbx.test", "sip:pbx.test",
+                              headers=["X-Padding: " + "a" * 70000])
+        phone.send(data)                                   # [sip] max_message_size 65535
+        assert phone.wait_for(lambda m: True, timeout=3.0) is None
+        assert phone.closed, "the PBX closes the connection, as over TCP"
+        assert metric(ws_pbx, "pbx_sip_dropped_total", 'reason="oversized"') == before + 1
+    finally:
+        phone.close()
+
+
+@pytest.mark.parametrize("where", ["ws", "web"])
+def test_connections_per_source_are_capped(ws_pbx, where):
+    first = open_socket(url(ws_pbx, where), IP_CAPPED)
+    second = open_socket(url(ws_pbx, where), IP_CAPPED)
+    try:
+        if where == "web":
+            with pytest.raises(InvalidStatus) as refused:
+                open_socket(url(ws_pbx, where), IP_CAPPED)
+            assert refused.value.response.status_code == 503
+        else:
+            with pytest.raises(Exception):  # noqa: B017 - closed before the upgrade
+                open_socket(url(ws_pbx, where), IP_CAPPED, timeout=2).close()
+        # Another address is not affected, and a closed socket frees its place.
+        open_socket(url(ws_pbx, where), IP_CLIENT).close()
+        first.close()
+        end = time.time() + 5
+        while True:
+            try:
+                open_socket(url(ws_pbx, where), IP_CAPPED).close()
+                break
+            except Exception:  # noqa: BLE001 - the server may not have seen the close yet
+                if time.time() > end:
+                    raise
+                time.sleep(0.2)
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_wrong_password_bans_the_source_which_then_cannot_upgrade(ws_pbx):
