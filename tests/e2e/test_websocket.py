@@ -159,6 +159,10 @@ def test_a_wrong_password_bans_the_source_which_then_cannot_upgrade(ws_pbx):
             assert r.status in (401, 403), r
     finally:
         phone.close()
+    # The ban is saved just behind the answer: wait for the store to have it.
+    end = time.time() + 5
+    while IP_ATTACKER not in ws_pbx.ban_list() and time.time() < end:
+        time.sleep(0.2)
     assert IP_ATTACKER in ws_pbx.ban_list(), ws_pbx.ban_list()
     # Banned: no upgrade on the web listener (403), the ws: listener drops the connection...
     with pytest.raises(InvalidStatus) as refused:
@@ -249,3 +253,20 @@ def test_message_waiting_notify_arrives_over_the_socket(ws_pbx):
         assert "Voice-Message: 1/0" in waiting.body.decode(), waiting.body
     finally:
         phone.close()
+
+
+def test_websocket_bindings_do_not_outlive_a_restart(ws_pbx):
+    """Last in the module: it restarts the PBX."""
+    phone = WsPhone(url(ws_pbx, "ws"), 1009, "pw1009", local_ip=IP_CLIENT)
+    try:
+        assert phone.register().status == 200
+        assert "1009" in ws_pbx.wait_bindings([1009], lambda b: "1009" in b)
+        ws_pbx.stop()
+        # Saved while its socket was still open...
+        assert "1009" in ws_pbx.bindings([1009]), ws_pbx.registration_lines()
+    finally:
+        phone.close()
+    ws_pbx.start()
+    # ...and gone after the restart: no connection survives one (RFC 7118 §5).
+    gone = ws_pbx.wait_bindings([1009], lambda b: "1009" not in b)
+    assert "1009" not in gone, gone

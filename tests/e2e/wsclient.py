@@ -21,7 +21,7 @@ from conftest import DOMAIN
 from sipclient import digest_response, parse_challenge
 
 
-def open_socket(url, local_ip="127.0.0.1", subprotocols=("sip",), timeout=5):
+def open_socket(url, local_ip="127.0.0.1", subprotocols=("sip",), timeout=10):
     """The WebSocket to `url` from `local_ip` (a distinct loopback address per test), with
     the given subprotocols offered; raises websockets' InvalidStatus on a refused upgrade."""
     parts = urlsplit(url)

@@ -84,6 +84,23 @@ impl Location {
         count
     }
 
+    /// The saved WebSocket bindings [`Location::restore`] leaves out, as removals for the
+    /// store: their connections did not survive the restart, so `pbx registration list`
+    /// must not show them until they expire.
+    pub fn forget_websocket_rows(&self, saved: &[Binding]) -> Vec<Write> {
+        let _table = self.lock();
+        saved
+            .iter()
+            .filter(|row| TransportKind::try_from(row.transport).is_ok_and(|k| k.is_websocket()))
+            .map(|row| {
+                self.stamp(BindingChange::Remove {
+                    aor: row.aor.clone(),
+                    contact: row.contact(),
+                })
+            })
+            .collect()
+    }
+
     /// Runs `decide` on the AOR's current bindings and applies the plan it returns, atomically
     /// with respect to other REGISTERs for the same AOR.
     pub fn update<E>(
@@ -407,6 +424,12 @@ mod tests {
             .map(|(_, b)| b)
             .collect();
         let restarted = Location::new();
+        let forgotten = restarted.forget_websocket_rows(&saved);
+        assert_eq!(forgotten.len(), 1);
+        assert!(matches!(
+            &forgotten[0].change,
+            BindingChange::Remove { contact, .. } if contact.contains("a.invalid")
+        ));
         assert_eq!(restarted.restore(saved, 1_000), 1);
         let kept = restarted.lookup("1000", 1_000);
         assert_eq!(kept.len(), 1);

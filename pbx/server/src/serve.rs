@@ -103,7 +103,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     let location = Arc::new(Location::new());
     let (location_writes, location_writer) = WriteBehind::start(store.clone());
-    let restored = location.restore(store.list_bindings().await?, now_unix);
+    let saved = store.list_bindings().await?;
+    // Bindings over a WebSocket died with their connections: off the store too.
+    for write in location.forget_websocket_rows(&saved) {
+        location_writes.write(write);
+    }
+    let restored = location.restore(saved, now_unix);
     tracing::info!(bindings = restored, "registrations restored");
 
     // The SIP trace: filters from the config and `pbx trace`, re-read every 2 s.
