@@ -9,11 +9,12 @@
 #   (the web admin's browser test and its QR decoder); from PyPI pytest, sipvicious (the
 #   attacker tools of the security tests), aiosmtpd (the SMTP server of the mail test) and
 #   playwright (drives Debian's chromium through
-#   executable_path; never `playwright install`).
+#   executable_path; never `playwright install`), websockets (the SIP-over-WebSocket client);
+#   nodejs + npm, and JsSIP + ws from npm into tests/clients/jssip (pinned by its lock file).
 #   Exit: 0 when everything is there afterwards, 1 otherwise.
 set -euo pipefail
 APT_PKGS=(sip-tester baresip-core libasound2 sox openssl postgresql sqlite3 procps iproute2
-          python3 ca-certificates chromium fonts-dejavu-core zbar-tools kamailio)
+          python3 ca-certificates chromium fonts-dejavu-core zbar-tools kamailio nodejs)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -55,12 +56,32 @@ if ! python3 -c 'import playwright.sync_api' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'playwright>=1.40'
 fi
 
+# websockets: the SIP-over-WebSocket client of tests/e2e/test_websocket.py (tests/e2e/wsclient.py)
+if ! python3 -c 'import websockets' 2>/dev/null; then
+  echo "install-test-deps: pip install websockets"
+  python3 -m pip install --quiet --disable-pip-version-check 'websockets==17.4'
+fi
+
+# JsSIP and ws from npm, pinned by tests/clients/jssip/package-lock.json: the third-party
+# SIP-over-WebSocket client of tests/e2e/test_websocket_jssip.py
+JSSIP_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/clients/jssip"
+if ! command -v npm >/dev/null; then
+  # Debian's nodejs comes without npm (other builds of nodejs bring their own).
+  echo "install-test-deps: installing npm"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+if [ ! -f "$JSSIP_DIR/node_modules/jssip/package.json" ] || [ ! -f "$JSSIP_DIR/node_modules/ws/package.json" ]; then
+  echo "install-test-deps: npm ci in tests/clients/jssip"
+  (cd "$JSSIP_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 if command -v rustup >/dev/null; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 
-for t in sipp baresip sox openssl sqlite3 psql chromium zbarimg; do
+for t in sipp baresip sox openssl sqlite3 psql chromium zbarimg node; do
   command -v "$t" >/dev/null || { echo "install-test-deps: $t still missing" >&2; exit 1; }
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
@@ -69,4 +90,6 @@ python3 -c 'import pytest' || exit 1
 python3 -c 'import sipvicious' || exit 1
 python3 -c 'import playwright.sync_api' || exit 1
 python3 -c 'import aiosmtpd' || exit 1
+python3 -c 'import websockets' || exit 1
+[ -f "$JSSIP_DIR/node_modules/jssip/package.json" ] || exit 1
 echo "install-test-deps: ok"

@@ -93,10 +93,13 @@ def run(argv, timeout=120, **kw):
 class Pbx:
     """One PBX: its config dir, ports, process, and CLI."""
 
-    def __init__(self, base, name="pbx", extra_toml="", dialplan=None, web_tls=False):
+    def __init__(self, base, name="pbx", extra_toml="", dialplan=None, web_tls=False,
+                 websocket=False):
         """`extra_toml` is appended to the config file (whole sections, e.g. `[calls]`);
         `dialplan` (TOML text) is written to `dialplan.toml` next to the config, which names
-        it in `[dialplan] file`; `web_tls` serves the web listener over HTTPS (`[web] tls`)."""
+        it in `[dialplan] file`; `web_tls` serves the web listener over HTTPS (`[web] tls`);
+        `websocket` adds `ws:` and `wss:` listeners to `[sip] listen` (ports `self.ws`,
+        `self.wss`)."""
         self.web_tls = web_tls
         self.web_scheme = "https" if web_tls else "http"
         if not os.access(PBX_BIN, os.X_OK):
@@ -107,6 +110,8 @@ class Pbx:
         self.tcp = free_port()
         self.tls = free_port()
         self.web = free_port()
+        self.ws = free_port() if websocket else None
+        self.wss = free_port() if websocket else None
         # each instance relays media on its own port block: instances never collide
         self.rtp_ports = rtp_port_block()
         # an `[rtp]` block in extra_toml adds keys to the generated [rtp] section (TOML does
@@ -149,7 +154,7 @@ class Pbx:
         sec = security or {}
         return f"""# written by tests/e2e/conftest.py
 [sip]
-listen = ["udp:127.0.0.1:{self.udp}", "tcp:127.0.0.1:{self.tcp}", "tls:127.0.0.1:{self.tls}"]
+listen = ["udp:127.0.0.1:{self.udp}", "tcp:127.0.0.1:{self.tcp}", "tls:127.0.0.1:{self.tls}"{self._ws_listen()}]
 domain = "{DOMAIN}"
 {self.sip_extra}
 
@@ -178,6 +183,11 @@ listen = "127.0.0.1:{self.web}"
 [voicemail]
 storage = "data/voicemail"
 {self.extra_toml}"""
+
+    def _ws_listen(self):
+        if self.ws is None:
+            return ""
+        return f', "ws:127.0.0.1:{self.ws}", "wss:127.0.0.1:{self.wss}"'
 
     # ------------------------------------------------------------------ dialplan
 
@@ -447,8 +457,8 @@ def pbx_factory(tmp_path_factory):
     """Make (not start) PBX instances; every one is stopped (exit 0 asserted) at the end."""
     made = []
 
-    def make(name="pbx", extra_toml="", dialplan=None, web_tls=False):
-        p = Pbx(tmp_path_factory.mktemp("e2e"), name, extra_toml, dialplan, web_tls)
+    def make(name="pbx", extra_toml="", dialplan=None, web_tls=False, websocket=False):
+        p = Pbx(tmp_path_factory.mktemp("e2e"), name, extra_toml, dialplan, web_tls, websocket)
         made.append(p)
         return p
 

@@ -24,6 +24,7 @@ pub mod errors;
 pub mod live;
 pub mod messages;
 pub mod password;
+pub mod phone;
 pub mod provisioning;
 pub mod sessions;
 pub mod validate;
@@ -94,6 +95,8 @@ pub struct AdminState {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub sessions: Sessions,
+    /// The browser phone's logins (extensions, not admins): a table of their own.
+    pub phone_sessions: Sessions,
     pub links: ProvisionLinks,
 }
 
@@ -125,6 +128,7 @@ impl AdminState {
             guard,
             clock: Arc::new(SystemClock),
             sessions: Sessions::new(settings.session_idle, settings.session_absolute),
+            phone_sessions: Sessions::new(settings.session_idle, settings.session_absolute),
             links: ProvisionLinks::default(),
             settings,
         }
@@ -157,6 +161,7 @@ pub fn router(state: Shared) -> Router {
     );
     Router::new()
         .merge(pages)
+        .merge(phone::router())
         .nest("/api/v1", api::router(state.clone()))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

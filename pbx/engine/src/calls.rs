@@ -10,7 +10,7 @@ use super::io::MediaEvent;
 use super::io::{CallState, MediaPorts, Now, Output};
 use super::location::BindingPeer;
 use super::shard::Engine;
-use crate::peer::{Peer, TransportKind};
+use crate::peer::Peer;
 use pbx_calls::{
     Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Endpoint, MediaSetup, Route,
 };
@@ -500,7 +500,7 @@ impl Engine {
             reliable: peer.kind.is_reliable(),
             transport: peer.kind.via_token(),
             local,
-            secure: peer.kind == TransportKind::Tls,
+            secure: peer.kind.is_secure(),
         }
     }
 }

@@ -67,15 +67,38 @@ impl Location {
         let mut table = self.lock();
         let mut count = 0;
         for mut row in saved.into_iter().filter(|b| b.expires_at() > now_unix) {
-            if TransportKind::try_from(row.transport).is_err() {
-                tracing::warn!(aor = %row.aor, contact = %row.contact(), transport = %row.transport, "skipping a saved binding over a transport with no listener");
-                continue;
+            match TransportKind::try_from(row.transport) {
+                Err(_) => {
+                    tracing::warn!(aor = %row.aor, contact = %row.contact(), transport = %row.transport, "skipping a saved binding over a transport with no listener");
+                    continue;
+                }
+                // RFC 7118 §5: a WebSocket client is reachable only over its connection,
+                // which did not survive the restart; it registers again when it reconnects.
+                Ok(kind) if kind.is_websocket() => continue,
+                Ok(_) => {}
             }
             row.conn = None;
             table.entry(row.aor.clone()).or_default().push(row);
             count += 1;
         }
         count
+    }
+
+    /// The saved WebSocket bindings [`Location::restore`] leaves out, as removals for the
+    /// store: their connections did not survive the restart, so `pbx registration list`
+    /// must not show them until they expire.
+    pub fn forget_websocket_rows(&self, saved: &[Binding]) -> Vec<Write> {
+        let _table = self.lock();
+        saved
+            .iter()
+            .filter(|row| TransportKind::try_from(row.transport).is_ok_and(|k| k.is_websocket()))
+            .map(|row| {
+                self.stamp(BindingChange::Remove {
+                    aor: row.aor.clone(),
+                    contact: row.contact(),
+                })
+            })
+            .collect()
     }
 
     /// Runs `decide` on the AOR's current bindings and applies the plan it returns, atomically
@@ -179,6 +202,36 @@ impl Location {
             .collect()
     }
 
+    /// A WebSocket connection closed: the bindings registered over it go with it at once
+    /// (RFC 7118 §5: nothing else reaches that client; RFC 5626 §5.3, the flow failed).
+    /// Returns the changes to save.
+    pub fn remove_flow(&self, conn: crate::peer::ConnId) -> Vec<Write> {
+        let mut table = self.lock();
+        let mut gone = Vec::new();
+        let mut writes = Vec::new();
+        table.retain(|aor, list| {
+            let (closed, kept): (Vec<Binding>, _) = std::mem::take(list)
+                .into_iter()
+                .partition(|r| r.conn == Some(conn));
+            *list = kept;
+            for registration in closed {
+                gone.push((aor.clone(), registration));
+            }
+            !list.is_empty()
+        });
+        for (aor, registration) in &gone {
+            writes.push(self.stamp(BindingChange::Remove {
+                aor: aor.clone(),
+                contact: registration.binding.contact.to_string(),
+            }));
+        }
+        drop(table);
+        for (aor, registration) in &gone {
+            log_binding(aor, registration, "removed (its connection closed)");
+        }
+        writes
+    }
+
     /// Records a qualify result (RFC 3261 §11: any final response means the device is there);
     /// the change to save, when it is news.
     pub fn set_reachable(&self, aor: &str, contact: &str, reachable: bool) -> Option<Write> {
@@ -275,4 +328,112 @@ fn log_binding(aor: &str, registration: &Binding, what: &str) {
         user_agent = %registration.user_agent,
         "registration {what}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pbx_sip::message::{Message, Request};
+    use pbx_sip::registrar::{RegistrarPolicy, process_register};
+
+    fn register(contact: &str, call_id: &str) -> Request {
+        let text = format!(
+            "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/WS abc.invalid;branch=z9hG4bK{call_id}\r\n\
+             From: <sip:1000@pbx.test>;tag=a\r\nTo: <sip:1000@pbx.test>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 REGISTER\r\nContact: <{contact}>\r\nExpires: 600\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        match pbx_sip::parse::parse_message(bytes::Bytes::from(text)) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    fn peer(kind: TransportKind, conn: u64) -> Peer {
+        Peer {
+            kind,
+            remote: format!("127.0.0.1:{}", 40000 + conn).parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+            conn: Some(conn),
+        }
+    }
+
+    fn add(location: &Location, contact: &str, peer: &Peer) -> Vec<Write> {
+        let call_id = format!("reg{}", peer.conn.unwrap_or(0));
+        let request = register(contact, &call_id);
+        let policy = RegistrarPolicy::default();
+        location
+            .update("1000", peer, "browser", |current| {
+                process_register(1_000, &request, current, &policy)
+            })
+            .unwrap()
+            .writes
+    }
+
+    #[test]
+    fn a_closed_websocket_takes_its_bindings_and_only_those() {
+        let location = Location::new();
+        add(
+            &location,
+            "sip:a@a.invalid;transport=ws",
+            &peer(TransportKind::Ws, 1),
+        );
+        add(
+            &location,
+            "sip:b@b.invalid;transport=ws",
+            &peer(TransportKind::Wss, 2),
+        );
+        add(&location, "sip:1000@10.0.0.5", &peer(TransportKind::Tcp, 3));
+        let bindings = location.lookup("1000", 1_000);
+        assert_eq!(bindings.len(), 3);
+        let ws = bindings.iter().find(|b| b.conn == Some(1)).unwrap();
+        assert_eq!(ws.transport, pbx_sip::transport::Transport::Ws);
+        assert_eq!(
+            ws.peer().kind,
+            TransportKind::Ws,
+            "requests go back over WS"
+        );
+
+        let writes = location.remove_flow(1);
+        assert_eq!(writes.len(), 1);
+        assert!(matches!(
+            &writes[0].change,
+            BindingChange::Remove { aor, contact } if aor == "1000" && contact.contains("a.invalid")
+        ));
+        assert_eq!(location.count(), 2);
+        assert!(location.remove_flow(1).is_empty(), "already gone");
+        assert!(location.remove_flow(99).is_empty(), "unknown connection");
+        location.remove_flow(2);
+        let left = location.lookup("1000", 1_000);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].transport, pbx_sip::transport::Transport::Tcp);
+    }
+
+    #[test]
+    fn websocket_bindings_are_not_restored_after_a_restart() {
+        let location = Location::new();
+        add(
+            &location,
+            "sip:a@a.invalid;transport=ws",
+            &peer(TransportKind::Ws, 1),
+        );
+        add(&location, "sip:1000@10.0.0.5", &peer(TransportKind::Tcp, 2));
+        let saved: Vec<Binding> = location
+            .snapshot(1_000)
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
+        let restarted = Location::new();
+        let forgotten = restarted.forget_websocket_rows(&saved);
+        assert_eq!(forgotten.len(), 1);
+        assert!(matches!(
+            &forgotten[0].change,
+            BindingChange::Remove { contact, .. } if contact.contains("a.invalid")
+        ));
+        assert_eq!(restarted.restore(saved, 1_000), 1);
+        let kept = restarted.lookup("1000", 1_000);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].transport, pbx_sip::transport::Transport::Tcp);
+        assert_eq!(kept[0].conn, None);
+    }
 }

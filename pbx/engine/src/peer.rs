@@ -6,7 +6,7 @@ use pbx_sip::transport::Transport;
 use std::fmt;
 use std::net::SocketAddr;
 
-/// The shell's number for an open TCP/TLS connection.
+/// The shell's number for an open TCP/TLS/WebSocket connection.
 pub type ConnId = u64;
 
 /// The kind of transport a message came over or must leave by.
@@ -15,6 +15,10 @@ pub enum TransportKind {
     Udp,
     Tcp,
     Tls,
+    /// SIP over WebSocket (RFC 7118), plain or over TLS: the connection is the only way to
+    /// the client (its Via and Contact name a `.invalid` host, §5.2).
+    Ws,
+    Wss,
 }
 
 impl TransportKind {
@@ -24,6 +28,9 @@ impl TransportKind {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
             TransportKind::Tls => "TLS",
+            // RFC 7118 §5.2.
+            TransportKind::Ws => "WS",
+            TransportKind::Wss => "WSS",
         }
     }
 
@@ -33,12 +40,25 @@ impl TransportKind {
             TransportKind::Udp => "udp",
             TransportKind::Tcp => "tcp",
             TransportKind::Tls => "tls",
+            TransportKind::Ws => "ws",
+            TransportKind::Wss => "wss",
         }
     }
 
     /// Reliable transports run no retransmission timers (RFC 3261 §17).
     pub fn is_reliable(self) -> bool {
         !matches!(self, TransportKind::Udp)
+    }
+
+    /// Signalling is encrypted (TLS, WebSocket over TLS).
+    pub fn is_secure(self) -> bool {
+        matches!(self, TransportKind::Tls | TransportKind::Wss)
+    }
+
+    /// A WebSocket: its client cannot be reached but over the connection it opened, so a
+    /// binding made over one lives only as long as that connection (RFC 7118 §5).
+    pub fn is_websocket(self) -> bool {
+        matches!(self, TransportKind::Ws | TransportKind::Wss)
     }
 }
 
@@ -48,6 +68,8 @@ impl From<TransportKind> for Transport {
             TransportKind::Udp => Transport::Udp,
             TransportKind::Tcp => Transport::Tcp,
             TransportKind::Tls => Transport::Tls,
+            TransportKind::Ws => Transport::Ws,
+            TransportKind::Wss => Transport::Wss,
         }
     }
 }
@@ -55,13 +77,14 @@ impl From<TransportKind> for Transport {
 impl TryFrom<Transport> for TransportKind {
     type Error = Transport;
 
-    /// WebSocket transports have no listener yet.
+    /// Every transport has a listener now; kept fallible for transports still to come.
     fn try_from(transport: Transport) -> Result<Self, Self::Error> {
         match transport {
             Transport::Udp => Ok(TransportKind::Udp),
             Transport::Tcp => Ok(TransportKind::Tcp),
             Transport::Tls => Ok(TransportKind::Tls),
-            other => Err(other),
+            Transport::Ws => Ok(TransportKind::Ws),
+            Transport::Wss => Ok(TransportKind::Wss),
         }
     }
 }
@@ -78,7 +101,7 @@ pub struct Peer {
     pub kind: TransportKind,
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    /// The stream connection it arrived on (TCP/TLS).
+    /// The stream connection it arrived on (TCP/TLS/WebSocket).
     pub conn: Option<ConnId>,
 }
 

@@ -36,8 +36,6 @@ pub enum ServeError {
     },
     #[error("metrics: {0}")]
     Metrics(String),
-    #[error("{0} listeners are not supported yet")]
-    Unsupported(String),
     #[error("the dialplan is not valid:\n{}", .0.join("\n"))]
     Dialplan(Vec<String>),
     #[error("cannot wait for signals: {0}")]
@@ -105,7 +103,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     let location = Arc::new(Location::new());
     let (location_writes, location_writer) = WriteBehind::start(store.clone());
-    let restored = location.restore(store.list_bindings().await?, now_unix);
+    let saved = store.list_bindings().await?;
+    // Bindings over a WebSocket died with their connections: off the store too.
+    for write in location.forget_websocket_rows(&saved) {
+        location_writes.write(write);
+    }
+    let restored = location.restore(saved, now_unix);
     tracing::info!(bindings = restored, "registrations restored");
 
     // The SIP trace: filters from the config and `pbx trace`, re-read every 2 s.
@@ -121,6 +124,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let mut udp_out = Vec::new();
     let mut udp_sockets = Vec::new();
     let mut stream_listeners = Vec::new();
+    let mut ws_listeners = Vec::new();
     for listen in &config.sip.listen {
         let what = listen.to_string();
         match listen.transport {
@@ -158,7 +162,24 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
                 };
                 stream_listeners.push((listener, kind, tls));
             }
-            Transport::Ws | Transport::Wss => return Err(ServeError::Unsupported(what)),
+            Transport::Ws | Transport::Wss => {
+                let listener = TcpListener::bind(listen.addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { what, source })?;
+                // wss: with the `[tls]` certificate, as tls: does.
+                let (kind, tls) = if listen.transport == Transport::Wss {
+                    transport::tls::ensure_certificate(
+                        &config.tls.cert,
+                        &config.tls.key,
+                        &config.sip.domain,
+                    )?;
+                    let acceptor = transport::tls::acceptor(&config.tls.cert, &config.tls.key)?;
+                    (TransportKind::Wss, Some(acceptor))
+                } else {
+                    (TransportKind::Ws, None)
+                };
+                ws_listeners.push((listener, kind, tls));
+            }
         }
     }
 
@@ -329,6 +350,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             shared.clone(),
         ));
     }
+    for (listener, kind, tls) in ws_listeners {
+        tasks.spawn(transport::ws::accept_loop(
+            listener,
+            kind,
+            tls,
+            shared.clone(),
+        ));
+    }
     for listen in &config.sip.listen {
         tracing::info!(%listen, "SIP listening");
     }
@@ -363,7 +392,18 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             mwi: mwi.clone(),
         },
     );
+    // SIP over WebSocket at /ws: wss when the web listener speaks HTTPS.
+    let web_ws_kind = if config.web.tls {
+        TransportKind::Wss
+    } else {
+        TransportKind::Ws
+    };
     let router = web::with_admin(web_state.clone(), admin)
+        .merge(transport::ws::route(
+            shared.clone(),
+            web_ws_kind,
+            config.web.listen,
+        ))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     if config.web.tls {
         transport::tls::ensure_certificate(&config.tls.cert, &config.tls.key, &config.sip.domain)?;
@@ -609,8 +649,18 @@ fn describe_metrics() {
         "message_timeout",
         "connection_limit",
         "tls_handshake",
+        "ws_frame",
+        "ws_subprotocol",
+        "ws_protocol",
     ] {
         metrics::counter!("pbx_sip_dropped_total", "reason" => reason).increment(0);
+    }
+    metrics::describe_gauge!(
+        "pbx_sip_connections",
+        "open SIP stream connections, by transport (tcp, tls, ws, wss)"
+    );
+    for transport in ["tcp", "tls", "ws", "wss"] {
+        metrics::gauge!("pbx_sip_connections", "transport" => transport).increment(0.0);
     }
     metrics::describe_gauge!(
         "pbx_calls_active",

@@ -127,6 +127,9 @@ pub struct Dispatcher {
     hasher: std::collections::hash_map::RandomState,
     guard: Arc<Guard>,
     trunk_inbox: Arc<trunks::Inbox>,
+    /// Bindings over a WebSocket go when it closes ([`Sink::flow_closed`]).
+    location: Arc<Location>,
+    binding_writes: location::WriteBehind,
 }
 
 impl Dispatcher {
@@ -233,6 +236,12 @@ impl Sink for Dispatcher {
             metrics::counter!("pbx_sip_dropped_total", "reason" => "overload").increment(1);
         }
     }
+
+    fn flow_closed(&self, conn: crate::transport::ConnId) {
+        for write in self.location.remove_flow(conn) {
+            self.binding_writes.write(write);
+        }
+    }
 }
 
 /// Starts `count` shards; returns the dispatcher the transports deliver to.
@@ -257,5 +266,7 @@ pub fn start(context: Arc<EngineContext>, count: usize) -> Arc<Dispatcher> {
         hasher: Default::default(),
         guard: context.guard.clone(),
         trunk_inbox: context.trunk_inbox.clone(),
+        location: context.location.clone(),
+        binding_writes: context.binding_writes.clone(),
     })
 }

@@ -1,5 +1,6 @@
-//! The transports: UDP, TCP and TLS listeners (RFC 3261 §18), the table of open stream
-//! connections, and the one `send` the engine uses for every outgoing message.
+//! The transports: UDP, TCP and TLS listeners (RFC 3261 §18), SIP over WebSocket (RFC 7118),
+//! the table of open stream connections, and the one `send` the engine uses for every
+//! outgoing message.
 //!
 //! Each listener parses what arrives exactly once and hands the message to the [`Sink`] (the
 //! engine's dispatcher). Hostile input stops here: sources the [`Guard`] refuses are dropped
@@ -16,6 +17,7 @@ pub mod limits;
 pub mod stream;
 pub mod tls;
 pub mod udp;
+pub mod ws;
 
 use crate::security::{Guard, Verdict};
 use bytes::Bytes;
@@ -33,6 +35,10 @@ pub use pbx_engine::{ConnId, Inbound, Peer, TransportKind};
 /// Receives every parsed inbound message (implemented by the engine's dispatcher).
 pub trait Sink: Send + Sync + 'static {
     fn deliver(&self, inbound: Inbound);
+
+    /// A WebSocket connection closed: what was registered over it is unreachable now
+    /// (RFC 7118 §5).
+    fn flow_closed(&self, _conn: ConnId) {}
 }
 
 /// What every listener shares.
@@ -158,7 +164,9 @@ impl Sender {
                     .send(peer.remote, data)
                     .map_err(|e| SendError::Io(peer.remote, e))
             }
-            TransportKind::Tcp | TransportKind::Tls => {
+            // RFC 7118 §5.2: a WebSocket client is reached over its connection, never by the
+            // (often `.invalid`) host of its Via or Contact.
+            TransportKind::Tcp | TransportKind::Tls | TransportKind::Ws | TransportKind::Wss => {
                 let conn = match peer.conn {
                     Some(id) if self.connections.is_open(id) => id,
                     _ => self
