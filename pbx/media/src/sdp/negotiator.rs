@@ -356,6 +356,7 @@ impl Negotiator {
             srtp: off_srtp,
             pt_map: differing(agreed.iter().map(|(c, sent, _)| (*sent, c.pt)).collect()),
             direction: p.stream.direction,
+            webrtc: None,
         };
         let ans_plan = LegPlan {
             remote_rtp: ans_stream.rtp,
@@ -364,6 +365,7 @@ impl Negotiator {
             srtp: ans_srtp,
             pt_map: differing(agreed.iter().map(|(c, _, a)| (c.pt, a.pt)).collect()),
             direction: ans_stream.direction,
+            webrtc: None,
         };
         let (caller, callee) = match offerer {
             Side::Caller => (off_plan, ans_plan),

@@ -95,6 +95,7 @@ impl Negotiator {
             srtp,
             pt_map: Vec::new(),
             direction: p.stream.direction,
+            webrtc: None,
         };
         let mut plan = MediaPlan {
             codec: voice.encoding(),
