@@ -37,6 +37,7 @@ fn media(caller: Encryption, callee: Encryption) -> MediaSetup {
         callee_encryption: callee,
         allow_keys_in_clear: false,
         session_id: 42,
+        dtls_fingerprint: None,
     }
 }
 

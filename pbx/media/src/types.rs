@@ -131,8 +131,8 @@ pub struct LegPlan {
     /// The direction this leg declared in its last SDP.
     pub direction: Direction,
     /// A WebRTC leg (`UDP/TLS/RTP/SAVPF`): ICE-lite and DTLS-SRTP on the RTP socket; its SRTP
-    /// keys come from the DTLS handshake, not from `srtp`.
-    pub webrtc: Option<WebRtcPlan>,
+    /// keys come from the DTLS handshake, not from `srtp`. Boxed: most legs have none.
+    pub webrtc: Option<Box<WebRtcPlan>>,
 }
 
 /// `a=setup` (RFC 4145 §4, RFC 5763 §5): who opens the DTLS association.

@@ -64,13 +64,13 @@ impl RemoteWebRtc {
         }
     }
 
-    pub fn plan(&self, role: DtlsRole, local: &IceCredentials) -> WebRtcPlan {
-        WebRtcPlan {
+    pub fn plan(&self, role: DtlsRole, local: &IceCredentials) -> Box<WebRtcPlan> {
+        Box::new(WebRtcPlan {
             role,
             remote_fingerprints: self.fingerprints.clone(),
             local_ice: local.clone(),
             remote_ice: self.ice.clone(),
-        }
+        })
     }
 }
 

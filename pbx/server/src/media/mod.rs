@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pbx_media::relay::BridgeStats;
-use pbx_media::{MediaPlan, Side};
+use pbx_media::webrtc::DtlsIdentity;
+use pbx_media::{Fingerprint, MediaPlan, Side};
 use tokio::sync::watch;
 
 use ports::PortPool;
@@ -39,6 +40,8 @@ pub enum MediaError {
     Io(#[from] std::io::Error),
     #[error("cannot bind media sockets to {ip} ([rtp] bind): {source}")]
     Bind { ip: IpAddr, source: std::io::Error },
+    #[error("cannot make the DTLS certificate for WebRTC: {0}")]
+    Dtls(#[from] pbx_media::webrtc::DtlsError),
 }
 
 /// Called from a relay worker thread; it must not block (post to a queue).
@@ -54,6 +57,9 @@ pub struct MediaService {
     bind_ip: IpAddr,
     workers: Vec<Arc<WorkerHandle>>,
     next_id: AtomicU64,
+    /// The PBX's DTLS certificate for WebRTC legs, made at start (docs/decisions.md "WebRTC
+    /// media"): its fingerprint is in every WebRTC SDP.
+    dtls: Arc<DtlsIdentity>,
 }
 
 impl MediaService {
@@ -82,14 +88,17 @@ impl MediaService {
             ip: bind_ip,
             source,
         })?;
+        let dtls = Arc::new(DtlsIdentity::generate()?);
+        tracing::info!(fingerprint = %dtls.fingerprint().attribute(), "WebRTC DTLS certificate made");
         let workers = (0..workers.max(1))
-            .map(|i| worker::spawn(i, rtp_timeout))
+            .map(|i| worker::spawn(i, rtp_timeout, dtls.clone()))
             .collect::<Result<_, _>>()?;
         Ok(Arc::new(MediaService {
             pool: Arc::new(PortPool::new(port_min, port_max)),
             bind_ip,
             workers,
             next_id: AtomicU64::new(0),
+            dtls,
         }))
     }
 
@@ -145,6 +154,11 @@ impl MediaService {
     /// leg can send media to, so the SDP must name it (unless `[rtp] public_ip` is set).
     pub fn bound_ip(&self) -> Option<IpAddr> {
         (!self.bind_ip.is_unspecified()).then_some(self.bind_ip)
+    }
+
+    /// The SHA-256 fingerprint of the PBX's DTLS certificate (`a=fingerprint`).
+    pub fn dtls_fingerprint(&self) -> &Fingerprint {
+        self.dtls.fingerprint()
     }
 
     /// UDP ports currently held by sessions (four per call).

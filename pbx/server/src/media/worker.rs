@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use pbx_media::relay::{BridgeStats, Component, DropReason, Verdict};
 use pbx_media::session::{self, Event, MediaSession as Session};
+use pbx_media::webrtc::DtlsIdentity;
 use pbx_media::{MediaPlan, Side};
 use tokio::sync::watch;
 
@@ -134,7 +135,11 @@ impl Drop for WorkerHandle {
 }
 
 /// Starts worker `index` on a thread of its own.
-pub(crate) fn spawn(index: usize, rtp_timeout: Duration) -> io::Result<Arc<WorkerHandle>> {
+pub(crate) fn spawn(
+    index: usize,
+    rtp_timeout: Duration,
+    dtls: Arc<DtlsIdentity>,
+) -> io::Result<Arc<WorkerHandle>> {
     let poller = Poller::new()?;
     let waker = Arc::new(Waker::new()?);
     poller.add(waker.fd(), WAKER_KEY)?;
@@ -149,6 +154,7 @@ pub(crate) fn spawn(index: usize, rtp_timeout: Duration) -> io::Result<Arc<Worke
         timers: BinaryHeap::new(),
         rtp_timeout,
         buf: Box::new([0; BUF]),
+        dtls,
     };
     std::thread::Builder::new()
         .name(format!("pbx-media-{index}"))
@@ -186,6 +192,8 @@ struct Worker {
     timers: Timers,
     rtp_timeout: Duration,
     buf: Box<[u8; BUF]>,
+    /// The PBX's DTLS certificate, for the WebRTC legs of every session.
+    dtls: Arc<DtlsIdentity>,
 }
 
 impl Worker {
@@ -311,7 +319,9 @@ impl Worker {
         self.by_id.insert(call.id, index);
         let mut slot = Slot {
             call,
-            session: Session::relay(now).with_rtp_timeout(self.rtp_timeout),
+            session: Session::relay(now)
+                .with_rtp_timeout(self.rtp_timeout)
+                .with_webrtc(self.dtls.clone()),
             reported: BridgeStats::default(),
             armed: None,
         };
@@ -384,6 +394,17 @@ fn drain(slot: &mut Slot, buf: &mut [u8; BUF], timers: &mut Timers, now: Instant
             Event::MediaTimeout { idle } => {
                 tracing::info!(call = %slot.call.label, "no RTP for {idle:?}");
                 (slot.call.on_event)(MediaEvent::Timeout);
+            }
+            // RFC 7675 §5.1: the browser is gone; the call ends as after a media timeout.
+            Event::ConsentLost { side } => {
+                tracing::info!(call = %slot.call.label, ?side, "WebRTC consent expired");
+                (slot.call.on_event)(MediaEvent::Timeout);
+            }
+            // A certificate that does not match the SDP's fingerprint, or a failed
+            // handshake: the leg can never carry media, so the call ends.
+            Event::WebRtcFailed { side, reason } => {
+                tracing::warn!(call = %slot.call.label, ?side, %reason, "WebRTC leg failed");
+                (slot.call.on_event)(MediaEvent::Failed);
             }
             Event::SrtpFailures { total } => {
                 tracing::debug!(call = %slot.call.label, total, "SRTP authentication failures");
