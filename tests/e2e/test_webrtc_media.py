@@ -45,8 +45,8 @@ pattern = "600"
 steps = ["answer", "echo"]
 
 [[context.staff.rule]]
-pattern = "34XX"
-steps = [{ dial = { targets = ["${EXTEN}"], timeout = "20s" } }]
+extension = true
+steps = [{ dial = { targets = ["${number}"], timeout = "20s" } }]
 """
 
 

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use dtls::{DtlsError, DtlsIdentity};
+pub use dtls::{DtlsError, DtlsIdentity, export_keys};
 pub use ice::CONSENT_TIMEOUT;
 
 use crate::{SrtpPair, WebRtcPlan};

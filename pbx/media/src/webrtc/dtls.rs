@@ -101,6 +101,15 @@ impl DtlsIdentity {
         &self.fingerprint
     }
 
+    /// The `rtc-dtls` configuration of this certificate in `role`: what a peer of the PBX
+    /// built on `rtc-dtls` uses (tests, a load generator).
+    pub fn handshake_config(&self, role: DtlsRole) -> Arc<HandshakeConfig> {
+        match role {
+            DtlsRole::Client => self.client.clone(),
+            DtlsRole::Server => self.server.clone(),
+        }
+    }
+
     pub(crate) fn provider(&self) -> &Arc<dyn RTCCryptoProvider> {
         &self.provider
     }
@@ -266,12 +275,9 @@ impl Dtls {
     }
 }
 
-/// RFC 5764 §4.2: client key, server key, client salt, server salt. The PBX decrypts with the
-/// peer's and encrypts with its own.
-pub(crate) fn export_keys(
-    state: &rtc_dtls::state::State,
-    role: DtlsRole,
-) -> Result<SrtpPair, DtlsError> {
+/// RFC 5764 §4.2: client key, server key, client salt, server salt. A side in `role` decrypts
+/// with the other's and encrypts with its own.
+pub fn export_keys(state: &rtc_dtls::state::State, role: DtlsRole) -> Result<SrtpPair, DtlsError> {
     let suite = match state.srtp_protection_profile() {
         SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => CryptoSuite::AesCm128HmacSha1_80,
         SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32 => CryptoSuite::AesCm128HmacSha1_32,
