@@ -171,8 +171,10 @@ def test_a_wrong_fingerprint_gets_no_media_and_the_call_is_ended(webrtc_pbx, pho
     try:
         offer = peer.offer().decode()
         lines = offer.split("\r\n")
+        # aiortc lists its certificate under sha-256, -384 and -512; any one that matches
+        # would do (RFC 8122 §5), so every one is forged.
         for i, line in enumerate(lines):
-            if line.startswith("a=fingerprint:sha-256 "):
+            if line.startswith("a=fingerprint:"):
                 last = line[-1]
                 lines[i] = line[:-1] + ("0" if last != "0" else "1")
         forged = "\r\n".join(lines)
