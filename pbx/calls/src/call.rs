@@ -800,8 +800,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
 
     fn apply_plan(&mut self, plan: MediaPlan) {
         self.record.codec = Some(plan.codec.clone()).filter(|c| !c.is_empty());
-        self.record.caller_encrypted = plan.caller.srtp.is_some();
-        self.record.callee_encrypted = plan.callee.srtp.is_some();
+        self.record.caller_encrypted = plan.caller.encrypted();
+        self.record.callee_encrypted = plan.callee.encrypted();
         self.outputs.push_back(CallOutput::Media(plan));
     }
 

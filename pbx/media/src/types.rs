@@ -135,6 +135,13 @@ pub struct LegPlan {
     pub webrtc: Option<Box<WebRtcPlan>>,
 }
 
+impl LegPlan {
+    /// The leg's media is encrypted: SRTP with SDES keys, or DTLS-SRTP (a WebRTC leg).
+    pub fn encrypted(&self) -> bool {
+        self.srtp.is_some() || self.webrtc.is_some()
+    }
+}
+
 /// `a=setup` (RFC 4145 §4, RFC 5763 §5): who opens the DTLS association.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Setup {
