@@ -8,8 +8,10 @@
 //! returns after each completed exchange tells the relay what to do.
 //!
 //! Only the first usable audio stream is bridged. Every other `m=` line (video, a second audio
-//! stream, DTLS-SRTP audio) is offered on with port 0 and answered with port 0 in the same
-//! position (RFC 3264 §6, §8.2).
+//! stream, data channels) is offered on with port 0 and answered with port 0 in the same
+//! position (RFC 3264 §6, §8.2). A WebRTC audio stream (`UDP/TLS/RTP/SAVPF`, [`crate::webrtc`]) is
+//! usable when the negotiator has the PBX's DTLS fingerprint ([`Negotiator::with_webrtc`]):
+//! the PBX answers it ICE-lite with DTLS-SRTP, and offers it to legs marked WebRTC.
 //!
 //! # Why our own SDP parser, not `ezk-sdp-types`
 //!
@@ -37,12 +39,14 @@ mod error;
 mod negotiator;
 mod parse;
 mod pending;
+mod webrtc;
 mod write;
 
 pub use error::NegotiationError;
 pub use negotiator::{LocalMedia, Negotiator};
 pub use parse::{
-    Connection, MediaDescription, ParseError, Rtcp, RtpMap, SessionDescription, parse,
+    Connection, MediaDescription, ParseError, Rtcp, RtpMap, SessionDescription, WebRtcAttributes,
+    parse,
 };
 pub use pending::FirstOffer;
 
