@@ -258,7 +258,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         prompts: Arc::new(crate::media::prompts::Prompts::new(
             config.voicemail.sounds.clone(),
         )),
-        ban_alerts,
+        ban_alerts: ban_alerts.clone(),
         live_calls: live_calls.clone(),
         voicemail: voicemail.clone(),
         voicemail_settings,
@@ -366,6 +366,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             security_log,
             mailer: mailer.clone(),
             mwi: mwi.clone(),
+            trunks: trunks.clone(),
+            ban_alerts,
         },
     );
     let router = web::with_admin(web_state.clone(), admin)
