@@ -7,9 +7,9 @@
 #   recipes in tests/clients), postgresql (the throw-away server of the test run), sqlite3,
 #   procps, iproute2, python3, ca-certificates, chromium + fonts-dejavu-core and zbar-tools
 #   (the web admin's browser test and its QR decoder); from PyPI pytest, sipvicious (the
-#   attacker tools of the security tests), aiosmtpd (the SMTP server of the mail test) and
-#   playwright (drives Debian's chromium through
-#   executable_path; never `playwright install`).
+#   attacker tools of the security tests), aiosmtpd (the SMTP server of the mail test),
+#   playwright (drives Debian's chromium through executable_path; never `playwright
+#   install`) and schemathesis (fuzzes the REST API against its OpenAPI document).
 #   Exit: 0 when everything is there afterwards, 1 otherwise.
 set -euo pipefail
 APT_PKGS=(sip-tester baresip-core libasound2 sox openssl postgresql sqlite3 procps iproute2
@@ -55,6 +55,12 @@ if ! python3 -c 'import playwright.sync_api' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'playwright>=1.40'
 fi
 
+# schemathesis: tests/e2e/test_web_admin_schema.py runs the API's OpenAPI document with it
+if ! python3 -c 'import schemathesis' 2>/dev/null; then
+  echo "install-test-deps: pip install schemathesis"
+  python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+
 if command -v rustup >/dev/null; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -69,4 +75,5 @@ python3 -c 'import pytest' || exit 1
 python3 -c 'import sipvicious' || exit 1
 python3 -c 'import playwright.sync_api' || exit 1
 python3 -c 'import aiosmtpd' || exit 1
+python3 -c 'import schemathesis' || exit 1
 echo "install-test-deps: ok"

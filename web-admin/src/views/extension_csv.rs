@@ -86,13 +86,13 @@ pub async fn import_rows(
         detail.truncate(cut);
         detail.push('…');
     }
+    let target = if n == 1 {
+        "1 extension".to_string()
+    } else {
+        format!("{n} extensions")
+    };
     actor
-        .record(
-            state,
-            "extension.import",
-            &format!("{n} extensions"),
-            &detail,
-        )
+        .record(state, "extension.import", &target, &detail)
         .await;
     Ok(n)
 }
