@@ -7,10 +7,11 @@
 #   recipes in tests/clients), postgresql (the throw-away server of the test run), sqlite3,
 #   procps, iproute2, python3, ca-certificates, chromium + fonts-dejavu-core and zbar-tools
 #   (the web admin's browser test and its QR decoder); from PyPI pytest, sipvicious (the
-#   attacker tools of the security tests), aiosmtpd (the SMTP server of the mail test) and
-#   playwright (drives Debian's chromium through
-#   executable_path; never `playwright install`), websockets (the SIP-over-WebSocket client);
-#   nodejs + npm, and JsSIP + ws from npm into tests/clients/jssip (pinned by its lock file).
+#   attacker tools of the security tests), aiosmtpd (the SMTP server of the mail test),
+#   playwright (drives Debian's chromium through executable_path; never `playwright
+#   install`), schemathesis (fuzzes the REST API against its OpenAPI document), websockets
+#   (the SIP-over-WebSocket client); nodejs + npm, and JsSIP + ws from npm into
+#   tests/clients/jssip (pinned by its lock file).
 #   Exit: 0 when everything is there afterwards, 1 otherwise.
 set -euo pipefail
 APT_PKGS=(sip-tester baresip-core libasound2 sox openssl postgresql sqlite3 procps iproute2
@@ -82,6 +83,12 @@ if [ ! -f "$JSSIP_DIR/node_modules/jssip/package.json" ] || [ ! -f "$JSSIP_DIR/n
   (cd "$JSSIP_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# schemathesis: tests/e2e/test_web_admin_schema.py runs the API's OpenAPI document with it
+if ! python3 -c 'import schemathesis' 2>/dev/null; then
+  echo "install-test-deps: pip install schemathesis"
+  python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+
 if command -v rustup >/dev/null; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -98,4 +105,6 @@ python3 -c 'import playwright.sync_api' || exit 1
 python3 -c 'import aiosmtpd' || exit 1
 python3 -c 'import websockets' || exit 1
 [ -f "$JSSIP_DIR/node_modules/jssip/package.json" ] || exit 1
+python3 -c 'import schemathesis' || exit 1
+python3 -c 'import aiortc' || exit 1
 echo "install-test-deps: ok"

@@ -273,7 +273,7 @@ def test_api_needs_a_token_and_creates_extensions(web_pbx):
         doc = json.loads(r.read())
     for path, item in doc["paths"].items():
         concrete = (path.replace("{number}", "4300").replace("{address}", "192.0.2.1")
-                    .replace("{id}", "0-1"))
+                    .replace("{id}", "0-1").replace("{name}", "carrier"))
         for method in item:
             req = urllib.request.Request(f"{base}{concrete}", method=method.upper())
             with pytest.raises(urllib.error.HTTPError) as e:

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod assets;
 pub mod audio;
+pub mod audit;
 pub mod cdr_filter;
 pub mod chart;
 pub mod clock;
@@ -27,6 +28,7 @@ pub mod password;
 pub mod phone;
 pub mod provisioning;
 pub mod sessions;
+pub mod trunk_form;
 pub mod validate;
 pub mod views;
 
@@ -38,7 +40,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use pbx_store::{
-    AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, MailboxStore, Transport,
+    AdminStore, AuditStore, BanStore, CdrStore, CredentialStore, ExtensionStore, MailboxStore,
+    Transport, TrunkStore,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -90,6 +93,8 @@ pub struct AdminState {
     pub bans: Arc<dyn BanStore>,
     pub cdrs: Arc<dyn CdrStore>,
     pub mailboxes: Arc<dyn MailboxStore>,
+    pub trunks: Arc<dyn TrunkStore>,
+    pub audit: Arc<dyn AuditStore>,
     pub live: Arc<dyn Live>,
     pub guard: Arc<dyn LoginGuard>,
     pub clock: Arc<dyn Clock>,
@@ -115,6 +120,8 @@ impl AdminState {
             + BanStore
             + CdrStore
             + MailboxStore
+            + TrunkStore
+            + AuditStore
             + 'static,
     {
         AdminState {
@@ -123,6 +130,8 @@ impl AdminState {
             credentials: store.clone(),
             bans: store.clone(),
             cdrs: store.clone(),
+            trunks: store.clone(),
+            audit: store.clone(),
             mailboxes: store,
             live,
             guard,

@@ -149,6 +149,10 @@ pub trait Live: Send + Sync {
 
     /// The outgoing mail's state; `None` when no `[smtp]` server is configured.
     fn mail_health(&self) -> Option<MailHealth>;
+
+    /// A trunk was added, changed or removed in the store: the PBX reads them again now
+    /// (it would within seconds anyway).
+    fn trunks_changed(&self) {}
 }
 
 /// Why a login was not even checked.

@@ -92,3 +92,29 @@ pub fn file_name(message: &Message) -> String {
         .collect();
     format!("voicemail-{mailbox}-{}.wav", message.id)
 }
+
+/// After its extension was deleted: the mailbox's files (messages, greetings, name) under
+/// `[voicemail] storage` go too. A failure is logged (the rows are gone already).
+pub async fn remove_mailbox_files(state: &Shared, mailbox: &str) {
+    let Some(storage) = state.settings.voicemail_storage.clone() else {
+        return;
+    };
+    let number = mailbox.to_string();
+    let done =
+        tokio::task::spawn_blocking(move || pbx_store::remove_mailbox_files(&storage, &number))
+            .await;
+    match done {
+        Ok(Ok(0)) => {}
+        Ok(Ok(files)) => tracing::info!(
+            mailbox,
+            files,
+            "voicemail files of a deleted extension removed"
+        ),
+        Ok(Err(error)) => {
+            tracing::warn!(mailbox, %error, "voicemail files of a deleted extension not removed")
+        }
+        Err(error) => {
+            tracing::warn!(mailbox, %error, "voicemail files of a deleted extension not removed")
+        }
+    }
+}

@@ -17,8 +17,8 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 use pbx_store::{
-    AdminStore, BanStore, Binding, CredentialStore, ExtensionStore, NewExtension, Store,
-    StoreError, Transport,
+    AdminStore, AuditStore, BanStore, Binding, CredentialStore, ExtensionStore, NewExtension,
+    Store, StoreError, Transport, TrunkStatus, TrunkStore,
 };
 use pbx_web_admin::clock::ManualClock;
 use pbx_web_admin::live::{
@@ -904,7 +904,8 @@ async fn every_api_path_refuses_a_request_without_a_token() {
         let concrete = path
             .replace("{number}", "1000")
             .replace("{address}", "192.0.2.1")
-            .replace("{id}", "0-1");
+            .replace("{id}", "0-1")
+            .replace("{name}", "carrier");
         for method in item.as_object().expect("methods").keys() {
             for auth in [None, Some("Bearer nope"), Some("Basic YWRtaW46eA==")] {
                 let mut b = Request::builder()
@@ -2217,4 +2218,580 @@ async fn the_dashboard_shows_how_the_mail_is_doing() {
         "an old failure is not shown"
     );
     assert!(dash.body.contains("Mail up"));
+}
+
+#[tokio::test]
+async fn trunks_are_created_listed_with_their_state_edited_and_deleted() {
+    let app = app().await;
+    let session = app.login().await;
+    let list = app.get("/trunks", &session).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("No trunks yet"), "{}", list.body);
+    let csrf = app.get("/trunks/new", &session).await.csrf();
+
+    // Mistakes: each message at its field, nothing stored.
+    let r = app
+        .post_form(
+            "/trunks",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("name", "bad name"),
+                ("host", "sip..example"),
+                ("username", "acct"),
+                ("password", "Pr0vider-secret"),
+                ("caller_id_mode", "trunk"),
+                ("channels", "many"),
+                ("allowed_networks", "bogus"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    for message in [
+        "bad trunk name",
+        "bad host `sip..example`",
+        "bad channels `many`",
+        "bad network `bogus`",
+        "caller ID mode `trunk` needs the trunk&#39;s caller ID",
+    ] {
+        assert!(r.body.contains(message), "{message}: {}", r.body);
+    }
+    // The password typed is not sent back in the page.
+    assert!(!r.body.contains("Pr0vider-secret"));
+    assert!(app.store.list_trunks().await.expect("list").is_empty());
+
+    let r = app
+        .post_form(
+            "/trunks",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("name", "carrier"),
+                ("host", "sip.example.com:5080"),
+                ("transport", "udp"),
+                ("username", "acct42"),
+                ("password", "Pr0vider-secret"),
+                ("register", "1"),
+                ("allowed_networks", "203.0.113.0/24"),
+                ("caller_id_mode", "trunk"),
+                ("caller_id", "+4930123"),
+                ("channels", "4"),
+                ("media_encryption", "off"),
+                ("codecs", "PCMA, pcmu"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/trunks/carrier?saved=1");
+    let stored = app.store.list_trunks().await.expect("list").remove(0);
+    assert_eq!(
+        (
+            stored.host.as_str(),
+            stored.port,
+            stored.password.as_str(),
+            stored.register,
+            stored.channels,
+            stored.codecs.clone(),
+            stored.caller_id.as_str(),
+        ),
+        (
+            "sip.example.com",
+            Some(5080),
+            "Pr0vider-secret",
+            true,
+            4,
+            vec!["pcma".to_string(), "pcmu".to_string()],
+            "+4930123"
+        )
+    );
+    // A second with the same name is refused at the name.
+    let r = app
+        .post_form(
+            "/trunks",
+            &session,
+            &[("csrf", &csrf), ("name", "carrier"), ("host", "10.0.0.1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("already exists"), "{}", r.body);
+
+    // The state the PBX reported, while it holds; unknown after.
+    let list = app.get("/trunks", &session).await;
+    assert!(list.body.contains("sip.example.com:5080"), "{}", list.body);
+    assert!(list.body.contains("unknown"), "{}", list.body);
+    app.store
+        .set_trunk_status(&TrunkStatus {
+            name: "carrier".into(),
+            state: "registered".into(),
+            detail: "binding for 3600s".into(),
+            valid_until: T0 + 60,
+            updated_at: T0,
+        })
+        .await
+        .expect("status");
+    let list = app.get("/trunks", &session).await;
+    assert!(
+        list.body.contains("registered") && list.body.contains("binding for 3600s"),
+        "{}",
+        list.body
+    );
+    app.clock.advance(61);
+    let list = app.get("/trunks", &session).await;
+    assert!(!list.body.contains("binding for 3600s"), "{}", list.body);
+
+    // Edit: the password is never shown; left empty it stays.
+    let edit = app.get("/trunks/carrier", &session).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(!edit.body.contains("Pr0vider-secret"));
+    assert!(edit.body.contains("(set)"), "{}", edit.body);
+    let r = app
+        .post_form(
+            "/trunks/carrier",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("host", "sip2.example.com"),
+                ("username", "acct42"),
+                ("password", ""),
+                ("context", "from-carrier"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let stored = app.store.list_trunks().await.expect("list").remove(0);
+    assert_eq!(
+        (
+            stored.host.as_str(),
+            stored.port,
+            stored.password.as_str(),
+            stored.register,
+            stored.context.as_str()
+        ),
+        (
+            "sip2.example.com",
+            None,
+            "Pr0vider-secret",
+            false,
+            "from-carrier"
+        )
+    );
+    let r = app
+        .post_form(
+            "/trunks/carrier",
+            &session,
+            &[("csrf", &csrf), ("host", "a b")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.store.list_trunks().await.expect("list")[0].host,
+        "sip2.example.com"
+    );
+    // Without the form's token: refused, nothing changed.
+    let r = app
+        .post_form("/trunks/carrier/delete", &session, &[("csrf", "x")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let confirm = app.get("/trunks/carrier/delete", &session).await;
+    assert!(confirm.body.contains("Delete trunk carrier?"));
+    let r = app
+        .post_form("/trunks/carrier/delete", &session, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.location(), "/trunks?deleted=carrier");
+    assert!(app.store.list_trunks().await.expect("list").is_empty());
+    assert_eq!(
+        app.get("/trunks/carrier", &session).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn api_trunks_round_trip_without_the_password() {
+    let app = app().await;
+    let r = app
+        .api("POST", "/api/v1/trunks", Some(r#"{"name": "carrier"}"#))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "host");
+    let r = app
+        .api(
+            "POST",
+            "/api/v1/trunks",
+            Some(r#"{"name": "carrier", "host": "sip.example.com", "username": "acct"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "password");
+    let r = app
+        .api(
+            "POST",
+            "/api/v1/trunks",
+            Some(
+                r#"{"name": "carrier", "host": "sip.example.com", "username": "acct",
+                    "password": "Pr0vider-secret", "register": true, "codecs": ["pcma"],
+                    "allowed_networks": ["203.0.113.0/24"], "channels": 2}"#,
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(!r.body.contains("Pr0vider-secret"));
+    let t = r.json();
+    assert_eq!(
+        (&t["has_password"], &t["state"], &t["channels"], &t["port"]),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!("unknown"),
+            &serde_json::json!(2),
+            &serde_json::Value::Null
+        )
+    );
+    let again = app
+        .api(
+            "POST",
+            "/api/v1/trunks",
+            Some(r#"{"name": "carrier", "host": "10.0.0.1"}"#),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    // PATCH: an absent field stays, the password too; bad values name their field.
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/trunks/carrier",
+            Some(r#"{"host": "sip.example.com:5070", "transport": "tcp"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["port"], 5070);
+    let stored = app.store.list_trunks().await.expect("list").remove(0);
+    assert_eq!(
+        (stored.password.as_str(), stored.codecs.clone()),
+        ("Pr0vider-secret", vec!["pcma".to_string()])
+    );
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/trunks/carrier",
+            Some(r#"{"media_encryption": "maybe"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "media_encryption");
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/trunks/carrier",
+            Some(r#"{"name": "other"}"#),
+        )
+        .await;
+    assert_eq!(r.json()["field"], "name");
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/trunks/nobody",
+            Some(r#"{"host": "h.example"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let list = app.api("GET", "/api/v1/trunks", None).await;
+    assert_eq!(list.json()[0]["name"], "carrier");
+    assert!(!list.body.contains("Pr0vider-secret"));
+    assert_eq!(
+        app.api("DELETE", "/api/v1/trunks/carrier", None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.api("GET", "/api/v1/trunks/carrier", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn admin_changes_are_audited_with_who_what_when_and_where() {
+    let app = app().await;
+    let session = app.login().await;
+    let csrf = app.get("/extensions/new", &session).await.csrf();
+    // Through the pages...
+    let r = app
+        .post_form(
+            "/extensions",
+            &session,
+            &[("csrf", &csrf), ("number", "1000"), ("pin", "4321")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = app
+        .post_form("/extensions/1000/delete", &session, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // ...a refused form is not a change...
+    let r = app
+        .post_form("/extensions/1000/delete", &session, &[("csrf", "x")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // ...and through the API, under the token's admin.
+    app.clock.advance(60);
+    let r = app
+        .api(
+            "POST",
+            "/api/v1/trunks",
+            Some(r#"{"name": "carrier", "host": "sip.example.com", "username": "acct", "password": "Pr0vider-secret"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    app.store
+        .add_ban("198.51.100.9".parse().expect("ip"), "test", T0 + 3600)
+        .await
+        .expect("ban");
+    let r = app.api("DELETE", "/api/v1/bans/198.51.100.9", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+
+    let log = app.api("GET", "/api/v1/audit", None).await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    let log = log.json();
+    assert_eq!(log["total"], 4);
+    let seen: Vec<(String, String, String, u64)> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["target"].as_str().unwrap_or("").to_string(),
+                e["via"].as_str().unwrap_or("").to_string(),
+                e["at"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let want =
+        |a: &str, t: &str, v: &str, at: u64| (a.to_string(), t.to_string(), v.to_string(), at);
+    assert_eq!(
+        seen,
+        vec![
+            want("ban.lift", "198.51.100.9", "api", T0 + 60),
+            want("trunk.create", "carrier", "api", T0 + 60),
+            want("extension.delete", "1000", "web", T0),
+            want("extension.create", "1000", "web", T0),
+        ]
+    );
+    for e in log["items"].as_array().expect("items") {
+        assert_eq!(
+            (e["admin"].as_str(), e["source"].as_str()),
+            (Some("admin"), Some("192.0.2.10"))
+        );
+    }
+    // No secret in it.
+    let text = log.to_string();
+    assert!(
+        !text.contains("Pr0vider-secret") && !text.contains("4321"),
+        "{text}"
+    );
+
+    // The page, newest first, paged.
+    for i in 0..60 {
+        app.store
+            .record_audit(&pbx_store::NewAudit {
+                at: T0 + 100 + i,
+                admin: "other".into(),
+                source: "192.0.2.99".into(),
+                via: "web".into(),
+                action: "extension.update".into(),
+                target: format!("2{i:03}"),
+                detail: String::new(),
+            })
+            .await
+            .expect("audit");
+    }
+    let page = app.get("/audit", &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Page 1 of 2"), "{}", page.body);
+    assert!(page.body.contains("2059") && !page.body.contains(">1000<"));
+    let page = app.get("/audit?page=2", &session).await;
+    assert!(page.body.contains("trunk.create") && page.body.contains("192.0.2.10"));
+    let r = app.api("GET", "/api/v1/audit?page=0", None).await;
+    assert_eq!(r.json()["field"], "page");
+}
+
+#[tokio::test]
+async fn extensions_are_imported_from_csv_all_or_nothing_and_exported_without_secrets() {
+    let app = app().await;
+    add(&app, "2000").await;
+    let session = app.login().await;
+    let form = app.get("/extensions/import", &session).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = form.csrf();
+    // Every bad line is named, and nothing is imported.
+    let bad = "number,password,name,email,pin\n\
+               1000,pw-one,Alice,alice@example.com,1234\n\
+               12x,pw,B,,\n\
+               2000,pw,Dup,,\n\
+               1001,,C,,\n";
+    let r = app
+        .post_form(
+            "/extensions/import",
+            &session,
+            &[("csrf", &csrf), ("csv", bad)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    for line in [
+        "line 3: bad extension number `12x`",
+        "line 4: extension 2000 already exists",
+        "line 5: the password is empty",
+        "Nothing was imported.",
+    ] {
+        assert!(r.body.contains(line), "{line}: {}", r.body);
+    }
+    // The text stays in the form to be fixed.
+    assert!(r.body.contains("1000,pw-one,Alice"));
+    assert_eq!(app.store.list_extensions().await.expect("list").len(), 1);
+    let r = app
+        .post_form(
+            "/extensions/import",
+            &session,
+            &[("csrf", "x"), ("csv", bad)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let good = "number,password,name,email,pin\n\
+                1000,pw-one,\"Smith, Alice\",alice@example.com,1234\n\
+                1001,pw-two,Bob,,\n";
+    let r = app
+        .post_form(
+            "/extensions/import",
+            &session,
+            &[("csrf", &csrf), ("csv", good)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/extensions?imported=2");
+    let list = app.get(r.location(), &session).await;
+    assert!(
+        list.body.contains("2 extensions imported."),
+        "{}",
+        list.body
+    );
+    assert!(app.store.verify_pin("1000", "1234").await.expect("pin"));
+    let creds = app
+        .store
+        .credentials("1001")
+        .await
+        .expect("store")
+        .expect("creds");
+    let ha1 = hex::encode(Md5::digest(b"1001:pbx.test:pw-two"));
+    assert_eq!(creds.ha1_md5, ha1);
+
+    let csv = app.get("/extensions.csv", &session).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/csv")
+    );
+    assert_eq!(
+        csv.body,
+        "number,name,email,pin_set,media_encryption,context,allowed_networks\n\
+         1000,\"Smith, Alice\",alice@example.com,yes,optional,,\n\
+         1001,Bob,,no,optional,,\n\
+         2000,Bob,,no,optional,,\n"
+    );
+    assert!(!csv.body.contains("pw-"));
+
+    // The API: the same parser, the problems with their lines; the same export.
+    let req = |body: &str| {
+        Request::post("/api/v1/extensions/import")
+            .header(header::AUTHORIZATION, format!("Bearer {}", app.token))
+            .header(header::CONTENT_TYPE, "text/csv")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    let r = app.send(req("number,password\n3000,pw\n3000,pw\n")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let problems = &r.json()["problems"];
+    assert_eq!(problems[0]["line"], 3);
+    assert_eq!(
+        problems[0]["message"],
+        "extension 3000 is already on line 2"
+    );
+    let r = app.send(req("number,password\n")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app.send(req("number,password\n3000,pw\n3001,pw\n")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["imported"], 2);
+    let export = app.api("GET", "/api/v1/extensions/export", None).await;
+    assert!(
+        export.body.contains("\n3001,,,no,optional,,\n"),
+        "{}",
+        export.body
+    );
+    // Both imports are in the audit log.
+    let log = app.api("GET", "/api/v1/audit", None).await.json();
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["target"].as_str())
+        .collect();
+    assert_eq!(actions, ["2 extensions", "2 extensions"]);
+}
+
+#[tokio::test]
+async fn deleting_an_extension_removes_its_voicemail_files() {
+    let app = app().await;
+    add(&app, "1000").await;
+    add(&app, "1001").await;
+    add(&app, "1002").await;
+    for mailbox in ["1000", "1001", "1002"] {
+        let dir = app.storage.join(mailbox);
+        std::fs::create_dir_all(&dir).expect("dir");
+        for f in [
+            "msg-1-a.wav",
+            "greeting-unavailable-1-2.wav",
+            "greeting-name-1-3.wav",
+        ] {
+            std::fs::write(dir.join(f), b"RIFF").expect("file");
+        }
+    }
+    let session = app.login().await;
+    let csrf = app.get("/extensions/new", &session).await.csrf();
+    let r = app
+        .post_form("/extensions/1000/delete", &session, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(!app.storage.join("1000").exists());
+    let r = app.api("DELETE", "/api/v1/extensions/1001", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(!app.storage.join("1001").exists());
+    // Another mailbox's files stay.
+    assert_eq!(
+        std::fs::read_dir(app.storage.join("1002"))
+            .expect("dir")
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn api_dialplan_put_refuses_a_body_without_text_as_documented() {
+    // Found by schemathesis: a JSON body that is not `{"text": ...}` got the generic error
+    // body, not the documented refusal with its `problems`.
+    let app = app().await;
+    let r = app
+        .api(
+            "PUT",
+            "/api/v1/dialplan",
+            Some(r#"{"": {"": [3, true, "\u0083"], "<,#\u00e8]": "N\u00d7%"}}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["field"], "text");
+    assert_eq!(body["problems"], serde_json::json!([]));
+    assert!(body["error"].as_str().unwrap_or("").contains("text"));
+    assert_eq!(std::fs::read_to_string(&app.dialplan).expect("plan"), PLAN);
 }

@@ -274,7 +274,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         prompts: Arc::new(crate::media::prompts::Prompts::new(
             config.voicemail.sounds.clone(),
         )),
-        ban_alerts,
+        ban_alerts: ban_alerts.clone(),
         live_calls: live_calls.clone(),
         voicemail: voicemail.clone(),
         voicemail_settings,
@@ -390,6 +390,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             security_log,
             mailer: mailer.clone(),
             mwi: mwi.clone(),
+            trunks: trunks.clone(),
+            ban_alerts,
         },
     );
     // SIP over WebSocket at /ws: wss when the web listener speaks HTTPS.

@@ -477,7 +477,7 @@ impl ExtensionStore for Store {
             .execute(&mut *tx)
             .await?;
         // Its mailbox goes with it: a number given to someone else later must not open the
-        // old owner's messages. (The audio files stay on disk for the admin to delete.)
+        // old owner's messages. (Its audio files: `remove_mailbox_files`, after the commit.)
         for sql in [
             "DELETE FROM voicemail_messages WHERE mailbox = $1",
             "DELETE FROM voicemail_greetings WHERE mailbox = $1",

@@ -9,11 +9,14 @@
 //! repository root), embedded at compile time and applied on open.
 
 mod admins;
+mod audit;
 mod bans;
 mod binding;
 mod cdrs;
 mod error;
 mod extensions;
+mod extensions_csv;
+mod mailbox_files;
 mod mailboxes;
 mod mwi;
 mod pins;
@@ -31,16 +34,21 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
 pub use admins::ApiToken;
+pub use audit::{AuditEntry, NewAudit};
 pub use bans::Ban;
 pub use binding::Binding;
 pub use cdrs::{Cdr, CdrQuery, NewCdr};
 pub use error::StoreError;
 pub use extensions::{Credentials, Extension, ExtensionChanges, MEDIA_ENCRYPTION, NewExtension};
+pub use extensions_csv::{
+    CsvProblem, EXPORT_COLUMNS, IMPORT_COLUMNS, extensions_to_csv, parse_extensions_csv,
+};
+pub use mailbox_files::remove_mailbox_files;
 pub use mailboxes::{Folder, Greeting, GreetingKind, Mailbox, Message, MessageCounts, NewMessage};
 pub use pbx_sip::transport::Transport;
 pub use ports::{
-    AdminStore, BanStore, CdrStore, CredentialStore, ExtensionStore, LocationStore, MailboxStore,
-    MwiStore, TraceStore, TrunkStore,
+    AdminStore, AuditStore, BanStore, CdrStore, CredentialStore, ExtensionStore, LocationStore,
+    MailboxStore, MwiStore, TraceStore, TrunkStore,
 };
 pub use registrations::BindingChange;
 pub use secrets::{hash_secret, verify_secret};

@@ -294,9 +294,27 @@ pub trait TrunkStore: Send + Sync {
     /// Removes a trunk and its state; `false` when there was none.
     async fn remove_trunk(&self, name: &str) -> Result<bool, StoreError>;
 
+    /// Replaces every field of the trunk named `trunk.name` but its creation time (checked by
+    /// [`Trunk::problems`]); `false` when there is none.
+    async fn update_trunk(&self, trunk: &Trunk) -> Result<bool, StoreError>;
+
     /// Records what the running PBX knows of a trunk now (replacing what it knew before).
     async fn set_trunk_status(&self, status: &TrunkStatus) -> Result<(), StoreError>;
 
     /// The states recorded, ordered by name (stale ones too: see [`TrunkStatus::state_at`]).
     async fn trunk_statuses(&self) -> Result<Vec<TrunkStatus>, StoreError>;
+}
+
+/// The audit log of admin changes (the web admin and the API write it).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Records one change.
+    async fn record_audit(&self, entry: &crate::NewAudit) -> Result<(), StoreError>;
+
+    /// One page of the log, newest first: `limit` from `offset`, and how many there are.
+    async fn audit_page(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<crate::AuditEntry>, u64), StoreError>;
 }

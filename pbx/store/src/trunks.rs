@@ -394,6 +394,37 @@ impl TrunkStore for Store {
         Ok(removed > 0)
     }
 
+    async fn update_trunk(&self, trunk: &Trunk) -> Result<bool, StoreError> {
+        if let Some(problem) = trunk.problems().into_iter().next() {
+            return Err(StoreError::Invalid(problem));
+        }
+        let updated = sqlx::query(
+            "UPDATE trunks SET host = $2, port = $3, transport = $4, username = $5, \
+             password = $6, register = $7, allowed_networks = $8, context = $9, \
+             outbound_proxy = $10, caller_id_mode = $11, caller_id = $12, channels = $13, \
+             media_encryption = $14, codecs = $15 WHERE name = $1",
+        )
+        .bind(&trunk.name)
+        .bind(&trunk.host)
+        .bind(trunk.port.map(i64::from))
+        .bind(&trunk.transport)
+        .bind(&trunk.username)
+        .bind(&trunk.password)
+        .bind(i64::from(trunk.register))
+        .bind(join(trunk.allowed_networks.iter().map(IpNet::to_string)))
+        .bind(&trunk.context)
+        .bind(&trunk.outbound_proxy)
+        .bind(&trunk.caller_id_mode)
+        .bind(&trunk.caller_id)
+        .bind(i64::from(trunk.channels))
+        .bind(&trunk.media_encryption)
+        .bind(join(trunk.codecs.iter().cloned()))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
     async fn set_trunk_status(&self, status: &TrunkStatus) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO trunk_status (name, state, detail, valid_until, updated_at) \

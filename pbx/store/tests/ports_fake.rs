@@ -206,6 +206,21 @@ impl TrunkStore for MemoryTrunks {
         Ok(tables.0.remove(name).is_some())
     }
 
+    async fn update_trunk(&self, trunk: &Trunk) -> Result<bool, StoreError> {
+        if let Some(problem) = trunk.problems().into_iter().next() {
+            return Err(StoreError::Invalid(problem));
+        }
+        let mut tables = self.lock();
+        let Some(row) = tables.0.get_mut(&trunk.name) else {
+            return Ok(false);
+        };
+        *row = Trunk {
+            created_at: row.created_at,
+            ..trunk.clone()
+        };
+        Ok(true)
+    }
+
     async fn set_trunk_status(&self, status: &TrunkStatus) -> Result<(), StoreError> {
         self.lock().1.insert(status.name.clone(), status.clone());
         Ok(())

@@ -72,6 +72,7 @@ suite_test!(mailboxes);
 suite_test!(mwi);
 suite_test!(extension_search);
 suite_test!(trunks);
+suite_test!(audit);
 
 #[tokio::test]
 #[cfg_attr(

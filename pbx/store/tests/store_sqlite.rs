@@ -48,6 +48,7 @@ suite_test!(mailboxes);
 suite_test!(mwi);
 suite_test!(extension_search);
 suite_test!(trunks);
+suite_test!(audit);
 
 #[tokio::test]
 async fn file_created_in_wal_mode_and_data_survives_reopen() {

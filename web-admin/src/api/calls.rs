@@ -86,10 +86,12 @@ pub async fn list(State(state): State<Shared>) -> Json<Vec<CallOut>> {
 )]
 pub async fn hang_up(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     axum::Extension(user): axum::Extension<ApiUser>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.live.hang_up(&id) {
+        actor.record(&state, "call.hang_up", &id, "").await;
         tracing::info!(user = %user.0, call = %id, "call hung up through the API");
         Ok(StatusCode::ACCEPTED)
     } else {

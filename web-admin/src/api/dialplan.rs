@@ -88,10 +88,23 @@ pub async fn get_text(State(state): State<Shared>) -> Result<Json<DialplanText>,
 )]
 pub async fn put_text(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     axum::Extension(user): axum::Extension<ApiUser>,
     body: Result<Json<DialplanText>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(json_error)?;
+    let body = match body.map_err(json_error) {
+        Ok(Json(body)) => body,
+        // A 422 of this path is a refusal with its (here: no) problems, as documented.
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            let refusal = DialplanRefusal {
+                error: e.body.error,
+                field: e.body.field.unwrap_or_else(|| "text".into()),
+                problems: Vec::new(),
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(refusal)).into_response());
+        }
+        Err(e) => return Err(e),
+    };
     let path = dialplan_file::configured(state.live.dialplan_file()).map_err(file_error)?;
     if let Err(problems) = dialplan_file::parse(&path, &body.text) {
         let refusal = DialplanRefusal {
@@ -105,6 +118,9 @@ pub async fn put_text(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(refusal)).into_response());
     }
     dialplan_file::write_atomically(&path, &body.text).map_err(file_error)?;
+    actor
+        .record(&state, "dialplan.save", &path.display().to_string(), "")
+        .await;
     tracing::info!(user = %user.0, "dialplan saved through the API");
     if let Err(problems) = state.live.reload_dialplan() {
         return Err(ApiError::new(

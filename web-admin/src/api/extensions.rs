@@ -198,6 +198,7 @@ fn first_problem(problems: Problems) -> ApiError {
 )]
 pub async fn create(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     axum::Extension(user): axum::Extension<ApiUser>,
     body: Result<Json<NewExtensionIn>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -233,6 +234,7 @@ pub async fn create(
             ),
             other => other.into(),
         })?;
+    actor.record(&state, "extension.create", &number, "").await;
     tracing::info!(user = %user.0, extension = %number, "extension created through the API");
     let extension = find(&state, &number).await?.into();
     let location = format!("/api/v1/extensions/{number}");
@@ -281,6 +283,7 @@ pub struct ExtensionUpdate {
 )]
 pub async fn update(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     axum::Extension(user): axum::Extension<ApiUser>,
     Path(number): Path<String>,
     body: Result<Json<ExtensionUpdate>, JsonRejection>,
@@ -315,6 +318,7 @@ pub async fn update(
     {
         return Err(ApiError::not_found(format!("extension {number}")));
     }
+    actor.record(&state, "extension.update", &number, "").await;
     tracing::info!(user = %user.0, extension = %number, "extension changed through the API");
     Ok(Json(find(&state, &number).await?.into()))
 }
@@ -333,10 +337,13 @@ pub async fn update(
 )]
 pub async fn remove(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     axum::Extension(user): axum::Extension<ApiUser>,
     Path(number): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.extensions.remove_extension(&number).await? {
+        crate::messages::remove_mailbox_files(&state, &number).await;
+        actor.record(&state, "extension.delete", &number, "").await;
         tracing::info!(user = %user.0, extension = %number, "extension deleted through the API");
         Ok(StatusCode::NO_CONTENT)
     } else {

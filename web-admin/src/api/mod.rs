@@ -3,11 +3,14 @@
 //! (`GET /api/v1/openapi.json`). Every path, the document and unknown ones included, refuses
 //! a request without a valid token with 401.
 
+pub mod audit;
 pub mod calls;
 pub mod dialplan;
+pub mod extension_csv;
 pub mod extensions;
 pub mod status;
 pub mod tokens;
+pub mod trunks;
 pub mod voicemail;
 
 use axum::extract::{Request, State};
@@ -26,8 +29,8 @@ use crate::errors::ApiError;
 #[openapi(
     info(
         title = "pbx admin API",
-        description = "Manage the PBX: extensions, registrations, bans, calls, call records and \
-                       voicemail. \
+        description = "Manage the PBX: extensions, trunks, registrations, bans, calls, call \
+                       records and voicemail. \
                        Authenticate with \
                        `Authorization: Bearer TOKEN` (`pbx admin token USER`)."
     ),
@@ -37,6 +40,8 @@ use crate::errors::ApiError;
         extensions::get_one,
         extensions::update,
         extensions::remove,
+        extension_csv::export,
+        extension_csv::import,
         status::registrations,
         status::bans,
         status::lift_ban,
@@ -56,6 +61,12 @@ use crate::errors::ApiError;
         tokens::list,
         tokens::create,
         tokens::revoke,
+        trunks::list,
+        trunks::create,
+        trunks::get_one,
+        trunks::update,
+        trunks::remove,
+        audit::list,
         openapi_json,
     ),
     modifiers(&BearerAuth),
@@ -66,7 +77,8 @@ use crate::errors::ApiError;
         (name = "calls", description = "Calls in progress and call records"),
         (name = "dialplan", description = "The dialplan file: read, replace, check, trace"),
         (name = "voicemail", description = "Mailboxes, their messages and the messages' audio"),
-        (name = "admins", description = "API tokens"),
+        (name = "admins", description = "API tokens and the audit log of admin changes"),
+        (name = "trunks", description = "Providers, gateways and other PBXs, with their state"),
         (name = "meta", description = "This document")
     )
 )]
@@ -100,6 +112,8 @@ pub fn router(state: Shared) -> Router<Shared> {
                 .patch(extensions::update)
                 .delete(extensions::remove),
         )
+        .route("/extensions/export", get(extension_csv::export))
+        .route("/extensions/import", post(extension_csv::import))
         .route("/registrations", get(status::registrations))
         .route("/bans", get(status::bans))
         .route("/bans/{address}", delete(status::lift_ban))
@@ -122,6 +136,14 @@ pub fn router(state: Shared) -> Router<Shared> {
         )
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
+        .route("/trunks", get(trunks::list).post(trunks::create))
+        .route(
+            "/trunks/{name}",
+            get(trunks::get_one)
+                .patch(trunks::update)
+                .delete(trunks::remove),
+        )
+        .route("/audit", get(audit::list))
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state, require_token))
@@ -147,6 +169,15 @@ async fn require_token(State(state): State<Shared>, mut request: Request, next: 
     };
     match state.admins.verify_token(token).await {
         Ok(Some(user)) => {
+            let source = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+                    c.0.ip()
+                });
+            request
+                .extensions_mut()
+                .insert(crate::audit::Actor::api(&user, source));
             request.extensions_mut().insert(ApiUser(user));
             next.run(request).await
         }

@@ -111,6 +111,7 @@ pub async fn bans(State(state): State<Shared>) -> Result<Json<Vec<BanOut>>, ApiE
 )]
 pub async fn lift_ban(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     Path(address): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let addr: IpAddr = address.parse().map_err(|_| {
@@ -121,6 +122,9 @@ pub async fn lift_ban(
         )
     })?;
     if state.live.lift_ban(addr).await? {
+        actor
+            .record(&state, "ban.lift", &addr.to_string(), "")
+            .await;
         tracing::info!(address = %addr, "ban lifted through the API");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -69,9 +69,13 @@ pub async fn list(State(state): State<Shared>) -> Result<Json<Vec<TokenOut>>, Ap
 )]
 pub async fn create(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     axum::Extension(user): axum::Extension<ApiUser>,
 ) -> Result<(StatusCode, Json<NewTokenOut>), ApiError> {
     let token = state.admins.create_token(&user.0).await?;
+    actor
+        .record(&state, "token.create", &crate::audit::token_id(&token), "")
+        .await;
     tracing::info!(user = %user.0, "API token created through the API");
     Ok((
         StatusCode::CREATED,
@@ -101,10 +105,12 @@ pub async fn create(
 )]
 pub async fn revoke(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     axum::Extension(user): axum::Extension<ApiUser>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.admins.revoke_token(&id).await? {
+        actor.record(&state, "token.revoke", &id, "").await;
         tracing::info!(user = %user.0, token = %id, "API token revoked through the API");
         Ok(StatusCode::NO_CONTENT)
     } else {

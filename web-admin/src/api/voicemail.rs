@@ -240,11 +240,20 @@ pub async fn patch(
 )]
 pub async fn remove(
     State(state): State<Shared>,
+    axum::Extension(actor): axum::Extension<crate::audit::Actor>,
     axum::Extension(user): axum::Extension<ApiUser>,
     Path((number, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let id = message_id(&number, &id)?;
     messages::delete(&state, &number, id).await?;
+    actor
+        .record(
+            &state,
+            "voicemail.delete",
+            &number,
+            &format!("message {id}"),
+        )
+        .await;
     tracing::info!(user = %user.0, mailbox = %number, id, "voicemail message deleted through the API");
     Ok(StatusCode::NO_CONTENT)
 }

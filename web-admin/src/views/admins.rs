@@ -139,6 +139,7 @@ struct NewAdminForm {
 
 async fn create(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Form(form): Form<NewAdminForm>,
 ) -> Result<Response, PageError> {
@@ -157,6 +158,9 @@ async fn create(
     if problems.is_empty() {
         match state.admins.create_admin(&user, &password).await {
             Ok(()) => {
+                crate::audit::Actor::web(&session, audit_ip)
+                    .record(&state, "admin.create", &user, "")
+                    .await;
                 tracing::info!(user = %session.user, created = %user, "admin account created in the web admin");
                 return Ok(Redirect::to("/admins?done=created").into_response());
             }
@@ -184,6 +188,7 @@ struct CsrfForm {
 
 async fn delete(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Path(user): Path<String>,
     Form(form): Form<CsrfForm>,
@@ -198,6 +203,9 @@ async fn delete(
         return Err(PageError::NotFound(format!("There is no admin {user}.")));
     }
     state.sessions.end_user(&user);
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "admin.delete", &user, "")
+        .await;
     tracing::info!(user = %session.user, deleted = %user, "admin account deleted in the web admin");
     Ok(Redirect::to("/admins?done=deleted").into_response())
 }
@@ -248,6 +256,9 @@ async fn change_password(
                 {
                     return Err(PageError::NotFound("Your account is gone.".into()));
                 }
+                crate::audit::Actor::web(&session, ip)
+                    .record(&state, "admin.password", &session.user, "")
+                    .await;
                 tracing::info!(user = %session.user, "admin password changed in the web admin");
                 return Ok(Redirect::to("/admins?done=password").into_response());
             }
@@ -282,11 +293,15 @@ struct TokenPage {
 
 async fn new_token(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Form(form): Form<CsrfForm>,
 ) -> Result<TokenPage, PageError> {
     csrf::check(&session.csrf, form.csrf.as_deref())?;
     let token = state.admins.create_token(&session.user).await?;
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "token.create", &crate::audit::token_id(&token), "")
+        .await;
     tracing::info!(user = %session.user, "API token created in the web admin");
     Ok(TokenPage {
         layout: Layout::new(&session, "admins"),
@@ -296,6 +311,7 @@ async fn new_token(
 
 async fn revoke(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
@@ -304,6 +320,9 @@ async fn revoke(
     if !state.admins.revoke_token(&id).await? {
         return Err(PageError::NotFound(format!("There is no token {id}.")));
     }
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "token.revoke", &id, "")
+        .await;
     tracing::info!(user = %session.user, token = %id, "API token revoked in the web admin");
     Ok(Redirect::to("/admins?done=revoked").into_response())
 }

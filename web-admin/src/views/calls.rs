@@ -118,6 +118,7 @@ struct CsrfForm {
 
 async fn hang_up(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
@@ -128,6 +129,9 @@ async fn hang_up(
             "That call is not in progress any more.".into(),
         ));
     }
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "call.hang_up", &id, "")
+        .await;
     tracing::info!(user = %session.user, call = %id, "call hung up in the web admin");
     Ok(Redirect::to(&format!("/calls?ended={id}")).into_response())
 }

@@ -137,6 +137,7 @@ fn unix_lines(text: &str) -> String {
 
 async fn save(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Form(form): Form<SaveForm>,
 ) -> Result<Response, PageError> {
@@ -160,6 +161,9 @@ async fn save(
         tracing::error!(error = %e, "web admin: dialplan not saved");
         PageError::BadRequest(e.to_string())
     })?;
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "dialplan.save", &page.path, "")
+        .await;
     tracing::info!(user = %session.user, path = %page.path, "dialplan saved in the web admin");
     if let Err(problems) = state.live.reload_dialplan() {
         // Checked above, so only a change on disk in between gets here.

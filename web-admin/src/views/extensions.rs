@@ -64,6 +64,7 @@ struct ListQuery {
     q: Option<String>,
     page: Option<String>,
     deleted: Option<String>,
+    imported: Option<String>,
 }
 
 /// The number of pages for `total` rows (at least one).
@@ -111,11 +112,13 @@ async fn list(
         page,
         pages,
         total,
-        notice: q
-            .deleted
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-            .map(|n| format!("Extension {n} deleted."))
-            .unwrap_or_default(),
+        notice: match (q.deleted, q.imported) {
+            (Some(n), _) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("Extension {n} deleted.")
+            }
+            (_, Some(n)) if n.parse::<usize>().is_ok() => format!("{n} extensions imported."),
+            _ => String::new(),
+        },
     })
 }
 
@@ -165,6 +168,7 @@ struct PasswordPage {
 
 async fn create(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Form(form): Form<NewForm>,
 ) -> Result<Response, PageError> {
@@ -210,6 +214,9 @@ async fn create(
         }
         Err(e) => return Err(e.into()),
     }
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "extension.create", &number, "")
+        .await;
     tracing::info!(user = %session.user, extension = %number, "extension created in the web admin");
     Ok((
         StatusCode::CREATED,
@@ -354,6 +361,7 @@ async fn edit_form(
 
 async fn save(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Path(number): Path<String>,
     Form(form): Form<EditForm>,
@@ -389,6 +397,9 @@ async fn save(
             "There is no extension {number}."
         )));
     }
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "extension.update", &number, "")
+        .await;
     tracing::info!(user = %session.user, extension = %number, "extension changed in the web admin");
     Ok(Redirect::to(&format!("/extensions/{number}?saved=1")).into_response())
 }
@@ -400,6 +411,7 @@ struct CsrfForm {
 
 async fn new_password(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Path(number): Path<String>,
     Form(form): Form<CsrfForm>,
@@ -419,6 +431,14 @@ async fn new_password(
             "There is no extension {number}."
         )));
     }
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(
+            &state,
+            "extension.password",
+            &number,
+            "new password generated",
+        )
+        .await;
     tracing::info!(user = %session.user, extension = %number, "extension password replaced in the web admin");
     Ok(PasswordPage {
         layout: Layout::new(&session, "extensions"),
@@ -457,6 +477,7 @@ async fn confirm_delete(
 
 async fn delete(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Path(number): Path<String>,
     Form(form): Form<CsrfForm>,
@@ -467,6 +488,10 @@ async fn delete(
             "There is no extension {number}."
         )));
     }
+    crate::messages::remove_mailbox_files(&state, &number).await;
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "extension.delete", &number, "")
+        .await;
     tracing::info!(user = %session.user, extension = %number, "extension deleted in the web admin");
     Ok(Redirect::to(&format!("/extensions?deleted={number}")).into_response())
 }

@@ -2,16 +2,19 @@
 //! the logged-in extractor and the client's address.
 
 pub mod admins;
+pub mod audit;
 pub mod calls;
 pub mod cdrs;
 pub mod dashboard;
 pub mod dialplan;
+pub mod extension_csv;
 pub mod extensions;
 pub mod login;
 pub mod permissions;
 pub mod provision;
 pub mod security;
 pub mod status;
+pub mod trunks;
 pub mod voicemail;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,6 +32,7 @@ pub fn router() -> Router<Shared> {
     Router::new()
         .merge(login::router())
         .merge(extensions::router())
+        .merge(extension_csv::router())
         .merge(provision::router())
         .merge(status::router())
         .merge(calls::router())
@@ -38,6 +42,8 @@ pub fn router() -> Router<Shared> {
         .merge(voicemail::router())
         .merge(security::router())
         .merge(admins::router())
+        .merge(trunks::router())
+        .merge(audit::router())
 }
 
 /// What every logged-in page's frame shows.

@@ -138,6 +138,7 @@ pub fn posted_matrix(before: &[Permissions], form: &HashMap<String, String>) -> 
 
 async fn save(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
@@ -170,6 +171,9 @@ async fn save(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     dialplan_file::write_atomically(&path, &new_text)?;
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "permissions.save", &path.display().to_string(), "")
+        .await;
     tracing::info!(user = %session.user, "call permissions saved in the web admin");
     if let Err(problems) = state.live.reload_dialplan() {
         page.failure = format!(

@@ -102,6 +102,7 @@ struct CsrfForm {
 
 async fn lift(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Path(address): Path<String>,
     Form(form): Form<CsrfForm>,
@@ -113,6 +114,9 @@ async fn lift(
     if !state.live.lift_ban(addr).await? {
         return Err(PageError::NotFound(format!("{addr} is not banned.")));
     }
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(&state, "ban.lift", &addr.to_string(), "")
+        .await;
     tracing::info!(user = %session.user, address = %addr, "ban lifted in the web admin");
     Ok(Redirect::to(&format!("/bans?lifted={addr}")).into_response())
 }

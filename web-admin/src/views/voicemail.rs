@@ -244,12 +244,21 @@ struct CsrfForm {
 
 async fn delete(
     State(state): State<Shared>,
+    super::ClientIp(audit_ip): super::ClientIp,
     LoggedIn(session): LoggedIn,
     Path((number, id)): Path<(String, i64)>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     csrf::check(&session.csrf, form.csrf.as_deref())?;
     messages::delete(&state, &number, id).await?;
+    crate::audit::Actor::web(&session, audit_ip)
+        .record(
+            &state,
+            "voicemail.delete",
+            &number,
+            &format!("message {id}"),
+        )
+        .await;
     tracing::info!(user = %session.user, mailbox = %number, id, "voicemail message deleted in the web admin");
     Ok(Redirect::to(&format!("/voicemail/{number}?done=deleted")).into_response())
 }

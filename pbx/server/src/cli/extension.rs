@@ -131,7 +131,14 @@ pub(super) async fn run(
             if !store.remove_extension(&number).await? {
                 return Err(CliError::Failed(format!("unknown extension {number}")));
             }
-            println!("extension {number} removed");
+            match pbx_store::remove_mailbox_files(&config.voicemail.storage, &number) {
+                Ok(0) => println!("extension {number} removed"),
+                Ok(n) => println!("extension {number} removed, and its {n} voicemail file(s)"),
+                Err(e) => eprintln!(
+                    "warning: extension {number} removed, its voicemail files under {} not: {e}",
+                    config.voicemail.storage.display()
+                ),
+            }
         }
     }
     Ok(())

@@ -101,6 +101,9 @@ pub struct Trunks {
     ping_every: Duration,
     last: Mutex<Option<Vec<Trunk>>>,
     running: Mutex<HashMap<String, Running>>,
+    /// One load at a time: a reload asked for by the web admin must not interleave with the
+    /// periodic one (an older read reconciled last would undo a newer one).
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl Trunks {
@@ -122,6 +125,7 @@ impl Trunks {
             ping_every,
             last: Mutex::new(None),
             running: Mutex::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -148,6 +152,7 @@ impl Trunks {
     /// As [`Trunks::reload`]; `refresh` refills the table (resolving the hosts again) even
     /// when no trunk changed.
     async fn load(&self, refresh: bool) {
+        let _one_at_a_time = self.loading.lock().await;
         let trunks = match self.store.list_trunks().await {
             Ok(trunks) => trunks,
             Err(error) => {

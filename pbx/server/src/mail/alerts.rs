@@ -1,11 +1,13 @@
 //! The admin's e-mail when a source is banned (the intrusion alert of the seed paper): one
-//! per ban, since the engine reports each ban once.
+//! per ban, since the engine (for SIP and voicemail PINs) and the security guard (for web
+//! logins, `web/admin.rs`) each report a ban once.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{Mail, Mailer};
 
+#[derive(Clone)]
 pub struct BanAlerts {
     mailer: Arc<Mailer>,
     to: String,

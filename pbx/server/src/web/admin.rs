@@ -32,6 +32,10 @@ pub struct Engine {
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// The message lamps of the phones.
     pub mwi: crate::engine::mwi::MwiNotifier,
+    /// The trunks' loader (re-read at once when the admin changes one).
+    pub trunks: Arc<crate::engine::trunks::Trunks>,
+    /// The admin's mail when a source is banned (`[security] alert_email` with `[smtp]`).
+    pub ban_alerts: Option<crate::mail::BanAlerts>,
 }
 
 pub struct ServerLive {
@@ -132,12 +136,19 @@ impl Live for ServerLive {
     fn mail_health(&self) -> Option<MailHealth> {
         self.engine.mailer.as_ref().map(|m| m.health())
     }
+
+    fn trunks_changed(&self) {
+        // The loader would see the change within seconds; now is better for the admin.
+        let trunks = self.engine.trunks.clone();
+        tokio::spawn(async move { trunks.reload().await });
+    }
 }
 
 pub struct GuardLogin {
     pub guard: Arc<Guard>,
     pub store: Arc<Store>,
     pub security_log: Arc<SecurityLog>,
+    pub ban_alerts: Option<crate::mail::BanAlerts>,
 }
 
 impl LoginGuard for GuardLogin {
@@ -152,6 +163,7 @@ impl LoginGuard for GuardLogin {
                 security_log: self.security_log.clone(),
                 ticket,
                 source,
+                ban_alerts: self.ban_alerts.clone(),
             })),
             Admission::Banned => Err(LoginRefusal::Banned),
             Admission::Busy => Err(LoginRefusal::Busy),
@@ -165,6 +177,7 @@ struct GuardTicket {
     security_log: Arc<SecurityLog>,
     ticket: Ticket,
     source: IpAddr,
+    ban_alerts: Option<crate::mail::BanAlerts>,
 }
 
 #[async_trait]
@@ -176,6 +189,7 @@ impl LoginTicket for GuardTicket {
             security_log,
             ticket,
             source,
+            ban_alerts,
         } = *self;
         let now_unix = crate::transport::now_unix();
         let gated = guard.check_credential(ticket, Instant::now(), now_unix, || CheckOutcome {
@@ -204,6 +218,10 @@ impl LoginTicket for GuardTicket {
                 tracing::warn!(address = %source, until = ban.until, "banned after repeated authentication failures (web login)");
                 if let Err(error) = store.add_ban(ban.address, &ban.reason, ban.until).await {
                     tracing::error!(%error, "could not save a ban");
+                }
+                // The guard hands out each ban once: one mail per source per ban, as for SIP.
+                if let Some(alerts) = &ban_alerts {
+                    alerts.banned(ban.address, ban.until);
                 }
                 LoginSettled::RejectedAndBanned
             }
@@ -243,6 +261,7 @@ pub fn state(
         guard,
         store: store.clone(),
         security_log: live.engine.security_log.clone(),
+        ban_alerts: live.engine.ban_alerts.clone(),
     };
     Arc::new(pbx_web_admin::AdminState::new(
         store,

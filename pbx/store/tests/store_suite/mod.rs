@@ -9,8 +9,9 @@ use ipnet::IpNet;
 use pbx_sip::auth::{Algorithm, ha1_hex};
 use pbx_sip::uri::Uri;
 use pbx_store::{
-    AdminStore, BanStore, Binding, CdrStore, CredentialStore, ExtensionStore, LocationStore,
-    NewCdr, NewExtension, Store, StoreError, TraceStore, Transport, Trunk, TrunkStatus, TrunkStore,
+    AdminStore, AuditStore, BanStore, Binding, CdrStore, CredentialStore, ExtensionStore,
+    LocationStore, NewCdr, NewExtension, Store, StoreError, TraceStore, Transport, Trunk,
+    TrunkStatus, TrunkStore,
 };
 
 const REALM: &str = "pbx.test";
@@ -442,6 +443,33 @@ pub async fn trunks(store: &dyn TrunkStore) {
     let read = listed.first().unwrap_or_else(|| panic!());
     assert_eq!(read.allowed_networks, legacy.allowed_networks);
     assert_eq!((read.port, read.register), (None, false));
+
+    // An update replaces every field but the creation time; checked like an add.
+    let created = read.created_at;
+    let mut changed = legacy.clone();
+    changed.host = "10.1.2.4".into();
+    changed.port = Some(5070);
+    changed.codecs = vec!["g722".into()];
+    changed.caller_id_mode = "trunk".into();
+    changed.caller_id = "+4930123".into();
+    assert!(ok(store.update_trunk(&changed).await));
+    let read = ok(store.list_trunks().await).remove(0);
+    assert_eq!(
+        (
+            read.host.as_str(),
+            read.port,
+            read.codecs.clone(),
+            read.caller_id.as_str()
+        ),
+        ("10.1.2.4", Some(5070), vec!["g722".to_string()], "+4930123")
+    );
+    assert_eq!(read.created_at, created);
+    assert!(!ok(store
+        .update_trunk(&Trunk::new("nobody", "h.example"))
+        .await));
+    changed.host = "no host".into();
+    let bad = store.update_trunk(&changed).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
 
     // State: replaced on each report, removed with the trunk.
     let status = |state: &str, until| TrunkStatus {
@@ -1038,4 +1066,32 @@ pub async fn mwi(store: &Store) {
         revisions(ok(store.mailbox_revisions().await)),
         [("1000".to_string(), 4), ("1001".to_string(), 1)]
     );
+}
+
+pub async fn audit(store: &dyn AuditStore) {
+    assert_eq!(ok(store.audit_page(0, 10).await), (Vec::new(), 0));
+    for i in 0..5u64 {
+        let entry = pbx_store::NewAudit {
+            at: 1_000 + i,
+            admin: "admin".into(),
+            source: "192.0.2.7".into(),
+            via: if i % 2 == 0 { "web" } else { "api" }.into(),
+            action: "extension.create".into(),
+            target: format!("100{i}"),
+            detail: String::new(),
+        };
+        ok(store.record_audit(&entry).await);
+    }
+    // Newest first, paged.
+    let (page, total) = ok(store.audit_page(0, 2).await);
+    assert_eq!(total, 5);
+    let targets: Vec<&str> = page.iter().map(|e| e.entry.target.as_str()).collect();
+    assert_eq!(targets, ["1004", "1003"]);
+    assert_eq!(
+        (page[0].entry.at, page[0].entry.via.as_str()),
+        (1_004, "web")
+    );
+    let (page, _) = ok(store.audit_page(4, 2).await);
+    let targets: Vec<&str> = page.iter().map(|e| e.entry.target.as_str()).collect();
+    assert_eq!(targets, ["1000"]);
 }
