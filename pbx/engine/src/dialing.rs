@@ -23,6 +23,8 @@ pub(crate) struct PlanState {
     steps: Option<Steps>,
     /// How the last dial ended: what the caller gets if the plan ends without another word.
     last_end: Option<DialEnd>,
+    /// The trunk the ringing dial goes out by: its answer is read as a trunk's.
+    trunk_dial: Option<String>,
 }
 
 // With a dialplan (the larger variant) a call carries its execution inline, as before.
@@ -81,6 +83,7 @@ impl PlanState {
         PlanState {
             steps: Some(Steps::Dialplan(execution)),
             last_end: None,
+            trunk_dial: None,
         }
     }
 
@@ -92,19 +95,38 @@ impl PlanState {
                 dialed: false,
             })),
             last_end: None,
+            trunk_dial: None,
         }
     }
 }
 
 /// A round of ringing ended without an answer: the plan takes its branch.
 pub(super) fn dial_ended(engine: &mut Engine, now: Now, no: u64, end: DialEnd) {
-    let outcome = match end.outcome {
+    let mut outcome = match end.outcome {
         pbx_calls::DialOutcome::Busy => DialOutcome::Busy,
         pbx_calls::DialOutcome::NoAnswer => DialOutcome::NoAnswer,
         pbx_calls::DialOutcome::Unavailable => DialOutcome::Unavailable,
     };
     match engine.calls.active.get_mut(&no) {
-        Some(active) => active.plan.last_end = Some(end),
+        Some(active) => {
+            if let Some(trunk) = active.plan.trunk_dial.take() {
+                // The trunk's channel is free again; its answer decides about failover.
+                active.out_channel = None;
+                outcome = crate::trunk::outbound::outcome(&end);
+                if outcome == DialOutcome::Unavailable {
+                    metrics::counter!("pbx_trunk_failures_total", "trunk" => trunk.clone())
+                        .increment(1);
+                }
+                tracing::info!(
+                    call = active.call.caller_call_id(),
+                    %trunk,
+                    status = end.status.code(),
+                    outcome = outcome.as_str(),
+                    "call through the trunk failed"
+                );
+            }
+            active.plan.last_end = Some(end);
+        }
         None => return,
     }
     drive(engine, now, no, Some(StepResult::Dial(outcome)));
@@ -175,13 +197,46 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                 targets,
                 timeout,
                 caller_name,
+            } if targets.iter().any(|t| matches!(t, Target::Trunk { .. })) => {
+                match trunk_attempt(engine, no, &targets) {
+                    Ok(attempt) => {
+                        put_back(engine, no, steps);
+                        if let Some(active) = engine.calls.active.get_mut(&no) {
+                            active.plan.trunk_dial = Some(attempt.trunk.name.clone());
+                        }
+                        if answered {
+                            super::application::ringback(engine, no);
+                        }
+                        let caller_name = Some(caller_name).filter(|n| !n.is_empty());
+                        return super::calls::ring_trunk(
+                            engine,
+                            now,
+                            no,
+                            attempt,
+                            timeout,
+                            caller_name,
+                        );
+                    }
+                    Err(end) => {
+                        if let Some(active) = engine.calls.active.get_mut(&no) {
+                            active.plan.last_end = Some(end);
+                        }
+                        input = Some(StepResult::Dial(DialOutcome::Unavailable));
+                        continue;
+                    }
+                }
+            }
+            Action::Dial {
+                targets,
+                timeout,
+                caller_name,
             } => {
-                // No trunks yet: only extensions can be rung.
+                // Extensions are rung; an external number without a trunk cannot be.
                 let numbers: Vec<String> = targets
                     .iter()
                     .filter_map(|t| match t {
                         Target::Extension(n) => Some(n.clone()),
-                        Target::External(_) => None,
+                        Target::External(_) | Target::Trunk { .. } => None,
                     })
                     .collect();
                 let devices = devices_of(engine, now, &numbers);
@@ -209,6 +264,7 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                     timeout,
                     caller_name,
                     callee_policy,
+                    trunk: None,
                 };
                 if answered {
                     // The caller, answered by the PBX (an IVR choice), hears ringing until a
@@ -259,6 +315,61 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
     }
     tracing::warn!(call = %call_id(engine, no), "the dialplan did not decide");
     refuse(engine, now, no, 500, "the dialplan did not decide");
+}
+
+/// The first trunk target of a dial that can be tried now (it exists, is not down, has a
+/// free channel); else how the dial ended, as a trunk failure. A dial rings one trunk at a
+/// time: list trunks with `strategy = "in_order"` for failover, extensions in a dial of their
+/// own.
+fn trunk_attempt(
+    engine: &Engine,
+    no: u64,
+    targets: &[Target],
+) -> Result<crate::trunk::outbound::Attempt, DialEnd> {
+    let Some(active) = engine.calls.active.get(&no) else {
+        return Err(skipped_end(StatusCode::SERVICE_UNAVAILABLE, "call ended"));
+    };
+    let call = active.call.caller_call_id().to_string();
+    if targets.iter().any(|t| !matches!(t, Target::Trunk { .. })) {
+        tracing::warn!(%call, "a dial with trunks rings only its first usable trunk: the other targets are left out");
+    }
+    let mut last = None;
+    for target in targets {
+        let Target::Trunk { trunk, number } = target else {
+            continue;
+        };
+        match crate::trunk::outbound::prepare(&engine.ctx.trunks, trunk, number, &active.originator)
+        {
+            Ok(attempt) => {
+                metrics::counter!("pbx_trunk_calls_total", "trunk" => trunk.clone(), "direction" => "outbound")
+                    .increment(1);
+                tracing::info!(%call, %trunk, %number, "calling out through the trunk");
+                return Ok(attempt);
+            }
+            Err(why) => {
+                metrics::counter!("pbx_trunk_failures_total", "trunk" => trunk.clone())
+                    .increment(1);
+                tracing::info!(%call, %trunk, %why, "trunk skipped");
+                last = Some(skipped_end(why.status(), &why.to_string()));
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| skipped_end(StatusCode::SERVICE_UNAVAILABLE, "no trunk")))
+}
+
+/// A trunk that was not tried, as a dial's end (what the caller hears if nothing follows).
+fn skipped_end(status: StatusCode, why: &str) -> DialEnd {
+    DialEnd {
+        outcome: pbx_calls::DialOutcome::Unavailable,
+        status,
+        // The caller hears the plain phrase; the log says which trunk and why.
+        reason: {
+            let _ = why;
+            status.canonical_reason().to_string()
+        },
+        disposition: Disposition::Failed,
+        side: pbx_calls::HangupSide::Pbx,
+    }
 }
 
 /// Whether the PBX answered call `no` itself: the plan's last word is then a BYE.

@@ -219,9 +219,10 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
 }
 
 fn calls(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> CallsConfig {
-    ctx.check_keys(s, &["ring_timeout"]);
+    ctx.check_keys(s, &["ring_timeout", "trunk_setup_timeout"]);
     CallsConfig {
         ring_timeout: ctx.duration(s, "ring_timeout", Duration::from_secs(20)),
+        trunk_setup_timeout: ctx.duration(s, "trunk_setup_timeout", Duration::from_secs(5)),
     }
 }
 
