@@ -52,12 +52,13 @@ impl Target {
         }
     }
 
-    /// Reads an expanded dial target: `trunk:NAME/NUMBER`, else an extension when the
-    /// directory knows the number, else an external number.
-    pub(crate) fn classify(text: String, directory: &dyn Directory) -> Target {
-        if let Some((trunk, number)) = split_trunk_target(&text) {
+    /// Reads an expanded dial target: `trunk:NAME/NUMBER` when the plan wrote one (`trunk`:
+    /// a caller's digits never turn into a trunk target through a variable), else an
+    /// extension when the directory knows the number, else an external number.
+    pub(crate) fn classify(text: String, trunk: bool, directory: &dyn Directory) -> Target {
+        if let Some((name, number)) = split_trunk_target(&text).filter(|_| trunk) {
             return Target::Trunk {
-                trunk: trunk.to_owned(),
+                trunk: name.to_owned(),
                 number: number.to_owned(),
             };
         }

@@ -181,3 +181,26 @@ fn a_trace_names_the_trunk() {
     );
     assert!(text.contains("dial trunk oldpbx number 0301234"), "{text}");
 }
+
+#[test]
+fn a_callers_digits_never_become_a_trunk_target() {
+    let text = r#"[defaults]
+context = "a"
+[context.a]
+[[context.a.rule]]
+regex = "x(.*)"
+steps = [{ dial = "${1}" }]
+"#;
+    let p = plan(text);
+    let action = p
+        .route(&call("1000", "xtrunk:provider/0900123"))
+        .next(&directory, None);
+    assert_eq!(
+        action,
+        Action::Dial {
+            targets: vec![Target::External("trunk:provider/0900123".into())],
+            timeout: Duration::from_secs(20),
+            caller_name: "Ext 1000".into(),
+        }
+    );
+}

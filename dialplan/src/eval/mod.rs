@@ -504,9 +504,9 @@ impl Execution {
                 let mut targets: Vec<Target> = dial
                     .targets
                     .iter()
-                    .map(expand)
-                    .filter(|n| !n.is_empty())
-                    .map(|n| Target::classify(n, directory))
+                    .map(|t| (t.source().starts_with(crate::api::TRUNK_PREFIX), expand(t)))
+                    .filter(|(_, n)| !n.is_empty())
+                    .map(|(trunk, n)| Target::classify(n, trunk, directory))
                     // A trunk target whose number expanded to nothing rings nothing.
                     .filter(|t| !t.number().is_empty())
                     .collect();

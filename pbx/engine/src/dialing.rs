@@ -217,11 +217,11 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                             caller_name,
                         );
                     }
-                    Err(end) => {
+                    Err((end, outcome)) => {
                         if let Some(active) = engine.calls.active.get_mut(&no) {
                             active.plan.last_end = Some(end);
                         }
-                        input = Some(StepResult::Dial(DialOutcome::Unavailable));
+                        input = Some(StepResult::Dial(outcome));
                         continue;
                     }
                 }
@@ -325,9 +325,14 @@ fn trunk_attempt(
     engine: &Engine,
     no: u64,
     targets: &[Target],
-) -> Result<crate::trunk::outbound::Attempt, DialEnd> {
+) -> Result<crate::trunk::outbound::Attempt, (DialEnd, DialOutcome)> {
+    use crate::trunk::outbound::Skipped;
+    let failed = DialOutcome::Unavailable;
     let Some(active) = engine.calls.active.get(&no) else {
-        return Err(skipped_end(StatusCode::SERVICE_UNAVAILABLE, "call ended"));
+        return Err((
+            skipped_end(StatusCode::SERVICE_UNAVAILABLE, "call ended"),
+            failed,
+        ));
     };
     let call = active.call.caller_call_id().to_string();
     if targets.iter().any(|t| !matches!(t, Target::Trunk { .. })) {
@@ -346,6 +351,12 @@ fn trunk_attempt(
                 tracing::info!(%call, %trunk, %number, "calling out through the trunk");
                 return Ok(attempt);
             }
+            Err(why @ Skipped::BadNumber(_)) => {
+                // The number, not the trunk: no other trunk is tried.
+                tracing::info!(%call, %trunk, %why, "trunk not called");
+                let end = skipped_end(why.status(), &why.to_string());
+                return Err((end, DialOutcome::Rejected));
+            }
             Err(why) => {
                 metrics::counter!("pbx_trunk_failures_total", "trunk" => trunk.clone())
                     .increment(1);
@@ -354,7 +365,8 @@ fn trunk_attempt(
             }
         }
     }
-    Err(last.unwrap_or_else(|| skipped_end(StatusCode::SERVICE_UNAVAILABLE, "no trunk")))
+    let end = last.unwrap_or_else(|| skipped_end(StatusCode::SERVICE_UNAVAILABLE, "no trunk"));
+    Err((end, failed))
 }
 
 /// A trunk that was not tried, as a dial's end (what the caller hears if nothing follows).

@@ -51,6 +51,9 @@ pub(crate) enum Skipped {
     Full(String),
     #[error("the address of trunk {0} is not known")]
     Unresolved(String),
+    /// Not a trunk failure: the number is no dial string (no other trunk would take it).
+    #[error("{0:?} is not a number a trunk can be sent")]
+    BadNumber(String),
 }
 
 impl Skipped {
@@ -58,6 +61,8 @@ impl Skipped {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Skipped::Unknown(_) => StatusCode::NOT_FOUND,
+            // RFC 3261 §21.4.22 Address Incomplete.
+            Skipped::BadNumber(_) => StatusCode(484),
             Skipped::Down(_) | Skipped::Full(_) | Skipped::Unresolved(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -72,6 +77,17 @@ pub(crate) fn prepare(
     number: &str,
     caller: &Originator,
 ) -> Result<Attempt, Skipped> {
+    // Written into the Request-URI, To and From: dial characters only (nothing that could
+    // end a URI or a header).
+    let dial_string = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+*#-._".contains(&b))
+    };
+    if !dial_string(number) {
+        return Err(Skipped::BadNumber(number.to_string()));
+    }
     let trunk = trunks
         .get(name)
         .ok_or_else(|| Skipped::Unknown(name.to_string()))?;
@@ -274,6 +290,12 @@ mod tests {
         );
         t.set_up("provider", true);
         assert!(prepare(&t, "provider", "1", &alice()).is_ok());
+        for bad in ["", "1>;x", "1@evil", "1 2", "1\r\nVia: x"] {
+            assert_eq!(
+                prepare(&t, "provider", bad, &alice()).err(),
+                Some(Skipped::BadNumber(bad.into()))
+            );
+        }
     }
 
     #[test]

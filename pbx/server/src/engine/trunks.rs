@@ -299,6 +299,10 @@ fn describe_metrics() {
         "pbx_trunk_calls_refused_total",
         "trunk calls refused because every channel was in use, by trunk"
     );
+    metrics::describe_counter!(
+        "pbx_trunk_failures_total",
+        "outbound calls a trunk failed (408, 5xx, silent past the setup time, down, full), by trunk"
+    );
 }
 
 /// Asks a task to unregister and waits for it (at most `within`).
