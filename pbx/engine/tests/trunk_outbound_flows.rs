@@ -337,3 +337,33 @@ async fn a_full_trunk_is_refused_like_a_busy_one_and_the_caller_hears_503() {
     assert!(invites_to(&mut sim, LEGACY).is_empty());
     assert_eq!(phone_codes(&mut sim).last(), Some(&503));
 }
+
+#[tokio::test]
+async fn anonymous_caller_id_and_an_outbound_proxy_in_the_invite() {
+    let mut trunks = trunks();
+    trunks[0].outbound.caller_id_mode = "anonymous".into();
+    trunks[0].outbound.proxy = Some("proxy.example.net".into());
+    let mut sim = Sim::new(PLAN, trunks).await;
+    sim.register_phone().await;
+    place_call(&mut sim, "0301234", "anon").await;
+    let sent = invites_to(&mut sim, PROVIDER);
+    let invite = &sent[0];
+    let from = invite.headers.from().unwrap();
+    assert_eq!(from.uri.to_string(), "sip:anonymous@anonymous.invalid");
+    assert_eq!(from.display_name.as_deref(), Some("Anonymous"));
+    let header = |name: &str| {
+        invite
+            .headers
+            .get_str(&HeaderName::from_bytes(name.to_string().into()))
+            .map(str::to_owned)
+    };
+    assert_eq!(header("Privacy").as_deref(), Some("id"));
+    assert_eq!(
+        header("P-Asserted-Identity"),
+        Some(format!("<sip:4930123@{PROVIDER}>"))
+    );
+    assert_eq!(
+        header("Route").as_deref(),
+        Some("<sip:proxy.example.net;lr>")
+    );
+}
