@@ -85,6 +85,7 @@ pub(super) struct PendingRing {
 }
 
 /// A trunk leg waiting for its round of ringing (see `trunk::outbound`).
+#[derive(Clone)]
 pub(super) struct TrunkRing {
     pub trunk: std::sync::Arc<crate::trunk::TrunkPeer>,
     pub number: String,
@@ -96,19 +97,18 @@ pub(super) struct TrunkRing {
     pub setup_timeout: Duration,
 }
 
-/// The plan calls out through a trunk: the channel is held by the call from now on.
-pub(super) fn ring_trunk(
+/// The plan calls out through a trunk: its leg, the trunk's other addresses, and its
+/// channel (held by the call from now on).
+pub(super) fn trunk_ring(
     engine: &mut Engine,
-    now: Now,
     no: u64,
     attempt: crate::trunk::outbound::Attempt,
-    timeout: Duration,
-    caller_name: Option<String>,
-) {
+) -> (TrunkRing, Vec<Peer>) {
     let crate::trunk::outbound::Attempt {
         trunk,
         number,
         peer,
+        others,
         contact,
         from,
         to,
@@ -119,24 +119,36 @@ pub(super) fn ring_trunk(
     if let Some(active) = engine.calls.active.get_mut(&no) {
         active.out_channel = Some(channel);
     }
-    let callee_policy = trunk.media_encryption.clone();
-    let ring = PendingRing {
+    let ring = TrunkRing {
+        trunk,
+        number,
+        peer,
+        contact,
+        from,
+        to,
+        headers,
+        setup_timeout,
+    };
+    (ring, others)
+}
+
+/// Rings the trunk leg `ring` for at most `timeout`.
+pub(super) fn ring_trunk(
+    engine: &mut Engine,
+    now: Now,
+    no: u64,
+    ring: TrunkRing,
+    timeout: Duration,
+    caller_name: Option<String>,
+) {
+    let pending = PendingRing {
         devices: Vec::new(),
         timeout,
         caller_name,
-        callee_policy,
-        trunk: Some(Box::new(TrunkRing {
-            trunk,
-            number,
-            peer,
-            contact,
-            from,
-            to,
-            headers,
-            setup_timeout,
-        })),
+        callee_policy: ring.trunk.media_encryption.clone(),
+        trunk: Some(Box::new(ring)),
     };
-    ring_pending(engine, now, no, ring);
+    ring_pending(engine, now, no, pending);
 }
 
 impl Calls {

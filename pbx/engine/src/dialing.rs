@@ -24,7 +24,15 @@ pub(crate) struct PlanState {
     /// How the last dial ended: what the caller gets if the plan ends without another word.
     last_end: Option<DialEnd>,
     /// The trunk the ringing dial goes out by: its answer is read as a trunk's.
-    trunk_dial: Option<String>,
+    trunk_dial: Option<TrunkDial>,
+}
+
+/// A dial out through a trunk, kept to try the trunk's next address.
+struct TrunkDial {
+    ring: super::calls::TrunkRing,
+    others: Vec<crate::peer::Peer>,
+    timeout: std::time::Duration,
+    caller_name: Option<String>,
 }
 
 // With a dialplan (the larger variant) a call carries its execution inline, as before.
@@ -109,7 +117,24 @@ pub(super) fn dial_ended(engine: &mut Engine, now: Now, no: u64, end: DialEnd) {
     };
     match engine.calls.active.get_mut(&no) {
         Some(active) => {
-            if let Some(trunk) = active.plan.trunk_dial.take() {
+            if let Some(mut dial) = active.plan.trunk_dial.take() {
+                let trunk = dial.ring.trunk.name.clone();
+                if crate::trunk::outbound::next_address(&end) && !dial.others.is_empty() {
+                    // RFC 3263 §4.3: the same trunk at its next address, the channel kept.
+                    let mut ring = dial.ring.clone();
+                    ring.peer = dial.others.remove(0);
+                    tracing::info!(
+                        call = active.call.caller_call_id(),
+                        %trunk,
+                        status = end.status.code(),
+                        next = %ring.peer.remote,
+                        "the trunk's address failed: trying its next address"
+                    );
+                    let (timeout, caller_name) = (dial.timeout, dial.caller_name.clone());
+                    dial.ring = ring.clone();
+                    active.plan.trunk_dial = Some(dial);
+                    return super::calls::ring_trunk(engine, now, no, ring, timeout, caller_name);
+                }
                 // The trunk's channel is free again; its answer decides about failover.
                 active.out_channel = None;
                 outcome = crate::trunk::outbound::outcome(&end);
@@ -201,18 +226,24 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                 match trunk_attempt(engine, no, &targets) {
                     Ok(attempt) => {
                         put_back(engine, no, steps);
+                        let caller_name = Some(caller_name).filter(|n| !n.is_empty());
+                        let (ring, others) = super::calls::trunk_ring(engine, no, attempt);
                         if let Some(active) = engine.calls.active.get_mut(&no) {
-                            active.plan.trunk_dial = Some(attempt.trunk.name.clone());
+                            active.plan.trunk_dial = Some(TrunkDial {
+                                ring: ring.clone(),
+                                others,
+                                timeout,
+                                caller_name: caller_name.clone(),
+                            });
                         }
                         if answered {
                             super::application::ringback(engine, no);
                         }
-                        let caller_name = Some(caller_name).filter(|n| !n.is_empty());
                         return super::calls::ring_trunk(
                             engine,
                             now,
                             no,
-                            attempt,
+                            ring,
                             timeout,
                             caller_name,
                         );

@@ -49,10 +49,10 @@ fn trunk(name: &str, ip: &str, mode: &str) -> TrunkPeer {
         outbound: Outbound {
             host: ip.into(),
             port: Some(5060),
-            target: Some((
+            targets: vec![(
                 format!("{ip}:5060").parse().unwrap(),
                 common::PBX.parse().unwrap(),
-            )),
+            )],
             caller_id_mode: mode.into(),
             setup_timeout: Duration::from_secs(5),
             ..Outbound::default()
@@ -366,4 +366,35 @@ async fn anonymous_caller_id_and_an_outbound_proxy_in_the_invite() {
         header("Route").as_deref(),
         Some("<sip:proxy.example.net;lr>")
     );
+}
+
+#[tokio::test]
+async fn a_trunks_next_address_before_the_next_trunk() {
+    const SPARE: &str = "203.0.113.6";
+    let mut trunks = trunks();
+    let spare = (
+        format!("{SPARE}:5060").parse().unwrap(),
+        common::PBX.parse().unwrap(),
+    );
+    trunks[0].outbound.targets.push(spare);
+    let mut sim = Sim::new(PLAN, trunks).await;
+    sim.register_phone().await;
+    // 503 from the first address: the provider's second address, same number and caller ID.
+    place_call(&mut sim, "0301234", "next-addr").await;
+    let first = invites_to(&mut sim, PROVIDER).remove(0);
+    sim.receive(PROVIDER, answer(&first, "503 Service Unavailable", "", ""))
+        .await;
+    let sent = invites_to(&mut sim, SPARE);
+    assert_eq!(sent.len(), 1, "the provider's next address");
+    assert_eq!(sent[0].uri, first.uri);
+    assert!(invites_to(&mut sim, LEGACY).is_empty());
+    assert_eq!(
+        sim.core.trunks.in_use("provider"),
+        1,
+        "one channel for both addresses"
+    );
+    // Silent there too: now the next trunk.
+    sim.advance(Duration::from_secs(6)).await;
+    assert!(!invites_to(&mut sim, LEGACY).is_empty());
+    assert_eq!(sim.core.trunks.in_use("provider"), 0);
 }

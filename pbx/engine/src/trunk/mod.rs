@@ -53,7 +53,7 @@ impl std::fmt::Debug for TrunkPeer {
             .field("context", &self.context)
             .field("addresses", &self.addresses)
             .field("channels", &self.channels)
-            .field("target", &self.outbound.target)
+            .field("targets", &self.outbound.targets)
             .finish_non_exhaustive()
     }
 }
@@ -65,9 +65,10 @@ pub struct Outbound {
     /// `To`'s and `From`'s host part.
     pub host: String,
     pub port: Option<u16>,
-    /// The address INVITEs go to (the outbound proxy's when there is one) and the PBX's own
-    /// UDP listener toward it; `None`: not resolved (calls through it fail over).
-    pub target: Option<(SocketAddr, SocketAddr)>,
+    /// The addresses INVITEs go to (the outbound proxy's when there is one), in the order to
+    /// try them (RFC 3263 §4.3), each with the PBX's own UDP listener toward it; none: not
+    /// resolved (calls through it fail over).
+    pub targets: Vec<(SocketAddr, SocketAddr)>,
     /// `host[:port]` of the outbound proxy: a `Route` to it (RFC 3261 §8.1.2, loose routing).
     pub proxy: Option<String>,
     pub transport: crate::peer::TransportKind,

@@ -31,6 +31,9 @@ pub(crate) struct Attempt {
     pub trunk: Arc<TrunkPeer>,
     pub number: String,
     pub peer: Peer,
+    /// The trunk's other addresses, tried in turn when `peer` does not answer or answers
+    /// 503 (RFC 3263 §4.3).
+    pub others: Vec<Peer>,
     pub contact: Uri,
     pub from: NameAddr,
     pub to: NameAddr,
@@ -95,9 +98,16 @@ pub(crate) fn prepare(
         return Err(Skipped::Down(name.to_string()));
     }
     let out = &trunk.outbound;
-    let (remote, local) = out
-        .target
+    let mut peers = out.targets.iter().map(|&(remote, local)| Peer {
+        kind: out.transport,
+        remote,
+        local,
+        conn: None,
+    });
+    let peer = peers
+        .next()
         .ok_or_else(|| Skipped::Unresolved(name.to_string()))?;
+    let others = peers.collect();
     let host = Host::parse(&out.host).map_err(|_| Skipped::Unresolved(name.to_string()))?;
     let channel = trunks
         .seize(&trunk)
@@ -112,15 +122,10 @@ pub(crate) fn prepare(
         // RFC 3261 §8.1.2: a pre-existing route set of one loose-routing proxy.
         headers.insert(0, (HeaderName::ROUTE, format!("<sip:{proxy};lr>")));
     }
-    let peer = Peer {
-        kind: out.transport,
-        remote,
-        local,
-        conn: None,
-    };
     Ok(Attempt {
         number: number.to_string(),
         peer,
+        others,
         contact,
         from,
         to,
@@ -171,6 +176,12 @@ fn caller_id(
     }
 }
 
+/// Whether a trunk's answer sends the call to the trunk's next address (RFC 3263 §4.3: no
+/// answer at all, a transport failure, or 503), before the plan hears of it.
+pub(crate) fn next_address(end: &DialEnd) -> bool {
+    end.outcome != pbx_calls::DialOutcome::NoAnswer && matches!(end.status.code(), 408 | 503)
+}
+
 /// What a round through trunks ended with, for the plan. A trunk's failure (408, 5xx, no
 /// answer within its setup time, credentials refused) is `Unavailable`: an `in_order` dial
 /// tries its next target. Busy (486, 600, 603), no answer after ringing, and any other
@@ -205,10 +216,10 @@ mod tests {
             outbound: Outbound {
                 host: "sip.example.net".into(),
                 port: Some(5080),
-                target: Some((
+                targets: vec![(
                     "192.0.2.7:5080".parse().unwrap_or_else(|_| unreachable!()),
                     "192.0.2.1:5060".parse().unwrap_or_else(|_| unreachable!()),
-                )),
+                )],
                 proxy: proxy.map(str::to_owned),
                 caller_id_mode: mode.into(),
                 caller_id: caller_id.into(),

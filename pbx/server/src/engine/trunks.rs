@@ -175,12 +175,13 @@ impl Trunks {
             peer.outbound.setup_timeout = self.setup_timeout;
             // Calls go to the first address a UDP listener reaches (the outbound proxy's
             // when there is one); TCP and TLS trunks open no connection yet.
-            peer.outbound.target = match trunk.transport.as_str() {
+            peer.outbound.targets = match trunk.transport.as_str() {
                 "udp" => destinations(trunk)
                     .await
                     .into_iter()
-                    .find_map(|t| local_toward(&self.ctx, t).map(|local| (t, local))),
-                _ => None,
+                    .filter_map(|t| local_toward(&self.ctx, t).map(|local| (t, local)))
+                    .collect(),
+                _ => Vec::new(),
             };
             peers.push(peer);
         }
@@ -348,7 +349,7 @@ fn peer_of(trunk: &Trunk, addresses: Vec<IpAddr>) -> TrunkPeer {
         outbound: Outbound {
             host: trunk.host.clone(),
             port: trunk.port,
-            target: None,
+            targets: Vec::new(),
             proxy: Some(trunk.outbound_proxy.clone()).filter(|p| !p.is_empty()),
             transport: match trunk.transport.as_str() {
                 "tcp" => TransportKind::Tcp,
