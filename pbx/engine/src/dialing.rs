@@ -360,10 +360,7 @@ fn trunk_attempt(
     use crate::trunk::outbound::Skipped;
     let failed = DialOutcome::Unavailable;
     let Some(active) = engine.calls.active.get(&no) else {
-        return Err((
-            skipped_end(StatusCode::SERVICE_UNAVAILABLE, "call ended"),
-            failed,
-        ));
+        return Err((skipped_end(StatusCode::SERVICE_UNAVAILABLE), failed));
     };
     let call = active.call.caller_call_id().to_string();
     if targets.iter().any(|t| !matches!(t, Target::Trunk { .. })) {
@@ -385,31 +382,28 @@ fn trunk_attempt(
             Err(why @ Skipped::BadNumber(_)) => {
                 // The number, not the trunk: no other trunk is tried.
                 tracing::info!(%call, %trunk, %why, "trunk not called");
-                let end = skipped_end(why.status(), &why.to_string());
+                let end = skipped_end(why.status());
                 return Err((end, DialOutcome::Rejected));
             }
             Err(why) => {
                 metrics::counter!("pbx_trunk_failures_total", "trunk" => trunk.clone())
                     .increment(1);
                 tracing::info!(%call, %trunk, %why, "trunk skipped");
-                last = Some(skipped_end(why.status(), &why.to_string()));
+                last = Some(skipped_end(why.status()));
             }
         }
     }
-    let end = last.unwrap_or_else(|| skipped_end(StatusCode::SERVICE_UNAVAILABLE, "no trunk"));
+    let end = last.unwrap_or_else(|| skipped_end(StatusCode::SERVICE_UNAVAILABLE));
     Err((end, failed))
 }
 
 /// A trunk that was not tried, as a dial's end (what the caller hears if nothing follows).
-fn skipped_end(status: StatusCode, why: &str) -> DialEnd {
+fn skipped_end(status: StatusCode) -> DialEnd {
     DialEnd {
         outcome: pbx_calls::DialOutcome::Unavailable,
         status,
         // The caller hears the plain phrase; the log says which trunk and why.
-        reason: {
-            let _ = why;
-            status.canonical_reason().to_string()
-        },
+        reason: status.canonical_reason().to_string(),
         disposition: Disposition::Failed,
         side: pbx_calls::HangupSide::Pbx,
     }

@@ -134,7 +134,9 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         let reason = match sent {
             Ok(true) => return,
             Ok(false) => "Service Unavailable (the trunk cannot be reached)".to_string(),
-            Err(error) => format!("Not Acceptable Here ({error})"),
+            // The trunk's policy cannot take this offer (SRTP required over UDP...): the
+            // trunk failed, not the number.
+            Err(error) => format!("Service Unavailable (no offer for the trunk: {error})"),
         };
         self.round_failed(
             now,
@@ -346,7 +348,7 @@ fn static_name(pt: u8) -> Option<&'static str> {
     }
 }
 
-/// Whether a branch is a trunk's, and whether it was heard from (a 100 counts).
+/// Notes that a trunk's branch was heard from (a 100 counts); nothing for a device's.
 pub(super) fn mark_heard(out: Option<&mut Box<OutLeg>>) {
     if let Some(out) = out {
         out.heard = true;
