@@ -38,16 +38,43 @@ impl<F: Fn(&str) -> bool> Directory for F {
 pub enum Target {
     /// An extension of this PBX: ring every device registered for it.
     Extension(String),
-    /// Anything else: a number for a trunk.
+    /// Anything else, without a trunk named: nothing the PBX can ring.
     External(String),
+    /// `trunk:NAME/NUMBER`: NUMBER called through the trunk NAME.
+    Trunk { trunk: String, number: String },
 }
 
 impl Target {
     pub fn number(&self) -> &str {
         match self {
             Target::Extension(n) | Target::External(n) => n,
+            Target::Trunk { number, .. } => number,
         }
     }
+
+    /// Reads an expanded dial target: `trunk:NAME/NUMBER` when the plan wrote one (`trunk`:
+    /// a caller's digits never turn into a trunk target through a variable), else an
+    /// extension when the directory knows the number, else an external number.
+    pub(crate) fn classify(text: String, trunk: bool, directory: &dyn Directory) -> Target {
+        if let Some((name, number)) = split_trunk_target(&text).filter(|_| trunk) {
+            return Target::Trunk {
+                trunk: name.to_owned(),
+                number: number.to_owned(),
+            };
+        }
+        match directory.is_extension(&text) {
+            true => Target::Extension(text),
+            false => Target::External(text),
+        }
+    }
+}
+
+/// The prefix of a dial target that names a trunk.
+pub(crate) const TRUNK_PREFIX: &str = "trunk:";
+
+/// `trunk:NAME/NUMBER` as (NAME, NUMBER); `None` when `text` is no trunk target.
+pub(crate) fn split_trunk_target(text: &str) -> Option<(&str, &str)> {
+    text.strip_prefix(TRUNK_PREFIX)?.split_once('/')
 }
 
 /// Which voicemail greeting to play.
@@ -141,8 +168,12 @@ pub enum DialOutcome {
     Answered,
     Busy,
     NoAnswer,
-    /// Not registered, or every device failed.
+    /// Not registered, or every device failed; through a trunk: the trunk failed (408,
+    /// 5xx, no answer within its setup time, down, all channels in use).
     Unavailable,
+    /// A trunk's network refused the number itself (404, 484, 403...): trying another
+    /// trunk would get the same answer.
+    Rejected,
 }
 
 impl DialOutcome {
@@ -153,6 +184,7 @@ impl DialOutcome {
             DialOutcome::Busy => "busy",
             DialOutcome::NoAnswer => "no_answer",
             DialOutcome::Unavailable => "unavailable",
+            DialOutcome::Rejected => "rejected",
         }
     }
 }

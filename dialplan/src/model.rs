@@ -25,6 +25,16 @@ pub struct Plan {
     pub(crate) contexts: Vec<Context>,
     pub(crate) by_name: HashMap<String, ContextId>,
     pub(crate) blocks: Vec<Vec<Step>>,
+    /// Every `trunk:NAME/...` dial target, where it is written.
+    pub(crate) trunk_refs: Vec<TrunkRef>,
+}
+
+/// A trunk named by a dial target, and where.
+#[derive(Debug, Clone)]
+pub(crate) struct TrunkRef {
+    pub(crate) name: String,
+    pub(crate) line: usize,
+    pub(crate) col: usize,
 }
 
 impl Plan {

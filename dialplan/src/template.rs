@@ -113,6 +113,11 @@ impl Template {
         })
     }
 
+    /// The text as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// The variables the template reads.
     pub fn vars(&self) -> impl Iterator<Item = &VarRef> {
         self.segments.iter().filter_map(|s| match s {

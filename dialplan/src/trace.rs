@@ -98,6 +98,9 @@ fn describe(
                 .map(|t| match t {
                     crate::Target::Extension(n) => format!("extension {n}"),
                     crate::Target::External(n) => format!("external {n}"),
+                    crate::Target::Trunk { trunk, number } => {
+                        format!("trunk {trunk} number {number}")
+                    }
                 })
                 .collect();
             let line = format!(

@@ -91,7 +91,7 @@ members = ["2000"]
     assert_eq!(
         problems(text),
         [
-            "4:10: context `island` is unreachable: it has no `members` or `may_call`, is not [defaults] context, and no `include` or `goto` leads to it",
+            "4:10: context `island` is unreachable: it has no `members` or `may_call`, is not [defaults] context, no trunk or extension has it as its context, and no `include` or `goto` leads to it",
             "5:10: context name `any` is reserved (it means something in `may_call`)",
         ]
     );

@@ -448,15 +448,16 @@ class Kamailio:
     """tests/clients/kamailio/run-kamailio.sh on KAMAILIO_IP: registrar and proxy, digest for
     REGISTER (401) and INVITE (407) with the users given."""
 
-    def __init__(self, tmp_path, users):
+    def __init__(self, tmp_path, users, ip=KAMAILIO_IP, probe_ip=OUTSIDE_IP):
         require("kamailio")
-        self.port = free_port(ip=KAMAILIO_IP)
+        self.ip, self.probe_ip = ip, probe_ip
+        self.port = free_port(ip=ip)
         self.dir = os.path.join(str(tmp_path), "kamailio")
         os.makedirs(self.dir, exist_ok=True)
         users_file = os.path.join(self.dir, "users")
         with open(users_file, "w") as f:
             f.writelines(f"{u}:{p}\n" for u, p in users.items())
-        env = dict(os.environ, KAM_ADDR=KAMAILIO_IP, KAM_PORT=str(self.port), KAM_USERS=users_file,
+        env = dict(os.environ, KAM_ADDR=ip, KAM_PORT=str(self.port), KAM_USERS=users_file,
                    KAM_WORKDIR=self.dir, KAM_DEBUG="2")
         self.out = open(os.path.join(self.dir, "kamailio.log"), "w")
         self.proc = subprocess.Popen([os.path.join(CLIENTS, "kamailio", "run-kamailio.sh")],
@@ -466,7 +467,7 @@ class Kamailio:
     def wait_ready(self, timeout=15):
         """Kamailio answers an OPTIONS to itself."""
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((OUTSIDE_IP, 0))
+        s.bind((self.probe_ip, 0))
         s.settimeout(0.5)
         end = time.time() + timeout
         try:
@@ -474,12 +475,12 @@ class Kamailio:
                 if self.proc.poll() is not None:
                     return False
                 here = s.getsockname()
-                ping = (f"OPTIONS sip:{KAMAILIO_IP}:{self.port} SIP/2.0\r\n"
+                ping = (f"OPTIONS sip:{self.ip}:{self.port} SIP/2.0\r\n"
                         f"Via: SIP/2.0/UDP {here[0]}:{here[1]};branch=z9hG4bK{os.urandom(6).hex()}\r\n"
                         f"Max-Forwards: 70\r\nFrom: <sip:probe@{here[0]}>;tag=p\r\n"
-                        f"To: <sip:{KAMAILIO_IP}:{self.port}>\r\nCall-ID: {os.urandom(6).hex()}\r\n"
+                        f"To: <sip:{self.ip}:{self.port}>\r\nCall-ID: {os.urandom(6).hex()}\r\n"
                         f"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-                s.sendto(ping.encode(), (KAMAILIO_IP, self.port))
+                s.sendto(ping.encode(), (self.ip, self.port))
                 try:
                     if s.recv(4096).startswith(b"SIP/2.0 200"):
                         return True

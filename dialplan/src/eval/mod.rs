@@ -43,11 +43,25 @@ struct StepAt {
 #[derive(Debug, Clone)]
 enum Waiting {
     Nothing,
-    Dial { at: StepAt, rest: Vec<Target> },
-    Menu { at: StepAt, tries: u32 },
-    Http { at: StepAt },
-    Read { at: StepAt },
-    Db { at: StepAt },
+    /// `trunk`: the target rung was a trunk (its answer may end an `in_order` list).
+    Dial {
+        at: StepAt,
+        rest: Vec<Target>,
+        trunk: bool,
+    },
+    Menu {
+        at: StepAt,
+        tries: u32,
+    },
+    Http {
+        at: StepAt,
+    },
+    Read {
+        at: StepAt,
+    },
+    Db {
+        at: StepAt,
+    },
 }
 
 /// One call going through the plan. It owns an `Arc` of the plan it started with, so a reload
@@ -207,7 +221,11 @@ impl Execution {
         let plan = Arc::clone(&self.plan);
         match std::mem::replace(&mut self.waiting, Waiting::Nothing) {
             Waiting::Nothing => None,
-            Waiting::Dial { at, mut rest } => {
+            Waiting::Dial {
+                at,
+                mut rest,
+                trunk,
+            } => {
                 let outcome = match input {
                     Some(StepResult::Dial(o)) => o,
                     _ => DialOutcome::Unavailable,
@@ -218,7 +236,19 @@ impl Execution {
                     });
                     return Some(Action::End);
                 }
-                if !rest.is_empty() {
+                // Failover: after a trunk, only its failure (408, 5xx, no answer in time,
+                // down, full) tries the next target; busy, no answer and a refused number are
+                // the call's answer (docs/dialplan.md, "Trunks and failover").
+                let next_allowed = !trunk || outcome == DialOutcome::Unavailable;
+                if !rest.is_empty() && !next_allowed {
+                    note(&mut self.log, || {
+                        format!(
+                            "  the trunk's answer is {}: no other target is tried",
+                            outcome.as_str()
+                        )
+                    });
+                }
+                if !rest.is_empty() && next_allowed {
                     let next = rest.remove(0);
                     return Some(self.dial_action(at, vec![next], rest));
                 }
@@ -336,7 +366,9 @@ impl Execution {
             let branch = match outcome {
                 DialOutcome::Busy => step.on_busy,
                 DialOutcome::NoAnswer => step.on_no_answer,
-                DialOutcome::Unavailable | DialOutcome::Answered => step.on_unavailable,
+                DialOutcome::Unavailable | DialOutcome::Rejected | DialOutcome::Answered => {
+                    step.on_unavailable
+                }
             };
             if let Some(block) = branch {
                 self.push(block);
@@ -472,12 +504,11 @@ impl Execution {
                 let mut targets: Vec<Target> = dial
                     .targets
                     .iter()
-                    .map(expand)
-                    .filter(|n| !n.is_empty())
-                    .map(|n| match directory.is_extension(&n) {
-                        true => Target::Extension(n),
-                        false => Target::External(n),
-                    })
+                    .map(|t| (t.source().starts_with(crate::api::TRUNK_PREFIX), expand(t)))
+                    .filter(|(_, n)| !n.is_empty())
+                    .map(|(trunk, n)| Target::classify(n, trunk, directory))
+                    // A trunk target whose number expanded to nothing rings nothing.
+                    .filter(|t| !t.number().is_empty())
                     .collect();
                 if targets.is_empty() {
                     note(&mut self.log, || {
@@ -612,7 +643,8 @@ impl Execution {
             return Action::End;
         };
         let timeout = dial.timeout;
-        self.waiting = Waiting::Dial { at, rest };
+        let trunk = targets.iter().any(|t| matches!(t, Target::Trunk { .. }));
+        self.waiting = Waiting::Dial { at, rest, trunk };
         Action::Dial {
             targets,
             timeout,

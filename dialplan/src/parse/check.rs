@@ -15,6 +15,8 @@ impl Builder<'_, '_> {
         for (i, c) in plan.contexts.iter().enumerate() {
             // `may_call` marks a class of service the server may assign (a trunk's context).
             used[i] |= !c.members.is_empty() || c.may_call.is_some();
+            // A trunk's or an extension's `--context` in the store.
+            used[i] |= self.assigned.contains(&c.name);
             for inc in &c.includes {
                 used[inc.0] = true;
             }
@@ -30,7 +32,8 @@ impl Builder<'_, '_> {
             {
                 let m = format!(
                     "context `{}` is unreachable: it has no `members` or `may_call`, is not \
-                     [defaults] context, and no `include` or `goto` leads to it",
+                     [defaults] context, no trunk or extension has it as its context, and no \
+                     `include` or `goto` leads to it",
                     context.name
                 );
                 self.rd.error(site.clone(), m);

@@ -6,6 +6,7 @@ mod check;
 mod ivr;
 mod reader;
 mod steps;
+mod trunks;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -55,6 +56,11 @@ pub(crate) struct Builder<'r, 'a> {
     rule_sites: Vec<Vec<Range<usize>>>,
     /// Per context, where each include is written (aligned with `Context::includes`).
     include_sites: Vec<Vec<Range<usize>>>,
+    /// `trunk:NAME/...` targets read so far.
+    trunk_refs: Vec<crate::model::TrunkRef>,
+    /// Contexts the server assigns from outside the file (a trunk's `--context`, an
+    /// extension's): reachable without `members` or `may_call`.
+    assigned: &'a [String],
 }
 
 fn is_name(s: &str) -> bool {
@@ -67,6 +73,16 @@ impl Plan {
     /// Parses and validates a dialplan. `path` is only used in messages. Every problem is
     /// reported, each as `path:line:col: message`; a plan with problems is never returned.
     pub fn parse(path: &str, text: &str) -> Result<Plan, Diagnostics> {
+        Plan::parse_assigned(path, text, &[])
+    }
+
+    /// As [`Plan::parse`], `assigned` naming the contexts the server gives calls itself (the
+    /// contexts of the store's trunks and extensions): none of them is unreachable.
+    pub fn parse_assigned(
+        path: &str,
+        text: &str,
+        assigned: &[String],
+    ) -> Result<Plan, Diagnostics> {
         let mut report = Reporter::new(path, text);
         let (root, syntax) = DeTable::parse_recoverable(text);
         if !syntax.is_empty() {
@@ -97,6 +113,8 @@ impl Plan {
                 current: ContextId(0),
                 rule_sites: Vec::new(),
                 include_sites: Vec::new(),
+                trunk_refs: Vec::new(),
+                assigned,
             };
             b.plan(path, root.get_ref())
         };
@@ -153,6 +171,7 @@ impl Builder<'_, '_> {
             by_name: self.contexts.clone(),
             contexts,
             blocks: std::mem::take(&mut self.blocks),
+            trunk_refs: std::mem::take(&mut self.trunk_refs),
         };
         self.check_variables();
         let name_sites: Vec<Range<usize>> =
@@ -171,6 +190,7 @@ impl Builder<'_, '_> {
                 .rd
                 .parsed_list(members, &what, Template::parse)
                 .into_iter()
+                .filter(|(t, span)| self.trunk_target(t.source(), span.clone()))
                 .map(|(t, _)| t)
                 .collect::<Vec<_>>();
             if targets.is_empty() {

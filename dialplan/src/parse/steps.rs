@@ -176,6 +176,8 @@ impl Builder<'_, '_> {
                         .rd
                         .error(span, format!("no group named `{group}` in [groups]")),
                 }
+            } else if !self.trunk_target(text, span.clone()) {
+                // Reported at the target.
             } else if let Some(t) = self.template_text(text, span, "`targets` of `dial`") {
                 targets.push(t);
             }

@@ -16,6 +16,7 @@ mod forks;
 mod in_dialog;
 mod plain_retry;
 mod retransmit;
+mod trunk_leg;
 
 use crate::dialog::{Dialog, without_tag};
 use crate::endpoint::{Device, Endpoint};
@@ -35,6 +36,7 @@ use rand::rngs::StdRng;
 use retransmit::TwoXx;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+pub use trunk_leg::{TrunkCredentials, TrunkLeg};
 
 /// Methods the PBX accepts in a call (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY";
@@ -549,11 +551,16 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             .filter(|_| self.phase == Phase::Ringing || self.connecting());
         let retransmit = self.pending_2xx.iter().map(TwoXx::next_deadline).min();
         let linger = self.linger_until.filter(|_| self.phase == Phase::Done);
-        [ring, retransmit, linger].into_iter().flatten().min()
+        let setup = self.setup_deadline();
+        [ring, retransmit, linger, setup]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant, layer: &mut TransactionLayer<D>) {
+        self.setup_timeouts(now, layer);
         let rings = self.phase == Phase::Ringing || self.connecting();
         if rings && self.ring_deadline.is_some_and(|at| at <= now) {
             // Issue 5: a ring timeout is answered 480, like an unreachable extension.
@@ -616,7 +623,9 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                 self.on_fork_provisional(now, layer, key, response);
             } else if response.status.is_success() {
                 self.on_fork_success(now, layer, key, response);
-            } else if !self.retry_plain(now, layer, key, &response) {
+            } else if !self.retry_with_credentials(now, layer, key, &response)
+                && !self.retry_plain(now, layer, key, &response)
+            {
                 self.on_fork_final(now, layer, key, response);
             }
         } else if let Some(relayed) = self.relayed.get(key)

@@ -17,7 +17,7 @@ pub mod record;
 
 pub use call::{
     ALLOW, AnswerError, Call, CallConfig, CallOutput, CallSetup, DialEnd, DialOutcome, MediaSetup,
-    Route,
+    Route, TrunkCredentials, TrunkLeg,
 };
 pub use dialog::Dialog;
 pub use endpoint::{Device, Endpoint};

@@ -60,6 +60,8 @@ pub(super) struct Active {
     answer_shown: bool,
     /// The trunk channel a trunk's call holds; given back when the call is dropped.
     _channel: Option<crate::trunk::Channel>,
+    /// The channel of the trunk the call goes out by (while that leg rings or talks).
+    pub(super) out_channel: Option<crate::trunk::Channel>,
 }
 
 /// The call's relay, as the shell reported it.
@@ -78,6 +80,75 @@ pub(super) struct PendingRing {
     pub caller_name: Option<String>,
     /// The called extension's `media_encryption`.
     pub callee_policy: String,
+    /// A call through a trunk instead of devices.
+    pub trunk: Option<Box<TrunkRing>>,
+}
+
+/// A trunk leg waiting for its round of ringing (see `trunk::outbound`).
+#[derive(Clone)]
+pub(super) struct TrunkRing {
+    pub trunk: std::sync::Arc<crate::trunk::TrunkPeer>,
+    pub number: String,
+    pub peer: Peer,
+    pub contact: Uri,
+    pub from: pbx_sip::header::NameAddr,
+    pub to: pbx_sip::header::NameAddr,
+    pub headers: Vec<(HeaderName, String)>,
+    pub setup_timeout: Duration,
+}
+
+/// The plan calls out through a trunk: its leg, the trunk's other addresses, and its
+/// channel (held by the call from now on).
+pub(super) fn trunk_ring(
+    engine: &mut Engine,
+    no: u64,
+    attempt: crate::trunk::outbound::Attempt,
+) -> (TrunkRing, Vec<Peer>) {
+    let crate::trunk::outbound::Attempt {
+        trunk,
+        number,
+        peer,
+        others,
+        contact,
+        from,
+        to,
+        headers,
+        setup_timeout,
+        channel,
+    } = attempt;
+    if let Some(active) = engine.calls.active.get_mut(&no) {
+        active.out_channel = Some(channel);
+    }
+    let ring = TrunkRing {
+        trunk,
+        number,
+        peer,
+        contact,
+        from,
+        to,
+        headers,
+        setup_timeout,
+    };
+    (ring, others)
+}
+
+/// Rings the trunk leg `ring` for at most `timeout`.
+pub(super) fn ring_trunk(
+    engine: &mut Engine,
+    now: Now,
+    no: u64,
+    ring: TrunkRing,
+    timeout: Duration,
+    caller_name: Option<String>,
+) {
+    let pending = PendingRing {
+        devices: Vec::new(),
+        timeout,
+        caller_name,
+        callee_policy: ring.trunk.media_encryption.clone(),
+        trunk: Some(Box::new(ring)),
+    };
+    ring_pending(engine, now, no, pending);
 }
 
 impl Calls {
@@ -272,6 +343,7 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
             answer_then: None,
             answer_shown: false,
             _channel: caller.into_channel(),
+            out_channel: None,
         },
     );
     after(engine, now, no);
@@ -281,8 +353,15 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
 /// The plan rings these devices: once the call has relay ports and the local address
 /// toward every device is known.
 pub(super) fn ring(engine: &mut Engine, now: Now, no: u64, ring: PendingRing) {
+    ring_pending(engine, now, no, ring);
+}
+
+fn ring_pending(engine: &mut Engine, now: Now, no: u64, ring: PendingRing) {
     for (_, peer) in &ring.devices {
         engine.knows_local(peer);
+    }
+    if let Some(trunk) = &ring.trunk {
+        engine.knows_local(&trunk.peer);
     }
     let Some(active) = engine.calls.active.get_mut(&no) else {
         return;
@@ -313,7 +392,8 @@ fn try_ring(engine: &mut Engine, now: Now, no: u64) {
     };
     let ready = (ports.is_some() || active.call.has_media())
         && resolved(&active.caller_peer)
-        && ring.devices.iter().all(|(_, peer)| resolved(peer));
+        && ring.devices.iter().all(|(_, peer)| resolved(peer))
+        && ring.trunk.as_ref().is_none_or(|t| resolved(&t.peer));
     if !ready {
         return;
     }
@@ -325,7 +405,7 @@ fn try_ring(engine: &mut Engine, now: Now, no: u64) {
     };
     let caller_peer = active.caller_peer.clone();
     let caller_policy = active.caller_policy.clone();
-    let devices: Vec<Device<Peer>> = ring
+    let mut devices: Vec<Device<Peer>> = ring
         .devices
         .iter()
         .map(|(contact, peer)| Device {
@@ -333,6 +413,29 @@ fn try_ring(engine: &mut Engine, now: Now, no: u64) {
             endpoint: engine.endpoint(peer),
         })
         .collect();
+    let trunk_leg = ring.trunk.map(|t| {
+        let device = Device {
+            contact: t.contact,
+            endpoint: engine.endpoint(&t.peer),
+        };
+        // The trunk's leg decides the callee side's address in SDP.
+        devices.push(device.clone());
+        pbx_calls::TrunkLeg {
+            device,
+            trunk: t.trunk.name.clone(),
+            number: t.number,
+            from: t.from,
+            to: t.to,
+            headers: t.headers,
+            credentials: Some(pbx_calls::TrunkCredentials {
+                username: t.trunk.outbound.username.clone(),
+                password: t.trunk.outbound.password.clone(),
+            })
+            .filter(|c| !c.username.is_empty()),
+            setup_timeout: t.setup_timeout,
+            codecs: t.trunk.outbound.codecs.clone(),
+        }
+    });
     if let Some(ports) = ports.filter(|_| !active_has_media(engine, no)) {
         let setup = media_setup(
             engine,
@@ -346,8 +449,9 @@ fn try_ring(engine: &mut Engine, now: Now, no: u64) {
             active.call.set_media(setup);
         }
     }
-    with_call(engine, now, no, |call, layer| {
-        call.ring(now.at, layer, devices, ring.timeout, ring.caller_name);
+    with_call(engine, now, no, |call, layer| match trunk_leg {
+        Some(leg) => call.ring_trunk(now.at, layer, leg, ring.timeout, ring.caller_name),
+        None => call.ring(now.at, layer, devices, ring.timeout, ring.caller_name),
     });
 }
 

@@ -23,6 +23,16 @@ pub(crate) struct PlanState {
     steps: Option<Steps>,
     /// How the last dial ended: what the caller gets if the plan ends without another word.
     last_end: Option<DialEnd>,
+    /// The trunk the ringing dial goes out by: its answer is read as a trunk's.
+    trunk_dial: Option<TrunkDial>,
+}
+
+/// A dial out through a trunk, kept to try the trunk's next address.
+struct TrunkDial {
+    ring: super::calls::TrunkRing,
+    others: Vec<crate::peer::Peer>,
+    timeout: std::time::Duration,
+    caller_name: Option<String>,
 }
 
 // With a dialplan (the larger variant) a call carries its execution inline, as before.
@@ -81,6 +91,7 @@ impl PlanState {
         PlanState {
             steps: Some(Steps::Dialplan(execution)),
             last_end: None,
+            trunk_dial: None,
         }
     }
 
@@ -92,19 +103,55 @@ impl PlanState {
                 dialed: false,
             })),
             last_end: None,
+            trunk_dial: None,
         }
     }
 }
 
 /// A round of ringing ended without an answer: the plan takes its branch.
 pub(super) fn dial_ended(engine: &mut Engine, now: Now, no: u64, end: DialEnd) {
-    let outcome = match end.outcome {
+    let mut outcome = match end.outcome {
         pbx_calls::DialOutcome::Busy => DialOutcome::Busy,
         pbx_calls::DialOutcome::NoAnswer => DialOutcome::NoAnswer,
         pbx_calls::DialOutcome::Unavailable => DialOutcome::Unavailable,
     };
     match engine.calls.active.get_mut(&no) {
-        Some(active) => active.plan.last_end = Some(end),
+        Some(active) => {
+            if let Some(mut dial) = active.plan.trunk_dial.take() {
+                let trunk = dial.ring.trunk.name.clone();
+                if crate::trunk::outbound::next_address(&end) && !dial.others.is_empty() {
+                    // RFC 3263 §4.3: the same trunk at its next address, the channel kept.
+                    let mut ring = dial.ring.clone();
+                    ring.peer = dial.others.remove(0);
+                    tracing::info!(
+                        call = active.call.caller_call_id(),
+                        %trunk,
+                        status = end.status.code(),
+                        next = %ring.peer.remote,
+                        "the trunk's address failed: trying its next address"
+                    );
+                    let (timeout, caller_name) = (dial.timeout, dial.caller_name.clone());
+                    dial.ring = ring.clone();
+                    active.plan.trunk_dial = Some(dial);
+                    return super::calls::ring_trunk(engine, now, no, ring, timeout, caller_name);
+                }
+                // The trunk's channel is free again; its answer decides about failover.
+                active.out_channel = None;
+                outcome = crate::trunk::outbound::outcome(&end);
+                if outcome == DialOutcome::Unavailable {
+                    metrics::counter!("pbx_trunk_failures_total", "trunk" => trunk.clone())
+                        .increment(1);
+                }
+                tracing::info!(
+                    call = active.call.caller_call_id(),
+                    %trunk,
+                    status = end.status.code(),
+                    outcome = outcome.as_str(),
+                    "call through the trunk failed"
+                );
+            }
+            active.plan.last_end = Some(end);
+        }
         None => return,
     }
     drive(engine, now, no, Some(StepResult::Dial(outcome)));
@@ -175,13 +222,52 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                 targets,
                 timeout,
                 caller_name,
+            } if targets.iter().any(|t| matches!(t, Target::Trunk { .. })) => {
+                match trunk_attempt(engine, no, &targets) {
+                    Ok(attempt) => {
+                        put_back(engine, no, steps);
+                        let caller_name = Some(caller_name).filter(|n| !n.is_empty());
+                        let (ring, others) = super::calls::trunk_ring(engine, no, attempt);
+                        if let Some(active) = engine.calls.active.get_mut(&no) {
+                            active.plan.trunk_dial = Some(TrunkDial {
+                                ring: ring.clone(),
+                                others,
+                                timeout,
+                                caller_name: caller_name.clone(),
+                            });
+                        }
+                        if answered {
+                            super::application::ringback(engine, no);
+                        }
+                        return super::calls::ring_trunk(
+                            engine,
+                            now,
+                            no,
+                            ring,
+                            timeout,
+                            caller_name,
+                        );
+                    }
+                    Err((end, outcome)) => {
+                        if let Some(active) = engine.calls.active.get_mut(&no) {
+                            active.plan.last_end = Some(end);
+                        }
+                        input = Some(StepResult::Dial(outcome));
+                        continue;
+                    }
+                }
+            }
+            Action::Dial {
+                targets,
+                timeout,
+                caller_name,
             } => {
-                // No trunks yet: only extensions can be rung.
+                // Extensions are rung; an external number without a trunk cannot be.
                 let numbers: Vec<String> = targets
                     .iter()
                     .filter_map(|t| match t {
                         Target::Extension(n) => Some(n.clone()),
-                        Target::External(_) => None,
+                        Target::External(_) | Target::Trunk { .. } => None,
                     })
                     .collect();
                 let devices = devices_of(engine, now, &numbers);
@@ -209,6 +295,7 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                     timeout,
                     caller_name,
                     callee_policy,
+                    trunk: None,
                 };
                 if answered {
                     // The caller, answered by the PBX (an IVR choice), hears ringing until a
@@ -259,6 +346,67 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
     }
     tracing::warn!(call = %call_id(engine, no), "the dialplan did not decide");
     refuse(engine, now, no, 500, "the dialplan did not decide");
+}
+
+/// The first trunk target of a dial that can be tried now (it exists, is not down, has a
+/// free channel); else how the dial ended, as a trunk failure. A dial rings one trunk at a
+/// time: list trunks with `strategy = "in_order"` for failover, extensions in a dial of their
+/// own.
+fn trunk_attempt(
+    engine: &Engine,
+    no: u64,
+    targets: &[Target],
+) -> Result<crate::trunk::outbound::Attempt, (DialEnd, DialOutcome)> {
+    use crate::trunk::outbound::Skipped;
+    let failed = DialOutcome::Unavailable;
+    let Some(active) = engine.calls.active.get(&no) else {
+        return Err((skipped_end(StatusCode::SERVICE_UNAVAILABLE), failed));
+    };
+    let call = active.call.caller_call_id().to_string();
+    if targets.iter().any(|t| !matches!(t, Target::Trunk { .. })) {
+        tracing::warn!(%call, "a dial with trunks rings only its first usable trunk: the other targets are left out");
+    }
+    let mut last = None;
+    for target in targets {
+        let Target::Trunk { trunk, number } = target else {
+            continue;
+        };
+        match crate::trunk::outbound::prepare(&engine.ctx.trunks, trunk, number, &active.originator)
+        {
+            Ok(attempt) => {
+                metrics::counter!("pbx_trunk_calls_total", "trunk" => trunk.clone(), "direction" => "outbound")
+                    .increment(1);
+                tracing::info!(%call, %trunk, %number, "calling out through the trunk");
+                return Ok(attempt);
+            }
+            Err(why @ Skipped::BadNumber(_)) => {
+                // The number, not the trunk: no other trunk is tried.
+                tracing::info!(%call, %trunk, %why, "trunk not called");
+                let end = skipped_end(why.status());
+                return Err((end, DialOutcome::Rejected));
+            }
+            Err(why) => {
+                metrics::counter!("pbx_trunk_failures_total", "trunk" => trunk.clone())
+                    .increment(1);
+                tracing::info!(%call, %trunk, %why, "trunk skipped");
+                last = Some(skipped_end(why.status()));
+            }
+        }
+    }
+    let end = last.unwrap_or_else(|| skipped_end(StatusCode::SERVICE_UNAVAILABLE));
+    Err((end, failed))
+}
+
+/// A trunk that was not tried, as a dial's end (what the caller hears if nothing follows).
+fn skipped_end(status: StatusCode) -> DialEnd {
+    DialEnd {
+        outcome: pbx_calls::DialOutcome::Unavailable,
+        status,
+        // The caller hears the plain phrase; the log says which trunk and why.
+        reason: status.canonical_reason().to_string(),
+        disposition: Disposition::Failed,
+        side: pbx_calls::HangupSide::Pbx,
+    }
 }
 
 /// Whether the PBX answered call `no` itself: the plan's last word is then a BYE.

@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 pub type ConnId = u64;
 
 /// The kind of transport a message came over or must leave by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TransportKind {
+    #[default]
     Udp,
     Tcp,
     Tls,

@@ -10,10 +10,19 @@ use pbx_dialplan::Plan;
 /// Reads and validates the dialplan that `config` names. `Ok(None)` when the config names
 /// none. Every problem comes back as `path:line:col: message`.
 pub fn load(config: &crate::config::Config) -> Result<Option<Arc<Plan>>, Vec<String>> {
+    load_assigned(config, &[])
+}
+
+/// As [`load`], `assigned` naming the contexts the store gives calls (trunks' and
+/// extensions' `--context`): those are not unreachable without `may_call`.
+pub fn load_assigned(
+    config: &crate::config::Config,
+    assigned: &[String],
+) -> Result<Option<Arc<Plan>>, Vec<String>> {
     match &config.dialplan.file {
         None => Ok(None),
         Some(path) => {
-            let plan = load_file(path)?;
+            let plan = load_file_assigned(path, assigned)?;
             let unknown: Vec<String> = plan
                 .lookup_databases()
                 .into_iter()
@@ -38,10 +47,44 @@ pub fn load(config: &crate::config::Config) -> Result<Option<Arc<Plan>>, Vec<Str
 
 /// Reads and validates one dialplan file.
 pub fn load_file(path: &Path) -> Result<Plan, Vec<String>> {
+    load_file_assigned(path, &[])
+}
+
+fn load_file_assigned(path: &Path, assigned: &[String]) -> Result<Plan, Vec<String>> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![format!("{shown}:1:1: cannot read dialplan file: {e}")])?;
-    Plan::parse(&shown, &text).map_err(|problems| problems.lines())
+    Plan::parse_assigned(&shown, &text, assigned).map_err(|problems| problems.lines())
+}
+
+/// The contexts the store assigns to calls: each trunk's and each extension's `--context`.
+pub async fn assigned_contexts(store: &pbx_store::Store) -> Result<Vec<String>, String> {
+    use pbx_store::{ExtensionStore, TrunkStore};
+    let trunks = store.list_trunks().await.map_err(|e| e.to_string())?;
+    let extensions = store.list_extensions().await.map_err(|e| e.to_string())?;
+    let mut contexts: Vec<String> = trunks
+        .into_iter()
+        .map(|t| t.context)
+        .chain(extensions.into_iter().map(|e| e.context))
+        .filter(|c| !c.is_empty())
+        .collect();
+    contexts.sort();
+    contexts.dedup();
+    Ok(contexts)
+}
+
+/// `trunk:NAME/...` targets naming no trunk in `trunks`, as `path:line:col: message`.
+pub fn unknown_trunks(plan: &Plan, trunks: &[String]) -> Vec<String> {
+    plan.trunk_targets()
+        .filter(|(name, _, _)| !trunks.iter().any(|t| t == name))
+        .map(|(name, line, col)| {
+            format!(
+                "{}:{line}:{col}: dial names the trunk `{name}`, which does not exist \
+                 (`pbx trunk list`; add it with `pbx trunk add {name} ...`)",
+                plan.path()
+            )
+        })
+        .collect()
 }
 
 pub use pbx_engine::plan::PlanHandle;
@@ -115,6 +158,31 @@ mod tests {
             first.as_ref().unwrap_or_else(|| panic!("loaded")),
             handle.current().as_ref().unwrap_or_else(|| panic!("new"))
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn trunk_targets_must_name_a_trunk() {
+        let dir = std::env::temp_dir().join(format!("pbx-plan-trunk-{}", std::process::id()));
+        let plan = "[defaults]\ncontext = \"a\"\n[context.a]\n[[context.a.rule]]\n\
+                    pattern = \"_0.\"\nsteps = [{ dial = \"trunk:carrier/${number:1}\" }]\n\
+                    [context.from-carrier]\n[[context.from-carrier.rule]]\npattern = \"1\"\n\
+                    steps = [\"echo\"]\n";
+        let config = config_with(&dir, plan);
+        // The trunk's context is unreachable unless the store assigns it.
+        assert!(load(&config).is_err());
+        let assigned = ["from-carrier".to_string()];
+        let loaded = load_assigned(&config, &assigned);
+        let Ok(Some(loaded)) = loaded else {
+            panic!("{loaded:?}");
+        };
+        let unknown = unknown_trunks(&loaded, &["other".to_string()]);
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
+        assert!(
+            unknown[0].contains("dialplan.toml:6:19: dial names the trunk `carrier`"),
+            "{unknown:?}"
+        );
+        assert!(unknown_trunks(&loaded, &["carrier".to_string()]).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -6,7 +6,6 @@ use crate::config::{Config, Transport};
 use crate::engine::credentials::CredentialLoader;
 use crate::engine::location::{Location, WriteBehind};
 use crate::engine::{self, EngineContext};
-use crate::plan::PlanFile;
 use crate::security::Guard;
 use crate::security::acl::Acl;
 use crate::security::guard::Ban as GuardBan;
@@ -184,8 +183,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
 
     // A dialplan that does not validate is never loaded: not at start, not on reload.
-    let plan = Arc::new(crate::plan::PlanHandle::load(&config).map_err(ServeError::Dialplan)?);
-    tokio::spawn(reload_dialplan(config.clone(), plan.clone()));
+    // Trunks' and extensions' contexts are reachable without `may_call` (the store assigns
+    // them); a store that cannot say leaves the file's own rules.
+    let assigned = crate::plan::assigned_contexts(&store)
+        .await
+        .unwrap_or_default();
+    let plan = crate::plan::load_assigned(&config, &assigned).map_err(ServeError::Dialplan)?;
+    let plan = Arc::new(crate::plan::PlanHandle::new(plan));
+    tokio::spawn(reload_dialplan(config.clone(), plan.clone(), store.clone()));
     let web_plan = plan.clone();
 
     let credentials = Arc::new(CredentialLoader::new(store.clone()));
@@ -284,8 +289,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         trunks: engine::trunks::table(),
         trunk_inbox: Default::default(),
     });
-    let trunks =
-        engine::trunks::Trunks::new(context.clone(), store.clone(), config.sip.qualify_interval);
+    let trunks = engine::trunks::Trunks::new(
+        context.clone(),
+        store.clone(),
+        config.sip.qualify_interval,
+        config.calls.trunk_setup_timeout,
+    );
     // The first load before SIP is served: a trunk's INVITEs are recognised from the start.
     trunks.reload().await;
     tokio::spawn(trunks.clone().run());
@@ -553,7 +562,7 @@ const DIALPLAN_WATCH: Duration = Duration::from_secs(2);
 /// Reloads the dialplan on SIGHUP or when its file changes: validated first, swapped whole;
 /// calls in progress keep the plan they started with. A plan that fails keeps the old one
 /// and every problem is logged with its position.
-async fn reload_dialplan(config: Config, plan: Arc<crate::plan::PlanHandle>) {
+async fn reload_dialplan(config: Config, plan: Arc<crate::plan::PlanHandle>, store: Arc<Store>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Some(file) = config.dialplan.file.clone() else {
         return;
@@ -580,7 +589,10 @@ async fn reload_dialplan(config: Config, plan: Arc<crate::plan::PlanHandle>) {
                 "the file changed"
             }
         };
-        match plan.reload(&config) {
+        let assigned = crate::plan::assigned_contexts(&store)
+            .await
+            .unwrap_or_default();
+        match crate::plan::load_assigned(&config, &assigned).map(|new| plan.replace(new)) {
             Ok(()) => tracing::info!(file = %file.display(), why, "dialplan reloaded"),
             Err(problems) => {
                 for problem in &problems {

@@ -2,6 +2,7 @@
 //! like a proxy would, RFC 3261 §16.6), provisional responses passed back, the first 2xx
 //! wins and the others are cancelled (RFC 3326 Reason "Call completed elsewhere").
 
+use super::trunk_leg::{OutLeg, mark_heard};
 use super::{Call, CallOutput, CalleeLeg, MediaSetup, Phase, log_misuse};
 use crate::dialog::{Dialog, without_tag};
 use crate::endpoint::Device;
@@ -54,6 +55,8 @@ pub(super) struct Fork<D> {
     pub(super) cseq: u32,
     /// This branch is the plain second offer to a device that refused SRTP (never retried).
     pub(super) plain_retry: bool,
+    /// A trunk's branch: its From, To and headers, credentials and setup time.
+    pub(super) out: Option<Box<OutLeg>>,
 }
 
 impl<D> Fork<D> {
@@ -97,7 +100,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             // Under `optional`, a device on TLS is offered SRTP; if it refuses, it gets a
             // plain offer next (`plain_retry.rs`).
             let negotiator = self.fork_negotiator(&device, media.as_ref(), FirstOffer::Srtp);
-            let error = match self.send_fork(now, layer, device, negotiator, 1) {
+            let error = match self.send_fork(now, layer, device, negotiator, 1, None) {
                 Ok(_) => continue,
                 Err(error @ NegotiationError::KeysInClear(Side::Callee)) => {
                     left_out = Some(error);
@@ -188,8 +191,25 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         now: Instant,
         layer: &mut TransactionLayer<D>,
         device: Device<D>,
+        negotiator: Option<Negotiator>,
+        cseq: u32,
+        out: Option<Box<OutLeg>>,
+    ) -> Result<bool, NegotiationError> {
+        let only = self.agreed_formats();
+        self.send_fork_only(now, layer, device, negotiator, cseq, out, only)
+    }
+
+    /// As [`Call::send_fork`], offering only the payload types `only` (all when `None`).
+    #[allow(clippy::too_many_arguments)] // send_fork's, plus the formats
+    pub(super) fn send_fork_only(
+        &mut self,
+        now: Instant,
+        layer: &mut TransactionLayer<D>,
+        device: Device<D>,
         mut negotiator: Option<Negotiator>,
         cseq: u32,
+        out: Option<Box<OutLeg>>,
+        only: Option<Vec<u8>>,
     ) -> Result<bool, NegotiationError> {
         let offer = self.caller.invite.body.clone();
         let max_forwards = self
@@ -199,24 +219,21 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             .max_forwards()
             .map_or(70, |m| m.saturating_sub(1));
         let body = match (&mut negotiator, offer.is_empty()) {
-            (Some(negotiator), false) => {
-                let only = self.agreed_formats();
-                Bytes::from(negotiator.offer_only(
-                    Side::Caller,
-                    &offer,
-                    only.as_deref(),
-                    &mut self.rng,
-                )?)
-            }
+            (Some(negotiator), false) => Bytes::from(negotiator.offer_only(
+                Side::Caller,
+                &offer,
+                only.as_deref(),
+                &mut self.rng,
+            )?),
             // RFC 3261 §13.2.1: an INVITE without an offer; the 2xx will carry one.
             _ => Bytes::new(),
         };
         let branch = ids::branch(&mut self.rng);
-        let invite = self.fork_invite(&device, max_forwards, body, cseq, &branch);
+        let invite = self.fork_invite(&device, max_forwards, body, cseq, &branch, out.as_deref());
         let Some(key) = self.send(now, layer, invite.clone(), &device.endpoint) else {
             return Ok(false);
         };
-        self.forks.push(Fork {
+        self.push_fork(Fork {
             device,
             key,
             invite,
@@ -229,8 +246,13 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             early_answer: None,
             cseq,
             plain_retry: cseq > 1,
+            out,
         });
         Ok(true)
+    }
+
+    pub(super) fn push_fork(&mut self, fork: Fork<D>) {
+        self.forks.push(fork);
     }
 
     /// The INVITE for one device (RFC 3261 §8.1.1).
@@ -241,13 +263,29 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         body: Bytes,
         cseq: u32,
         branch: &str,
+        out: Option<&OutLeg>,
     ) -> Request {
         let mut invite = Request::new(Method::INVITE, device.contact.clone());
         let h = &mut invite.headers;
         h.push(HeaderName::VIA, device.endpoint.via(branch).to_string());
+        // An outbound proxy's Route goes before everything a proxy reads (RFC 3261 §8.1.2).
+        for (name, value) in out.iter().flat_map(|o| o.headers.iter()) {
+            if *name == HeaderName::ROUTE {
+                h.push(name.clone(), value.clone());
+            }
+        }
         h.push(HeaderName::MAX_FORWARDS, max_forwards.to_string());
-        h.push(HeaderName::FROM, self.callee_from.to_string());
-        h.push(HeaderName::TO, self.called_uri.to_string());
+        let (from, to) = match out {
+            Some(out) => (&out.from, &out.to),
+            None => (&self.callee_from, &self.called_uri),
+        };
+        h.push(HeaderName::FROM, from.to_string());
+        h.push(HeaderName::TO, to.to_string());
+        for (name, value) in out.iter().flat_map(|o| o.headers.iter()) {
+            if *name != HeaderName::ROUTE {
+                h.push(name.clone(), value.clone());
+            }
+        }
         h.push(HeaderName::CALL_ID, self.callee_call_id.clone());
         h.push(
             HeaderName::CSEQ,
@@ -276,6 +314,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         let Some(index) = self.fork_index(key) else {
             return;
         };
+        // Any provisional, 100 included, shows a trunk is alive (its setup time).
+        mark_heard(self.forks.get_mut(index).and_then(|f| f.out.as_mut()));
         if response.status == StatusCode::TRYING {
             return;
         }
@@ -362,7 +402,10 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         }
         let ack = dialog.ack(cseq, &endpoint, &self.config.user_agent, &mut self.rng);
         let connecting = self.connecting();
-        if self.phase != Phase::Ringing && !connecting {
+        // A branch given up already (a trunk silent past its setup time, an earlier round)
+        // that answers after all is ended like one answering after the call was decided.
+        let given_up = fork.state == ForkState::Finished || fork.round != self.round;
+        if (self.phase != Phase::Ringing && !connecting) || given_up {
             // RFC 3261 §15: a 2xx after the call was decided (CANCEL crossed it, or another
             // device won): ACK it, then end that dialog at once.
             layer.send_stateless(endpoint.peer.clone(), Message::Request(ack));
@@ -493,15 +536,17 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             .cloned()
             .collect();
         route_set.reverse();
+        // The branch's own From (a trunk's caller ID, a round's tag).
+        let from = invite
+            .headers
+            .from()
+            .ok()
+            .unwrap_or_else(|| self.callee_from.clone());
         Dialog {
             call_id: self.callee_call_id.clone(),
-            local_tag: self
-                .callee_from
-                .tag()
-                .map(str::to_owned)
-                .unwrap_or_default(),
+            local_tag: from.tag().map(str::to_owned).unwrap_or_default(),
             remote_tag,
-            local_uri: without_tag(self.callee_from.clone()),
+            local_uri: without_tag(from),
             remote_uri: to
                 .map(without_tag)
                 .unwrap_or_else(|| self.called_uri.clone()),
@@ -543,7 +588,16 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             return;
         }
         let statuses: Vec<StatusCode> = this_round().filter_map(|f| f.final_status).collect();
-        let (status, disposition) = best_failure(&statuses);
+        let (mut status, mut disposition) = best_failure(&statuses);
+        if this_round().all(|f| f.out.is_some()) {
+            // A trunk's answer is the network's word on the number: passed on as it is
+            // (404 stays 404), not merged like a device's.
+            status = response.status;
+            disposition = match status.code() {
+                486 | 600 | 603 => crate::record::Disposition::Busy,
+                _ => crate::record::Disposition::Failed,
+            };
+        }
         if self.plan_continues {
             let outcome = match disposition {
                 crate::record::Disposition::Busy => super::DialOutcome::Busy,

@@ -54,6 +54,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             return false;
         }
         let (device, cseq) = (fork.device.clone(), fork.cseq.saturating_add(1));
+        let out = fork.out.clone();
         let negotiator = self.fork_negotiator(&device, self.media.as_ref(), FirstOffer::Plain);
         tracing::info!(
             status = response.status.code(),
@@ -65,7 +66,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         if let Some(fork) = self.forks.get_mut(index) {
             fork.state = ForkState::Finished;
         }
-        match self.send_fork(now, layer, device, negotiator, cseq) {
+        match self.send_fork(now, layer, device, negotiator, cseq, out) {
             Ok(true) => true,
             // Not sent: the refusal counts as the branch's answer after all.
             Ok(false) | Err(_) => false,

@@ -10,6 +10,7 @@
 //! as an extension would be, so no one reaches a trunk's context by naming it.
 
 pub(crate) mod inbound;
+pub(crate) mod outbound;
 pub mod ping;
 pub mod register;
 #[cfg(test)]
@@ -19,11 +20,12 @@ use crate::security::acl::canonical;
 use ipnet::IpNet;
 use pbx_sip::message::Request;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// What the engine knows of one trunk (the shell loads it from the store).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TrunkPeer {
     pub name: String,
     /// The dialplan context its inbound calls start in.
@@ -39,6 +41,47 @@ pub struct TrunkPeer {
     pub media_encryption: String,
     /// Calls at once through the trunk; 0: no limit.
     pub channels: u32,
+    /// How calls go out through it.
+    pub outbound: Outbound,
+}
+
+// Hand-written so that the trunk's password never reaches a log through `{:?}`.
+impl std::fmt::Debug for TrunkPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkPeer")
+            .field("name", &self.name)
+            .field("context", &self.context)
+            .field("addresses", &self.addresses)
+            .field("channels", &self.channels)
+            .field("targets", &self.outbound.targets)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where and how the PBX sends a call to the trunk (the shell resolves the addresses).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Outbound {
+    /// The trunk's host (a name or an address) and port as configured: the Request-URI's,
+    /// `To`'s and `From`'s host part.
+    pub host: String,
+    pub port: Option<u16>,
+    /// The addresses INVITEs go to (the outbound proxy's when there is one), in the order to
+    /// try them (RFC 3263 §4.3), each with the PBX's own UDP listener toward it; none: not
+    /// resolved (calls through it fail over).
+    pub targets: Vec<(SocketAddr, SocketAddr)>,
+    /// `host[:port]` of the outbound proxy: a `Route` to it (RFC 3261 §8.1.2, loose routing).
+    pub proxy: Option<String>,
+    pub transport: crate::peer::TransportKind,
+    pub username: String,
+    pub password: String,
+    /// `extension`, `trunk` or `anonymous`.
+    pub caller_id_mode: String,
+    /// The trunk's default number.
+    pub caller_id: String,
+    /// Codec names in preference order; empty: any.
+    pub codecs: Vec<String>,
+    /// No provisional response within this time: the next trunk.
+    pub setup_timeout: std::time::Duration,
 }
 
 /// The trunks, shared by every shard; replaced whole when the shell reloads them.
@@ -47,6 +90,9 @@ pub struct TrunkTable {
     trunks: RwLock<Arc<Vec<Arc<TrunkPeer>>>>,
     /// Calls in progress per trunk, across shards (kept over reloads).
     in_use: Arc<Mutex<HashMap<String, u32>>>,
+    /// Trunks the shell found down (OPTIONS unanswered, registration unanswered): calls
+    /// skip them at once (kept over reloads).
+    down: RwLock<HashSet<String>>,
 }
 
 /// One of a trunk's channels, held by a call: given back when the call is dropped (also
@@ -102,6 +148,29 @@ impl TrunkTable {
             in_use: self.in_use.clone(),
             trunk: trunk.name.clone(),
         })
+    }
+
+    /// The trunk called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<TrunkPeer>> {
+        self.snapshot().iter().find(|t| t.name == name).cloned()
+    }
+
+    /// The shell's word on whether trunk `name` answers.
+    pub fn set_up(&self, name: &str, up: bool) {
+        let mut down = self.down.write().unwrap_or_else(|e| e.into_inner());
+        if up {
+            down.remove(name);
+        } else {
+            down.insert(name.to_string());
+        }
+    }
+
+    /// Whether trunk `name` was found down.
+    pub fn is_down(&self, name: &str) -> bool {
+        self.down
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
     }
 
     /// Calls in progress through trunk `name`.
@@ -184,6 +253,7 @@ mod tests {
             addresses: Vec::new(),
             media_encryption: "optional".into(),
             channels: 0,
+            outbound: Outbound::default(),
         }
     }
 

@@ -24,9 +24,10 @@ pub fn parse_dial_outcome(text: &str) -> Result<DialOutcome, String> {
         "busy" => Ok(DialOutcome::Busy),
         "no-answer" | "noanswer" => Ok(DialOutcome::NoAnswer),
         "unavailable" => Ok(DialOutcome::Unavailable),
+        "rejected" => Ok(DialOutcome::Rejected),
         "answered" | "answer" => Ok(DialOutcome::Answered),
         _ => Err(format!(
-            "`{text}`: expected busy, no-answer, unavailable or answered"
+            "`{text}`: expected busy, no-answer, unavailable, rejected or answered"
         )),
     }
 }
@@ -38,20 +39,63 @@ pub fn parse_time(text: &str) -> Result<Timestamp, String> {
     })
 }
 
-/// The dialplan's problems for `pbx check`: one `path:line:col: message` each.
+/// The dialplan's problems for `pbx check`: one `path:line:col: message` each. The store
+/// says which trunks exist (a `trunk:NAME/...` target must name one) and which contexts its
+/// trunks and extensions are given (those need no `members` or `may_call`).
 pub fn check(config: &Config) -> Result<(), CliError> {
-    crate::plan::load(config)
-        .map(|_| ())
-        .map_err(CliError::Problems)
+    if config.dialplan.file.is_none() {
+        return Ok(());
+    }
+    let (trunks, assigned) = store_names(config)?;
+    let Some(plan) = crate::plan::load_assigned(config, &assigned).map_err(CliError::Problems)?
+    else {
+        return Ok(());
+    };
+    let unknown = crate::plan::unknown_trunks(&plan, &trunks);
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Problems(unknown))
+    }
+}
+
+/// The trunks' names and the assigned contexts in the store; none when the SQLite file does
+/// not exist yet (`pbx check` creates no database).
+fn store_names(config: &Config) -> Result<(Vec<String>, Vec<String>), CliError> {
+    let url = &config.database.url;
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() || path.starts_with(":memory:") || !std::path::Path::new(path).exists() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        use pbx_store::TrunkStore;
+        let store = pbx_store::Store::open(url).await?;
+        let trunks = store.list_trunks().await?;
+        let assigned = crate::plan::assigned_contexts(&store)
+            .await
+            .map_err(CliError::Failed)?;
+        Ok((trunks.into_iter().map(|t| t.name).collect(), assigned))
+    })
 }
 
 /// Prints the trace of a call from `--from` to `--to`, using the store to tell extensions.
 pub(super) async fn trace(
-    store: &dyn ExtensionStore,
+    store: &pbx_store::Store,
     config: &Config,
     request: TraceRequest,
 ) -> Result<(), CliError> {
-    let Some(plan) = crate::plan::load(config).map_err(CliError::Problems)? else {
+    let assigned = crate::plan::assigned_contexts(store)
+        .await
+        .map_err(CliError::Failed)?;
+    let plan = crate::plan::load_assigned(config, &assigned).map_err(CliError::Problems)?;
+    let Some(plan) = plan else {
         return Err(CliError::Failed(
             "the config names no dialplan: set [dialplan] file".into(),
         ));

@@ -178,7 +178,10 @@ async fn set(
 /// A problem when `context` is not a context of the dialplan the config names (or when no
 /// dialplan is configured: the context would never apply).
 fn unknown_context(config: &Config, context: &str) -> Result<Option<String>, CliError> {
-    let Some(plan) = crate::plan::load(config).map_err(CliError::Problems)? else {
+    // The context is about to be assigned: it needs no `members` or `may_call`.
+    let assigned = [context.to_string()];
+    let plan = crate::plan::load_assigned(config, &assigned).map_err(CliError::Problems)?;
+    let Some(plan) = plan else {
         return Ok(Some(format!(
             "--context {context}: the config names no dialplan ([dialplan] file)"
         )));

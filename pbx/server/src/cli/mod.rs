@@ -198,7 +198,7 @@ pub enum DialplanCommand {
         /// When the call happens (RFC 3339, such as 2026-03-30T08:30:00+02:00); default now.
         #[arg(long, value_parser = dialplan::parse_time)]
         at: Option<pbx_dialplan::Timestamp>,
-        /// How each dial ends, in order: busy, no-answer, unavailable, answered (default
+        /// How each dial ends, in order: busy, no-answer, unavailable, rejected, answered (default
         /// no-answer).
         #[arg(long, value_parser = dialplan::parse_dial_outcome)]
         dial: Vec<pbx_dialplan::DialOutcome>,

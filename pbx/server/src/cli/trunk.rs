@@ -147,7 +147,7 @@ fn or_dash(text: String) -> String {
 /// A warning when the trunk's context is not in the configured dialplan: its calls would be
 /// refused until it is added (not an error: the plan may be written after the trunk).
 fn context_warning(config: &Config, context: &str) -> Option<String> {
-    match crate::plan::load(config) {
+    match crate::plan::load_assigned(config, &[context.to_string()]) {
         Ok(Some(plan)) if !plan.context_names().any(|name| name == context) => Some(format!(
             "context `{context}` is not in {} yet: the trunk's inbound calls get 404 until it is",
             plan.path()

@@ -118,6 +118,9 @@ pub fn media_bind_for(listen: &[Listen]) -> IpAddr {
 pub struct CallsConfig {
     /// Default 20 s: how long the devices of an extension ring before the caller gets 480.
     pub ring_timeout: Duration,
+    /// Default 5 s: a trunk that sends no response at all (not even 100 Trying) this long
+    /// after an INVITE has failed; the dialplan's next trunk is tried.
+    pub trunk_setup_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

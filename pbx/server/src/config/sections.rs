@@ -7,6 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::de::{DeTable, DeValue};
 
+use super::duration::parse_duration;
 use super::model::{
     CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, LookupConfig,
     RtpConfig, SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig, VoicemailConfig,
@@ -222,9 +223,18 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
 }
 
 fn calls(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> CallsConfig {
-    ctx.check_keys(s, &["ring_timeout"]);
+    ctx.check_keys(s, &["ring_timeout", "trunk_setup_timeout"]);
     CallsConfig {
         ring_timeout: ctx.duration(s, "ring_timeout", Duration::from_secs(20)),
+        // Zero would give up on every trunk at once.
+        trunk_setup_timeout: ctx
+            .parsed(s, "trunk_setup_timeout", |text| {
+                match parse_duration(text)? {
+                    d if d.is_zero() => Err("`trunk_setup_timeout` must be more than 0s".into()),
+                    d => Ok(d),
+                }
+            })
+            .map_or(Duration::from_secs(5), |(d, _)| d),
     }
 }
 
@@ -574,5 +584,32 @@ fn trace(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> TraceConfig {
         hep,
         hep_id,
         hep_password,
+    }
+}
+
+#[cfg(test)]
+mod trunk_setup_tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn load(calls: &str) -> Result<super::super::Config, Vec<String>> {
+        let text = format!("[sip]\ndomain = \"x\"\n[calls]\n{calls}");
+        super::super::load_str(&text, Path::new("pbx.toml"), Path::new("/tmp"))
+            .map_err(|e| e.lines())
+    }
+
+    #[test]
+    fn trunk_setup_timeout_defaults_to_5s_and_is_never_zero() {
+        let config = load("").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(config.calls.trunk_setup_timeout, Duration::from_secs(5));
+        let config = load("trunk_setup_timeout = \"2s\"\n").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(config.calls.trunk_setup_timeout, Duration::from_secs(2));
+        let errors = load("trunk_setup_timeout = \"0s\"\n")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            errors,
+            ["pbx.toml:4:23: `trunk_setup_timeout` must be more than 0s"]
+        );
     }
 }

@@ -20,7 +20,7 @@ use crate::transport::{Peer, TransportKind};
 use pbx_engine::qualify;
 use pbx_engine::trunk::ping::{Pinger, Reachability};
 use pbx_engine::trunk::register::{Event, RegisterConfig, Registration, State};
-use pbx_engine::trunk::{TrunkPeer, TrunkTable};
+use pbx_engine::trunk::{Outbound, TrunkPeer, TrunkTable};
 use pbx_sip::message::Response;
 use pbx_sip::transaction::{TransactionEvent, TransactionLayer};
 use pbx_store::{Trunk, TrunkStatus, TrunkStore, now_unix};
@@ -42,6 +42,8 @@ const REGISTER_EXPIRES: Duration = Duration::from_secs(3600);
 pub const PING_EVERY: Duration = Duration::from_secs(30);
 /// How often the trunks' hosts are resolved again for the engine's table.
 const RESOLVE_EVERY: Duration = Duration::from_secs(300);
+/// `[calls] trunk_setup_timeout` by default.
+pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a failed DNS look-up waits before the next.
 const RESOLVE_RETRY: Duration = Duration::from_secs(30);
 
@@ -99,6 +101,8 @@ pub struct Trunks {
     store: Arc<dyn TrunkStore>,
     /// How often a trunk the PBX does not register to gets an OPTIONS.
     ping_every: Duration,
+    /// `[calls] trunk_setup_timeout`: a trunk silent this long after an INVITE fails over.
+    setup_timeout: Duration,
     last: Mutex<Option<Vec<Trunk>>>,
     running: Mutex<HashMap<String, Running>>,
     /// One load at a time: a reload asked for by the web admin must not interleave with the
@@ -112,6 +116,7 @@ impl Trunks {
         ctx: Arc<EngineContext>,
         store: Arc<dyn TrunkStore>,
         ping_every: Duration,
+        setup_timeout: Duration,
     ) -> Arc<Trunks> {
         let ping_every = if ping_every.is_zero() {
             PING_EVERY
@@ -123,6 +128,7 @@ impl Trunks {
             ctx,
             store,
             ping_every,
+            setup_timeout,
             last: Mutex::new(None),
             running: Mutex::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
@@ -170,7 +176,19 @@ impl Trunks {
         let mut peers = Vec::with_capacity(trunks.len());
         for trunk in &trunks {
             let addresses = resolve(trunk).await.unwrap_or_default();
-            peers.push(peer_of(trunk, addresses));
+            let mut peer = peer_of(trunk, addresses);
+            peer.outbound.setup_timeout = self.setup_timeout;
+            // Calls go to the first address a UDP listener reaches (the outbound proxy's
+            // when there is one); TCP and TLS trunks open no connection yet.
+            peer.outbound.targets = match trunk.transport.as_str() {
+                "udp" => destinations(trunk)
+                    .await
+                    .into_iter()
+                    .filter_map(|t| local_toward(&self.ctx, t).map(|local| (t, local)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            peers.push(peer);
         }
         let count = peers.len();
         self.ctx.trunks.replace(peers);
@@ -287,6 +305,10 @@ fn describe_metrics() {
         "pbx_trunk_calls_refused_total",
         "trunk calls refused because every channel was in use, by trunk"
     );
+    metrics::describe_counter!(
+        "pbx_trunk_failures_total",
+        "outbound calls a trunk failed (408, 5xx, silent past the setup time, down, full), by trunk"
+    );
 }
 
 /// Asks a task to unregister and waits for it (at most `within`).
@@ -329,6 +351,23 @@ fn peer_of(trunk: &Trunk, addresses: Vec<IpAddr>) -> TrunkPeer {
         addresses,
         media_encryption: trunk.media_encryption.clone(),
         channels: trunk.channels,
+        outbound: Outbound {
+            host: trunk.host.clone(),
+            port: trunk.port,
+            targets: Vec::new(),
+            proxy: Some(trunk.outbound_proxy.clone()).filter(|p| !p.is_empty()),
+            transport: match trunk.transport.as_str() {
+                "tcp" => TransportKind::Tcp,
+                "tls" => TransportKind::Tls,
+                _ => TransportKind::Udp,
+            },
+            username: trunk.username.clone(),
+            password: trunk.password.clone(),
+            caller_id_mode: trunk.caller_id_mode.clone(),
+            caller_id: trunk.caller_id.clone(),
+            codecs: trunk.codecs.clone(),
+            setup_timeout: DEFAULT_SETUP_TIMEOUT,
+        },
     }
 }
 
@@ -600,6 +639,8 @@ impl Task {
 
     async fn report_ping(&self, before: Reachability, state: Reachability, why: &str) {
         let name = &self.trunk.name;
+        // A trunk found down is skipped by calls at once (the next trunk is tried).
+        self.ctx.trunks.set_up(name, state == Reachability::Up);
         let up = if state == Reachability::Up { 1.0 } else { 0.0 };
         metrics::gauge!("pbx_trunk_up", "trunk" => name.clone()).set(up);
         if before != state {
@@ -623,10 +664,20 @@ impl Task {
                 metrics::counter!("pbx_trunk_registrations_total", "trunk" => name.clone())
                     .increment(1);
                 tracing::info!(trunk = %name, expires = expires.as_secs(), "trunk registered");
+                self.ctx.trunks.set_up(name, true);
                 let detail = format!("binding for {}s", expires.as_secs());
                 write_status(store, name, "registered", &detail, expires.as_secs()).await;
             }
             Event::Failed { failure, retry_in } => {
+                // Unreachable (no answer, 5xx): calls skip it until it registers again.
+                let unreachable = matches!(
+                    failure,
+                    pbx_engine::trunk::register::Failure::NoAnswer
+                        | pbx_engine::trunk::register::Failure::Unavailable(_)
+                );
+                if unreachable {
+                    self.ctx.trunks.set_up(name, false);
+                }
                 metrics::gauge!("pbx_trunk_registered", "trunk" => name.clone()).set(0.0);
                 metrics::counter!("pbx_trunk_register_failures_total", "trunk" => name.clone())
                     .increment(1);
@@ -652,18 +703,22 @@ impl Task {
 
     /// The UDP listener to send from, and this host's address on it toward `remote`.
     fn local_toward(&self, remote: SocketAddr) -> Option<SocketAddr> {
-        let listener = self
-            .ctx
-            .sender
-            .udp_locals()
-            .into_iter()
-            .find(|l| l.is_ipv4() == remote.is_ipv4())?;
-        if !listener.ip().is_unspecified() {
-            return Some(listener);
-        }
-        let ip = super::driver::local_ip_towards(remote.ip())?;
-        Some(SocketAddr::new(ip, listener.port()))
+        local_toward(&self.ctx, remote)
     }
+}
+
+/// The UDP listener to send from, and this host's address on it toward `remote`.
+fn local_toward(ctx: &EngineContext, remote: SocketAddr) -> Option<SocketAddr> {
+    let listener = ctx
+        .sender
+        .udp_locals()
+        .into_iter()
+        .find(|l| l.is_ipv4() == remote.is_ipv4())?;
+    if !listener.ip().is_unspecified() {
+        return Some(listener);
+    }
+    let ip = super::driver::local_ip_towards(remote.ip())?;
+    Some(SocketAddr::new(ip, listener.port()))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
