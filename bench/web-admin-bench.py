@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""The web admin's extension list with 10,000 extensions (docs/performance.md): a benchmark,
-not a test. It makes a throw-away config (SQLite), imports 10,000 extensions with
-`pbx extension import`, starts `pbx serve`, logs in, then times sequential requests of the
-extension list page (first page, a deep page, a search) and of the API's list, and prints
-p50/p99 per case and the server's resident memory.
+"""The web admin with 10,000 extensions and 1,000,000 call records (docs/performance.md): a
+benchmark, not a test. It makes a throw-away config (SQLite, or the PostgreSQL database given
+with --postgres), imports 10,000 extensions with `pbx extension import`, fills the CDR table
+with --cdrs rows (the last 100 days, generated inside the database), starts `pbx serve`, logs
+in, then times sequential requests of the extension list, the dashboard, the CDR search pages
+and the API's lists, and prints p50/p99 per case and the server's resident memory.
 
     cargo build --release -p pbx
-    python3 bench/web-admin-bench.py [--pbx target/release/pbx] [--n 10000] [--requests 300]
+    python3 bench/web-admin-bench.py [--pbx target/release/pbx] [--n 10000] [--cdrs 1000000]
+        [--requests 300] [--postgres postgres://user@host/db]
 """
 
 import argparse
@@ -41,7 +43,10 @@ def main():
     ap.add_argument("--pbx", default=os.path.join(ROOT, "target", "release", "pbx"))
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--cdrs", type=int, default=1_000_000)
+    ap.add_argument("--postgres", help="an empty PostgreSQL database to use instead of SQLite")
     args = ap.parse_args()
+    db_url = args.postgres or "sqlite://data/pbx.db"
 
     tmp = tempfile.mkdtemp(prefix="pbx-web-bench-")
     web, sip = free_port(), free_port()
@@ -51,7 +56,7 @@ def main():
 listen = ["udp:127.0.0.1:{sip}"]
 domain = "pbx.test"
 [database]
-url = "sqlite://data/pbx.db"
+url = "{db_url}"
 [web]
 listen = "127.0.0.1:{web}"
 """)
@@ -68,6 +73,9 @@ listen = "127.0.0.1:{web}"
     t = time.time()
     cli("extension", "import", csv)
     print(f"imported {args.n} extensions in {time.time() - t:.1f} s")
+    t = time.time()
+    fill_cdrs(args, os.path.join(tmp, "data", "pbx.db"))
+    print(f"inserted {args.cdrs} call records in {time.time() - t:.1f} s")
     cli("admin", "create", ADMIN, "--password", ADMIN_PW)
     token = subprocess.run([args.pbx, "admin", "token", ADMIN, "--config", config], check=True,
                            capture_output=True, text=True).stdout.strip()
@@ -111,6 +119,11 @@ listen = "127.0.0.1:{web}"
              {"Authorization": f"Bearer {token}"}),
             ("api: deep page", f"/api/v1/extensions?per_page=50&page={args.n // 50}",
              {"Authorization": f"Bearer {token}"}),
+            ("page: / (dashboard, calls per hour)", "/", {"Cookie": session}),
+            ("page: /cdrs (newest)", "/cdrs", {"Cookie": session}),
+            ("page: /cdrs?disposition=failed", "/cdrs?disposition=failed", {"Cookie": session}),
+            ("page: /cdrs?extension=10042", "/cdrs?extension=10042", {"Cookie": session}),
+            ("api: /api/v1/cdrs", "/api/v1/cdrs", {"Authorization": f"Bearer {token}"}),
         ]
         print(f"{'case':48} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
         for label, path, headers in cases:
@@ -119,9 +132,13 @@ listen = "127.0.0.1:{web}"
                 t = time.perf_counter()
                 conn.request("GET", path, headers=headers)
                 r = conn.getresponse()
-                r.read()
+                body = r.read()
                 if r.status != 200:
                     sys.exit(f"{path}: {r.status}")
+                if i == 0 and b'name="password"' in body:
+                    sys.exit(f"{path}: the login page, not the page asked for")
+                if i == 0 and path == "/" and b"Database up" not in body:
+                    sys.exit("/: the dashboard says the database is down")
                 if i >= 20:  # warm-up
                     times.append((time.perf_counter() - t) * 1000)
             times.sort()
@@ -134,6 +151,32 @@ listen = "127.0.0.1:{web}"
         server.send_signal(signal.SIGTERM)
         server.wait(15)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fill_cdrs(args, sqlite_path):
+    """CDRs over the last 100 days among the extensions, one call in five busy, one in 997
+    failed: made by the database itself (a recursive CTE, or generate_series)."""
+    now = int(time.time())
+    span = 100 * 86400
+    step = max(1, span // max(1, args.cdrs))
+    select = (
+        "SELECT 'c' || i, CAST(10000 + (i * 7919) % {n} AS TEXT),"
+        " CAST(10000 + (i * 104729) % {n} AS TEXT),"
+        " {start} + i * {step}, {start} + i * {step} + 3, {start} + i * {step} + 60, 57,"
+        " CASE WHEN i % 5 = 0 THEN 'busy' WHEN i % 997 = 0 THEN 'failed' ELSE 'answered' END,"
+        " 'BYE', 'caller', 'PCMU/8000'"
+    ).format(n=args.n, start=now - span, step=step)
+    columns = ("call_id, caller, called, started_at, answered_at, ended_at, duration_secs,"
+               " disposition, hangup_cause, hangup_side, codec")
+    if args.postgres:
+        sql = (f"INSERT INTO cdrs ({columns}) {select} FROM generate_series(0::bigint, {args.cdrs - 1})"
+               " AS i")
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", args.postgres, "-c", sql,
+                        "-c", "VACUUM ANALYZE cdrs"], check=True)
+    else:
+        sql = (f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n"
+               f" WHERE i < {args.cdrs - 1}) INSERT INTO cdrs ({columns}) {select} FROM n;")
+        subprocess.run(["sqlite3", sqlite_path, sql], check=True)
 
 
 if __name__ == "__main__":

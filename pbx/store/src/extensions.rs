@@ -394,17 +394,12 @@ impl ExtensionStore for Store {
     ) -> Result<(Vec<Extension>, u64), StoreError> {
         // `LIKE` with its wildcards escaped: the admin's text is matched literally.
         let pattern = format!("%{}%", like_escape(&q.to_ascii_lowercase()));
-        let total: i64 = sqlx::query_scalar(concat!(
-            "SELECT COUNT(*) FROM extensions ",
-            extension_filter!()
-        ))
-        .bind(&pattern)
-        .fetch_one(self.pool())
-        .await?;
+        // One pass for the page and the count (a `LIKE '%x%'` reads every row, so a second
+        // query for the count would read them all again).
         let rows = sqlx::query(concat!(
             "SELECT ",
             extension_columns!(),
-            " FROM extensions ",
+            ", COUNT(*) OVER () AS total FROM extensions ",
             extension_filter!(),
             " ORDER BY number LIMIT $2 OFFSET $3"
         ))
@@ -413,6 +408,19 @@ impl ExtensionStore for Store {
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await?;
+        let total: i64 = match rows.first() {
+            Some(row) => row.try_get("total")?,
+            // A page past the end carries no count: ask for it alone.
+            None => {
+                sqlx::query_scalar(concat!(
+                    "SELECT COUNT(*) FROM extensions ",
+                    extension_filter!()
+                ))
+                .bind(&pattern)
+                .fetch_one(self.pool())
+                .await?
+            }
+        };
         let items = rows.iter().map(extension_from).collect::<Result<_, _>>()?;
         Ok((items, from_db(total)))
     }
