@@ -180,6 +180,29 @@ def test_a_wrong_password_bans_the_source_which_then_cannot_upgrade(ws_pbx):
     ws_pbx.cli("ban", "remove", IP_ATTACKER)
 
 
+def webrtc_answer(ip, port):
+    """A browser's answer as SDP: ICE credentials, a certificate fingerprint, DTLS client."""
+    fingerprint = ":".join(f"{b:02X}" for b in os.urandom(32))
+    return (
+        "v=0\r\n"
+        f"o=- 1 1 IN IP4 {ip}\r\n"
+        "s=-\r\n"
+        "t=0 0\r\n"
+        "a=group:BUNDLE 0\r\n"
+        f"m=audio {port} UDP/TLS/RTP/SAVPF 0 101\r\n"
+        f"c=IN IP4 {ip}\r\n"
+        "a=mid:0\r\n"
+        "a=ice-ufrag:wsTe\r\n"
+        "a=ice-pwd:websockettestpassword22\r\n"
+        f"a=fingerprint:sha-256 {fingerprint}\r\n"
+        "a=setup:active\r\n"
+        "a=rtcp-mux\r\n"
+        "a=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\n"
+        "a=sendrecv\r\n"
+    ).encode()
+
+
 def test_a_call_from_a_udp_phone_reaches_the_browser_over_its_socket(ws_pbx):
     callee = WsPhone(url(ws_pbx, "ws"), 1006, "pw1006", local_ip=IP_CALLEE)
     caller = Phone(1007, "pw1007", ws_pbx.server("udp"), local_ip=IP_CALLER)
@@ -194,11 +217,14 @@ def test_a_call_from_a_udp_phone_reaches_the_browser_over_its_socket(ws_pbx):
         # Sent to the registered contact, over the socket, with the PBX's Via saying WS.
         assert invite.uri == callee.contact_uri, invite.uri
         assert invite.get("via").startswith("SIP/2.0/WS "), invite.get("via")
-        assert "m=audio" in invite.body.decode()
+        # A device on a WebSocket is offered WebRTC media (test_webrtc_media.py runs it).
+        offer = invite.body.decode()
+        assert "m=audio" in offer and "UDP/TLS/RTP/SAVPF" in offer, offer
+        assert "a=fingerprint:sha-256 " in offer and "a=ice-lite" in offer, offer
         tag = os.urandom(4).hex()
         callee.respond(invite, 180, "Ringing", to_tag=tag)
-        # Media is another part's: a plain RTP answer is enough for the SIP path.
-        callee.respond(invite, 200, "OK", body=sdp_offer(IP_CALLEE, 40200), to_tag=tag)
+        # The SIP path is what this test is about: a WebRTC-shaped answer, no DTLS after it.
+        callee.respond(invite, 200, "OK", body=webrtc_answer(IP_CALLEE, 40200), to_tag=tag)
         assert callee.wait_request("ACK", timeout=5) is not None, ws_pbx.log_tail()
         final = call.wait_final(timeout=10)
         assert final is not None and final.status == 200, final
