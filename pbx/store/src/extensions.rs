@@ -394,32 +394,51 @@ impl ExtensionStore for Store {
     ) -> Result<(Vec<Extension>, u64), StoreError> {
         // `LIKE` with its wildcards escaped: the admin's text is matched literally.
         let pattern = format!("%{}%", like_escape(&q.to_ascii_lowercase()));
-        // One pass for the page and the count (a `LIKE '%x%'` reads every row, so a second
-        // query for the count would read them all again).
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            extension_columns!(),
-            ", COUNT(*) OVER () AS total FROM extensions ",
-            extension_filter!(),
-            " ORDER BY number LIMIT $2 OFFSET $3"
-        ))
-        .bind(&pattern)
-        .bind(i64::from(limit))
-        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-        .fetch_all(self.pool())
-        .await?;
-        let total: i64 = match rows.first() {
-            Some(row) => row.try_get("total")?,
-            // A page past the end carries no count: ask for it alone.
-            None => {
-                sqlx::query_scalar(concat!(
-                    "SELECT COUNT(*) FROM extensions ",
-                    extension_filter!()
-                ))
-                .bind(&pattern)
-                .fetch_one(self.pool())
-                .await?
-            }
+        let page = |query: &'static str| {
+            sqlx::query(query)
+                .bind(pattern.clone())
+                .bind(i64::from(limit))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        };
+        let count = || {
+            sqlx::query_scalar::<_, i64>(concat!(
+                "SELECT COUNT(*) FROM extensions ",
+                extension_filter!()
+            ))
+            .bind(pattern.clone())
+        };
+        let (rows, total) = if q.is_empty() {
+            // No search: the count is the table's size and the page an index walk, both
+            // cheap; a window count would read every row.
+            let total = count().fetch_one(self.pool()).await?;
+            let rows = page(concat!(
+                "SELECT ",
+                extension_columns!(),
+                " FROM extensions ",
+                extension_filter!(),
+                " ORDER BY number LIMIT $2 OFFSET $3"
+            ))
+            .fetch_all(self.pool())
+            .await?;
+            (rows, total)
+        } else {
+            // A `LIKE '%x%'` reads every row: one pass gives the page and the count.
+            let rows = page(concat!(
+                "SELECT ",
+                extension_columns!(),
+                ", COUNT(*) OVER () AS total FROM extensions ",
+                extension_filter!(),
+                " ORDER BY number LIMIT $2 OFFSET $3"
+            ))
+            .fetch_all(self.pool())
+            .await?;
+            let total = match rows.first() {
+                Some(row) => row.try_get("total")?,
+                None if offset == 0 => 0,
+                // A page past the end carries no count: ask for it alone.
+                None => count().fetch_one(self.pool()).await?,
+            };
+            (rows, total)
         };
         let items = rows.iter().map(extension_from).collect::<Result<_, _>>()?;
         Ok((items, from_db(total)))
