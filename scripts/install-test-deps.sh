@@ -50,6 +50,12 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd>=1.4'
 fi
 
+# aiortc: the third-party WebRTC stack of tests/e2e/test_webrtc_media.py (ICE, DTLS-SRTP)
+if ! python3 -c 'import aiortc' 2>/dev/null; then
+  echo "install-test-deps: pip install aiortc"
+  python3 -m pip install --quiet --disable-pip-version-check 'aiortc==1.16.0'
+fi
+
 # playwright: tests/e2e/test_web_admin.py drives /usr/bin/chromium with it
 if ! python3 -c 'import playwright.sync_api' 2>/dev/null; then
   echo "install-test-deps: pip install playwright"

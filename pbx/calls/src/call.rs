@@ -69,6 +69,20 @@ pub struct MediaSetup {
     pub allow_keys_in_clear: bool,
     /// The `o=` session id the PBX uses towards both legs.
     pub session_id: u64,
+    /// The PBX's DTLS certificate fingerprint: WebRTC offers are answered, and devices that
+    /// registered over WebSocket are offered WebRTC.
+    pub dtls_fingerprint: Option<pbx_media::Fingerprint>,
+}
+
+impl MediaSetup {
+    /// The negotiator of this call's media, WebRTC-capable when the PBX has a certificate.
+    fn negotiator(&self, caller: LegPolicy, callee: LegPolicy) -> Negotiator {
+        let n = Negotiator::new(self.caller, caller, self.callee, callee, self.session_id);
+        match &self.dtls_fingerprint {
+            Some(fp) => n.with_webrtc(fp.clone()),
+            None => n,
+        }
+    }
 }
 
 /// Where the call goes, as the shell resolved it (extension lookup, registrations, dialplan).
@@ -786,8 +800,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
 
     fn apply_plan(&mut self, plan: MediaPlan) {
         self.record.codec = Some(plan.codec.clone()).filter(|c| !c.is_empty());
-        self.record.caller_encrypted = plan.caller.srtp.is_some();
-        self.record.callee_encrypted = plan.callee.srtp.is_some();
+        self.record.caller_encrypted = plan.caller.encrypted();
+        self.record.callee_encrypted = plan.callee.encrypted();
         self.outputs.push_back(CallOutput::Media(plan));
     }
 

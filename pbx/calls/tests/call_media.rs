@@ -37,6 +37,7 @@ fn media(caller: Encryption, callee: Encryption) -> MediaSetup {
         callee_encryption: callee,
         allow_keys_in_clear: false,
         session_id: 42,
+        dtls_fingerprint: None,
     }
 }
 
@@ -212,4 +213,70 @@ fn a_device_answer_without_common_codec_fails_that_branch() {
     assert_eq!(w.summary("desk"), ["INVITE", "ACK", "BYE"]);
     assert_eq!(w.last_to_caller().status, StatusCode::NOT_ACCEPTABLE_HERE);
     let _ = Side::Caller;
+}
+
+/// A browser's answer: ICE credentials, its fingerprint, DTLS `active`.
+const BROWSER_ANSWER: &str = "v=0
+o=- 9 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=group:BUNDLE 0
+m=audio 9 UDP/TLS/RTP/SAVPF 8 101
+c=IN IP4 0.0.0.0
+a=ice-ufrag:brw1
+a=ice-pwd:browser-ice-password-012
+a=fingerprint:sha-256 4E:F7:A0:9B:4B:2B:36:C5:C0:C8:B9:AA:AD:0B:59:95:10:9E:38:7A:88:0C:EF:FB:17:9A:73:00:FB:BC:33:9B
+a=setup:active
+a=mid:0
+a=rtcp-mux
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=sendrecv
+";
+
+#[test]
+fn a_device_on_websocket_is_offered_webrtc_and_its_leg_counts_as_encrypted() {
+    let mut setup = media(Encryption::Optional, Encryption::Optional);
+    setup.dtls_fingerprint = Some(pbx_media::Fingerprint {
+        algorithm: "sha-256".into(),
+        digest: vec![0xab; 32],
+    });
+    let mut browser = device("browser");
+    browser.endpoint.transport = "WSS";
+    let route = Route::Ring {
+        devices: vec![browser, device("desk")],
+        timeout: Duration::from_secs(20),
+    };
+    let mut w = World::start_with(caller_invite(Some(OFFER), 70), route, Some(setup));
+    let to_browser = body(&w.invites["browser"].body);
+    for line in [
+        "m=audio 10002 UDP/TLS/RTP/SAVPF ",
+        "a=ice-lite",
+        "a=setup:actpass",
+        "a=fingerprint:sha-256 AB:AB:",
+    ] {
+        assert!(to_browser.contains(line), "{line:?} missing:\n{to_browser}");
+    }
+    let to_desk = body(&w.invites["desk"].body);
+    assert!(
+        to_desk.contains("m=audio 10002 RTP/AVP") && !to_desk.contains("fingerprint"),
+        "the desk phone keeps plain RTP:\n{to_desk}"
+    );
+
+    w.device_answers("browser", 200, Some(BROWSER_ANSWER));
+    let ok = w.last_to_caller();
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(body(&ok.body).contains("m=audio 10000 RTP/AVP 8 101"));
+    let plan = w.plans.last().expect("a media plan");
+    let webrtc = plan
+        .callee
+        .webrtc
+        .as_ref()
+        .expect("the browser's leg is WebRTC");
+    assert_eq!(webrtc.role, pbx_media::DtlsRole::Server);
+    assert_eq!(webrtc.remote_ice.ufrag, "brw1");
+    w.caller_acks();
+    w.caller_request("BYE", 2, None);
+    let record = w.record();
+    assert!(record.callee_encrypted && !record.caller_encrypted);
 }

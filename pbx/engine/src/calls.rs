@@ -450,6 +450,7 @@ fn media_setup(
         callee_encryption: encryption(callee_policy),
         allow_keys_in_clear: engine.ctx.sdes_over_insecure,
         session_id: rand::RngCore::next_u32(&mut engine.rng).into(),
+        dtls_fingerprint: engine.ctx.dtls_fingerprint.clone(),
     }
 }
 

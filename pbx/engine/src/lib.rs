@@ -72,6 +72,8 @@ pub struct Core {
     pub media_bind: Option<std::net::IpAddr>,
     /// `[rtp] sdes_over_insecure`.
     pub sdes_over_insecure: bool,
+    /// The fingerprint of the PBX's DTLS certificate, for WebRTC legs (none: no WebRTC).
+    pub dtls_fingerprint: Option<pbx_media::Fingerprint>,
     /// `[calls] ring_timeout`.
     pub ring_timeout: std::time::Duration,
     /// The dialplan; reloaded on SIGHUP or when its file changes.

@@ -128,6 +128,7 @@ impl Sim {
             md5_only_user_agents: vec![],
             public_ip: None,
             media_bind: None,
+            dtls_fingerprint: None,
             sdes_over_insecure: false,
             ring_timeout: Duration::from_secs(30),
             plan: Arc::new(PlanHandle::new(plan)),

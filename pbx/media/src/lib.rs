@@ -8,6 +8,8 @@
 //!   in; datagrams to send, events and the next deadline out), holding the [`endpoint`]s the
 //!   PBX attaches to a leg: the relay to the other leg, a player, a recorder, a DTMF
 //!   detector.
+//! - [`webrtc`]: a browser's leg: ICE-lite, consent freshness and DTLS-SRTP on the leg's RTP
+//!   socket, the keys handed to the relay's SRTP contexts.
 //! - [`g711`]: µ-law and A-law; [`wav`]: prompt and message files.
 //!
 //! Nothing here touches a socket or a clock: the shell owns the sockets and passes `now` in.
@@ -21,5 +23,9 @@ pub mod session;
 mod types;
 pub mod voice;
 pub mod wav;
+pub mod webrtc;
 
-pub use types::{CryptoSuite, Direction, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
+pub use types::{
+    CryptoSuite, Direction, DtlsRole, Fingerprint, IceCredentials, LegPlan, MediaPlan, Setup, Side,
+    SrtpKey, SrtpPair, WebRtcPlan,
+};

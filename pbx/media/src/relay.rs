@@ -26,7 +26,7 @@ mod stats;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::{MediaPlan, Side};
+use crate::{MediaPlan, Side, SrtpPair};
 use leg::Leg;
 pub(crate) use packet::Kind;
 use srtp::{LegSrtp, SrtpFailure};
@@ -195,6 +195,10 @@ impl Bridge {
             return Err(DropReason::NotRtp);
         }
         let from = &mut legs[side.index()];
+        if from.awaiting_keys() {
+            // RFC 5764 §5.1.2: nothing but SRTP with the DTLS keys is media on a WebRTC leg.
+            return Err(DropReason::SrtpError);
+        }
         // RFC 4961 §4 / comedia: once latched, only the latched source is the leg.
         if from.latched(component).is_some_and(|a| a != source) {
             return Err(DropReason::UnexpectedSource);
@@ -274,6 +278,26 @@ impl Bridge {
             len = srtp.encrypt(Kind::Rtp, buf, len).map_err(srtp_reason)?;
         }
         Ok((component, to, len))
+    }
+
+    /// A WebRTC leg's DTLS finished: its SRTP contexts from the exported keys.
+    pub(crate) fn set_webrtc_keys(
+        &mut self,
+        side: Side,
+        keys: &SrtpPair,
+    ) -> Result<(), RelayError> {
+        let srtp = LegSrtp::new(side, keys)?;
+        if let Some(legs) = self.legs.as_mut() {
+            legs[side.index()].srtp = Some(srtp);
+        }
+        Ok(())
+    }
+
+    /// A WebRTC leg's ICE address (see `Leg::set_ice_destination`).
+    pub(crate) fn set_ice_destination(&mut self, side: Side, addr: Option<SocketAddr>) {
+        if let Some(legs) = self.legs.as_mut() {
+            legs[side.index()].set_ice_destination(addr);
+        }
     }
 
     /// Counts a datagram that was not relayed.

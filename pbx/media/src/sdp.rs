@@ -37,12 +37,14 @@ mod error;
 mod negotiator;
 mod parse;
 mod pending;
+mod webrtc;
 mod write;
 
 pub use error::NegotiationError;
 pub use negotiator::{LocalMedia, Negotiator};
 pub use parse::{
-    Connection, MediaDescription, ParseError, Rtcp, RtpMap, SessionDescription, parse,
+    Connection, MediaDescription, ParseError, Rtcp, RtpMap, SessionDescription, WebRtcAttributes,
+    parse,
 };
 pub use pending::FirstOffer;
 

@@ -31,7 +31,9 @@ use crate::endpoint::recorder::{Recorder, RecordingEnd};
 use crate::endpoint::relay::Relay;
 use crate::relay::{BridgeStats, Component, DropReason, Kind, RelayError, Verdict};
 use crate::rtp::RtpView;
+use crate::webrtc::{Demux, DtlsIdentity, LegEvent, WebRtcLeg, demux};
 use crate::{MediaPlan, Side};
+use std::sync::Arc;
 
 pub use command::{Command, SessionError};
 pub use event::{Event, Transmit};
@@ -115,6 +117,14 @@ pub struct MediaSession {
     rtp_timeout: Option<Duration>,
     timed_out: bool,
     srtp_reported: Option<Instant>,
+    /// The PBX's DTLS certificate and the WebRTC legs (ICE-lite, DTLS), boxed: most calls
+    /// have none.
+    webrtc: Option<Box<WebRtcLegs>>,
+}
+
+struct WebRtcLegs {
+    identity: Arc<DtlsIdentity>,
+    legs: [Option<WebRtcLeg>; 2],
 }
 
 impl MediaSession {
@@ -127,7 +137,18 @@ impl MediaSession {
             rtp_timeout: None,
             timed_out: false,
             srtp_reported: None,
+            webrtc: None,
         }
+    }
+
+    /// WebRTC legs are possible, with this certificate (the one whose fingerprint the SDP
+    /// carries).
+    pub fn with_webrtc(mut self, identity: Arc<DtlsIdentity>) -> MediaSession {
+        self.webrtc = Some(Box::new(WebRtcLegs {
+            identity,
+            legs: [None, None],
+        }));
+        self
     }
 
     /// A two-party call: the relay connected between the legs.
@@ -145,8 +166,81 @@ impl MediaSession {
     }
 
     /// Applies a completed offer/answer to the legs (see [`crate::relay::Bridge::apply`]).
+    ///
+    /// A leg whose plan is WebRTC gets its ICE-lite and DTLS machine (kept across plans that
+    /// keep its credentials and fingerprints); without [`MediaSession::with_webrtc`] such a
+    /// leg carries nothing.
     pub fn apply(&mut self, now: Instant, plan: &MediaPlan) -> Result<(), RelayError> {
-        self.relay.bridge.apply(now, plan)
+        self.relay.bridge.apply(now, plan)?;
+        if let Some(w) = self.webrtc.as_mut() {
+            for side in [Side::Caller, Side::Callee] {
+                let slot = &mut w.legs[side.index()];
+                match &plan.leg(side).webrtc {
+                    None => *slot = None,
+                    Some(p) if slot.as_ref().is_some_and(|l| l.same_session(p)) => {}
+                    Some(p) => *slot = Some(WebRtcLeg::new(now, p, w.identity.clone())),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a STUN or DTLS datagram to `side`'s WebRTC leg; false when it is not one.
+    fn webrtc_datagram(
+        &mut self,
+        now: Instant,
+        side: Side,
+        component: Component,
+        source: SocketAddr,
+        pkt: &[u8],
+    ) -> bool {
+        let Some(leg) = self
+            .webrtc
+            .as_mut()
+            .and_then(|w| w.legs[side.index()].as_mut())
+        else {
+            return false;
+        };
+        if component != Component::Rtp || !matches!(demux(pkt), Demux::Stun | Demux::Dtls) {
+            return false;
+        }
+        leg.handle_datagram(now, source, pkt);
+        self.webrtc_events(side);
+        true
+    }
+
+    /// What a WebRTC leg reported, applied to the relay and told to the shell.
+    fn webrtc_events(&mut self, side: Side) {
+        let Some(leg) = self
+            .webrtc
+            .as_mut()
+            .and_then(|w| w.legs[side.index()].as_mut())
+        else {
+            return;
+        };
+        while let Some(event) = leg.poll_event() {
+            match event {
+                LegEvent::Selected(addr) => {
+                    self.relay.bridge.set_ice_destination(side, Some(addr));
+                }
+                LegEvent::Keys(keys) => {
+                    if let Err(e) = self.relay.bridge.set_webrtc_keys(side, &keys) {
+                        self.events.push_back(Event::WebRtcFailed {
+                            side,
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                LegEvent::Failed(e) => self.events.push_back(Event::WebRtcFailed {
+                    side,
+                    reason: e.to_string(),
+                }),
+                LegEvent::ConsentLost => {
+                    self.relay.bridge.set_ice_destination(side, None);
+                    self.events.push_back(Event::ConsentLost { side });
+                }
+            }
+        }
     }
 
     /// A datagram arrived on `side`'s `component` socket from `source`: `buf[..len]` holds
@@ -162,6 +256,12 @@ impl MediaSession {
         buf: &mut [u8],
         len: usize,
     ) -> Verdict {
+        if self.webrtc.is_some()
+            && let Some(pkt) = buf.get(..len)
+            && self.webrtc_datagram(now, side, component, source, pkt)
+        {
+            return Verdict::Consumed;
+        }
         let got = match self.relay.receive(now, side, component, source, buf, len) {
             Ok(got) => got,
             Err(reason) => {
@@ -260,6 +360,17 @@ impl MediaSession {
     /// Acts on every deadline at or before `now`: the media timeout, recorders' length and
     /// silence, DTMF events whose end never came. (Players act in `poll_transmit`.)
     pub fn handle_timeout(&mut self, now: Instant) {
+        for side in [Side::Caller, Side::Callee] {
+            if let Some(leg) = self
+                .webrtc
+                .as_mut()
+                .and_then(|w| w.legs[side.index()].as_mut())
+                && leg.poll_timeout().is_some_and(|at| now >= at)
+            {
+                leg.handle_timeout(now);
+                self.webrtc_events(side);
+            }
+        }
         if self.media_deadline().is_some_and(|at| now >= at) {
             self.timed_out = true;
             let idle = self.relay.bridge.idle_for(now).unwrap_or_default();
@@ -290,6 +401,26 @@ impl MediaSession {
     /// header, one frame and 16 for an SRTP tag; the relay's 2048-byte buffer will do).
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some(w) = self.webrtc.as_mut() {
+            for side in [Side::Caller, Side::Callee] {
+                let Some(leg) = w.legs[side.index()].as_mut() else {
+                    continue;
+                };
+                // STUN answers and DTLS flights are far below the relay's buffer; one that
+                // is not (never seen) is dropped like an oversized datagram.
+                while let Some((to, bytes)) = leg.poll_transmit() {
+                    if let Some(dst) = buf.get_mut(..bytes.len()) {
+                        dst.copy_from_slice(&bytes);
+                        return Some(Transmit {
+                            side,
+                            component: Component::Rtp,
+                            to,
+                            len: bytes.len(),
+                        });
+                    }
+                }
+            }
+        }
         let legs = self.legs.as_mut()?;
         for side in [Side::Caller, Side::Callee] {
             let eps = &mut legs[side.index()];
@@ -325,7 +456,14 @@ impl MediaSession {
     /// [`MediaSession::poll_transmit`] has something to do.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let media = self.media_deadline();
+        let webrtc = self.webrtc.as_ref().and_then(|w| {
+            w.legs
+                .iter()
+                .flatten()
+                .filter_map(WebRtcLeg::poll_timeout)
+                .min()
+        });
+        let media = [self.media_deadline(), webrtc].into_iter().flatten().min();
         let Some(legs) = self.legs.as_deref() else {
             return media;
         };

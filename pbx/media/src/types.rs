@@ -130,6 +130,127 @@ pub struct LegPlan {
     pub pt_map: Vec<(u8, u8)>,
     /// The direction this leg declared in its last SDP.
     pub direction: Direction,
+    /// A WebRTC leg (`UDP/TLS/RTP/SAVPF`): ICE-lite and DTLS-SRTP on the RTP socket; its SRTP
+    /// keys come from the DTLS handshake, not from `srtp`. Boxed: most legs have none.
+    pub webrtc: Option<Box<WebRtcPlan>>,
+}
+
+impl LegPlan {
+    /// The leg's media is encrypted: SRTP with SDES keys, or DTLS-SRTP (a WebRTC leg).
+    pub fn encrypted(&self) -> bool {
+        self.srtp.is_some() || self.webrtc.is_some()
+    }
+}
+
+/// `a=setup` (RFC 4145 §4, RFC 5763 §5): who opens the DTLS association.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Setup {
+    Active,
+    Passive,
+    ActPass,
+    HoldConn,
+}
+
+impl Setup {
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Setup::Active => "active",
+            Setup::Passive => "passive",
+            Setup::ActPass => "actpass",
+            Setup::HoldConn => "holdconn",
+        }
+    }
+
+    pub fn from_attribute(value: &str) -> Option<Setup> {
+        let v = value.trim();
+        [
+            Setup::Active,
+            Setup::Passive,
+            Setup::ActPass,
+            Setup::HoldConn,
+        ]
+        .into_iter()
+        .find(|s| v.eq_ignore_ascii_case(s.attribute()))
+    }
+}
+
+/// The PBX's DTLS role on a leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DtlsRole {
+    /// The PBX sends the ClientHello (the leg said `a=setup:passive`).
+    Client,
+    /// The PBX waits for the leg's ClientHello (the PBX said `passive`).
+    Server,
+}
+
+/// `a=fingerprint:<hash> <hex:hex:...>` (RFC 8122 §5): the hash of the peer's certificate.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    /// The hash function's name as in the IANA registry, lower case (`sha-256`).
+    pub algorithm: String,
+    pub digest: Vec<u8>,
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.attribute())
+    }
+}
+
+impl Fingerprint {
+    /// The attribute value: `sha-256 AB:CD:...` (upper-case hex, RFC 8122 §5).
+    pub fn attribute(&self) -> String {
+        let hex: Vec<String> = self.digest.iter().map(|b| format!("{b:02X}")).collect();
+        format!("{} {}", self.algorithm, hex.join(":"))
+    }
+
+    /// Reads an `a=fingerprint` value; `None` when it is not `<token> <hex pairs>`.
+    pub fn parse(value: &str) -> Option<Fingerprint> {
+        let (algorithm, hex) = value.trim().split_once(' ')?;
+        let digest = hex
+            .trim()
+            .split(':')
+            .map(|pair| match pair.len() {
+                2 => u8::from_str_radix(pair, 16).ok(),
+                _ => None,
+            })
+            .collect::<Option<Vec<u8>>>()?;
+        if algorithm.is_empty() || digest.is_empty() {
+            return None;
+        }
+        Some(Fingerprint {
+            algorithm: algorithm.to_ascii_lowercase(),
+            digest,
+        })
+    }
+}
+
+/// ICE credentials (RFC 8839 §5.4): `a=ice-ufrag` and `a=ice-pwd`. The password keys the
+/// STUN MESSAGE-INTEGRITY of connectivity checks: never printed.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct IceCredentials {
+    pub ufrag: String,
+    pub pwd: String,
+}
+
+impl std::fmt::Debug for IceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceCredentials")
+            .field("ufrag", &self.ufrag)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the media session needs to run a WebRTC leg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebRtcPlan {
+    pub role: DtlsRole,
+    /// The leg's `a=fingerprint`s: its certificate must match one (RFC 8122 §5).
+    pub remote_fingerprints: Vec<Fingerprint>,
+    /// The PBX's credentials towards this leg: checks from the leg carry `local.ufrag` first
+    /// in USERNAME and are keyed with `local.pwd` (RFC 8445 §7.2.2).
+    pub local_ice: IceCredentials,
+    pub remote_ice: IceCredentials,
 }
 
 /// The bridge of one call after an offer/answer exchange completed.

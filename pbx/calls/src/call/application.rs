@@ -12,7 +12,7 @@ use super::{Call, CallOutput, Phase};
 use crate::record::{Disposition, HangupSide};
 use bytes::Bytes;
 use pbx_media::Side;
-use pbx_media::sdp::{LocalMedia, NegotiationError, Negotiator};
+use pbx_media::sdp::{LocalMedia, NegotiationError};
 use pbx_sip::message::{HeaderName, Request, Response};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
@@ -61,13 +61,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             media.caller_encryption,
             media.allow_keys_in_clear,
         );
-        let mut negotiator = Negotiator::new(
-            media.caller,
-            caller_policy,
-            media.callee,
-            caller_policy,
-            media.session_id,
-        );
+        let mut negotiator = media.negotiator(caller_policy, caller_policy);
         let offer = self.caller.invite.body.clone();
         let (sdp, plan, local) =
             match negotiator.answer_locally(Side::Caller, &offer, &mut self.rng) {

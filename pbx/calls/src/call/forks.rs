@@ -160,25 +160,23 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         );
         if let Some(answered) = self.negotiator.as_ref().filter(|_| self.connecting()) {
             let callee = media?.callee;
-            return Some(
-                answered
-                    .branch(Side::Callee, callee, callee_policy)
-                    .with_first_offer(Side::Callee, first),
-            );
+            let branch = answered
+                .branch(Side::Callee, callee, callee_policy)
+                .with_first_offer(Side::Callee, first);
+            return Some(webrtc_device(branch, device));
         }
         media.map(|m| {
-            Negotiator::new(
-                m.caller,
-                Self::policy(
-                    &self.caller.endpoint,
-                    m.caller_encryption,
-                    m.allow_keys_in_clear,
-                ),
-                m.callee,
-                Self::policy(&device.endpoint, m.callee_encryption, m.allow_keys_in_clear),
-                m.session_id,
-            )
-            .with_first_offer(Side::Callee, first)
+            let n = m
+                .negotiator(
+                    Self::policy(
+                        &self.caller.endpoint,
+                        m.caller_encryption,
+                        m.allow_keys_in_clear,
+                    ),
+                    Self::policy(&device.endpoint, m.callee_encryption, m.allow_keys_in_clear),
+                )
+                .with_first_offer(Side::Callee, first);
+            webrtc_device(n, device)
         })
     }
 
@@ -651,5 +649,15 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         {
             log_misuse(&error);
         }
+    }
+}
+
+/// A device reached over WebSocket (RFC 7118) is a browser: it is offered WebRTC media.
+fn webrtc_device<D>(n: Negotiator, device: &Device<D>) -> Negotiator {
+    match device.endpoint.transport.eq_ignore_ascii_case("WS")
+        || device.endpoint.transport.eq_ignore_ascii_case("WSS")
+    {
+        true => n.with_webrtc_leg(Side::Callee),
+        false => n,
     }
 }

@@ -443,8 +443,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                     self.outputs
                         .push_back(super::CallOutput::Media(plan.clone()));
                     self.record.codec = Some(plan.codec.clone());
-                    self.record.caller_encrypted = plan.caller.srtp.is_some();
-                    self.record.callee_encrypted = plan.callee.srtp.is_some();
+                    self.record.caller_encrypted = plan.caller.encrypted();
+                    self.record.callee_encrypted = plan.callee.encrypted();
                 }
                 // RFC 3264 §4: an offer must be answered; a useless ACK ends the call.
                 Some(Err(_)) | None => failed = true,

@@ -124,6 +124,7 @@ pub fn media_setup(
         callee_encryption: callee,
         allow_keys_in_clear: false,
         session_id: 42,
+        dtls_fingerprint: None,
     }
 }
 

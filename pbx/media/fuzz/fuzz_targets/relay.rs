@@ -63,6 +63,7 @@ fn leg(config: u8, n: u8) -> LegPlan {
         } else {
             Direction::SendRecv
         },
+        webrtc: None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::Component;
 use super::packet::{Kind, PtTable};
 use super::srtp::LegSrtp;
-use crate::{Direction, LegPlan, SrtpPair};
+use crate::{Direction, LegPlan, SrtpPair, WebRtcPlan};
 
 pub(crate) struct Leg {
     /// Where the leg's SDP said it receives RTP and RTCP.
@@ -20,6 +20,11 @@ pub(crate) struct Leg {
     /// receives where it sends from).
     latched: [Option<SocketAddr>; 2],
     pub(crate) srtp: Option<LegSrtp>,
+    /// A WebRTC leg: its keys come from DTLS and its address from ICE; until DTLS is done it
+    /// neither sends nor receives media.
+    pub(crate) webrtc: Option<Box<WebRtcPlan>>,
+    /// The address ICE proved (RFC 8445 §8.1.1), in place of the SDP's for a WebRTC leg.
+    ice_dest: Option<SocketAddr>,
 }
 
 impl Leg {
@@ -38,11 +43,19 @@ impl Leg {
     ///
     /// `fresh` holds new contexts when the keys changed (made beforehand by the caller, so a
     /// bad key fails before anything is touched).
+    ///
+    /// A WebRTC leg whose ICE and DTLS session the new plan keeps (same credentials and
+    /// fingerprints: a hold, not an ICE restart) keeps its DTLS keys and its ICE address.
     pub(crate) fn from_plan(plan: &LegPlan, prev: Option<Leg>, fresh: Option<LegSrtp>) -> Leg {
-        let kept = prev
-            .as_ref()
-            .and_then(|p| p.srtp.as_ref())
-            .is_some_and(|s| Some(s.keys()) == plan.srtp.as_ref());
+        let same_webrtc = plan.webrtc.is_some()
+            && prev
+                .as_ref()
+                .is_some_and(|p| p.webrtc.as_ref() == plan.webrtc.as_ref());
+        let kept = same_webrtc
+            || prev
+                .as_ref()
+                .and_then(|p| p.srtp.as_ref())
+                .is_some_and(|s| Some(s.keys()) == plan.srtp.as_ref());
         let mut prev = prev;
         let srtp = match fresh {
             Some(new) => Some(new),
@@ -50,7 +63,13 @@ impl Leg {
             None => None,
         };
         let mut latched = [None, None];
-        if let Some(p) = &prev {
+        let ice_dest = prev
+            .as_ref()
+            .and_then(|p| p.ice_dest)
+            .filter(|_| same_webrtc);
+        if same_webrtc && let Some(p) = &prev {
+            latched = p.latched;
+        } else if let Some(p) = &prev {
             let rtp_same = plan.remote_rtp.is_some() && plan.remote_rtp == p.sdp_rtp;
             if rtp_same {
                 latched[Component::Rtp.index()] = p.latched[Component::Rtp.index()];
@@ -67,7 +86,21 @@ impl Leg {
             pt: PtTable::new(&plan.pt_map),
             latched,
             srtp,
+            webrtc: plan.webrtc.clone(),
+            ice_dest,
         }
+    }
+
+    /// ICE proved (or lost, `None`) the browser's address: media goes there and comes only
+    /// from there.
+    pub(crate) fn set_ice_destination(&mut self, addr: Option<SocketAddr>) {
+        self.ice_dest = addr;
+        self.latched[Component::Rtp.index()] = addr;
+    }
+
+    /// A WebRTC leg before its DTLS keys: no media either way.
+    pub(crate) fn awaiting_keys(&self) -> bool {
+        self.webrtc.is_some() && self.srtp.is_none()
     }
 
     /// Whether a plan with `keys` needs new SRTP contexts for this leg.
@@ -89,6 +122,11 @@ impl Leg {
     /// Nothing unless the leg's SDP gave an address: a leg that set port 0 or `c=0.0.0.0`
     /// asked not to receive (RFC 3264 §8.2, §8.4), even if we know where it is.
     pub(crate) fn destination(&self, kind: Kind) -> Option<(Component, SocketAddr)> {
+        if self.webrtc.is_some() {
+            // RFC 7675 §5.1: only where ICE proved consent, and only once DTLS gave keys.
+            let to = self.ice_dest.filter(|_| self.srtp.is_some())?;
+            return Some((Component::Rtp, to));
+        }
         self.sdp_rtp?;
         match kind {
             Kind::Rtp => Some((Component::Rtp, self.rtp_target()?)),

@@ -29,6 +29,9 @@ pub enum NegotiationError {
     /// (RFC 4568 §8.3).
     #[error("SRTP keys would be sent in clear to the {0:?} leg")]
     KeysInClear(Side),
+    /// A WebRTC leg answered without usable ICE credentials and fingerprint (RFC 8122 §5).
+    #[error("no usable DTLS-SRTP from the {0:?} leg")]
+    NoDtls(Side),
     /// An offer while another is outstanding (RFC 3264 §4).
     #[error("an offer is already pending")]
     OfferPending,
@@ -47,7 +50,8 @@ impl NegotiationError {
             | NegotiationError::EncryptionRequired(_)
             | NegotiationError::EncryptionDisabled(_)
             | NegotiationError::NoAcceptableCrypto(_)
-            | NegotiationError::KeysInClear(_) => 488,
+            | NegotiationError::KeysInClear(_)
+            | NegotiationError::NoDtls(_) => 488,
             // RFC 3261 §14.2: a re-INVITE while one is in progress gets 491.
             NegotiationError::OfferPending => 491,
             NegotiationError::UnexpectedAnswer => 500,
@@ -64,6 +68,7 @@ impl NegotiationError {
             NegotiationError::EncryptionDisabled(_) => "SRTP not allowed",
             NegotiationError::NoAcceptableCrypto(_) => "No acceptable crypto suite",
             NegotiationError::KeysInClear(_) => "SRTP requires TLS",
+            NegotiationError::NoDtls(_) => "DTLS-SRTP required",
             NegotiationError::OfferPending => "Request Pending",
             NegotiationError::UnexpectedAnswer => "Unexpected SDP answer",
         }

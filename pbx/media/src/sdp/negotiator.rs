@@ -4,12 +4,15 @@ use super::codec::{Codec, PtSpace, audio_codecs, intersect};
 use super::crypto::{OFFERED, generate, parse_crypto};
 use super::parse::parse;
 use super::pending::{FirstOffer, LegSrtp, Pending, Stream, offer_srtp};
+use super::webrtc::{self as w, remote};
 use super::write::{Audio, Rejected, Section, body, with_origin};
 use super::{LegPolicy, LocalEndpoint, NegotiationError};
 
 mod local;
 
-use crate::{CryptoSuite, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
+use crate::{
+    CryptoSuite, Fingerprint, IceCredentials, LegPlan, MediaPlan, Setup, Side, SrtpKey, SrtpPair,
+};
 pub use local::LocalMedia;
 
 /// The SDP side of one bridged call: turns each leg's offers and answers into the PBX's own
@@ -24,6 +27,8 @@ pub struct Negotiator {
     legs: [Leg; 2],
     pending: Option<Pending>,
     plan: Option<MediaPlan>,
+    /// The PBX's DTLS certificate fingerprint: WebRTC legs are possible.
+    dtls_fingerprint: Option<Fingerprint>,
 }
 
 /// What the PBX keeps about its SDP session with one leg.
@@ -43,6 +48,11 @@ struct Leg {
     keys: Vec<SrtpKey>,
     pts: PtSpace,
     srtp: LegSrtp,
+    /// The PBX's ICE credentials towards this leg, made once: a re-offer that kept them is
+    /// not an ICE restart (RFC 8839 §4.4.1.1.1).
+    ice: Option<IceCredentials>,
+    /// The leg speaks WebRTC: offered `UDP/TLS/RTP/SAVPF` by the PBX, or offered it.
+    webrtc: bool,
 }
 
 // `last_body` holds the PBX's keys in its `a=crypto` lines: never printed (ARCHITECTURE.md
@@ -70,7 +80,13 @@ impl Leg {
             keys: Vec::new(),
             pts: PtSpace::default(),
             srtp: LegSrtp::default(),
+            ice: None,
+            webrtc: false,
         }
+    }
+
+    fn ice(&mut self, rng: &mut impl rand::RngCore) -> IceCredentials {
+        self.ice.get_or_insert_with(|| w::credentials(rng)).clone()
     }
 
     fn key(&mut self, suite: CryptoSuite, rng: &mut impl rand::RngCore) -> SrtpKey {
@@ -110,7 +126,22 @@ impl Negotiator {
             ],
             pending: None,
             plan: None,
+            dtls_fingerprint: None,
         }
+    }
+
+    /// The PBX has a DTLS certificate with this fingerprint: WebRTC offers are answered, and
+    /// legs marked with [`Negotiator::with_webrtc_leg`] are offered WebRTC.
+    pub fn with_webrtc(mut self, fingerprint: Fingerprint) -> Negotiator {
+        self.dtls_fingerprint = Some(fingerprint);
+        self
+    }
+
+    /// Offers to `side` are WebRTC (`UDP/TLS/RTP/SAVPF`, ICE-lite, DTLS `actpass`): the
+    /// device is a browser (it registered over WebSocket). Needs [`Negotiator::with_webrtc`].
+    pub fn with_webrtc_leg(mut self, side: Side) -> Negotiator {
+        self.legs[side.index()].webrtc = self.dtls_fingerprint.is_some();
+        self
     }
 
     /// How the first offer to `side` treats an `Optional` policy (default
@@ -177,13 +208,22 @@ impl Negotiator {
         }
         let sdp = parse(sdp)?;
         let to = from.other();
-        let mut p = Pending::read(from, &sdp, &self.legs[from.index()].policy)?;
+        let webrtc_ok = self.dtls_fingerprint.is_some();
+        let mut p = Pending::read(from, &sdp, &self.legs[from.index()].policy, webrtc_ok)?;
+        self.legs[from.index()].webrtc = p.webrtc.is_some();
         if let Some(only) = only {
             p.codecs.retain(|(c, _)| only.contains(&c.pt));
         }
         let to_leg = &self.legs[to.index()];
-        p.srtp_on = offer_srtp(to, &to_leg.policy, to_leg.srtp, p.crypto.is_some())?;
+        let to_webrtc = to_leg.webrtc;
+        let offerer_encrypted = p.crypto.is_some() || p.webrtc.is_some();
+        p.srtp_on = match to_webrtc {
+            // DTLS-SRTP: no SDES keys in the SDP.
+            true => false,
+            false => offer_srtp(to, &to_leg.policy, to_leg.srtp, offerer_encrypted)?,
+        };
         let leg = &mut self.legs[to.index()];
+        let to_ice = to_webrtc.then(|| leg.ice(rng));
 
         // The offerer's formats under the numbers this leg knows them by (RFC 3264 §8.3.2).
         let mut taken = Vec::new();
@@ -208,8 +248,23 @@ impl Negotiator {
             false => Vec::new(),
         };
         let crypto: Vec<(u32, &SrtpKey)> = keys.iter().map(|(t, k)| (*t, k)).collect();
-        let proto = if p.srtp_on { "RTP/SAVP" } else { "RTP/AVP" };
+        let proto = match (to_webrtc, p.srtp_on) {
+            (true, _) => w::PROTO,
+            (false, true) => "RTP/SAVP",
+            (false, false) => "RTP/AVP",
+        };
         let audio = Rejected::audio(proto, &sent);
+        let fingerprint = self.dtls_fingerprint.as_ref();
+        // RFC 5763 §5: the offerer says actpass and lets the answerer choose.
+        let webrtc = match (&to_ice, fingerprint) {
+            (Some(ice), Some(fingerprint)) => Some(w::Section {
+                ice,
+                fingerprint,
+                setup: Setup::ActPass,
+                mid: w::DEFAULT_MID,
+            }),
+            _ => None,
+        };
 
         let mut lines = p.lines.clone();
         lines.extend(leg.lines.iter().skip(lines.len()).cloned());
@@ -222,9 +277,10 @@ impl Negotiator {
                     proto,
                     codecs: &sent,
                     ptime: p.ptime,
-                    rtcp_mux: p.rtcp_mux,
+                    rtcp_mux: p.rtcp_mux || to_webrtc,
                     crypto: &crypto,
                     direction: p.stream.direction,
+                    webrtc,
                 }),
                 false => Section::Rejected(line),
             })
@@ -273,6 +329,12 @@ impl Negotiator {
             return Err(NegotiationError::NoCommonCodec);
         };
         let codec = first.encoding();
+        // The PBX offered this leg WebRTC: its answer must carry ICE and a fingerprint.
+        let ans_webrtc = match self.legs[from.index()].webrtc {
+            true => Some(remote(&sdp, m).ok_or(NegotiationError::NoDtls(from))?),
+            false => None,
+        };
+        let fingerprint = self.dtls_fingerprint.clone();
 
         let [caller, callee] = &mut self.legs;
         let (off_leg, ans_leg) = match offerer {
@@ -301,7 +363,26 @@ impl Negotiator {
             inbound: c.key.clone(),
             outbound: off_leg.key(c.key.suite, rng),
         });
-        let ans_mux = p.rtcp_mux && m.rtcp_mux;
+        let ans_mux = (p.rtcp_mux && m.rtcp_mux) || ans_webrtc.is_some();
+        let ans_webrtc_plan = ans_webrtc
+            .as_ref()
+            .map(|r| r.plan(r.role_after_answer(), &ans_leg.ice(rng)));
+        // The offerer is WebRTC: the PBX answers with its own ICE-lite credentials and DTLS.
+        let off_ice = p.webrtc.as_ref().map(|_| off_leg.ice(rng));
+        let off_setup = p.webrtc.as_ref().map(|r| r.answer_setup());
+        let off_webrtc_plan = match (&p.webrtc, &off_ice, off_setup) {
+            (Some(r), Some(ice), Some((_, role))) => Some(r.plan(role, ice)),
+            _ => None,
+        };
+        let off_section = match (&p.webrtc, &off_ice, off_setup, &fingerprint) {
+            (Some(r), Some(ice), Some((setup, _)), Some(fingerprint)) => Some(w::Section {
+                ice,
+                fingerprint,
+                setup,
+                mid: r.mid.as_deref().unwrap_or(w::DEFAULT_MID),
+            }),
+            _ => None,
+        };
         let mut ans_stream = Stream::of(&sdp, m, ans_mux);
         ans_stream.direction = ans_stream.direction.clamp_answer(p.stream.direction);
 
@@ -331,6 +412,7 @@ impl Negotiator {
                     rtcp_mux: p.rtcp_mux,
                     crypto: &crypto,
                     direction: ans_stream.direction,
+                    webrtc: off_section,
                 }),
                 false => Section::Rejected(line),
             })
@@ -356,6 +438,7 @@ impl Negotiator {
             srtp: off_srtp,
             pt_map: differing(agreed.iter().map(|(c, sent, _)| (*sent, c.pt)).collect()),
             direction: p.stream.direction,
+            webrtc: off_webrtc_plan,
         };
         let ans_plan = LegPlan {
             remote_rtp: ans_stream.rtp,
@@ -364,6 +447,7 @@ impl Negotiator {
             srtp: ans_srtp,
             pt_map: differing(agreed.iter().map(|(c, _, a)| (c.pt, a.pt)).collect()),
             direction: ans_stream.direction,
+            webrtc: ans_webrtc_plan,
         };
         let (caller, callee) = match offerer {
             Side::Caller => (off_plan, ans_plan),

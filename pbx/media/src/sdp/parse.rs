@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::Direction;
+use crate::{Direction, Fingerprint, Setup};
 
 /// More media descriptions than any real call offers; a bound against hostile bodies.
 const MAX_MEDIA: usize = 32;
@@ -33,7 +33,61 @@ pub struct SessionDescription {
     pub connection: Option<Connection>,
     /// Session-level direction attribute, inherited by media without their own (RFC 8866 §6.7).
     pub direction: Option<Direction>,
+    /// Session-level WebRTC attributes (Firefox writes `a=fingerprint` here), inherited by
+    /// media without their own.
+    pub webrtc: WebRtcAttributes,
+    /// `a=group:BUNDLE` (RFC 9143 §7.1): the bundled `a=mid`s.
+    pub bundle: Vec<String>,
     pub media: Vec<MediaDescription>,
+}
+
+/// The attributes of ICE (RFC 8839), DTLS-SRTP (RFC 8122, RFC 5763) and BUNDLE (RFC 9143),
+/// at session or media level. Its `Debug` leaves out the ICE password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct WebRtcAttributes {
+    pub fingerprints: Vec<Fingerprint>,
+    pub setup: Option<Setup>,
+    pub ice_ufrag: Option<String>,
+    pub ice_pwd: Option<String>,
+    /// `a=ice-lite` (RFC 8839 §5.3).
+    pub ice_lite: bool,
+    /// `a=mid` (RFC 9143 §7.1), media level only.
+    pub mid: Option<String>,
+    /// How many `a=candidate` lines (the PBX, ICE-lite, needs none of them).
+    pub candidates: usize,
+}
+
+impl std::fmt::Debug for WebRtcAttributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcAttributes")
+            .field("fingerprints", &self.fingerprints)
+            .field("setup", &self.setup)
+            .field("ice_ufrag", &self.ice_ufrag)
+            .field("ice_pwd", &self.ice_pwd.as_ref().map(|_| "…"))
+            .field("ice_lite", &self.ice_lite)
+            .field("mid", &self.mid)
+            .field("candidates", &self.candidates)
+            .finish()
+    }
+}
+
+impl WebRtcAttributes {
+    /// Reads one attribute; false when it is not one of these.
+    fn read(&mut self, name: &str, value: &str) -> bool {
+        match name {
+            "fingerprint" => self.fingerprints.extend(Fingerprint::parse(value)),
+            "setup" => self.setup = Setup::from_attribute(value).or(self.setup),
+            // RFC 8839 §5.4: ufrag 4-256 and pwd 22-256 ice-chars; shorter ones are kept
+            // (some stacks use them) but empty ones are not.
+            "ice-ufrag" if !value.is_empty() => self.ice_ufrag = Some(value.to_owned()),
+            "ice-pwd" if !value.is_empty() => self.ice_pwd = Some(value.to_owned()),
+            "ice-lite" => self.ice_lite = true,
+            "mid" if !value.is_empty() => self.mid = Some(value.to_owned()),
+            "candidate" => self.candidates += 1,
+            _ => return false,
+        }
+        true
+    }
 }
 
 /// A `c=` line. `addr` is `None` when the address is not an IP literal (an FQDN).
@@ -66,6 +120,8 @@ pub struct MediaDescription {
     pub crypto: Vec<String>,
     /// `a=ptime` in milliseconds.
     pub ptime: Option<u32>,
+    /// ICE, DTLS and `a=mid` at media level.
+    pub webrtc: WebRtcAttributes,
 }
 
 /// `a=rtpmap:<pt> <name>/<clock>[/<channels>]` (RFC 8866 §6.6).
@@ -100,6 +156,7 @@ impl std::fmt::Debug for MediaDescription {
             .field("rtcp_mux", &self.rtcp_mux)
             .field("crypto_lines", &self.crypto.len())
             .field("ptime", &self.ptime)
+            .field("webrtc", &self.webrtc)
             .finish()
     }
 }
@@ -119,6 +176,13 @@ impl MediaDescription {
         self.is_savp()
             || self.proto.eq_ignore_ascii_case("RTP/AVP")
             || self.proto.eq_ignore_ascii_case("RTP/AVPF")
+    }
+
+    /// DTLS-SRTP over UDP (RFC 5764 §8, RFC 8829 §5.1.2): `UDP/TLS/RTP/SAVPF`, what browsers
+    /// offer, or `UDP/TLS/RTP/SAVP`.
+    pub fn is_dtls(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVPF")
+            || self.proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVP")
     }
 
     /// The `a=fmtp` parameters of a payload type.
@@ -174,11 +238,7 @@ pub fn parse(body: &[u8]) -> Result<SessionDescription, ParseError> {
             }
             'a' => match sdp.media.last_mut() {
                 Some(m) => media_attribute(m, value),
-                None => {
-                    if let Some(d) = Direction::from_attribute(value.trim()) {
-                        sdp.direction = Some(d);
-                    }
-                }
+                None => session_attribute(&mut sdp, value),
             },
             _ => {}
         }
@@ -221,12 +281,38 @@ fn parse_connection(value: &str) -> Result<Connection, ParseError> {
     })
 }
 
+fn split_attribute(value: &str) -> (String, &str) {
+    match value.split_once(':') {
+        Some((n, r)) => (n.trim().to_ascii_lowercase(), r.trim()),
+        None => (value.trim().to_ascii_lowercase(), ""),
+    }
+}
+
+fn session_attribute(sdp: &mut SessionDescription, value: &str) {
+    let (name, rest) = split_attribute(value);
+    if name == "group" {
+        // RFC 9143 §7.1: `a=group:BUNDLE <mid> ...`.
+        let mut tokens = rest.split_ascii_whitespace();
+        if tokens
+            .next()
+            .is_some_and(|s| s.eq_ignore_ascii_case("BUNDLE"))
+        {
+            sdp.bundle = tokens.map(str::to_owned).collect();
+        }
+    } else if name != "mid"
+        && !sdp.webrtc.read(&name, rest)
+        && let Some(d) = Direction::from_attribute(&name)
+    {
+        sdp.direction = Some(d);
+    }
+}
+
 fn media_attribute(m: &mut MediaDescription, value: &str) {
-    let (name, rest) = match value.split_once(':') {
-        Some((n, r)) => (n.trim(), r.trim()),
-        None => (value.trim(), ""),
-    };
-    match name.to_ascii_lowercase().as_str() {
+    let (name, rest) = split_attribute(value);
+    if m.webrtc.read(&name, rest) {
+        return;
+    }
+    match name.as_str() {
         "rtpmap" => m.rtpmaps.extend(parse_rtpmap(rest)),
         "fmtp" => {
             let (pt, params) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -239,7 +325,7 @@ fn media_attribute(m: &mut MediaDescription, value: &str) {
         "crypto" => m.crypto.push(rest.to_owned()),
         "ptime" => m.ptime = rest.parse().ok().filter(|p| (1..=1000).contains(p)),
         _ => {
-            if let Some(d) = Direction::from_attribute(name) {
+            if let Some(d) = Direction::from_attribute(&name) {
                 m.direction = Some(d);
             }
         }

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::codec::{Codec, audio_codecs};
 use super::crypto::{Crypto, first_usable};
 use super::parse::{MediaDescription, SessionDescription};
+use super::webrtc::{RemoteWebRtc, remote};
 use super::write::Rejected;
 use super::{Encryption, LegPolicy, NegotiationError};
 use crate::{Direction, Side};
@@ -25,6 +26,15 @@ impl Stream {
     pub fn of(sdp: &SessionDescription, m: &MediaDescription, mux: bool) -> Stream {
         // RFC 8866 §6.7: a media-level direction overrides the session-level one.
         let declared = m.direction.or(sdp.direction).unwrap_or_default();
+        if m.is_dtls() {
+            // RFC 8839 §4.2.1.1: with ICE, `c=` holds a default candidate (browsers write
+            // 0.0.0.0 port 9), not a hold; where media goes is what the checks prove.
+            return Stream {
+                direction: declared,
+                rtp: None,
+                rtcp: None,
+            };
+        }
         // RFC 8866 §5.7: the media-level c= overrides the session-level one.
         let addr = m.connection.or(sdp.connection).and_then(|c| c.addr);
         let old_hold = addr.is_some_and(|a| a.is_unspecified());
@@ -84,21 +94,29 @@ pub(crate) struct Pending {
     pub stream: Stream,
     /// The PBX offered the other leg SRTP (with its keys of `crypto::OFFERED`).
     pub srtp_on: bool,
+    /// The offerer is a WebRTC leg: its ICE credentials, fingerprints and setup.
+    pub webrtc: Option<RemoteWebRtc>,
 }
 
 impl Pending {
     /// Reads an offer from `from` under its policy.
+    /// `webrtc`: the PBX has a DTLS certificate, so a WebRTC stream is usable.
     pub fn read(
         from: Side,
         sdp: &SessionDescription,
         policy: &LegPolicy,
+        webrtc: bool,
     ) -> Result<Pending, NegotiationError> {
+        let usable = |m: &MediaDescription| {
+            m.is_rtp() || (webrtc && m.is_dtls() && remote(sdp, m).is_some())
+        };
         let index = sdp
             .media
             .iter()
-            .position(|m| m.is_audio() && m.is_rtp() && m.port != 0)
+            .position(|m| m.is_audio() && m.port != 0 && usable(m))
             .ok_or(NegotiationError::NoAudio)?;
         let m = sdp.media.get(index).ok_or(NegotiationError::NoAudio)?;
+        let remote_webrtc = remote(sdp, m);
         let codecs = audio_codecs(m);
         if codecs.iter().all(Codec::is_auxiliary) {
             return Err(NegotiationError::NoCommonCodec);
@@ -109,11 +127,17 @@ impl Pending {
             lines: sdp.media.iter().map(Rejected::of).collect(),
             proto: m.proto.clone(),
             codecs: codecs.into_iter().map(|c| (c, 0)).collect(),
-            crypto: offerer_crypto(from, m, policy)?,
-            rtcp_mux: m.rtcp_mux,
+            // DTLS-SRTP brings its own keys; `a=crypto` beside it is not used (RFC 5763 §5).
+            crypto: match remote_webrtc {
+                Some(_) => None,
+                None => offerer_crypto(from, m, policy)?,
+            },
+            // RFC 8829 §5.1.1: browsers always multiplex; the PBX then does too.
+            rtcp_mux: m.rtcp_mux || remote_webrtc.is_some(),
             ptime: m.ptime,
             stream: Stream::of(sdp, m, m.rtcp_mux),
             srtp_on: false,
+            webrtc: remote_webrtc,
         })
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct Audio<'a> {
     pub rtcp_mux: bool,
     pub crypto: &'a [(u32, &'a SrtpKey)],
     pub direction: Direction,
+    /// ICE-lite and DTLS lines for a WebRTC leg.
+    pub webrtc: Option<super::webrtc::Section<'a>>,
 }
 
 pub(crate) enum Section<'a> {
@@ -62,6 +64,16 @@ pub(crate) fn body(ip: IpAddr, sections: &[Section<'_>]) -> String {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     // `write!` to a String cannot fail.
     let _ = write!(s, "s=-\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
+    let webrtc = sections.iter().find_map(|section| match section {
+        Section::Audio(a) => a.webrtc,
+        Section::Rejected(_) => None,
+    });
+    if let Some(w) = webrtc {
+        // RFC 8839 §5.3: the PBX is a lite agent; RFC 9143 §7.1: one bundled audio stream.
+        let _ = write!(s, "a=ice-lite\r\na=group:BUNDLE {}\r\n", w.mid);
+        // RFC 8830 §2: one media stream, so the browser's track has a stream to join.
+        s.push_str("a=msid-semantic: WMS pbx\r\n");
+    }
     for section in sections {
         match section {
             Section::Rejected(r) => {
@@ -72,13 +84,13 @@ pub(crate) fn body(ip: IpAddr, sections: &[Section<'_>]) -> String {
                 };
                 let _ = write!(s, "m={} 0 {} {formats}\r\n", r.kind, r.proto);
             }
-            Section::Audio(a) => audio(&mut s, a),
+            Section::Audio(a) => audio(&mut s, a, ip),
         }
     }
     s
 }
 
-fn audio(s: &mut String, a: &Audio<'_>) {
+fn audio(s: &mut String, a: &Audio<'_>, ip: IpAddr) {
     let _ = write!(s, "m=audio {} {}", a.port, a.proto);
     for c in a.codecs {
         let _ = write!(s, " {}", c.pt);
@@ -96,6 +108,9 @@ fn audio(s: &mut String, a: &Audio<'_>) {
     if a.rtcp_mux {
         s.push_str("a=rtcp-mux\r\n");
     }
+    if let Some(w) = &a.webrtc {
+        webrtc_lines(s, w, ip, a.port);
+    }
     for (tag, key) in a.crypto {
         let _ = write!(
             s,
@@ -104,6 +119,25 @@ fn audio(s: &mut String, a: &Audio<'_>) {
         );
     }
     let _ = write!(s, "a={}\r\n", a.direction.attribute());
+}
+
+fn webrtc_lines(s: &mut String, w: &super::webrtc::Section<'_>, ip: IpAddr, port: u16) {
+    let _ = write!(
+        s,
+        "a=mid:{}\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{}\r\na=setup:{}\r\n",
+        w.mid,
+        w.ice.ufrag,
+        w.ice.pwd,
+        w.fingerprint.attribute(),
+        w.setup.attribute()
+    );
+    // RFC 8445 §5.1.2.1: a host candidate's priority with type preference 126, local
+    // preference 65535, component 1; RFC 8840 §4.1: lite agents list end-of-candidates.
+    let _ = write!(
+        s,
+        "a=candidate:1 1 udp 2130706431 {ip} {port} typ host\r\na=end-of-candidates\r\n"
+    );
+    s.push_str("a=msid:pbx pbx-audio\r\n");
 }
 
 /// The whole description with its `o=` line (RFC 8866 §5.2).

@@ -44,6 +44,12 @@ pub enum Event {
     /// No RTP from either leg for the session's RTP timeout, while not on hold: the call is
     /// dead (a phone lost power or network without hanging up). Once per session.
     MediaTimeout { idle: Duration },
+    /// A WebRTC leg's DTLS failed, or the peer's certificate matched none of its SDP's
+    /// fingerprints (RFC 8122 §5): the leg will never carry media.
+    WebRtcFailed { side: Side, reason: String },
+    /// A WebRTC leg sent no authenticated ICE check for 30 s (RFC 7675 §5.1): the browser is
+    /// gone, and nothing more is sent to it.
+    ConsentLost { side: Side },
     /// SRTP/SRTCP packets failed authentication (RFC 3711 §3.3 step 5); `total` since the
     /// session began. At most one such event per second.
     SrtpFailures { total: u64 },

@@ -366,8 +366,10 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
+    // rtc-dtls warns at every browser's ClientHello about extensions it does not implement
+    // (encrypt-then-MAC): nothing for an admin to act on.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rtc_dtls=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

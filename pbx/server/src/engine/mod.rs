@@ -102,6 +102,7 @@ impl EngineContext {
             md5_only_user_agents: self.md5_only_user_agents.clone(),
             public_ip: self.public_ip,
             media_bind: self.media.bound_ip(),
+            dtls_fingerprint: Some(self.media.dtls_fingerprint().clone()),
             sdes_over_insecure: self.sdes_over_insecure,
             ring_timeout: self.ring_timeout,
             plan: self.plan.clone(),

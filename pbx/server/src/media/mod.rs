@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pbx_media::relay::BridgeStats;
-use pbx_media::{MediaPlan, Side};
+use pbx_media::webrtc::DtlsIdentity;
+use pbx_media::{Fingerprint, MediaPlan, Side};
 use tokio::sync::watch;
 
 use lateness::{Lateness, LatenessSnapshot};
@@ -42,6 +43,8 @@ pub enum MediaError {
     Io(#[from] std::io::Error),
     #[error("cannot bind media sockets to {ip} ([rtp] bind): {source}")]
     Bind { ip: IpAddr, source: std::io::Error },
+    #[error("cannot make the DTLS certificate for WebRTC: {0}")]
+    Dtls(#[from] pbx_media::webrtc::DtlsError),
 }
 
 /// Called from a relay worker thread; it must not block (post to a queue).
@@ -58,6 +61,9 @@ pub struct MediaService {
     workers: Vec<Arc<WorkerHandle>>,
     next_id: AtomicU64,
     lateness: Arc<Lateness>,
+    /// The PBX's DTLS certificate for WebRTC legs, made at start (docs/decisions.md "WebRTC
+    /// media"): its fingerprint is in every WebRTC SDP.
+    dtls: Arc<DtlsIdentity>,
 }
 
 impl MediaService {
@@ -87,8 +93,10 @@ impl MediaService {
             source,
         })?;
         let lateness = Arc::new(Lateness::default());
+        let dtls = Arc::new(DtlsIdentity::generate()?);
+        tracing::info!(fingerprint = %dtls.fingerprint().attribute(), "WebRTC DTLS certificate made");
         let workers = (0..workers.max(1))
-            .map(|i| worker::spawn(i, rtp_timeout, Arc::clone(&lateness)))
+            .map(|i| worker::spawn(i, rtp_timeout, Arc::clone(&lateness), dtls.clone()))
             .collect::<Result<_, _>>()?;
         Ok(Arc::new(MediaService {
             pool: Arc::new(PortPool::new(port_min, port_max)),
@@ -96,6 +104,7 @@ impl MediaService {
             workers,
             next_id: AtomicU64::new(0),
             lateness,
+            dtls,
         }))
     }
 
@@ -165,6 +174,11 @@ impl MediaService {
     /// as of their last housekeeping tick.
     pub fn timer_lateness(&self) -> LatenessSnapshot {
         self.lateness.snapshot()
+    }
+
+    /// The SHA-256 fingerprint of the PBX's DTLS certificate (`a=fingerprint`).
+    pub fn dtls_fingerprint(&self) -> &Fingerprint {
+        self.dtls.fingerprint()
     }
 
     /// UDP ports currently held by sessions (four per call).

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use pbx_media::relay::{BridgeStats, Component, DropReason, Verdict};
 use pbx_media::session::{self, Event, MediaSession as Session};
+use pbx_media::webrtc::DtlsIdentity;
 use pbx_media::{MediaPlan, Side};
 use tokio::sync::watch;
 
@@ -142,6 +143,7 @@ pub(crate) fn spawn(
     index: usize,
     rtp_timeout: Duration,
     lateness: Arc<Lateness>,
+    dtls: Arc<DtlsIdentity>,
 ) -> io::Result<Arc<WorkerHandle>> {
     let poller = Poller::new()?;
     let waker = Arc::new(Waker::new()?);
@@ -159,6 +161,7 @@ pub(crate) fn spawn(
         buf: Box::new([0; BUF]),
         lateness: LocalLateness::default(),
         shared_lateness: lateness,
+        dtls,
     };
     std::thread::Builder::new()
         .name(format!("pbx-media-{index}"))
@@ -199,6 +202,8 @@ struct Worker {
     /// How late deadlines were handled since the last tick.
     lateness: LocalLateness,
     shared_lateness: Arc<Lateness>,
+    /// The PBX's DTLS certificate, for the WebRTC legs of every session.
+    dtls: Arc<DtlsIdentity>,
 }
 
 impl Worker {
@@ -328,7 +333,9 @@ impl Worker {
         self.by_id.insert(call.id, index);
         let mut slot = Slot {
             call,
-            session: Session::relay(now).with_rtp_timeout(self.rtp_timeout),
+            session: Session::relay(now)
+                .with_rtp_timeout(self.rtp_timeout)
+                .with_webrtc(self.dtls.clone()),
             reported: BridgeStats::default(),
             armed: None,
         };
@@ -415,6 +422,17 @@ fn drain(slot: &mut Slot, buf: &mut [u8; BUF], timers: &mut Timers, now: Instant
             Event::MediaTimeout { idle } => {
                 tracing::info!(call = %slot.call.label, "no RTP for {idle:?}");
                 (slot.call.on_event)(MediaEvent::Timeout);
+            }
+            // RFC 7675 §5.1: the browser is gone; the call ends as after a media timeout.
+            Event::ConsentLost { side } => {
+                tracing::info!(call = %slot.call.label, ?side, "WebRTC consent expired");
+                (slot.call.on_event)(MediaEvent::Timeout);
+            }
+            // A certificate that does not match the SDP's fingerprint, or a failed
+            // handshake: the leg can never carry media, so the call ends.
+            Event::WebRtcFailed { side, reason } => {
+                tracing::warn!(call = %slot.call.label, ?side, %reason, "WebRTC leg failed");
+                (slot.call.on_event)(MediaEvent::Failed);
             }
             Event::SrtpFailures { total } => {
                 tracing::debug!(call = %slot.call.label, total, "SRTP authentication failures");

@@ -7,6 +7,7 @@ use crate::sdp::NegotiationError;
 use crate::sdp::codec::Codec;
 use crate::sdp::parse::parse;
 use crate::sdp::pending::Pending;
+use crate::sdp::webrtc as w;
 use crate::sdp::write::{Audio, Rejected, Section, body};
 use crate::voice::Voice;
 use crate::{Direction, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
@@ -49,8 +50,10 @@ impl Negotiator {
             return Err(NegotiationError::OfferPending);
         }
         let sdp = parse(sdp)?;
+        let webrtc_ok = self.dtls_fingerprint.is_some();
         let leg = &mut self.legs[from.index()];
-        let p = Pending::read(from, &sdp, &leg.policy)?;
+        let p = Pending::read(from, &sdp, &leg.policy, webrtc_ok)?;
+        leg.webrtc = p.webrtc.is_some();
         // RFC 3264 §6.1: the answer lists the offered formats it accepts, in the offer's
         // numbering; the first voice format the PBX speaks is the one it sends.
         let (voice, kind) = p
@@ -79,7 +82,22 @@ impl Negotiator {
             _ => Vec::new(),
         };
         let direction = Direction::SendRecv.clamp_answer(p.stream.direction);
-        let text = answer_body(leg, &p, &reply, &crypto, direction);
+        let ice = p.webrtc.as_ref().map(|_| leg.ice(rng));
+        let setup = p.webrtc.as_ref().map(|r| r.answer_setup());
+        let webrtc_plan = match (&p.webrtc, &ice, setup) {
+            (Some(r), Some(ice), Some((_, role))) => Some(r.plan(role, ice)),
+            _ => None,
+        };
+        let section = match (&p.webrtc, &ice, setup, &self.dtls_fingerprint) {
+            (Some(r), Some(ice), Some((setup, _)), Some(fingerprint)) => Some(w::Section {
+                ice,
+                fingerprint,
+                setup,
+                mid: r.mid.as_deref().unwrap_or(w::DEFAULT_MID),
+            }),
+            _ => None,
+        };
+        let text = answer_body(leg, &p, &reply, &crypto, direction, section);
         let out = leg.stamp(self.session_id, text);
         let mut lines = p.lines.clone();
         if let Some(line) = lines.get_mut(p.index) {
@@ -95,6 +113,7 @@ impl Negotiator {
             srtp,
             pt_map: Vec::new(),
             direction: p.stream.direction,
+            webrtc: webrtc_plan,
         };
         let mut plan = MediaPlan {
             codec: voice.encoding(),
@@ -116,6 +135,7 @@ fn answer_body(
     reply: &[Codec],
     crypto: &[(u32, &SrtpKey)],
     direction: Direction,
+    webrtc: Option<w::Section<'_>>,
 ) -> String {
     let sections: Vec<Section<'_>> = p
         .lines
@@ -130,6 +150,7 @@ fn answer_body(
                 rtcp_mux: p.rtcp_mux,
                 crypto,
                 direction,
+                webrtc,
             }),
             false => Section::Rejected(line),
         })
