@@ -7,13 +7,17 @@ What each test hears is checked by frequency: a baresip phone's recording (media
 analyse_tone), and in the page, an AnalyserNode on the remote stream (dominant frequency).
 
 - a wrong password shows its message; the right one registers (`pbx registration list`);
-- the page calls a baresip extension: each side hears the other's tone;
+- a microphone the browser denies shows its message, and no call starts;
+- the page calls a baresip extension: each side hears the other's tone; DTMF from the
+  page's keypad reaches baresip; hold, resume and mute;
 - baresip calls the page: it rings with the caller's name, answers, hears baresip's tone;
 - the page calls `600` (echo) and hears its own tone back;
 - page to page (two browsers with two tones, two extensions);
 - an extension with baresip and a page: both ring, baresip answers, the page stops ringing;
 - a page reloaded mid-call: the call ends, with a CDR;
-- the directory with presence, the history and a voicemail message played in the page.
+- the directory with presence, the history and a voicemail message played in the page;
+- the PBX stopped: the page says the connection is lost, and registers again by itself once
+  the PBX is back.
 
 Screenshots (idle, at a phone's width, ringing, in call, directory, voicemail) go to PBX_E2E_SCREENSHOTS when set
 (docs/screenshots/ holds the committed ones). Addresses: baresip phones 127.0.83.x.
@@ -226,6 +230,27 @@ def test_wrong_password_shows_its_message_and_the_right_one_registers(pages, pag
     shot(page, "narrow")
 
 
+def test_a_denied_microphone_shows_its_message(browsers, page_pbx):
+    # a browser that asks (no --use-fake-ui-for-media-stream) and a context that was given
+    # no permission: headless chromium refuses the microphone, as after a click on "Block"
+    b = browsers[0].browser_type.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--use-fake-device-for-media-stream"])
+    try:
+        page = b.new_page()
+        page.goto(f"http://127.0.0.1:{page_pbx.web}/phone")
+        page.fill("#login-extension", str(PAGE_A))
+        page.fill("#login-password", pw(PAGE_A))
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector('#status[data-state="registered"]', timeout=10000)
+        dial(page, 600)
+        page.wait_for_selector("#notice", state="visible")
+        assert "denied the microphone" in page.text_content("#notice")
+        assert page.is_visible("#idle"), "no call was started"
+    finally:
+        b.close()
+
+
 def test_page_calls_baresip_and_both_hear_each_other(pages, desk, page_pbx):
     phone = desk(page_pbx, DESK, BARESIP_IP)
     page = pages(0, PAGE_A)
@@ -234,6 +259,18 @@ def test_page_calls_baresip_and_both_hear_each_other(pages, desk, page_pbx):
     wait_hears(page, TONE_DESK)
     shot(page, "in-call")
     time.sleep(1.5)          # baresip records the page's tone for a while
+    # DTMF from the keypad: RFC 4733 events, which baresip reports as keys
+    page.click("#keypad")
+    page.click('#dtmf-pad button[data-key="5"]')
+    key = phone.wait_event({"CALL_DTMF_START"}, 5)
+    assert key is not None and key.get("param") == "5", phone.log()
+    # hold and resume (re-INVITEs answered by the PBX), mute
+    page.click("#hold")
+    page.wait_for_function("() => document.getElementById('call-state').textContent === 'On hold'")
+    page.click("#hold")
+    wait_in_call(page)
+    page.click("#mute")
+    assert page.get_attribute("#mute", "aria-pressed") == "true"
     page.click("#hangup")
     wait_idle(page)
     row = wait_cdr(page_pbx, PAGE_A, DESK)
@@ -377,3 +414,19 @@ def test_directory_history_and_voicemail_in_the_page(pages, page_pbx):
     })""")
     assert 1.5 < seconds < 2.5, seconds
     shot(a, "voicemail")
+
+
+def test_a_lost_connection_is_shown_and_the_page_reconnects(pages, page_pbx):
+    page = pages(0, PAGE_A)
+    page_pbx.stop()
+    try:
+        page.wait_for_selector('#status[data-state="offline"]', timeout=10000)
+        page.wait_for_selector("#notice", state="visible")
+        assert "connection to the PBX was lost" in page.text_content("#notice")
+    finally:
+        page_pbx.start()
+    # it reconnects by itself and registers again (a binding over the new socket)
+    page.wait_for_selector('#status[data-state="registered"]', timeout=20000)
+    assert page.is_hidden("#notice")
+    lines = page_pbx.wait_bindings([PAGE_A], lambda b: str(PAGE_A) in b).get(str(PAGE_A))
+    assert lines, page_pbx.registration_lines()

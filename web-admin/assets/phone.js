@@ -128,13 +128,7 @@ function startUa() {
   });
   registerer = new Registerer(ua, { expires: 300 });
   registerer.stateChange.addListener((state) => {
-    if (state === RegistererState.Registered) {
-      setStatus("registered", "Ready");
-      notice(null);
-      reconnectDelay = 1000;
-    } else if (state === RegistererState.Unregistered && ua) {
-      setStatus("offline", "Not registered");
-    }
+    if (state === RegistererState.Unregistered && ua) setStatus("offline", "Not registered");
   });
   setStatus("connecting", "Connecting…");
   ua.start().then(register, lostConnection);
@@ -142,7 +136,14 @@ function startUa() {
 
 function register() {
   registerer.register({
+    // Each accepted REGISTER, not the registerer's state: that stays "registered" across a
+    // reconnection, so its change would not tell that the new socket is registered.
     requestDelegate: {
+      onAccept: () => {
+        setStatus("registered", "Ready");
+        notice(null);
+        reconnectDelay = 1000;
+      },
       onReject: (response) => {
         const code = response.message.statusCode;
         setStatus("offline", "Not registered");
