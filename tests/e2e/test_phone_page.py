@@ -204,6 +204,17 @@ def dial(page, number):
     page.click("#call")
 
 
+def wait_recorded(phone, seconds=2.0, timeout=10.0):
+    """Until baresip has recorded `seconds` of the call (8 kHz, 16-bit mono) while it is up."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rec = phone.recording()
+        if rec and os.path.getsize(rec) > 44 + int(16000 * seconds):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"baresip recorded less than {seconds} s\n{phone.log()}")
+
+
 def recording_tone(phone):
     rec = phone.recording()
     assert rec and wait_file_stable(rec), phone.log()
@@ -258,7 +269,7 @@ def test_page_calls_baresip_and_both_hear_each_other(pages, desk, page_pbx):
     wait_in_call(page)
     wait_hears(page, TONE_DESK)
     shot(page, "in-call")
-    time.sleep(1.5)          # baresip records the page's tone for a while
+    wait_recorded(phone)     # baresip records the page's tone for a while
     # DTMF from the keypad: RFC 4733 events, which baresip reports as keys
     page.click("#keypad")
     page.click('#dtmf-pad button[data-key="5"]')
@@ -292,7 +303,7 @@ def test_baresip_calls_the_page_which_rings_and_answers(pages, desk, page_pbx):
     page.click("#answer")
     wait_in_call(page)
     wait_hears(page, TONE_DESK)
-    time.sleep(1.5)
+    wait_recorded(phone)
     phone.hangup()
     wait_idle(page)
     row = wait_cdr(page_pbx, DESK, PAGE_A)

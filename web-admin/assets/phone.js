@@ -489,6 +489,11 @@ function renderDirectory(people) {
   }));
 }
 
+// Presence changes while the page is open: the directory is read again every 15 s.
+setInterval(() => {
+  if (!$("app").hidden && !$("tab-directory").hidden && me) loadDirectory();
+}, 15000);
+
 let searchTimer = null;
 $("search").addEventListener("input", () => {
   clearTimeout(searchTimer);
