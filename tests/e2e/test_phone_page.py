@@ -17,7 +17,8 @@ analyse_tone), and in the page, an AnalyserNode on the remote stream (dominant f
 - a page reloaded mid-call: the call ends, with a CDR;
 - the directory with presence, the history and a voicemail message played in the page;
 - the PBX stopped: the page says the connection is lost, and registers again by itself once
-  the PBX is back.
+  the PBX is back;
+- over HTTPS (`[web] tls`), the page registers over `wss:` and calls.
 
 Screenshots (idle, at a phone's width, ringing, in call, directory, voicemail) go to PBX_E2E_SCREENSHOTS when set
 (docs/screenshots/ holds the committed ones). Addresses: baresip phones 127.0.83.x.
@@ -441,3 +442,28 @@ def test_a_lost_connection_is_shown_and_the_page_reconnects(pages, page_pbx):
     assert page.is_hidden("#notice")
     lines = page_pbx.wait_bindings([PAGE_A], lambda b: str(PAGE_A) in b).get(str(PAGE_A))
     assert lines, page_pbx.registration_lines()
+
+
+def test_over_https_the_page_registers_over_wss_and_calls(browsers, pbx_factory):
+    """`[web] tls`: the page is served over HTTPS (the PBX's self-signed certificate,
+    accepted by the test as a user would once) and its SIP goes over `wss:` to `/ws`."""
+    p = pbx_factory("phonepage-tls", dialplan=PLAN, web_tls=True)
+    p.add_extension(PAGE_B, pw(PAGE_B), name=NAMES[PAGE_B])
+    p.start()
+    ctx = browsers[1].new_context(ignore_https_errors=True)
+    try:
+        page = ctx.new_page()
+        page.goto(f"https://127.0.0.1:{p.web}/phone")
+        page.fill("#login-extension", str(PAGE_B))
+        page.fill("#login-password", pw(PAGE_B))
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector('#status[data-state="registered"]', timeout=10000)
+        lines = p.wait_bindings([PAGE_B], lambda b: str(PAGE_B) in b).get(str(PAGE_B))
+        assert lines and all(re.search(r"\bwss\b", ln, re.I) for ln in lines), lines
+        dial(page, 600)
+        wait_in_call(page)
+        wait_hears(page, TONE_B)
+        page.click("#hangup")
+        wait_idle(page)
+    finally:
+        ctx.close()
