@@ -409,6 +409,9 @@ def test_directory_history_and_voicemail_in_the_page(pages, page_pbx):
     b.wait_for_selector("#ringing", state="visible", timeout=10000)
     b.click("#reject")
     wait_idle(a)
+    a.wait_for_selector("#notice", state="visible")
+    assert a.text_content("#notice") == f"{PAGE_B} did not take the call.", \
+        a.text_content("#notice")
     b.wait_for_selector("#idle", state="visible")
 
     a.click('.tabs button[data-tab="history"]')

@@ -221,9 +221,18 @@ async function call(target) {
   showPanel("incall");
   inviter.invite({
     requestDelegate: {
-      onReject: (r) => notice(`The call failed: ${r.message.statusCode} ${r.message.reasonPhrase}.`, "warn"),
+      onReject: (r) => notice(refusal(target, r.message.statusCode, r.message.reasonPhrase), "warn"),
     },
   }).catch((e) => { notice(`The call could not start: ${e.message}`); endCall(); });
+}
+
+// What a final answer to our INVITE means to the person who dialled.
+function refusal(target, code, reason) {
+  if (code === 486 || code === 600) return `${target} is busy.`;
+  if (code === 480 || code === 603) return `${target} did not take the call.`;
+  if (code === 404 || code === 484) return `There is no ${target}.`;
+  if (code === 403) return `You may not call ${target}.`;
+  return `The call failed: ${code} ${reason}.`;
 }
 
 function incoming(invitation) {
