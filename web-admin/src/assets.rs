@@ -1,5 +1,6 @@
 //! The UI's static files, compiled into the binary: htmx (vendored from npm `htmx.org`, with
-//! its licence), the style sheet and the icon. Each URL holds a hash of the content, so a
+//! its licence), the style sheet and the icon, and the browser phone's files (SIP.js, vendored
+//! from npm `sip.js` with its licence). Each URL holds a hash of the content, so a
 //! file can be cached forever (`immutable`) and a new build is fetched at once.
 
 use std::sync::OnceLock;
@@ -60,7 +61,39 @@ pub static ICON: Asset = Asset::new(
     "image/svg+xml",
 );
 
-static ALL: [&Asset; 4] = [&CSS, &HTMX, &HTMX_LICENSE, &ICON];
+/// The browser phone (`/phone`): its own sheet on top of [`CSS`], its page script, and
+/// SIP.js 0.21.2 bundled once by `scripts/vendor-sip-js.sh` (docs/decisions.md).
+pub static PHONE_CSS: Asset = Asset::new(
+    "phone.css",
+    include_bytes!("../assets/phone.css"),
+    "text/css; charset=utf-8",
+);
+pub static PHONE_JS: Asset = Asset::new(
+    "phone.js",
+    include_bytes!("../assets/phone.js"),
+    "text/javascript; charset=utf-8",
+);
+pub static SIP_JS: Asset = Asset::new(
+    "sip.min.js",
+    include_bytes!("../assets/sip-0.21.2.min.js"),
+    "text/javascript; charset=utf-8",
+);
+pub static SIP_JS_LICENSE: Asset = Asset::new(
+    "sip.js-LICENSE.md",
+    include_bytes!("../assets/sip.js-LICENSE.md"),
+    "text/plain; charset=utf-8",
+);
+
+static ALL: [&Asset; 8] = [
+    &CSS,
+    &HTMX,
+    &HTMX_LICENSE,
+    &ICON,
+    &PHONE_CSS,
+    &PHONE_JS,
+    &SIP_JS,
+    &SIP_JS_LICENSE,
+];
 
 pub fn router() -> Router<Shared> {
     Router::new().route("/assets/{hash}/{name}", get(serve))

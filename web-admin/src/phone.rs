@@ -11,9 +11,11 @@
 
 use std::collections::HashSet;
 
+use askama::Template;
+use askama_web::WebTemplate;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -36,6 +38,7 @@ const CALLS_LIMIT: u32 = 100;
 
 pub fn router() -> Router<Shared> {
     Router::new()
+        .route("/phone", get(page))
         .route("/phone/login", post(login))
         .route("/phone/logout", post(logout))
         .route("/phone/api/me", get(me))
@@ -43,6 +46,47 @@ pub fn router() -> Router<Shared> {
         .route("/phone/api/calls", get(calls))
         .route("/phone/api/voicemail", get(voicemail))
         .route("/phone/api/voicemail/{id}/audio", get(audio))
+}
+
+/// The page's policy: everything from this origin only. `connect-src 'self'` covers the
+/// same origin's `ws:`/`wss:` (`/ws`) in CSP Level 3.
+const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+     script-src 'self'; connect-src 'self'; media-src 'self' blob:; frame-ancestors 'none'; \
+     form-action 'self'; base-uri 'none'";
+
+/// `/phone`: one static page; its script (`assets/phone.js`) logs in over the JSON API below
+/// and registers with SIP.js over `/ws`.
+#[derive(Template, WebTemplate)]
+#[template(path = "phone.html")]
+struct PhonePage {
+    css: &'static str,
+    phone_css: &'static str,
+    phone_js: &'static str,
+    sip_js: &'static str,
+    sip_license: &'static str,
+    icon: &'static str,
+}
+
+async fn page() -> Response {
+    let page = PhonePage {
+        css: crate::assets::CSS.url(),
+        phone_css: crate::assets::PHONE_CSS.url(),
+        phone_js: crate::assets::PHONE_JS.url(),
+        sip_js: crate::assets::SIP_JS.url(),
+        sip_license: crate::assets::SIP_JS_LICENSE.url(),
+        icon: crate::assets::ICON.url(),
+    };
+    (
+        [
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_CSP),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        page,
+    )
+        .into_response()
 }
 
 /// What a phone request can fail with, as JSON `{"error": ...}` with its status.

@@ -448,3 +448,74 @@ async fn calls_and_voicemail_are_the_extensions_own() {
         "no audio without a login"
     );
 }
+
+/// The `/assets/HASH/NAME` URLs a page names, in order.
+fn asset_urls(html: &str) -> Vec<String> {
+    html.split('"')
+        .filter(|s| s.starts_with("/assets/"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_phone_page_and_its_assets_are_served_from_the_binary() {
+    let app = app().await;
+    // No login needed: the page itself holds nothing about anyone.
+    let page = app.get("/phone", "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.headers[header::CONTENT_TYPE]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/html")),
+        "{:?}",
+        page.headers
+    );
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("csp");
+    assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"));
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert!(page.body.contains(r#"id="login-form""#));
+
+    let urls = asset_urls(&page.body);
+    for name in [
+        "app.css",
+        "phone.css",
+        "phone.js",
+        "sip.min.js",
+        "sip.js-LICENSE.md",
+    ] {
+        assert!(
+            urls.iter().any(|u| u.ends_with(&format!("/{name}"))),
+            "{name} not in {urls:?}"
+        );
+    }
+    for url in &urls {
+        let asset = app.get(url, "").await;
+        assert_eq!(asset.status, StatusCode::OK, "{url}");
+        assert_eq!(
+            asset.headers[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable",
+            "{url}"
+        );
+        if url.ends_with(".js") {
+            assert_eq!(
+                asset.headers[header::CONTENT_TYPE],
+                "text/javascript; charset=utf-8"
+            );
+        }
+    }
+    let sip = urls
+        .iter()
+        .find(|u| u.ends_with("/sip.min.js"))
+        .expect("sip.js");
+    // The page script imports SIP.js from the URL in `data-sip` (an ES module bundle).
+    assert!(page.body.contains(&format!(r#"data-sip="{sip}""#)));
+    let bundle = app.get(sip, "").await;
+    assert!(bundle.body.contains("UserAgent") && bundle.body.contains("export{"));
+    let licence = urls
+        .iter()
+        .find(|u| u.ends_with("/sip.js-LICENSE.md"))
+        .expect("licence");
+    assert!(app.get(licence, "").await.body.contains("MIT"));
+}
