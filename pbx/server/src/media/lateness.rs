@@ -13,6 +13,10 @@ use std::time::Duration;
 /// Upper bounds of the buckets, in microseconds; the last bucket is everything above.
 pub const BOUNDS_US: [u64; 9] = [100, 250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000];
 const BUCKETS: usize = BOUNDS_US.len() + 1;
+/// The buckets' `le` labels in seconds, as Prometheus writes them.
+const LABELS: [&str; BUCKETS] = [
+    "0.0001", "0.00025", "0.0005", "0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "+Inf",
+];
 
 fn bucket(late: Duration) -> usize {
     let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
@@ -38,12 +42,9 @@ impl LocalLateness {
     /// Adds the counts to `shared` and to the metrics, and starts again from zero.
     pub(crate) fn flush(&mut self, shared: &Lateness) {
         let mut cumulative = 0;
-        for (i, &n) in self.counts.iter().enumerate() {
-            shared.counts[i].fetch_add(n, Ordering::Relaxed);
+        for ((&n, total), le) in self.counts.iter().zip(&shared.counts).zip(LABELS) {
+            total.fetch_add(n, Ordering::Relaxed);
             cumulative += n;
-            let le = BOUNDS_US
-                .get(i)
-                .map_or_else(|| "+Inf".to_string(), |us| (*us as f64 / 1e6).to_string());
             if cumulative > 0 {
                 metrics::counter!("pbx_media_timer_lateness_seconds_bucket", "le" => le)
                     .increment(cumulative);
