@@ -70,6 +70,16 @@ def known_payload(seed: str, seq: int, size: int = 160) -> bytes:
     return out[:size]
 
 
+def sequence_gaps(packets):
+    """(sequence number before, how many missing) for each hole in packets in order."""
+    gaps = []
+    for a, b in zip(packets, packets[1:]):
+        step = (b.seq - a.seq) % 0x10000
+        if step != 1:
+            gaps.append((a.seq, step - 1))
+    return gaps
+
+
 class RtpPeer:
     """A UDP socket used as an RTP endpoint: send packets, record what arrives.
 
@@ -165,6 +175,20 @@ class RtpPeer:
         return t, box
 
     # ------------------------------------------------------------------ receive
+
+    def in_order(self, ssrc=None, source=None):
+        """`rtp()` in sequence order. The 16-bit sequence number starts at random and wraps
+        (RFC 3550 §5.1), so it is extended across the wrap from the arrival order rather than
+        sorted raw: a raw sort puts the packets after a wrap first."""
+        packets = self.rtp(ssrc, source)
+        keyed, last, ext = [], None, 0
+        for p in packets:
+            if last is not None:
+                ext += (p.seq - last + 0x8000) % 0x10000 - 0x8000
+            last = p.seq
+            keyed.append((ext, p))
+        keyed.sort(key=lambda k: k[0])
+        return [p for _, p in keyed]
 
     def snapshot(self):
         with self.lock:

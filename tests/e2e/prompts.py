@@ -58,7 +58,7 @@ def prompt_received(rtp, name, timeout):
     end = time.time() + timeout
     got = b""
     while time.time() < end:
-        got = b"".join(p.payload for p in sorted(rtp.rtp(), key=lambda p: p.seq))
+        got = b"".join(p.payload for p in rtp.in_order())
         if want in got:
             return got
         time.sleep(0.2)

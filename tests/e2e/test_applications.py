@@ -27,7 +27,7 @@ from baresip_phone import BaresipPhone, wait_file_stable
 from callclient import sdp_offer
 from callhelpers import (answer_pts, assert_pbx_sdp, compare_streams, password, wait_cdr,
                          wait_incoming)
-from media import RtpPacket, RtpPeer, analyse_tone, write_tone_wav
+from media import RtpPacket, RtpPeer, analyse_tone, sequence_gaps, write_tone_wav
 from prompts import press, prompt_bytes, prompt_received, tone_packets
 
 CALLER_IP = "127.0.0.7"
@@ -144,7 +144,7 @@ def test_menu_plays_its_prompt_and_a_key_by_rfc4733_chooses(app_pbx, phones):
     try:
         # The first second of the prompt, as sent: µ-law of the committed file, 20 ms apart.
         time.sleep(1.0)
-        first = sorted(rtp.rtp(), key=lambda p: p.seq)
+        first = rtp.in_order()
         assert 30 <= len(first) <= 70, f"{len(first)} packets in the first second"
         assert all(p.pt == 0 and len(p.payload) == 160 for p in first), first[:3]
         prompt = prompt_bytes("demo-menu")
@@ -184,9 +184,14 @@ def test_no_choice_replays_the_menu_then_hangs_up(app_pbx, phones):
         seconds = len(prompt) / 8000
         bye = out.wait_bye((seconds + MENU_TIMEOUT) * (RETRIES + 1) + 5)
         assert bye is not None, f"no BYE after the retries\n{app_pbx.log_tail()}"
-        got = b"".join(p.payload for p in sorted(rtp.rtp(), key=lambda p: p.seq))
+        packets = rtp.in_order()
+        got = b"".join(p.payload for p in packets)
         plays = got.count(prompt[:800])
-        assert plays == RETRIES + 1, f"the menu was played {plays} times"
+        assert plays == RETRIES + 1, (
+            f"the menu was played {plays} times: {len(packets)} packets, "
+            f"{len(got)} bytes for a {len(prompt)}-byte prompt, starts at "
+            f"{[i for i in range(0, len(got), 160) if got[i:i + 800] == prompt[:800]]}, "
+            f"sequence gaps {sequence_gaps(packets)}")
     finally:
         rtp.close()
 

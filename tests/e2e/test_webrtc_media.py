@@ -146,7 +146,7 @@ def test_aiortc_and_a_plain_rtp_phone_hear_each_other_in_g711(webrtc_pbx, phones
         assert report.has_tone(TONE_PHONE, min_seconds=1.5), \
             f"aiortc did not hear the phone's tone: {report}"
 
-        got = sorted((p for p in rtp.rtp() if p.pt == 0), key=lambda p: p.seq)
+        got = [p for p in rtp.in_order() if p.pt == 0]
         assert len(got) > 100, f"the phone got {len(got)} PCMU packets from aiortc"
         pcm = audioop.ulaw2lin(b"".join(p.payload for p in got), 2)
         phone_wav = tmp_path / "phone-heard.wav"
