@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::endpoint::dtmf::DtmfDetector;
 use crate::endpoint::echo::Echo;
-use crate::endpoint::player::{Player, PlayerOutput};
+use crate::endpoint::player::{Continuation, Player, PlayerOutput};
 use crate::endpoint::recorder::{Recorder, RecordingEnd};
 use crate::endpoint::relay::Relay;
 use crate::relay::{BridgeStats, Component, DropReason, Kind, RelayError, Verdict};
@@ -45,6 +45,8 @@ const SRTP_REPORT_EVERY: Duration = Duration::from_secs(1);
 #[derive(Default)]
 struct Endpoints {
     player: Option<Player>,
+    /// Where the last player left the leg's stream (the next one carries on from there).
+    played: Option<Continuation>,
     recorder: Option<Recorder>,
     dtmf: Option<DtmfDetector>,
     echo: Option<Echo>,
@@ -94,7 +96,8 @@ impl Endpoints {
     }
 
     fn stop_player(&mut self, side: Side, events: &mut VecDeque<Event>) {
-        if self.player.take().is_some() {
+        if let Some(player) = self.player.take() {
+            self.played = Some(player.continuation());
             events.push_back(Event::PlayerFinished { side });
         }
     }
@@ -322,9 +325,12 @@ impl MediaSession {
         match command {
             Command::ConnectRelay => self.relay.connected = true,
             Command::DisconnectRelay => self.relay.connected = false,
-            Command::Play { side, spec } => {
+            Command::Play { side, mut spec } => {
                 let eps = &mut legs[leg(side)];
                 eps.stop_player(side, events);
+                if let Some(played) = eps.played {
+                    played.carry_into(now, &mut spec);
+                }
                 eps.player = Some(Player::new(now, spec));
             }
             Command::StopPlayer { side } => legs[leg(side)].stop_player(side, events),

@@ -264,3 +264,71 @@ fn stop_reports_the_end_and_bad_ptime_is_refused() {
     assert_eq!(s.poll_event(), None);
     assert_eq!(s.poll_timeout(), None);
 }
+
+fn seq_ts(bytes: &[u8]) -> (u16, u32) {
+    (
+        u16::from_be_bytes([bytes[2], bytes[3]]),
+        u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+    )
+}
+
+#[test]
+fn the_next_prompt_carries_on_the_stream_of_the_last_one() {
+    // A menu plays its prompt, waits, and plays it again: one SSRC, so RFC 3550 §5.1 wants
+    // the sequence number to go on by one and the timestamp to count the silence between.
+    let t0 = base();
+    let mut s = MediaSession::new(t0);
+    s.apply(t0, &caller_only(leg(CALLER))).expect("plan");
+    let play = |s: &mut MediaSession, at, first_sequence, first_timestamp| {
+        let mut spec = spec(Law::Mu, pcm()[..800].to_vec());
+        spec.first_sequence = first_sequence;
+        spec.first_timestamp = first_timestamp;
+        s.handle_command(
+            at,
+            Command::Play {
+                side: Side::Caller,
+                spec,
+            },
+        )
+        .expect("play");
+    };
+    play(&mut s, t0, 65_534, 0xffff_ff00);
+    let (first, _) = run_until(&mut s, t0, t0 + Duration::from_secs(1));
+    assert_eq!(first.len(), 5, "800 samples are five frames");
+    let (last_seq, last_ts) = seq_ts(&first[4].bytes);
+    assert_eq!(last_seq, 2, "65534, 65535, 0, 1, 2");
+
+    // One second of silence after the last frame, then a new player drawn with another
+    // random start: the stream carries on instead.
+    let again = first[4].at + Duration::from_secs(1);
+    play(&mut s, again, 1234, 99);
+    let (second, _) = run_until(&mut s, again, again + Duration::from_secs(1));
+    assert_eq!(second.len(), 5);
+    let (seq, ts) = seq_ts(&second[0].bytes);
+    assert_eq!(seq, last_seq.wrapping_add(1), "the sequence goes on by one");
+    assert_eq!(
+        ts,
+        last_ts.wrapping_add(8000),
+        "the timestamp counts the second since the last frame"
+    );
+    assert!(
+        second[0].bytes[1] & 0x80 != 0,
+        "a new talkspurt: marker set"
+    );
+
+    // Another SSRC is another stream: its own start is kept.
+    let later = second[4].at + MS20;
+    let mut other = spec(Law::Mu, pcm()[..160].to_vec());
+    other.ssrc = 0x0dd5_0002;
+    other.first_sequence = 4321;
+    s.handle_command(
+        later,
+        Command::Play {
+            side: Side::Caller,
+            spec: other,
+        },
+    )
+    .expect("play");
+    let (third, _) = run_until(&mut s, later, later + Duration::from_secs(1));
+    assert_eq!(seq_ts(&third[0].bytes).0, 4321);
+}

@@ -98,6 +98,43 @@ pub(crate) enum PlayerOutput {
     Idle,
 }
 
+/// Where a stopped player's stream was, so that the next player on the leg carries on with
+/// the same SSRC: RFC 3550 §5.1 wants the sequence number to go on by one per packet and the
+/// timestamp to advance with the sampling clock, whatever the source. A receiver that sees a
+/// random jump instead may take it for a restarted sender and drop packets while it re-syncs
+/// (RFC 3550 A.1: the probation of a new source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Continuation {
+    ssrc: u32,
+    sequence: u16,
+    /// The timestamp the frame due at `at` would have carried.
+    timestamp: u32,
+    at: Instant,
+    step: u32,
+    ptime: Duration,
+}
+
+impl Continuation {
+    /// Makes `spec` carry on from here when it sends under the same SSRC (a new SSRC is a new
+    /// stream and keeps its own random start). The timestamp moves on by the time that passed
+    /// (negative when the next frame was not due yet).
+    pub(crate) fn carry_into(&self, now: Instant, spec: &mut PlayerSpec) {
+        if spec.ssrc != self.ssrc {
+            return;
+        }
+        let micros = |d: Duration| i128::try_from(d.as_micros()).unwrap_or(i128::MAX);
+        let elapsed = if now >= self.at {
+            micros(now - self.at)
+        } else {
+            -micros(self.at - now)
+        };
+        let units = elapsed * i128::from(self.step) / micros(self.ptime).max(1);
+        // Modulo 2^32 (RFC 3550 §5.1): the truncation is the wrap.
+        spec.first_timestamp = self.timestamp.wrapping_add(units as u32);
+        spec.first_sequence = self.sequence;
+    }
+}
+
 pub(crate) struct Player {
     source: Box<dyn FrameSource>,
     payload_type: u8,
@@ -128,6 +165,18 @@ impl Player {
 
     pub(crate) fn poll_timeout(&self) -> Instant {
         self.next
+    }
+
+    /// Where the stream stands, for the player that follows on the leg.
+    pub(crate) fn continuation(&self) -> Continuation {
+        Continuation {
+            ssrc: self.ssrc,
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            at: self.next,
+            step: self.step,
+            ptime: self.ptime,
+        }
     }
 
     /// The packet due at `now`, written into `buf` (at least [`rtp::HEADER`] plus one frame).
