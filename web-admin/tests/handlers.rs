@@ -192,6 +192,8 @@ async fn app() -> App {
     let token = store.create_token("admin").await.expect("token");
     let clock = Arc::new(ManualClock::new(T0));
     let listeners: Vec<(Transport, SocketAddr)> = vec![
+        // A browsers' listener first: provisioning must never hand it to a softphone.
+        (Transport::Ws, "127.0.0.1:5066".parse().expect("addr")),
         (Transport::Udp, "127.0.0.1:5060".parse().expect("addr")),
         (Transport::Tls, "127.0.0.1:5061".parse().expect("addr")),
     ];
@@ -816,6 +818,11 @@ async fn provisioning_links_work_once_and_expire() {
     let page = app.get("/extensions/1001/qr", &session).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("<svg"));
+    assert!(
+        page.body.contains(r#"<option value="udp""#)
+            && !page.body.contains(r#"<option value="ws""#),
+        "a softphone is offered UDP and TLS, never the browsers' WebSocket"
+    );
     let at = page
         .body
         .find("http://pbx.example:8080/provision/")

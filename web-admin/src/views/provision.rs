@@ -28,11 +28,21 @@ struct TransportQuery {
     transport: Option<String>,
 }
 
+/// The listeners a provisioned softphone can use: WebSocket ones are for browsers (RFC 7118),
+/// which the phone page serves itself, not for the SIP accounts written here.
+fn phone_listeners(state: &Shared) -> impl Iterator<Item = (Transport, std::net::SocketAddr)> + '_ {
+    state
+        .settings
+        .sip_listeners
+        .iter()
+        .copied()
+        .filter(|(t, _)| matches!(t, Transport::Udp | Transport::Tcp | Transport::Tls))
+}
+
 /// What a phone is told to use: the transport asked for when the PBX listens on it, else TLS
-/// when it can, else the first listener.
+/// when it can, else the first listener a phone can use.
 fn pick_listener(state: &Shared, asked: Option<&str>) -> Option<(Transport, std::net::SocketAddr)> {
-    let listeners = &state.settings.sip_listeners;
-    let by = |t: Transport| listeners.iter().find(|(lt, _)| *lt == t).copied();
+    let by = |t: Transport| phone_listeners(state).find(|(lt, _)| *lt == t);
     let asked = asked.and_then(|a| match a {
         "udp" => by(Transport::Udp),
         "tcp" => by(Transport::Tcp),
@@ -41,7 +51,7 @@ fn pick_listener(state: &Shared, asked: Option<&str>) -> Option<(Transport, std:
     });
     asked
         .or_else(|| by(Transport::Tls))
-        .or_else(|| listeners.first().copied())
+        .or_else(|| phone_listeners(state).next())
 }
 
 /// Everything the QR page and the welcome sheet show.
@@ -102,18 +112,16 @@ fn sheet(
         (true, false) => "SRTP",
         _ => "none",
     };
-    let transports = state
-        .settings
-        .sip_listeners
-        .iter()
-        .map(|(t, _)| t.to_string())
-        .fold(Vec::new(), |mut v: Vec<(String, bool)>, t| {
+    let transports = phone_listeners(state).map(|(t, _)| t.to_string()).fold(
+        Vec::new(),
+        |mut v: Vec<(String, bool)>, t| {
             if !v.iter().any(|(x, _)| *x == t) {
                 let current = t == transport.to_string();
                 v.push((t, current));
             }
             v
-        });
+        },
+    );
     Ok(Sheet {
         domain: state.settings.domain.clone(),
         transport: transport.to_string().to_uppercase(),
