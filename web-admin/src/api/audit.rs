@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -67,23 +66,7 @@ pub async fn list(
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let Query(params) = params.map_err(query_error)?;
-    let page = params.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "page",
-            "page counts from 1",
-        ));
-    }
-    let per_page = params.per_page.unwrap_or(50);
-    if !(1..=500).contains(&per_page) {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "per_page",
-            "per_page must be 1 to 500",
-        ));
-    }
-    let offset = u64::from(page - 1) * u64::from(per_page);
+    let (page, per_page, offset) = super::paging(params.page, params.per_page)?;
     let (found, total) = state.audit.audit_page(offset, per_page).await?;
     let items = found
         .into_iter()

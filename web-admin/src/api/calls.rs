@@ -169,14 +169,7 @@ pub async fn cdrs(
     params: Result<Query<CdrParams>, QueryRejection>,
 ) -> Result<Json<CdrPage>, ApiError> {
     let Query(p) = params.map_err(query_error)?;
-    let per_page = p.per_page.unwrap_or(50);
-    if !(1..=500).contains(&per_page) {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "per_page",
-            "per_page must be 1 to 500",
-        ));
-    }
+    let per_page = super::per_page_of(p.per_page)?;
     let search = CdrSearch {
         from: p.from.unwrap_or_default(),
         to: p.to.unwrap_or_default(),

@@ -87,24 +87,8 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<ExtensionPage>, ApiError> {
     let Query(params) = params.map_err(query_error)?;
-    let page = params.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "page",
-            "page counts from 1",
-        ));
-    }
-    let per_page = params.per_page.unwrap_or(50);
-    if !(1..=500).contains(&per_page) {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "per_page",
-            "per_page must be 1 to 500",
-        ));
-    }
+    let (page, per_page, offset) = super::paging(params.page, params.per_page)?;
     let q = params.q.unwrap_or_default();
-    let offset = u64::from(page - 1) * u64::from(per_page);
     let (found, total) = state
         .extensions
         .search_extensions(q.trim(), offset, per_page)

@@ -228,3 +228,31 @@ pub fn json_error(rejection: axum::extract::rejection::JsonRejection) -> ApiErro
 pub fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
 }
+
+/// A page asked of a list: 1-based, at most 500 items (default 50). Returns the page, the
+/// page size and the offset of its first item, or the error naming the wrong field.
+pub fn paging(page: Option<u32>, per_page: Option<u32>) -> Result<(u32, u32, u64), ApiError> {
+    let page = page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "page",
+            "page counts from 1",
+        ));
+    }
+    let per_page = per_page_of(per_page)?;
+    Ok((page, per_page, u64::from(page - 1) * u64::from(per_page)))
+}
+
+/// The page size of a list (1 to 500, default 50) for lists that page by cursor.
+pub fn per_page_of(per_page: Option<u32>) -> Result<u32, ApiError> {
+    let per_page = per_page.unwrap_or(50);
+    if !(1..=500).contains(&per_page) {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "per_page",
+            "per_page must be 1 to 500",
+        ));
+    }
+    Ok(per_page)
+}
