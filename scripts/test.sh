@@ -105,7 +105,8 @@ e2e() {
   local db=$1; shift
   [ -x "$PBX_BIN" ] || { echo "no PBX binary at $PBX_BIN (the build step failed)"; return 1; }
   # -p no:cacheprovider: nothing written into the source tree
-  PBX_E2E_DB=$db python3 -m pytest tests/e2e -v -p no:cacheprovider ${PYTEST_ARGS:-}
+  # --durations: the slowest tests named in the log, to see where the suite's time goes
+  PBX_E2E_DB=$db python3 -m pytest tests/e2e -v -p no:cacheprovider --durations=25 ${PYTEST_ARGS:-}
 }
 
 # ---------------------------------------------------------------- the steps
