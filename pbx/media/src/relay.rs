@@ -20,6 +20,7 @@
 
 mod leg;
 pub(crate) mod packet;
+mod rewrite;
 mod srtp;
 mod stats;
 
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use crate::{MediaPlan, Side, SrtpPair};
 use leg::Leg;
 pub(crate) use packet::Kind;
+use rewrite::Source;
 use srtp::{LegSrtp, SrtpFailure};
 
 pub use stats::{BridgeStats, DropReason, Flow};
@@ -160,7 +162,7 @@ impl Bridge {
     ) -> Verdict {
         let relayed = self
             .receive(now, side, component, source, buf, len)
-            .and_then(|got| self.forward(side, got, buf));
+            .and_then(|got| self.forward(now, side, got, buf));
         match relayed {
             Ok(v) => v,
             Err(reason) => {
@@ -223,6 +225,7 @@ impl Bridge {
     #[inline]
     pub(crate) fn forward(
         &mut self,
+        now: Instant,
         side: Side,
         got: Received,
         buf: &mut [u8],
@@ -241,6 +244,14 @@ impl Bridge {
         if kind == Kind::Rtp {
             to_leg.pt.rewrite(&mut buf[..len]);
         }
+        if let Some(out) = to_leg.out.as_mut() {
+            let pkt = &mut buf[..len];
+            let ssrc = packet::ssrc(kind, pkt);
+            match kind {
+                Kind::Rtp => out.rewrite_rtp(now, Source::Relayed(ssrc), pkt),
+                Kind::Rtcp => out.rewrite_rtcp(ssrc, pkt),
+            }
+        }
         if let Some(srtp) = to_leg.srtp.as_mut() {
             len = srtp.encrypt(kind, buf, len).map_err(srtp_reason)?;
         }
@@ -255,9 +266,11 @@ impl Bridge {
 
     /// Sends an RTP packet the PBX made itself (a player's) to leg `side`: where and from
     /// which socket, encrypted in place when the leg is SRTP (RFC 3711 §3.3, with the PBX's
-    /// outbound key of that leg). Not counted as relayed.
+    /// outbound key of that leg). Not counted as relayed. On a leg with its own outgoing
+    /// stream it is renumbered into that stream (`rewrite.rs`).
     pub(crate) fn send_own(
         &mut self,
+        now: Instant,
         side: Side,
         buf: &mut [u8],
         len: usize,
@@ -273,6 +286,11 @@ impl Bridge {
         let (component, to) = leg
             .destination(Kind::Rtp)
             .ok_or(DropReason::NoDestination)?;
+        if let Some(out) = leg.out.as_mut() {
+            let pkt = buf.get_mut(..len).ok_or(DropReason::NotRtp)?;
+            let ssrc = packet::ssrc(Kind::Rtp, pkt);
+            out.rewrite_rtp(now, Source::Own(ssrc), pkt);
+        }
         let mut len = len;
         if let Some(srtp) = leg.srtp.as_mut() {
             len = srtp.encrypt(Kind::Rtp, buf, len).map_err(srtp_reason)?;

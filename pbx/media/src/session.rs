@@ -285,7 +285,7 @@ impl MediaSession {
                 && let Some(echo) = eps.echo.as_ref()
                 && buf.get_mut(..got.len).is_some_and(|pkt| echo.reflect(pkt))
             {
-                return match self.relay.bridge.send_own(side, buf, got.len) {
+                return match self.relay.bridge.send_own(now, side, buf, got.len) {
                     Ok((component, to, len)) => Verdict::Forward {
                         side,
                         component,
@@ -299,7 +299,7 @@ impl MediaSession {
                 };
             }
         }
-        self.relay.forward(side, got, buf, listening)
+        self.relay.forward(now, side, got, buf, listening)
     }
 
     fn srtp_failed(&mut self, now: Instant) {
@@ -429,7 +429,8 @@ impl MediaSession {
                     PlayerOutput::Packet(len) => {
                         // A leg with no address yet, on hold, or whose SRTP refuses: the
                         // frame's time passes unheard, as it would on a lossy path.
-                        if let Ok((component, to, len)) = self.relay.bridge.send_own(side, buf, len)
+                        if let Ok((component, to, len)) =
+                            self.relay.bridge.send_own(now, side, buf, len)
                         {
                             return Some(Transmit {
                                 side,

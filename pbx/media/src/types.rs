@@ -133,6 +133,14 @@ pub struct LegPlan {
     /// A WebRTC leg (`UDP/TLS/RTP/SAVPF`): ICE-lite and DTLS-SRTP on the RTP socket; its SRTP
     /// keys come from the DTLS handshake, not from `srtp`. Boxed: most legs have none.
     pub webrtc: Option<Box<WebRtcPlan>>,
+    /// The PBX's own SSRC towards this leg: when set, everything the PBX sends the leg (the
+    /// relayed other leg, a player, the echo) goes out as one stream under it, renumbered
+    /// across changes of source (`relay/rewrite.rs`). `None` passes the sources' SSRC,
+    /// sequence and timestamp through (plain phones: docs/decisions.md "One outgoing stream").
+    pub out_ssrc: Option<u32>,
+    /// The RTP clock rate of each payload type this leg receives (its own numbers); types not
+    /// listed are taken as 8000 Hz.
+    pub clock_rates: Vec<(u8, u32)>,
 }
 
 impl LegPlan {

@@ -173,6 +173,11 @@ fn a_browser_calling_a_g711_phone_is_answered_in_g711_without_transcoding() {
     // RFC 3264 §6.1) and receives under its own 101.
     assert!(plan.caller.pt_map.is_empty(), "{:?}", plan.caller.pt_map);
     assert_eq!(plan.callee.pt_map, vec![(126, 101)]);
+    // The browser gets one stream of the PBX's own; the phone keeps the pass-through.
+    assert!(plan.caller.out_ssrc.is_some());
+    assert_eq!(plan.callee.out_ssrc, None);
+    assert!(plan.caller.clock_rates.contains(&(0, 8000)));
+    assert!(plan.caller.clock_rates.contains(&(126, 8000)));
 }
 
 #[test]
@@ -242,4 +247,17 @@ fn a_reoffer_keeps_the_pbxs_ice_credentials() {
     assert_eq!(audio(&first).webrtc.ice_pwd, audio(&second).webrtc.ice_pwd);
     assert!(text(&second).contains("a=recvonly"));
     assert!(plan.caller.direction.is_hold());
+}
+
+#[test]
+fn every_plan_of_a_call_keeps_the_browsers_outgoing_ssrc() {
+    let mut n = webrtc_negotiator();
+    let (_, first, _) = n.answer_locally(Caller, &chromium(), &mut rng()).unwrap();
+    let ssrc = first.caller.out_ssrc.expect("an SSRC of the PBX's own");
+    let (_, again, _) = n.answer_locally(Caller, &chromium(), &mut rng()).unwrap();
+    assert_eq!(again.caller.out_ssrc, Some(ssrc));
+    // Then bridged to a phone: the same stream goes on.
+    let _ = n.offer(Caller, &chromium(), &mut rng()).unwrap();
+    let (_, bridged) = n.answer(Callee, &sdp(PHONE_PCMU), &mut rng()).unwrap();
+    assert_eq!(bridged.caller.out_ssrc, Some(ssrc));
 }

@@ -53,6 +53,9 @@ struct Leg {
     ice: Option<IceCredentials>,
     /// The leg speaks WebRTC: offered `UDP/TLS/RTP/SAVPF` by the PBX, or offered it.
     webrtc: bool,
+    /// The PBX's SSRC towards this leg when it gets one continuous stream (WebRTC legs),
+    /// drawn once so every plan of the call keeps it.
+    out_ssrc: Option<u32>,
 }
 
 // `last_body` holds the PBX's keys in its `a=crypto` lines: never printed (ARCHITECTURE.md
@@ -82,7 +85,17 @@ impl Leg {
             srtp: LegSrtp::default(),
             ice: None,
             webrtc: false,
+            out_ssrc: None,
         }
+    }
+
+    /// RFC 3550 §8: a random SSRC, the same for the whole call. Only WebRTC legs get one
+    /// (docs/decisions.md "One outgoing stream"): plain phones keep today's pass-through.
+    fn out_ssrc(&mut self, webrtc: bool, rng: &mut impl rand::RngCore) -> Option<u32> {
+        if !webrtc {
+            return None;
+        }
+        Some(*self.out_ssrc.get_or_insert_with(|| rng.next_u32()))
     }
 
     fn ice(&mut self, rng: &mut impl rand::RngCore) -> IceCredentials {
@@ -431,7 +444,11 @@ impl Negotiator {
         // Packets to the offerer carry the numbers the PBX offered the answerer; packets to
         // the answerer carry the offerer's numbers (the PBX answered with them).
         let differing = |pairs: Vec<(u8, u8)>| pairs.into_iter().filter(|(a, b)| a != b).collect();
+        let off_out = off_leg.out_ssrc(off_webrtc_plan.is_some(), rng);
+        let ans_out = ans_leg.out_ssrc(ans_webrtc_plan.is_some(), rng);
         let off_plan = LegPlan {
+            out_ssrc: off_out,
+            clock_rates: agreed.iter().map(|(c, _, _)| (c.pt, c.clock)).collect(),
             remote_rtp: p.stream.rtp,
             remote_rtcp: p.stream.rtcp,
             rtcp_mux: p.rtcp_mux,
@@ -441,6 +458,8 @@ impl Negotiator {
             webrtc: off_webrtc_plan,
         };
         let ans_plan = LegPlan {
+            out_ssrc: ans_out,
+            clock_rates: agreed.iter().map(|(_, _, a)| (a.pt, a.clock)).collect(),
             remote_rtp: ans_stream.rtp,
             remote_rtcp: ans_stream.rtcp,
             rtcp_mux: ans_mux,
