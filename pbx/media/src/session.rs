@@ -244,8 +244,9 @@ impl MediaSession {
     }
 
     /// A datagram arrived on `side`'s `component` socket from `source`: `buf[..len]` holds
-    /// it, and `buf` has room beyond `len` for an SRTP tag (64 bytes are plenty). A
-    /// [`Verdict::Forward`] says where to send `buf[..len']`.
+    /// it, and `buf` has room beyond `len` for an SRTP tag (64 bytes are plenty) — and, on a
+    /// transcoded call, for the packet in the other codec (up to 1.5 KB: the shell's 2048-byte
+    /// buffer does). A [`Verdict::Forward`] says where to send `buf[..len']`.
     #[inline]
     pub fn handle_datagram(
         &mut self,

@@ -13,7 +13,7 @@ use pbx_media::endpoint::player::{PcmSource, PlayerSpec};
 use pbx_media::g711::Law;
 use pbx_media::relay::{Component, Verdict};
 use pbx_media::session::{Command, MediaSession};
-use pbx_media::{LegPlan, Side};
+use pbx_media::{LegPlan, OutStreamPlan, Side};
 use relay_support::{addr, base, feed, leg, plan, rtp};
 use session_support::run_until;
 
@@ -45,8 +45,10 @@ fn hdr(b: &[u8]) -> Hdr {
 /// (callee) plain, sending telephone-event as 101.
 fn browser_and_phone() -> pbx_media::MediaPlan {
     let browser = LegPlan {
-        out_ssrc: Some(BROWSER_SSRC),
-        clock_rates: vec![(0, 8000), (126, 8000)],
+        out_stream: Some(Box::new(OutStreamPlan {
+            ssrc: BROWSER_SSRC,
+            clock_rates: vec![(0, 8000), (126, 8000)],
+        })),
         pt_map: vec![(101, 126)],
         ..leg(BROWSER)
     };

@@ -26,7 +26,7 @@ pub(crate) struct Leg {
     pub(crate) webrtc: Option<Box<WebRtcPlan>>,
     /// The address ICE proved (RFC 8445 §8.1.1), in place of the SDP's for a WebRTC leg.
     ice_dest: Option<SocketAddr>,
-    /// The one stream the PBX sends this leg, when the plan asks for it (`LegPlan::out_ssrc`).
+    /// The one stream the PBX sends this leg, when the plan asks for it (`LegPlan::out_stream`).
     pub(crate) out: Option<OutStream>,
 }
 
@@ -82,14 +82,14 @@ impl Leg {
             }
         }
         // The same SSRC carries on: same numbering, so the leg sees one stream across plans.
-        let out = plan.out_ssrc.map(|ssrc| {
-            let clocks = Clocks::new(&plan.clock_rates);
+        let out = plan.out_stream.as_deref().map(|o| {
+            let clocks = Clocks::new(&o.clock_rates);
             match prev.as_mut().and_then(|p| p.out.take()) {
-                Some(mut out) if out.ssrc() == ssrc => {
+                Some(mut out) if out.ssrc() == o.ssrc => {
                     out.set_clocks(clocks);
                     out
                 }
-                _ => OutStream::new(ssrc, clocks),
+                _ => OutStream::new(o.ssrc, clocks),
             }
         });
         Leg {

@@ -10,8 +10,11 @@ use super::{LegPolicy, LocalEndpoint, NegotiationError};
 
 mod local;
 
+use crate::transcode::Transcoding;
+use crate::voice::Voice;
 use crate::{
-    CryptoSuite, Fingerprint, IceCredentials, LegPlan, MediaPlan, Setup, Side, SrtpKey, SrtpPair,
+    CryptoSuite, Fingerprint, IceCredentials, LegPlan, MediaPlan, OutStreamPlan, Setup, Side,
+    SrtpKey, SrtpPair,
 };
 pub use local::LocalMedia;
 
@@ -229,6 +232,9 @@ impl Negotiator {
         }
         let to_leg = &self.legs[to.index()];
         let to_webrtc = to_leg.webrtc;
+        if !to_webrtc {
+            p.add_transcoded();
+        }
         let offerer_encrypted = p.crypto.is_some() || p.webrtc.is_some();
         p.srtp_on = match to_webrtc {
             // DTLS-SRTP: no SDES keys in the SDP.
@@ -337,11 +343,38 @@ impl Negotiator {
             .ok_or(NegotiationError::NoCommonCodec)?;
 
         let answered = audio_codecs(m);
-        let agreed = intersect(&p.codecs, &answered);
-        let Some((first, _, _)) = agreed.iter().find(|(c, _, _)| !c.is_auxiliary()) else {
-            return Err(NegotiationError::NoCommonCodec);
+        let all_agreed = intersect(&p.codecs, &answered);
+        // A format both legs speak wins; one the PBX added (`Pending::add_transcoded`) means
+        // transcoding the offerer's Opus to it.
+        let voice = |synthetic: bool| {
+            all_agreed
+                .iter()
+                .find(|(c, _, _)| !c.is_auxiliary() && p.synthetic.contains(&c.pt) == synthetic)
         };
-        let codec = first.encoding();
+        let (first, transcode) = match (voice(false), voice(true), &p.opus) {
+            (Some((c, _, _)), _, _) => (*c, None),
+            (None, Some((c, sent, _)), Some(opus)) => {
+                let voice =
+                    Voice::from_payload_type(c.pt).ok_or(NegotiationError::NoCommonCodec)?;
+                let t = Transcoding {
+                    opus_pt: opus.pt,
+                    voice,
+                    voice_pt: *sent,
+                };
+                (*c, Some((opus.clone(), t)))
+            }
+            _ => return Err(NegotiationError::NoCommonCodec),
+        };
+        let codec = match &transcode {
+            Some((opus, _)) => format!("{} <-> {}", opus.encoding(), first.encoding()),
+            None => first.encoding(),
+        };
+        // What the offerer hears of: its own formats only.
+        let agreed: Vec<_> = all_agreed
+            .iter()
+            .filter(|(c, _, _)| !p.synthetic.contains(&c.pt))
+            .cloned()
+            .collect();
         // The PBX offered this leg WebRTC: its answer must carry ICE and a fingerprint.
         let ans_webrtc = match self.legs[from.index()].webrtc {
             true => Some(remote(&sdp, m).ok_or(NegotiationError::NoDtls(from))?),
@@ -401,12 +434,13 @@ impl Negotiator {
 
         // The answer to the offerer: the agreed formats under its own numbers, with the
         // answerer's format parameters (they describe what the answerer receives).
-        let reply: Vec<Codec> = agreed
+        let reply: Vec<Codec> = transcode
             .iter()
-            .map(|(c, _, a)| Codec {
+            .map(|(opus, _)| opus.clone())
+            .chain(agreed.iter().map(|(c, _, a)| Codec {
                 fmtp: a.fmtp.clone(),
                 ..(*c).clone()
-            })
+            }))
             .collect();
         let crypto: Vec<(u32, &SrtpKey)> = match (&p.crypto, &off_srtp) {
             (Some(c), Some(pair)) => vec![(c.tag, &pair.outbound)],
@@ -447,8 +481,13 @@ impl Negotiator {
         let off_out = off_leg.out_ssrc(off_webrtc_plan.is_some(), rng);
         let ans_out = ans_leg.out_ssrc(ans_webrtc_plan.is_some(), rng);
         let off_plan = LegPlan {
-            out_ssrc: off_out,
-            clock_rates: agreed.iter().map(|(c, _, _)| (c.pt, c.clock)).collect(),
+            out_stream: off_out.map(|ssrc| {
+                Box::new(OutStreamPlan {
+                    ssrc,
+                    clock_rates: reply.iter().map(|c| (c.pt, c.clock)).collect(),
+                })
+            }),
+            transcode: transcode.as_ref().map(|(_, t)| *t),
             remote_rtp: p.stream.rtp,
             remote_rtcp: p.stream.rtcp,
             rtcp_mux: p.rtcp_mux,
@@ -458,13 +497,18 @@ impl Negotiator {
             webrtc: off_webrtc_plan,
         };
         let ans_plan = LegPlan {
-            out_ssrc: ans_out,
-            clock_rates: agreed.iter().map(|(_, _, a)| (a.pt, a.clock)).collect(),
+            out_stream: ans_out.map(|ssrc| {
+                Box::new(OutStreamPlan {
+                    ssrc,
+                    clock_rates: all_agreed.iter().map(|(_, _, a)| (a.pt, a.clock)).collect(),
+                })
+            }),
+            transcode: None,
             remote_rtp: ans_stream.rtp,
             remote_rtcp: ans_stream.rtcp,
             rtcp_mux: ans_mux,
             srtp: ans_srtp,
-            pt_map: differing(agreed.iter().map(|(c, _, a)| (c.pt, a.pt)).collect()),
+            pt_map: differing(all_agreed.iter().map(|(c, _, a)| (c.pt, a.pt)).collect()),
             direction: ans_stream.direction,
             webrtc: ans_webrtc_plan,
         };
