@@ -7,12 +7,16 @@ INVITE sent over plain UDP SIP by the python phone, and the PBX answers ICE-lite
   aiortc decodes has 1 kHz as its dominant frequency.
 - aiortc calls a plain RTP phone (G.711, no SRTP) through the PBX: the PBX answers aiortc in
   PCMU (no transcoding), aiortc hears the phone's 640 Hz and the phone hears aiortc's 1 kHz.
+- aiortc offering Opus only calls a plain RTP phone: the PBX offers the phone G.711 (and
+  G.722) beside Opus, answers aiortc in Opus and transcodes; each hears the other's tone.
+- two aiortc peers, both Opus only, the callee registered over WebSocket (a browser): the
+  PBX offers and answers Opus on both legs (no transcoding) and each hears the other.
 - a wrong `a=fingerprint` in aiortc's offer: the PBX refuses the DTLS peer's certificate,
   no media flows, and the PBX ends the call (a BYE to the caller). The call is set up (200,
   ACK) and then ended, because the certificate can only be checked once DTLS has run.
 
 Addresses: the PBX 127.0.0.1; aiortc and its SIP phone 127.0.0.41-43; the RTP phone
-127.0.0.44.
+127.0.0.44; the Opus tests 127.0.14.1-4.
 """
 
 import audioop
@@ -28,8 +32,9 @@ from callclient import sdp_offer
 from callhelpers import answer_pts, password, wait_cdr, wait_incoming
 from media import RtpPacket, RtpPeer, analyse_tone
 from webrtc_peer import WebRtcPeer
+from wsclient import WsPhone
 
-NUMBERS = [3401, 3402, 3403, 3404]
+NUMBERS = [3401, 3402, 3403, 3404, 3405, 3406, 3407, 3408]
 TONE_BROWSER, TONE_PHONE = 1000, 640
 
 PLAN = """\
@@ -52,7 +57,7 @@ steps = [{ dial = { targets = ["${number}"], timeout = "20s" } }]
 
 @pytest.fixture(scope="module")
 def webrtc_pbx(pbx_factory):
-    p = pbx_factory("webrtc", dialplan=PLAN)
+    p = pbx_factory("webrtc", dialplan=PLAN, websocket=True)
     p.import_extensions([(n, password(n)) for n in NUMBERS])
     return p.start()
 
@@ -192,3 +197,122 @@ def test_a_wrong_fingerprint_gets_no_media_and_the_call_is_ended(webrtc_pbx, pho
         assert "fingerprint" in webrtc_pbx.log_tail(), webrtc_pbx.log_tail()
     finally:
         peer.close()
+
+
+def phone_hears(rtp, pt, tmp_path, name):
+    """What the RTP phone received of payload type `pt` (G.711 µ-law), as a tone report."""
+    got = [p for p in rtp.in_order() if p.pt == pt]
+    assert len(got) > 100, f"the phone got {len(got)} packets of payload type {pt}"
+    pcm = audioop.ulaw2lin(b"".join(p.payload for p in got), 2)
+    wav = tmp_path / name
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm[8000:])
+    return analyse_tone(str(wav))
+
+
+def play_ulaw(rtp, to, freq, seconds):
+    start = time.monotonic()
+    for i, payload in enumerate(tone_ulaw(freq, seconds)):
+        rtp.send(RtpPacket(0, 2000 + i, 160 * i, 0x5151, payload, marker=(i == 0)), to)
+        delay = start + (i + 1) * 0.02 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def test_an_opus_only_peer_and_a_g711_phone_hear_each_other_through_the_transcoder(
+        webrtc_pbx, phones, tmp_path):
+    caller = phones(webrtc_pbx, 3405, "127.0.14.1")
+    callee = phones(webrtc_pbx, 3406, "127.0.14.2")
+    rtp = RtpPeer.even("127.0.14.2")
+    peer = WebRtcPeer("127.0.14.1", TONE_BROWSER, codecs=("opus",))
+    try:
+        offer = peer.offer()
+        assert b"opus/48000/2" in offer and b"PCMU" not in offer, offer.decode()
+        out = caller.call("3406", offer)
+        inc = wait_incoming(webrtc_pbx, callee, out)
+        offer_text = inc.offer.text
+        # The phone is offered what the PBX can transcode Opus to.
+        for line in ("RTP/AVP", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000"):
+            assert line in offer_text, f"{line!r} missing from the phone's offer:\n{offer_text}"
+        inc.ring()
+        inc.answer(sdp_offer(*rtp.addr, pts=[0]))
+        final = out.wait_final(5)
+        assert final is not None and final.status == 200, \
+            f"expected 200, got {final}\n{webrtc_pbx.log_tail()}"
+        answer = out.answer_sdp.text
+        assert_webrtc_answer(webrtc_pbx, answer)
+        assert "opus/48000/2" in answer and "PCMU" not in answer, \
+            f"aiortc must be answered in Opus, what it offered:\n{answer}"
+        peer.accept(answer.encode())
+        assert peer.wait_state({"connected", "failed"}, timeout=10) == "connected", \
+            f"aiortc did not connect: {peer.states}\n{webrtc_pbx.log_tail()}"
+
+        play_ulaw(rtp, inc.offer.addr, TONE_PHONE, 3.0)
+        time.sleep(0.5)
+        report = analyse_tone(peer.write_wav(tmp_path / "opus-heard.wav"))
+        assert report.has_tone(TONE_PHONE, min_seconds=1.5), \
+            f"aiortc did not hear the phone's tone through G.711 -> Opus: {report}"
+        report = phone_hears(rtp, 0, tmp_path, "phone-heard.wav")
+        assert report.has_tone(TONE_BROWSER, min_seconds=1.5), \
+            f"the phone did not hear aiortc's tone through Opus -> G.711: {report}"
+        bye = out.bye()
+        assert bye is not None and bye.status == 200, f"BYE: {bye}"
+    finally:
+        peer.close()
+        rtp.close()
+    row = wait_cdr(webrtc_pbx, 3405, 3406)
+    assert row["disposition"] == "answered", row
+
+
+def test_two_opus_peers_keep_opus_end_to_end(webrtc_pbx, phones, tmp_path):
+    caller = phones(webrtc_pbx, 3407, "127.0.14.3")
+    callee = WsPhone(f"ws://127.0.0.1:{webrtc_pbx.ws}/", 3408, password(3408),
+                     local_ip="127.0.14.4")
+    caller_peer = WebRtcPeer("127.0.14.3", TONE_BROWSER, codecs=("opus",))
+    callee_peer = None
+    try:
+        r = callee.register()
+        assert r is not None and r.status == 200, r
+        out = caller.call("3408", caller_peer.offer())
+        invite = callee.wait_request("INVITE", timeout=10)
+        assert invite is not None, webrtc_pbx.log_tail()
+        offer = invite.body
+        assert b"UDP/TLS/RTP/SAVPF" in offer and b"opus/48000/2" in offer, offer.decode()
+        assert b"PCMU" not in offer, f"nothing added towards a browser:\n{offer.decode()}"
+        # The callee's peer is made now: aiortc's host address is one per process.
+        callee_peer = WebRtcPeer("127.0.14.4", TONE_PHONE, codecs=("opus",))
+        answer = callee_peer.answer(offer)
+        assert b"opus/48000/2" in answer, answer.decode()
+        tag = "t" + str(3408)
+        callee.respond(invite, 180, "Ringing", to_tag=tag)
+        callee.respond(invite, 200, "OK", body=answer, to_tag=tag)
+        assert callee.wait_request("ACK", timeout=5) is not None, webrtc_pbx.log_tail()
+        final = out.wait_final(5)
+        assert final is not None and final.status == 200, \
+            f"expected 200, got {final}\n{webrtc_pbx.log_tail()}"
+        to_caller = out.answer_sdp.text
+        assert_webrtc_answer(webrtc_pbx, to_caller)
+        assert "opus/48000/2" in to_caller and "PCMU" not in to_caller, to_caller
+        caller_peer.accept(to_caller.encode())
+        for peer in (caller_peer, callee_peer):
+            assert peer.wait_state({"connected", "failed"}, timeout=10) == "connected", \
+                f"aiortc did not connect: {peer.states}\n{webrtc_pbx.log_tail()}"
+        time.sleep(3.5)
+        report = analyse_tone(caller_peer.write_wav(tmp_path / "caller-heard.wav"))
+        assert report.has_tone(TONE_PHONE, min_seconds=1.5), \
+            f"the caller did not hear the callee: {report}"
+        report = analyse_tone(callee_peer.write_wav(tmp_path / "callee-heard.wav"))
+        assert report.has_tone(TONE_BROWSER, min_seconds=1.5), \
+            f"the callee did not hear the caller: {report}"
+        bye = out.bye()
+        assert bye is not None and bye.status == 200, f"BYE: {bye}"
+    finally:
+        caller_peer.close()
+        if callee_peer is not None:
+            callee_peer.close()
+        callee.close()
+    row = wait_cdr(webrtc_pbx, 3407, 3408)
+    assert row["disposition"] == "answered", row

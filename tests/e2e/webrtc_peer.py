@@ -16,7 +16,7 @@ import wave
 
 import aioice.ice
 import av
-from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection,
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender,
                     RTCSessionDescription)
 
 RATE = 8000
@@ -61,8 +61,11 @@ class ToneTrack(MediaStreamTrack):
 class WebRtcPeer:
     """One RTCPeerConnection with a tone as its microphone."""
 
-    def __init__(self, host_ip, tone_hz):
+    def __init__(self, host_ip, tone_hz, codecs=None):
+        """`codecs`: the only codec names the peer offers and answers (e.g. `("opus",)`),
+        by setCodecPreferences; all of aiortc's when None."""
         use_host_address(host_ip)
+        self.codecs = codecs
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                        name=f"aiortc-{host_ip}")
@@ -78,6 +81,12 @@ class WebRtcPeer:
     async def _make(self):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         pc.addTrack(ToneTrack(self.tone_hz))
+        if self.codecs:
+            wanted = {f"audio/{name.lower()}" for name in self.codecs}
+            prefs = [c for c in RTCRtpSender.getCapabilities("audio").codecs
+                     if c.mimeType.lower() in wanted]
+            for transceiver in pc.getTransceivers():
+                transceiver.setCodecPreferences(prefs)
 
         @pc.on("track")
         def on_track(track):
@@ -106,6 +115,14 @@ class WebRtcPeer:
         """The SDP offer, after ICE gathering (aiortc gathers before returning)."""
         async def go():
             await self.pc.setLocalDescription(await self.pc.createOffer())
+            return self.pc.localDescription.sdp
+        return self._run(go()).encode()
+
+    def answer(self, offer: bytes):
+        """The SDP answer to `offer` (the peer is the callee)."""
+        async def go():
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer.decode(), "offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
             return self.pc.localDescription.sdp
         return self._run(go()).encode()
 

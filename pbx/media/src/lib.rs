@@ -20,12 +20,14 @@ pub mod relay;
 mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod transcode;
 mod types;
 pub mod voice;
 pub mod wav;
 pub mod webrtc;
 
+pub use transcode::Transcoding;
 pub use types::{
-    CryptoSuite, Direction, DtlsRole, Fingerprint, IceCredentials, LegPlan, MediaPlan, Setup, Side,
-    SrtpKey, SrtpPair, WebRtcPlan,
+    CryptoSuite, Direction, DtlsRole, Fingerprint, IceCredentials, LegPlan, MediaPlan,
+    OutStreamPlan, Setup, Side, SrtpKey, SrtpPair, WebRtcPlan,
 };

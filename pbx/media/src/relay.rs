@@ -14,21 +14,26 @@
 //! - **decrypts and encrypts SRTP/SRTCP** (RFC 3711) with SDES keys (RFC 4568); a packet that
 //!   fails authentication is counted and never relayed.
 //! - keeps **counters** and the time of the last media for the RTP timeout.
+//! - gives a WebRTC leg **one outgoing stream** under its own SSRC (`rewrite.rs`), and
+//!   **transcodes** Opus ↔ G.711/G.722 when the plan says so (`crate::transcode`).
 //!
 //! Nothing is allocated per plain packet. The SRTP path allocates one buffer per packet
 //! because `rtc-srtp` only returns `BytesMut` (see `srtp.rs`).
 
 mod leg;
 pub(crate) mod packet;
+mod rewrite;
 mod srtp;
 mod stats;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::transcode::{TranscodeError, Transcoder};
 use crate::{MediaPlan, Side, SrtpPair};
 use leg::Leg;
 pub(crate) use packet::Kind;
+use rewrite::Source;
 use srtp::{LegSrtp, SrtpFailure};
 
 pub use stats::{BridgeStats, DropReason, Flow};
@@ -88,6 +93,8 @@ pub enum RelayError {
     },
     #[error("SRTP context for the {side:?} leg: {reason}")]
     Srtp { side: Side, reason: String },
+    #[error("transcoder: {0}")]
+    Transcode(#[from] TranscodeError),
 }
 
 /// The relay of one call.
@@ -100,6 +107,8 @@ pub struct Bridge {
     watch_since: Instant,
     last_media: Option<Instant>,
     stats: BridgeStats,
+    /// Opus on one leg, G.711/G.722 on the other: the leg that speaks Opus and the stage.
+    transcoder: Option<(Side, Box<Transcoder>)>,
 }
 
 impl Bridge {
@@ -111,6 +120,7 @@ impl Bridge {
             watch_since: now,
             last_media: None,
             stats: BridgeStats::default(),
+            transcoder: None,
         }
     }
 
@@ -128,6 +138,23 @@ impl Bridge {
                 }
             }
         }
+        // The transcoder (its codec state) stays while the plan keeps the same codecs.
+        let wanted = [Side::Caller, Side::Callee]
+            .into_iter()
+            .find_map(|side| plan.leg(side).transcode.map(|t| (side, t)));
+        let transcoder = match wanted {
+            Some((side, spec)) => {
+                match self
+                    .transcoder
+                    .take_if(|(had, t)| *had == side && t.spec == spec)
+                {
+                    Some(kept) => Some(kept),
+                    None => Some((side, Box::new(Transcoder::new(spec)?))),
+                }
+            }
+            None => None,
+        };
+        self.transcoder = transcoder;
         let had_plan = self.legs.is_some();
         let [prev_caller, prev_callee] = match self.legs.take() {
             Some([a, b]) => [Some(a), Some(b)],
@@ -160,7 +187,7 @@ impl Bridge {
     ) -> Verdict {
         let relayed = self
             .receive(now, side, component, source, buf, len)
-            .and_then(|got| self.forward(side, got, buf));
+            .and_then(|got| self.forward(now, side, got, buf));
         match relayed {
             Ok(v) => v,
             Err(reason) => {
@@ -223,6 +250,7 @@ impl Bridge {
     #[inline]
     pub(crate) fn forward(
         &mut self,
+        now: Instant,
         side: Side,
         got: Received,
         buf: &mut [u8],
@@ -238,8 +266,31 @@ impl Bridge {
             return Err(DropReason::Direction);
         }
         let (out_component, to) = to_leg.destination(kind).ok_or(DropReason::NoDestination)?;
+        if kind == Kind::Rtp
+            && let Some((opus_side, t)) = self.transcoder.as_mut()
+        {
+            let stage = match side == *opus_side {
+                true if t.to_voice.takes(&buf[..len]) => t.to_voice.transcode(buf, len).map(Some),
+                false if t.to_opus.takes(&buf[..len]) => t.to_opus.transcode(buf, len),
+                _ => Ok(Some(len)),
+            };
+            len = match stage {
+                Ok(Some(n)) => n,
+                // Less than one frame: it goes out with the next packet.
+                Ok(None) => return Ok(Verdict::Consumed),
+                Err(_) => return Err(DropReason::Transcode),
+            };
+        }
         if kind == Kind::Rtp {
             to_leg.pt.rewrite(&mut buf[..len]);
+        }
+        if let Some(out) = to_leg.out.as_mut() {
+            let pkt = &mut buf[..len];
+            let ssrc = packet::ssrc(kind, pkt);
+            match kind {
+                Kind::Rtp => out.rewrite_rtp(now, Source::Relayed(ssrc), pkt),
+                Kind::Rtcp => out.rewrite_rtcp(ssrc, pkt),
+            }
         }
         if let Some(srtp) = to_leg.srtp.as_mut() {
             len = srtp.encrypt(kind, buf, len).map_err(srtp_reason)?;
@@ -255,9 +306,11 @@ impl Bridge {
 
     /// Sends an RTP packet the PBX made itself (a player's) to leg `side`: where and from
     /// which socket, encrypted in place when the leg is SRTP (RFC 3711 §3.3, with the PBX's
-    /// outbound key of that leg). Not counted as relayed.
+    /// outbound key of that leg). Not counted as relayed. On a leg with its own outgoing
+    /// stream it is renumbered into that stream (`rewrite.rs`).
     pub(crate) fn send_own(
         &mut self,
+        now: Instant,
         side: Side,
         buf: &mut [u8],
         len: usize,
@@ -273,6 +326,11 @@ impl Bridge {
         let (component, to) = leg
             .destination(Kind::Rtp)
             .ok_or(DropReason::NoDestination)?;
+        if let Some(out) = leg.out.as_mut() {
+            let pkt = buf.get_mut(..len).ok_or(DropReason::NotRtp)?;
+            let ssrc = packet::ssrc(Kind::Rtp, pkt);
+            out.rewrite_rtp(now, Source::Own(ssrc), pkt);
+        }
         let mut len = len;
         if let Some(srtp) = leg.srtp.as_mut() {
             len = srtp.encrypt(Kind::Rtp, buf, len).map_err(srtp_reason)?;

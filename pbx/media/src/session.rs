@@ -247,8 +247,9 @@ impl MediaSession {
     }
 
     /// A datagram arrived on `side`'s `component` socket from `source`: `buf[..len]` holds
-    /// it, and `buf` has room beyond `len` for an SRTP tag (64 bytes are plenty). A
-    /// [`Verdict::Forward`] says where to send `buf[..len']`.
+    /// it, and `buf` has room beyond `len` for an SRTP tag (64 bytes are plenty) — and, on a
+    /// transcoded call, for the packet in the other codec (up to 1.5 KB: the shell's 2048-byte
+    /// buffer does). A [`Verdict::Forward`] says where to send `buf[..len']`.
     #[inline]
     pub fn handle_datagram(
         &mut self,
@@ -288,7 +289,7 @@ impl MediaSession {
                 && let Some(echo) = eps.echo.as_ref()
                 && buf.get_mut(..got.len).is_some_and(|pkt| echo.reflect(pkt))
             {
-                return match self.relay.bridge.send_own(side, buf, got.len) {
+                return match self.relay.bridge.send_own(now, side, buf, got.len) {
                     Ok((component, to, len)) => Verdict::Forward {
                         side,
                         component,
@@ -302,7 +303,7 @@ impl MediaSession {
                 };
             }
         }
-        self.relay.forward(side, got, buf, listening)
+        self.relay.forward(now, side, got, buf, listening)
     }
 
     fn srtp_failed(&mut self, now: Instant) {
@@ -435,7 +436,8 @@ impl MediaSession {
                     PlayerOutput::Packet(len) => {
                         // A leg with no address yet, on hold, or whose SRTP refuses: the
                         // frame's time passes unheard, as it would on a lossy path.
-                        if let Ok((component, to, len)) = self.relay.bridge.send_own(side, buf, len)
+                        if let Ok((component, to, len)) =
+                            self.relay.bridge.send_own(now, side, buf, len)
                         {
                             return Some(Transmit {
                                 side,

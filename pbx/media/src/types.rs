@@ -133,6 +133,25 @@ pub struct LegPlan {
     /// A WebRTC leg (`UDP/TLS/RTP/SAVPF`): ICE-lite and DTLS-SRTP on the RTP socket; its SRTP
     /// keys come from the DTLS handshake, not from `srtp`. Boxed: most legs have none.
     pub webrtc: Option<Box<WebRtcPlan>>,
+    /// The PBX's own stream towards this leg: when set, everything the PBX sends the leg (the
+    /// relayed other leg, a player, the echo) goes out as one stream, renumbered across
+    /// changes of source (`relay/rewrite.rs`). `None` passes the sources' SSRC, sequence and
+    /// timestamp through (plain phones: docs/decisions.md "One outgoing stream"). Boxed:
+    /// most legs have none, and plans travel in the call's outputs.
+    pub out_stream: Option<Box<OutStreamPlan>>,
+    /// This leg speaks Opus and the other leg a voice codec it lacks: the relay transcodes
+    /// between them (`crate::transcode`). Set on the Opus leg only.
+    pub transcode: Option<crate::transcode::Transcoding>,
+}
+
+/// The PBX's own outgoing stream towards a leg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutStreamPlan {
+    /// RFC 3550 §8: the PBX's SSRC, the same for the whole call.
+    pub ssrc: u32,
+    /// The RTP clock rate of each payload type the leg receives (its own numbers), for the
+    /// timestamp step across a change of source; types not listed are taken as 8000 Hz.
+    pub clock_rates: Vec<(u8, u32)>,
 }
 
 impl LegPlan {

@@ -173,6 +173,15 @@ fn a_browser_calling_a_g711_phone_is_answered_in_g711_without_transcoding() {
     // RFC 3264 §6.1) and receives under its own 101.
     assert!(plan.caller.pt_map.is_empty(), "{:?}", plan.caller.pt_map);
     assert_eq!(plan.callee.pt_map, vec![(126, 101)]);
+    // The browser gets one stream of the PBX's own; the phone keeps the pass-through.
+    assert_eq!(plan.callee.out_stream, None);
+    let stream = plan
+        .caller
+        .out_stream
+        .as_ref()
+        .expect("the browser's own stream");
+    assert!(stream.clock_rates.contains(&(0, 8000)));
+    assert!(stream.clock_rates.contains(&(126, 8000)));
 }
 
 #[test]
@@ -242,4 +251,105 @@ fn a_reoffer_keeps_the_pbxs_ice_credentials() {
     assert_eq!(audio(&first).webrtc.ice_pwd, audio(&second).webrtc.ice_pwd);
     assert!(text(&second).contains("a=recvonly"));
     assert!(plan.caller.direction.is_hold());
+}
+
+#[test]
+fn every_plan_of_a_call_keeps_the_browsers_outgoing_ssrc() {
+    let mut n = webrtc_negotiator();
+    let (_, first, _) = n.answer_locally(Caller, &chromium(), &mut rng()).unwrap();
+    let ssrc_of = |p: &pbx_media::MediaPlan| p.caller.out_stream.as_ref().map(|o| o.ssrc);
+    let ssrc = ssrc_of(&first).expect("an SSRC of the PBX's own");
+    let (_, again, _) = n.answer_locally(Caller, &chromium(), &mut rng()).unwrap();
+    assert_eq!(ssrc_of(&again), Some(ssrc));
+    // Then bridged to a phone: the same stream goes on.
+    let _ = n.offer(Caller, &chromium(), &mut rng()).unwrap();
+    let (_, bridged) = n.answer(Callee, &sdp(PHONE_PCMU), &mut rng()).unwrap();
+    assert_eq!(ssrc_of(&bridged), Some(ssrc));
+}
+
+/// Chromium's offer cut down to Opus and telephone-event/8000, as a browser told to send
+/// only Opus offers it.
+fn opus_only() -> Vec<u8> {
+    String::from_utf8(chromium())
+        .unwrap()
+        .replace(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111 126",
+        )
+        .into_bytes()
+}
+
+#[test]
+fn an_opus_only_browser_calling_a_g711_phone_is_transcoded() {
+    let mut n = webrtc_negotiator();
+    let offer = n.offer(Caller, &opus_only(), &mut rng()).unwrap();
+    let t = text(&offer);
+    // The phone is offered the browser's formats and the voice codecs the PBX transcodes to.
+    assert!(t.contains("m=audio 30000 RTP/AVP 111 126 0 8 9\r\n"), "{t}");
+    assert!(t.contains("a=rtpmap:0 PCMU/8000\r\n") && t.contains("a=rtpmap:9 G722/8000\r\n"));
+    let (answer, plan) = n.answer(Callee, &sdp(PHONE_PCMU), &mut rng()).unwrap();
+    let a = text(&answer);
+    // The browser hears only of what it offered: Opus and its telephone-event.
+    assert!(
+        a.contains("m=audio 20000 UDP/TLS/RTP/SAVPF 111 126\r\n"),
+        "{a}"
+    );
+    assert!(a.contains("a=rtpmap:111 opus/48000/2\r\n"), "{a}");
+    assert!(!a.contains("PCMU"), "{a}");
+    assert_eq!(plan.codec, "opus/48000/2 <-> PCMU/8000");
+    assert_eq!(
+        plan.caller.transcode,
+        Some(pbx_media::Transcoding {
+            opus_pt: 111,
+            voice: pbx_media::voice::Voice::G711(pbx_media::g711::Law::Mu),
+            voice_pt: 0,
+        })
+    );
+    assert_eq!(plan.callee.transcode, None);
+    let stream = plan
+        .caller
+        .out_stream
+        .as_ref()
+        .expect("the browser's own stream");
+    assert!(stream.clock_rates.contains(&(111, 48_000)));
+    // telephone-event still crosses by payload type.
+    assert_eq!(plan.callee.pt_map, vec![(126, 101)]);
+}
+
+#[test]
+fn a_browser_with_g711_is_never_transcoded() {
+    let mut n = webrtc_negotiator();
+    let offer = n.offer(Caller, &chromium(), &mut rng()).unwrap();
+    assert!(
+        !text(&offer).contains("opus/48000/2\r\na=rtpmap:0"),
+        "nothing added"
+    );
+    let (_, plan) = n.answer(Callee, &sdp(PHONE_PCMU), &mut rng()).unwrap();
+    assert_eq!(plan.caller.transcode, None);
+    assert_eq!(plan.codec, "PCMU/8000");
+}
+
+#[test]
+fn browser_to_browser_keeps_opus_end_to_end() {
+    let mut n = webrtc_negotiator().with_webrtc_leg(Callee);
+    let offer = n.offer(Caller, &opus_only(), &mut rng()).unwrap();
+    let t = text(&offer);
+    assert!(
+        t.contains("m=audio 30000 UDP/TLS/RTP/SAVPF 111 126\r\n"),
+        "no codec added towards a browser: {t}"
+    );
+    let browser_answer = String::from_utf8(opus_only())
+        .unwrap()
+        .replace("a=setup:actpass", "a=setup:active");
+    let (answer, plan) = n
+        .answer(Callee, browser_answer.as_bytes(), &mut rng())
+        .unwrap();
+    assert!(
+        text(&answer).contains("m=audio 20000 UDP/TLS/RTP/SAVPF 111 126\r\n"),
+        "{}",
+        text(&answer)
+    );
+    assert_eq!(plan.codec, "opus/48000/2");
+    assert_eq!((plan.caller.transcode, plan.callee.transcode), (None, None));
+    assert!(plan.caller.out_stream.is_some() && plan.callee.out_stream.is_some());
 }

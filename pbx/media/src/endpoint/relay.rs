@@ -45,13 +45,14 @@ impl Relay {
     #[inline]
     pub(crate) fn forward(
         &mut self,
+        now: Instant,
         side: Side,
         got: Received,
         buf: &mut [u8],
         consumed: bool,
     ) -> Verdict {
         let verdict = if self.connected {
-            self.bridge.forward(side, got, buf)
+            self.bridge.forward(now, side, got, buf)
         } else if consumed {
             Ok(Verdict::Consumed)
         } else {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use super::Component;
 use super::packet::{Kind, PtTable};
+use super::rewrite::{Clocks, OutStream};
 use super::srtp::LegSrtp;
 use crate::{Direction, LegPlan, SrtpPair, WebRtcPlan};
 
@@ -25,6 +26,8 @@ pub(crate) struct Leg {
     pub(crate) webrtc: Option<Box<WebRtcPlan>>,
     /// The address ICE proved (RFC 8445 §8.1.1), in place of the SDP's for a WebRTC leg.
     ice_dest: Option<SocketAddr>,
+    /// The one stream the PBX sends this leg, when the plan asks for it (`LegPlan::out_stream`).
+    pub(crate) out: Option<OutStream>,
 }
 
 impl Leg {
@@ -78,7 +81,19 @@ impl Leg {
                 }
             }
         }
+        // The same SSRC carries on: same numbering, so the leg sees one stream across plans.
+        let out = plan.out_stream.as_deref().map(|o| {
+            let clocks = Clocks::new(&o.clock_rates);
+            match prev.as_mut().and_then(|p| p.out.take()) {
+                Some(mut out) if out.ssrc() == o.ssrc => {
+                    out.set_clocks(clocks);
+                    out
+                }
+                _ => OutStream::new(o.ssrc, clocks),
+            }
+        });
         Leg {
+            out,
             sdp_rtp: plan.remote_rtp,
             sdp_rtcp: plan.remote_rtcp,
             rtcp_mux: plan.rtcp_mux,

@@ -26,11 +26,13 @@ pub enum DropReason {
     /// Accepted on a leg of a [`crate::session::MediaSession`] whose relay is not connected
     /// and that no endpoint of the PBX listens on.
     NotConnected,
+    /// The transcoder could not decode or encode it (a malformed Opus or G.711 payload).
+    Transcode,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::NoPlan,
         DropReason::UnexpectedSource,
         DropReason::NotRtp,
@@ -40,6 +42,7 @@ impl DropReason {
         DropReason::NoDestination,
         DropReason::Direction,
         DropReason::NotConnected,
+        DropReason::Transcode,
     ];
 
     /// A stable label for metrics.
@@ -54,6 +57,7 @@ impl DropReason {
             DropReason::NoDestination => "no_destination",
             DropReason::Direction => "direction",
             DropReason::NotConnected => "not_connected",
+            DropReason::Transcode => "transcode",
         }
     }
 

@@ -10,8 +10,11 @@ use super::{LegPolicy, LocalEndpoint, NegotiationError};
 
 mod local;
 
+use crate::transcode::Transcoding;
+use crate::voice::Voice;
 use crate::{
-    CryptoSuite, Fingerprint, IceCredentials, LegPlan, MediaPlan, Setup, Side, SrtpKey, SrtpPair,
+    CryptoSuite, Fingerprint, IceCredentials, LegPlan, MediaPlan, OutStreamPlan, Setup, Side,
+    SrtpKey, SrtpPair,
 };
 pub use local::LocalMedia;
 
@@ -53,6 +56,9 @@ struct Leg {
     ice: Option<IceCredentials>,
     /// The leg speaks WebRTC: offered `UDP/TLS/RTP/SAVPF` by the PBX, or offered it.
     webrtc: bool,
+    /// The PBX's SSRC towards this leg when it gets one continuous stream (WebRTC legs),
+    /// drawn once so every plan of the call keeps it.
+    out_ssrc: Option<u32>,
 }
 
 // `last_body` holds the PBX's keys in its `a=crypto` lines: never printed (ARCHITECTURE.md
@@ -82,7 +88,17 @@ impl Leg {
             srtp: LegSrtp::default(),
             ice: None,
             webrtc: false,
+            out_ssrc: None,
         }
+    }
+
+    /// RFC 3550 §8: a random SSRC, the same for the whole call. Only WebRTC legs get one
+    /// (docs/decisions.md "One outgoing stream"): plain phones keep today's pass-through.
+    fn out_ssrc(&mut self, webrtc: bool, rng: &mut impl rand::RngCore) -> Option<u32> {
+        if !webrtc {
+            return None;
+        }
+        Some(*self.out_ssrc.get_or_insert_with(|| rng.next_u32()))
     }
 
     fn ice(&mut self, rng: &mut impl rand::RngCore) -> IceCredentials {
@@ -216,6 +232,9 @@ impl Negotiator {
         }
         let to_leg = &self.legs[to.index()];
         let to_webrtc = to_leg.webrtc;
+        if !to_webrtc {
+            p.add_transcoded();
+        }
         let offerer_encrypted = p.crypto.is_some() || p.webrtc.is_some();
         p.srtp_on = match to_webrtc {
             // DTLS-SRTP: no SDES keys in the SDP.
@@ -324,11 +343,38 @@ impl Negotiator {
             .ok_or(NegotiationError::NoCommonCodec)?;
 
         let answered = audio_codecs(m);
-        let agreed = intersect(&p.codecs, &answered);
-        let Some((first, _, _)) = agreed.iter().find(|(c, _, _)| !c.is_auxiliary()) else {
-            return Err(NegotiationError::NoCommonCodec);
+        let all_agreed = intersect(&p.codecs, &answered);
+        // A format both legs speak wins; one the PBX added (`Pending::add_transcoded`) means
+        // transcoding the offerer's Opus to it.
+        let voice = |synthetic: bool| {
+            all_agreed
+                .iter()
+                .find(|(c, _, _)| !c.is_auxiliary() && p.synthetic.contains(&c.pt) == synthetic)
         };
-        let codec = first.encoding();
+        let (first, transcode) = match (voice(false), voice(true), &p.opus) {
+            (Some((c, _, _)), _, _) => (*c, None),
+            (None, Some((c, sent, _)), Some(opus)) => {
+                let voice =
+                    Voice::from_payload_type(c.pt).ok_or(NegotiationError::NoCommonCodec)?;
+                let t = Transcoding {
+                    opus_pt: opus.pt,
+                    voice,
+                    voice_pt: *sent,
+                };
+                (*c, Some((opus.clone(), t)))
+            }
+            _ => return Err(NegotiationError::NoCommonCodec),
+        };
+        let codec = match &transcode {
+            Some((opus, _)) => format!("{} <-> {}", opus.encoding(), first.encoding()),
+            None => first.encoding(),
+        };
+        // What the offerer hears of: its own formats only.
+        let agreed: Vec<_> = all_agreed
+            .iter()
+            .filter(|(c, _, _)| !p.synthetic.contains(&c.pt))
+            .cloned()
+            .collect();
         // The PBX offered this leg WebRTC: its answer must carry ICE and a fingerprint.
         let ans_webrtc = match self.legs[from.index()].webrtc {
             true => Some(remote(&sdp, m).ok_or(NegotiationError::NoDtls(from))?),
@@ -388,12 +434,13 @@ impl Negotiator {
 
         // The answer to the offerer: the agreed formats under its own numbers, with the
         // answerer's format parameters (they describe what the answerer receives).
-        let reply: Vec<Codec> = agreed
+        let reply: Vec<Codec> = transcode
             .iter()
-            .map(|(c, _, a)| Codec {
+            .map(|(opus, _)| opus.clone())
+            .chain(agreed.iter().map(|(c, _, a)| Codec {
                 fmtp: a.fmtp.clone(),
                 ..(*c).clone()
-            })
+            }))
             .collect();
         let crypto: Vec<(u32, &SrtpKey)> = match (&p.crypto, &off_srtp) {
             (Some(c), Some(pair)) => vec![(c.tag, &pair.outbound)],
@@ -431,7 +478,16 @@ impl Negotiator {
         // Packets to the offerer carry the numbers the PBX offered the answerer; packets to
         // the answerer carry the offerer's numbers (the PBX answered with them).
         let differing = |pairs: Vec<(u8, u8)>| pairs.into_iter().filter(|(a, b)| a != b).collect();
+        let off_out = off_leg.out_ssrc(off_webrtc_plan.is_some(), rng);
+        let ans_out = ans_leg.out_ssrc(ans_webrtc_plan.is_some(), rng);
         let off_plan = LegPlan {
+            out_stream: off_out.map(|ssrc| {
+                Box::new(OutStreamPlan {
+                    ssrc,
+                    clock_rates: reply.iter().map(|c| (c.pt, c.clock)).collect(),
+                })
+            }),
+            transcode: transcode.as_ref().map(|(_, t)| *t),
             remote_rtp: p.stream.rtp,
             remote_rtcp: p.stream.rtcp,
             rtcp_mux: p.rtcp_mux,
@@ -441,11 +497,18 @@ impl Negotiator {
             webrtc: off_webrtc_plan,
         };
         let ans_plan = LegPlan {
+            out_stream: ans_out.map(|ssrc| {
+                Box::new(OutStreamPlan {
+                    ssrc,
+                    clock_rates: all_agreed.iter().map(|(_, _, a)| (a.pt, a.clock)).collect(),
+                })
+            }),
+            transcode: None,
             remote_rtp: ans_stream.rtp,
             remote_rtcp: ans_stream.rtcp,
             rtcp_mux: ans_mux,
             srtp: ans_srtp,
-            pt_map: differing(agreed.iter().map(|(c, _, a)| (c.pt, a.pt)).collect()),
+            pt_map: differing(all_agreed.iter().map(|(c, _, a)| (c.pt, a.pt)).collect()),
             direction: ans_stream.direction,
             webrtc: ans_webrtc_plan,
         };

@@ -96,6 +96,10 @@ pub(crate) struct Pending {
     pub srtp_on: bool,
     /// The offerer is a WebRTC leg: its ICE credentials, fingerprints and setup.
     pub webrtc: Option<RemoteWebRtc>,
+    /// The offerer's Opus when it offered no G.711 and the other leg is a phone: the PBX
+    /// added the voice codecs it transcodes to (`synthetic`, their static payload types).
+    pub opus: Option<Codec>,
+    pub synthetic: Vec<u8>,
 }
 
 impl Pending {
@@ -138,6 +142,8 @@ impl Pending {
             stream: Stream::of(sdp, m, m.rtcp_mux),
             srtp_on: false,
             webrtc: remote_webrtc,
+            opus: None,
+            synthetic: Vec::new(),
         })
     }
 }
@@ -218,4 +224,51 @@ pub enum FirstOffer {
     Srtp,
     /// RTP: the leg refused SRTP.
     Plain,
+}
+
+/// The voice codecs the PBX transcodes Opus to, by static payload type (RFC 3551 §6), in the
+/// order it offers them.
+const TRANSCODED: [(u8, &str); 3] = [(0, "PCMU"), (8, "PCMA"), (9, "G722")];
+
+impl Pending {
+    /// A browser that offered Opus and neither PCMU nor PCMA, calling a phone: the offer to
+    /// the phone gets the voice codecs the PBX can transcode Opus to (those the browser did
+    /// not offer itself), after the browser's own formats. Browsers that offer G.711 (all
+    /// of them by default, RFC 7874 §3) are bridged without transcoding.
+    pub fn add_transcoded(&mut self) {
+        let has = |name: &str| {
+            self.codecs
+                .iter()
+                .any(|(c, _)| c.name.eq_ignore_ascii_case(name) && c.clock == 8000)
+        };
+        if self.webrtc.is_none() || has("PCMU") || has("PCMA") {
+            return;
+        }
+        let Some(opus) = self
+            .codecs
+            .iter()
+            .find(|(c, _)| c.name.eq_ignore_ascii_case("opus") && c.clock == 48_000)
+            .map(|(c, _)| c.clone())
+        else {
+            return;
+        };
+        let missing: Vec<(u8, &str)> = TRANSCODED
+            .into_iter()
+            .filter(|&(pt, name)| !has(name) && !self.codecs.iter().any(|(c, _)| c.pt == pt))
+            .collect();
+        for (pt, name) in missing {
+            self.codecs.push((
+                Codec {
+                    pt,
+                    name: name.to_owned(),
+                    clock: 8000,
+                    channels: 1,
+                    fmtp: None,
+                },
+                0,
+            ));
+            self.synthetic.push(pt);
+        }
+        self.opus = Some(opus);
+    }
 }

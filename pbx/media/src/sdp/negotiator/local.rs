@@ -106,7 +106,15 @@ impl Negotiator {
         leg.lines = lines;
         leg.pts.learn(&reply);
         leg.srtp.in_use = Some(srtp.is_some());
+        let out_ssrc = leg.out_ssrc(webrtc_plan.is_some(), rng);
         let leg_plan = LegPlan {
+            out_stream: out_ssrc.map(|ssrc| {
+                Box::new(crate::OutStreamPlan {
+                    ssrc,
+                    clock_rates: reply.iter().map(|c| (c.pt, c.clock)).collect(),
+                })
+            }),
+            transcode: None,
             remote_rtp: p.stream.rtp,
             remote_rtcp: p.stream.rtcp,
             rtcp_mux: p.rtcp_mux,

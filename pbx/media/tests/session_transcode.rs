@@ -1,0 +1,198 @@
+//! Transcoding inside the relay, in virtual time: a browser leg that speaks Opus and a phone
+//! leg that speaks µ-law hear each other's 1 kHz tone (Goertzel), DTMF events cross by
+//! payload type, and the browser gets one stream under the PBX's SSRC at the 48 kHz clock.
+
+mod relay_support;
+
+use std::time::Duration;
+
+use opus_rs::{Application, OpusDecoder, OpusEncoder};
+use pbx_media::g711::Law;
+use pbx_media::relay::{Component, Verdict};
+use pbx_media::session::MediaSession;
+use pbx_media::voice::Voice;
+use pbx_media::{LegPlan, OutStreamPlan, Side, Transcoding};
+use relay_support::{addr, base, leg, plan, rtp};
+
+/// As `relay_support::feed`, with the shell's 2048-byte buffer: a transcoded packet may be
+/// longer than the one that came in.
+fn feed(
+    s: &mut MediaSession,
+    now: std::time::Instant,
+    side: Side,
+    component: Component,
+    source: std::net::SocketAddr,
+    pkt: &[u8],
+) -> (Verdict, Vec<u8>) {
+    let mut buf = vec![0u8; 2048];
+    buf[..pkt.len()].copy_from_slice(pkt);
+    let v = s.handle_datagram(now, side, component, source, &mut buf, pkt.len());
+    let out = match v {
+        Verdict::Forward { len, .. } => buf[..len].to_vec(),
+        Verdict::Drop(_) | Verdict::Consumed => Vec::new(),
+    };
+    (v, out)
+}
+
+const BROWSER: &str = "192.0.2.40:5000";
+const PHONE: &str = "192.0.2.41:6000";
+const OUT_SSRC: u32 = 0x0b0b_0002;
+const MS20: Duration = Duration::from_millis(20);
+
+fn transcoded() -> pbx_media::MediaPlan {
+    let browser = LegPlan {
+        out_stream: Some(Box::new(OutStreamPlan {
+            ssrc: OUT_SSRC,
+            clock_rates: vec![(111, 48_000), (126, 8000)],
+        })),
+        transcode: Some(Transcoding {
+            opus_pt: 111,
+            voice: Voice::G711(Law::Mu),
+            voice_pt: 0,
+        }),
+        ..leg(BROWSER)
+    };
+    let phone = LegPlan {
+        pt_map: vec![(126, 101)],
+        ..leg(PHONE)
+    };
+    plan(browser, phone)
+}
+
+fn tone(rate: u32, samples: usize) -> Vec<i16> {
+    (0..samples)
+        .map(|n| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * n as f64 / f64::from(rate)).sin())
+                as i16
+        })
+        .collect()
+}
+
+fn power(pcm: &[i16], rate: u32, freq: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / f64::from(rate)).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in pcm {
+        let s = f64::from(x) + k * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    s1 * s1 + s2 * s2 - k * s1 * s2
+}
+
+/// 1 kHz stands out from its neighbours by far, and the level is about what was sent.
+fn assert_tone(pcm: &[i16], rate: u32) {
+    let at = power(pcm, rate, 1000.0);
+    for other in [400.0, 700.0, 1300.0, 2000.0] {
+        assert!(
+            at > 100.0 * power(pcm, rate, other),
+            "1 kHz over {other} Hz"
+        );
+    }
+    let rms = (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt();
+    assert!((4000.0..7000.0).contains(&rms), "level: {rms}");
+}
+
+#[test]
+fn browser_and_phone_hear_each_others_tone_through_the_transcoder() {
+    let t0 = base();
+    let mut s = MediaSession::relay(t0);
+    s.apply(t0, &transcoded()).expect("plan");
+
+    // Browser → phone: Opus 48 kHz in, µ-law out.
+    let mut enc = OpusEncoder::new(48_000, 1, Application::Voip).expect("encoder");
+    enc.bitrate_bps = 32_000;
+    let mut heard_by_phone = Vec::new();
+    for (i, frame) in tone(48_000, 48_000).chunks(960).enumerate() {
+        let mut opus = [0u8; 1500];
+        let n = enc.encode_i16(frame, 960, &mut opus).expect("encode");
+        let p = rtp(111, false, 100 + i as u16, 960 * i as u32, 0xb1, &opus[..n]);
+        let at = t0 + MS20 * i as u32;
+        let (v, out) = feed(&mut s, at, Side::Caller, Component::Rtp, addr(BROWSER), &p);
+        assert!(
+            matches!(
+                v,
+                Verdict::Forward {
+                    side: Side::Callee,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+        assert_eq!(out[1] & 0x7f, 0, "PCMU to the phone");
+        assert_eq!(out.len(), 12 + 160);
+        heard_by_phone.extend(out[12..].iter().map(|&c| Law::Mu.decode(c)));
+    }
+    assert_tone(&heard_by_phone[1600..], 8000);
+
+    // Phone → browser: µ-law in, Opus out under the PBX's SSRC, 960 ticks a packet.
+    let mut dec = OpusDecoder::new(48_000, 1).expect("decoder");
+    let mut heard_by_browser = Vec::new();
+    let mut last_ts = None;
+    for (i, frame) in tone(8000, 8000).chunks(160).enumerate() {
+        let payload: Vec<u8> = frame.iter().map(|&x| Law::Mu.encode(x)).collect();
+        let p = rtp(0, false, 5000 + i as u16, 160 * i as u32, 0xf1, &payload);
+        let at = t0 + MS20 * i as u32;
+        let (v, out) = feed(&mut s, at, Side::Callee, Component::Rtp, addr(PHONE), &p);
+        assert!(
+            matches!(
+                v,
+                Verdict::Forward {
+                    side: Side::Caller,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+        assert_eq!(out[1] & 0x7f, 111, "Opus to the browser");
+        assert_eq!(&out[8..12], &OUT_SSRC.to_be_bytes());
+        let ts = u32::from_be_bytes([out[4], out[5], out[6], out[7]]);
+        if let Some(last) = last_ts {
+            assert_eq!(ts.wrapping_sub(last), 960);
+        }
+        last_ts = Some(ts);
+        let mut pcm = [0f32; 5760];
+        let n = dec.decode(&out[12..], 5760, &mut pcm).expect("decode");
+        heard_by_browser.extend(pcm[..n].iter().map(|&x| (x * 32768.0) as i16));
+    }
+    assert_tone(&heard_by_browser[9600..], 48_000);
+
+    // A phone's DTMF event is not audio: it passes the stage untouched (the phone sends the
+    // number the PBX offered it, the browser's 126, RFC 3264 §6.1), in the browser's stream.
+    let event = rtp(126, true, 5050, 8000, 0xf1, &[5, 0x0a, 0, 160]);
+    let (v, out) = feed(
+        &mut s,
+        t0 + MS20 * 50,
+        Side::Callee,
+        Component::Rtp,
+        addr(PHONE),
+        &event,
+    );
+    assert!(
+        matches!(
+            v,
+            Verdict::Forward {
+                side: Side::Caller,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    assert_eq!(out[1] & 0x7f, 126);
+    assert_eq!(&out[8..12], &OUT_SSRC.to_be_bytes());
+    assert_eq!(&out[12..], &[5, 0x0a, 0, 160]);
+}
+
+#[test]
+fn a_malformed_opus_payload_is_dropped_and_counted() {
+    let t0 = base();
+    let mut s = MediaSession::relay(t0);
+    s.apply(t0, &transcoded()).expect("plan");
+    // A code 3 packet without its frame count byte (RFC 6716 §3.2.5: malformed).
+    let p = rtp(111, false, 1, 0, 0xb1, &[0x03, 0x00]);
+    let (v, _) = feed(&mut s, t0, Side::Caller, Component::Rtp, addr(BROWSER), &p);
+    assert_eq!(v, Verdict::Drop(pbx_media::relay::DropReason::Transcode));
+    assert_eq!(
+        s.stats().dropped(pbx_media::relay::DropReason::Transcode),
+        1
+    );
+}
