@@ -64,6 +64,8 @@ fn leg(config: u8, n: u8) -> LegPlan {
             Direction::SendRecv
         },
         webrtc: None,
+        out_stream: None,
+        transcode: None,
     }
 }
 
