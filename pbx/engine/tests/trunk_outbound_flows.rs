@@ -398,3 +398,24 @@ async fn a_trunks_next_address_before_the_next_trunk() {
     assert!(!invites_to(&mut sim, LEGACY).is_empty());
     assert_eq!(sim.core.trunks.in_use("provider"), 0);
 }
+
+#[tokio::test]
+async fn each_trunk_has_its_own_setup_time() {
+    // The provider's own 2 s (`pbx trunk add --setup-timeout 2`); the legacy PBX keeps 5 s.
+    let mut trunks = trunks();
+    trunks[0].outbound.setup_timeout = Duration::from_secs(2);
+    let mut sim = Sim::new(PLAN, trunks).await;
+    sim.register_phone().await;
+    place_call(&mut sim, "0301234", "own-setup").await;
+    assert_eq!(invites_to(&mut sim, PROVIDER).len(), 1);
+    sim.advance(Duration::from_millis(1500)).await;
+    assert!(
+        invites_to(&mut sim, LEGACY).is_empty(),
+        "not before its 2 s"
+    );
+    sim.advance(Duration::from_secs(1)).await;
+    assert!(
+        !invites_to(&mut sim, LEGACY).is_empty(),
+        "the provider's own 2 s, not 5 s"
+    );
+}

@@ -177,7 +177,10 @@ impl Trunks {
         for trunk in &trunks {
             let addresses = resolve(trunk).await.unwrap_or_default();
             let mut peer = peer_of(trunk, addresses);
-            peer.outbound.setup_timeout = self.setup_timeout;
+            // The trunk's own setup time, else `[calls] trunk_setup_timeout`.
+            peer.outbound.setup_timeout = trunk
+                .setup_timeout
+                .map_or(self.setup_timeout, |secs| Duration::from_secs(u64::from(secs)));
             // Calls go to the first address a UDP listener reaches (the outbound proxy's
             // when there is one); TCP and TLS trunks open no connection yet.
             peer.outbound.targets = match trunk.transport.as_str() {
