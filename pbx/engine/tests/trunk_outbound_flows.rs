@@ -419,3 +419,76 @@ async fn each_trunk_has_its_own_setup_time() {
         "the provider's own 2 s, not 5 s"
     );
 }
+
+/// The order DNS gave (RFC 3263: SRV priority 10, then 20) is the order a call fails over
+/// in: the targets come from [`Locate`] run over fixture records, as the shell runs it.
+#[tokio::test]
+async fn a_call_fails_over_in_the_dns_order() {
+    use pbx_engine::peer::TransportKind;
+    use pbx_engine::trunk::locate::{Answer, Locate, Naptr, Query, Srv};
+    const SECOND: &str = "203.0.113.7";
+    let mut locate = Locate::new("provider.example", None, &[TransportKind::Udp]);
+    while let Some(query) = locate.poll_query() {
+        let answer = match query {
+            Query::Naptr(_) => Answer::Naptr(
+                vec![Naptr {
+                    order: 10,
+                    preference: 10,
+                    flags: "S".into(),
+                    services: "SIP+D2U".into(),
+                    replacement: "_sip._udp.provider.example.".into(),
+                }],
+                Some(300),
+            ),
+            Query::Srv(_) => Answer::Srv(
+                vec![
+                    Srv {
+                        priority: 20,
+                        weight: 0,
+                        port: 5060,
+                        target: "b.provider.example.".into(),
+                    },
+                    Srv {
+                        priority: 10,
+                        weight: 0,
+                        port: 5060,
+                        target: "a.provider.example.".into(),
+                    },
+                ],
+                Some(60),
+            ),
+            Query::Address(name) if name == "a.provider.example" => {
+                Answer::Address(vec![PROVIDER.parse().unwrap()], Some(60))
+            }
+            Query::Address(_) => Answer::Address(vec![SECOND.parse().unwrap()], Some(60)),
+        };
+        locate.handle_answer(answer, &mut |_| 0);
+    }
+    let mut trunks = trunks();
+    trunks[0].outbound.targets = locate
+        .targets()
+        .iter()
+        .map(|t| {
+            (
+                std::net::SocketAddr::new(t.ip, t.port),
+                common::PBX.parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut sim = Sim::new(PLAN, trunks).await;
+    sim.register_phone().await;
+    place_call(&mut sim, "0301234", "dns-order").await;
+    let first = invites_to(&mut sim, PROVIDER);
+    assert_eq!(first.len(), 1, "priority 10 first");
+    assert!(invites_to(&mut sim, SECOND).is_empty());
+    sim.receive(
+        PROVIDER,
+        answer(&first[0], "503 Service Unavailable", "", ""),
+    )
+    .await;
+    assert_eq!(invites_to(&mut sim, SECOND).len(), 1, "then priority 20");
+    assert!(
+        invites_to(&mut sim, LEGACY).is_empty(),
+        "before the next trunk"
+    );
+}

@@ -293,6 +293,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         store.clone(),
         config.sip.qualify_interval,
         config.calls.trunk_setup_timeout,
+        locator(&config.dns),
     );
     // The first load before SIP is served: a trunk's INVITEs are recognised from the start.
     trunks.reload().await;
@@ -494,6 +495,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tracing::warn!("gave up closing the database connections");
     }
     outcome
+}
+
+/// The resolver that locates trunks: `[dns] nameservers`, else the system's.
+fn locator(dns: &crate::config::DnsConfig) -> Arc<engine::locate::Locator> {
+    Arc::new(engine::locate::Locator::new(&dns.nameservers))
 }
 
 fn secs(duration: Duration) -> u32 {
