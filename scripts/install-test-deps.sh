@@ -7,7 +7,8 @@
 #   recipes in tests/clients), postgresql (the throw-away server of the test run), sqlite3,
 #   procps, iproute2, python3, ca-certificates, chromium + fonts-dejavu-core and zbar-tools
 #   (the web admin's browser test and its QR decoder); from PyPI pytest, sipvicious (the
-#   attacker tools of the security tests), aiosmtpd (the SMTP server of the mail test),
+#   attacker tools of the security tests), aiosmtpd (the SMTP server of the mail test), dnslib (the
+#   DNS server of the trunk DNS test),
 #   playwright (drives Debian's chromium through executable_path; never `playwright
 #   install`), schemathesis (fuzzes the REST API against its OpenAPI document), websockets
 #   (the SIP-over-WebSocket client); nodejs + npm, and JsSIP + ws from npm into
@@ -49,6 +50,12 @@ fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   echo "install-test-deps: pip install aiosmtpd"
   python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd>=1.4'
+fi
+
+# dnslib: the DNS server (NAPTR, SRV, A) of tests/e2e/test_trunk_dns.py
+if ! python3 -c 'import dnslib' 2>/dev/null; then
+  echo "install-test-deps: pip install dnslib"
+  python3 -m pip install --quiet --disable-pip-version-check 'dnslib==0.9.26'
 fi
 
 # aiortc: the third-party WebRTC stack of tests/e2e/test_webrtc_media.py (ICE, DTLS-SRTP)
@@ -103,6 +110,7 @@ python3 -c 'import pytest' || exit 1
 python3 -c 'import sipvicious' || exit 1
 python3 -c 'import playwright.sync_api' || exit 1
 python3 -c 'import aiosmtpd' || exit 1
+python3 -c 'import dnslib' || exit 1
 python3 -c 'import websockets' || exit 1
 [ -f "$JSSIP_DIR/node_modules/jssip/package.json" ] || exit 1
 python3 -c 'import schemathesis' || exit 1

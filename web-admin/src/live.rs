@@ -120,8 +120,17 @@ pub trait Live: Send + Sync {
     fn contexts(&self) -> Option<Vec<String>>;
 
     /// Reads the dialplan file again; every problem as `path:line:col: message` when it does
-    /// not validate (the running plan then stays).
-    fn reload_dialplan(&self) -> Result<(), Vec<String>>;
+    /// not validate (the running plan then stays). Validated as the server loads a plan
+    /// (the contexts the store assigns, the `[lookup]` databases of the config).
+    async fn reload_dialplan(&self) -> Result<(), Vec<String>>;
+
+    /// Validates a dialplan text (named `path` in messages) exactly as
+    /// [`Live::reload_dialplan`] would: the web admin checks with it before saving.
+    async fn check_dialplan(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<std::sync::Arc<pbx_dialplan::Plan>, Vec<crate::dialplan_file::Problem>>;
 
     /// Lifts the ban of `addr` in the store and in the running guard; `false` when it was not
     /// banned.

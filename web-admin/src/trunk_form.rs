@@ -29,6 +29,8 @@ pub struct TrunkInput {
     pub media_encryption: String,
     /// Codec names separated by commas or spaces, in preference order.
     pub codecs: String,
+    /// Seconds; empty: `[calls] trunk_setup_timeout`.
+    pub setup_timeout: String,
 }
 
 impl TrunkInput {
@@ -63,13 +65,14 @@ impl TrunkInput {
             },
             media_encryption: t.media_encryption.clone(),
             codecs: t.codecs.join(", "),
+            setup_timeout: t.setup_timeout.map(|s| s.to_string()).unwrap_or_default(),
         }
     }
 }
 
 /// Which field a message of [`Trunk::problems`] is about, and the web's words for the
 /// messages that name the CLI's flags.
-const FIELDS: [(&str, &str, Option<&str>); 14] = [
+const FIELDS: [(&str, &str, Option<&str>); 15] = [
     ("bad trunk name", "name", None),
     ("bad host", "host", None),
     ("bad port", "host", None),
@@ -96,6 +99,7 @@ const FIELDS: [(&str, &str, Option<&str>); 14] = [
     ),
     ("bad caller ID", "caller_id", None),
     ("bad media encryption", "media_encryption", None),
+    ("bad setup timeout", "setup_timeout", None),
 ];
 
 fn field_of(message: &str) -> (&'static str, String) {
@@ -150,6 +154,17 @@ pub fn trunk(input: &TrunkInput, stored: Option<&Trunk>) -> Result<Trunk, Proble
             0
         }),
     };
+    let setup_timeout = match input.setup_timeout.trim() {
+        "" => None,
+        s => s.parse::<u32>().map(Some).unwrap_or_else(|_| {
+            add(
+                &mut p,
+                "setup_timeout",
+                format!("bad setup timeout `{s}`: expected seconds (empty: the global one)"),
+            );
+            None
+        }),
+    };
     let username = input.username.trim().to_string();
     let password = match stored {
         Some(t) if input.password.is_empty() && !username.is_empty() => t.password.clone(),
@@ -177,6 +192,7 @@ pub fn trunk(input: &TrunkInput, stored: Option<&Trunk>) -> Result<Trunk, Proble
             .filter(|c| !c.is_empty())
             .map(str::to_ascii_lowercase)
             .collect(),
+        setup_timeout,
         created_at: stored.map_or(0, |t| t.created_at),
         ..Trunk::new(&name, &host)
     };
@@ -233,6 +249,7 @@ mod tests {
             channels: "-3".into(),
             media_encryption: "maybe".into(),
             codecs: "pcmu, op us".into(),
+            setup_timeout: "soon".into(),
         };
         let p = trunk(&bad, None).err().unwrap_or_default();
         for field in [
@@ -247,6 +264,7 @@ mod tests {
             "caller_id",
             "channels",
             "media_encryption",
+            "setup_timeout",
         ] {
             assert!(!p.of(field).is_empty(), "{field}: {p:?}");
         }
@@ -306,5 +324,25 @@ mod tests {
             back.map(|b| (b.host, b.port)),
             Some(("2001:db8::1".into(), Some(5070)))
         );
+    }
+
+    #[test]
+    fn the_setup_timeout_is_seconds_or_the_global_one() {
+        let t = trunk(&input("carrier", "sip.example.com"), None).ok();
+        assert_eq!(t.map(|t| t.setup_timeout), Some(None));
+        let form = TrunkInput {
+            setup_timeout: " 3 ".into(),
+            ..input("carrier", "sip.example.com")
+        };
+        let t = trunk(&form, None).ok();
+        assert_eq!(t.as_ref().map(|t| t.setup_timeout), Some(Some(3)));
+        let back = t.map(|t| TrunkInput::from_trunk(&t).setup_timeout);
+        assert_eq!(back.as_deref(), Some("3"));
+        let zero = TrunkInput {
+            setup_timeout: "0".into(),
+            ..input("carrier", "sip.example.com")
+        };
+        let p = trunk(&zero, None).err().unwrap_or_default();
+        assert!(p.of("setup_timeout").contains("1 to 300"), "{p:?}");
     }
 }

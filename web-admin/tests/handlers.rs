@@ -52,9 +52,17 @@ impl Live for FakeLive {
     fn contexts(&self) -> Option<Vec<String>> {
         Some(vec!["staff".into(), "lobby".into()])
     }
-    fn reload_dialplan(&self) -> Result<(), Vec<String>> {
+    async fn reload_dialplan(&self) -> Result<(), Vec<String>> {
         self.reloads.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+    async fn check_dialplan(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<std::sync::Arc<pbx_dialplan::Plan>, Vec<pbx_web_admin::dialplan_file::Problem>>
+    {
+        pbx_web_admin::dialplan_file::parse(path, text)
     }
     async fn lift_ban(&self, addr: IpAddr) -> Result<bool, StoreError> {
         self.store.remove_ban(addr).await

@@ -50,8 +50,16 @@ impl Live for FakeLive {
     fn contexts(&self) -> Option<Vec<String>> {
         None
     }
-    fn reload_dialplan(&self) -> Result<(), Vec<String>> {
+    async fn reload_dialplan(&self) -> Result<(), Vec<String>> {
         Ok(())
+    }
+    async fn check_dialplan(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<std::sync::Arc<pbx_dialplan::Plan>, Vec<pbx_web_admin::dialplan_file::Problem>>
+    {
+        pbx_web_admin::dialplan_file::parse(path, text)
     }
     async fn lift_ban(&self, _: IpAddr) -> Result<bool, StoreError> {
         Ok(false)

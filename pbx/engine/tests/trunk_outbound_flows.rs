@@ -398,3 +398,97 @@ async fn a_trunks_next_address_before_the_next_trunk() {
     assert!(!invites_to(&mut sim, LEGACY).is_empty());
     assert_eq!(sim.core.trunks.in_use("provider"), 0);
 }
+
+#[tokio::test]
+async fn each_trunk_has_its_own_setup_time() {
+    // The provider's own 2 s (`pbx trunk add --setup-timeout 2`); the legacy PBX keeps 5 s.
+    let mut trunks = trunks();
+    trunks[0].outbound.setup_timeout = Duration::from_secs(2);
+    let mut sim = Sim::new(PLAN, trunks).await;
+    sim.register_phone().await;
+    place_call(&mut sim, "0301234", "own-setup").await;
+    assert_eq!(invites_to(&mut sim, PROVIDER).len(), 1);
+    sim.advance(Duration::from_millis(1500)).await;
+    assert!(
+        invites_to(&mut sim, LEGACY).is_empty(),
+        "not before its 2 s"
+    );
+    sim.advance(Duration::from_secs(1)).await;
+    assert!(
+        !invites_to(&mut sim, LEGACY).is_empty(),
+        "the provider's own 2 s, not 5 s"
+    );
+}
+
+/// The order DNS gave (RFC 3263: SRV priority 10, then 20) is the order a call fails over
+/// in: the targets come from [`Locate`] run over fixture records, as the shell runs it.
+#[tokio::test]
+async fn a_call_fails_over_in_the_dns_order() {
+    use pbx_engine::peer::TransportKind;
+    use pbx_engine::trunk::locate::{Answer, Locate, Naptr, Query, Srv};
+    const SECOND: &str = "203.0.113.7";
+    let mut locate = Locate::new("provider.example", None, &[TransportKind::Udp]);
+    while let Some(query) = locate.poll_query() {
+        let answer = match query {
+            Query::Naptr(_) => Answer::Naptr(
+                vec![Naptr {
+                    order: 10,
+                    preference: 10,
+                    flags: "S".into(),
+                    services: "SIP+D2U".into(),
+                    replacement: "_sip._udp.provider.example.".into(),
+                }],
+                Some(300),
+            ),
+            Query::Srv(_) => Answer::Srv(
+                vec![
+                    Srv {
+                        priority: 20,
+                        weight: 0,
+                        port: 5060,
+                        target: "b.provider.example.".into(),
+                    },
+                    Srv {
+                        priority: 10,
+                        weight: 0,
+                        port: 5060,
+                        target: "a.provider.example.".into(),
+                    },
+                ],
+                Some(60),
+            ),
+            Query::Address(name) if name == "a.provider.example" => {
+                Answer::Address(vec![PROVIDER.parse().unwrap()], Some(60))
+            }
+            Query::Address(_) => Answer::Address(vec![SECOND.parse().unwrap()], Some(60)),
+        };
+        locate.handle_answer(answer, &mut |_| 0);
+    }
+    let mut trunks = trunks();
+    trunks[0].outbound.targets = locate
+        .targets()
+        .iter()
+        .map(|t| {
+            (
+                std::net::SocketAddr::new(t.ip, t.port),
+                common::PBX.parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut sim = Sim::new(PLAN, trunks).await;
+    sim.register_phone().await;
+    place_call(&mut sim, "0301234", "dns-order").await;
+    let first = invites_to(&mut sim, PROVIDER);
+    assert_eq!(first.len(), 1, "priority 10 first");
+    assert!(invites_to(&mut sim, SECOND).is_empty());
+    sim.receive(
+        PROVIDER,
+        answer(&first[0], "503 Service Unavailable", "", ""),
+    )
+    .await;
+    assert_eq!(invites_to(&mut sim, SECOND).len(), 1, "then priority 20");
+    assert!(
+        invites_to(&mut sim, LEGACY).is_empty(),
+        "before the next trunk"
+    );
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use pbx_dialplan::Plan;
+use pbx_dialplan::{Diagnostic, Diagnostics, Plan};
 
 /// Reads and validates the dialplan that `config` names. `Ok(None)` when the config names
 /// none. Every problem comes back as `path:line:col: message`.
@@ -22,27 +22,57 @@ pub fn load_assigned(
     match &config.dialplan.file {
         None => Ok(None),
         Some(path) => {
-            let plan = load_file_assigned(path, assigned)?;
-            let unknown: Vec<String> = plan
-                .lookup_databases()
-                .into_iter()
-                .filter(|(name, _)| !config.lookup.contains_key(*name))
-                .map(|(name, line)| {
-                    format!(
-                        "{}:{line}:1: db_lookup names the database `{name}`, which has no \
-                         [lookup.{name}] section in {}",
-                        plan.path(),
-                        config.path.display()
-                    )
-                })
-                .collect();
-            if unknown.is_empty() {
-                Ok(Some(Arc::new(plan)))
-            } else {
-                Err(unknown)
-            }
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| vec![format!("{shown}:1:1: cannot read dialplan file: {e}")])?;
+            check_text(config, &shown, &text, assigned)
+                .map(|plan| Some(Arc::new(plan)))
+                .map_err(|problems| problems.lines())
         }
     }
+}
+
+/// The one validation of a dialplan text the server has, whatever loads it (`serve` at
+/// start, on SIGHUP and on a file change; the web admin's check, save and reload; `pbx
+/// check`): `assigned` (the contexts the store gives calls) are reachable without
+/// `may_call`, and every `db_lookup` database has its `[lookup.NAME]` in `config`.
+pub fn check_text(
+    config: &crate::config::Config,
+    shown: &str,
+    text: &str,
+    assigned: &[String],
+) -> Result<Plan, Diagnostics> {
+    let plan = Plan::parse_assigned(shown, text, assigned)?;
+    let unknown: Vec<Diagnostic> = plan
+        .lookup_databases()
+        .into_iter()
+        .filter(|(name, _)| !config.lookup.contains_key(*name))
+        .map(|(name, line)| Diagnostic {
+            path: shown.to_string(),
+            line,
+            col: 1,
+            message: format!(
+                "db_lookup names the database `{name}`, which has no [lookup.{name}] section \
+                 in {}",
+                config.path.display()
+            ),
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Diagnostics(unknown))
+    }
+}
+
+/// The plan of the running server: the file `config` names, validated with the contexts
+/// the store assigns now (a store that cannot say leaves the file's own rules).
+pub async fn load_with_store(
+    config: &crate::config::Config,
+    store: &pbx_store::Store,
+) -> Result<Option<Arc<Plan>>, Vec<String>> {
+    let assigned = assigned_contexts(store).await.unwrap_or_default();
+    load_assigned(config, &assigned)
 }
 
 /// Reads and validates one dialplan file.

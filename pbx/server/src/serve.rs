@@ -185,10 +185,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // A dialplan that does not validate is never loaded: not at start, not on reload.
     // Trunks' and extensions' contexts are reachable without `may_call` (the store assigns
     // them); a store that cannot say leaves the file's own rules.
-    let assigned = crate::plan::assigned_contexts(&store)
+    let plan = crate::plan::load_with_store(&config, &store)
         .await
-        .unwrap_or_default();
-    let plan = crate::plan::load_assigned(&config, &assigned).map_err(ServeError::Dialplan)?;
+        .map_err(ServeError::Dialplan)?;
     let plan = Arc::new(crate::plan::PlanHandle::new(plan));
     tokio::spawn(reload_dialplan(config.clone(), plan.clone(), store.clone()));
     let web_plan = plan.clone();
@@ -294,6 +293,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         store.clone(),
         config.sip.qualify_interval,
         config.calls.trunk_setup_timeout,
+        locator(&config.dns),
     );
     // The first load before SIP is served: a trunk's INVITEs are recognised from the start.
     trunks.reload().await;
@@ -497,6 +497,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     outcome
 }
 
+/// The resolver that locates trunks: `[dns] nameservers`, else the system's.
+fn locator(dns: &crate::config::DnsConfig) -> Arc<engine::locate::Locator> {
+    Arc::new(engine::locate::Locator::new(&dns.nameservers))
+}
+
 fn secs(duration: Duration) -> u32 {
     u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
 }
@@ -589,10 +594,10 @@ async fn reload_dialplan(config: Config, plan: Arc<crate::plan::PlanHandle>, sto
                 "the file changed"
             }
         };
-        let assigned = crate::plan::assigned_contexts(&store)
+        match crate::plan::load_with_store(&config, &store)
             .await
-            .unwrap_or_default();
-        match crate::plan::load_assigned(&config, &assigned).map(|new| plan.replace(new)) {
+            .map(|new| plan.replace(new))
+        {
             Ok(()) => tracing::info!(file = %file.display(), why, "dialplan reloaded"),
             Err(problems) => {
                 for problem in &problems {

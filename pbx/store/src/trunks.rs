@@ -21,6 +21,9 @@ pub const TRUNK_TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
 /// How the caller ID of an outbound call is presented: the calling extension's own number,
 /// the trunk's `caller_id`, or anonymous (`Privacy: id`, RFC 3325 §9.3).
 pub const CALLER_ID_MODES: [&str; 3] = ["extension", "trunk", "anonymous"];
+/// The longest setup time a trunk may have, in seconds (a call waits no longer than this
+/// for the trunk's first response).
+pub const MAX_TRUNK_SETUP_TIMEOUT: u32 = 300;
 /// The dialplan context of a trunk's inbound calls when none is given.
 pub const DEFAULT_TRUNK_CONTEXT: &str = "from-trunk";
 
@@ -57,6 +60,9 @@ pub struct Trunk {
     pub media_encryption: String,
     /// Codec names in preference order; empty: every codec the PBX has.
     pub codecs: Vec<String>,
+    /// Seconds without any response to an INVITE before the next trunk is tried; `None`:
+    /// `[calls] trunk_setup_timeout`.
+    pub setup_timeout: Option<u32>,
     /// Unix seconds.
     pub created_at: u64,
 }
@@ -98,6 +104,7 @@ impl Trunk {
             channels: 0,
             media_encryption: "optional".to_string(),
             codecs: Vec::new(),
+            setup_timeout: None,
             created_at: 0,
         }
     }
@@ -190,6 +197,13 @@ impl Trunk {
             out.push(format!(
                 "bad media encryption `{}`: expected required, optional or off",
                 self.media_encryption
+            ));
+        }
+        if let Some(secs) = self.setup_timeout
+            && !(1..=MAX_TRUNK_SETUP_TIMEOUT).contains(&secs)
+        {
+            out.push(format!(
+                "bad setup timeout {secs}: expected 1 to {MAX_TRUNK_SETUP_TIMEOUT} seconds"
             ));
         }
         for codec in &self.codecs {
@@ -326,6 +340,10 @@ fn trunk_from(row: &AnyRow) -> Result<Trunk, StoreError> {
         codecs: split(&row.try_get::<String, _>("codecs")?)
             .map(str::to_string)
             .collect(),
+        setup_timeout: row
+            .try_get::<Option<i64>, _>("setup_timeout")?
+            .map(|s| u32::try_from(s).map_err(|_| corrupt("setup timeout")))
+            .transpose()?,
         created_at: from_db(row.try_get("created_at")?),
         name,
     })
@@ -335,7 +353,7 @@ macro_rules! columns {
     () => {
         "name, host, port, transport, username, password, register, allowed_networks, \
          context, outbound_proxy, caller_id_mode, caller_id, channels, media_encryption, \
-         codecs, created_at"
+         codecs, setup_timeout, created_at"
     };
 }
 
@@ -348,7 +366,7 @@ impl TrunkStore for Store {
         sqlx::query(concat!(
             "INSERT INTO trunks (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -365,6 +383,7 @@ impl TrunkStore for Store {
         .bind(i64::from(trunk.channels))
         .bind(&trunk.media_encryption)
         .bind(join(trunk.codecs.iter().cloned()))
+        .bind(trunk.setup_timeout.map(i64::from))
         .bind(to_db(now_unix()))
         .execute(self.pool())
         .await
@@ -402,7 +421,7 @@ impl TrunkStore for Store {
             "UPDATE trunks SET host = $2, port = $3, transport = $4, username = $5, \
              password = $6, register = $7, allowed_networks = $8, context = $9, \
              outbound_proxy = $10, caller_id_mode = $11, caller_id = $12, channels = $13, \
-             media_encryption = $14, codecs = $15 WHERE name = $1",
+             media_encryption = $14, codecs = $15, setup_timeout = $16 WHERE name = $1",
         )
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -419,6 +438,7 @@ impl TrunkStore for Store {
         .bind(i64::from(trunk.channels))
         .bind(&trunk.media_encryption)
         .bind(join(trunk.codecs.iter().cloned()))
+        .bind(trunk.setup_timeout.map(i64::from))
         .execute(self.pool())
         .await?
         .rows_affected();

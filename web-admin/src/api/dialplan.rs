@@ -106,7 +106,7 @@ pub async fn put_text(
         Err(e) => return Err(e),
     };
     let path = dialplan_file::configured(state.live.dialplan_file()).map_err(file_error)?;
-    if let Err(problems) = dialplan_file::parse(&path, &body.text) {
+    if let Err(problems) = state.live.check_dialplan(&path, &body.text).await {
         let refusal = DialplanRefusal {
             error: format!(
                 "the dialplan has {} problem(s); nothing was saved",
@@ -122,7 +122,7 @@ pub async fn put_text(
         .record(&state, "dialplan.save", &path.display().to_string(), "")
         .await;
     tracing::info!(user = %user.0, "dialplan saved through the API");
-    if let Err(problems) = state.live.reload_dialplan() {
+    if let Err(problems) = state.live.reload_dialplan().await {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
@@ -160,7 +160,10 @@ pub async fn validate(
         .live
         .dialplan_file()
         .unwrap_or_else(|| "dialplan.toml".into());
-    let problems = dialplan_file::parse(&path, &body.text)
+    let problems = state
+        .live
+        .check_dialplan(&path, &body.text)
+        .await
         .err()
         .unwrap_or_default();
     Ok(Json(Validation {
@@ -227,15 +230,19 @@ pub async fn trace(
     })?;
     let path = dialplan_file::configured(state.live.dialplan_file()).map_err(file_error)?;
     let text = dialplan_file::read(&path).map_err(file_error)?;
-    let plan = dialplan_file::parse(&path, &text).map_err(|problems| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "the saved dialplan has {} problem(s); fix it first",
-                problems.len()
-            ),
-        )
-    })?;
+    let plan = state
+        .live
+        .check_dialplan(&path, &text)
+        .await
+        .map_err(|problems| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "the saved dialplan has {} problem(s); fix it first",
+                    problems.len()
+                ),
+            )
+        })?;
     let extensions = state.extensions.list_extensions().await?;
     Ok(Json(TraceOut {
         steps: dialplan_file::trace(&plan, &extensions, &request),

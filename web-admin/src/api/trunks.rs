@@ -45,6 +45,9 @@ pub struct TrunkOut {
     pub media_encryption: String,
     /// In preference order; empty: every codec.
     pub codecs: Vec<String>,
+    /// Seconds without any response to an INVITE before the next trunk is tried; `null`:
+    /// the PBX's `[calls] trunk_setup_timeout`.
+    pub setup_timeout: Option<u32>,
     /// `registered`, `up`, `down` or `unknown` (the PBX reported nothing lately).
     pub state: String,
     /// Why, in a few words.
@@ -72,6 +75,7 @@ impl TrunkOut {
             channels: t.channels,
             media_encryption: t.media_encryption,
             codecs: t.codecs,
+            setup_timeout: t.setup_timeout,
             state: row.state,
             detail: row.detail,
             created_at: t.created_at,
@@ -167,6 +171,9 @@ pub struct TrunkIn {
     /// `required`, `optional` (default) or `off`.
     pub media_encryption: Option<String>,
     pub codecs: Option<Vec<String>>,
+    /// Seconds (1 to 300) without any response to an INVITE before the next trunk is tried;
+    /// 0 (default): the PBX's `[calls] trunk_setup_timeout`.
+    pub setup_timeout: Option<u32>,
 }
 
 impl TrunkIn {
@@ -189,6 +196,11 @@ impl TrunkIn {
             channels: self.channels.map_or(base.channels, |c| c.to_string()),
             media_encryption: self.media_encryption.unwrap_or(base.media_encryption),
             codecs: self.codecs.map_or(base.codecs, |c| c.join(",")),
+            setup_timeout: match self.setup_timeout {
+                None => base.setup_timeout,
+                Some(0) => String::new(),
+                Some(s) => s.to_string(),
+            },
         }
     }
 }

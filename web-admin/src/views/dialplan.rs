@@ -148,7 +148,7 @@ async fn save(
     }
     let path = std::path::PathBuf::from(&page.path);
     let text = unix_lines(&form.text);
-    if let Err(problems) = dialplan_file::parse(&path, &text) {
+    if let Err(problems) = state.live.check_dialplan(&path, &text).await {
         page.set_text(text, problems);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
@@ -165,7 +165,7 @@ async fn save(
         .record(&state, "dialplan.save", &page.path, "")
         .await;
     tracing::info!(user = %session.user, path = %page.path, "dialplan saved in the web admin");
-    if let Err(problems) = state.live.reload_dialplan() {
+    if let Err(problems) = state.live.reload_dialplan().await {
         // Checked above, so only a change on disk in between gets here.
         page.failure = format!(
             "Saved, but the PBX did not load it: {}",
@@ -270,7 +270,7 @@ async fn run_trace(
         }
     };
     let path = std::path::PathBuf::from(&page.path);
-    match dialplan_file::parse(&path, &page.text) {
+    match state.live.check_dialplan(&path, &page.text).await {
         Ok(plan) => {
             let extensions = state.extensions.list_extensions().await?;
             page.steps = dialplan_file::trace(&plan, &extensions, &request);

@@ -72,15 +72,19 @@ fn rows_of(matrix: &[Permissions]) -> Vec<MatrixRow> {
 }
 
 /// The file, its plan's matrix, or why there is none.
-fn load(state: &Shared) -> Result<(std::path::PathBuf, String, Vec<Permissions>), String> {
+async fn load(state: &Shared) -> Result<(std::path::PathBuf, String, Vec<Permissions>), String> {
     let path = dialplan_file::configured(state.live.dialplan_file()).map_err(|e| e.to_string())?;
     let text = dialplan_file::read(&path).map_err(|e| e.to_string())?;
-    let plan = dialplan_file::parse(&path, &text).map_err(|problems| {
-        format!(
-            "The dialplan has {} problem(s): fix them in the Dialplan editor first.",
-            problems.len()
-        )
-    })?;
+    let plan = state
+        .live
+        .check_dialplan(&path, &text)
+        .await
+        .map_err(|problems| {
+            format!(
+                "The dialplan has {} problem(s): fix them in the Dialplan editor first.",
+                problems.len()
+            )
+        })?;
     let matrix = dialplan_file::permissions(&plan, &text);
     Ok((path, text, matrix))
 }
@@ -107,7 +111,7 @@ async fn page(
     Query(q): Query<PageQuery>,
 ) -> PermissionsPage {
     let mut page = empty_page(Layout::new(&session, "permissions"));
-    match load(&state) {
+    match load(&state).await {
         Ok((_, _, matrix)) => {
             page.contexts = matrix.iter().map(|p| p.context.clone()).collect();
             page.rows = rows_of(&matrix);
@@ -144,7 +148,7 @@ async fn save(
 ) -> Result<Response, PageError> {
     csrf::check(&session.csrf, form.get("csrf").map(String::as_str))?;
     let mut page = empty_page(Layout::new(&session, "permissions"));
-    let (path, text, before) = match load(&state) {
+    let (path, text, before) = match load(&state).await {
         Ok(loaded) => loaded,
         Err(failure) => {
             page.failure = failure;
@@ -164,7 +168,7 @@ async fn save(
     if new_text == text {
         return Ok(Redirect::to("/permissions?saved=1").into_response());
     }
-    if let Err(problems) = dialplan_file::parse(&path, &new_text) {
+    if let Err(problems) = state.live.check_dialplan(&path, &new_text).await {
         page.failure =
             "These permissions would make the dialplan invalid; nothing was saved.".into();
         page.problems = problems;
@@ -175,7 +179,7 @@ async fn save(
         .record(&state, "permissions.save", &path.display().to_string(), "")
         .await;
     tracing::info!(user = %session.user, "call permissions saved in the web admin");
-    if let Err(problems) = state.live.reload_dialplan() {
+    if let Err(problems) = state.live.reload_dialplan().await {
         page.failure = format!(
             "Saved, but the PBX did not load it: {}",
             problems.join("; ")

@@ -173,6 +173,8 @@ struct TrunkForm {
     media_encryption: String,
     #[serde(default)]
     codecs: String,
+    #[serde(default)]
+    setup_timeout: String,
 }
 
 impl TrunkForm {
@@ -194,6 +196,7 @@ impl TrunkForm {
                 channels: self.channels,
                 media_encryption: self.media_encryption,
                 codecs: self.codecs,
+                setup_timeout: self.setup_timeout,
             },
         )
     }

@@ -10,6 +10,7 @@
 //! as an extension would be, so no one reaches a trunk's context by naming it.
 
 pub(crate) mod inbound;
+pub mod locate;
 pub(crate) mod outbound;
 pub mod ping;
 pub mod register;

@@ -3,6 +3,10 @@
 //! the peer is up (a 404 or 405 to OPTIONS still comes from a live SIP server); no answer
 //! within the transaction's time, 408 or 503 says down. Sans-IO: the shell sends the
 //! OPTIONS when [`Pinger::handle_timeout`] says so and feeds back how it ended.
+//!
+//! A trunk whose host resolved to several targets (RFC 3263) is pinged at
+//! [`Pinger::target`]: a failed ping moves to the next target at once (§4.3), and only when
+//! the last one fails too is the trunk down. A target that answers is kept for the next pings.
 
 use pbx_sip::status::StatusCode;
 use std::time::{Duration, Instant};
@@ -32,6 +36,9 @@ pub struct Pinger {
     state: Reachability,
     /// When the next ping is due; `None` while one is out.
     next: Option<Instant>,
+    /// How many targets the trunk has, and the one pinged.
+    targets: usize,
+    target: usize,
 }
 
 impl Pinger {
@@ -41,7 +48,20 @@ impl Pinger {
             interval,
             state: Reachability::Unknown,
             next: Some(now),
+            targets: 1,
+            target: 0,
         }
+    }
+
+    /// The trunk now has `count` targets (a new DNS answer): the pings start at the first.
+    pub fn set_targets(&mut self, count: usize) {
+        self.targets = count.max(1);
+        self.target = 0;
+    }
+
+    /// The index of the target the next ping goes to.
+    pub fn target(&self) -> usize {
+        self.target
     }
 
     pub fn state(&self) -> Reachability {
@@ -72,18 +92,26 @@ impl Pinger {
             return self.state;
         }
         let up = status != StatusCode::REQUEST_TIMEOUT && status != StatusCode::SERVICE_UNAVAILABLE;
-        self.settle(
-            now,
-            if up {
-                Reachability::Up
-            } else {
-                Reachability::Down
-            },
-        )
+        if up {
+            self.settle(now, Reachability::Up)
+        } else {
+            self.failed(now)
+        }
     }
 
     /// The ping's transaction ended without a final answer (Timer F, or the send failed).
     pub fn handle_no_answer(&mut self, now: Instant) -> Reachability {
+        self.failed(now)
+    }
+
+    /// RFC 3263 §4.3: no answer, 408 or 503: the next target at once; down after the last.
+    fn failed(&mut self, now: Instant) -> Reachability {
+        if self.target + 1 < self.targets {
+            self.target += 1;
+            self.next = Some(now);
+            return self.state;
+        }
+        self.target = 0;
         self.settle(now, Reachability::Down)
     }
 
@@ -136,5 +164,34 @@ mod tests {
             p.handle_response(t2 + every * 2, StatusCode::OK),
             Reachability::Up
         );
+    }
+
+    #[test]
+    fn a_failed_ping_tries_the_next_target_before_down() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(30);
+        let mut p = Pinger::new(every, t0);
+        p.set_targets(3);
+        assert!(p.handle_timeout(t0));
+        assert_eq!(p.target(), 0);
+        // 503 from the first: the second is pinged at once, the state unchanged.
+        let t1 = t0 + Duration::from_millis(10);
+        assert_eq!(
+            p.handle_response(t1, StatusCode::SERVICE_UNAVAILABLE),
+            Reachability::Unknown
+        );
+        assert_eq!((p.target(), p.poll_timeout()), (1, Some(t1)));
+        assert!(p.handle_timeout(t1));
+        // The second answers: up, and it stays the one pinged.
+        assert_eq!(p.handle_response(t1, StatusCode::OK), Reachability::Up);
+        assert_eq!((p.target(), p.poll_timeout()), (1, Some(t1 + every)));
+        assert!(p.handle_timeout(t1 + every));
+        // It stops answering: the third; no answer there either: down, back to the first.
+        let t2 = t1 + every + Duration::from_secs(32);
+        assert_eq!(p.handle_no_answer(t2), Reachability::Up);
+        assert_eq!(p.target(), 2);
+        assert!(p.handle_timeout(t2));
+        assert_eq!(p.handle_no_answer(t2), Reachability::Down);
+        assert_eq!((p.target(), p.poll_timeout()), (0, Some(t2 + every)));
     }
 }

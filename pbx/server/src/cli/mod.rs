@@ -143,6 +143,10 @@ pub enum TrunkCommand {
         /// A codec the trunk may use, in preference order; repeat for several (default: all).
         #[arg(long = "codec", value_name = "NAME")]
         codecs: Vec<String>,
+        /// Seconds without any response to an INVITE before the next trunk is tried
+        /// (default: `[calls] trunk_setup_timeout`).
+        #[arg(long = "setup-timeout", value_name = "SECS")]
+        setup_timeout: Option<u32>,
     },
     /// The trunks with their state (registered, up, down, unknown).
     List,

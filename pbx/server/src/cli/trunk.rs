@@ -33,6 +33,7 @@ pub(super) async fn run(
             channels,
             media_encryption,
             codecs,
+            setup_timeout,
         } => {
             let (host, port) = parse_host_port(&host).map_err(|e| CliError::Input(vec![e]))?;
             let trunk = Trunk {
@@ -49,6 +50,7 @@ pub(super) async fn run(
                 channels,
                 media_encryption,
                 codecs: codecs.iter().map(|c| c.to_ascii_lowercase()).collect(),
+                setup_timeout,
                 ..Trunk::new(&name, &host)
             };
             let problems = trunk.problems();
@@ -68,7 +70,7 @@ pub(super) async fn run(
             store.add_trunk(&trunk).await?;
             println!("trunk {name} added ({})", trunk.address());
         }
-        TrunkCommand::List => list(store).await?,
+        TrunkCommand::List => list(store, config.calls.trunk_setup_timeout).await?,
         TrunkCommand::Remove { name } => {
             if !store.remove_trunk(&name).await? {
                 return Err(CliError::Failed(format!("unknown trunk {name}")));
@@ -79,7 +81,8 @@ pub(super) async fn run(
     Ok(())
 }
 
-async fn list(store: &dyn TrunkStore) -> Result<(), CliError> {
+/// `global`: `[calls] trunk_setup_timeout`, shown for trunks without their own.
+async fn list(store: &dyn TrunkStore, global: std::time::Duration) -> Result<(), CliError> {
     let now = now_unix();
     let statuses = store.trunk_statuses().await?;
     let rows: Vec<Vec<String>> = store
@@ -112,6 +115,10 @@ async fn list(store: &dyn TrunkStore) -> Result<(), CliError> {
                 },
                 or_dash(networks),
                 t.context.clone(),
+                match t.setup_timeout {
+                    Some(secs) => format!("{secs}s"),
+                    None => format!("{} (global)", crate::config::format_duration(global)),
+                },
                 state,
                 detail,
             ]
@@ -127,6 +134,7 @@ async fn list(store: &dyn TrunkStore) -> Result<(), CliError> {
                 "REGISTER",
                 "ALLOW",
                 "CONTEXT",
+                "SETUP",
                 "STATE",
                 "DETAIL"
             ],

@@ -25,6 +25,7 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub dialplan: DialplanConfig,
     pub calls: CallsConfig,
+    pub dns: DnsConfig,
     pub trace: TraceConfig,
     /// `[lookup.NAME]`: databases the dialplan's `db_lookup` may query, by name.
     pub lookup: std::collections::BTreeMap<String, LookupConfig>,
@@ -121,6 +122,13 @@ pub struct CallsConfig {
     /// Default 5 s: a trunk that sends no response at all (not even 100 Trying) this long
     /// after an INVITE has failed; the dialplan's next trunk is tried.
     pub trunk_setup_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DnsConfig {
+    /// Default: none, the system's (resolv.conf). The DNS servers that locate trunks (RFC
+    /// 3263 NAPTR, SRV, A/AAAA).
+    pub nameservers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

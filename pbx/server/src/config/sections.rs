@@ -9,16 +9,16 @@ use toml::de::{DeTable, DeValue};
 
 use super::duration::parse_duration;
 use super::model::{
-    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, Listen, LookupConfig,
-    RtpConfig, SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig, VoicemailConfig,
-    WebConfig, media_bind_for,
+    CallsConfig, Config, DatabaseConfig, DialplanConfig, DigestAlgorithm, DnsConfig, Listen,
+    LookupConfig, RtpConfig, SecurityConfig, SipConfig, SmtpConfig, TlsConfig, TraceConfig,
+    VoicemailConfig, WebConfig, media_bind_for,
 };
 use super::read::{Ctx, Section};
 use super::values::{
     parse_listen, parse_network, parse_port_range, parse_socket_addr, resolve_database_url,
 };
 
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "sip",
     "rtp",
     "database",
@@ -31,6 +31,7 @@ const SECTIONS: [&str; 12] = [
     "calls",
     "trace",
     "lookup",
+    "dns",
 ];
 
 /// Reads every section of the root table; problems go to `ctx`.
@@ -74,6 +75,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, root: &DeTable<'_>) -> Config {
         voicemail: voicemail(ctx, &section("voicemail")),
         dialplan: dialplan(ctx, &section("dialplan")),
         calls: calls(ctx, &section("calls")),
+        dns: dns(ctx, &section("dns")),
         trace: trace(ctx, &section("trace")),
         lookup: lookups(ctx, &section("lookup")),
         sip,
@@ -236,6 +238,22 @@ fn calls(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> CallsConfig {
             })
             .map_or(Duration::from_secs(5), |(d, _)| d),
     }
+}
+
+/// `[dns]`: where trunks' names are resolved (the system's resolver by default).
+fn dns(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> DnsConfig {
+    ctx.check_keys(s, &["nameservers"]);
+    let nameservers = ctx
+        .list(s, "nameservers", |text| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                format!("bad nameserver `{text}`: expected IP:PORT such as \"192.0.2.53:53\"")
+            })
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    DnsConfig { nameservers }
 }
 
 fn database(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> DatabaseConfig {
@@ -610,6 +628,41 @@ mod trunk_setup_tests {
         assert_eq!(
             errors,
             ["pbx.toml:4:23: `trunk_setup_timeout` must be more than 0s"]
+        );
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use std::path::Path;
+
+    fn load(dns: &str) -> Result<super::super::Config, Vec<String>> {
+        let text = format!("[sip]\ndomain = \"x\"\n[dns]\n{dns}");
+        super::super::load_str(&text, Path::new("pbx.toml"), Path::new("/tmp"))
+            .map_err(|e| e.lines())
+    }
+
+    #[test]
+    fn nameservers_default_to_the_systems_and_are_ip_and_port() {
+        let config = load("").unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(config.dns.nameservers.is_empty());
+        let config = load("nameservers = [\"127.0.0.1:5353\", \"[::1]:53\"]\n")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let shown: Vec<String> = config
+            .dns
+            .nameservers
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(shown, ["127.0.0.1:5353", "[::1]:53"]);
+        let errors = load("nameservers = [\"ns.example.net\"]\n")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            errors,
+            [
+                "pbx.toml:4:16: bad nameserver `ns.example.net`: expected IP:PORT such as \"192.0.2.53:53\""
+            ]
         );
     }
 }

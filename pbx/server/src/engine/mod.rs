@@ -13,6 +13,7 @@ pub mod credentials;
 pub(crate) mod db_lookup;
 pub mod driver;
 pub mod live_calls;
+pub mod locate;
 pub mod location;
 mod lookup;
 pub mod mwi;

@@ -12,10 +12,16 @@
 //! `/metrics` and logged without secrets. On shutdown every binding is removed
 //! (`Expires: 0`).
 //!
-//! Not yet: registering over TCP/TLS (the transports open no outbound connections yet) and
-//! RFC 3263 NAPTR/SRV (the host is resolved to A/AAAA by the system resolver).
+//! The trunk's host (or its outbound proxy) is located as RFC 3263 says ([`Locator`]:
+//! NAPTR, SRV, A/AAAA): calls, REGISTERs and OPTIONS go to the first target and fail over
+//! to the next on 503, no answer or a transport error (§4.3). The order is kept until the
+//! records' TTL ends, then asked again.
+//!
+//! Not yet: registering over TCP/TLS, and TCP/TLS targets (the transports open no outbound
+//! connections yet): such targets are skipped.
 
 use super::EngineContext;
+use super::locate::{self, Located, Locator};
 use crate::transport::{Peer, TransportKind};
 use pbx_engine::qualify;
 use pbx_engine::trunk::ping::{Pinger, Reachability};
@@ -40,8 +46,6 @@ const RELOAD_EVERY: Duration = Duration::from_secs(5);
 const REGISTER_EXPIRES: Duration = Duration::from_secs(3600);
 /// How often trunks get an OPTIONS when `[sip] qualify_interval` is off.
 pub const PING_EVERY: Duration = Duration::from_secs(30);
-/// How often the trunks' hosts are resolved again for the engine's table.
-const RESOLVE_EVERY: Duration = Duration::from_secs(300);
 /// `[calls] trunk_setup_timeout` by default.
 pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a failed DNS look-up waits before the next.
@@ -108,6 +112,10 @@ pub struct Trunks {
     /// One load at a time: a reload asked for by the web admin must not interleave with the
     /// periodic one (an older read reconciled last would undo a newer one).
     loading: tokio::sync::Mutex<()>,
+    locator: Arc<Locator>,
+    /// When the DNS answers of the last load end (their smallest TTL): then they are asked
+    /// again.
+    resolve_at: Mutex<Instant>,
 }
 
 impl Trunks {
@@ -117,6 +125,7 @@ impl Trunks {
         store: Arc<dyn TrunkStore>,
         ping_every: Duration,
         setup_timeout: Duration,
+        locator: Arc<Locator>,
     ) -> Arc<Trunks> {
         let ping_every = if ping_every.is_zero() {
             PING_EVERY
@@ -132,18 +141,17 @@ impl Trunks {
             last: Mutex::new(None),
             running: Mutex::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
+            locator,
+            resolve_at: Mutex::new(Instant::now()),
         })
     }
 
     /// Re-reads the trunks every few seconds until the PBX stops, and resolves their hosts
-    /// again every [`RESOLVE_EVERY`] (a provider's addresses may change).
+    /// again when the DNS answers' TTL ends (a provider's addresses may change).
     pub async fn run(self: Arc<Self>) {
-        let mut resolved = tokio::time::Instant::now();
         loop {
-            let stale = resolved.elapsed() >= RESOLVE_EVERY;
-            if stale {
-                resolved = tokio::time::Instant::now();
-            }
+            let stale =
+                Instant::now() >= *self.resolve_at.lock().unwrap_or_else(|e| e.into_inner());
             self.load(stale).await;
             tokio::time::sleep(RELOAD_EVERY).await;
         }
@@ -174,22 +182,48 @@ impl Trunks {
             *last = Some(trunks.clone());
         }
         let mut peers = Vec::with_capacity(trunks.len());
+        let mut hold = Duration::from_secs(3600);
         for trunk in &trunks {
-            let addresses = resolve(trunk).await.unwrap_or_default();
-            let mut peer = peer_of(trunk, addresses);
-            peer.outbound.setup_timeout = self.setup_timeout;
-            // Calls go to the first address a UDP listener reaches (the outbound proxy's
-            // when there is one); TCP and TLS trunks open no connection yet.
-            peer.outbound.targets = match trunk.transport.as_str() {
-                "udp" => destinations(trunk)
-                    .await
-                    .into_iter()
-                    .filter_map(|t| local_toward(&self.ctx, t).map(|local| (t, local)))
-                    .collect(),
-                _ => Vec::new(),
+            let host = self
+                .locator
+                .locate(&trunk.host, trunk.port, &locate::allowed(&trunk.transport))
+                .await;
+            let next_hop = match proxy_of(trunk) {
+                Some(Ok((proxy, port))) => {
+                    self.locator
+                        .locate(&proxy, port, &locate::allowed(&trunk.transport))
+                        .await
+                }
+                Some(Err(())) => Located {
+                    targets: Vec::new(),
+                    hold: host.hold,
+                },
+                None => host.clone(),
             };
+            hold = hold.min(host.hold).min(next_hop.hold);
+            if host.targets.is_empty() {
+                tracing::warn!(trunk = %trunk.name, host = %trunk.host, "cannot resolve the trunk's host");
+            }
+            // Its calls come from the addresses its host (and proxy) resolved to.
+            let mut addresses: Vec<IpAddr> = Vec::new();
+            for t in host.targets.iter().chain(&next_hop.targets) {
+                if !addresses.contains(&t.ip) {
+                    addresses.push(t.ip);
+                }
+            }
+            let mut peer = peer_of(trunk, addresses);
+            // The trunk's own setup time, else `[calls] trunk_setup_timeout`.
+            peer.outbound.setup_timeout = trunk.setup_timeout.map_or(self.setup_timeout, |secs| {
+                Duration::from_secs(u64::from(secs))
+            });
+            // Calls try the targets in order, each from the UDP listener that reaches it.
+            peer.outbound.targets = udp_targets(&next_hop)
+                .into_iter()
+                .filter_map(|t| local_toward(&self.ctx, t).map(|local| (t, local)))
+                .collect();
             peers.push(peer);
         }
+        *self.resolve_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now() + hold;
         let count = peers.len();
         self.ctx.trunks.replace(peers);
         metrics::gauge!("pbx_trunks").set(count as f64);
@@ -240,6 +274,7 @@ impl Trunks {
             let (stop, stopped) = oneshot::channel();
             let task = Task {
                 ctx: self.ctx.clone(),
+                locator: self.locator.clone(),
                 store: self.store.clone(),
                 trunk: (*trunk).clone(),
                 ping_every: self.ping_every,
@@ -371,45 +406,41 @@ fn peer_of(trunk: &Trunk, addresses: Vec<IpAddr>) -> TrunkPeer {
     }
 }
 
-/// The trunk host's addresses (A/AAAA through the system resolver).
-async fn resolve(trunk: &Trunk) -> Option<Vec<IpAddr>> {
-    if let Ok(ip) = trunk.host.parse::<IpAddr>() {
-        return Some(vec![ip]);
+/// The outbound proxy's host and port, when the trunk has one (`Err`: not parsable).
+fn proxy_of(trunk: &Trunk) -> Option<Result<(String, Option<u16>), ()>> {
+    if trunk.outbound_proxy.is_empty() {
+        return None;
     }
-    match tokio::net::lookup_host((trunk.host.as_str(), trunk.port_or_default())).await {
-        Ok(addrs) => Some(addrs.map(|a| a.ip()).collect()),
-        Err(error) => {
-            tracing::warn!(trunk = %trunk.name, host = %trunk.host, %error, "cannot resolve the trunk's host");
-            None
-        }
-    }
+    Some(pbx_store::parse_host_port(&trunk.outbound_proxy).map_err(|_| ()))
 }
 
-/// Where requests go, in the order to try them: the outbound proxy when there is one, else
-/// the trunk's host; every address it resolves to, IPv4 first (most providers and most
-/// listeners here are IPv4), each family in the resolver's order.
-async fn destinations(trunk: &Trunk) -> Vec<SocketAddr> {
-    let (host, port) = if trunk.outbound_proxy.is_empty() {
-        (trunk.host.clone(), trunk.port_or_default())
-    } else {
-        match pbx_store::parse_host_port(&trunk.outbound_proxy) {
-            Ok((host, port)) => (host, port.unwrap_or(5060)),
-            Err(_) => return Vec::new(),
-        }
+/// The targets the transports can send to now, in order: UDP only (no outbound TCP/TLS
+/// connection is opened yet, so such a target is skipped, not failed).
+fn udp_targets(located: &Located) -> Vec<SocketAddr> {
+    located
+        .targets
+        .iter()
+        .filter(|t| t.transport == TransportKind::Udp)
+        .map(locate::socket)
+        .collect()
+}
+
+/// Where requests go, in the order to try them (RFC 3263): the outbound proxy's targets
+/// when there is one, else the trunk host's.
+async fn destinations(locator: &Locator, trunk: &Trunk) -> Vec<SocketAddr> {
+    let allowed = locate::allowed(&trunk.transport);
+    let located = match proxy_of(trunk) {
+        None => locator.locate(&trunk.host, trunk.port, &allowed).await,
+        Some(Ok((proxy, port))) => locator.locate(&proxy, port, &allowed).await,
+        Some(Err(())) => return Vec::new(),
     };
-    let Ok(found) = tokio::net::lookup_host((host.as_str(), port)).await else {
-        return Vec::new();
-    };
-    // getaddrinfo may name an address once per socket type: each once, in order.
-    let mut seen = std::collections::HashSet::new();
-    let mut found: Vec<SocketAddr> = found.filter(|a| seen.insert(*a)).collect();
-    found.sort_by_key(|a| !a.is_ipv4());
-    found
+    udp_targets(&located)
 }
 
 /// One trunk's task: its registration, or its OPTIONS pings; run until stopped.
 struct Task {
     ctx: Arc<EngineContext>,
+    locator: Arc<Locator>,
     store: Arc<dyn TrunkStore>,
     trunk: Trunk,
     ping_every: Duration,
@@ -431,7 +462,7 @@ impl Task {
         let (targets, local) = loop {
             // The addresses a UDP listener can reach, and this host's address toward the
             // first (Via and Contact name it).
-            let targets: Vec<SocketAddr> = destinations(&self.trunk)
+            let targets: Vec<SocketAddr> = destinations(&self.locator, &self.trunk)
                 .await
                 .into_iter()
                 .filter(|t| self.local_toward(*t).is_some())
@@ -447,6 +478,7 @@ impl Task {
                 _ = &mut stopped => return,
             }
         };
+        let mut targets = targets;
         let remote = targets.first().copied().unwrap_or(local);
         let peer = Peer {
             kind: TransportKind::Udp,
@@ -478,14 +510,23 @@ impl Task {
             reg.start();
             Machine::Register(Box::new(reg))
         } else {
-            Machine::Ping(Pinger::new(self.ping_every, Instant::now()))
+            let mut pinger = Pinger::new(self.ping_every, Instant::now());
+            pinger.set_targets(targets.len());
+            Machine::Ping(pinger)
         };
         let mut layer: TransactionLayer<Peer> = TransactionLayer::new(Default::default());
         let mut rng = StdRng::from_os_rng();
         let mut stopping = false;
         loop {
-            self.pump(&mut machine, &mut layer, &peer, &call_id, &mut rng)
-                .await;
+            self.pump(
+                &mut machine,
+                &mut layer,
+                &peer,
+                &mut targets,
+                &call_id,
+                &mut rng,
+            )
+            .await;
             let deadline = match &machine {
                 Machine::Register(reg) => {
                     if stopping && reg.state() == State::Idle {
@@ -526,6 +567,7 @@ impl Task {
         machine: &mut Machine,
         layer: &mut TransactionLayer<Peer>,
         peer: &Peer,
+        targets: &mut Vec<SocketAddr>,
         call_id: &str,
         rng: &mut StdRng,
     ) {
@@ -546,10 +588,19 @@ impl Task {
                     }
                 }
                 Machine::Ping(pinger) => {
+                    // The target the pinger is at (it moves on after a failed ping).
+                    let to = match targets.get(pinger.target()) {
+                        Some(&remote) => Peer {
+                            remote,
+                            local: self.local_toward(remote).unwrap_or(peer.local),
+                            ..peer.clone()
+                        },
+                        None => peer.clone(),
+                    };
                     if pinger.handle_timeout(now)
-                        && let Some(options) = self.options(peer, call_id, rng)
+                        && let Some(options) = self.options(&to, call_id, rng)
                     {
-                        requests.push((options, peer.clone()));
+                        requests.push((options, to));
                     }
                 }
             }
@@ -581,6 +632,7 @@ impl Task {
                             let state = pinger.handle_response(now, response.status);
                             let why = format!("OPTIONS answered {}", response.status.0);
                             self.report_ping(before, state, &why).await;
+                            self.relocate_if_down(pinger, targets).await;
                         }
                     }
                     (
@@ -595,6 +647,7 @@ impl Task {
                         let state = pinger.handle_no_answer(now);
                         self.report_ping(before, state, "no answer to OPTIONS")
                             .await;
+                        self.relocate_if_down(pinger, targets).await;
                     }
                     (TransactionEvent::Terminated, _) => {}
                 }
@@ -606,7 +659,7 @@ impl Task {
                     self.report(event).await;
                     if failed {
                         // The next attempt uses what DNS says then (a provider may move).
-                        let fresh: Vec<SocketAddr> = destinations(&self.trunk)
+                        let fresh: Vec<SocketAddr> = destinations(&self.locator, &self.trunk)
                             .await
                             .into_iter()
                             .filter(|t| self.local_toward(*t).is_some())
@@ -635,6 +688,22 @@ impl Task {
             peer: peer.clone(),
         };
         qualify::options_request(&target, &self.ctx.domain, &self.ctx.user_agent, rng)
+    }
+
+    /// After every target failed a ping, the next round uses what DNS says then.
+    async fn relocate_if_down(&self, pinger: &mut Pinger, targets: &mut Vec<SocketAddr>) {
+        if pinger.state() != Reachability::Down || pinger.target() != 0 {
+            return;
+        }
+        let fresh: Vec<SocketAddr> = destinations(&self.locator, &self.trunk)
+            .await
+            .into_iter()
+            .filter(|t| self.local_toward(*t).is_some())
+            .collect();
+        if !fresh.is_empty() && fresh != *targets {
+            pinger.set_targets(fresh.len());
+            *targets = fresh;
+        }
     }
 
     async fn report_ping(&self, before: Reachability, state: Reachability, why: &str) {

@@ -15,7 +15,7 @@ use pbx_web_admin::live::{
 };
 
 use crate::config::Config;
-use crate::plan::{PlanFile, PlanHandle};
+use crate::plan::PlanHandle;
 use crate::security::events::SecurityLog;
 use crate::security::{Admission, CheckOutcome, Gated, Guard, Ticket};
 
@@ -61,8 +61,34 @@ impl Live for ServerLive {
             .map(|plan| plan.context_names().map(str::to_string).collect())
     }
 
-    fn reload_dialplan(&self) -> Result<(), Vec<String>> {
-        self.plan.reload(&self.config)
+    async fn reload_dialplan(&self) -> Result<(), Vec<String>> {
+        // As `serve` loads and reloads it: with the contexts the store assigns.
+        let plan = crate::plan::load_with_store(&self.config, &self.store).await?;
+        self.plan.replace(plan);
+        Ok(())
+    }
+
+    async fn check_dialplan(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<Arc<pbx_dialplan::Plan>, Vec<pbx_web_admin::dialplan_file::Problem>> {
+        let assigned = crate::plan::assigned_contexts(&self.store)
+            .await
+            .unwrap_or_default();
+        let shown = path.display().to_string();
+        crate::plan::check_text(&self.config, &shown, text, &assigned)
+            .map(Arc::new)
+            .map_err(|problems| {
+                problems
+                    .iter()
+                    .map(|d| pbx_web_admin::dialplan_file::Problem {
+                        line: d.line,
+                        col: d.col,
+                        message: d.message.clone(),
+                    })
+                    .collect()
+            })
     }
 
     async fn lift_ban(&self, addr: IpAddr) -> Result<bool, StoreError> {

@@ -397,6 +397,7 @@ pub async fn trunks(store: &dyn TrunkStore) {
     provider.register = true;
     provider.codecs = vec!["pcma".into(), "pcmu".into()];
     provider.channels = 30;
+    provider.setup_timeout = Some(3);
     ok(store.add_trunk(&provider).await);
     let mut legacy = Trunk::new("legacy", "10.1.2.3");
     legacy.allowed_networks = vec![net("10.1.2.0/24"), net("2001:db8::/32")];
@@ -440,9 +441,16 @@ pub async fn trunks(store: &dyn TrunkStore) {
         )
     );
     assert!(read.created_at > 0);
+    assert_eq!(read.setup_timeout, Some(3));
     let read = listed.first().unwrap_or_else(|| panic!());
     assert_eq!(read.allowed_networks, legacy.allowed_networks);
     assert_eq!((read.port, read.register), (None, false));
+    // No setup time of its own: the global one applies.
+    assert_eq!(read.setup_timeout, None);
+    let mut zero = Trunk::new("zero", "10.1.2.5");
+    zero.setup_timeout = Some(0);
+    let bad = store.add_trunk(&zero).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
 
     // An update replaces every field but the creation time; checked like an add.
     let created = read.created_at;
@@ -452,6 +460,7 @@ pub async fn trunks(store: &dyn TrunkStore) {
     changed.codecs = vec!["g722".into()];
     changed.caller_id_mode = "trunk".into();
     changed.caller_id = "+4930123".into();
+    changed.setup_timeout = Some(7);
     assert!(ok(store.update_trunk(&changed).await));
     let read = ok(store.list_trunks().await).remove(0);
     assert_eq!(
@@ -463,6 +472,7 @@ pub async fn trunks(store: &dyn TrunkStore) {
         ),
         ("10.1.2.4", Some(5070), vec!["g722".to_string()], "+4930123")
     );
+    assert_eq!(read.setup_timeout, Some(7));
     assert_eq!(read.created_at, created);
     assert!(!ok(store
         .update_trunk(&Trunk::new("nobody", "h.example"))
