@@ -57,6 +57,11 @@ pub struct Trunk {
     pub media_encryption: String,
     /// Codec names in preference order; empty: every codec the PBX has.
     pub codecs: Vec<String>,
+    /// TLS: a CA file trusted for the trunk's certificate besides the system's roots;
+    /// empty: `[sip] tls_ca_file`.
+    pub tls_ca_file: String,
+    /// TLS: whether the trunk's certificate is verified (false only by an admin's choice).
+    pub tls_verify: bool,
     /// Unix seconds.
     pub created_at: u64,
 }
@@ -98,6 +103,8 @@ impl Trunk {
             channels: 0,
             media_encryption: "optional".to_string(),
             codecs: Vec::new(),
+            tls_ca_file: String::new(),
+            tls_verify: true,
             created_at: 0,
         }
     }
@@ -326,6 +333,8 @@ fn trunk_from(row: &AnyRow) -> Result<Trunk, StoreError> {
         codecs: split(&row.try_get::<String, _>("codecs")?)
             .map(str::to_string)
             .collect(),
+        tls_ca_file: row.try_get("tls_ca_file")?,
+        tls_verify: row.try_get::<i64, _>("tls_verify")? != 0,
         created_at: from_db(row.try_get("created_at")?),
         name,
     })
@@ -335,7 +344,7 @@ macro_rules! columns {
     () => {
         "name, host, port, transport, username, password, register, allowed_networks, \
          context, outbound_proxy, caller_id_mode, caller_id, channels, media_encryption, \
-         codecs, created_at"
+         codecs, created_at, tls_ca_file, tls_verify"
     };
 }
 
@@ -348,7 +357,8 @@ impl TrunkStore for Store {
         sqlx::query(concat!(
             "INSERT INTO trunks (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18)"
         ))
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -366,6 +376,8 @@ impl TrunkStore for Store {
         .bind(&trunk.media_encryption)
         .bind(join(trunk.codecs.iter().cloned()))
         .bind(to_db(now_unix()))
+        .bind(&trunk.tls_ca_file)
+        .bind(i64::from(trunk.tls_verify))
         .execute(self.pool())
         .await
         .map_err(|e| StoreError::unique(e, || format!("trunk {}", trunk.name)))?;
@@ -402,7 +414,8 @@ impl TrunkStore for Store {
             "UPDATE trunks SET host = $2, port = $3, transport = $4, username = $5, \
              password = $6, register = $7, allowed_networks = $8, context = $9, \
              outbound_proxy = $10, caller_id_mode = $11, caller_id = $12, channels = $13, \
-             media_encryption = $14, codecs = $15 WHERE name = $1",
+             media_encryption = $14, codecs = $15, tls_ca_file = $16, tls_verify = $17 \
+             WHERE name = $1",
         )
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -419,6 +432,8 @@ impl TrunkStore for Store {
         .bind(i64::from(trunk.channels))
         .bind(&trunk.media_encryption)
         .bind(join(trunk.codecs.iter().cloned()))
+        .bind(&trunk.tls_ca_file)
+        .bind(i64::from(trunk.tls_verify))
         .execute(self.pool())
         .await?
         .rows_affected();

@@ -143,6 +143,14 @@ pub enum TrunkCommand {
         /// A codec the trunk may use, in preference order; repeat for several (default: all).
         #[arg(long = "codec", value_name = "NAME")]
         codecs: Vec<String>,
+        /// TLS: a CA file (PEM) trusted for the trunk's certificate besides the system's
+        /// roots (default: `[sip] tls_ca_file`).
+        #[arg(long = "tls-ca-file", value_name = "FILE")]
+        tls_ca_file: Option<std::path::PathBuf>,
+        /// TLS: do NOT verify the trunk's certificate. Anyone on the path could then read and
+        /// change its calls; for a lab only.
+        #[arg(long = "tls-no-verify")]
+        tls_no_verify: bool,
     },
     /// The trunks with their state (registered, up, down, unknown).
     List,

@@ -12,10 +12,14 @@
 //! `/metrics` and logged without secrets. On shutdown every binding is removed
 //! (`Expires: 0`).
 //!
-//! Not yet: registering over TCP/TLS (the transports open no outbound connections yet) and
-//! RFC 3263 NAPTR/SRV (the host is resolved to A/AAAA by the system resolver).
+//! Over TCP and TLS the requests go out on a connection the transports open to the trunk
+//! (and reuse; a registration keeps it open). For TLS the shell tells the transports the
+//! name each address's certificate must carry ([`TlsTarget`], RFC 5922).
+//!
+//! Not yet: RFC 3263 NAPTR/SRV (the host is resolved to A/AAAA by the system resolver).
 
 use super::EngineContext;
+use crate::transport::tls_client::TlsTarget;
 use crate::transport::{Peer, TransportKind};
 use pbx_engine::qualify;
 use pbx_engine::trunk::ping::{Pinger, Reachability};
@@ -174,23 +178,28 @@ impl Trunks {
             *last = Some(trunks.clone());
         }
         let mut peers = Vec::with_capacity(trunks.len());
+        let mut tls_targets = HashMap::new();
         for trunk in &trunks {
             let addresses = resolve(trunk).await.unwrap_or_default();
             let mut peer = peer_of(trunk, addresses);
             peer.outbound.setup_timeout = self.setup_timeout;
-            // Calls go to the first address a UDP listener reaches (the outbound proxy's
-            // when there is one); TCP and TLS trunks open no connection yet.
-            peer.outbound.targets = match trunk.transport.as_str() {
-                "udp" => destinations(trunk)
-                    .await
-                    .into_iter()
-                    .filter_map(|t| local_toward(&self.ctx, t).map(|local| (t, local)))
-                    .collect(),
-                _ => Vec::new(),
-            };
+            // Calls go to the first address reached (the outbound proxy's when there is
+            // one), over a connection the transports open for TCP and TLS.
+            let kind = peer.outbound.transport;
+            peer.outbound.targets = destinations(trunk)
+                .await
+                .into_iter()
+                .filter_map(|t| local_toward(&self.ctx, kind, t).map(|local| (t, local)))
+                .collect();
+            if kind == TransportKind::Tls {
+                for (address, _) in &peer.outbound.targets {
+                    tls_targets.insert(*address, tls_target(trunk));
+                }
+            }
             peers.push(peer);
         }
         let count = peers.len();
+        self.ctx.sender.set_tls_targets(tls_targets);
         self.ctx.trunks.replace(peers);
         metrics::gauge!("pbx_trunks").set(count as f64);
         if refresh {
@@ -229,14 +238,6 @@ impl Trunks {
             if started {
                 continue;
             }
-            if trunk.transport != "udp" {
-                if trunk.register {
-                    tracing::warn!(trunk = %trunk.name, transport = %trunk.transport, "registering over TCP or TLS is not supported yet: not registering");
-                    let detail = "registration over TCP/TLS not supported yet";
-                    self.report(&trunk.name, "down", detail, 3600).await;
-                }
-                continue;
-            }
             let (stop, stopped) = oneshot::channel();
             let task = Task {
                 ctx: self.ctx.clone(),
@@ -268,10 +269,6 @@ impl Trunks {
             .collect();
         let stops = all.into_iter().map(|r| stop(r, within));
         futures_util::future::join_all(stops).await;
-    }
-
-    async fn report(&self, name: &str, state: &str, detail: &str, valid_for: u64) {
-        write_status(self.store.as_ref(), name, state, detail, valid_for).await;
     }
 }
 
@@ -356,11 +353,7 @@ fn peer_of(trunk: &Trunk, addresses: Vec<IpAddr>) -> TrunkPeer {
             port: trunk.port,
             targets: Vec::new(),
             proxy: Some(trunk.outbound_proxy.clone()).filter(|p| !p.is_empty()),
-            transport: match trunk.transport.as_str() {
-                "tcp" => TransportKind::Tcp,
-                "tls" => TransportKind::Tls,
-                _ => TransportKind::Udp,
-            },
+            transport: transport_of(trunk),
             username: trunk.username.clone(),
             password: trunk.password.clone(),
             caller_id_mode: trunk.caller_id_mode.clone(),
@@ -429,7 +422,7 @@ impl Task {
         }
         // Resolve until it works (or the trunk is stopped).
         let (targets, local) = loop {
-            // The addresses a UDP listener can reach, and this host's address toward the
+            // The addresses a listener can reach, and this host's address toward the
             // first (Via and Contact name it).
             let targets: Vec<SocketAddr> = destinations(&self.trunk)
                 .await
@@ -439,7 +432,7 @@ impl Task {
             if let Some(local) = targets.first().and_then(|t| self.local_toward(*t)) {
                 break (targets, local);
             }
-            let detail = "cannot resolve the host or reach it from a UDP listener";
+            let detail = "cannot resolve the host or reach it from a listener";
             tracing::warn!(trunk = %name, "{detail}");
             write_status(self.store.as_ref(), &name, "down", detail, 120).await;
             tokio::select! {
@@ -449,7 +442,7 @@ impl Task {
         };
         let remote = targets.first().copied().unwrap_or(local);
         let peer = Peer {
-            kind: TransportKind::Udp,
+            kind: self.kind(),
             remote,
             local,
             conn: None,
@@ -470,7 +463,7 @@ impl Task {
                 call_id: call_id.clone(),
                 targets: targets.clone(),
                 local,
-                transport: "UDP",
+                transport: self.kind().via_token(),
                 user_agent: self.ctx.user_agent.clone(),
             };
             tracing::info!(trunk = %name, registrar = %cfg.registrar, destination = %remote, user = %cfg.username, "registering to the trunk");
@@ -483,9 +476,18 @@ impl Task {
         let mut layer: TransactionLayer<Peer> = TransactionLayer::new(Default::default());
         let mut rng = StdRng::from_os_rng();
         let mut stopping = false;
+        // Requests that waited for a connection to the trunk that could not be made.
+        let (failed_tx, mut failed) = mpsc::unbounded_channel();
         loop {
-            self.pump(&mut machine, &mut layer, &peer, &call_id, &mut rng)
-                .await;
+            self.pump(
+                &mut machine,
+                &mut layer,
+                &peer,
+                &call_id,
+                &mut rng,
+                &failed_tx,
+            )
+            .await;
             let deadline = match &machine {
                 Machine::Register(reg) => {
                     if stopping && reg.state() == State::Idle {
@@ -508,6 +510,10 @@ impl Task {
                 Some(response) = inbox.recv() => {
                     let _ = layer.handle_response(Instant::now(), response);
                 }
+                Some(key) = failed.recv() => {
+                    // RFC 3261 §17.1.4: as a failed UDP send.
+                    layer.handle_transport_error(Instant::now(), &key);
+                }
                 _ = &mut stopped, if !stopping => {
                     stopping = true;
                     if let Machine::Register(reg) = &mut machine {
@@ -528,6 +534,7 @@ impl Task {
         peer: &Peer,
         call_id: &str,
         rng: &mut StdRng,
+        failed: &mpsc::UnboundedSender<pbx_sip::transaction::TransactionKey>,
     ) {
         loop {
             let now = Instant::now();
@@ -555,14 +562,25 @@ impl Task {
             }
             for (request, to) in requests {
                 busy = true;
-                if let Err(error) = layer.send_request(now, request, to, false) {
+                let reliable = to.kind.is_reliable();
+                if let Err(error) = layer.send_request(now, request, to, reliable) {
                     tracing::debug!(%error, "request to a trunk not sent");
                 }
             }
             while let Some(transmit) = layer.poll_transmit() {
                 busy = true;
                 let bytes = transmit.message.to_bytes();
-                if let Err(error) = self.ctx.sender.send(&transmit.to, bytes) {
+                let on_failure = transmit.key.clone().map(|key| {
+                    let failed = failed.clone();
+                    Box::new(move || {
+                        let _ = failed.send(key);
+                    }) as crate::transport::OnFailure
+                });
+                let sent = self
+                    .ctx
+                    .sender
+                    .send_reporting(&transmit.to, bytes, on_failure);
+                if let Err(error) = sent {
                     tracing::debug!(trunk = %self.trunk.name, %error, "send to a trunk failed");
                     if let Some(key) = transmit.key {
                         layer.handle_transport_error(now, &key);
@@ -665,6 +683,14 @@ impl Task {
                     .increment(1);
                 tracing::info!(trunk = %name, expires = expires.as_secs(), "trunk registered");
                 self.ctx.trunks.set_up(name, true);
+                // Over TCP/TLS the provider reaches the PBX through this connection
+                // (RFC 5626 §5): it stays open, with keep-alives.
+                let kind = self.kind();
+                if kind != TransportKind::Udp {
+                    for remote in destinations(&self.trunk).await {
+                        self.ctx.sender.keep(kind, remote);
+                    }
+                }
                 let detail = format!("binding for {}s", expires.as_secs());
                 write_status(store, name, "registered", &detail, expires.as_secs()).await;
             }
@@ -701,19 +727,60 @@ impl Task {
         }
     }
 
-    /// The UDP listener to send from, and this host's address on it toward `remote`.
+    /// This host's address toward `remote` on the trunk's transport.
     fn local_toward(&self, remote: SocketAddr) -> Option<SocketAddr> {
-        local_toward(&self.ctx, remote)
+        local_toward(&self.ctx, self.kind(), remote)
+    }
+
+    fn kind(&self) -> TransportKind {
+        transport_of(&self.trunk)
     }
 }
 
-/// The UDP listener to send from, and this host's address on it toward `remote`.
-fn local_toward(ctx: &EngineContext, remote: SocketAddr) -> Option<SocketAddr> {
-    let listener = ctx
-        .sender
-        .udp_locals()
-        .into_iter()
-        .find(|l| l.is_ipv4() == remote.is_ipv4())?;
+fn transport_of(trunk: &Trunk) -> TransportKind {
+    match trunk.transport.as_str() {
+        "tcp" => TransportKind::Tcp,
+        "tls" => TransportKind::Tls,
+        _ => TransportKind::Udp,
+    }
+}
+
+/// How the certificate of a TLS trunk's addresses is checked: for the host the PBX meant
+/// to reach, the outbound proxy's when there is one (RFC 5922 §4).
+fn tls_target(trunk: &Trunk) -> TlsTarget {
+    let name = pbx_store::parse_host_port(&trunk.outbound_proxy)
+        .ok()
+        .map(|(host, _)| host)
+        .filter(|host| !trunk.outbound_proxy.is_empty() && !host.is_empty())
+        .unwrap_or_else(|| trunk.host.clone());
+    TlsTarget {
+        name,
+        ca_file: Some(&trunk.tls_ca_file)
+            .filter(|f| !f.is_empty())
+            .map(std::path::PathBuf::from),
+        verify: trunk.tls_verify,
+    }
+}
+
+/// The listener to name in Via and Contact toward `remote`, and this host's address on it:
+/// the UDP listener for UDP; for TCP and TLS the listener of that transport (messages go
+/// out on a connection the PBX opens, but the far end may open its own to it), the UDP
+/// listener's when there is none.
+fn local_toward(
+    ctx: &EngineContext,
+    kind: TransportKind,
+    remote: SocketAddr,
+) -> Option<SocketAddr> {
+    let stream = match kind {
+        TransportKind::Udp => None,
+        _ => ctx.sender.stream_local(kind, remote),
+    };
+    let listener = stream.or_else(|| {
+        ctx.sender
+            .udp_locals()
+            .into_iter()
+            .find(|l| l.is_ipv4() == remote.is_ipv4())
+    })?;
     if !listener.ip().is_unspecified() {
         return Some(listener);
     }
