@@ -193,7 +193,17 @@ impl Trunks {
                 .collect();
             if kind == TransportKind::Tls {
                 for (address, _) in &peer.outbound.targets {
-                    tls_targets.insert(*address, tls_target(trunk));
+                    // Trunks sharing an address share its connection: one that verifies
+                    // the certificate is not overruled by one that does not.
+                    let target = tls_target(trunk);
+                    tls_targets
+                        .entry(*address)
+                        .and_modify(|t: &mut TlsTarget| {
+                            if !t.verify {
+                                *t = target.clone();
+                            }
+                        })
+                        .or_insert(target);
                 }
             }
             peers.push(peer);
