@@ -36,6 +36,8 @@ PHONE_IP, SIPP_IP, KAM_IP, KAM_PHONE_IP, KAM_PROBE_IP, FAR_PHONE_IP = (
 # The provider knows the PBX as its user 1000 (Kamailio wants the From user of an INVITE to
 # be the account's, and the trunk presents the calling extension's number).
 TRUNK_USER, TRUNK_PASSWORD = "1000", "tls-Trunk-Pw1"
+# The TLS trunk's account (calls out present it: --caller-id-mode trunk).
+TLS_USER, TLS_PASSWORD = "1001", "tls-Trunk-Pw2"
 
 PLAN = """\
 # written by tests/e2e/test_trunk_transports.py
@@ -59,9 +61,9 @@ steps = [{ dial = { targets = ["trunk:badtls/${number:1}", "trunk:sipptcp/${numb
                     strategy = "in_order", timeout = "20s" } }]
 
 [context.from-provider]
-may_call = ["1000"]
+may_call = ["1000", "1001"]
 [[context.from-provider.rule]]
-pattern = "1000"
+pattern = "_100[01]"
 steps = [{ dial = "1000" }]
 """
 
@@ -210,7 +212,8 @@ def kamailio(tmp_path_factory, ca):
     # run-kamailio.sh keeps a certificate already in its work directory.
     os.replace(pem, os.path.join(work, "server.pem"))
     os.replace(key, os.path.join(work, "server.key"))
-    kam = Kamailio(tmp, {TRUNK_USER: TRUNK_PASSWORD, "2001": "pw2001", "2002": "pw2002"},
+    kam = Kamailio(tmp, {TRUNK_USER: TRUNK_PASSWORD, TLS_USER: TLS_PASSWORD, "2001": "pw2001",
+                         "2002": "pw2002"},
                    ip=KAM_IP, probe_ip=KAM_PROBE_IP, tls_port=free_port(ip=KAM_IP))
     try:
         assert kam.wait_ready(), kam.log()
@@ -254,7 +257,9 @@ def pbx(pbx_factory, ca, kamailio, sipp_tcp):
           "--username", TRUNK_USER, "--password", TRUNK_PASSWORD, "--register",
           "--context", "from-provider")
     p.cli("trunk", "add", "kamtls", "--host", f"{KAM_IP}:{kamailio.tls_port}",
-          "--transport", "tls", "--username", TRUNK_USER, "--password", TRUNK_PASSWORD,
+          "--transport", "tls", "--username", TLS_USER, "--password", TLS_PASSWORD,
+          "--register", "--context", "from-provider",
+          "--caller-id-mode", "trunk", "--caller-id", TLS_USER,
           # The phone behind Kamailio answers plain RTP (over TLS the PBX offers SRTP).
           "--media-encryption", "off")
     p.cli("trunk", "add", "badtls", "--host", f"127.0.0.1:{p.tls}", "--transport", "tls")
@@ -337,6 +342,31 @@ def test_a_tls_trunk_call_with_the_certificate_verified(pbx, kamailio):
     assert cdr.get("disposition") == "answered", cdr
     assert pbx.wait_log(rf"TLS connection refused.*{KAM_IP}", timeout=0.5) is None, \
         pbx.log_tail()
+
+
+def test_registering_over_tls_with_a_sips_contact_and_a_call_in_on_it(pbx, kamailio):
+    row = wait_trunk_state(pbx, "kamtls", "registered", 15)
+    assert row.get("state") == "registered", (row, pbx.log_tail(), kamailio.log())
+    assert row.get("transport") == "tls", row
+    kam_domain = f"{KAM_IP}:{kamailio.port}"
+    with Phone(1000, "pw1000", pbx.server("udp"), local_ip=PHONE_IP) as phone, \
+            Phone("2002", "pw2002", (KAM_IP, kamailio.port), local_ip=KAM_PHONE_IP,
+                  domain=kam_domain) as caller:
+        r = phone.register(expires=120)
+        assert r is not None and r.status == 200, r
+        # The binding is sips: (RFC 5630): Kamailio reaches the PBX over TLS.
+        out = caller.call(f"sip:{TLS_USER}@{kam_domain}", sdp=sdp_offer(KAM_PHONE_IP, 40350))
+        inc = phone.wait_call(10)
+        assert inc is not None, f"1000 was not rung\n{pbx.log_tail()}\n{kamailio.log()}"
+        inc.answer(sdp_offer(PHONE_IP, 40352))
+        final = out.wait_final(10)
+        assert final is not None and final.status == 200, (final, kamailio.log())
+        bye = out.bye()
+        assert bye is not None and bye.status == 200, bye
+        phone.unregister()
+    assert pbx.wait_log(rf"call started.*caller=2002.*trunk=kamtls.*callee={TLS_USER}"
+                        r".*transport=tls", timeout=5) is not None, pbx.log_tail()
+    assert TLS_PASSWORD not in pbx.log_text()
 
 
 def test_a_certificate_for_another_name_is_refused_and_the_call_fails_over(pbx, sipp_tcp):
