@@ -225,7 +225,7 @@ class SippTrunk:
     """SIPp as a trunk's far end on `ip`:`port`, running `xml` for every call (and every
     OPTIONS ping) until stopped."""
 
-    def __init__(self, tmp_path, name, ip, port, xml, media_port=None):
+    def __init__(self, tmp_path, name, ip, port, xml, media_port=None, transport=None):
         require("sipp")
         self.dir = os.path.join(str(tmp_path), name)
         os.makedirs(self.dir, exist_ok=True)
@@ -235,6 +235,7 @@ class SippTrunk:
         self.messages = os.path.join(self.dir, "messages.log")
         self.screen = open(os.path.join(self.dir, "screen.log"), "w")
         media = ["-mi", ip, "-mp", str(media_port)] if media_port else []
+        media += ["-t", transport] if transport else []
         self.proc = subprocess.Popen(
             ["sipp", "-sf", scenario, "-i", ip, "-p", str(port), *media, "-nostdin",
              "-trace_msg", "-message_file", self.messages,

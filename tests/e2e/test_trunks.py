@@ -448,9 +448,9 @@ class Kamailio:
     """tests/clients/kamailio/run-kamailio.sh on KAMAILIO_IP: registrar and proxy, digest for
     REGISTER (401) and INVITE (407) with the users given."""
 
-    def __init__(self, tmp_path, users, ip=KAMAILIO_IP, probe_ip=OUTSIDE_IP):
+    def __init__(self, tmp_path, users, ip=KAMAILIO_IP, probe_ip=OUTSIDE_IP, tls_port=None):
         require("kamailio")
-        self.ip, self.probe_ip = ip, probe_ip
+        self.ip, self.probe_ip, self.tls_port = ip, probe_ip, tls_port
         self.port = free_port(ip=ip)
         self.dir = os.path.join(str(tmp_path), "kamailio")
         os.makedirs(self.dir, exist_ok=True)
@@ -459,6 +459,10 @@ class Kamailio:
             f.writelines(f"{u}:{p}\n" for u, p in users.items())
         env = dict(os.environ, KAM_ADDR=ip, KAM_PORT=str(self.port), KAM_USERS=users_file,
                    KAM_WORKDIR=self.dir, KAM_DEBUG="2")
+        if tls_port:
+            # TLS too (kamailio-tls-modules), with the certificate found in the work
+            # directory, else a self-signed one.
+            env["KAM_TLS_PORT"] = str(tls_port)
         self.out = open(os.path.join(self.dir, "kamailio.log"), "w")
         self.proc = subprocess.Popen([os.path.join(CLIENTS, "kamailio", "run-kamailio.sh")],
                                      stdout=self.out, stderr=subprocess.STDOUT, env=env,

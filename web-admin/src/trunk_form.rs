@@ -193,6 +193,9 @@ pub fn trunk(input: &TrunkInput, stored: Option<&Trunk>) -> Result<Trunk, Proble
             .map(str::to_ascii_lowercase)
             .collect(),
         setup_timeout,
+        // Not on the form: the TLS settings made with `pbx trunk add` are kept.
+        tls_ca_file: stored.map_or(String::new(), |t| t.tls_ca_file.clone()),
+        tls_verify: stored.is_none_or(|t| t.tls_verify),
         created_at: stored.map_or(0, |t| t.created_at),
         ..Trunk::new(&name, &host)
     };

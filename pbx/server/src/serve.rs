@@ -258,7 +258,15 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let context = Arc::new(EngineContext {
         domain: config.sip.domain.clone(),
         user_agent: config.sip.user_agent.clone(),
-        sender: Sender::new(udp_out, connections.clone()).with_trace(tracer.clone()),
+        sender: Sender::new(udp_out, connections.clone())
+            .with_trace(tracer.clone())
+            .with_outbound(
+                stream_listeners
+                    .iter()
+                    .filter_map(|(l, kind, _)| Some((*kind, l.local_addr().ok()?)))
+                    .collect(),
+                transport::tls_client::TlsClients::new(config.sip.tls_ca_file.clone()),
+            ),
         guard: guard.clone(),
         store: store.clone(),
         credentials: credentials.clone(),
@@ -300,6 +308,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tokio::spawn(trunks.clone().run());
     // One shard per runtime thread: each owns its transactions outright.
     let shards = tokio::runtime::Handle::current().metrics().num_workers();
+    // Connections the PBX opens (to trunks) are served like accepted ones, below.
+    let sender_context = context.clone();
     let dispatcher = engine::start(context, shards);
     // Message-waiting lamps: `mwi.mailbox_changed(number)` after a mailbox changes in this
     // process (hand a clone to the voicemail code and the web admin); the watch task finds
@@ -346,6 +356,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             max_connections_per_source: config.security.max_connections_per_source,
         },
     });
+
+    sender_context.sender.attach(shared.clone());
 
     let mut tasks = JoinSet::new();
     for socket in udp_sockets {

@@ -393,3 +393,34 @@ fn connection_limits_and_media_bind() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_ca_file_for_tls_trunks_resolves_and_must_exist() {
+    let dir = temp_dir("trunk-ca");
+    let defaults = write(&dir, "defaults.toml", "[sip]\ndomain = \"x.test\"\n");
+    let c = config::load(&defaults).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.sip.tls_ca_file, None,
+        "only the system's roots by default"
+    );
+
+    write(&dir, "ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    let set = write(
+        &dir,
+        "set.toml",
+        "[sip]\ndomain = \"x.test\"\ntls_ca_file = \"ca.pem\"\n",
+    );
+    let c = config::load(&set).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sip.tls_ca_file, Some(dir.join("ca.pem")));
+
+    let missing = write(
+        &dir,
+        "missing.toml",
+        "[sip]\ndomain = \"x.test\"\ntls_ca_file = \"nowhere.pem\"\n",
+    );
+    assert_errors(
+        &errors_of(&missing),
+        &[(3, 15, "`tls_ca_file` in [sip]: no such file")],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -63,6 +63,11 @@ pub struct Trunk {
     /// Seconds without any response to an INVITE before the next trunk is tried; `None`:
     /// `[calls] trunk_setup_timeout`.
     pub setup_timeout: Option<u32>,
+    /// TLS: a CA file trusted for the trunk's certificate besides the system's roots;
+    /// empty: `[sip] tls_ca_file`.
+    pub tls_ca_file: String,
+    /// TLS: whether the trunk's certificate is verified (false only by an admin's choice).
+    pub tls_verify: bool,
     /// Unix seconds.
     pub created_at: u64,
 }
@@ -105,6 +110,8 @@ impl Trunk {
             media_encryption: "optional".to_string(),
             codecs: Vec::new(),
             setup_timeout: None,
+            tls_ca_file: String::new(),
+            tls_verify: true,
             created_at: 0,
         }
     }
@@ -344,6 +351,8 @@ fn trunk_from(row: &AnyRow) -> Result<Trunk, StoreError> {
             .try_get::<Option<i64>, _>("setup_timeout")?
             .map(|s| u32::try_from(s).map_err(|_| corrupt("setup timeout")))
             .transpose()?,
+        tls_ca_file: row.try_get("tls_ca_file")?,
+        tls_verify: row.try_get::<i64, _>("tls_verify")? != 0,
         created_at: from_db(row.try_get("created_at")?),
         name,
     })
@@ -353,7 +362,7 @@ macro_rules! columns {
     () => {
         "name, host, port, transport, username, password, register, allowed_networks, \
          context, outbound_proxy, caller_id_mode, caller_id, channels, media_encryption, \
-         codecs, setup_timeout, created_at"
+         codecs, setup_timeout, created_at, tls_ca_file, tls_verify"
     };
 }
 
@@ -366,7 +375,8 @@ impl TrunkStore for Store {
         sqlx::query(concat!(
             "INSERT INTO trunks (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19)"
         ))
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -385,6 +395,8 @@ impl TrunkStore for Store {
         .bind(join(trunk.codecs.iter().cloned()))
         .bind(trunk.setup_timeout.map(i64::from))
         .bind(to_db(now_unix()))
+        .bind(&trunk.tls_ca_file)
+        .bind(i64::from(trunk.tls_verify))
         .execute(self.pool())
         .await
         .map_err(|e| StoreError::unique(e, || format!("trunk {}", trunk.name)))?;
@@ -421,7 +433,8 @@ impl TrunkStore for Store {
             "UPDATE trunks SET host = $2, port = $3, transport = $4, username = $5, \
              password = $6, register = $7, allowed_networks = $8, context = $9, \
              outbound_proxy = $10, caller_id_mode = $11, caller_id = $12, channels = $13, \
-             media_encryption = $14, codecs = $15, setup_timeout = $16 WHERE name = $1",
+             media_encryption = $14, codecs = $15, setup_timeout = $16, tls_ca_file = $17, \
+             tls_verify = $18 WHERE name = $1",
         )
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -439,6 +452,8 @@ impl TrunkStore for Store {
         .bind(&trunk.media_encryption)
         .bind(join(trunk.codecs.iter().cloned()))
         .bind(trunk.setup_timeout.map(i64::from))
+        .bind(&trunk.tls_ca_file)
+        .bind(i64::from(trunk.tls_verify))
         .execute(self.pool())
         .await?
         .rows_affected();

@@ -485,6 +485,17 @@ impl Registration {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             std::net::IpAddr::V4(v4) => v4.to_string(),
         };
+        // RFC 5630 §3.1.3: over TLS the binding is a SIPS URI (the provider must reach it
+        // over TLS too), not the deprecated `transport=tls`.
+        let contact = match cfg.transport {
+            "TLS" => format!("sips:{}@{host}:{}", cfg.username, cfg.local.port()),
+            other => format!(
+                "sip:{}@{host}:{};transport={}",
+                cfg.username,
+                cfg.local.port(),
+                other.to_ascii_lowercase()
+            ),
+        };
         let text = format!(
             "REGISTER {uri} SIP/2.0\r\n\
              Via: SIP/2.0/{transport} {host}:{port};branch=z9hG4bK{branch:016x};rport\r\n\
@@ -493,14 +504,13 @@ impl Registration {
              To: <sip:{user}@{domain}>\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:{user}@{host}:{port};transport={lower}>\r\n\
+             Contact: <{contact}>\r\n\
              Expires: {expires}\r\n\
              {authorization}\
              User-Agent: {agent}\r\n\
              Content-Length: 0\r\n\r\n",
             uri = self.request_uri(),
             transport = cfg.transport,
-            lower = cfg.transport.to_ascii_lowercase(),
             port = cfg.local.port(),
             branch = self.rng.next_u64(),
             user = cfg.username,

@@ -609,3 +609,26 @@ fn refresh_points() {
     assert_eq!(refresh_after(SECS(60)), SECS(30));
     assert_eq!(refresh_after(SECS(20)), SECS(10));
 }
+
+#[test]
+fn the_binding_names_the_transport_and_is_a_sips_uri_over_tls() {
+    for (transport, contact) in [
+        ("UDP", "Contact: <sip:acct42@192.0.2.10:5060;transport=udp>"),
+        ("TCP", "Contact: <sip:acct42@192.0.2.10:5060;transport=tcp>"),
+        ("TLS", "Contact: <sips:acct42@192.0.2.10:5060>"),
+    ] {
+        let cfg = RegisterConfig {
+            transport,
+            ..config(3600)
+        };
+        let mut reg = Registration::new(cfg, StdRng::seed_from_u64(7));
+        reg.start();
+        let (request, _) = reg.poll_request().unwrap_or_else(|| panic!("a REGISTER"));
+        let text = String::from_utf8_lossy(&request.to_bytes()).into_owned();
+        assert!(text.contains(contact), "{transport}: {text}");
+        assert!(
+            text.contains(&format!("Via: SIP/2.0/{transport} ")),
+            "{text}"
+        );
+    }
+}

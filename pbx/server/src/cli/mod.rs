@@ -147,6 +147,14 @@ pub enum TrunkCommand {
         /// (default: `[calls] trunk_setup_timeout`).
         #[arg(long = "setup-timeout", value_name = "SECS")]
         setup_timeout: Option<u32>,
+        /// TLS: a CA file (PEM) trusted for the trunk's certificate besides the system's
+        /// roots (default: `[sip] tls_ca_file`).
+        #[arg(long = "tls-ca-file", value_name = "FILE")]
+        tls_ca_file: Option<std::path::PathBuf>,
+        /// TLS: do NOT verify the trunk's certificate. Anyone on the path could then read and
+        /// change its calls; for a lab only.
+        #[arg(long = "tls-no-verify")]
+        tls_no_verify: bool,
     },
     /// The trunks with their state (registered, up, down, unknown).
     List,

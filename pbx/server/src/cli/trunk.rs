@@ -34,8 +34,21 @@ pub(super) async fn run(
             media_encryption,
             codecs,
             setup_timeout,
+            tls_ca_file,
+            tls_no_verify,
         } => {
             let (host, port) = parse_host_port(&host).map_err(|e| CliError::Input(vec![e]))?;
+            let tls_ca_file = match tls_ca_file {
+                // Stored absolute: the PBX may run from another directory.
+                Some(path) => match std::fs::canonicalize(&path) {
+                    Ok(path) if path.is_file() => path.display().to_string(),
+                    _ => {
+                        let problem = format!("--tls-ca-file: no such file {}", path.display());
+                        return Err(CliError::Input(vec![problem]));
+                    }
+                },
+                None => String::new(),
+            };
             let trunk = Trunk {
                 port,
                 transport: transport.to_ascii_lowercase(),
@@ -51,21 +64,22 @@ pub(super) async fn run(
                 media_encryption,
                 codecs: codecs.iter().map(|c| c.to_ascii_lowercase()).collect(),
                 setup_timeout,
+                tls_ca_file,
+                tls_verify: !tls_no_verify,
                 ..Trunk::new(&name, &host)
             };
             let problems = trunk.problems();
             if !problems.is_empty() {
                 return Err(CliError::Input(problems));
             }
-            if trunk.transport != "udp" && trunk.register {
-                eprintln!(
-                    "warning: the PBX registers over UDP only for now; trunk {name} is stored \
-                     with {} and will not register until that is supported",
-                    trunk.transport
-                );
-            }
             if let Some(warning) = context_warning(config, &trunk.context) {
                 eprintln!("warning: {warning}");
+            }
+            if tls_no_verify {
+                eprintln!(
+                    "warning: the certificate of trunk {name} will NOT be verified: anyone on \
+                     the path can pose as it, read and change its calls"
+                );
             }
             store.add_trunk(&trunk).await?;
             println!("trunk {name} added ({})", trunk.address());
@@ -105,7 +119,11 @@ async fn list(store: &dyn TrunkStore, global: std::time::Duration) -> Result<(),
             vec![
                 t.name.clone(),
                 t.address(),
-                t.transport.clone(),
+                if t.transport == "tls" && !t.tls_verify {
+                    "tls (not verified)".to_string()
+                } else {
+                    t.transport.clone()
+                },
                 if t.register {
                     format!("yes ({})", t.username)
                 } else if t.username.is_empty() {

@@ -76,6 +76,9 @@ pub struct SipConfig {
     /// Default 0 = automatic: one thread less than the machine has cores (at least one), so
     /// the database writer and the operating system's network work keep a core.
     pub threads: usize,
+    /// Default none: a CA file trusted, besides the system's roots, for the certificates of
+    /// TLS trunks (a trunk may name its own).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

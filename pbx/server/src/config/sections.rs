@@ -100,6 +100,7 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
             "qualify_interval",
             "user_agent",
             "threads",
+            "tls_ca_file",
         ],
     );
     let listen = match ctx.list(s, "listen", parse_listen) {
@@ -167,6 +168,19 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
         .map_or("pbx", |(u, _)| u)
         .to_string();
     let threads = usize::try_from(ctx.integer(s, "threads", 0..=256, 0)).unwrap_or(0);
+    let tls_ca_file = match ctx.string(s, "tls_ca_file") {
+        Some((text, span)) => {
+            let path = ctx.base_dir.join(text);
+            if text.is_empty() || !path.is_file() {
+                ctx.error(
+                    span,
+                    format!("`tls_ca_file` in [sip]: no such file `{}`", path.display()),
+                );
+            }
+            Some(path)
+        }
+        None => None,
+    };
     SipConfig {
         listen,
         domain,
@@ -177,6 +191,7 @@ fn sip(ctx: &mut Ctx<'_>, s: &Section<'_, '_>) -> SipConfig {
         qualify_interval,
         user_agent,
         threads,
+        tls_ca_file,
     }
 }
 

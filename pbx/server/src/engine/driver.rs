@@ -157,7 +157,17 @@ impl Driver {
     fn execute(&mut self, output: Output) {
         match output {
             Output::Transmit { peer, bytes, key } => {
-                if let Err(error) = self.ctx.sender.send(&peer, bytes) {
+                // A request waiting for a connection to a trunk: a failed connect comes back
+                // as a transport error too (RFC 3261 §17.1.4).
+                let on_failure = key.clone().map(|key| {
+                    let own = self.own.clone();
+                    Box::new(move || {
+                        tokio::spawn(async move {
+                            let _ = own.send(ShardInput::Input(Input::SendFailed(key))).await;
+                        });
+                    }) as crate::transport::OnFailure
+                });
+                if let Err(error) = self.ctx.sender.send_reporting(&peer, bytes, on_failure) {
                     metrics::counter!("pbx_sip_send_failures_total").increment(1);
                     tracing::debug!(%error, "send failed");
                     if let Some(key) = key {

@@ -17,11 +17,13 @@
 //! to the next on 503, no answer or a transport error (§4.3). The order is kept until the
 //! records' TTL ends, then asked again.
 //!
-//! Not yet: registering over TCP/TLS, and TCP/TLS targets (the transports open no outbound
-//! connections yet): such targets are skipped.
+//! Over TCP and TLS the requests go out on a connection the transports open to the trunk
+//! (and reuse; a registration keeps it open). For TLS the shell tells the transports the
+//! name each address's certificate must carry ([`TlsTarget`], RFC 5922).
 
 use super::EngineContext;
 use super::locate::{self, Located, Locator};
+use crate::transport::tls_client::TlsTarget;
 use crate::transport::{Peer, TransportKind};
 use pbx_engine::qualify;
 use pbx_engine::trunk::ping::{Pinger, Reachability};
@@ -183,6 +185,7 @@ impl Trunks {
         }
         let mut peers = Vec::with_capacity(trunks.len());
         let mut hold = Duration::from_secs(3600);
+        let mut tls_targets = HashMap::new();
         for trunk in &trunks {
             let host = self
                 .locator
@@ -216,15 +219,33 @@ impl Trunks {
             peer.outbound.setup_timeout = trunk.setup_timeout.map_or(self.setup_timeout, |secs| {
                 Duration::from_secs(u64::from(secs))
             });
-            // Calls try the targets in order, each from the UDP listener that reaches it.
-            peer.outbound.targets = udp_targets(&next_hop)
+            // Calls try the targets in order, each from the listener that reaches it, over
+            // a connection the transports open for TCP and TLS.
+            let kind = peer.outbound.transport;
+            peer.outbound.targets = targets_of(&next_hop, kind)
                 .into_iter()
-                .filter_map(|t| local_toward(&self.ctx, t).map(|local| (t, local)))
+                .filter_map(|t| local_toward(&self.ctx, kind, t).map(|local| (t, local)))
                 .collect();
+            if kind == TransportKind::Tls {
+                for (address, _) in &peer.outbound.targets {
+                    // Trunks sharing an address share its connection: one that verifies
+                    // the certificate is not overruled by one that does not.
+                    let target = tls_target(trunk);
+                    tls_targets
+                        .entry(*address)
+                        .and_modify(|t: &mut TlsTarget| {
+                            if !t.verify {
+                                *t = target.clone();
+                            }
+                        })
+                        .or_insert(target);
+                }
+            }
             peers.push(peer);
         }
         *self.resolve_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now() + hold;
         let count = peers.len();
+        self.ctx.sender.set_tls_targets(tls_targets);
         self.ctx.trunks.replace(peers);
         metrics::gauge!("pbx_trunks").set(count as f64);
         if refresh {
@@ -263,14 +284,6 @@ impl Trunks {
             if started {
                 continue;
             }
-            if trunk.transport != "udp" {
-                if trunk.register {
-                    tracing::warn!(trunk = %trunk.name, transport = %trunk.transport, "registering over TCP or TLS is not supported yet: not registering");
-                    let detail = "registration over TCP/TLS not supported yet";
-                    self.report(&trunk.name, "down", detail, 3600).await;
-                }
-                continue;
-            }
             let (stop, stopped) = oneshot::channel();
             let task = Task {
                 ctx: self.ctx.clone(),
@@ -303,10 +316,6 @@ impl Trunks {
             .collect();
         let stops = all.into_iter().map(|r| stop(r, within));
         futures_util::future::join_all(stops).await;
-    }
-
-    async fn report(&self, name: &str, state: &str, detail: &str, valid_for: u64) {
-        write_status(self.store.as_ref(), name, state, detail, valid_for).await;
     }
 }
 
@@ -391,11 +400,7 @@ fn peer_of(trunk: &Trunk, addresses: Vec<IpAddr>) -> TrunkPeer {
             port: trunk.port,
             targets: Vec::new(),
             proxy: Some(trunk.outbound_proxy.clone()).filter(|p| !p.is_empty()),
-            transport: match trunk.transport.as_str() {
-                "tcp" => TransportKind::Tcp,
-                "tls" => TransportKind::Tls,
-                _ => TransportKind::Udp,
-            },
+            transport: transport_of(trunk),
             username: trunk.username.clone(),
             password: trunk.password.clone(),
             caller_id_mode: trunk.caller_id_mode.clone(),
@@ -414,13 +419,12 @@ fn proxy_of(trunk: &Trunk) -> Option<Result<(String, Option<u16>), ()>> {
     Some(pbx_store::parse_host_port(&trunk.outbound_proxy).map_err(|_| ()))
 }
 
-/// The targets the transports can send to now, in order: UDP only (no outbound TCP/TLS
-/// connection is opened yet, so such a target is skipped, not failed).
-fn udp_targets(located: &Located) -> Vec<SocketAddr> {
+/// The targets of the trunk's transport, in order (the locator asked only for it).
+fn targets_of(located: &Located, kind: TransportKind) -> Vec<SocketAddr> {
     located
         .targets
         .iter()
-        .filter(|t| t.transport == TransportKind::Udp)
+        .filter(|t| t.transport == kind)
         .map(locate::socket)
         .collect()
 }
@@ -434,7 +438,7 @@ async fn destinations(locator: &Locator, trunk: &Trunk) -> Vec<SocketAddr> {
         Some(Ok((proxy, port))) => locator.locate(&proxy, port, &allowed).await,
         Some(Err(())) => return Vec::new(),
     };
-    udp_targets(&located)
+    targets_of(&located, allowed[0])
 }
 
 /// One trunk's task: its registration, or its OPTIONS pings; run until stopped.
@@ -460,7 +464,7 @@ impl Task {
         }
         // Resolve until it works (or the trunk is stopped).
         let (targets, local) = loop {
-            // The addresses a UDP listener can reach, and this host's address toward the
+            // The addresses a listener can reach, and this host's address toward the
             // first (Via and Contact name it).
             let targets: Vec<SocketAddr> = destinations(&self.locator, &self.trunk)
                 .await
@@ -470,7 +474,7 @@ impl Task {
             if let Some(local) = targets.first().and_then(|t| self.local_toward(*t)) {
                 break (targets, local);
             }
-            let detail = "cannot resolve the host or reach it from a UDP listener";
+            let detail = "cannot resolve the host or reach it from a listener";
             tracing::warn!(trunk = %name, "{detail}");
             write_status(self.store.as_ref(), &name, "down", detail, 120).await;
             tokio::select! {
@@ -481,7 +485,7 @@ impl Task {
         let mut targets = targets;
         let remote = targets.first().copied().unwrap_or(local);
         let peer = Peer {
-            kind: TransportKind::Udp,
+            kind: self.kind(),
             remote,
             local,
             conn: None,
@@ -502,7 +506,7 @@ impl Task {
                 call_id: call_id.clone(),
                 targets: targets.clone(),
                 local,
-                transport: "UDP",
+                transport: self.kind().via_token(),
                 user_agent: self.ctx.user_agent.clone(),
             };
             tracing::info!(trunk = %name, registrar = %cfg.registrar, destination = %remote, user = %cfg.username, "registering to the trunk");
@@ -517,6 +521,8 @@ impl Task {
         let mut layer: TransactionLayer<Peer> = TransactionLayer::new(Default::default());
         let mut rng = StdRng::from_os_rng();
         let mut stopping = false;
+        // Requests that waited for a connection to the trunk that could not be made.
+        let (failed_tx, mut failed) = mpsc::unbounded_channel();
         loop {
             self.pump(
                 &mut machine,
@@ -525,6 +531,7 @@ impl Task {
                 &mut targets,
                 &call_id,
                 &mut rng,
+                &failed_tx,
             )
             .await;
             let deadline = match &machine {
@@ -549,6 +556,10 @@ impl Task {
                 Some(response) = inbox.recv() => {
                     let _ = layer.handle_response(Instant::now(), response);
                 }
+                Some(key) = failed.recv() => {
+                    // RFC 3261 §17.1.4: as a failed UDP send.
+                    layer.handle_transport_error(Instant::now(), &key);
+                }
                 _ = &mut stopped, if !stopping => {
                     stopping = true;
                     if let Machine::Register(reg) = &mut machine {
@@ -562,6 +573,8 @@ impl Task {
 
     /// Moves requests from the machine to the transactions, messages to the wire, the
     /// transactions' events back to the machine, and reports what the machine learnt.
+    /// (The task's loop state is passed piece by piece: each borrow is used apart.)
+    #[allow(clippy::too_many_arguments)]
     async fn pump(
         &self,
         machine: &mut Machine,
@@ -570,6 +583,7 @@ impl Task {
         targets: &mut Vec<SocketAddr>,
         call_id: &str,
         rng: &mut StdRng,
+        failed: &mpsc::UnboundedSender<pbx_sip::transaction::TransactionKey>,
     ) {
         loop {
             let now = Instant::now();
@@ -606,14 +620,25 @@ impl Task {
             }
             for (request, to) in requests {
                 busy = true;
-                if let Err(error) = layer.send_request(now, request, to, false) {
+                let reliable = to.kind.is_reliable();
+                if let Err(error) = layer.send_request(now, request, to, reliable) {
                     tracing::debug!(%error, "request to a trunk not sent");
                 }
             }
             while let Some(transmit) = layer.poll_transmit() {
                 busy = true;
                 let bytes = transmit.message.to_bytes();
-                if let Err(error) = self.ctx.sender.send(&transmit.to, bytes) {
+                let on_failure = transmit.key.clone().map(|key| {
+                    let failed = failed.clone();
+                    Box::new(move || {
+                        let _ = failed.send(key);
+                    }) as crate::transport::OnFailure
+                });
+                let sent = self
+                    .ctx
+                    .sender
+                    .send_reporting(&transmit.to, bytes, on_failure);
+                if let Err(error) = sent {
                     tracing::debug!(trunk = %self.trunk.name, %error, "send to a trunk failed");
                     if let Some(key) = transmit.key {
                         layer.handle_transport_error(now, &key);
@@ -734,6 +759,14 @@ impl Task {
                     .increment(1);
                 tracing::info!(trunk = %name, expires = expires.as_secs(), "trunk registered");
                 self.ctx.trunks.set_up(name, true);
+                // Over TCP/TLS the provider reaches the PBX through this connection
+                // (RFC 5626 §5): it stays open, with keep-alives.
+                let kind = self.kind();
+                if kind != TransportKind::Udp {
+                    for remote in destinations(&self.locator, &self.trunk).await {
+                        self.ctx.sender.keep(kind, remote);
+                    }
+                }
                 let detail = format!("binding for {}s", expires.as_secs());
                 write_status(store, name, "registered", &detail, expires.as_secs()).await;
             }
@@ -770,19 +803,60 @@ impl Task {
         }
     }
 
-    /// The UDP listener to send from, and this host's address on it toward `remote`.
+    /// This host's address toward `remote` on the trunk's transport.
     fn local_toward(&self, remote: SocketAddr) -> Option<SocketAddr> {
-        local_toward(&self.ctx, remote)
+        local_toward(&self.ctx, self.kind(), remote)
+    }
+
+    fn kind(&self) -> TransportKind {
+        transport_of(&self.trunk)
     }
 }
 
-/// The UDP listener to send from, and this host's address on it toward `remote`.
-fn local_toward(ctx: &EngineContext, remote: SocketAddr) -> Option<SocketAddr> {
-    let listener = ctx
-        .sender
-        .udp_locals()
-        .into_iter()
-        .find(|l| l.is_ipv4() == remote.is_ipv4())?;
+fn transport_of(trunk: &Trunk) -> TransportKind {
+    match trunk.transport.as_str() {
+        "tcp" => TransportKind::Tcp,
+        "tls" => TransportKind::Tls,
+        _ => TransportKind::Udp,
+    }
+}
+
+/// How the certificate of a TLS trunk's addresses is checked: for the host the PBX meant
+/// to reach, the outbound proxy's when there is one (RFC 5922 §4).
+fn tls_target(trunk: &Trunk) -> TlsTarget {
+    let name = pbx_store::parse_host_port(&trunk.outbound_proxy)
+        .ok()
+        .map(|(host, _)| host)
+        .filter(|host| !trunk.outbound_proxy.is_empty() && !host.is_empty())
+        .unwrap_or_else(|| trunk.host.clone());
+    TlsTarget {
+        name,
+        ca_file: Some(&trunk.tls_ca_file)
+            .filter(|f| !f.is_empty())
+            .map(std::path::PathBuf::from),
+        verify: trunk.tls_verify,
+    }
+}
+
+/// The listener to name in Via and Contact toward `remote`, and this host's address on it:
+/// the UDP listener for UDP; for TCP and TLS the listener of that transport (messages go
+/// out on a connection the PBX opens, but the far end may open its own to it), the UDP
+/// listener's when there is none.
+fn local_toward(
+    ctx: &EngineContext,
+    kind: TransportKind,
+    remote: SocketAddr,
+) -> Option<SocketAddr> {
+    let stream = match kind {
+        TransportKind::Udp => None,
+        _ => ctx.sender.stream_local(kind, remote),
+    };
+    let listener = stream.or_else(|| {
+        ctx.sender
+            .udp_locals()
+            .into_iter()
+            .find(|l| l.is_ipv4() == remote.is_ipv4())
+    })?;
     if !listener.ip().is_unspecified() {
         return Some(listener);
     }

@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 /// refresh registrations or send keep-alives far more often).
 pub const AUTHENTICATED_IDLE: Duration = Duration::from_secs(3600);
 
+/// A connection the PBX opened (to a trunk) is closed after this long without a message
+/// from the far end, unless a registration keeps it.
+pub const OUTBOUND_IDLE: Duration = Duration::from_secs(300);
+
+/// How often a kept outbound connection sends a CRLF keep-alive (RFC 5626 §4.4.1: about
+/// every 95 to 120 s on TCP and TLS); the pong is a read, so a live flow never idles out.
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(100);
+
 /// The limits every stream connection runs under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamLimits {
@@ -54,7 +62,11 @@ pub struct Activity {
     pub last_message: Instant,
     /// The first byte of the message now partly received, if any.
     pub message_started: Option<Instant>,
+    /// Accepted: a request on it passed digest authentication. Outbound: a registration
+    /// keeps it.
     pub authenticated: bool,
+    /// The PBX opened it (to a trunk): nothing on it is a stranger's.
+    pub outbound: bool,
 }
 
 impl StreamLimits {
@@ -62,6 +74,8 @@ impl StreamLimits {
     pub fn deadline(&self, activity: &Activity) -> (Instant, Expiry) {
         let idle = if activity.authenticated {
             (activity.last_read + self.authenticated_idle, Expiry::Idle)
+        } else if activity.outbound {
+            (activity.last_message + OUTBOUND_IDLE, Expiry::Idle)
         } else {
             (
                 activity.last_message + self.unauthenticated_idle,
@@ -99,6 +113,7 @@ mod tests {
             last_message: t0,
             message_started: None,
             authenticated: false,
+            outbound: false,
         };
         assert_eq!(
             limits().deadline(&activity),
@@ -114,6 +129,7 @@ mod tests {
             last_message: t0,
             message_started: None,
             authenticated: true,
+            outbound: false,
         };
         assert_eq!(
             limits().deadline(&activity),
@@ -130,6 +146,7 @@ mod tests {
                 last_message: t0,
                 message_started: Some(t0 + Duration::from_secs(1)),
                 authenticated,
+                outbound: false,
             };
             assert_eq!(
                 limits().deadline(&activity),
@@ -146,10 +163,34 @@ mod tests {
             last_message: t0,
             message_started: Some(t0),
             authenticated: false,
+            outbound: false,
         };
         assert_eq!(
             long.deadline(&activity),
             (t0 + Duration::from_secs(30), Expiry::UnauthenticatedIdle)
+        );
+    }
+
+    #[test]
+    fn an_outbound_connection_idles_out_unless_a_registration_keeps_it() {
+        let t0 = Instant::now();
+        let mut activity = Activity {
+            last_read: t0 + Duration::from_secs(25),
+            last_message: t0,
+            message_started: None,
+            authenticated: false,
+            outbound: true,
+        };
+        assert_eq!(
+            limits().deadline(&activity),
+            (t0 + OUTBOUND_IDLE, Expiry::Idle),
+            "not the stranger's short limit"
+        );
+        activity.authenticated = true;
+        assert_eq!(
+            limits().deadline(&activity),
+            (t0 + Duration::from_secs(3625), Expiry::Idle),
+            "kept: idles out only when even keep-alives stop coming back"
         );
     }
 }

@@ -14,8 +14,10 @@
 
 pub mod conn;
 pub mod limits;
+pub mod outbound;
 pub mod stream;
 pub mod tls;
+pub mod tls_client;
 pub mod udp;
 pub mod ws;
 
@@ -26,7 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use conn::Connections;
+pub use conn::{Connections, OnFailure};
 /// One function counts every response sent, the engine's and the transports' own.
 pub use pbx_engine::count_response;
 /// Where a message came from and its kind of transport: the engine's types.
@@ -103,10 +105,16 @@ pub(crate) fn parse_inbound(data: Bytes, peer: &Peer) -> Result<Message, Option<
 
 /// Sends bytes to a peer: over its stream connection when it has one that is still open
 /// (RFC 3261 §18.2.2: responses go back over the connection the request came on), else by UDP.
+/// A request the PBX starts over TCP or TLS to an address no connection reaches opens one
+/// ([`outbound`]).
 pub struct Sender {
     udp: Vec<udp::UdpOut>,
     connections: Arc<Connections>,
     trace: Arc<crate::trace::Tracer>,
+    dialer: Arc<outbound::Dialer>,
+    /// The TCP and TLS listeners' addresses (Via and Contact of requests sent over a
+    /// connection the PBX opens name them).
+    stream_locals: Vec<(TransportKind, SocketAddr)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,9 +132,56 @@ impl Sender {
         let trace = Arc::new(crate::trace::Tracer::off());
         Sender {
             udp,
-            connections,
             trace,
+            dialer: Arc::new(outbound::Dialer::new(
+                tls_client::TlsClients::new(None),
+                connections.clone(),
+            )),
+            stream_locals: Vec::new(),
+            connections,
         }
+    }
+
+    /// Outbound connections: the TCP/TLS listeners' addresses and how TLS servers are
+    /// checked (`[sip] tls_ca_file`).
+    pub fn with_outbound(
+        mut self,
+        stream_locals: Vec<(TransportKind, SocketAddr)>,
+        tls: tls_client::TlsClients,
+    ) -> Sender {
+        self.stream_locals = stream_locals;
+        self.dialer = Arc::new(outbound::Dialer::new(tls, self.connections.clone()));
+        self
+    }
+
+    /// Outbound connections are served like accepted ones: this is what they share.
+    pub fn attach(&self, shared: Arc<Shared>) {
+        self.dialer.attach(shared);
+    }
+
+    /// How each TLS address is checked (the trunks' names, CA files, verification).
+    pub fn set_tls_targets(
+        &self,
+        targets: std::collections::HashMap<SocketAddr, tls_client::TlsTarget>,
+    ) {
+        self.dialer.set_tls_targets(targets);
+    }
+
+    /// The PBX's listener of `kind` (TCP or TLS) of `remote`'s address family, for the Via
+    /// and Contact of requests sent over a connection it opens.
+    pub fn stream_local(&self, kind: TransportKind, remote: SocketAddr) -> Option<SocketAddr> {
+        self.stream_locals
+            .iter()
+            .find(|(k, l)| *k == kind && l.is_ipv4() == remote.is_ipv4())
+            .map(|(_, l)| *l)
+    }
+
+    /// A registration uses the connection to `remote`: it is kept open (with RFC 5626
+    /// keep-alives) instead of idling out. False when there is none.
+    pub fn keep(&self, kind: TransportKind, remote: SocketAddr) -> bool {
+        self.connections
+            .find(kind, remote)
+            .is_some_and(|id| self.connections.mark_authenticated(id))
     }
 
     /// Hands every message sent to the SIP trace.
@@ -147,6 +202,18 @@ impl Sender {
     }
 
     pub fn send(&self, peer: &Peer, data: Bytes) -> Result<(), SendError> {
+        self.send_reporting(peer, data, None)
+    }
+
+    /// As [`Sender::send`]. When the message waits for an outbound connection to be made,
+    /// `on_failure` is called if the connect fails (an error is returned at once for
+    /// everything known to fail now).
+    pub fn send_reporting(
+        &self,
+        peer: &Peer,
+        data: Bytes,
+        on_failure: Option<OnFailure>,
+    ) -> Result<(), SendError> {
         self.trace.outbound(peer, &data);
         match peer.kind {
             TransportKind::Udp => {
@@ -167,17 +234,29 @@ impl Sender {
             // RFC 7118 §5.2: a WebSocket client is reached over its connection, never by the
             // (often `.invalid`) host of its Via or Contact.
             TransportKind::Tcp | TransportKind::Tls | TransportKind::Ws | TransportKind::Wss => {
-                let conn = match peer.conn {
-                    Some(id) if self.connections.is_open(id) => id,
-                    _ => self
-                        .connections
-                        .find(peer.kind, peer.remote)
-                        .ok_or(SendError::ConnectionClosed(peer.remote))?,
-                };
-                if self.connections.send(conn, data) {
-                    Ok(())
-                } else {
-                    Err(SendError::ConnectionClosed(peer.remote))
+                let closed = || SendError::ConnectionClosed(peer.remote);
+                match self.connections.route(peer.kind, peer.remote, peer.conn) {
+                    conn::Route::Existing(id) => {
+                        if self.connections.send_reporting(id, data, on_failure) {
+                            Ok(())
+                        } else {
+                            Err(closed())
+                        }
+                    }
+                    conn::Route::Connect(opened) => {
+                        let id = opened.id;
+                        let queued = self.connections.send_reporting(id, data, on_failure);
+                        if !queued {
+                            // Told by the error returned, not by the callbacks.
+                            drop(self.connections.connect_failed(id));
+                            return Err(closed());
+                        }
+                        tracing::debug!(remote = %peer.remote, transport = %peer.kind, "connecting");
+                        self.dialer
+                            .spawn(opened, peer.kind, peer.remote, peer.local);
+                        Ok(())
+                    }
+                    conn::Route::Closed => Err(closed()),
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! does not complete in time, when it idles (strangers sooner), and the accept loop caps
 //! connections per source address ([`super::limits`]).
 
-use super::limits::{Activity, Expiry};
+use super::limits::{Activity, Expiry, KEEPALIVE_EVERY};
 use super::{Inbound, Peer, Shared, TransportKind, admitted, conn::Opened, parse_inbound};
 use bytes::{Bytes, BytesMut};
 use pbx_sip::framing::{FramingError, StreamItem, next_item};
@@ -86,10 +86,35 @@ enum Closed {
     Refused,
 }
 
-/// Reads framed messages from one connection until it closes, fails, breaks a limit or idles
-/// out.
+/// Reads framed messages from one accepted connection until it closes, fails, breaks a
+/// limit or idles out.
 async fn serve<S>(
     stream: S,
+    kind: TransportKind,
+    local: SocketAddr,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let opened = shared.connections.open(kind, remote);
+    serve_opened(stream, opened, Side::Accepted, kind, local, remote, shared).await;
+}
+
+/// Who opened a connection: the far end, or the PBX (to a trunk, [`super::outbound`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Accepted,
+    Outbound,
+}
+
+/// Serves a connection already in the table: its writer drains the queue (what was sent
+/// while an outbound connection was connecting goes first, in order), its reader hands
+/// every message to the sink, as for any connection.
+pub(crate) async fn serve_opened<S>(
+    stream: S,
+    opened: Opened,
+    side: Side,
     kind: TransportKind,
     local: SocketAddr,
     remote: SocketAddr,
@@ -102,7 +127,7 @@ async fn serve<S>(
         id: conn,
         mut outgoing,
         authenticated,
-    } = shared.connections.open(kind, remote);
+    } = opened;
     let writer_task = tokio::spawn(async move {
         while let Some(data) = outgoing.recv().await {
             if writer.write_all(&data).await.is_err() {
@@ -123,14 +148,30 @@ async fn serve<S>(
         last_message: opened,
         message_started: None,
         authenticated: false,
+        outbound: side == Side::Outbound,
     };
     let mut buf = BytesMut::with_capacity(8192);
+    // RFC 5626 §4.4.1: the PBX pings a kept outbound connection (a registration's flow).
+    let mut next_ping = opened + KEEPALIVE_EVERY;
     let closed = 'read: loop {
         activity.authenticated = authenticated.load(Ordering::Relaxed);
         let (deadline, _) = shared.limits.deadline(&activity);
-        let read = tokio::time::timeout_at(deadline.into(), reader.read_buf(&mut buf)).await;
+        let pings = activity.outbound && activity.authenticated;
+        let wake = if pings {
+            deadline.min(next_ping)
+        } else {
+            deadline
+        };
+        let read = tokio::time::timeout_at(wake.into(), reader.read_buf(&mut buf)).await;
         let now = Instant::now();
         match read {
+            Err(_) if pings && now >= next_ping => {
+                shared
+                    .connections
+                    .send(conn, Bytes::from_static(b"\r\n\r\n"));
+                next_ping = now + KEEPALIVE_EVERY;
+                continue;
+            }
             Err(_) => {
                 // The engine may have authenticated a request since the deadline was set.
                 activity.authenticated = authenticated.load(Ordering::Relaxed);
@@ -155,7 +196,9 @@ async fn serve<S>(
                     activity.last_message = now;
                     // What is left starts with this read, not with the message just taken.
                     activity.message_started = None;
-                    if !admitted(&shared, remote) {
+                    // The PBX chose to open an outbound connection: its answers are not a
+                    // stranger's to screen.
+                    if side == Side::Accepted && !admitted(&shared, remote) {
                         break 'read Closed::Refused;
                     }
                     shared.trace.inbound(&peer, &data);

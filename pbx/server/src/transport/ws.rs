@@ -337,6 +337,7 @@ async fn serve(
         last_message: opened,
         message_started: None,
         authenticated: false,
+        outbound: false,
     };
     let closed = loop {
         activity.authenticated = authenticated.load(Ordering::Relaxed);

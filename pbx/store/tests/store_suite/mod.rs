@@ -398,6 +398,8 @@ pub async fn trunks(store: &dyn TrunkStore) {
     provider.codecs = vec!["pcma".into(), "pcmu".into()];
     provider.channels = 30;
     provider.setup_timeout = Some(3);
+    provider.transport = "tls".into();
+    provider.tls_ca_file = "/etc/pbx/provider-ca.pem".into();
     ok(store.add_trunk(&provider).await);
     let mut legacy = Trunk::new("legacy", "10.1.2.3");
     legacy.allowed_networks = vec![net("10.1.2.0/24"), net("2001:db8::/32")];
@@ -442,9 +444,14 @@ pub async fn trunks(store: &dyn TrunkStore) {
     );
     assert!(read.created_at > 0);
     assert_eq!(read.setup_timeout, Some(3));
+    assert_eq!(
+        (read.tls_ca_file.as_str(), read.tls_verify),
+        ("/etc/pbx/provider-ca.pem", true)
+    );
     let read = listed.first().unwrap_or_else(|| panic!());
     assert_eq!(read.allowed_networks, legacy.allowed_networks);
     assert_eq!((read.port, read.register), (None, false));
+    assert_eq!((read.tls_ca_file.as_str(), read.tls_verify), ("", true));
     // No setup time of its own: the global one applies.
     assert_eq!(read.setup_timeout, None);
     let mut zero = Trunk::new("zero", "10.1.2.5");
@@ -461,8 +468,10 @@ pub async fn trunks(store: &dyn TrunkStore) {
     changed.caller_id_mode = "trunk".into();
     changed.caller_id = "+4930123".into();
     changed.setup_timeout = Some(7);
+    changed.tls_verify = false;
     assert!(ok(store.update_trunk(&changed).await));
     let read = ok(store.list_trunks().await).remove(0);
+    assert!(!read.tls_verify);
     assert_eq!(
         (
             read.host.as_str(),
