@@ -233,11 +233,12 @@ pub(super) fn start(
         Some(plan) => {
             let context = CallContext {
                 caller: caller.number(&request),
-                caller_name: request
-                    .headers
-                    .from()
-                    .ok()
-                    .and_then(|from| from.display_name.clone())
+                // The extension's configured name, else what its phone or the trunk
+                // presented (see `Caller::originator`).
+                caller_name: caller
+                    .originator(&request)
+                    .name()
+                    .map(str::to_owned)
                     .unwrap_or_default(),
                 // `pbx extension set --context`, or the trunk's, overrides `members`.
                 caller_context: caller.context(),
