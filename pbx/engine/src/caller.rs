@@ -90,6 +90,14 @@ impl Caller {
         }
     }
 
+    /// How the caller carries DTMF, when it is a trunk (extensions use RFC 4733).
+    pub(crate) fn dtmf(&self) -> Option<pbx_calls::DtmfMode> {
+        match self {
+            Caller::Extension(_) => None,
+            Caller::Trunk(trunk, _) => Some(trunk.dtmf),
+        }
+    }
+
     /// The trunk channel the call holds, if any (kept by the call until it ends).
     pub(crate) fn into_channel(self) -> Option<Channel> {
         match self {

@@ -21,6 +21,9 @@ pub const TRUNK_TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
 /// How the caller ID of an outbound call is presented: the calling extension's own number,
 /// the trunk's `caller_id`, or anonymous (`Privacy: id`, RFC 3325 §9.3).
 pub const CALLER_ID_MODES: [&str; 3] = ["extension", "trunk", "anonymous"];
+/// How a trunk carries DTMF: RFC 4733 events in the media, SIP INFO, or RFC 4733 when the
+/// SDP agrees on `telephone-event` and INFO otherwise.
+pub const DTMF_MODES: [&str; 3] = ["rfc4733", "info", "auto"];
 /// The dialplan context of a trunk's inbound calls when none is given.
 pub const DEFAULT_TRUNK_CONTEXT: &str = "from-trunk";
 
@@ -57,6 +60,8 @@ pub struct Trunk {
     pub media_encryption: String,
     /// Codec names in preference order; empty: every codec the PBX has.
     pub codecs: Vec<String>,
+    /// One of [`DTMF_MODES`].
+    pub dtmf: String,
     /// Unix seconds.
     pub created_at: u64,
 }
@@ -98,6 +103,7 @@ impl Trunk {
             channels: 0,
             media_encryption: "optional".to_string(),
             codecs: Vec::new(),
+            dtmf: "rfc4733".to_string(),
             created_at: 0,
         }
     }
@@ -181,6 +187,12 @@ impl Trunk {
             out.push(format!(
                 "bad caller ID `{}`: expected digits, optionally after `+`",
                 self.caller_id
+            ));
+        }
+        if !DTMF_MODES.contains(&self.dtmf.as_str()) {
+            out.push(format!(
+                "bad DTMF mode `{}`: expected rfc4733, info or auto",
+                self.dtmf
             ));
         }
         if self.caller_id_mode == "trunk" && self.caller_id.is_empty() {
@@ -326,6 +338,7 @@ fn trunk_from(row: &AnyRow) -> Result<Trunk, StoreError> {
         codecs: split(&row.try_get::<String, _>("codecs")?)
             .map(str::to_string)
             .collect(),
+        dtmf: row.try_get("dtmf")?,
         created_at: from_db(row.try_get("created_at")?),
         name,
     })
@@ -335,7 +348,7 @@ macro_rules! columns {
     () => {
         "name, host, port, transport, username, password, register, allowed_networks, \
          context, outbound_proxy, caller_id_mode, caller_id, channels, media_encryption, \
-         codecs, created_at"
+         codecs, created_at, dtmf"
     };
 }
 
@@ -348,7 +361,7 @@ impl TrunkStore for Store {
         sqlx::query(concat!(
             "INSERT INTO trunks (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -366,6 +379,7 @@ impl TrunkStore for Store {
         .bind(&trunk.media_encryption)
         .bind(join(trunk.codecs.iter().cloned()))
         .bind(to_db(now_unix()))
+        .bind(&trunk.dtmf)
         .execute(self.pool())
         .await
         .map_err(|e| StoreError::unique(e, || format!("trunk {}", trunk.name)))?;
@@ -402,7 +416,7 @@ impl TrunkStore for Store {
             "UPDATE trunks SET host = $2, port = $3, transport = $4, username = $5, \
              password = $6, register = $7, allowed_networks = $8, context = $9, \
              outbound_proxy = $10, caller_id_mode = $11, caller_id = $12, channels = $13, \
-             media_encryption = $14, codecs = $15 WHERE name = $1",
+             media_encryption = $14, codecs = $15, dtmf = $16 WHERE name = $1",
         )
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -419,6 +433,7 @@ impl TrunkStore for Store {
         .bind(i64::from(trunk.channels))
         .bind(&trunk.media_encryption)
         .bind(join(trunk.codecs.iter().cloned()))
+        .bind(&trunk.dtmf)
         .execute(self.pool())
         .await?
         .rows_affected();

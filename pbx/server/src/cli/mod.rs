@@ -143,6 +143,10 @@ pub enum TrunkCommand {
         /// A codec the trunk may use, in preference order; repeat for several (default: all).
         #[arg(long = "codec", value_name = "NAME")]
         codecs: Vec<String>,
+        /// How the trunk carries DTMF: rfc4733 (default), info (SIP INFO) or auto (RFC 4733
+        /// when its SDP has telephone-event, INFO otherwise).
+        #[arg(long, default_value = "rfc4733")]
+        dtmf: String,
     },
     /// The trunks with their state (registered, up, down, unknown).
     List,

@@ -33,6 +33,7 @@ pub(super) async fn run(
             channels,
             media_encryption,
             codecs,
+            dtmf,
         } => {
             let (host, port) = parse_host_port(&host).map_err(|e| CliError::Input(vec![e]))?;
             let trunk = Trunk {
@@ -49,6 +50,7 @@ pub(super) async fn run(
                 channels,
                 media_encryption,
                 codecs: codecs.iter().map(|c| c.to_ascii_lowercase()).collect(),
+                dtmf: dtmf.to_ascii_lowercase(),
                 ..Trunk::new(&name, &host)
             };
             let problems = trunk.problems();
