@@ -397,6 +397,7 @@ pub async fn trunks(store: &dyn TrunkStore) {
     provider.register = true;
     provider.codecs = vec!["pcma".into(), "pcmu".into()];
     provider.channels = 30;
+    provider.dtmf = "info".into();
     ok(store.add_trunk(&provider).await);
     let mut legacy = Trunk::new("legacy", "10.1.2.3");
     legacy.allowed_networks = vec![net("10.1.2.0/24"), net("2001:db8::/32")];
@@ -440,7 +441,9 @@ pub async fn trunks(store: &dyn TrunkStore) {
         )
     );
     assert!(read.created_at > 0);
+    assert_eq!(read.dtmf, "info");
     let read = listed.first().unwrap_or_else(|| panic!());
+    assert_eq!(read.dtmf, "rfc4733", "the default");
     assert_eq!(read.allowed_networks, legacy.allowed_networks);
     assert_eq!((read.port, read.register), (None, false));
 
@@ -452,8 +455,10 @@ pub async fn trunks(store: &dyn TrunkStore) {
     changed.codecs = vec!["g722".into()];
     changed.caller_id_mode = "trunk".into();
     changed.caller_id = "+4930123".into();
+    changed.dtmf = "auto".into();
     assert!(ok(store.update_trunk(&changed).await));
     let read = ok(store.list_trunks().await).remove(0);
+    assert_eq!(read.dtmf, "auto");
     assert_eq!(
         (
             read.host.as_str(),
@@ -467,6 +472,10 @@ pub async fn trunks(store: &dyn TrunkStore) {
     assert!(!ok(store
         .update_trunk(&Trunk::new("nobody", "h.example"))
         .await));
+    let mut odd = changed.clone();
+    odd.dtmf = "inband".into();
+    let bad = store.update_trunk(&odd).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
     changed.host = "no host".into();
     let bad = store.update_trunk(&changed).await;
     assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
