@@ -197,6 +197,8 @@ pub fn trunk(input: &TrunkInput, stored: Option<&Trunk>) -> Result<Trunk, Proble
         tls_ca_file: stored.map_or(String::new(), |t| t.tls_ca_file.clone()),
         tls_verify: stored.is_none_or(|t| t.tls_verify),
         created_at: stored.map_or(0, |t| t.created_at),
+        // Not on the form yet (`pbx trunk add --dtmf`): an edit keeps it.
+        dtmf: stored.map_or_else(|| "rfc4733".to_string(), |t| t.dtmf.clone()),
         ..Trunk::new(&name, &host)
     };
     for message in trunk.problems() {
@@ -216,6 +218,16 @@ mod tests {
             host: host.into(),
             ..TrunkInput::default()
         }
+    }
+
+    #[test]
+    fn an_edit_keeps_the_dtmf_mode() {
+        let mut stored = Trunk::new("gw", "192.0.2.1");
+        stored.dtmf = "info".into();
+        let edited = trunk(&input("gw", "192.0.2.1"), Some(&stored)).ok();
+        assert_eq!(edited.map(|t| t.dtmf).as_deref(), Some("info"));
+        let new = trunk(&input("gw", "192.0.2.1"), None).ok();
+        assert_eq!(new.map(|t| t.dtmf).as_deref(), Some("rfc4733"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! ```
 
 mod application;
+mod dtmf;
 mod forks;
 mod in_dialog;
 mod plain_retry;
@@ -25,6 +26,7 @@ use crate::originator::Originator;
 use crate::record::{CallRecord, Disposition, HangupSide};
 pub use application::AnswerError;
 use bytes::Bytes;
+pub use dtmf::{DtmfMedia, DtmfMode};
 use forks::Fork;
 use in_dialog::Relayed;
 use pbx_media::sdp::{Encryption, LegPolicy, LocalEndpoint, Negotiator};
@@ -148,6 +150,8 @@ pub enum CallOutput {
     DialEnded(DialEnd),
     /// The caller pressed a key, sent as SIP INFO, in a call the PBX answered itself.
     Dtmf(char),
+    /// Convert DTMF between the legs' media and SIP INFO (see [`DtmfMedia`]).
+    DtmfMedia(DtmfMedia),
 }
 
 /// How a round of ringing ended without an answer.
@@ -229,6 +233,8 @@ pub struct Call<D> {
     record: RecordDraft,
     outputs: VecDeque<CallOutput>,
     rng: StdRng,
+    /// How each leg carries DTMF (see `dtmf.rs`).
+    dtmf: [DtmfMode; 2],
 }
 
 /// The CDR as it is filled in.
@@ -320,6 +326,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             },
             outputs: VecDeque::new(),
             rng,
+            dtmf: [DtmfMode::Rfc4733; 2],
         };
         if let Some((status, reason)) = call.refusal_by_rfc() {
             call.fail(
@@ -812,6 +819,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         self.record.caller_encrypted = plan.caller.encrypted();
         self.record.callee_encrypted = plan.callee.encrypted();
         self.outputs.push_back(CallOutput::Media(plan));
+        self.dtmf_after_plan();
     }
 
     fn write_record(

@@ -16,8 +16,8 @@ mod outcome;
 pub mod record;
 
 pub use call::{
-    ALLOW, AnswerError, Call, CallConfig, CallOutput, CallSetup, DialEnd, DialOutcome, MediaSetup,
-    Route, TrunkCredentials, TrunkLeg,
+    ALLOW, AnswerError, Call, CallConfig, CallOutput, CallSetup, DialEnd, DialOutcome, DtmfMedia,
+    DtmfMode, MediaSetup, Route, TrunkCredentials, TrunkLeg,
 };
 pub use dialog::Dialog;
 pub use endpoint::{Device, Endpoint};

@@ -397,6 +397,16 @@ fn detect(engine: &mut Engine, no: u64) {
 /// What the media session of call `no` reports.
 pub(super) fn session_event(engine: &mut Engine, now: Now, no: u64, event: Event) {
     match event {
+        // A bridged call's key read from one leg's RFC 4733 events: an INFO to the other.
+        Event::Dtmf {
+            side,
+            digit,
+            duration,
+        } if calls::app_mut(engine, no).is_none() => {
+            calls::with_call(engine, now, no, |call, layer| {
+                call.handle_dtmf(now.at, layer, side, digit, duration)
+            });
+        }
         Event::Dtmf { digit, .. } => key(engine, now, no, digit),
         Event::PlayerFinished { .. } => prompt_finished(engine, now, no),
         // Recorders belong to voicemail; the media timeout comes as a `MediaEvent`.

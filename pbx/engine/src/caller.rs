@@ -66,20 +66,35 @@ impl Caller {
     }
 
     /// The party the call shows to the devices it rings and writes in the CDR.
+    ///
+    /// An extension's display name is its configured name when it has one (the PBX is the
+    /// authority for its extensions' names, whatever the phone put in `From`); a trunk
+    /// caller's is the one the trunk presented.
     pub(crate) fn originator(&self, request: &Request) -> Originator {
-        let name = request
+        let presented = request
             .headers
             .from()
             .ok()
-            .and_then(|from| from.display_name.clone());
+            .and_then(|from| from.display_name.as_deref().and_then(display_name));
         let number = self.number(request);
         match self {
-            Caller::Extension(_) => Originator::Extension { number, name },
+            Caller::Extension(ext) => Originator::Extension {
+                number,
+                name: display_name(&ext.name).or(presented),
+            },
             Caller::Trunk(trunk, _) => Originator::Trunk {
                 trunk: trunk.name.clone(),
                 number,
-                name,
+                name: presented,
             },
+        }
+    }
+
+    /// How the caller carries DTMF, when it is a trunk (extensions use RFC 4733).
+    pub(crate) fn dtmf(&self) -> Option<pbx_calls::DtmfMode> {
+        match self {
+            Caller::Extension(_) => None,
+            Caller::Trunk(trunk, _) => Some(trunk.dtmf),
         }
     }
 
@@ -97,5 +112,39 @@ impl Caller {
             Caller::Extension(_) => None,
             Caller::Trunk(trunk, _) => Some(&trunk.name),
         }
+    }
+}
+
+/// Longest display name passed on, in characters (phones show far fewer).
+const MAX_DISPLAY_NAME: usize = 64;
+
+/// A display name fit to pass on: control characters dropped (a CR or LF would split the
+/// header), blanks trimmed, at most [`MAX_DISPLAY_NAME`] characters; `None` when nothing is
+/// left. Quotes and backslashes stay: the `From` writer escapes them (RFC 3261 §25.1
+/// `quoted-pair`).
+fn display_name(name: &str) -> Option<String> {
+    let clean: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_DISPLAY_NAME)
+        .collect();
+    let clean = clean.trim();
+    (!clean.is_empty()).then(|| clean.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_name;
+
+    #[test]
+    fn display_names_are_cleaned() {
+        assert_eq!(display_name("  Alice  ").as_deref(), Some("Alice"));
+        assert_eq!(display_name("Eve\r\nVia: x").as_deref(), Some("EveVia: x"));
+        assert_eq!(display_name(" \t "), None);
+        assert_eq!(display_name(&"x".repeat(100)).map(|n| n.len()), Some(64));
+        assert_eq!(
+            display_name(r#"Bob "the" \ Jr"#).as_deref(),
+            Some(r#"Bob "the" \ Jr"#)
+        );
     }
 }

@@ -233,11 +233,12 @@ pub(super) fn start(
         Some(plan) => {
             let context = CallContext {
                 caller: caller.number(&request),
-                caller_name: request
-                    .headers
-                    .from()
-                    .ok()
-                    .and_then(|from| from.display_name.clone())
+                // The extension's configured name, else what its phone or the trunk
+                // presented (see `Caller::originator`).
+                caller_name: caller
+                    .originator(&request)
+                    .name()
+                    .map(str::to_owned)
                     .unwrap_or_default(),
                 // `pbx extension set --context`, or the trunk's, overrides `members`.
                 caller_context: caller.context(),
@@ -323,7 +324,10 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
         caller: caller_number,
         called: called.clone(),
     }));
-    let call = Call::start(now.at, &mut engine.layer, setup, config);
+    let mut call = Call::start(now.at, &mut engine.layer, setup, config);
+    if let Some(dtmf) = caller.dtmf() {
+        call.set_dtmf_mode(pbx_media::Side::Caller, dtmf);
+    }
     metrics::gauge!("pbx_calls_active").increment(1.0);
     let calls = &mut engine.calls;
     calls.by_call_id.insert(caller_call_id, no);
@@ -413,6 +417,11 @@ fn try_ring(engine: &mut Engine, now: Now, no: u64) {
             endpoint: engine.endpoint(peer),
         })
         .collect();
+    let callee_dtmf = ring
+        .trunk
+        .as_ref()
+        .map(|t| t.trunk.dtmf)
+        .unwrap_or_default();
     let trunk_leg = ring.trunk.map(|t| {
         let device = Device {
             contact: t.contact,
@@ -450,7 +459,10 @@ fn try_ring(engine: &mut Engine, now: Now, no: u64) {
         }
     }
     with_call(engine, now, no, |call, layer| match trunk_leg {
-        Some(leg) => call.ring_trunk(now.at, layer, leg, ring.timeout, ring.caller_name),
+        Some(leg) => {
+            call.set_dtmf_mode(pbx_media::Side::Callee, callee_dtmf);
+            call.ring_trunk(now.at, layer, leg, ring.timeout, ring.caller_name)
+        }
         None => call.ring(now.at, layer, devices, ring.timeout, ring.caller_name),
     });
 }
@@ -833,6 +845,13 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
             }
             CallOutput::DialEnded(end) => dial_ended = Some(end),
             CallOutput::Dtmf(digit) => keys.push(digit),
+            CallOutput::DtmfMedia(media) => {
+                if matches!(active.media, Media::Ready(_)) {
+                    engine
+                        .outputs
+                        .push_back(Output::DtmfMedia { call: no, media });
+                }
+            }
             CallOutput::Connected => connected = true,
         }
     }

@@ -262,6 +262,12 @@ pub enum Output {
     ReleaseMedia { call: u64 },
     /// Drive the PBX's own endpoints on the caller's leg of call `call` (which it answered).
     AppMedia { call: u64, media: AppMedia },
+    /// Convert DTMF between the legs of bridged call `call` (RFC 4733 and SIP INFO): read a
+    /// leg's events (reported as [`Input::Session`] `Dtmf`), or send a leg events.
+    DtmfMedia {
+        call: u64,
+        media: pbx_calls::DtmfMedia,
+    },
     /// Which address of this host routes toward `toward` (for Via, Contact and SDP when the
     /// listener is a wildcard). Asked once per destination; the engine caches the answer.
     ResolveLocalAddress { toward: IpAddr },

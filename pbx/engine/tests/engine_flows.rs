@@ -202,6 +202,7 @@ impl Sim {
                         queue.push(Input::MediaAllocated { call, ports });
                     }
                     Output::ApplyMedia { .. }
+                    | Output::DtmfMedia { .. }
                     | Output::ShutdownComplete
                     | Output::Authenticated { .. } => {}
                     Output::ReleaseMedia { call } => self.released.push(call),

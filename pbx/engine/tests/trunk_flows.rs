@@ -43,6 +43,7 @@ fn trunks() -> Vec<TrunkPeer> {
             addresses: vec![],
             media_encryption: "off".into(),
             channels: 1,
+            dtmf: Default::default(),
             outbound: Outbound::default(),
         },
         TrunkPeer {
@@ -53,6 +54,7 @@ fn trunks() -> Vec<TrunkPeer> {
             addresses: vec![PROVIDER.parse().unwrap()],
             media_encryption: "optional".into(),
             channels: 0,
+            dtmf: Default::default(),
             outbound: Outbound::default(),
         },
     ]

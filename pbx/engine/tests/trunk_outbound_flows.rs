@@ -46,6 +46,7 @@ fn trunk(name: &str, ip: &str, mode: &str) -> TrunkPeer {
         addresses: vec![ip.parse().unwrap()],
         media_encryption: "off".into(),
         channels: 1,
+        dtmf: Default::default(),
         outbound: Outbound {
             host: ip.into(),
             port: Some(5060),

@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::endpoint::dtmf::DtmfDetector;
+use crate::endpoint::dtmf_out::DtmfOut;
 use crate::endpoint::echo::Echo;
 use crate::endpoint::player::{Continuation, Player, PlayerOutput};
 use crate::endpoint::recorder::{Recorder, RecordingEnd};
@@ -50,6 +51,10 @@ struct Endpoints {
     recorder: Option<Recorder>,
     dtmf: Option<DtmfDetector>,
     echo: Option<Echo>,
+    /// RFC 4733 events the PBX puts into the stream relayed to this leg.
+    dtmf_out: Option<DtmfOut>,
+    /// The detector's events are converted (to SIP INFO for the other leg), not relayed.
+    dtmf_converted: bool,
 }
 
 impl Endpoints {
@@ -276,6 +281,7 @@ impl MediaSession {
             }
         };
         let mut listening = false;
+        let mut converted = false;
         if let Some(legs) = self.legs.as_mut() {
             let eps = &mut legs[side.index()];
             listening = eps.listening();
@@ -284,6 +290,11 @@ impl MediaSession {
                 && let Some(pkt) = buf.get(..got.len).and_then(RtpView::parse)
             {
                 eps.on_rtp(now, side, &pkt, &mut self.events);
+                converted = eps.dtmf_converted
+                    && eps
+                        .dtmf
+                        .as_ref()
+                        .is_some_and(|d| d.payload_type() == Some(pkt.payload_type));
             }
             if got.kind == Kind::Rtp
                 && let Some(echo) = eps.echo.as_ref()
@@ -303,7 +314,39 @@ impl MediaSession {
                 };
             }
         }
+        if converted && self.relay.connected {
+            // A detector on a bridged leg converts its events (to SIP INFO for the other
+            // leg): relaying them too would deliver each key twice.
+            return Verdict::Consumed;
+        }
+        if got.kind == Kind::Rtp
+            && self.relay.connected
+            && let Some(out) = self
+                .legs
+                .as_mut()
+                .and_then(|l| l[side.other().index()].dtmf_out.as_mut())
+                .filter(|o| o.busy())
+            && let Some(len) = out.replace(buf, got.len)
+        {
+            return self.send_replaced(now, side.other(), buf, len);
+        }
         self.relay.forward(now, side, got, buf, listening)
+    }
+
+    /// Sends an event packet that took the place of a relayed one to `to`.
+    fn send_replaced(&mut self, now: Instant, to: Side, buf: &mut [u8], len: usize) -> Verdict {
+        match self.relay.bridge.send_own(now, to, buf, len) {
+            Ok((component, to_addr, len)) => Verdict::Forward {
+                side: to,
+                component,
+                to: to_addr,
+                len,
+            },
+            Err(reason) => {
+                self.relay.bridge.note_drop(reason);
+                Verdict::Drop(reason)
+            }
+        }
     }
 
     fn srtp_failed(&mut self, now: Instant) {
@@ -344,9 +387,28 @@ impl MediaSession {
                 legs[leg(side)].finish_recording(side, RecordingEnd::Stopped, events);
             }
             Command::DetectDtmf { side, spec } => {
-                legs[leg(side)].dtmf = Some(DtmfDetector::new(spec))
+                legs[leg(side)].dtmf = Some(DtmfDetector::new(spec));
+                legs[leg(side)].dtmf_converted = false;
+            }
+            Command::ConvertDtmf { side, spec } => {
+                legs[leg(side)].dtmf = Some(DtmfDetector::new(spec));
+                legs[leg(side)].dtmf_converted = true;
             }
             Command::StopDtmf { side } => legs[leg(side)].dtmf = None,
+            Command::SendDtmf {
+                side,
+                digit,
+                duration,
+                spec,
+            } => {
+                let out = legs[leg(side)]
+                    .dtmf_out
+                    .get_or_insert_with(|| DtmfOut::new(spec));
+                out.set_spec(spec);
+                if !out.push(digit, duration) {
+                    return Err(SessionError::Digit(digit));
+                }
+            }
             Command::Echo { side, spec } => legs[leg(side)].echo = Some(Echo::new(spec)),
             Command::StopEcho { side } => legs[leg(side)].echo = None,
         }

@@ -138,6 +138,9 @@ pub struct Credentials {
     pub context: String,
     /// Its devices get message-waiting NOTIFYs without subscribing.
     pub mwi_unsolicited: bool,
+    /// The configured name (empty: none), shown as the caller's display name on the calls
+    /// it places.
+    pub name: String,
 }
 
 impl NewExtension {
@@ -326,6 +329,7 @@ fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
         media_encryption: row.try_get("media_encryption")?,
         context: row.try_get("context")?,
         mwi_unsolicited: row.try_get::<i64, _>("mwi_unsolicited")? != 0,
+        name: row.try_get("name")?,
     })
 }
 
@@ -335,7 +339,7 @@ fn bump_revision() -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgum
 
 macro_rules! credentials_query {
     ($($tail:literal)?) => {
-        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption, context, mwi_unsolicited FROM extensions" $(, $tail)?)
+        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption, context, mwi_unsolicited, name FROM extensions" $(, $tail)?)
     };
 }
 

@@ -54,8 +54,8 @@ pub use registrations::BindingChange;
 pub use secrets::{hash_secret, verify_secret};
 pub use traces::StoredTrace;
 pub use trunks::{
-    CALLER_ID_MODES, DEFAULT_TRUNK_CONTEXT, MAX_TRUNK_SETUP_TIMEOUT, TRUNK_TRANSPORTS, Trunk,
-    TrunkStatus, parse_host_port,
+    CALLER_ID_MODES, DEFAULT_TRUNK_CONTEXT, DTMF_MODES, MAX_TRUNK_SETUP_TIMEOUT, TRUNK_TRANSPORTS,
+    Trunk, TrunkStatus, parse_host_port,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");

@@ -24,6 +24,9 @@ pub const CALLER_ID_MODES: [&str; 3] = ["extension", "trunk", "anonymous"];
 /// The longest setup time a trunk may have, in seconds (a call waits no longer than this
 /// for the trunk's first response).
 pub const MAX_TRUNK_SETUP_TIMEOUT: u32 = 300;
+/// How a trunk carries DTMF: RFC 4733 events in the media, SIP INFO, or RFC 4733 when the
+/// SDP agrees on `telephone-event` and INFO otherwise.
+pub const DTMF_MODES: [&str; 3] = ["rfc4733", "info", "auto"];
 /// The dialplan context of a trunk's inbound calls when none is given.
 pub const DEFAULT_TRUNK_CONTEXT: &str = "from-trunk";
 
@@ -68,6 +71,8 @@ pub struct Trunk {
     pub tls_ca_file: String,
     /// TLS: whether the trunk's certificate is verified (false only by an admin's choice).
     pub tls_verify: bool,
+    /// One of [`DTMF_MODES`].
+    pub dtmf: String,
     /// Unix seconds.
     pub created_at: u64,
 }
@@ -112,6 +117,7 @@ impl Trunk {
             setup_timeout: None,
             tls_ca_file: String::new(),
             tls_verify: true,
+            dtmf: "rfc4733".to_string(),
             created_at: 0,
         }
     }
@@ -195,6 +201,12 @@ impl Trunk {
             out.push(format!(
                 "bad caller ID `{}`: expected digits, optionally after `+`",
                 self.caller_id
+            ));
+        }
+        if !DTMF_MODES.contains(&self.dtmf.as_str()) {
+            out.push(format!(
+                "bad DTMF mode `{}`: expected rfc4733, info or auto",
+                self.dtmf
             ));
         }
         if self.caller_id_mode == "trunk" && self.caller_id.is_empty() {
@@ -353,6 +365,7 @@ fn trunk_from(row: &AnyRow) -> Result<Trunk, StoreError> {
             .transpose()?,
         tls_ca_file: row.try_get("tls_ca_file")?,
         tls_verify: row.try_get::<i64, _>("tls_verify")? != 0,
+        dtmf: row.try_get("dtmf")?,
         created_at: from_db(row.try_get("created_at")?),
         name,
     })
@@ -362,7 +375,7 @@ macro_rules! columns {
     () => {
         "name, host, port, transport, username, password, register, allowed_networks, \
          context, outbound_proxy, caller_id_mode, caller_id, channels, media_encryption, \
-         codecs, setup_timeout, created_at, tls_ca_file, tls_verify"
+         codecs, setup_timeout, created_at, tls_ca_file, tls_verify, dtmf"
     };
 }
 
@@ -376,7 +389,7 @@ impl TrunkStore for Store {
             "INSERT INTO trunks (",
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19)"
+             $17, $18, $19, $20)"
         ))
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -397,6 +410,7 @@ impl TrunkStore for Store {
         .bind(to_db(now_unix()))
         .bind(&trunk.tls_ca_file)
         .bind(i64::from(trunk.tls_verify))
+        .bind(&trunk.dtmf)
         .execute(self.pool())
         .await
         .map_err(|e| StoreError::unique(e, || format!("trunk {}", trunk.name)))?;
@@ -434,7 +448,7 @@ impl TrunkStore for Store {
              password = $6, register = $7, allowed_networks = $8, context = $9, \
              outbound_proxy = $10, caller_id_mode = $11, caller_id = $12, channels = $13, \
              media_encryption = $14, codecs = $15, setup_timeout = $16, tls_ca_file = $17, \
-             tls_verify = $18 WHERE name = $1",
+             tls_verify = $18, dtmf = $19 WHERE name = $1",
         )
         .bind(&trunk.name)
         .bind(&trunk.host)
@@ -454,6 +468,7 @@ impl TrunkStore for Store {
         .bind(trunk.setup_timeout.map(i64::from))
         .bind(&trunk.tls_ca_file)
         .bind(i64::from(trunk.tls_verify))
+        .bind(&trunk.dtmf)
         .execute(self.pool())
         .await?
         .rows_affected();

@@ -246,7 +246,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
 /// Cisco and most phones) or `application/dtmf` (the digit alone). `Ok(None)` for an INFO
 /// without a body (a keep-alive); 415 for other content (RFC 6086 §4.2.2 says 469 for an
 /// unknown Info-Package; these legacy INFOs carry none).
-fn dtmf_of(request: &Request) -> Result<Option<char>, StatusCode> {
+pub(super) fn dtmf_of(request: &Request) -> Result<Option<char>, StatusCode> {
     if request.body.is_empty() {
         return Ok(None);
     }

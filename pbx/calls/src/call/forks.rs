@@ -179,6 +179,10 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
                     Self::policy(&device.endpoint, m.callee_encryption, m.allow_keys_in_clear),
                 )
                 .with_first_offer(Side::Callee, first);
+            let n = match self.dtmf_may_convert() {
+                true => n.with_dtmf_interworking(),
+                false => n,
+            };
             webrtc_device(n, device)
         })
     }

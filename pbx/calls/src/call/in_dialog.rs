@@ -90,6 +90,9 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         if self.callee.is_none() && self.application.is_some() {
             return self.application_request(now, layer, key, request);
         }
+        if self.info_to_events(now, layer, &key, side, &request) {
+            return;
+        }
         let offer = (request.method == Method::INVITE || request.method == Method::UPDATE)
             && !request.body.is_empty();
         // RFC 3261 §14.2, RFC 3311 §5.2: one offer at a time; a second one gets 491.
@@ -495,7 +498,7 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
     }
 
     /// Answers a request with a bare status.
-    fn reply(
+    pub(super) fn reply(
         &mut self,
         now: Instant,
         layer: &mut TransactionLayer<D>,

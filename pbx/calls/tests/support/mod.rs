@@ -149,6 +149,8 @@ pub struct World {
     pub digits: Vec<char>,
     /// How often a device took over a call the PBX had answered.
     pub connected: usize,
+    /// What the call asked of the media to convert DTMF.
+    pub dtmf_media: Vec<pbx_calls::DtmfMedia>,
     tracked: Vec<TransactionKey>,
     /// The INVITE each device received, to answer it.
     pub invites: HashMap<Party, Request>,
@@ -216,6 +218,7 @@ impl World {
             dial_ends: Vec::new(),
             digits: Vec::new(),
             connected: 0,
+            dtmf_media: Vec::new(),
             tracked: Vec::new(),
             invites: HashMap::new(),
         };
@@ -236,6 +239,7 @@ impl World {
                     CallOutput::DialEnded(end) => self.dial_ends.push(end),
                     CallOutput::Dtmf(digit) => self.digits.push(digit),
                     CallOutput::Connected => self.connected += 1,
+                    CallOutput::DtmfMedia(m) => self.dtmf_media.push(m),
                 }
             }
             while let Some(transmit) = self.layer.poll_transmit() {

@@ -44,6 +44,8 @@ pub struct TrunkPeer {
     pub channels: u32,
     /// How calls go out through it.
     pub outbound: Outbound,
+    /// How it carries DTMF (the PBX converts when the other leg differs).
+    pub dtmf: pbx_calls::DtmfMode,
 }
 
 // Hand-written so that the trunk's password never reaches a log through `{:?}`.
@@ -254,6 +256,7 @@ mod tests {
             addresses: Vec::new(),
             media_encryption: "optional".into(),
             channels: 0,
+            dtmf: Default::default(),
             outbound: Outbound::default(),
         }
     }

@@ -213,6 +213,7 @@ mod tests {
             addresses: Vec::new(),
             media_encryption: "off".into(),
             channels: 1,
+            dtmf: Default::default(),
             outbound: Outbound {
                 host: "sip.example.net".into(),
                 port: Some(5080),

@@ -79,6 +79,11 @@ impl DtmfDetector {
         }
     }
 
+    /// The telephone-event payload type read on the leg.
+    pub(crate) fn payload_type(&self) -> Option<u8> {
+        self.spec.payload_type
+    }
+
     /// Takes one packet of the leg; pushes each digit that ended onto `digits`.
     pub(crate) fn on_rtp(
         &mut self,

@@ -32,6 +32,14 @@ pub struct Negotiator {
     plan: Option<MediaPlan>,
     /// The PBX's DTLS certificate fingerprint: WebRTC legs are possible.
     dtls_fingerprint: Option<Fingerprint>,
+    /// The PBX converts DTMF between RFC 4733 and SIP INFO on this call: an offerer keeps
+    /// `telephone-event` in its answer even when the answerer has none.
+    dtmf_interworking: bool,
+    /// Each leg's `telephone-event/8000` payload type after the last exchange.
+    events: [Option<u8>; 2],
+    /// The leg the PBX offered `telephone-event` of its own (the offerer had none), with the
+    /// payload type offered.
+    own_event: Option<(Side, u8)>,
 }
 
 /// What the PBX keeps about its SDP session with one leg.
@@ -143,7 +151,26 @@ impl Negotiator {
             pending: None,
             plan: None,
             dtls_fingerprint: None,
+            dtmf_interworking: false,
+            events: [None, None],
+            own_event: None,
         }
+    }
+
+    /// The PBX converts DTMF on this call (one leg sends SIP INFO, the other RFC 4733): the
+    /// answer to an offerer that offered `telephone-event/8000` keeps it when the answerer
+    /// has none, and an offer without it gets it added for the other leg, so a phone sends
+    /// its keys as RFC 4733 events for the PBX to read, and receives the ones the PBX makes
+    /// from the other leg's INFOs.
+    pub fn with_dtmf_interworking(mut self) -> Negotiator {
+        self.dtmf_interworking = true;
+        self
+    }
+
+    /// `side`'s RFC 4733 `telephone-event/8000` payload type as agreed in the last completed
+    /// exchange (its own number for it); `None` when its SDP has none.
+    pub fn telephone_event(&self, side: Side) -> Option<u8> {
+        self.events[side.index()]
     }
 
     /// The PBX has a DTLS certificate with this fingerprint: WebRTC offers are answered, and
@@ -259,6 +286,20 @@ impl Negotiator {
             });
             true
         });
+        self.own_event = None;
+        if self.dtmf_interworking && !p.codecs.iter().any(|(c, _)| is_event(c)) {
+            let event = Codec {
+                pt: 101,
+                name: "telephone-event".to_string(),
+                clock: 8000,
+                channels: 1,
+                fmtp: Some("0-16".to_string()),
+            };
+            if let Some(pt) = leg.pts.choose(&event, &taken) {
+                sent.push(Codec { pt, ..event });
+                self.own_event = Some((to, pt));
+            }
+        }
         let keys: Vec<(u32, SrtpKey)> = match p.srtp_on {
             true => OFFERED
                 .iter()
@@ -381,6 +422,7 @@ impl Negotiator {
             false => None,
         };
         let fingerprint = self.dtls_fingerprint.clone();
+        let keep_events = self.dtmf_interworking;
 
         let [caller, callee] = &mut self.legs;
         let (off_leg, ans_leg) = match offerer {
@@ -434,7 +476,7 @@ impl Negotiator {
 
         // The answer to the offerer: the agreed formats under its own numbers, with the
         // answerer's format parameters (they describe what the answerer receives).
-        let reply: Vec<Codec> = transcode
+        let mut reply: Vec<Codec> = transcode
             .iter()
             .map(|(opus, _)| opus.clone())
             .chain(agreed.iter().map(|(c, _, a)| Codec {
@@ -442,6 +484,23 @@ impl Negotiator {
                 ..(*c).clone()
             }))
             .collect();
+        let agreed_event = agreed.iter().find(|(c, _, _)| is_event(c));
+        let own_event = self
+            .own_event
+            .take()
+            .filter(|(side, _)| *side == from)
+            .and_then(|_| answered.iter().find(|a| is_event(a)).map(|a| a.pt));
+        let ans_event = agreed_event.map(|(_, _, a)| a.pt).or(own_event);
+        let mut off_event = agreed_event.map(|(c, _, _)| c.pt);
+        if keep_events
+            && off_event.is_none()
+            && let Some((c, _)) = p.codecs.iter().find(|(c, _)| is_event(c))
+        {
+            // The PBX itself is the far end of this leg's events (no `pt_map` entry: the
+            // answerer has no number for them).
+            reply.push(c.clone());
+            off_event = Some(c.pt);
+        }
         let crypto: Vec<(u32, &SrtpKey)> = match (&p.crypto, &off_srtp) {
             (Some(c), Some(pair)) => vec![(c.tag, &pair.outbound)],
             _ => Vec::new(),
@@ -516,6 +575,8 @@ impl Negotiator {
             Side::Caller => (off_plan, ans_plan),
             Side::Callee => (ans_plan, off_plan),
         };
+        self.events[offerer.index()] = off_event;
+        self.events[from.index()] = ans_event;
         let plan = MediaPlan {
             caller,
             callee,
@@ -524,4 +585,10 @@ impl Negotiator {
         self.plan = Some(plan.clone());
         Ok((out, plan))
     }
+}
+
+/// RFC 4733 §7.1.1: `telephone-event`, here at the 8000 Hz clock of the voice codecs the PBX
+/// reads and writes events for.
+fn is_event(codec: &Codec) -> bool {
+    codec.name.eq_ignore_ascii_case("telephone-event") && codec.clock == 8000
 }

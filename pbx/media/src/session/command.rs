@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::Side;
 use crate::endpoint::dtmf::DtmfSpec;
+use crate::endpoint::dtmf_out::DtmfOutSpec;
 use crate::endpoint::echo::EchoSpec;
 use crate::endpoint::player::PlayerSpec;
 use crate::endpoint::recorder::RecorderSpec;
@@ -41,8 +42,23 @@ pub enum Command {
         side: Side,
         spec: DtmfSpec,
     },
+    /// As [`Command::DetectDtmf`] on a bridged call whose other leg takes keys as SIP INFO:
+    /// the leg's telephone-events are reported and not relayed (the other leg would get
+    /// each key twice).
+    ConvertDtmf {
+        side: Side,
+        spec: DtmfSpec,
+    },
     StopDtmf {
         side: Side,
+    },
+    /// Send `side` this key as RFC 4733 events (a key another leg sent as SIP INFO), in
+    /// place of the audio relayed to it, after the keys already queued.
+    SendDtmf {
+        side: Side,
+        digit: char,
+        duration: Duration,
+        spec: DtmfOutSpec,
     },
     /// Send what `side` sends back to it (the echo test).
     Echo {
@@ -65,6 +81,8 @@ pub enum SessionError {
     NoMaxLength,
     #[error("telephone-event clock rate 0")]
     ClockRate,
+    #[error("`{0}` is not a DTMF key, or too many keys wait")]
+    Digit(char),
 }
 
 impl Command {
@@ -81,8 +99,16 @@ impl Command {
             Command::Record { spec, .. } if spec.max_length.is_zero() => {
                 Err(SessionError::NoMaxLength)
             }
-            Command::DetectDtmf { spec, .. } if spec.clock_rate == 0 => {
+            Command::DetectDtmf { spec, .. } | Command::ConvertDtmf { spec, .. }
+                if spec.clock_rate == 0 =>
+            {
                 Err(SessionError::ClockRate)
+            }
+            Command::SendDtmf { spec, .. } if spec.clock_rate == 0 => Err(SessionError::ClockRate),
+            Command::SendDtmf { digit, .. }
+                if crate::endpoint::dtmf_out::event_of(*digit).is_none() =>
+            {
+                Err(SessionError::Digit(*digit))
             }
             _ => Ok(()),
         }

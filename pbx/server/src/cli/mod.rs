@@ -155,6 +155,10 @@ pub enum TrunkCommand {
         /// change its calls; for a lab only.
         #[arg(long = "tls-no-verify")]
         tls_no_verify: bool,
+        /// How the trunk carries DTMF: rfc4733 (default), info (SIP INFO) or auto (RFC 4733
+        /// when its SDP has telephone-event, INFO otherwise).
+        #[arg(long, default_value = "rfc4733")]
+        dtmf: String,
     },
     /// The trunks with their state (registered, up, down, unknown).
     List,

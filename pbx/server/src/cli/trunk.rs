@@ -36,6 +36,7 @@ pub(super) async fn run(
             setup_timeout,
             tls_ca_file,
             tls_no_verify,
+            dtmf,
         } => {
             let (host, port) = parse_host_port(&host).map_err(|e| CliError::Input(vec![e]))?;
             let tls_ca_file = match tls_ca_file {
@@ -66,6 +67,7 @@ pub(super) async fn run(
                 setup_timeout,
                 tls_ca_file,
                 tls_verify: !tls_no_verify,
+                dtmf: dtmf.to_ascii_lowercase(),
                 ..Trunk::new(&name, &host)
             };
             let problems = trunk.problems();

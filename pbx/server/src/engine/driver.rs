@@ -267,6 +267,11 @@ impl Driver {
                 }
             }
             Output::AppMedia { call, media } => self.app_media(call, media),
+            Output::DtmfMedia { call, media } => {
+                if let Some(session) = self.media.get(&call) {
+                    session.command(dtmf_command(media));
+                }
+            }
             Output::Voicemail { call, id, request } => {
                 let _ = self.voicemail.send((call, id, request));
             }
@@ -439,6 +444,34 @@ impl Driver {
             AppMedia::Bridge => return,
         };
         session.command(command);
+    }
+}
+
+/// The media command that converts a bridged call's DTMF (RFC 4733 at 8000 Hz both ways).
+fn dtmf_command(media: pbx_calls::DtmfMedia) -> Command {
+    match media {
+        pbx_calls::DtmfMedia::Detect { side, payload_type } => Command::ConvertDtmf {
+            side,
+            spec: DtmfSpec {
+                payload_type: Some(payload_type),
+                clock_rate: 8000,
+                inband: None,
+            },
+        },
+        pbx_calls::DtmfMedia::Send {
+            side,
+            digit,
+            duration,
+            payload_type,
+        } => Command::SendDtmf {
+            side,
+            digit,
+            duration,
+            spec: pbx_media::endpoint::dtmf_out::DtmfOutSpec {
+                payload_type,
+                clock_rate: 8000,
+            },
+        },
     }
 }
 

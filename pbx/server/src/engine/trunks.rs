@@ -395,6 +395,7 @@ fn peer_of(trunk: &Trunk, addresses: Vec<IpAddr>) -> TrunkPeer {
         addresses,
         media_encryption: trunk.media_encryption.clone(),
         channels: trunk.channels,
+        dtmf: pbx_calls::DtmfMode::parse(&trunk.dtmf).unwrap_or_default(),
         outbound: Outbound {
             host: trunk.host.clone(),
             port: trunk.port,

@@ -400,6 +400,7 @@ pub async fn trunks(store: &dyn TrunkStore) {
     provider.setup_timeout = Some(3);
     provider.transport = "tls".into();
     provider.tls_ca_file = "/etc/pbx/provider-ca.pem".into();
+    provider.dtmf = "info".into();
     ok(store.add_trunk(&provider).await);
     let mut legacy = Trunk::new("legacy", "10.1.2.3");
     legacy.allowed_networks = vec![net("10.1.2.0/24"), net("2001:db8::/32")];
@@ -448,7 +449,9 @@ pub async fn trunks(store: &dyn TrunkStore) {
         (read.tls_ca_file.as_str(), read.tls_verify),
         ("/etc/pbx/provider-ca.pem", true)
     );
+    assert_eq!(read.dtmf, "info");
     let read = listed.first().unwrap_or_else(|| panic!());
+    assert_eq!(read.dtmf, "rfc4733", "the default");
     assert_eq!(read.allowed_networks, legacy.allowed_networks);
     assert_eq!((read.port, read.register), (None, false));
     assert_eq!((read.tls_ca_file.as_str(), read.tls_verify), ("", true));
@@ -469,9 +472,11 @@ pub async fn trunks(store: &dyn TrunkStore) {
     changed.caller_id = "+4930123".into();
     changed.setup_timeout = Some(7);
     changed.tls_verify = false;
+    changed.dtmf = "auto".into();
     assert!(ok(store.update_trunk(&changed).await));
     let read = ok(store.list_trunks().await).remove(0);
     assert!(!read.tls_verify);
+    assert_eq!(read.dtmf, "auto");
     assert_eq!(
         (
             read.host.as_str(),
@@ -486,6 +491,10 @@ pub async fn trunks(store: &dyn TrunkStore) {
     assert!(!ok(store
         .update_trunk(&Trunk::new("nobody", "h.example"))
         .await));
+    let mut odd = changed.clone();
+    odd.dtmf = "inband".into();
+    let bad = store.update_trunk(&odd).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
     changed.host = "no host".into();
     let bad = store.update_trunk(&changed).await;
     assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
