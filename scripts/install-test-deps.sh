@@ -16,7 +16,8 @@
 #   Exit: 0 when everything is there afterwards, 1 otherwise.
 set -euo pipefail
 APT_PKGS=(sip-tester baresip-core libasound2 sox openssl postgresql sqlite3 procps iproute2
-          python3 ca-certificates chromium fonts-dejavu-core zbar-tools kamailio nodejs)
+          python3 ca-certificates chromium fonts-dejavu-core zbar-tools kamailio
+          kamailio-tls-modules nodejs)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -115,4 +116,5 @@ python3 -c 'import websockets' || exit 1
 [ -f "$JSSIP_DIR/node_modules/jssip/package.json" ] || exit 1
 python3 -c 'import schemathesis' || exit 1
 python3 -c 'import aiortc' || exit 1
+python3 -c 'import pylibsrtp' || exit 1
 echo "install-test-deps: ok"
