@@ -496,11 +496,17 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         if invite.headers.max_forwards() == Some(0) {
             return Some((StatusCode::TOO_MANY_HOPS, "Too Many Hops".into()));
         }
-        // RFC 3261 §16.3 item 4: our own branch in the Via list means the INVITE went round.
+        // RFC 3261 §16.3 item 4: our own Via in the list means the INVITE went round. Ours is
+        // our branch prefix *at our sent-by*: another PBX of this kind (a second site behind
+        // a trunk) writes the same prefix at its own address, and its calls are no loop.
+        let local = self.caller.endpoint.local;
+        let ours = pbx_sip::uri::Host::from(local.ip());
         let looped = invite.headers.vias().map(|vias| {
             vias.iter().any(|via| {
                 via.branch()
                     .is_some_and(|b| b.starts_with(ids::OWN_BRANCH_PREFIX))
+                    && via.port == Some(local.port())
+                    && via.host == ours
             })
         });
         if looped == Ok(true) {

@@ -240,6 +240,16 @@ fn too_many_hops_and_loops_are_refused() {
     );
     let w = World::start_with(looped, ring(&["desk"]), None);
     assert_eq!(w.last_to_caller().status, StatusCode::LOOP_DETECTED);
+
+    // Another PBX of this kind (a second site over a trunk) uses the same branch prefix at
+    // its own address: its call is no loop.
+    let mut neighbour = caller_invite(None, 70);
+    neighbour.headers.push(
+        HeaderName::VIA,
+        "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKpbx0012",
+    );
+    let w = World::start_with(neighbour, ring(&["desk"]), None);
+    assert_eq!(w.summary("desk"), ["INVITE"], "the neighbour's call rings");
 }
 
 #[test]
