@@ -2710,10 +2710,10 @@ async fn extensions_are_imported_from_csv_all_or_nothing_and_exported_without_se
     );
     assert_eq!(
         csv.body,
-        "number,name,email,pin_set,media_encryption,context,allowed_networks\n\
-         1000,\"Smith, Alice\",alice@example.com,yes,optional,,\n\
-         1001,Bob,,no,optional,,\n\
-         2000,Bob,,no,optional,,\n"
+        "number,name,email,pin_set,media_encryption,context,allowed_networks,did\n\
+         1000,\"Smith, Alice\",alice@example.com,yes,optional,,,\n\
+         1001,Bob,,no,optional,,,\n\
+         2000,Bob,,no,optional,,,\n"
     );
     assert!(!csv.body.contains("pw-"));
 
