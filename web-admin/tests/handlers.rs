@@ -1062,6 +1062,33 @@ async fn api_extensions_round_trip_and_errors_name_the_field() {
         (r.status, r.json()["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("context"))
     );
+    // The DID: set, refused when malformed (nothing changes), cleared.
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/extensions/1000",
+            Some(r#"{"did":"+15551230001"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["did"], "+15551230001");
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/extensions/1000",
+            Some(r#"{"did":"555-12"}"#),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("did"))
+    );
+    let r = app.api("GET", "/api/v1/extensions/1000", None).await;
+    assert_eq!(r.json()["did"], "+15551230001");
+    let r = app
+        .api("PATCH", "/api/v1/extensions/1000", Some(r#"{"did":""}"#))
+        .await;
+    assert_eq!(r.json()["did"], "");
     let r = app
         .api("PATCH", "/api/v1/extensions/1000", Some(r#"{"pin":""}"#))
         .await;
@@ -2740,7 +2767,7 @@ async fn extensions_are_imported_from_csv_all_or_nothing_and_exported_without_se
     assert_eq!(r.json()["imported"], 2);
     let export = app.api("GET", "/api/v1/extensions/export", None).await;
     assert!(
-        export.body.contains("\n3001,,,no,optional,,\n"),
+        export.body.contains("\n3001,,,no,optional,,,\n"),
         "{}",
         export.body
     );
