@@ -621,10 +621,15 @@ async fn create_an_extension_with_a_generated_password() {
                 ("pin", "4321"),
                 ("media_encryption", "required"),
                 ("allowed_networks", "10.0.0.0/8"),
+                ("did", " +15551230001 "),
             ],
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(
+        form.body.contains("name=\"did\""),
+        "the form has the DID field"
+    );
     let at = r.body.find("id=\"password\">").expect("password shown") + 14;
     let password = &r.body[at..at + 20];
     // The password shown is the one the HA1 was made from.
@@ -647,6 +652,14 @@ async fn create_an_extension_with_a_generated_password() {
         ("Alice", "alice@example.com", "required")
     );
     assert_eq!(ext.allowed_networks.len(), 1);
+    assert_eq!(ext.did, "+15551230001", "trimmed");
+    assert!(
+        app.get("/extensions/1000", &session)
+            .await
+            .body
+            .contains("value=\"+15551230001\""),
+        "the edit form shows it"
+    );
     // It is in the list, and searchable.
     let list = app.get("/extensions?q=alic", &session).await;
     assert!(list.body.contains("/extensions/1000"));
