@@ -193,9 +193,9 @@ def test_extensions_are_imported_and_exported_as_csv(web_pbx, page, shots):
     csv = page.request.get(f"{base}/extensions.csv")
     assert csv.ok and csv.headers["content-type"].startswith("text/csv")
     lines = csv.text().splitlines()
-    assert lines[0] == "number,name,email,pin_set,media_encryption,context,allowed_networks"
-    assert "4100,Ines Ortiz,ines@example.com,yes,optional,," in lines
-    assert '4101,"Kim, Lee",,no,optional,,' in lines
+    assert lines[0] == "number,name,email,pin_set,media_encryption,context,allowed_networks,did"
+    assert "4100,Ines Ortiz,ines@example.com,yes,optional,,," in lines
+    assert '4101,"Kim, Lee",,no,optional,,,' in lines
     assert "Imp0rt" not in csv.text()
 
     # The API takes the same file: its problems come with their lines.

@@ -48,6 +48,8 @@ pub struct NewInput {
     pub media_encryption: String,
     /// CIDRs or addresses, separated by commas, spaces or new lines.
     pub allowed_networks: String,
+    /// Its own public number (caller ID on trunks); empty: none.
+    pub did: String,
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -100,6 +102,8 @@ pub fn new_extension(input: &NewInput) -> Result<NewExtension, Problems> {
         "media_encryption",
         changes_probe(|c| c.media_encryption = media_encryption.clone()),
     );
+    let did = opt(&input.did);
+    p.push("did", changes_probe(|c| c.did = did.clone()));
     let allowed_networks = match parse_networks(&input.allowed_networks) {
         Ok(nets) => nets,
         Err(e) => {
@@ -115,6 +119,7 @@ pub fn new_extension(input: &NewInput) -> Result<NewExtension, Problems> {
         pin,
         allowed_networks,
         media_encryption,
+        did,
     };
     // Whatever the field checks missed, the whole check catches.
     if p.is_empty() {
@@ -133,6 +138,8 @@ pub struct ChangeInput {
     pub pin: Option<String>,
     pub media_encryption: Option<String>,
     pub context: Option<String>,
+    /// Empty clears it.
+    pub did: Option<String>,
 }
 
 /// `contexts`: those of the running dialplan (`None`: no dialplan, so no context can apply).
@@ -150,6 +157,7 @@ pub fn changes(
         context: input.context.as_deref().map(|s| s.trim().to_string()),
         // Not on the edit form yet: `pbx extension set --mwi-unsolicited`.
         mwi_unsolicited: None,
+        did: input.did.as_deref().map(|s| s.trim().to_string()),
     };
     let mut p = Problems::default();
     p.push(
@@ -158,6 +166,7 @@ pub fn changes(
     );
     p.push("name", changes_probe(|c| c.name = changes.name.clone()));
     p.push("email", changes_probe(|c| c.email = changes.email.clone()));
+    p.push("did", changes_probe(|c| c.did = changes.did.clone()));
     p.push("pin", changes_probe(|c| c.pin = changes.pin.clone()));
     p.push(
         "media_encryption",

@@ -621,10 +621,15 @@ async fn create_an_extension_with_a_generated_password() {
                 ("pin", "4321"),
                 ("media_encryption", "required"),
                 ("allowed_networks", "10.0.0.0/8"),
+                ("did", " +15551230001 "),
             ],
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(
+        form.body.contains("name=\"did\""),
+        "the form has the DID field"
+    );
     let at = r.body.find("id=\"password\">").expect("password shown") + 14;
     let password = &r.body[at..at + 20];
     // The password shown is the one the HA1 was made from.
@@ -647,6 +652,14 @@ async fn create_an_extension_with_a_generated_password() {
         ("Alice", "alice@example.com", "required")
     );
     assert_eq!(ext.allowed_networks.len(), 1);
+    assert_eq!(ext.did, "+15551230001", "trimmed");
+    assert!(
+        app.get("/extensions/1000", &session)
+            .await
+            .body
+            .contains("value=\"+15551230001\""),
+        "the edit form shows it"
+    );
     // It is in the list, and searchable.
     let list = app.get("/extensions?q=alic", &session).await;
     assert!(list.body.contains("/extensions/1000"));
@@ -1062,6 +1075,33 @@ async fn api_extensions_round_trip_and_errors_name_the_field() {
         (r.status, r.json()["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("context"))
     );
+    // The DID: set, refused when malformed (nothing changes), cleared.
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/extensions/1000",
+            Some(r#"{"did":"+15551230001"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["did"], "+15551230001");
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/extensions/1000",
+            Some(r#"{"did":"555-12"}"#),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("did"))
+    );
+    let r = app.api("GET", "/api/v1/extensions/1000", None).await;
+    assert_eq!(r.json()["did"], "+15551230001");
+    let r = app
+        .api("PATCH", "/api/v1/extensions/1000", Some(r#"{"did":""}"#))
+        .await;
+    assert_eq!(r.json()["did"], "");
     let r = app
         .api("PATCH", "/api/v1/extensions/1000", Some(r#"{"pin":""}"#))
         .await;
@@ -2710,10 +2750,10 @@ async fn extensions_are_imported_from_csv_all_or_nothing_and_exported_without_se
     );
     assert_eq!(
         csv.body,
-        "number,name,email,pin_set,media_encryption,context,allowed_networks\n\
-         1000,\"Smith, Alice\",alice@example.com,yes,optional,,\n\
-         1001,Bob,,no,optional,,\n\
-         2000,Bob,,no,optional,,\n"
+        "number,name,email,pin_set,media_encryption,context,allowed_networks,did\n\
+         1000,\"Smith, Alice\",alice@example.com,yes,optional,,,\n\
+         1001,Bob,,no,optional,,,\n\
+         2000,Bob,,no,optional,,,\n"
     );
     assert!(!csv.body.contains("pw-"));
 
@@ -2740,7 +2780,7 @@ async fn extensions_are_imported_from_csv_all_or_nothing_and_exported_without_se
     assert_eq!(r.json()["imported"], 2);
     let export = app.api("GET", "/api/v1/extensions/export", None).await;
     assert!(
-        export.body.contains("\n3001,,,no,optional,,\n"),
+        export.body.contains("\n3001,,,no,optional,,,\n"),
         "{}",
         export.body
     );

@@ -57,6 +57,15 @@ impl Caller {
         }
     }
 
+    /// The extension's own public number (`pbx extension set --did`), its caller ID on
+    /// trunks; `None` for a trunk's caller or an extension without one.
+    pub(crate) fn did(&self) -> Option<String> {
+        match self {
+            Caller::Extension(ext) => Some(ext.did.clone()).filter(|d| !d.is_empty()),
+            Caller::Trunk(..) => None,
+        }
+    }
+
     /// The SRTP policy of the caller's leg.
     pub(crate) fn media_encryption(&self) -> String {
         match self {

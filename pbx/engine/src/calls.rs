@@ -53,6 +53,8 @@ pub(super) struct Active {
     caller_peer: Peer,
     /// Who calls (for a voicemail message's envelope).
     pub(super) originator: pbx_calls::Originator,
+    /// The calling extension's DID, its caller ID on trunks (`trunk::outbound`).
+    pub(super) caller_did: Option<String>,
     caller_policy: String,
     /// A round of ringing waiting for relay ports or local addresses.
     ring: Option<PendingRing>,
@@ -341,6 +343,7 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
             plan,
             caller_peer: peer,
             originator,
+            caller_did: caller.did(),
             caller_policy: caller.media_encryption(),
             ring: None,
             app: None,

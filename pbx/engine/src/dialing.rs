@@ -371,8 +371,14 @@ fn trunk_attempt(
         let Target::Trunk { trunk, number } = target else {
             continue;
         };
-        match crate::trunk::outbound::prepare(&engine.ctx.trunks, trunk, number, &active.originator)
-        {
+        let did = active.caller_did.as_deref();
+        match crate::trunk::outbound::prepare(
+            &engine.ctx.trunks,
+            trunk,
+            number,
+            &active.originator,
+            did,
+        ) {
             Ok(attempt) => {
                 metrics::counter!("pbx_trunk_calls_total", "trunk" => trunk.clone(), "direction" => "outbound")
                     .increment(1);

@@ -75,6 +75,7 @@ fn extension(number: &str) -> NewExtension {
         pin: None,
         allowed_networks: vec![],
         media_encryption: None,
+        did: None,
     }
 }
 

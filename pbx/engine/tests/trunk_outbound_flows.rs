@@ -493,3 +493,56 @@ async fn a_call_fails_over_in_the_dns_order() {
         "before the next trunk"
     );
 }
+
+#[tokio::test]
+async fn the_callers_did_in_from_and_the_asserted_identity() {
+    use pbx_store::{CredentialStore, ExtensionChanges, ExtensionStore};
+    let mut sim = Sim::new(PLAN, trunks()).await;
+    // `pbx extension set 1000 --did ...`, then the reload the server does on a new revision.
+    let did = ExtensionChanges {
+        did: Some("+15551230001".into()),
+        ..Default::default()
+    };
+    assert!(
+        sim.store
+            .update_extension(DOMAIN, "1000", &did)
+            .await
+            .unwrap()
+    );
+    let revision = sim.store.extensions_revision().await.unwrap();
+    let all = sim.store.all_credentials().await.unwrap();
+    sim.core.credentials.replace(revision, all, sim.now.at);
+    sim.register_phone().await;
+    // The legacy trunk presents the extension (`--caller-id-mode extension`).
+    place_call(&mut sim, "2001", "did-1").await;
+    let sent = invites_to(&mut sim, LEGACY);
+    assert_eq!(sent.len(), 1);
+    let invite = &sent[0];
+    let from = invite.headers.from().unwrap();
+    assert_eq!(from.uri.to_string(), format!("sip:+15551230001@{LEGACY}"));
+    assert_eq!(
+        invite
+            .headers
+            .get_str(&HeaderName::from_bytes("P-Asserted-Identity".into())),
+        Some(format!("<sip:+15551230001@{LEGACY}>").as_str())
+    );
+    // The provider presents its own number whatever the extension's DID.
+    place_call(&mut sim, "0301234", "did-2").await;
+    let sent = invites_to(&mut sim, PROVIDER);
+    assert_eq!(sent[0].headers.from().unwrap().uri.user(), Some("4930123"));
+}
+
+#[tokio::test]
+async fn without_a_did_the_extension_number_and_no_asserted_identity() {
+    let mut sim = sim().await;
+    place_call(&mut sim, "2001", "no-did").await;
+    let sent = invites_to(&mut sim, LEGACY);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].headers.from().unwrap().uri.user(), Some("1000"));
+    assert!(
+        sent[0]
+            .headers
+            .get_str(&HeaderName::from_bytes("P-Asserted-Identity".into()))
+            .is_none()
+    );
+}

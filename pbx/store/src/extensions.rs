@@ -24,6 +24,9 @@ pub struct NewExtension {
     pub allowed_networks: Vec<IpNet>,
     /// `required`, `optional` or `off`; `None` = optional.
     pub media_encryption: Option<String>,
+    /// Its own public number (DID), presented as its caller ID on trunks; `None` or empty:
+    /// none.
+    pub did: Option<String>,
 }
 
 /// The SRTP policies an extension may have.
@@ -37,6 +40,7 @@ impl std::fmt::Debug for NewExtension {
             .field("name", &self.name)
             .field("email", &self.email)
             .field("allowed_networks", &self.allowed_networks)
+            .field("did", &self.did)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +60,8 @@ pub struct Extension {
     pub context: String,
     /// Its devices get message-waiting NOTIFYs without subscribing (RFC 3842 unsolicited).
     pub mwi_unsolicited: bool,
+    /// Its own public number (DID) for trunk calls; empty: none.
+    pub did: String,
 }
 
 /// Changes to an existing extension (`pbx extension set`): `None` leaves a field as it is.
@@ -70,6 +76,8 @@ pub struct ExtensionChanges {
     pub context: Option<String>,
     /// Message-waiting NOTIFYs without a subscription, on or off.
     pub mwi_unsolicited: Option<bool>,
+    /// Its own public number (DID); empty clears it.
+    pub did: Option<String>,
 }
 
 // Hand-written so that the password and PIN never reach a log through `{:?}`.
@@ -83,6 +91,7 @@ impl std::fmt::Debug for ExtensionChanges {
             .field("media_encryption", &self.media_encryption)
             .field("context", &self.context)
             .field("mwi_unsolicited", &self.mwi_unsolicited)
+            .field("did", &self.did)
             .finish()
     }
 }
@@ -119,6 +128,9 @@ impl ExtensionChanges {
                 "bad context `{context}`: no spaces or control characters"
             ));
         }
+        if let Some(did) = &self.did {
+            out.extend(did_problem(did));
+        }
         out
     }
 }
@@ -141,6 +153,9 @@ pub struct Credentials {
     /// The configured name (empty: none), shown as the caller's display name on the calls
     /// it places.
     pub name: String,
+    /// Its own public number (empty: none), its caller ID on trunks that present the
+    /// extension.
+    pub did: String,
 }
 
 impl NewExtension {
@@ -166,8 +181,23 @@ impl NewExtension {
         if let Some(pin) = &self.pin {
             out.extend(crate::pins::pin_problem(pin));
         }
+        if let Some(did) = &self.did {
+            out.extend(did_problem(did));
+        }
         out
     }
+}
+
+/// A DID is what a trunk is sent in `From` and `P-Asserted-Identity`: digits with an optional
+/// leading `+` (E.164 allows at most 15 digits; a few more for national prefixes), or empty
+/// for none.
+fn did_problem(did: &str) -> Option<String> {
+    let digits = did.strip_prefix('+').unwrap_or(did);
+    let ok = did.is_empty()
+        || ((1..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()));
+    (!ok).then(|| {
+        format!("bad DID `{did}`: expected digits with an optional leading +, at most 20 digits")
+    })
 }
 
 fn policy_problem(policy: &str) -> Option<String> {
@@ -239,6 +269,7 @@ struct Hashed {
     pin_hash: Option<String>,
     networks: String,
     media_encryption: String,
+    did: String,
 }
 
 fn hash(realm: &str, ext: &NewExtension) -> Result<Hashed, StoreError> {
@@ -257,12 +288,13 @@ fn hash(realm: &str, ext: &NewExtension) -> Result<Hashed, StoreError> {
             .media_encryption
             .clone()
             .unwrap_or_else(|| "optional".to_string()),
+        did: ext.did.clone().unwrap_or_default(),
     })
 }
 
 const INSERT: &str = "INSERT INTO extensions \
     (number, name, email, ha1_md5, ha1_sha256, pin_hash, allowed_networks, created_at, \
-    media_encryption) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    media_encryption, did) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 fn insert(h: &Hashed, now: u64) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(INSERT)
@@ -275,13 +307,14 @@ fn insert(h: &Hashed, now: u64) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::
         .bind(&h.networks)
         .bind(to_db(now))
         .bind(&h.media_encryption)
+        .bind(&h.did)
 }
 
 /// The columns [`extension_from`] reads.
 macro_rules! extension_columns {
     () => {
         "number, name, email, pin_hash, allowed_networks, created_at, media_encryption, context, \
-         mwi_unsolicited"
+         mwi_unsolicited, did"
     };
 }
 
@@ -305,6 +338,7 @@ fn extension_from(row: &AnyRow) -> Result<Extension, StoreError> {
         media_encryption: row.try_get("media_encryption")?,
         context: row.try_get("context")?,
         mwi_unsolicited: row.try_get::<i64, _>("mwi_unsolicited")? != 0,
+        did: row.try_get("did")?,
     })
 }
 
@@ -330,6 +364,7 @@ fn credentials_from(row: &AnyRow) -> Result<Credentials, StoreError> {
         context: row.try_get("context")?,
         mwi_unsolicited: row.try_get::<i64, _>("mwi_unsolicited")? != 0,
         name: row.try_get("name")?,
+        did: row.try_get("did")?,
     })
 }
 
@@ -339,7 +374,7 @@ fn bump_revision() -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgum
 
 macro_rules! credentials_query {
     ($($tail:literal)?) => {
-        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption, context, mwi_unsolicited, name FROM extensions" $(, $tail)?)
+        concat!("SELECT number, ha1_md5, ha1_sha256, allowed_networks, media_encryption, context, mwi_unsolicited, name, did FROM extensions" $(, $tail)?)
     };
 }
 
@@ -474,7 +509,8 @@ impl ExtensionStore for Store {
              name = COALESCE($4, name), email = COALESCE($5, email), \
              media_encryption = COALESCE($6, media_encryption), \
              context = COALESCE($7, context), \
-             mwi_unsolicited = COALESCE($8, mwi_unsolicited) WHERE number = $9",
+             mwi_unsolicited = COALESCE($8, mwi_unsolicited), \
+             did = COALESCE($9, did) WHERE number = $10",
         )
         .bind(ha1_md5)
         .bind(ha1_sha256)
@@ -484,6 +520,7 @@ impl ExtensionStore for Store {
         .bind(changes.media_encryption.as_deref())
         .bind(changes.context.as_deref())
         .bind(changes.mwi_unsolicited.map(i64::from))
+        .bind(changes.did.as_deref())
         .bind(number)
         .execute(&mut *tx)
         .await?
@@ -581,6 +618,21 @@ mod tests {
         assert_eq!(bad.problems().len(), 4);
         assert_eq!(ext("1234567890123456").problems().len(), 1);
         assert_eq!(ext("10a0").problems().len(), 1);
+        for (did, ok) in [
+            ("+15551230001", true),
+            ("4930123", true),
+            ("", true),
+            ("+", false),
+            ("555-1234", false),
+            ("+1 555", false),
+            ("1+5", false),
+        ] {
+            let e = NewExtension {
+                did: Some(did.into()),
+                ..ext("1000")
+            };
+            assert_eq!(e.problems().is_empty(), ok, "{did}");
+        }
     }
 
     #[test]

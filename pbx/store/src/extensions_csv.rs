@@ -1,17 +1,18 @@
 //! The extensions CSV (`pbx extension import`, the web admin's import and export): columns
-//! `number,password,name,email,pin`, header first. Every bad row is reported with its line,
+//! `number,password,name,email,pin[,did]`, header first (`did` optional). Every bad row is reported with its line,
 //! and nothing is to be imported when any row is bad. The export has the same columns but the
-//! secrets: `number,name,email,pin_set,media_encryption,context,allowed_networks`.
+//! secrets: `number,name,email,pin_set,media_encryption,context,allowed_networks,did`.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::{Extension, NewExtension};
 
 /// The import's columns, in the order the header usually gives them.
-pub const IMPORT_COLUMNS: [&str; 5] = ["number", "password", "name", "email", "pin"];
+/// `did` came later and may be left out: older files still import.
+pub const IMPORT_COLUMNS: [&str; 6] = ["number", "password", "name", "email", "pin", "did"];
 
 /// The export's columns: no password, no PIN (only whether one is set).
-pub const EXPORT_COLUMNS: [&str; 7] = [
+pub const EXPORT_COLUMNS: [&str; 8] = [
     "number",
     "name",
     "email",
@@ -19,6 +20,7 @@ pub const EXPORT_COLUMNS: [&str; 7] = [
     "media_encryption",
     "context",
     "allowed_networks",
+    "did",
 ];
 
 /// One problem of an import, at its line (1 is the header).
@@ -120,6 +122,7 @@ pub fn parse_extensions_csv(
             pin: optional("pin"),
             allowed_networks: Vec::new(),
             media_encryption: None,
+            did: optional("did"),
         };
         let mut row_problems = ext.problems();
         if let Some(first) = seen.get(&ext.number) {
@@ -171,6 +174,7 @@ pub fn extensions_to_csv(exts: &[Extension]) -> String {
             e.media_encryption.clone(),
             cell(&e.context),
             networks.join(" "),
+            cell(&e.did),
         ]);
     }
     String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
@@ -201,6 +205,23 @@ mod tests {
             Some(Some("Alice".into()))
         );
         assert_eq!(rows.get(1).map(|r| r.pin.clone()), Some(None));
+        assert_eq!(rows.first().map(|r| r.did.clone()), Some(None));
+    }
+
+    #[test]
+    fn the_did_column_is_optional_and_checked() {
+        let rows =
+            parse("number,password,did\n1000,pw,+15551230001\n1001,pw,\n").unwrap_or_default();
+        let dids: Vec<_> = rows.iter().map(|r| r.did.clone()).collect();
+        assert_eq!(dids, [Some("+15551230001".to_string()), None]);
+        let errs = parse("number,password,did\n1000,pw,555-12\n")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs.iter().all(|e| e.starts_with("x.csv:2: bad DID")),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -259,11 +280,12 @@ mod tests {
             media_encryption: "required".into(),
             context: "staff".into(),
             mwi_unsolicited: false,
+            did: "+15551230001".into(),
         };
         assert_eq!(
             extensions_to_csv(&[ext]),
-            "number,name,email,pin_set,media_encryption,context,allowed_networks\n\
-             1000,\"'=Smith, Alice\",a@x.org,yes,required,staff,10.0.0.0/8\n"
+            "number,name,email,pin_set,media_encryption,context,allowed_networks,did\n\
+             1000,\"'=Smith, Alice\",a@x.org,yes,required,staff,10.0.0.0/8,+15551230001\n"
         );
     }
 }

@@ -70,6 +70,7 @@ suite_test!(cdr_search);
 suite_test!(sip_traces);
 suite_test!(mailboxes);
 suite_test!(mwi);
+suite_test!(extension_did);
 suite_test!(extension_search);
 suite_test!(trunks);
 suite_test!(audit);

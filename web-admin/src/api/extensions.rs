@@ -29,6 +29,8 @@ pub struct ExtensionOut {
     pub media_encryption: String,
     /// The dialplan context it calls from; empty: the dialplan decides.
     pub context: String,
+    /// Its own public number, its caller ID on trunks; empty: none.
+    pub did: String,
     /// Unix seconds.
     pub created_at: u64,
 }
@@ -43,6 +45,7 @@ impl From<Extension> for ExtensionOut {
             has_pin: e.has_pin,
             media_encryption: e.media_encryption,
             context: e.context,
+            did: e.did,
             created_at: e.created_at,
         }
     }
@@ -147,6 +150,8 @@ pub struct NewExtensionIn {
     pub media_encryption: Option<String>,
     /// CIDRs; empty or absent = anywhere.
     pub allowed_networks: Option<Vec<String>>,
+    /// Its own public number (digits, optional leading `+`), its caller ID on trunks.
+    pub did: Option<String>,
 }
 
 /// What a create returns: the extension, and the password when it was generated.
@@ -199,6 +204,7 @@ pub async fn create(
         pin: body.pin.unwrap_or_default(),
         media_encryption: body.media_encryption.unwrap_or_default(),
         allowed_networks: body.allowed_networks.unwrap_or_default().join(","),
+        did: body.did.unwrap_or_default(),
     };
     let ext = validate::new_extension(&input).map_err(first_problem)?;
     let number = ext.number.clone();
@@ -247,6 +253,8 @@ pub struct ExtensionUpdate {
     pub media_encryption: Option<String>,
     /// A context of the dialplan; empty: the dialplan decides.
     pub context: Option<String>,
+    /// Its own public number; empty clears it.
+    pub did: Option<String>,
 }
 
 /// Changes an extension in place; its registrations stay.
@@ -291,6 +299,7 @@ pub async fn update(
         pin: body.pin,
         media_encryption: body.media_encryption,
         context: body.context,
+        did: body.did,
     };
     let changes =
         validate::changes(&input, state.live.contexts().as_deref()).map_err(first_problem)?;

@@ -146,6 +146,8 @@ struct NewForm {
     media_encryption: String,
     #[serde(default)]
     allowed_networks: String,
+    #[serde(default)]
+    did: String,
 }
 
 async fn new_form(LoggedIn(session): LoggedIn) -> NewPage {
@@ -182,6 +184,7 @@ async fn create(
         pin: form.pin.clone(),
         media_encryption: form.media_encryption.clone(),
         allowed_networks: form.allowed_networks.clone(),
+        did: form.did.clone(),
     };
     let refuse = |problems: Problems| {
         let page = NewPage {
@@ -284,6 +287,8 @@ struct EditForm {
     media_encryption: String,
     #[serde(default)]
     context: String,
+    #[serde(default)]
+    did: String,
 }
 
 async fn find(state: &Shared, number: &str) -> Result<Extension, PageError> {
@@ -343,6 +348,7 @@ async fn edit_form(
         pin: String::new(),
         media_encryption: ext.media_encryption.clone(),
         context: ext.context.clone(),
+        did: ext.did.clone(),
     };
     let notice = if q.saved.is_some() {
         "Saved.".to_string()
@@ -375,6 +381,7 @@ async fn save(
         pin: Some(form.pin.clone()),
         media_encryption: Some(form.media_encryption.clone()),
         context: Some(form.context.clone()),
+        did: Some(form.did.clone()),
     };
     let contexts = state.live.contexts();
     let changes = match validate::changes(&input, contexts.as_deref()) {

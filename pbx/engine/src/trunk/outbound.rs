@@ -4,9 +4,12 @@
 //! free channel. What a trunk's final answer means for the plan is decided here too
 //! ([`outcome`]): only a trunk's own failure lets an `in_order` dial try the next one.
 //!
-//! Caller ID (`--caller-id-mode`):
-//! - `extension`: `From: "Name" <sip:CALLER@HOST>`, the caller's own number (the extension,
-//!   or the number an inbound trunk presented);
+//! Caller ID (`--caller-id-mode`). The caller's number below is the calling extension's DID
+//! when it has one (`pbx extension set --did`), else its extension number; on a call that
+//! came in by a trunk, the number that trunk presented.
+//! - `extension`: `From: "Name" <sip:CALLER@HOST>`, the caller's number; with a DID, the same
+//!   identity in `P-Asserted-Identity` too (RFC 3325 §9.1: the provider's network asserts
+//!   the public number, not an internal extension);
 //! - `trunk`: the trunk's `--caller-id` in place of CALLER (the caller's when none is set);
 //! - `anonymous`: `From: "Anonymous" <sip:anonymous@anonymous.invalid>` (RFC 3323 §4.1.1.3)
 //!   with `Privacy: id` and the real identity in `P-Asserted-Identity` (RFC 3325 §9.1, §9.3):
@@ -73,12 +76,14 @@ impl Skipped {
     }
 }
 
-/// Prepares the call of `number` through trunk `name` for `caller`.
+/// Prepares the call of `number` through trunk `name` for `caller`, whose own public number
+/// is `did` (an extension's DID, checked by the store: digits and a leading `+` only).
 pub(crate) fn prepare(
     trunks: &super::TrunkTable,
     name: &str,
     number: &str,
     caller: &Originator,
+    did: Option<&str>,
 ) -> Result<Attempt, Skipped> {
     // Written into the Request-URI, To and From: dial characters only (nothing that could
     // end a URI or a header).
@@ -117,7 +122,7 @@ pub(crate) fn prepare(
         contact = contact.with_param("transport", Some(out.transport.name()));
     }
     let to = NameAddr::new(Uri::sip(Some(number), host.clone(), None));
-    let (from, mut headers) = caller_id(out, caller, &host);
+    let (from, mut headers) = caller_id(out, caller, did, &host);
     if let Some(proxy) = &out.proxy {
         // RFC 3261 §8.1.2: a pre-existing route set of one loose-routing proxy.
         headers.insert(0, (HeaderName::ROUTE, format!("<sip:{proxy};lr>")));
@@ -140,9 +145,11 @@ pub(crate) fn prepare(
 fn caller_id(
     out: &super::Outbound,
     caller: &Originator,
+    did: Option<&str>,
     host: &Host,
 ) -> (NameAddr, Vec<(HeaderName, String)>) {
-    let own = caller.number();
+    let did = did.filter(|d| !d.is_empty());
+    let own = did.unwrap_or(caller.number());
     let trunk_number = Some(out.caller_id.as_str()).filter(|n| !n.is_empty());
     let named = |number: &str| {
         let mut from = NameAddr::new(Uri::sip(Some(number), host.clone(), None));
@@ -172,7 +179,17 @@ fn caller_id(
             (from, headers)
         }
         "trunk" => (named(trunk_number.unwrap_or(own)), Vec::new()),
-        _ => (named(own), Vec::new()),
+        _ => {
+            let from = named(own);
+            let headers = match did {
+                Some(did) => vec![(
+                    HeaderName::from_bytes("P-Asserted-Identity".into()),
+                    NameAddr::new(Uri::sip(Some(did), host.clone(), None)).to_string(),
+                )],
+                None => Vec::new(),
+            };
+            (from, headers)
+        }
     }
 }
 
@@ -241,7 +258,8 @@ mod tests {
     #[test]
     fn the_request_uri_and_the_callers_own_number() {
         let t = table("extension", "", None);
-        let a = prepare(&t, "provider", "+493012345", &alice()).unwrap_or_else(|e| panic!("{e}"));
+        let a =
+            prepare(&t, "provider", "+493012345", &alice(), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.contact.to_string(), "sip:+493012345@sip.example.net:5080");
         assert_eq!(a.to.to_string(), "<sip:+493012345@sip.example.net>");
         assert_eq!(a.from.to_string(), "\"Alice\" <sip:1001@sip.example.net>");
@@ -250,9 +268,49 @@ mod tests {
     }
 
     #[test]
+    fn the_extensions_did_in_from_and_the_asserted_identity() {
+        let t = table("extension", "4930999", None);
+        let a = prepare(&t, "provider", "030123", &alice(), Some("+15551230001"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            a.from.to_string(),
+            "\"Alice\" <sip:+15551230001@sip.example.net>"
+        );
+        let text: Vec<String> = a.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        assert_eq!(
+            text,
+            ["P-Asserted-Identity: <sip:+15551230001@sip.example.net>"]
+        );
+        drop(a);
+        // An empty DID is none: the extension's own number, as before.
+        let a =
+            prepare(&t, "provider", "030123", &alice(), Some("")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.from.uri.user(), Some("1001"));
+        assert!(a.headers.is_empty());
+        drop(a);
+        // The trunk's own number still wins in `trunk` mode; anonymous asserts the DID when
+        // the trunk has no number of its own.
+        let t = table("trunk", "4930999", None);
+        let a = prepare(&t, "provider", "030123", &alice(), Some("+15551230001"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.from.uri.user(), Some("4930999"));
+        drop(a);
+        let t = table("anonymous", "", None);
+        let a = prepare(&t, "provider", "030123", &alice(), Some("+15551230001"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            a.headers
+                .iter()
+                .any(|(_, v)| v == "<sip:+15551230001@sip.example.net>"),
+            "{:?}",
+            a.headers
+        );
+    }
+
+    #[test]
     fn the_trunks_number_and_an_outbound_proxy() {
         let t = table("trunk", "4930999", Some("proxy.example.net:5070"));
-        let a = prepare(&t, "provider", "030123", &alice()).unwrap_or_else(|e| panic!("{e}"));
+        let a = prepare(&t, "provider", "030123", &alice(), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.from.uri.user(), Some("4930999"));
         assert_eq!(
             a.headers,
@@ -266,7 +324,7 @@ mod tests {
     #[test]
     fn anonymous_with_privacy_and_the_asserted_identity() {
         let t = table("anonymous", "4930999", None);
-        let a = prepare(&t, "provider", "030123", &alice()).unwrap_or_else(|e| panic!("{e}"));
+        let a = prepare(&t, "provider", "030123", &alice(), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             a.from.to_string(),
             "\"Anonymous\" <sip:anonymous@anonymous.invalid>"
@@ -285,26 +343,26 @@ mod tests {
     fn skipped_when_unknown_down_or_full() {
         let t = table("extension", "", None);
         assert_eq!(
-            prepare(&t, "nope", "1", &alice()).err(),
+            prepare(&t, "nope", "1", &alice(), None).err(),
             Some(Skipped::Unknown("nope".into()))
         );
-        let held = prepare(&t, "provider", "1", &alice());
+        let held = prepare(&t, "provider", "1", &alice(), None);
         assert!(held.is_ok());
         assert_eq!(
-            prepare(&t, "provider", "1", &alice()).err(),
+            prepare(&t, "provider", "1", &alice(), None).err(),
             Some(Skipped::Full("provider".into()))
         );
         drop(held);
         t.set_up("provider", false);
         assert_eq!(
-            prepare(&t, "provider", "1", &alice()).err(),
+            prepare(&t, "provider", "1", &alice(), None).err(),
             Some(Skipped::Down("provider".into()))
         );
         t.set_up("provider", true);
-        assert!(prepare(&t, "provider", "1", &alice()).is_ok());
+        assert!(prepare(&t, "provider", "1", &alice(), None).is_ok());
         for bad in ["", "1>;x", "1@evil", "1 2", "1\r\nVia: x"] {
             assert_eq!(
-                prepare(&t, "provider", bad, &alice()).err(),
+                prepare(&t, "provider", bad, &alice(), None).err(),
                 Some(Skipped::BadNumber(bad.into()))
             );
         }

@@ -22,6 +22,7 @@ pub(super) async fn run(
             allow,
             media_encryption,
             mwi_unsolicited,
+            did,
         } => {
             let ext = NewExtension {
                 number,
@@ -31,6 +32,7 @@ pub(super) async fn run(
                 pin,
                 allowed_networks: allow,
                 media_encryption,
+                did,
             };
             let problems = ext.problems();
             if !problems.is_empty() {
@@ -57,6 +59,7 @@ pub(super) async fn run(
             context,
             delete_after_email,
             mwi_unsolicited,
+            did,
         } => {
             let changes = ExtensionChanges {
                 password,
@@ -66,6 +69,7 @@ pub(super) async fn run(
                 media_encryption,
                 context,
                 mwi_unsolicited,
+                did,
             };
             // `--delete-after-email` alone was done by the caller (a mailbox setting).
             if !(changes.is_empty() && delete_after_email.is_some()) {
@@ -119,11 +123,16 @@ pub(super) async fn run(
                             "-"
                         }
                         .to_string(),
+                        if e.did.is_empty() {
+                            "-".to_string()
+                        } else {
+                            e.did
+                        },
                     ]
                 })
                 .collect();
             let header = [
-                "NUMBER", "NAME", "EMAIL", "PIN", "NETWORKS", "MEDIA", "CONTEXT", "MWI",
+                "NUMBER", "NAME", "EMAIL", "PIN", "NETWORKS", "MEDIA", "CONTEXT", "MWI", "DID",
             ];
             print!("{}", table::render(&header, &rows));
         }

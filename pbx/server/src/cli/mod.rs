@@ -249,6 +249,10 @@ pub enum ExtensionCommand {
         /// "unsolicited MWI"; phones that SUBSCRIBE do not need it).
         #[arg(long = "mwi-unsolicited")]
         mwi_unsolicited: bool,
+        /// Its own public number (digits, optional leading +), presented as its caller ID on
+        /// trunks whose caller-ID mode is `extension`.
+        #[arg(long, value_name = "NUMBER")]
+        did: Option<String>,
     },
     /// Change an existing extension; its registrations stay. Only the options given change.
     Set {
@@ -279,10 +283,13 @@ pub enum ExtensionCommand {
         /// Message-waiting NOTIFYs without a subscription: yes or no.
         #[arg(long = "mwi-unsolicited", value_name = "yes|no", value_parser = yes_no)]
         mwi_unsolicited: Option<bool>,
+        /// Its own public number, its caller ID on trunks ("" clears it).
+        #[arg(long, value_name = "NUMBER")]
+        did: Option<String>,
     },
-    /// Create many from a CSV file with the header `number,password,name,email,pin`.
+    /// Create many from a CSV file with the header `number,password,name,email,pin[,did]`.
     Import { file: PathBuf },
-    /// List the extensions, with their SRTP policy and dialplan context.
+    /// List the extensions, with their SRTP policy, dialplan context and DID.
     List,
     /// Remove an extension and its registrations.
     Remove { number: String },

@@ -80,6 +80,7 @@ mod tests {
             pin: None,
             allowed_networks: vec![],
             media_encryption: None,
+            did: None,
         }
     }
 

@@ -628,6 +628,7 @@ mod tests {
                 pin: None,
                 allowed_networks: vec![],
                 media_encryption: None,
+                did: None,
             };
             store.add_extension(DOMAIN, extension).await.unwrap();
         }

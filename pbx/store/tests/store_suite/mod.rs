@@ -1123,3 +1123,92 @@ pub async fn audit(store: &dyn AuditStore) {
     let targets: Vec<&str> = page.iter().map(|e| e.entry.target.as_str()).collect();
     assert_eq!(targets, ["1000"]);
 }
+
+/// An extension's own DID (migration 0014): set when added, changed and cleared by an
+/// update, read with the credentials (the engine's caller ID on trunks); a bad one refused.
+pub async fn extension_did(store: &Store) {
+    use pbx_store::ExtensionChanges;
+    let with_did = NewExtension {
+        did: Some("+15551230001".into()),
+        ..ext("1000", "a")
+    };
+    ok(store.add_extension(REALM, with_did).await);
+    ok(store.add_extension(REALM, ext("1001", "b")).await);
+    let did_of = |all: Vec<pbx_store::Extension>, number: &str| {
+        all.into_iter()
+            .find(|e| e.number == number)
+            .map(|e| e.did)
+            .unwrap_or_else(|| panic!("no extension {number}"))
+    };
+    assert_eq!(
+        did_of(ok(store.list_extensions().await), "1000"),
+        "+15551230001"
+    );
+    assert_eq!(
+        did_of(ok(store.list_extensions().await), "1001"),
+        "",
+        "none by default"
+    );
+    let credentials = ok(store.credentials("1000").await).unwrap_or_else(|| panic!());
+    assert_eq!(credentials.did, "+15551230001", "the engine reads it");
+
+    let set = ExtensionChanges {
+        did: Some("4930123456".into()),
+        ..Default::default()
+    };
+    assert!(ok(store.update_extension(REALM, "1001", &set).await));
+    assert_eq!(
+        did_of(ok(store.list_extensions().await), "1001"),
+        "4930123456"
+    );
+    // Another change leaves it as it is; an empty one clears it.
+    let rename = ExtensionChanges {
+        name: Some("Bob".into()),
+        ..Default::default()
+    };
+    assert!(ok(store.update_extension(REALM, "1001", &rename).await));
+    assert_eq!(
+        did_of(ok(store.list_extensions().await), "1001"),
+        "4930123456"
+    );
+    let clear = ExtensionChanges {
+        did: Some(String::new()),
+        ..Default::default()
+    };
+    assert!(ok(store.update_extension(REALM, "1001", &clear).await));
+    assert_eq!(did_of(ok(store.list_extensions().await), "1001"), "");
+
+    for bad in ["555-1234", "+", "+1 555", "1;x", "12345678901234567890123"] {
+        let refused = store
+            .add_extension(
+                REALM,
+                NewExtension {
+                    did: Some(bad.into()),
+                    ..ext("1002", "c")
+                },
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("bad DID")),
+            "{bad}: {refused:?}"
+        );
+        let changes = ExtensionChanges {
+            did: Some(bad.into()),
+            ..Default::default()
+        };
+        let refused = store.update_extension(REALM, "1000", &changes).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("bad DID")),
+            "{bad}: {refused:?}"
+        );
+    }
+    assert_eq!(
+        did_of(ok(store.list_extensions().await), "1000"),
+        "+15551230001"
+    );
+    assert!(
+        ok(store.list_extensions().await)
+            .iter()
+            .all(|e| e.number != "1002")
+    );
+}
