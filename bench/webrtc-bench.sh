@@ -8,7 +8,8 @@
 #     dtls   browser (ICE, DTLS-SRTP, PCMU) <-> phone (RTP, PCMU), no transcoding,
 #     opus   browser (ICE, DTLS-SRTP, Opus) <-> phone (RTP, PCMU), transcoded.
 #   Each run prints one RESULT line (the harness's CPU over the window, per call).
-#   Ports: generator 46000-48000, harness 30000-39999.
+#   Ports: generator GEN_BASE (50000) + 4 per call, harness PORT_MIN-PORT_MAX (40000-44999),
+#   apart from media-compare.sh's so both can run on one machine.
 #   Env: CARGO_TARGET_DIR (default target), REPS (3), SECS (10), WARMUP (3), MODES
 #   ("plain dtls opus"), OUT (default bench/results/webrtc-<UTC time>.txt).
 set -euo pipefail
@@ -30,7 +31,7 @@ for rep in $(seq 1 "$REPS"); do
       echo "rep=$rep $(date -u +%H:%M:%S) load=$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
       taskset -c 0 "$T/release/examples/webrtc_load" --harness "$T/release/examples/webrtc_harness" \
         --harness-cpu 1 --mode "$mode" --calls "$n" --seconds "$SECS" --warmup "$WARMUP" \
-        --gen-base 46000 --port-min 30000 --port-max 39999 | tee -a "$OUT"
+        --gen-base "${GEN_BASE:-50000}" --port-min "${PORT_MIN:-40000}" --port-max "${PORT_MAX:-44999}" | tee -a "$OUT"
     done
   done
 done
