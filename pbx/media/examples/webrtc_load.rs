@@ -437,11 +437,13 @@ fn main() -> Res<()> {
     let mut cpu_start = 0.0;
     let mut sent = 0u64;
     let mut late_ticks = 0u64;
+    let mut last_second = (0u64, 0u64);
     let start = Instant::now();
     for tick in 0..total_ticks {
         if tick == warmup_ticks {
             cpu_start = cpu_seconds(pid);
             counts = Counts::default();
+            last_second = (0, 0);
             sent = 0;
         }
         let frame = (tick % 50) as usize;
@@ -477,6 +479,16 @@ fn main() -> Res<()> {
             }
         }
         receive(&mut calls, &mut counts, &mut buf);
+        // Per-second deliveries on stderr: a stall shows as a hole, overload as a steady deficit.
+        if tick >= warmup_ticks && (tick + 1 - warmup_ticks) % 50 == 0 {
+            eprintln!(
+                "second {}: browser_rx {} phone_rx {}",
+                (tick + 1 - warmup_ticks) / 50,
+                counts.browser_rx - last_second.0,
+                counts.phone_rx - last_second.1
+            );
+            last_second = (counts.browser_rx, counts.phone_rx);
+        }
         let due = start + TICK * (tick as u32 + 1);
         let now = Instant::now();
         if now < due {
