@@ -220,11 +220,15 @@ def call_run(server, a, rate, callers_csv, work, scenario):
     limit = a.duration * 2 + hold_s + 30
     uas_stf, uac_stf = (os.path.join(work, f"{k}-{tag}.csv") for k in ("uas", "uac"))
 
+    # --trunk: the trunk's OPTIONS pings open one SIPp call (its Call-ID) that never ends and
+    # counts against -m: room for it, and the UAS is stopped (by PID) shortly after the UAC
+    uas_max = total + 10 if a.trunk else total
+
     def start_uas():
         # -aa: the provider answers the trunk's OPTIONS pings (200) outside the scenario
         return subprocess.Popen(
             SIPP_CPU + ["sipp", "-sf", UAS, "-i", "127.0.0.1", "-p", str(a.uas_port), "-mi",
-                        "127.0.0.1", "-mp", str(a.uas_mp), "-m", str(total), "-timeout",
+                        "127.0.0.1", "-mp", str(a.uas_mp), "-m", str(uas_max), "-timeout",
                         f"{int(limit)}s", "-trace_stat", "-stf", uas_stf, "-fd", "1",
                         "-trace_err", "-error_file", os.path.join(work, f"uas-{tag}.errors.log"),
                         "-nostdin"] + (["-aa"] if a.trunk else []),
@@ -264,7 +268,8 @@ def call_run(server, a, rate, callers_csv, work, scenario):
     b1, s1 = machine_busy_ticks(), sum(proc_ticks(p) for p in own)
     sampler.stop_flag.set()
     sampler.join()
-    uas_rc, uas_cpu = wait_rusage(uas, 10)
+    # the UAS keeps each call 2 s after its BYE (call_uas.xml)
+    uas_rc, uas_cpu = wait_rusage(uas, 3 if a.trunk else 10)
     busy = (b1 - b0) / TICK
     srv_cpu = (s1 - s0) / TICK
     if not server.pids():
