@@ -5,6 +5,10 @@
 #   medians), then server CPU and memory at a fixed rate (300 calls/s) for both.
 #   PBX: the SIPp UAS registers as extension 1000, callers 1001-1999 answer the PBX's 407.
 #   Kamailio: stateful proxy to the same SIPp UAS. SIPp on core 0, the server on core 1.
+#   --trunk: calls out through a trunk instead: the callers dial 0301234567, the PBX's dialplan
+#   sends it to trunk:bench/${number} (`pbx trunk add bench --host` the SIPp UAS, which answers
+#   the trunk's OPTIONS with -aa); Kamailio challenges the INVITEs too (-A WITH_INVITE_AUTH) and
+#   relays them, record-routed, to the same UAS.
 #   Method and options: bench/callbench.py --help. Scenarios: bench/sipp/call_uac_auth.xml (the
 #   kit's call_uac_late180.xml plus the 407 branch), call_uas.xml and register.xml (unchanged
 #   copies from ../shared); Kamailio config: bench/peers/kamailio.cfg (paths and ports rewritten).

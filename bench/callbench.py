@@ -3,7 +3,7 @@
 
 Usage (normally through bench/call-bench.sh):
   callbench.py [--servers kamailio,pbx] [--reps 3] [--duration 20] [--hold-ms 500]
-               [--start-rate 200] [--fixed-rate 300] [--json OUT.json] [--keep]
+               [--start-rate 200] [--fixed-rate 300] [--json OUT.json] [--keep] [--trunk]
 
 What one run does (the method of ../shared/bench/RESULTS.md, test 2, and of regbench.py):
   * A fresh server for every SIPp run, pinned to core 1 (`taskset -c 1`); SIPp UAC and UAS pinned
@@ -16,6 +16,17 @@ What one run does (the method of ../shared/bench/RESULTS.md, test 2, and of regb
   * Kamailio (bench/peers/kamailio.cfg): the same UAC scenario (Kamailio does not challenge
     INVITEs; the scenario's challenge branch is optional) through its stateful proxy to the same
     SIPp UAS (the config's 127.0.0.1:5070 rewritten to --uas-port).
+  * --trunk: calls out through a trunk instead, as a phone calls a provider. The callers are the
+    same extensions with the same digest step; they dial TRUNK_NUMBER (0301234567), which the
+    PBX's dialplan (context staff, rule `_0.`) sends to `trunk:bench/${number}`, a trunk added
+    with `pbx trunk add bench --host 127.0.0.1:UAS_PORT` (no credentials, no --allow: the SIPp
+    UAS only answers). The SIPp UAS is the provider: started before the PBX's run and given
+    `-aa`, so it answers the trunk's OPTIONS pings (a trunk that misses them is marked down and
+    skipped); the run starts once `pbx trunk list` shows the trunk up. Kamailio is started with
+    `-A WITH_INVITE_AUTH`: it challenges the INVITEs (407, MD5 digest against the same
+    subscriber table) before relaying them statefully (record_route, t_relay) to the same UAS,
+    so both servers do the same authentication and the same route. The same UAC and UAS
+    scenarios and options (`-aa` included) for both servers.
   * R calls/s for DURATION s (M = R x DURATION calls), each held --hold-ms. A run passes when all
     M calls succeed at the UAC with 0 failed calls (as the kit's max-rate.sh judges; the UAS's
     failed calls are recorded beside), within DURATION + hold + 5 s of
@@ -60,12 +71,28 @@ TICK = os.sysconf("SC_CLK_TCK")
 SIPP_CPU = ["taskset", "-c", "0"]
 SERVER_CPU = ["taskset", "-c", "1"]
 CALLEE = "1000"
+TRUNK = "bench"
+TRUNK_NUMBER = "0301234567"
+# --trunk: the extensions' context sends numbers starting with 0 to the trunk (docs/dialplan.md)
+TRUNK_DIALPLAN = f"""[defaults]
+context = "staff"
+
+[context.staff]
+may_call = ["any"]
+[[context.staff.rule]]
+pattern = "_0."
+steps = [{{ dial = "trunk:{TRUNK}/${{number}}" }}]
+
+[context.from-trunk]
+may_call = []
+"""
 
 
 class PinnedKamailio(Kamailio):
-    def __init__(self, work, port, uas_port):
+    def __init__(self, work, port, uas_port, trunk=False):
         super().__init__(work, port)
         self.uas_port = uas_port
+        self.defines = ["-A", "WITH_INVITE_AUTH"] if trunk else []
 
     def setup(self, users):
         super().setup(users)
@@ -73,9 +100,12 @@ class PinnedKamailio(Kamailio):
             cfg = f.read()
         with open(self.cfg, "w") as f:
             f.write(cfg.replace("sip:127.0.0.1:5070", f"sip:127.0.0.1:{self.uas_port}"))
+        if self.defines:
+            subprocess.run(["kamailio", "-c", "-f", self.cfg] + self.defines, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def argv(self):
-        return SERVER_CPU + super().argv()
+        return SERVER_CPU + super().argv() + self.defines
 
     def pids(self):
         # taskset execs the server: same PID
@@ -86,19 +116,55 @@ class PinnedKamailio(Kamailio):
 
 
 class PinnedPbx(Pbx):
-    def __init__(self, work, port, binary, rtp_ports):
+    def __init__(self, work, port, binary, rtp_ports, trunk_port=None):
         super().__init__(work, port, binary)
         self.rtp_ports = rtp_ports
+        self.trunk_port = trunk_port
 
     def setup(self, users):
         super().setup(users)
         with open(self.cfg, "a") as f:
             f.write(f'\n[rtp]\nports = "{self.rtp_ports}"\n')
+        if self.trunk_port is None:
+            return
+        with open(os.path.join(self.work, "dialplan.toml"), "w") as f:
+            f.write(TRUNK_DIALPLAN)
+        with open(self.cfg, "a") as f:
+            f.write('\n[dialplan]\nfile = "dialplan.toml"\n')
+        r = subprocess.run([self.bin, "trunk", "add", TRUNK, "--host",
+                            f"127.0.0.1:{self.trunk_port}", "--config", self.cfg],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("pbx trunk add failed: " + r.stdout.decode(errors="replace")[-2000:])
+        # every run starts from the database with the extensions and the trunk
+        shutil.rmtree(self.pristine)
+        shutil.copytree(self.data, self.pristine)
 
     def argv(self):
         return SERVER_CPU + super().argv()
 
     def after_start(self, a, work):
+        if self.trunk_port is not None:
+            return self.trunk_up(work)
+        return self.register_callee(a, work)
+
+    def trunk_up(self, work, limit=40):
+        """Waits until the trunk answered an OPTIONS ping (the UAS runs already): a trunk found
+        down would be skipped by the calls."""
+        end, out = time.time() + limit, ""
+        while time.time() < end:
+            r = subprocess.run([self.bin, "trunk", "list", "--config", self.cfg],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            out = r.stdout.decode(errors="replace")
+            if any(line.split()[:1] == [TRUNK] and " up " in f" {line} "
+                   for line in out.splitlines()):
+                return True
+            time.sleep(0.5)
+        with open(os.path.join(work, "register.errors.log"), "w") as f:
+            f.write(f"trunk {TRUNK} not up within {limit} s:\n{out}")
+        return False
+
+    def register_callee(self, a, work):
         """Registers the SIPp UAS as extension 1000 from its own address and port."""
         csv_path = os.path.join(work, "callee.csv")
         with open(csv_path, "w") as f:
@@ -150,18 +216,35 @@ def call_run(server, a, rate, callers_csv, work, scenario):
     for p in (a.uac_port, a.uas_port):
         if not udp_port_free(p):
             raise RuntimeError(f"UDP 127.0.0.1:{p} is taken by another process")
-    if not server.after_start(a, work):
-        raise RuntimeError(f"{server.name}: the SIPp UAS could not register as {CALLEE}; "
-                           f"see {work}/register.errors.log")
     hold_s = a.hold_ms / 1000
     limit = a.duration * 2 + hold_s + 30
     uas_stf, uac_stf = (os.path.join(work, f"{k}-{tag}.csv") for k in ("uas", "uac"))
-    uas = subprocess.Popen(
-        SIPP_CPU + ["sipp", "-sf", UAS, "-i", "127.0.0.1", "-p", str(a.uas_port), "-mi", "127.0.0.1",
-                    "-mp", str(a.uas_mp), "-m", str(total), "-timeout", f"{int(limit)}s",
-                    "-trace_stat", "-stf", uas_stf, "-fd", "1", "-trace_err",
-                    "-error_file", os.path.join(work, f"uas-{tag}.errors.log"), "-nostdin"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=work)
+
+    # --trunk: the trunk's OPTIONS pings open one SIPp call (its Call-ID) that never ends and
+    # counts against -m: room for it, and the UAS is stopped (by PID) shortly after the UAC
+    uas_max = total + 10 if a.trunk else total
+
+    def start_uas():
+        # -aa: the provider answers the trunk's OPTIONS pings (200) outside the scenario
+        return subprocess.Popen(
+            SIPP_CPU + ["sipp", "-sf", UAS, "-i", "127.0.0.1", "-p", str(a.uas_port), "-mi",
+                        "127.0.0.1", "-mp", str(a.uas_mp), "-m", str(uas_max), "-timeout",
+                        f"{int(limit)}s", "-trace_stat", "-stf", uas_stf, "-fd", "1",
+                        "-trace_err", "-error_file", os.path.join(work, f"uas-{tag}.errors.log"),
+                        "-nostdin"] + (["-aa"] if a.trunk else []),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            cwd=work)
+
+    # extensions: the UAS registers from its port first; trunk: the trunk pings the UAS
+    uas = start_uas() if a.trunk else None
+    if not server.after_start(a, work):
+        if uas:
+            uas.kill()
+            uas.wait()
+        what = f"trunk {TRUNK} was not up" if a.trunk else f"the SIPp UAS could not register as {CALLEE}"
+        raise RuntimeError(f"{server.name}: {what}; see {work}/register.errors.log")
+    if uas is None:
+        uas = start_uas()
     time.sleep(1)
     own = server.pids()
     if not own:
@@ -174,7 +257,7 @@ def call_run(server, a, rate, callers_csv, work, scenario):
     t0 = time.time()
     uac = subprocess.Popen(
         SIPP_CPU + ["sipp", f"127.0.0.1:{server.port}", "-sf", scenario, "-inf", callers_csv,
-                    "-s", CALLEE, "-i", "127.0.0.1", "-p", str(a.uac_port), "-mi", "127.0.0.1",
+                    "-s", TRUNK_NUMBER if a.trunk else CALLEE, "-i", "127.0.0.1", "-p", str(a.uac_port), "-mi", "127.0.0.1",
                     "-mp", str(a.uac_mp), "-r", str(rate), "-rp", "1000", "-m", str(total),
                     "-l", "60000", "-timeout", f"{int(limit)}s", "-trace_stat", "-stf", uac_stf,
                     "-fd", "1", "-trace_err", "-error_file",
@@ -185,7 +268,8 @@ def call_run(server, a, rate, callers_csv, work, scenario):
     b1, s1 = machine_busy_ticks(), sum(proc_ticks(p) for p in own)
     sampler.stop_flag.set()
     sampler.join()
-    uas_rc, uas_cpu = wait_rusage(uas, 10)
+    # the UAS keeps each call 2 s after its BYE (call_uas.xml)
+    uas_rc, uas_cpu = wait_rusage(uas, 3 if a.trunk else 10)
     busy = (b1 - b0) / TICK
     srv_cpu = (s1 - s0) / TICK
     if not server.pids():
@@ -270,6 +354,9 @@ def main():
     ap.add_argument("--no-rate", action="store_true")
     ap.add_argument("--no-fixed", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--trunk", action="store_true",
+                    help="calls out through a trunk to the SIPp UAS (see above) instead of to an "
+                         "extension")
     a = ap.parse_args()
     # SIGTERM (e.g. `kill PID` of this script) still stops the servers and SIPp it started
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -304,16 +391,17 @@ def main():
         d = os.path.join(work, name)
         os.makedirs(d)
         if name == "kamailio":
-            s = PinnedKamailio(d, a.port, a.uas_port)
+            s = PinnedKamailio(d, a.port, a.uas_port, a.trunk)
         elif name == "pbx":
             if not os.access(a.pbx_bin, os.X_OK):
                 sys.exit(f"callbench: no PBX binary at {a.pbx_bin} (cargo build --release -p pbx)")
-            s = PinnedPbx(d, a.port, os.path.abspath(a.pbx_bin), a.rtp_ports)
+            s = PinnedPbx(d, a.port, os.path.abspath(a.pbx_bin), a.rtp_ports,
+                          a.uas_port if a.trunk else None)
         else:
             sys.exit(f"callbench: unknown server {name}")
         s.setup(users)
         servers.append(s)
-    log(f"callbench: work={work} port={a.port} duration={a.duration}s hold={a.hold_ms}ms reps={a.reps} "
+    log(f"callbench: mode={'trunk' if a.trunk else 'extension'} work={work} port={a.port} duration={a.duration}s hold={a.hold_ms}ms reps={a.reps} "
         f"servers={','.join(s.name for s in servers)} cores={os.cpu_count()} (SIPp core 0, server core 1)")
 
     bench = CallBench(a, servers, work, callers_csv, scenario)
@@ -344,7 +432,8 @@ def main():
                              for k in ("server_cpu", "sipp_cpu", "idle_pss_kb", "idle_rss_kb",
                                        "peak_pss_kb", "peak_rss_kb", "mem_per_call_kb")}
             fixed[s.name]["passed"] = [r["passed"] for r in rs]
-    summary = {"machine": regbench.machine(), "duration": a.duration,
+    summary = {"machine": regbench.machine(), "mode": "trunk" if a.trunk else "extension",
+               "duration": a.duration,
                "hold_ms": search_hold, "fixed_hold_ms": a.fixed_hold_ms,
                "reps": a.reps, "max_rates": best,
                "median": {k: statistics.median(v) for k, v in best.items() if v},
