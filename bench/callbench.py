@@ -71,6 +71,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 SIPP_CPU = ["taskset", "-c", "0"]
 SERVER_CPU = ["taskset", "-c", "1"]
 CALLEE = "1000"
+# the SIPp processes started, stopped (by PID) when the harness is stopped mid-run
+SIPPS = []
 TRUNK = "bench"
 TRUNK_NUMBER = "0301234567"
 # --trunk: the extensions' context sends numbers starting with 0 to the trunk (docs/dialplan.md)
@@ -237,6 +239,7 @@ def call_run(server, a, rate, callers_csv, work, scenario):
 
     # extensions: the UAS registers from its port first; trunk: the trunk pings the UAS
     uas = start_uas() if a.trunk else None
+    SIPPS.append(uas)
     if not server.after_start(a, work):
         if uas:
             uas.kill()
@@ -245,6 +248,7 @@ def call_run(server, a, rate, callers_csv, work, scenario):
         raise RuntimeError(f"{server.name}: {what}; see {work}/register.errors.log")
     if uas is None:
         uas = start_uas()
+        SIPPS.append(uas)
     time.sleep(1)
     own = server.pids()
     if not own:
@@ -263,6 +267,7 @@ def call_run(server, a, rate, callers_csv, work, scenario):
                     "-fd", "1", "-trace_err", "-error_file",
                     os.path.join(work, f"uac-{tag}.errors.log"), "-nostdin"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=work)
+    SIPPS.append(uac)
     rc, uac_cpu = wait_rusage(uac, limit + 10)
     elapsed = time.time() - t0
     b1, s1 = machine_busy_ticks(), sum(proc_ticks(p) for p in own)
@@ -423,6 +428,9 @@ def main():
     finally:
         for s in servers:
             s.stop()
+        for p in SIPPS:
+            if p is not None and p.returncode is None:
+                p.kill()
 
     fixed = {}
     for s in servers:
