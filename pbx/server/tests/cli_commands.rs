@@ -137,9 +137,9 @@ fn extension_add_list_remove() {
     let list = env.pbx(&["extension", "list"]).ok().stdout;
     assert_eq!(
         list,
-        "NUMBER  NAME   EMAIL              PIN  NETWORKS  MEDIA     CONTEXT  MWI\n\
-         1000    Alice  alice@example.com  yes  any       optional  -        -\n\
-         1001                              no   any       optional  -        -\n"
+        "NUMBER  NAME   EMAIL              PIN  NETWORKS  MEDIA     CONTEXT  MWI  DID\n\
+         1000    Alice  alice@example.com  yes  any       optional  -        -    -\n\
+         1001                              no   any       optional  -        -    -\n"
     );
 
     let dup = env
@@ -206,7 +206,7 @@ fn extension_set_changes_each_field_in_place() {
     .ok();
     assert_eq!(
         extension_row(&env, "1000"),
-        ["1000", "Al", "no", "any", "optional", "-", "-"]
+        ["1000", "Al", "no", "any", "optional", "-", "-", "-"]
     );
 
     let out = env
@@ -234,6 +234,7 @@ fn extension_set_changes_each_field_in_place() {
             "any",
             "required",
             "lobby",
+            "-",
             "-"
         ]
     );
@@ -258,7 +259,7 @@ fn extension_set_changes_each_field_in_place() {
     .ok();
     assert_eq!(
         extension_row(&env, "1000"),
-        ["1000", "yes", "any", "required", "-", "-"]
+        ["1000", "yes", "any", "required", "-", "-", "-"]
     );
 
     // A password change: the new one authenticates (the HA1 the server checks), the old
@@ -355,7 +356,7 @@ fn extension_set_refuses_bad_input_with_exit_1() {
     // Nothing changed by the refused commands.
     assert_eq!(
         extension_row(&env, "1000"),
-        ["1000", "no", "any", "optional", "-", "-"]
+        ["1000", "no", "any", "optional", "-", "-", "-"]
     );
 }
 
