@@ -20,36 +20,18 @@ import time
 import pytest
 
 from callclient import Phone, sdp_offer
-from conftest import free_port
+from trunkplan import far_end, trunk_plan
 
 PHONE_IP, OTHER_IP, PROVIDER_IP = "127.0.44.2", "127.0.44.3", "127.0.44.4"
 DID = "+15551230001"
 
-PLAN = """\
-# written by tests/e2e/test_trunk_did.py
-[defaults]
-context = "staff"
-
-[context.staff]
-may_call = ["extensions", "_9."]
-[[context.staff.rule]]
-extension = true
-steps = [{ dial = "${number}" }]
-[[context.staff.rule]]
-pattern = "_9."
-steps = [{ dial = "trunk:provider/${number:1}" }]
-"""
+PLAN = trunk_plan("test_trunk_did.py", "provider")
 
 
 @pytest.fixture(scope="module")
 def provider():
-    """The provider's far end: a python UA that answers the PBX's OPTIONS pings."""
-    port = free_port(ip=PROVIDER_IP)
-    ua = Phone("provider", "", ("127.0.0.1", 5060), local_ip=PROVIDER_IP, port=port)
-    try:
+    with far_end("provider", PROVIDER_IP) as ua:
         yield ua
-    finally:
-        ua.close()
 
 
 @pytest.fixture(scope="module")

@@ -26,40 +26,20 @@ import time
 
 import pytest
 
-from callclient import Phone, sdp_offer
-from conftest import free_port
+from callclient import sdp_offer
 from media import RtpPeer
 from prompts import press
+from trunkplan import far_end, trunk_plan
 
 PHONE_IP, FAR_IP = "127.0.42.2", "127.0.42.3"
 
-PLAN = """\
-# written by tests/e2e/test_trunk_dtmf.py
-[defaults]
-context = "staff"
-
-[context.staff]
-may_call = ["extensions", "_9."]
-[[context.staff.rule]]
-extension = true
-steps = [{ dial = "${number}" }]
-[[context.staff.rule]]
-pattern = "_9."
-steps = [{ dial = "trunk:gw/${number:1}" }]
-
-[context.from-gw]
-[[context.from-gw.rule]]
-extension = true
-steps = [{ dial = "${number}" }]
-"""
+PLAN = trunk_plan("test_trunk_dtmf.py", "gw", "from-gw")
 
 
 @pytest.fixture(scope="module")
 def far():
-    """The trunk's far end, up before the PBX (it answers the PBX's OPTIONS pings)."""
-    ua = Phone("gw", "", ("127.0.0.1", 5060), local_ip=FAR_IP, port=free_port(ip=FAR_IP))
-    yield ua
-    ua.close()
+    with far_end("gw", FAR_IP) as ua:
+        yield ua
 
 
 @pytest.fixture(scope="module")

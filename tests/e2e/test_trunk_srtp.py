@@ -26,41 +26,21 @@ import time
 import pytest
 from pylibsrtp import Policy, Session
 
-from callclient import Phone, Sdp, sdp_offer
+from callclient import Sdp, sdp_offer
 from callhelpers import wait_incoming
-from conftest import free_port
 from media import RtpPacket, RtpPeer
+from trunkplan import far_end, trunk_plan
 
 PHONE_IP, FAR_IP, PHONE2_IP = "127.0.43.2", "127.0.43.3", "127.0.43.4"
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 
-PLAN = """\
-# written by tests/e2e/test_trunk_srtp.py
-[defaults]
-context = "staff"
-
-[context.staff]
-may_call = ["extensions", "_9."]
-[[context.staff.rule]]
-extension = true
-steps = [{ dial = "${number}" }]
-[[context.staff.rule]]
-pattern = "_9."
-steps = [{ dial = "trunk:sec/${number:1}" }]
-
-[context.from-sec]
-[[context.from-sec.rule]]
-extension = true
-steps = [{ dial = "${number}" }]
-"""
+PLAN = trunk_plan("test_trunk_srtp.py", "sec", "from-sec")
 
 
 @pytest.fixture(scope="module")
 def far():
-    """The trunk's far end, up before the PBX (it answers the PBX's OPTIONS pings)."""
-    ua = Phone("sec", "", ("127.0.0.1", 5060), local_ip=FAR_IP, port=free_port(ip=FAR_IP))
-    yield ua
-    ua.close()
+    with far_end("sec", FAR_IP) as ua:
+        yield ua
 
 
 @pytest.fixture(scope="module")
