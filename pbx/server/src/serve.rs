@@ -352,7 +352,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         limits: transport::limits::StreamLimits {
             message_timeout: config.security.message_timeout,
             unauthenticated_idle: config.security.unauthenticated_idle,
-            authenticated_idle: transport::limits::AUTHENTICATED_IDLE,
+            authenticated_idle: transport::limits::authenticated_idle(config.sip.max_expires),
             max_connections_per_source: config.security.max_connections_per_source,
         },
     });

@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 /// refresh registrations or send keep-alives far more often).
 pub const AUTHENTICATED_IDLE: Duration = Duration::from_secs(3600);
 
+/// The idle limit of an authenticated connection: at least [`AUTHENTICATED_IDLE`], and longer
+/// than the longest registration the registrar grants: nothing reaches a phone once its
+/// connection is closed (its binding shows as unreachable), so a phone that only refreshes
+/// its registration must never be cut off before its refresh is due.
+pub fn authenticated_idle(max_expires: Duration) -> Duration {
+    AUTHENTICATED_IDLE.max(max_expires + Duration::from_secs(60))
+}
+
 /// A connection the PBX opened (to a trunk) is closed after this long without a message
 /// from the far end, unless a registration keeps it.
 pub const OUTBOUND_IDLE: Duration = Duration::from_secs(300);
@@ -103,6 +111,18 @@ mod tests {
             authenticated_idle: Duration::from_secs(3600),
             max_connections_per_source: 4,
         }
+    }
+
+    #[test]
+    fn a_connection_outlasts_the_longest_registration() {
+        assert_eq!(
+            authenticated_idle(Duration::from_secs(600)),
+            AUTHENTICATED_IDLE
+        );
+        assert_eq!(
+            authenticated_idle(Duration::from_secs(7200)),
+            Duration::from_secs(7260)
+        );
     }
 
     #[test]
