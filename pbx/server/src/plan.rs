@@ -119,27 +119,6 @@ pub fn unknown_trunks(plan: &Plan, trunks: &[String]) -> Vec<String> {
 
 pub use pbx_engine::plan::PlanHandle;
 
-/// Loading and reloading the engine's [`PlanHandle`] from the file the config names.
-pub trait PlanFile: Sized {
-    /// Loads the plan `config` names; fails with every problem when it does not validate.
-    fn load(config: &crate::config::Config) -> Result<Self, Vec<String>>;
-
-    /// Reads the file again and swaps the plan in when it validates. On failure the old plan
-    /// stays and every problem is returned (to be logged) as `path:line:col: message`.
-    fn reload(&self, config: &crate::config::Config) -> Result<(), Vec<String>>;
-}
-
-impl PlanFile for PlanHandle {
-    fn load(config: &crate::config::Config) -> Result<PlanHandle, Vec<String>> {
-        Ok(PlanHandle::new(load(config)?))
-    }
-
-    fn reload(&self, config: &crate::config::Config) -> Result<(), Vec<String>> {
-        self.replace(load(config)?);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,39 +135,6 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         }
-    }
-
-    const GOOD: &str = "[defaults]\ncontext = \"a\"\n[context.a]\n[[context.a.rule]]\npattern = \"1\"\nsteps = [\"echo\"]\n";
-
-    #[test]
-    fn a_failed_reload_keeps_the_old_plan() {
-        let dir = std::env::temp_dir().join(format!("pbx-plan-{}", std::process::id()));
-        let config = config_with(&dir, GOOD);
-        let handle = match PlanHandle::load(&config) {
-            Ok(h) => h,
-            Err(e) => panic!("{e:?}"),
-        };
-        let first = handle.current();
-        assert!(first.is_some());
-        let _ = std::fs::write(dir.join("dialplan.toml"), "[context.a]\nbogus = 1\n");
-        let errors = handle.reload(&config).err().unwrap_or_default();
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains("dialplan.toml:2:1: unknown field `bogus`")),
-            "{errors:?}"
-        );
-        assert!(Arc::ptr_eq(
-            first.as_ref().unwrap_or_else(|| panic!("loaded")),
-            handle.current().as_ref().unwrap_or_else(|| panic!("kept"))
-        ));
-        let _ = std::fs::write(dir.join("dialplan.toml"), GOOD);
-        assert_eq!(handle.reload(&config), Ok(()));
-        assert!(!Arc::ptr_eq(
-            first.as_ref().unwrap_or_else(|| panic!("loaded")),
-            handle.current().as_ref().unwrap_or_else(|| panic!("new"))
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
