@@ -16,6 +16,9 @@ pub mod ping;
 pub mod register;
 #[cfg(test)]
 mod register_tests;
+pub mod task;
+#[cfg(test)]
+mod task_tests;
 
 use crate::security::acl::canonical;
 use ipnet::IpNet;

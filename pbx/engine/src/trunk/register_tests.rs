@@ -127,7 +127,7 @@ impl Provider {
 }
 
 /// A response to `request` with `extra` header lines.
-fn reply(request: &Request, code: u16, extra: &str) -> Response {
+pub(super) fn reply(request: &Request, code: u16, extra: &str) -> Response {
     let h = |name: &HeaderName| {
         request
             .headers

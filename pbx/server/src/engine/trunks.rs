@@ -1,12 +1,13 @@
 //! The shell of trunks: loads them from the store every few seconds into the engine's
-//! [`TrunkTable`] (so INVITEs from a trunk are recognised), and runs one task per trunk:
-//! around the sans-IO [`Registration`] machine for a trunk the PBX registers to, around the
-//! [`Pinger`] (OPTIONS every `[sip] qualify_interval`, else 30 s) for the others.
+//! [`TrunkTable`] (so INVITEs from a trunk are recognised), and runs one task per trunk
+//! around the sans-IO [`TrunkTask`]: a registration for a trunk the PBX registers to, OPTIONS
+//! pings (every `[sip] qualify_interval`, else 30 s) for the others.
 //!
-//! A task owns its own client transactions (a [`TransactionLayer`]: UDP
-//! retransmissions and Timer F) and sends through the server's transports ([`Sender`]),
-//! from the UDP listener of the remote's address family. The answers come back through the
-//! dispatcher: responses whose Call-ID starts with [`CALL_ID_PREFIX`] are handed to the
+//! The task owns its own client transactions (UDP retransmissions and Timer F) and the
+//! shell sends what it asks through the server's transports ([`Sender`]), from the
+//! listener of the remote's address family, and asks DNS again when it says so. The answers
+//! come back through the dispatcher: responses whose Call-ID starts with [`CALL_ID_PREFIX`]
+//! are handed to the
 //! [`Inbox`] instead of a shard. What a task learns is written to the store's
 //! `trunk_status` (which `pbx trunk list` reads from another process), counted in
 //! `/metrics` and logged without secrets. On shutdown every binding is removed
@@ -25,12 +26,11 @@ use super::EngineContext;
 use super::locate::{self, Located, Locator};
 use crate::transport::tls_client::TlsTarget;
 use crate::transport::{Peer, TransportKind};
-use pbx_engine::qualify;
-use pbx_engine::trunk::ping::{Pinger, Reachability};
-use pbx_engine::trunk::register::{Event, RegisterConfig, Registration, State};
+use pbx_engine::trunk::ping::Reachability;
+use pbx_engine::trunk::register::{Event, RegisterConfig, Registration};
+use pbx_engine::trunk::task::{PingConfig, Target, TaskOutput, TrunkTask};
 use pbx_engine::trunk::{Outbound, TrunkPeer, TrunkTable};
 use pbx_sip::message::Response;
-use pbx_sip::transaction::{TransactionEvent, TransactionLayer};
 use pbx_store::{Trunk, TrunkStatus, TrunkStore, now_unix};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -442,19 +442,14 @@ async fn destinations(locator: &Locator, trunk: &Trunk) -> Vec<SocketAddr> {
     targets_of(&located, allowed[0])
 }
 
-/// One trunk's task: its registration, or its OPTIONS pings; run until stopped.
+/// One trunk's task: the shell around its sans-IO [`TrunkTask`] (registration or OPTIONS
+/// pings); run until stopped.
 struct Task {
     ctx: Arc<EngineContext>,
     locator: Arc<Locator>,
     store: Arc<dyn TrunkStore>,
     trunk: Trunk,
     ping_every: Duration,
-}
-
-/// What a task drives.
-enum Machine {
-    Register(Box<Registration>),
-    Ping(Pinger),
 }
 
 impl Task {
@@ -464,16 +459,10 @@ impl Task {
             write_status(self.store.as_ref(), &name, "unknown", "registering", 120).await;
         }
         // Resolve until it works (or the trunk is stopped).
-        let (targets, local) = loop {
-            // The addresses a listener can reach, and this host's address toward the
-            // first (Via and Contact name it).
-            let targets: Vec<SocketAddr> = destinations(&self.locator, &self.trunk)
-                .await
-                .into_iter()
-                .filter(|t| self.local_toward(*t).is_some())
-                .collect();
-            if let Some(local) = targets.first().and_then(|t| self.local_toward(*t)) {
-                break (targets, local);
+        let targets = loop {
+            let targets = self.targets().await;
+            if !targets.is_empty() {
+                break targets;
             }
             let detail = "cannot resolve the host or reach it from a listener";
             tracing::warn!(trunk = %name, "{detail}");
@@ -483,12 +472,11 @@ impl Task {
                 _ = &mut stopped => return,
             }
         };
-        let mut targets = targets;
-        let remote = targets.first().copied().unwrap_or(local);
-        let peer = Peer {
+        let first = targets[0];
+        let base = Peer {
             kind: self.kind(),
-            remote,
-            local,
+            remote: first.remote,
+            local: first.local,
             conn: None,
         };
         let call_id = format!(
@@ -497,7 +485,9 @@ impl Task {
             self.ctx.domain
         );
         let mut inbox = self.ctx.trunk_inbox.open(&call_id);
-        let mut machine = if self.trunk.register {
+        let now = Instant::now();
+        let rng = StdRng::from_os_rng();
+        let mut task = if self.trunk.register {
             let cfg = RegisterConfig {
                 registrar: self.trunk.address(),
                 domain: self.trunk.host.clone(),
@@ -505,129 +495,59 @@ impl Task {
                 password: self.trunk.password.clone(),
                 expires: REGISTER_EXPIRES,
                 call_id: call_id.clone(),
-                targets: targets.clone(),
-                local,
+                targets: targets.iter().map(|t| t.remote).collect(),
+                local: first.local,
                 transport: self.kind().via_token(),
                 user_agent: self.ctx.user_agent.clone(),
             };
-            tracing::info!(trunk = %name, registrar = %cfg.registrar, destination = %remote, user = %cfg.username, "registering to the trunk");
-            let mut reg = Registration::new(cfg, StdRng::from_os_rng());
-            reg.start();
-            Machine::Register(Box::new(reg))
+            tracing::info!(trunk = %name, registrar = %cfg.registrar, destination = %first.remote, user = %cfg.username, "registering to the trunk");
+            let registration = Registration::new(cfg, StdRng::from_os_rng());
+            TrunkTask::register(registration, base, targets, rng, now)
         } else {
-            let mut pinger = Pinger::new(self.ping_every, Instant::now());
-            pinger.set_targets(targets.len());
-            Machine::Ping(pinger)
+            let ping = PingConfig {
+                name: name.clone(),
+                contact: format!("sip:{}", self.trunk.address()),
+                domain: self.ctx.domain.clone(),
+                user_agent: self.ctx.user_agent.clone(),
+            };
+            TrunkTask::ping(
+                ping,
+                self.ping_every,
+                base,
+                targets,
+                call_id.clone(),
+                rng,
+                now,
+            )
         };
-        let mut layer: TransactionLayer<Peer> = TransactionLayer::new(Default::default());
-        let mut rng = StdRng::from_os_rng();
-        let mut stopping = false;
         // Requests that waited for a connection to the trunk that could not be made.
         let (failed_tx, mut failed) = mpsc::unbounded_channel();
         loop {
-            self.pump(
-                &mut machine,
-                &mut layer,
-                &peer,
-                &mut targets,
-                &call_id,
-                &mut rng,
-                &failed_tx,
-            )
-            .await;
-            let deadline = match &machine {
-                Machine::Register(reg) => {
-                    if stopping && reg.state() == State::Idle {
-                        break;
-                    }
-                    reg.poll_timeout()
-                }
-                Machine::Ping(_) if stopping => break,
-                Machine::Ping(pinger) => pinger.poll_timeout(),
-            };
-            let deadline = [deadline, layer.poll_timeout()].into_iter().flatten().min();
+            while let Some(output) = task.poll_output() {
+                self.carry_out(&mut task, output, &failed_tx).await;
+            }
+            if task.is_done() {
+                break;
+            }
             tokio::select! {
-                _ = sleep_until(deadline) => {
-                    let now = Instant::now();
-                    layer.handle_timeout(now);
-                    if let Machine::Register(reg) = &mut machine {
-                        reg.handle_timeout(now);
-                    }
-                }
-                Some(response) = inbox.recv() => {
-                    let _ = layer.handle_response(Instant::now(), response);
-                }
-                Some(key) = failed.recv() => {
-                    // RFC 3261 §17.1.4: as a failed UDP send.
-                    layer.handle_transport_error(Instant::now(), &key);
-                }
-                _ = &mut stopped, if !stopping => {
-                    stopping = true;
-                    if let Machine::Register(reg) = &mut machine {
-                        reg.unregister(Instant::now());
-                    }
-                }
+                _ = sleep_until(task.poll_timeout()) => task.handle_timeout(Instant::now()),
+                Some(response) = inbox.recv() => task.handle_response(Instant::now(), response),
+                Some(key) = failed.recv() => task.handle_transport_error(Instant::now(), &key),
+                _ = &mut stopped, if !task.is_stopping() => task.stop(Instant::now()),
             }
         }
         self.ctx.trunk_inbox.close(&call_id);
     }
 
-    /// Moves requests from the machine to the transactions, messages to the wire, the
-    /// transactions' events back to the machine, and reports what the machine learnt.
-    /// (The task's loop state is passed piece by piece: each borrow is used apart.)
-    #[allow(clippy::too_many_arguments)]
-    async fn pump(
+    /// Does what the task asked.
+    async fn carry_out(
         &self,
-        machine: &mut Machine,
-        layer: &mut TransactionLayer<Peer>,
-        peer: &Peer,
-        targets: &mut Vec<SocketAddr>,
-        call_id: &str,
-        rng: &mut StdRng,
+        task: &mut TrunkTask,
+        output: TaskOutput,
         failed: &mpsc::UnboundedSender<pbx_sip::transaction::TransactionKey>,
     ) {
-        loop {
-            let now = Instant::now();
-            let mut busy = false;
-            let mut requests = Vec::new();
-            match machine {
-                Machine::Register(reg) => {
-                    while let Some((request, to)) = reg.poll_request() {
-                        let local = self.local_toward(to).unwrap_or(peer.local);
-                        let to = Peer {
-                            remote: to,
-                            local,
-                            ..peer.clone()
-                        };
-                        requests.push((request, to));
-                    }
-                }
-                Machine::Ping(pinger) => {
-                    // The target the pinger is at (it moves on after a failed ping).
-                    let to = match targets.get(pinger.target()) {
-                        Some(&remote) => Peer {
-                            remote,
-                            local: self.local_toward(remote).unwrap_or(peer.local),
-                            ..peer.clone()
-                        },
-                        None => peer.clone(),
-                    };
-                    if pinger.handle_timeout(now)
-                        && let Some(options) = self.options(&to, call_id, rng)
-                    {
-                        requests.push((options, to));
-                    }
-                }
-            }
-            for (request, to) in requests {
-                busy = true;
-                let reliable = to.kind.is_reliable();
-                if let Err(error) = layer.send_request(now, request, to, reliable) {
-                    tracing::debug!(%error, "request to a trunk not sent");
-                }
-            }
-            while let Some(transmit) = layer.poll_transmit() {
-                busy = true;
+        match output {
+            TaskOutput::Transmit(transmit) => {
                 let bytes = transmit.message.to_bytes();
                 let on_failure = transmit.key.clone().map(|key| {
                     let failed = failed.clone();
@@ -642,94 +562,30 @@ impl Task {
                 if let Err(error) = sent {
                     tracing::debug!(trunk = %self.trunk.name, %error, "send to a trunk failed");
                     if let Some(key) = transmit.key {
-                        layer.handle_transport_error(now, &key);
+                        task.handle_transport_error(Instant::now(), &key);
                     }
                 }
             }
-            while let Some((_, event)) = layer.poll_event() {
-                busy = true;
-                match (event, &mut *machine) {
-                    (TransactionEvent::Response(response), Machine::Register(reg)) => {
-                        reg.handle_response(now, &response)
-                    }
-                    (TransactionEvent::Response(response), Machine::Ping(pinger)) => {
-                        if response.status.is_final() {
-                            let before = pinger.state();
-                            let state = pinger.handle_response(now, response.status);
-                            let why = format!("OPTIONS answered {}", response.status.0);
-                            self.report_ping(before, state, &why).await;
-                            self.relocate_if_down(pinger, targets).await;
-                        }
-                    }
-                    (
-                        TransactionEvent::Timeout | TransactionEvent::TransportError,
-                        Machine::Register(reg),
-                    ) => reg.handle_no_answer(now),
-                    (
-                        TransactionEvent::Timeout | TransactionEvent::TransportError,
-                        Machine::Ping(pinger),
-                    ) => {
-                        let before = pinger.state();
-                        let state = pinger.handle_no_answer(now);
-                        self.report_ping(before, state, "no answer to OPTIONS")
-                            .await;
-                        self.relocate_if_down(pinger, targets).await;
-                    }
-                    (TransactionEvent::Terminated, _) => {}
-                }
-            }
-            if let Machine::Register(reg) = machine {
-                while let Some(event) = reg.poll_event() {
-                    busy = true;
-                    let failed = matches!(event, Event::Failed { .. });
-                    self.report(event).await;
-                    if failed {
-                        // The next attempt uses what DNS says then (a provider may move).
-                        let fresh: Vec<SocketAddr> = destinations(&self.locator, &self.trunk)
-                            .await
-                            .into_iter()
-                            .filter(|t| self.local_toward(*t).is_some())
-                            .collect();
-                        reg.set_targets(fresh);
-                    }
-                }
-            }
-            if !busy {
-                return;
+            TaskOutput::Registration(event) => self.report(event).await,
+            TaskOutput::Ping { before, state, why } => self.report_ping(before, state, &why).await,
+            TaskOutput::Relocate => {
+                let fresh = self.targets().await;
+                task.set_targets(Instant::now(), fresh);
             }
         }
     }
 
-    /// An OPTIONS to the trunk (the qualify request of phones, aimed at the trunk's host).
-    fn options(
-        &self,
-        peer: &Peer,
-        call_id: &str,
-        rng: &mut StdRng,
-    ) -> Option<pbx_sip::message::Request> {
-        let target = qualify::Target {
-            aor: self.trunk.name.clone(),
-            contact: format!("sip:{}", self.trunk.address()),
-            call_id: call_id.to_string(),
-            peer: peer.clone(),
-        };
-        qualify::options_request(&target, &self.ctx.domain, &self.ctx.user_agent, rng)
-    }
-
-    /// After every target failed a ping, the next round uses what DNS says then.
-    async fn relocate_if_down(&self, pinger: &mut Pinger, targets: &mut Vec<SocketAddr>) {
-        if pinger.state() != Reachability::Down || pinger.target() != 0 {
-            return;
-        }
-        let fresh: Vec<SocketAddr> = destinations(&self.locator, &self.trunk)
+    /// The trunk's addresses that a listener can reach, in RFC 3263 order, each with this
+    /// host's address toward it.
+    async fn targets(&self) -> Vec<Target> {
+        destinations(&self.locator, &self.trunk)
             .await
             .into_iter()
-            .filter(|t| self.local_toward(*t).is_some())
-            .collect();
-        if !fresh.is_empty() && fresh != *targets {
-            pinger.set_targets(fresh.len());
-            *targets = fresh;
-        }
+            .filter_map(|remote| {
+                self.local_toward(remote)
+                    .map(|local| Target { remote, local })
+            })
+            .collect()
     }
 
     async fn report_ping(&self, before: Reachability, state: Reachability, why: &str) {
