@@ -20,7 +20,7 @@ use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer};
 use pbx_sip::uri::Uri;
-use pbx_store::NewCdr;
+use pbx_store_types::NewCdr;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;

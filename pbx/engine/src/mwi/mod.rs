@@ -25,7 +25,7 @@ use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionEvent, TransactionKey};
-use pbx_store::MessageCounts;
+use pbx_store_types::MessageCounts;
 use request::{Accepted, Refusal};
 use std::time::Duration;
 use table::{Ending, Subscription};
