@@ -9,7 +9,7 @@ use super::{Pending, ask_counts, summary};
 use crate::io::Now;
 use crate::location::BindingPeer;
 use crate::peer::Peer;
-use crate::shard::Engine;
+use crate::state::Engine;
 use pbx_store_types::MessageCounts;
 
 /// Whether extension `number` asked for unsolicited NOTIFYs (as the credential table knows
