@@ -75,9 +75,7 @@ pub(super) fn subscribe(
         .from()
         .ok()
         .and_then(|f| f.tag().map(str::to_string));
-    let Some(sub) = engine.mwi.get_mut(id) else {
-        return None;
-    };
+    let sub = engine.mwi.get_mut(id)?;
     if from_tag.as_deref() != Some(sub.dialog.remote_tag.as_str()) {
         let answer = engine.response(&request, StatusCode::CALL_DOES_NOT_EXIST);
         {
