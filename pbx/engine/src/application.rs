@@ -9,6 +9,7 @@
 //! [`Input::Session`]: super::io::Input::Session
 
 pub(crate) mod app;
+pub(crate) mod prompt;
 
 use super::calls::{self, with_call};
 use super::io::{AppMedia, Now, Output, Security, VoicemailRequest};
@@ -20,21 +21,9 @@ use pbx_dialplan::{Action, StepResult};
 use pbx_media::sdp::LocalMedia;
 use pbx_media::session::Event;
 use pbx_voicemail::{Sound, StoreAnswer};
+pub use prompt::RINGBACK;
+use prompt::{play, set_step};
 use std::time::Duration;
-
-/// Whether `action` is one the PBX carries out on an answered call.
-pub(super) fn is_application(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::Answer
-            | Action::Playback { .. }
-            | Action::Menu { .. }
-            | Action::Echo
-            | Action::Voicemail { .. }
-            | Action::VoicemailMenu { .. }
-            | Action::Say { .. }
-    )
-}
 
 /// Runs an application step of call `no`'s plan. A call not answered yet is answered first
 /// (as Asterisk's `Playback` does), which may wait for the call's media ports.
@@ -135,12 +124,6 @@ fn start(engine: &mut Engine, now: Now, no: u64, action: Action) {
         }
     }
     calls::arm_app(engine, no);
-}
-
-fn set_step(engine: &mut Engine, no: u64, step: Step) {
-    if let Some(app) = calls::app_mut(engine, no) {
-        app.step = step;
-    }
 }
 
 /// A name for this call's recordings, unique on this host: the time and a random part.
@@ -284,32 +267,6 @@ pub(super) fn voicemail_answer(
 }
 
 /// Plays `prompts` (and recorded files) one after the other to the caller.
-fn play(engine: &mut Engine, no: u64, prompts: Vec<Sound>) {
-    let first_sequence = rand::Rng::random(&mut engine.rng);
-    let first_timestamp = rand::Rng::random(&mut engine.rng);
-    let Some(app) = calls::app_mut(engine, no) else {
-        return;
-    };
-    app.players += 1;
-    let media = AppMedia::Play {
-        prompts,
-        local: app.local,
-        ssrc: app.ssrc,
-        first_sequence,
-        first_timestamp,
-    };
-    engine.push(Output::AppMedia { call: no, media });
-}
-
-/// The ringing tone, while devices ring for a call the PBX answered.
-pub(super) fn ringback(engine: &mut Engine, no: u64) {
-    play(engine, no, vec![Sound::prompt(RINGBACK)]);
-    set_step(engine, no, Step::Idle);
-}
-
-/// The prompt library's ringing tone (made by the shell, not a recording).
-pub const RINGBACK: &str = "tone/ringback";
-
 /// A device rung from the call took it over: the PBX's endpoints stop, the relay carries the
 /// call.
 pub(super) fn connected(engine: &mut Engine, no: u64) {

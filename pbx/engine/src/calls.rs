@@ -3,6 +3,7 @@
 //! transaction events, timers and media events are routed to it here, and what it asks for
 //! (media plans, CDRs) becomes the engine's outputs.
 
+pub(crate) mod follow_up;
 pub(crate) mod ring;
 pub(crate) mod table;
 
@@ -14,6 +15,7 @@ use super::io::{CallState, MediaPorts, Now, Output};
 use super::location::BindingPeer;
 use super::state::Engine;
 use crate::peer::Peer;
+use follow_up::FollowUp;
 use pbx_calls::{
     Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Endpoint, MediaSetup, Route,
 };
@@ -227,7 +229,7 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
         },
     );
     after(engine, now, no);
-    super::dialing::drive(engine, now, no, None);
+    engine.calls.follow(FollowUp::Drive(no, None));
 }
 
 /// The plan rings these devices: once the call has relay ports and the local address
@@ -376,7 +378,11 @@ pub(super) fn media_allocated(
             active.ring = None;
             active.answer_then = None;
             tracing::warn!(%error, "no media ports for a call");
-            super::dialing::refuse(engine, now, no, 503, "no media ports");
+            engine.calls.follow(FollowUp::Refuse {
+                call: no,
+                status: 503,
+                detail: "no media ports",
+            });
         }
     }
 }
@@ -608,7 +614,7 @@ fn try_answer(engine: &mut Engine, now: Now, no: u64) {
         answered = Some(call.answer(now.at, layer));
     });
     match answered {
-        Some(Ok(local)) => super::application::answered(engine, now, no, local, then),
+        Some(Ok(local)) => engine.calls.follow(FollowUp::Answered(no, local, then)),
         // The caller has its final answer (488...) and the CDR the reason.
         Some(Err(error)) => tracing::info!(call = no, %error, "the PBX could not answer"),
         None => {}
@@ -640,30 +646,18 @@ pub(super) fn arm_app(engine: &mut Engine, no: u64) {
     }
 }
 
-/// Runs the calls whose timers are due.
-pub(super) fn timeouts(engine: &mut Engine, now: Now) {
-    while let Some(Reverse((at, no))) = engine.calls.app_deadlines.peek().copied() {
-        if at > now.at {
-            break;
-        }
-        engine.calls.app_deadlines.pop();
-        super::application::timeout(engine, now, no);
-    }
-    while let Some(Reverse((at, no))) = engine.calls.deadlines.peek().copied() {
-        if at > now.at {
-            break;
-        }
-        engine.calls.deadlines.pop();
-        let due = engine
-            .calls
-            .active
-            .get(&no)
-            .is_some_and(|a| a.call.poll_timeout().is_some_and(|t| t <= now.at));
-        if due {
-            with_call(engine, now, no, |call, layer| {
-                call.handle_timeout(now.at, layer)
-            });
-        }
+/// Call `no`'s machine timer came due ([`table::Calls::pop_due_call`]): it runs if the
+/// call still wants it now.
+pub(super) fn timeout(engine: &mut Engine, now: Now, no: u64) {
+    let due = engine
+        .calls
+        .active
+        .get(&no)
+        .is_some_and(|a| a.call.poll_timeout().is_some_and(|t| t <= now.at));
+    if due {
+        with_call(engine, now, no, |call, layer| {
+            call.handle_timeout(now.at, layer)
+        });
     }
 }
 
@@ -757,13 +751,13 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
     }
     if let Some(end) = dial_ended {
         // The plan goes on with the dial's outcome (its on_busy, on_no_answer...).
-        super::dialing::dial_ended(engine, now, no, end);
+        engine.calls.follow(FollowUp::DialEnded(no, end));
     }
     if connected {
-        super::application::connected(engine, no);
+        engine.calls.follow(FollowUp::Connected(no));
     }
     for digit in keys {
-        super::application::key(engine, now, no, digit);
+        engine.calls.follow(FollowUp::Key(no, digit));
     }
 }
 

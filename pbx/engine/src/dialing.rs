@@ -7,6 +7,9 @@
 
 pub(crate) mod plan;
 
+use super::application::app::is_application;
+use super::application::prompt::ringback;
+use super::calls::follow_up::FollowUp;
 use super::calls::ring::PendingRing;
 use super::calls::{devices_of, with_call};
 use super::credentials::Lookup;
@@ -155,9 +158,9 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
         };
         match action {
             Action::Answer if answered => input = Some(StepResult::Done),
-            action if super::application::is_application(&action) => {
+            action if is_application(&action) => {
                 put_back(engine, no, steps);
-                return super::application::run(engine, now, no, action);
+                return engine.calls.follow(FollowUp::Run(no, action));
             }
             Action::Dial {
                 targets,
@@ -178,7 +181,7 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                             });
                         }
                         if answered {
-                            super::application::ringback(engine, no);
+                            ringback(engine, no);
                         }
                         return super::calls::ring_trunk(
                             engine,
@@ -241,7 +244,7 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                 if answered {
                     // The caller, answered by the PBX (an IVR choice), hears ringing until a
                     // device takes the call over.
-                    super::application::ringback(engine, no);
+                    ringback(engine, no);
                 }
                 return super::calls::ring(engine, now, no, ring);
             }
@@ -368,7 +371,7 @@ fn answered(engine: &Engine, no: u64) -> bool {
 /// The plan ends the call with `status` and the phrase the admin wrote.
 fn finish(engine: &mut Engine, now: Now, no: u64, status: u16, reason: &str) {
     if answered(engine, no) {
-        return super::application::hang_up(engine, now, no);
+        return engine.calls.follow(FollowUp::HangUp(no));
     }
     with_call(engine, now, no, |call, layer| {
         call.finish(
@@ -384,7 +387,7 @@ fn finish(engine: &mut Engine, now: Now, no: u64, status: u16, reason: &str) {
 /// The call ends with `status`'s plain phrase; `detail` goes to the CDR only.
 pub(super) fn refuse(engine: &mut Engine, now: Now, no: u64, status: u16, detail: &str) {
     if answered(engine, no) {
-        return super::application::hang_up(engine, now, no);
+        return engine.calls.follow(FollowUp::HangUp(no));
     }
     with_call(engine, now, no, |call, layer| {
         call.refuse(
@@ -415,7 +418,7 @@ fn end_after_dial(engine: &mut Engine, now: Now, no: u64, why: Option<&str>) {
         if let Some(why) = why {
             tracing::info!(call = %call_id(engine, no), why, "hanging up");
         }
-        return super::application::hang_up(engine, now, no);
+        return engine.calls.follow(FollowUp::HangUp(no));
     }
     let last = engine
         .calls

@@ -1,12 +1,14 @@
 //! One engine shard: a transaction layer and the transaction users it serves, sans-IO. The
 //! driver (`driver.rs`) feeds it [`Input`]s with the time and carries out its [`Output`]s.
 
+use crate::calls::follow_up::FollowUp;
 use crate::calls::{self, table::Calls};
 use crate::io::{Input, Now, Output};
 use crate::peer::{Inbound, Peer, TransportKind};
 use crate::security::Admission;
 use crate::state::{Engine, Waiting};
 use crate::{Core, auth, count_response, options, qualify, respond};
+use crate::{application, dialing};
 use pbx_sip::message::{Message, Request, Response};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
@@ -113,18 +115,58 @@ impl Engine {
             Input::HangUp { call } => calls::hang_up(self, now, call),
             Input::Timeout => {
                 self.layer.handle_timeout(now.at);
-                calls::timeouts(self, now);
+                // The applications' timers, then the call machines', each followed up at once.
+                while let Some(no) = self.calls.pop_due_app(now.at) {
+                    application::timeout(self, now, no);
+                    self.follow_ups(now);
+                }
+                while let Some(no) = self.calls.pop_due_call(now.at) {
+                    calls::timeout(self, now, no);
+                    self.follow_ups(now);
+                }
                 crate::mwi::timeouts(self, now);
             }
             #[cfg(feature = "fault-injection")]
             Input::Panic => panic!("a deliberate failure (test)"),
             Input::Shutdown => {
                 calls::hang_up_all(self, now);
+                self.follow_ups(now);
                 self.flush(now);
                 self.outputs.push_back(Output::ShutdownComplete);
             }
         }
+        self.follow_ups(now);
         self.flush(now);
+    }
+
+    /// Carries out what the handlers queued for the plan and the applications
+    /// ([`FollowUp`]). What one follow-up queues runs before the follow-ups queued beside
+    /// it, depth first, as if each handler had called the next directly.
+    fn follow_ups(&mut self, now: Now) {
+        while let Some(next) = self.calls.follow_ups.pop_front() {
+            let later = std::mem::take(&mut self.calls.follow_ups);
+            self.follow_up(now, next);
+            self.calls.follow_ups.extend(later);
+        }
+    }
+
+    fn follow_up(&mut self, now: Now, next: FollowUp) {
+        match next {
+            FollowUp::Drive(no, input) => dialing::drive(self, now, no, input),
+            FollowUp::Refuse {
+                call,
+                status,
+                detail,
+            } => dialing::refuse(self, now, call, status, detail),
+            FollowUp::Answered(no, local, then) => {
+                application::answered(self, now, no, local, then)
+            }
+            FollowUp::DialEnded(no, end) => dialing::dial_ended(self, now, no, end),
+            FollowUp::Connected(no) => application::connected(self, no),
+            FollowUp::Key(no, digit) => application::key(self, now, no, digit),
+            FollowUp::Run(no, action) => application::run(self, now, no, action),
+            FollowUp::HangUp(no) => application::hang_up(self, now, no),
+        }
     }
 
     /// The next thing to do for the shell.
@@ -145,6 +187,7 @@ impl Engine {
     pub fn abandon_all(&mut self, now: Now) {
         calls::abandon_all(self, now);
         crate::mwi::abandon_all(self);
+        self.follow_ups(now);
         self.flush(now);
     }
 
@@ -370,6 +413,7 @@ impl Engine {
             any = true;
             if let Some(no) = self.calls.owner_of_transaction(&key) {
                 calls::event(self, now, no, &key, event);
+                self.follow_ups(now);
                 continue;
             }
             if crate::mwi::owns(self, &key) {

@@ -2,6 +2,7 @@
 //! waits on (data only: `application.rs` runs the steps).
 
 use crate::voicemail::Voicemail;
+use pbx_dialplan::Action;
 use pbx_media::sdp::LocalMedia;
 use std::time::{Duration, Instant};
 
@@ -62,4 +63,18 @@ impl App {
             _ => None,
         }
     }
+}
+
+/// Whether `action` is one the PBX carries out on an answered call.
+pub(crate) fn is_application(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Answer
+            | Action::Playback { .. }
+            | Action::Menu { .. }
+            | Action::Echo
+            | Action::Voicemail { .. }
+            | Action::VoicemailMenu { .. }
+            | Action::Say { .. }
+    )
 }

@@ -3,6 +3,7 @@
 //! INVITE. Data only: the handlers above it (`calls.rs`, `dialing.rs`, `application.rs`) act
 //! on it.
 
+use super::follow_up::FollowUp;
 use super::ring::PendingRing;
 use crate::application::app::App;
 use crate::caller::Caller;
@@ -14,7 +15,7 @@ use pbx_dialplan::Action;
 use pbx_sip::message::Request;
 use pbx_sip::transaction::TransactionKey;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
 
 /// The live calls of one shard and the indexes that find them.
@@ -30,6 +31,8 @@ pub(crate) struct Calls {
     pub(crate) parked: Vec<Incoming>,
     /// The timers of the calls the PBX answered (menus waiting for keys).
     pub(crate) app_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// What the handlers left for the dispatcher to carry out next.
+    pub(crate) follow_ups: VecDeque<FollowUp>,
 }
 
 pub(crate) struct Active {
@@ -113,6 +116,21 @@ impl Calls {
     pub fn owner_of_transaction(&self, key: &TransactionKey) -> Option<u64> {
         self.by_txn.get(key).copied()
     }
+
+    /// Queues what a handler above the calls must do next ([`FollowUp`]).
+    pub(crate) fn follow(&mut self, next: FollowUp) {
+        self.follow_ups.push_back(next);
+    }
+
+    /// The next call whose application timer is due at `now`, taken off its heap.
+    pub(crate) fn pop_due_app(&mut self, now: Instant) -> Option<u64> {
+        pop_due(&mut self.app_deadlines, now)
+    }
+
+    /// The next call whose machine's timer may be due at `now`, taken off its heap.
+    pub(crate) fn pop_due_call(&mut self, now: Instant) -> Option<u64> {
+        pop_due(&mut self.deadlines, now)
+    }
 }
 
 /// An authenticated INVITE on its way to a call.
@@ -122,4 +140,13 @@ pub(crate) struct Incoming {
     pub(crate) peer: Peer,
     pub(crate) caller: Caller,
     pub(crate) plan: PlanState,
+}
+
+fn pop_due(heap: &mut BinaryHeap<Reverse<(Instant, u64)>>, now: Instant) -> Option<u64> {
+    let Reverse((at, no)) = heap.peek().copied()?;
+    if at > now {
+        return None;
+    }
+    heap.pop();
+    Some(no)
 }
