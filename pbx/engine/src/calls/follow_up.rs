@@ -1,7 +1,8 @@
 //! What a call's handlers leave for the dispatcher (`shard.rs`) to carry out next because it
 //! belongs to a handler above them: the plan (`dialing.rs`) or the PBX's own application
 //! (`application.rs`). The dispatcher runs each as soon as the handler that queued it
-//! returns, in the order a direct call would have run it (see [`super::table::Calls::follow`]).
+//! returns, in the order a direct call would have run it (`Calls::follow` queues, the
+//! dispatcher's `follow_ups` runs).
 
 use pbx_calls::DialEnd;
 use pbx_dialplan::{Action, StepResult};
