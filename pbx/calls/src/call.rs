@@ -15,6 +15,7 @@ mod application;
 mod dtmf;
 mod forks;
 mod in_dialog;
+mod out_leg;
 mod plain_retry;
 mod retransmit;
 mod trunk_leg;
@@ -29,6 +30,7 @@ use bytes::Bytes;
 pub use dtmf::{DtmfMedia, DtmfMode};
 use forks::Fork;
 use in_dialog::Relayed;
+pub use out_leg::TrunkCredentials;
 use pbx_media::sdp::{Encryption, LegPolicy, LocalEndpoint, Negotiator};
 use pbx_media::{MediaPlan, Side};
 use pbx_sip::message::{HeaderName, Request, Response};
@@ -38,7 +40,7 @@ use rand::rngs::StdRng;
 use retransmit::TwoXx;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
-pub use trunk_leg::{TrunkCredentials, TrunkLeg};
+pub use trunk_leg::TrunkLeg;
 
 /// Methods the PBX accepts in a call (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY";

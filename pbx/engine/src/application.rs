@@ -8,89 +8,22 @@
 //!
 //! [`Input::Session`]: super::io::Input::Session
 
+pub(crate) mod app;
+pub(crate) mod prompt;
+
 use super::calls::{self, with_call};
 use super::io::{AppMedia, Now, Output, Security, VoicemailRequest};
-use super::shard::Engine;
+use super::state::Engine;
 use super::voicemail::{Act, Caller, PinVerdict, Voicemail};
 use crate::security::Admission;
+use app::{App, Menu, Step};
 use pbx_dialplan::{Action, StepResult};
 use pbx_media::sdp::LocalMedia;
 use pbx_media::session::Event;
 use pbx_voicemail::{Sound, StoreAnswer};
-use std::time::{Duration, Instant};
-
-/// A call the PBX answered: what its endpoints speak and the step in progress.
-pub(crate) struct App {
-    pub(crate) local: LocalMedia,
-    /// The SSRC of everything the PBX sends the caller (RFC 3550 §8: one per source).
-    ssrc: u32,
-    /// Whether the session reports the caller's keys already.
-    detecting: bool,
-    /// Players started and not reported finished yet. Each player reports once (at its end,
-    /// or stopped, or replaced by the next), in order: only the last one's report ends the
-    /// step (a prompt stopped by a key must not end the prompt played after it).
-    players: u32,
-    step: Step,
-}
-
-/// What the application waits for.
-enum Step {
-    /// Nothing: the plan runs.
-    Idle,
-    /// A prompt plays; the plan goes on when it ends.
-    Playing,
-    /// A menu collects digits while (and after) its prompt plays.
-    Menu(Menu),
-    /// The caller hears itself until it hangs up.
-    Echo,
-    /// A voicemail machine has the call.
-    Voicemail(Box<Voicemail>),
-}
-
-struct Menu {
-    digits: String,
-    max_digits: usize,
-    timeout: Duration,
-    /// The prompt still plays: no timeout runs yet.
-    prompting: bool,
-    /// When the silence after the prompt (or the last key) counts as the end of input.
-    deadline: Option<Instant>,
-}
-
-impl App {
-    fn new(local: LocalMedia, ssrc: u32) -> App {
-        App {
-            local,
-            ssrc,
-            detecting: false,
-            players: 0,
-            step: Step::Idle,
-        }
-    }
-
-    /// When the application next wants [`timeouts`].
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        match &self.step {
-            Step::Menu(menu) => menu.deadline,
-            Step::Voicemail(vm) => vm.deadline(),
-            _ => None,
-        }
-    }
-}
-
-/// Whether `action` is one the PBX carries out on an answered call.
-pub(super) fn is_application(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::Answer
-            | Action::Playback { .. }
-            | Action::Menu { .. }
-            | Action::Echo
-            | Action::Voicemail { .. }
-            | Action::VoicemailMenu { .. }
-            | Action::Say { .. }
-    )
-}
+pub use prompt::RINGBACK;
+use prompt::{play, set_step};
+use std::time::Duration;
 
 /// Runs an application step of call `no`'s plan. A call not answered yet is answered first
 /// (as Asterisk's `Playback` does), which may wait for the call's media ports.
@@ -193,12 +126,6 @@ fn start(engine: &mut Engine, now: Now, no: u64, action: Action) {
     calls::arm_app(engine, no);
 }
 
-fn set_step(engine: &mut Engine, no: u64, step: Step) {
-    if let Some(app) = calls::app_mut(engine, no) {
-        app.step = step;
-    }
-}
-
 /// A name for this call's recordings, unique on this host: the time and a random part.
 fn tag(engine: &mut Engine, now: Now) -> String {
     let random: u32 = rand::Rng::random(&mut engine.rng);
@@ -286,7 +213,7 @@ fn pump(engine: &mut Engine, now: Now, no: u64) {
                 // The operator: the call leaves voicemail and rings `to` as a dial would.
                 set_step(engine, no, Step::Idle);
                 if let Some(active) = calls::active_mut(engine, no) {
-                    active.plan = super::dialing::PlanState::builtin(to);
+                    active.plan = super::dialing::plan::PlanState::builtin(to);
                 }
                 return super::dialing::drive(engine, now, no, None);
             }
@@ -340,32 +267,6 @@ pub(super) fn voicemail_answer(
 }
 
 /// Plays `prompts` (and recorded files) one after the other to the caller.
-fn play(engine: &mut Engine, no: u64, prompts: Vec<Sound>) {
-    let first_sequence = rand::Rng::random(&mut engine.rng);
-    let first_timestamp = rand::Rng::random(&mut engine.rng);
-    let Some(app) = calls::app_mut(engine, no) else {
-        return;
-    };
-    app.players += 1;
-    let media = AppMedia::Play {
-        prompts,
-        local: app.local,
-        ssrc: app.ssrc,
-        first_sequence,
-        first_timestamp,
-    };
-    engine.push(Output::AppMedia { call: no, media });
-}
-
-/// The ringing tone, while devices ring for a call the PBX answered.
-pub(super) fn ringback(engine: &mut Engine, no: u64) {
-    play(engine, no, vec![Sound::prompt(RINGBACK)]);
-    set_step(engine, no, Step::Idle);
-}
-
-/// The prompt library's ringing tone (made by the shell, not a recording).
-pub const RINGBACK: &str = "tone/ringback";
-
 /// A device rung from the call took it over: the PBX's endpoints stop, the relay carries the
 /// call.
 pub(super) fn connected(engine: &mut Engine, no: u64) {

@@ -1,58 +1,31 @@
 //! Digest authentication of REGISTER (401, RFC 3261 §22.2) and of INVITE (407, §22.3), with
-//! the ban and network checks; what follows a success is the registrar's or the call's.
+//! the ban and network checks. A success is returned as [`Authorized`]: the dispatcher
+//! (`shard.rs`) hands it to the registrar, the call or the subscription.
+
+pub(crate) mod pending;
 
 use super::credentials::Lookup;
 use super::io::{Now, Output, Security};
-use super::shard::{Engine, Waiting};
+use super::state::{Engine, Waiting};
 use crate::peer::Peer;
 use crate::security::acl::network_allowed;
 use crate::security::{Admission, CheckOutcome, Gated, Ticket};
 use bytes::Bytes;
-use pbx_sip::auth::{Algorithm, AuthFailure, ChallengeKind, Credentials};
+use pbx_sip::auth::{Algorithm, AuthFailure, Credentials};
 use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::TransactionKey;
+pub(crate) use pending::{Pending, Purpose};
 
-/// What the authenticated request goes on to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    Register,
-    Invite,
-    /// A new message-waiting subscription: the PBX is its notifier (a UAS), so 401.
-    Subscribe,
-}
-
-impl Purpose {
-    fn kind(self) -> ChallengeKind {
-        match self {
-            Purpose::Register | Purpose::Subscribe => ChallengeKind::Www,
-            Purpose::Invite => ChallengeKind::Proxy,
-        }
-    }
-
-    fn credentials_header(self) -> HeaderName {
-        match self {
-            Purpose::Register | Purpose::Subscribe => HeaderName::AUTHORIZATION,
-            Purpose::Invite => HeaderName::PROXY_AUTHORIZATION,
-        }
-    }
-
-    fn challenge_header(self) -> HeaderName {
-        match self {
-            Purpose::Register | Purpose::Subscribe => HeaderName::WWW_AUTHENTICATE,
-            Purpose::Invite => HeaderName::PROXY_AUTHENTICATE,
-        }
-    }
-}
-
-/// A request waiting for its extension's credentials from the store.
-pub(crate) struct Pending {
-    key: TransactionKey,
-    request: Request,
-    peer: Peer,
-    credentials: Credentials,
-    ticket: Ticket,
-    purpose: Purpose,
+/// A request whose digest checked out, and the extension it came from: the dispatcher hands
+/// it to the registrar, the call or the subscription, as its purpose says.
+pub(crate) struct Authorized {
+    pub(crate) key: TransactionKey,
+    pub(crate) request: Request,
+    pub(crate) peer: Peer,
+    pub(crate) user: String,
+    pub(crate) extension: std::sync::Arc<pbx_store_types::Credentials>,
+    pub(crate) purpose: Purpose,
 }
 
 pub(super) fn authenticate(
@@ -63,12 +36,12 @@ pub(super) fn authenticate(
     peer: Peer,
     admission: Option<Admission>,
     purpose: Purpose,
-) {
+) -> Option<Authorized> {
     if engine.ctx.guard.is_banned(peer.remote.ip(), now.unix()) {
         // Banned after it was queued (a burst): nothing is answered, not even a challenge.
         engine.push(Output::Security(Security::DroppedBanned));
         engine.abandon(&key);
-        return;
+        return None;
     }
     // RFC 3261 §22.2, §22.3: the credentials for our realm, if the phone sent any.
     let credentials = request
@@ -79,7 +52,7 @@ pub(super) fn authenticate(
         .find(|parsed| !matches!(parsed, Ok(c) if c.realm != engine.ctx.domain));
     let credentials = match credentials {
         None => {
-            return challenge(
+            challenge(
                 engine,
                 now,
                 &key,
@@ -88,11 +61,13 @@ pub(super) fn authenticate(
                 Challenge::Fresh,
                 purpose,
             );
+            return None;
         }
         Some(Err(error)) => {
             let reason = format!("Bad Request ({error})");
             let answer = engine.response_with_reason(&request, StatusCode::BAD_REQUEST, &reason);
-            return engine.respond(now, &key, answer);
+            engine.respond(now, &key, answer);
+            return None;
         }
         Some(Ok(credentials)) => credentials,
     };
@@ -107,7 +82,7 @@ pub(super) fn authenticate(
         Admission::Banned => {
             engine.push(Output::Security(Security::DroppedBanned));
             engine.abandon(&key);
-            return;
+            return None;
         }
         Admission::Busy => {
             // RFC 3261 §21.5.4: the source has its limit's worth of guesses failed or on
@@ -118,7 +93,8 @@ pub(super) fn authenticate(
             }));
             let mut answer = engine.response(&request, StatusCode::SERVICE_UNAVAILABLE);
             answer.headers.push(HeaderName::RETRY_AFTER, "5");
-            return engine.respond(now, &key, answer);
+            engine.respond(now, &key, answer);
+            return None;
         }
     };
     if let Some(lookup) = engine.ctx.credentials.cached(&credentials.username, now.at) {
@@ -147,6 +123,7 @@ pub(super) fn authenticate(
     };
     engine.waiting.insert(id, Waiting::Auth(Box::new(pending)));
     engine.push(Output::LoadCredentials { id, user });
+    None
 }
 
 pub(super) fn resume(
@@ -154,7 +131,7 @@ pub(super) fn resume(
     now: Now,
     pending: Box<Pending>,
     lookup: Result<Lookup, String>,
-) {
+) -> Option<Authorized> {
     let Pending {
         key,
         request,
@@ -180,6 +157,7 @@ pub(super) fn resume(
             let mut answer = engine.response(&request, StatusCode::SERVER_INTERNAL_ERROR);
             answer.headers.push(HeaderName::RETRY_AFTER, "5");
             engine.respond(now, &key, answer);
+            None
         }
     }
 }
@@ -195,7 +173,7 @@ fn finish(
     ticket: Ticket,
     lookup: Lookup,
     purpose: Purpose,
-) {
+) -> Option<Authorized> {
     let ctx = engine.ctx.clone();
     let now_unix = now.unix();
     let ha1 = lookup.as_ref().map(|c| match credentials.algorithm {
@@ -217,13 +195,13 @@ fn finish(
             // transports drop everything else from a banned source.
             engine.push(Output::Security(Security::DroppedBanned));
             engine.abandon(&key);
-            return;
+            return None;
         }
     };
     match verdict {
         Ok(()) => {}
         Err(AuthFailure::Stale) => {
-            return challenge(
+            challenge(
                 engine,
                 now,
                 &key,
@@ -232,6 +210,7 @@ fn finish(
                 Challenge::Stale,
                 purpose,
             );
+            return None;
         }
         Err(failure) => {
             engine.push(Output::Security(Security::AuthFailed {
@@ -247,9 +226,10 @@ fn finish(
                 }));
                 engine.push(Output::SaveBan(ban));
                 let answer = engine.response(&request, StatusCode::FORBIDDEN);
-                return engine.respond(now, &key, answer);
+                engine.respond(now, &key, answer);
+                return None;
             }
-            return match failure.status(purpose.kind()) {
+            match failure.status(purpose.kind()) {
                 status if status == purpose.kind().status() => challenge(
                     engine,
                     now,
@@ -264,12 +244,13 @@ fn finish(
                         engine.response_with_reason(&request, status, &failure.to_string());
                     engine.respond(now, &key, answer)
                 }
-            };
+            }
+            return None;
         }
     }
     let Some(extension) = lookup else {
         // verify() never accepts an unknown user; answer as for a wrong password regardless.
-        return challenge(
+        challenge(
             engine,
             now,
             &key,
@@ -278,6 +259,7 @@ fn finish(
             Challenge::Rejected,
             purpose,
         );
+        return None;
     };
     if !network_allowed(&extension.allowed_networks, peer.remote.ip()) {
         engine.push(Output::Security(Security::NetworkRefused {
@@ -286,20 +268,20 @@ fn finish(
         }));
         let reason = "Forbidden (network not allowed for this extension)";
         let answer = engine.response_with_reason(&request, StatusCode::FORBIDDEN, reason);
-        return engine.respond(now, &key, answer);
+        engine.respond(now, &key, answer);
+        return None;
     }
     if let Some(conn) = peer.conn {
         engine.push(Output::Authenticated { conn });
     }
-    let user = credentials.username;
-    match purpose {
-        Purpose::Register => super::register::bind(engine, now, key, request, peer, &user),
-        Purpose::Invite => {
-            let caller = super::caller::Caller::Extension(extension);
-            super::calls::start(engine, now, key, request, peer, caller)
-        }
-        Purpose::Subscribe => super::mwi::authorized(engine, now, key, request, peer, &user),
-    }
+    Some(Authorized {
+        key,
+        request,
+        peer,
+        user: credentials.username,
+        extension,
+        purpose,
+    })
 }
 
 /// How a challenge is sent.

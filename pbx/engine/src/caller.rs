@@ -4,7 +4,7 @@
 use crate::trunk::{Channel, TrunkPeer};
 use pbx_calls::Originator;
 use pbx_sip::message::Request;
-use pbx_store::Credentials;
+use pbx_store_types::Credentials;
 use std::sync::Arc;
 
 #[derive(Debug)]

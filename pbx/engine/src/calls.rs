@@ -3,14 +3,19 @@
 //! transaction events, timers and media events are routed to it here, and what it asks for
 //! (media plans, CDRs) becomes the engine's outputs.
 
-use super::application::App;
+pub(crate) mod follow_up;
+pub(crate) mod ring;
+pub(crate) mod table;
+
+use super::application::app::App;
 use super::caller::Caller;
-use super::dialing::PlanState;
+use super::dialing::plan::PlanState;
 use super::io::MediaEvent;
 use super::io::{CallState, MediaPorts, Now, Output};
 use super::location::BindingPeer;
-use super::shard::Engine;
+use super::state::Engine;
 use crate::peer::Peer;
+use follow_up::FollowUp;
 use pbx_calls::{
     Call, CallConfig, CallOutput, CallRecord, CallSetup, Device, Endpoint, MediaSetup, Route,
 };
@@ -20,84 +25,13 @@ use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionEvent, TransactionKey, TransactionLayer};
 use pbx_sip::uri::Uri;
-use pbx_store::NewCdr;
+use pbx_store_types::NewCdr;
+use ring::{PendingRing, TrunkRing};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use table::{Active, Incoming, Media};
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-/// The live calls of one shard and the indexes that find them.
-#[derive(Default)]
-pub(crate) struct Calls {
-    next: u64,
-    pub(super) active: HashMap<u64, Active>,
-    by_call_id: HashMap<String, u64>,
-    by_txn: HashMap<TransactionKey, u64>,
-    by_invite: HashMap<TransactionKey, u64>,
-    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-    /// INVITEs waiting for the local address toward their caller (a wildcard listener).
-    parked: Vec<Incoming>,
-    /// The timers of the calls the PBX answered (menus waiting for keys).
-    app_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-}
-
-pub(super) struct Active {
-    pub(super) call: Call<Peer>,
-    media: Media,
-    /// The PBX answered the call itself (`application.rs`).
-    pub(super) app: Option<App>,
-    /// The plan asked the PBX to answer (for this step): waiting for relay ports.
-    answer_then: Option<Action>,
-    /// The plan routing the call: the dialplan's, or the built-in one.
-    pub(super) plan: PlanState,
-    caller_peer: Peer,
-    /// Who calls (for a voicemail message's envelope).
-    pub(super) originator: pbx_calls::Originator,
-    /// The calling extension's DID, its caller ID on trunks (`trunk::outbound`).
-    pub(super) caller_did: Option<String>,
-    caller_policy: String,
-    /// A round of ringing waiting for relay ports or local addresses.
-    ring: Option<PendingRing>,
-    /// [`CallState::Answered`] was said.
-    answer_shown: bool,
-    /// The trunk channel a trunk's call holds; given back when the call is dropped.
-    _channel: Option<crate::trunk::Channel>,
-    /// The channel of the trunk the call goes out by (while that leg rings or talks).
-    pub(super) out_channel: Option<crate::trunk::Channel>,
-}
-
-/// The call's relay, as the shell reported it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Media {
-    None,
-    Requested,
-    Ready(MediaPorts),
-}
-
-/// A round of ringing the plan asked for, not started yet.
-pub(super) struct PendingRing {
-    /// Each device's Contact and the flow it registered from.
-    pub devices: Vec<(Uri, Peer)>,
-    pub timeout: Duration,
-    pub caller_name: Option<String>,
-    /// The called extension's `media_encryption`.
-    pub callee_policy: String,
-    /// A call through a trunk instead of devices.
-    pub trunk: Option<Box<TrunkRing>>,
-}
-
-/// A trunk leg waiting for its round of ringing (see `trunk::outbound`).
-#[derive(Clone)]
-pub(super) struct TrunkRing {
-    pub trunk: std::sync::Arc<crate::trunk::TrunkPeer>,
-    pub number: String,
-    pub peer: Peer,
-    pub contact: Uri,
-    pub from: pbx_sip::header::NameAddr,
-    pub to: pbx_sip::header::NameAddr,
-    pub headers: Vec<(HeaderName, String)>,
-    pub setup_timeout: Duration,
-}
 
 /// The plan calls out through a trunk: its leg, the trunk's other addresses, and its
 /// channel (held by the call from now on).
@@ -151,65 +85,6 @@ pub(super) fn ring_trunk(
         trunk: Some(Box::new(ring)),
     };
     ring_pending(engine, now, no, pending);
-}
-
-impl Calls {
-    /// The earliest timer of any call.
-    pub fn next_deadline(&mut self) -> Option<Instant> {
-        // Lazy deletion: entries of finished calls or of moved deadlines are skipped.
-        let mut call = None;
-        while let Some(Reverse((at, no))) = self.deadlines.peek().copied() {
-            match self.active.get(&no).and_then(|a| a.call.poll_timeout()) {
-                Some(current) if current == at => {
-                    call = Some(at);
-                    break;
-                }
-                _ => {
-                    self.deadlines.pop();
-                }
-            }
-        }
-        let mut app = None;
-        while let Some(Reverse((at, no))) = self.app_deadlines.peek().copied() {
-            let current = self
-                .active
-                .get(&no)
-                .and_then(|a| a.app.as_ref())
-                .and_then(App::deadline);
-            if current == Some(at) {
-                app = Some(at);
-                break;
-            }
-            self.app_deadlines.pop();
-        }
-        [call, app].into_iter().flatten().min()
-    }
-
-    /// Numbers new calls after `old`'s.
-    pub fn continue_from(&mut self, old: &Calls) {
-        self.next = old.next;
-    }
-
-    pub fn owner_of_call_id(&self, call_id: &str) -> Option<u64> {
-        self.by_call_id.get(call_id).copied()
-    }
-
-    pub fn owner_of_invite(&self, key: &TransactionKey) -> Option<u64> {
-        self.by_invite.get(key).copied()
-    }
-
-    pub fn owner_of_transaction(&self, key: &TransactionKey) -> Option<u64> {
-        self.by_txn.get(key).copied()
-    }
-}
-
-/// An authenticated INVITE on its way to a call.
-pub(crate) struct Incoming {
-    key: TransactionKey,
-    request: Request,
-    peer: Peer,
-    caller: Caller,
-    plan: PlanState,
 }
 
 /// An INVITE from `caller` (an authenticated extension or a recognised trunk): its plan
@@ -354,7 +229,7 @@ fn begin_call(engine: &mut Engine, now: Now, incoming: Incoming) {
         },
     );
     after(engine, now, no);
-    super::dialing::drive(engine, now, no, None);
+    engine.calls.follow(FollowUp::Drive(no, None));
 }
 
 /// The plan rings these devices: once the call has relay ports and the local address
@@ -503,7 +378,11 @@ pub(super) fn media_allocated(
             active.ring = None;
             active.answer_then = None;
             tracing::warn!(%error, "no media ports for a call");
-            super::dialing::refuse(engine, now, no, 503, "no media ports");
+            engine.calls.follow(FollowUp::Refuse {
+                call: no,
+                status: 503,
+                detail: "no media ports",
+            });
         }
     }
 }
@@ -735,7 +614,7 @@ fn try_answer(engine: &mut Engine, now: Now, no: u64) {
         answered = Some(call.answer(now.at, layer));
     });
     match answered {
-        Some(Ok(local)) => super::application::answered(engine, now, no, local, then),
+        Some(Ok(local)) => engine.calls.follow(FollowUp::Answered(no, local, then)),
         // The caller has its final answer (488...) and the CDR the reason.
         Some(Err(error)) => tracing::info!(call = no, %error, "the PBX could not answer"),
         None => {}
@@ -767,30 +646,18 @@ pub(super) fn arm_app(engine: &mut Engine, no: u64) {
     }
 }
 
-/// Runs the calls whose timers are due.
-pub(super) fn timeouts(engine: &mut Engine, now: Now) {
-    while let Some(Reverse((at, no))) = engine.calls.app_deadlines.peek().copied() {
-        if at > now.at {
-            break;
-        }
-        engine.calls.app_deadlines.pop();
-        super::application::timeout(engine, now, no);
-    }
-    while let Some(Reverse((at, no))) = engine.calls.deadlines.peek().copied() {
-        if at > now.at {
-            break;
-        }
-        engine.calls.deadlines.pop();
-        let due = engine
-            .calls
-            .active
-            .get(&no)
-            .is_some_and(|a| a.call.poll_timeout().is_some_and(|t| t <= now.at));
-        if due {
-            with_call(engine, now, no, |call, layer| {
-                call.handle_timeout(now.at, layer)
-            });
-        }
+/// Call `no`'s machine timer came due ([`table::Calls::pop_due_call`]): it runs if the
+/// call still wants it now.
+pub(super) fn timeout(engine: &mut Engine, now: Now, no: u64) {
+    let due = engine
+        .calls
+        .active
+        .get(&no)
+        .is_some_and(|a| a.call.poll_timeout().is_some_and(|t| t <= now.at));
+    if due {
+        with_call(engine, now, no, |call, layer| {
+            call.handle_timeout(now.at, layer)
+        });
     }
 }
 
@@ -884,13 +751,13 @@ fn after(engine: &mut Engine, now: Now, no: u64) {
     }
     if let Some(end) = dial_ended {
         // The plan goes on with the dial's outcome (its on_busy, on_no_answer...).
-        super::dialing::dial_ended(engine, now, no, end);
+        engine.calls.follow(FollowUp::DialEnded(no, end));
     }
     if connected {
-        super::application::connected(engine, no);
+        engine.calls.follow(FollowUp::Connected(no));
     }
     for digit in keys {
-        super::application::key(engine, now, no, digit);
+        engine.calls.follow(FollowUp::Key(no, digit));
     }
 }
 

@@ -5,7 +5,7 @@
 //! and, when unknown, remembered as unknown for [`REFRESH`], so guessing names does not
 //! become database load.
 
-use pbx_store::Credentials;
+use pbx_store_types::Credentials;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};

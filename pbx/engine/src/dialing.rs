@@ -5,58 +5,24 @@
 //! There is one path: without a dialplan, the built-in plan ([`Builtin`]) rings the dialed
 //! extension and answers 404 for a number that is none.
 
-use super::calls::{PendingRing, devices_of, with_call};
+pub(crate) mod plan;
+
+use super::application::app::is_application;
+use super::application::prompt::ringback;
+use super::calls::follow_up::FollowUp;
+use super::calls::ring::PendingRing;
+use super::calls::{devices_of, with_call};
 use super::credentials::Lookup;
 use super::io::{Now, Output};
-use super::shard::{Engine, Waiting};
+use super::state::{Engine, Waiting};
 use pbx_calls::{DialEnd, Disposition};
-use pbx_dialplan::{Action, DialOutcome, Execution, StepResult, Target};
+use pbx_dialplan::{Action, DialOutcome, StepResult, Target};
 use pbx_sip::status::StatusCode;
+use plan::{Builtin, BuiltinStep, Steps, TrunkDial};
 
 /// The most actions run in one go before the call rings or ends (the plan itself cuts `goto`
 /// loops that never reach an action).
 const MAX_ACTIONS: usize = 100;
-
-/// A call's place in its plan.
-pub(crate) struct PlanState {
-    /// `None` while the plan waits for an answer (an HTTP lookup, the store).
-    steps: Option<Steps>,
-    /// How the last dial ended: what the caller gets if the plan ends without another word.
-    last_end: Option<DialEnd>,
-    /// The trunk the ringing dial goes out by: its answer is read as a trunk's.
-    trunk_dial: Option<TrunkDial>,
-}
-
-/// A dial out through a trunk, kept to try the trunk's next address.
-struct TrunkDial {
-    ring: super::calls::TrunkRing,
-    others: Vec<crate::peer::Peer>,
-    timeout: std::time::Duration,
-    caller_name: Option<String>,
-}
-
-// With a dialplan (the larger variant) a call carries its execution inline, as before.
-#[allow(clippy::large_enum_variant)]
-enum Steps {
-    Dialplan(Execution),
-    Builtin(Builtin),
-}
-
-/// The plan of a PBX without a dialplan: the dialed number is an extension, rung for
-/// `[calls] ring_timeout`, or the caller hears 404.
-struct Builtin {
-    called: String,
-    /// The store's answer about `called`, once asked.
-    callee: Option<Lookup>,
-    dialed: bool,
-}
-
-/// What the built-in plan needs next.
-enum BuiltinStep {
-    Act(Action),
-    /// The called extension's record from the store.
-    LoadCallee,
-}
 
 impl Builtin {
     fn next(&mut self, engine: &Engine, now: Now) -> BuiltinStep {
@@ -82,28 +48,6 @@ impl Builtin {
                     caller_name: String::new(),
                 })
             }
-        }
-    }
-}
-
-impl PlanState {
-    pub fn dialplan(execution: Execution) -> PlanState {
-        PlanState {
-            steps: Some(Steps::Dialplan(execution)),
-            last_end: None,
-            trunk_dial: None,
-        }
-    }
-
-    pub fn builtin(called: String) -> PlanState {
-        PlanState {
-            steps: Some(Steps::Builtin(Builtin {
-                called,
-                callee: None,
-                dialed: false,
-            })),
-            last_end: None,
-            trunk_dial: None,
         }
     }
 }
@@ -214,9 +158,9 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
         };
         match action {
             Action::Answer if answered => input = Some(StepResult::Done),
-            action if super::application::is_application(&action) => {
+            action if is_application(&action) => {
                 put_back(engine, no, steps);
-                return super::application::run(engine, now, no, action);
+                return engine.calls.follow(FollowUp::Run(no, action));
             }
             Action::Dial {
                 targets,
@@ -237,7 +181,7 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                             });
                         }
                         if answered {
-                            super::application::ringback(engine, no);
+                            ringback(engine, no);
                         }
                         return super::calls::ring_trunk(
                             engine,
@@ -300,7 +244,7 @@ pub(super) fn drive(engine: &mut Engine, now: Now, no: u64, mut input: Option<St
                 if answered {
                     // The caller, answered by the PBX (an IVR choice), hears ringing until a
                     // device takes the call over.
-                    super::application::ringback(engine, no);
+                    ringback(engine, no);
                 }
                 return super::calls::ring(engine, now, no, ring);
             }
@@ -427,7 +371,7 @@ fn answered(engine: &Engine, no: u64) -> bool {
 /// The plan ends the call with `status` and the phrase the admin wrote.
 fn finish(engine: &mut Engine, now: Now, no: u64, status: u16, reason: &str) {
     if answered(engine, no) {
-        return super::application::hang_up(engine, now, no);
+        return engine.calls.follow(FollowUp::HangUp(no));
     }
     with_call(engine, now, no, |call, layer| {
         call.finish(
@@ -443,7 +387,7 @@ fn finish(engine: &mut Engine, now: Now, no: u64, status: u16, reason: &str) {
 /// The call ends with `status`'s plain phrase; `detail` goes to the CDR only.
 pub(super) fn refuse(engine: &mut Engine, now: Now, no: u64, status: u16, detail: &str) {
     if answered(engine, no) {
-        return super::application::hang_up(engine, now, no);
+        return engine.calls.follow(FollowUp::HangUp(no));
     }
     with_call(engine, now, no, |call, layer| {
         call.refuse(
@@ -474,7 +418,7 @@ fn end_after_dial(engine: &mut Engine, now: Now, no: u64, why: Option<&str>) {
         if let Some(why) = why {
             tracing::info!(call = %call_id(engine, no), why, "hanging up");
         }
-        return super::application::hang_up(engine, now, no);
+        return engine.calls.follow(FollowUp::HangUp(no));
     }
     let last = engine
         .calls

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use pbx_dialplan::{HttpOutcome, HttpRequest};
 use pbx_media::MediaPlan;
 use pbx_sip::transaction::TransactionKey;
-use pbx_store::{MessageCounts, NewCdr};
+use pbx_store_types::{MessageCounts, NewCdr};
 use std::net::{IpAddr, SocketAddr};
 
 /// What the engine reports about sources and credentials (the driver logs and counts it).

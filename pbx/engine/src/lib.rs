@@ -31,6 +31,7 @@ mod routing;
 mod say;
 pub mod security;
 mod shard;
+mod state;
 pub mod trunk;
 mod voicemail;
 
@@ -40,7 +41,7 @@ pub use io::{
 };
 pub use peer::{ConnId, Inbound, Peer, TransportKind};
 pub use routing::{OWN_CALL_ID_PREFIX, carries_credentials, own_shard};
-pub use shard::Engine;
+pub use state::Engine;
 pub use voicemail::VoicemailSettings;
 
 use credentials::CredentialCache;

@@ -5,7 +5,7 @@
 
 use crate::peer::{Peer, TransportKind};
 use pbx_sip::registrar::{Binding as Rule, BindingChange as Plan, RegisterPlan};
-use pbx_store::{Binding, BindingChange};
+use pbx_store_types::{Binding, BindingChange};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 
 use super::io::{Now, Output};
 use super::location::Updated;
-use super::shard::Engine;
+use super::state::Engine;
 use crate::peer::Peer;
 use bytes::Bytes;
 use pbx_sip::message::{HeaderName, Request};

@@ -1,53 +1,23 @@
 //! One engine shard: a transaction layer and the transaction users it serves, sans-IO. The
 //! driver (`driver.rs`) feeds it [`Input`]s with the time and carries out its [`Output`]s.
 
-use crate::calls::{self, Calls};
+use crate::calls::follow_up::FollowUp;
+use crate::calls::{self, table::Calls};
 use crate::io::{Input, Now, Output};
 use crate::peer::{Inbound, Peer, TransportKind};
 use crate::security::Admission;
+use crate::state::{Engine, Waiting};
 use crate::{Core, auth, count_response, options, qualify, respond};
+use crate::{application, dialing};
 use pbx_sip::message::{Message, Request, Response};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::TransactionEvent;
 use pbx_sip::transaction::{RequestDisposition, TransactionKey, TransactionLayer};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// A request of the engine waiting for the store's answer.
-pub(super) enum Waiting {
-    /// A request to authenticate: the user's credentials.
-    Auth(Box<auth::Pending>),
-    /// A call routed by the built-in plan: the called extension's record.
-    Callee(u64),
-    /// Message-waiting: a mailbox's counts.
-    Mwi(Box<crate::mwi::Pending>),
-}
-
-pub struct Engine {
-    pub(super) ctx: Arc<Core>,
-    /// This shard's number: Call-IDs the PBX makes carry it, so their messages come back here.
-    index: usize,
-    pub(super) layer: TransactionLayer<Peer>,
-    pub(super) calls: Calls,
-    /// OPTIONS qualify transactions in flight: (aor, contact) by transaction.
-    qualifying: HashMap<TransactionKey, (String, String)>,
-    /// Tags, branches, Call-IDs and the seeds of each call's own source.
-    pub(super) rng: StdRng,
-    pub(super) outputs: VecDeque<Output>,
-    /// Store requests out, by id.
-    pub(super) waiting: HashMap<u64, Waiting>,
-    next_request: u64,
-    /// The address of this host toward each destination, for a wildcard listener; `None`
-    /// while the answer to [`Output::ResolveLocalAddress`] is awaited.
-    pub(super) local_toward: HashMap<IpAddr, Option<IpAddr>>,
-    /// Message-waiting subscriptions (RFC 3842) whose Call-IDs route here.
-    pub(super) mwi: crate::mwi::Mwi,
-}
 
 impl Engine {
     /// A fresh engine for shard `index`; `rng` is its only source of randomness (seed it
@@ -96,7 +66,11 @@ impl Engine {
                 _,
             ) => self.on_response(now, response),
             Input::Credentials { id, lookup } => match self.waiting.remove(&id) {
-                Some(Waiting::Auth(pending)) => auth::resume(self, now, pending, lookup),
+                Some(Waiting::Auth(pending)) => {
+                    if let Some(authorized) = auth::resume(self, now, pending, lookup) {
+                        self.authorized(now, authorized);
+                    }
+                }
                 Some(Waiting::Callee(no)) => crate::dialing::callee_loaded(self, now, no, lookup),
                 Some(Waiting::Mwi(_)) | None => {}
             },
@@ -141,18 +115,58 @@ impl Engine {
             Input::HangUp { call } => calls::hang_up(self, now, call),
             Input::Timeout => {
                 self.layer.handle_timeout(now.at);
-                calls::timeouts(self, now);
+                // The applications' timers, then the call machines', each followed up at once.
+                while let Some(no) = self.calls.pop_due_app(now.at) {
+                    application::timeout(self, now, no);
+                    self.follow_ups(now);
+                }
+                while let Some(no) = self.calls.pop_due_call(now.at) {
+                    calls::timeout(self, now, no);
+                    self.follow_ups(now);
+                }
                 crate::mwi::timeouts(self, now);
             }
             #[cfg(feature = "fault-injection")]
             Input::Panic => panic!("a deliberate failure (test)"),
             Input::Shutdown => {
                 calls::hang_up_all(self, now);
+                self.follow_ups(now);
                 self.flush(now);
                 self.outputs.push_back(Output::ShutdownComplete);
             }
         }
+        self.follow_ups(now);
         self.flush(now);
+    }
+
+    /// Carries out what the handlers queued for the plan and the applications
+    /// ([`FollowUp`]). What one follow-up queues runs before the follow-ups queued beside
+    /// it, depth first, as if each handler had called the next directly.
+    fn follow_ups(&mut self, now: Now) {
+        while let Some(next) = self.calls.follow_ups.pop_front() {
+            let later = std::mem::take(&mut self.calls.follow_ups);
+            self.follow_up(now, next);
+            self.calls.follow_ups.extend(later);
+        }
+    }
+
+    fn follow_up(&mut self, now: Now, next: FollowUp) {
+        match next {
+            FollowUp::Drive(no, input) => dialing::drive(self, now, no, input),
+            FollowUp::Refuse {
+                call,
+                status,
+                detail,
+            } => dialing::refuse(self, now, call, status, detail),
+            FollowUp::Answered(no, local, then) => {
+                application::answered(self, now, no, local, then)
+            }
+            FollowUp::DialEnded(no, end) => dialing::dial_ended(self, now, no, end),
+            FollowUp::Connected(no) => application::connected(self, no),
+            FollowUp::Key(no, digit) => application::key(self, now, no, digit),
+            FollowUp::Run(no, action) => application::run(self, now, no, action),
+            FollowUp::HangUp(no) => application::hang_up(self, now, no),
+        }
     }
 
     /// The next thing to do for the shell.
@@ -173,42 +187,13 @@ impl Engine {
     pub fn abandon_all(&mut self, now: Now) {
         calls::abandon_all(self, now);
         crate::mwi::abandon_all(self);
+        self.follow_ups(now);
         self.flush(now);
     }
 
     /// The number of live calls.
     pub fn calls(&self) -> usize {
         self.calls.active.len()
-    }
-
-    pub(super) fn push(&mut self, output: Output) {
-        self.outputs.push_back(output);
-    }
-
-    /// A fresh id for a request to the shell.
-    pub(super) fn request_id(&mut self) -> u64 {
-        self.next_request += 1;
-        self.next_request
-    }
-
-    /// A response with a fresh To tag and the Server header.
-    pub(super) fn response(&mut self, request: &Request, status: StatusCode) -> Response {
-        respond::response(request, status, &self.ctx.user_agent, &mut self.rng)
-    }
-
-    /// The same with a reason phrase that says what was wrong.
-    pub(super) fn response_with_reason(
-        &mut self,
-        request: &Request,
-        status: StatusCode,
-        reason: &str,
-    ) -> Response {
-        respond::response_with_reason(request, status, reason, &self.ctx.user_agent, &mut self.rng)
-    }
-
-    /// A seed for a new call's own random source.
-    pub(super) fn call_rng(&mut self) -> StdRng {
-        StdRng::from_rng(&mut self.rng)
     }
 
     fn qualify(&mut self, now: Now, target: qualify::Target) {
@@ -322,7 +307,11 @@ impl Engine {
             .call_id()
             .and_then(|id| self.calls.owner_of_call_id(id));
         if method == Method::SUBSCRIBE {
-            crate::mwi::subscribe(self, now, key, request, peer, admission);
+            if let Some(authorized) =
+                crate::mwi::subscribe(self, now, key, request, peer, admission)
+            {
+                self.authorized(now, authorized);
+            }
         } else if in_dialog && let Some(no) = owner {
             calls::request(self, now, no, key, request);
         } else if method == Method::INVITE && !in_dialog {
@@ -330,18 +319,19 @@ impl Engine {
             if let Some(trunk) = self.ctx.trunks.identify(peer.remote.ip(), &request) {
                 return crate::trunk::inbound::start(self, now, key, request, peer, trunk);
             }
-            auth::authenticate(
-                self,
-                now,
-                key,
-                request,
-                peer,
-                admission,
-                auth::Purpose::Invite,
-            );
+            let purpose = auth::Purpose::Invite;
+            if let Some(authorized) =
+                auth::authenticate(self, now, key, request, peer, admission, purpose)
+            {
+                self.authorized(now, authorized);
+            }
         } else if method == Method::REGISTER {
             let purpose = auth::Purpose::Register;
-            auth::authenticate(self, now, key, request, peer, admission, purpose);
+            if let Some(authorized) =
+                auth::authenticate(self, now, key, request, peer, admission, purpose)
+            {
+                self.authorized(now, authorized);
+            }
         } else if method == Method::OPTIONS {
             let ok = options::answer(&request, &self.ctx.user_agent, &mut self.rng);
             self.respond(now, &key, ok);
@@ -358,35 +348,30 @@ impl Engine {
         }
     }
 
-    fn on_response(&mut self, now: Now, response: Response) {
-        let _ = self.layer.handle_response(now.at, response);
-    }
-
-    /// Hands a final or provisional response to its server transaction.
-    pub(super) fn respond(&mut self, now: Now, key: &TransactionKey, response: Response) {
-        if let Err(error) = self.layer.respond(now.at, key, response) {
-            tracing::debug!(%error, "response not sent");
+    /// An authenticated request goes on to the registrar, a call or a subscription.
+    fn authorized(&mut self, now: Now, authorized: auth::Authorized) {
+        let auth::Authorized {
+            key,
+            request,
+            peer,
+            user,
+            extension,
+            purpose,
+        } = authorized;
+        match purpose {
+            auth::Purpose::Register => crate::register::bind(self, now, key, request, peer, &user),
+            auth::Purpose::Invite => {
+                let caller = crate::caller::Caller::Extension(extension);
+                calls::start(self, now, key, request, peer, caller)
+            }
+            auth::Purpose::Subscribe => {
+                crate::mwi::authorized(self, now, key, request, peer, &user)
+            }
         }
     }
 
-    /// Answers a request statelessly (RFC 3261 §8.2.7) and drops its transaction: a
-    /// retransmission is simply answered again. Used for digest challenges, so the first
-    /// REGISTER of every refresh leaves no state behind (as Kamailio's `www_challenge`).
-    pub(super) fn respond_statelessly(
-        &mut self,
-        key: &TransactionKey,
-        to: &Peer,
-        response: Response,
-    ) {
-        self.layer.abandon(key);
-        self.layer
-            .send_stateless(to.clone(), Message::Response(response));
-    }
-
-    /// Forgets a request's transaction without answering it (a source banned while its
-    /// request waited in the queue).
-    pub(super) fn abandon(&mut self, key: &TransactionKey) {
-        self.layer.abandon(key);
+    fn on_response(&mut self, now: Now, response: Response) {
+        let _ = self.layer.handle_response(now.at, response);
     }
 
     /// Sends a response outside any transaction (the request could not be keyed).
@@ -397,11 +382,6 @@ impl Engine {
             bytes: response.to_bytes(),
             key: None,
         });
-    }
-
-    /// The prefix of the Call-IDs this shard makes (the shell's dispatcher routes by it).
-    pub(super) fn call_id_prefix(&self) -> String {
-        format!("{}{}-", crate::OWN_CALL_ID_PREFIX, self.index)
     }
 
     /// Queues what the layer wants sent and consumes its events; the calls that handle
@@ -433,6 +413,7 @@ impl Engine {
             any = true;
             if let Some(no) = self.calls.owner_of_transaction(&key) {
                 calls::event(self, now, no, &key, event);
+                self.follow_ups(now);
                 continue;
             }
             if crate::mwi::owns(self, &key) {

@@ -3,33 +3,27 @@
 //! its requests (credentials from an in-memory SQLite store, media ports, local addresses)
 //! and jumps the clock to `poll_timeout()`.
 
+mod common;
+
 use bytes::Bytes;
-use pbx_dialplan::{DbOutcome, DbRequest, HttpOutcome, HttpRequest, Plan};
-use pbx_engine::TransportKind;
-use pbx_engine::credentials::CredentialCache;
+use common::{DOMAIN, Setup, World, peer};
+use pbx_dialplan::{DbOutcome, DbRequest, HttpOutcome, HttpRequest};
 use pbx_engine::location::BindingPeer;
-use pbx_engine::location::{Location, Write};
-use pbx_engine::plan::PlanHandle;
+use pbx_engine::location::Write;
 use pbx_engine::qualify::{Schedule, Target};
-use pbx_engine::security::NoRateLimit;
-use pbx_engine::security::acl::Acl;
-use pbx_engine::security::guard::{Ban, Guard};
+use pbx_engine::security::guard::Ban;
 use pbx_engine::{
     AppMedia, CallState, Core, Engine, Inbound, Input, MediaPorts, Now, Output, Peer, Security,
     VoicemailRequest,
 };
-use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
+use pbx_sip::auth::{Algorithm, ha1_hex};
 use pbx_sip::message::{HeaderName, Message, Request, Response};
-use pbx_sip::registrar::RegistrarPolicy;
-use pbx_store::{BindingChange, CredentialStore, ExtensionStore, NewCdr, NewExtension, Store};
+use pbx_store::{BindingChange, CredentialStore, NewCdr, Store};
 use pbx_voicemail::{MailboxInfo, RecordEnd, Sound, StoreAnswer, StoreRequest};
-use rand::SeedableRng;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-const DOMAIN: &str = "pbx.test";
-const PBX: &str = "127.0.0.1:5060";
 const MAX_FAILURES: u32 = 3;
 
 struct Sim {
@@ -57,94 +51,31 @@ struct Sim {
     seq: u32,
 }
 
-fn peer(ip: &str) -> Peer {
-    Peer {
-        kind: TransportKind::Udp,
-        remote: SocketAddr::new(ip.parse().unwrap(), 5060),
-        local: PBX.parse().unwrap(),
-        conn: None,
-    }
-}
-
-fn extension(number: &str) -> NewExtension {
-    NewExtension {
-        number: number.into(),
-        password: format!("secret{number}"),
-        name: None,
-        email: None,
-        pin: None,
-        allowed_networks: vec![],
-        media_encryption: None,
-        did: None,
-    }
-}
-
 impl Sim {
     async fn new(plan: Option<&str>) -> Sim {
         Sim::with_voicemail(plan, Default::default()).await
     }
 
     async fn with_voicemail(plan: Option<&str>, voicemail: pbx_engine::VoicemailSettings) -> Sim {
-        #[allow(clippy::disallowed_methods)] // one fixed base for virtual time
-        let start = Instant::now();
-        let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
-        for number in ["1000", "1001", "1002"] {
-            store
-                .add_extension(DOMAIN, extension(number))
-                .await
-                .unwrap();
-        }
-        let credentials = Arc::new(CredentialCache::new());
-        let revision = store.extensions_revision().await.unwrap();
-        let all = store.all_credentials().await.unwrap();
-        credentials.replace(revision, all, start);
-        let location = Location::new();
-        let guard = Guard::new(
-            Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
-            MAX_FAILURES,
-            Duration::from_secs(60),
-            Duration::from_secs(600),
-            NoRateLimit,
-        );
-        let digest = DigestAuthenticator::new(
-            DOMAIN.into(),
-            [7; 32],
-            Duration::from_secs(300),
-            vec![Algorithm::Md5],
-        );
-        let plan = plan.map(|text| Arc::new(Plan::parse("test.toml", text).unwrap()));
-        let core = Arc::new(Core {
-            domain: DOMAIN.into(),
-            user_agent: "pbx-test".into(),
-            guard: Arc::new(guard),
-            credentials,
-            location: Arc::new(location),
-            digest: Arc::new(Mutex::new(digest)),
-            policy: RegistrarPolicy {
-                min_expires: 60,
-                max_expires: 3600,
-                default_expires: 600,
-                max_bindings_per_aor: 10,
-            },
-            md5_only_user_agents: vec![],
-            public_ip: None,
-            media_bind: None,
-            dtls_fingerprint: None,
-            sdes_over_insecure: false,
-            ring_timeout: Duration::from_secs(30),
-            plan: Arc::new(PlanHandle::new(plan)),
+        let World {
+            engine,
+            store,
+            core,
+            now,
+        } = Setup {
+            plan,
+            max_failures: MAX_FAILURES,
             voicemail,
-            trunks: Default::default(),
-        });
-        let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(11));
+            seed: 11,
+            ..Setup::default()
+        }
+        .build()
+        .await;
         Sim {
             engine,
             store,
             core,
-            now: Now {
-                at: start,
-                unix_ms: 1_800_000_000_000,
-            },
+            now,
             sent: Vec::new(),
             http: Vec::new(),
             cdrs: Vec::new(),

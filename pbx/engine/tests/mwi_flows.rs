@@ -4,28 +4,22 @@
 //! extensions get unsolicited NOTIFYs. Counts come from an in-memory SQLite store, as the
 //! shell would read them.
 
+mod common;
+
 use bytes::Bytes;
-use pbx_engine::credentials::CredentialCache;
-use pbx_engine::location::Location;
-use pbx_engine::plan::PlanHandle;
-use pbx_engine::security::NoRateLimit;
-use pbx_engine::security::acl::Acl;
-use pbx_engine::security::guard::Guard;
+use common::{DOMAIN, Setup, World};
 use pbx_engine::{Core, Engine, Inbound, Input, Now, Output, Peer, TransportKind};
-use pbx_sip::auth::{Algorithm, DigestAuthenticator, ha1_hex};
+use pbx_sip::auth::{Algorithm, ha1_hex};
 use pbx_sip::message::{HeaderName, Message, Request, Response};
-use pbx_sip::registrar::RegistrarPolicy;
 use pbx_sip::status::StatusCode;
 use pbx_store::{
     CredentialStore, ExtensionChanges, ExtensionStore, Folder, MailboxStore, MessageCounts,
-    NewExtension, NewMessage, Store,
+    NewMessage, Store,
 };
-use rand::SeedableRng;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const DOMAIN: &str = "pbx.test";
 const PHONE: &str = "10.0.0.1";
 const STATE: HeaderName = HeaderName::from_static("Subscription-State");
 
@@ -51,66 +45,21 @@ fn peer(ip: &str, listener: SocketAddr) -> Peer {
 
 impl Sim {
     async fn new() -> Sim {
-        #[allow(clippy::disallowed_methods)] // one fixed base for virtual time
-        let start = Instant::now();
-        let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
-        for number in ["1000", "1001", "1002"] {
-            let extension = NewExtension {
-                number: number.into(),
-                password: format!("secret{number}"),
-                ..Default::default()
-            };
-            store.add_extension(DOMAIN, extension).await.unwrap();
-        }
-        let core = Arc::new(Core {
-            domain: DOMAIN.into(),
-            user_agent: "pbx-test".into(),
-            guard: Arc::new(Guard::new(
-                Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
-                3,
-                Duration::from_secs(60),
-                Duration::from_secs(600),
-                NoRateLimit,
-            )),
-            credentials: Arc::new(CredentialCache::new()),
-            location: Arc::new(Location::new()),
-            digest: Arc::new(Mutex::new(DigestAuthenticator::new(
-                DOMAIN.into(),
-                [7; 32],
-                Duration::from_secs(300),
-                vec![Algorithm::Md5],
-            ))),
-            policy: RegistrarPolicy {
-                min_expires: 60,
-                max_expires: 3600,
-                default_expires: 600,
-                max_bindings_per_aor: 10,
-            },
-            md5_only_user_agents: vec![],
-            public_ip: None,
-            media_bind: None,
-            dtls_fingerprint: None,
-            sdes_over_insecure: false,
-            ring_timeout: Duration::from_secs(30),
-            plan: Arc::new(PlanHandle::new(None)),
-            trunks: Default::default(),
-            voicemail: Default::default(),
-        });
-        let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(5));
-        let mut sim = Sim {
+        let World {
             engine,
             store,
             core,
-            now: Now {
-                at: start,
-                unix_ms: 1_800_000_000_000,
-            },
+            now,
+        } = Setup::default().build().await;
+        Sim {
+            engine,
+            store,
+            core,
+            now,
             sent: Vec::new(),
             branch: 0,
             listener: "127.0.0.1:5060".parse().unwrap(),
-        };
-        sim.reload_credentials().await;
-        sim
+        }
     }
 
     /// The shell's periodic re-read of the credential table.

@@ -6,14 +6,16 @@
 
 mod chars;
 mod compare;
+pub(crate) mod error;
 mod host;
 mod parse;
 
 pub use chars::unescape;
+pub use error::UriError;
 pub use host::Host;
 pub(crate) use host::parse_ipv6;
 
-use crate::header::Params;
+use crate::header::params::Params;
 use chars::{PARAM, USER, escape};
 use std::fmt;
 use std::ops::Range;
@@ -43,30 +45,6 @@ impl fmt::Display for Scheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UriError {
-    #[error("empty URI")]
-    Empty,
-    #[error("missing or invalid scheme")]
-    Scheme,
-    #[error("character not allowed in a URI")]
-    Char,
-    #[error("invalid user part")]
-    User,
-    #[error("invalid host")]
-    Host,
-    #[error("invalid port")]
-    Port,
-    #[error("invalid %-escape")]
-    Escape,
-    #[error("invalid URI parameter")]
-    Param,
-    #[error("invalid URI header")]
-    Header,
-    #[error("invalid telephone number")]
-    Tel,
 }
 
 /// A URI. See the module documentation.

@@ -1,38 +1,12 @@
 //! Call detail records: one row per call, answered or not. Written by the call layer.
 
+use crate::NewCdr;
 use sqlx::Row;
 
 use async_trait::async_trait;
 
 use crate::ports::CdrStore;
 use crate::{Store, StoreError, from_db, to_db};
-
-/// A finished call to record. Serializable: records the database could not take wait in the
-/// CDR spool file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct NewCdr {
-    pub call_id: String,
-    pub caller: String,
-    pub called: String,
-    /// Unix seconds.
-    pub started_at: u64,
-    pub answered_at: Option<u64>,
-    pub ended_at: u64,
-    /// Seconds talked (from answer to end); 0 when not answered.
-    pub duration_secs: u64,
-    /// answered, busy, no_answer, failed, cancelled
-    pub disposition: String,
-    pub hangup_cause: String,
-    /// caller, callee or pbx
-    pub hangup_side: String,
-    pub codec: Option<String>,
-    pub caller_encrypted: bool,
-    pub callee_encrypted: bool,
-    /// The trunk the call came in by; empty for calls between extensions. (A spool file
-    /// written before this field reads as empty.)
-    #[serde(default)]
-    pub trunk: String,
-}
 
 /// A recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Extensions: a SIP account and a voicemail box each. The store keeps the digest HA1s for MD5
 //! and SHA-256 and an argon2 hash of the PIN, never the password or PIN themselves.
 
+use crate::Credentials;
 use ipnet::IpNet;
 use pbx_sip::auth::{Algorithm, ha1_hex};
 use sqlx::Row;
@@ -133,29 +134,6 @@ impl ExtensionChanges {
         }
         out
     }
-}
-
-/// What digest authentication needs about an extension.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub number: String,
-    /// Lower-case hex of MD5(number:realm:password).
-    pub ha1_md5: String,
-    /// Lower-case hex of SHA-256(number:realm:password).
-    pub ha1_sha256: String,
-    pub allowed_networks: Vec<IpNet>,
-    /// `required`, `optional` or `off`.
-    pub media_encryption: String,
-    /// The dialplan context it calls from; empty: the dialplan decides.
-    pub context: String,
-    /// Its devices get message-waiting NOTIFYs without subscribing.
-    pub mwi_unsolicited: bool,
-    /// The configured name (empty: none), shown as the caller's display name on the calls
-    /// it places.
-    pub name: String,
-    /// Its own public number (empty: none), its caller ID on trunks that present the
-    /// extension.
-    pub did: String,
 }
 
 impl NewExtension {

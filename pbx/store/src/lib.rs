@@ -11,7 +11,6 @@
 mod admins;
 mod audit;
 mod bans;
-mod binding;
 mod cdrs;
 mod error;
 mod extensions;
@@ -36,21 +35,21 @@ use sqlx::migrate::Migrator;
 pub use admins::ApiToken;
 pub use audit::{AuditEntry, NewAudit};
 pub use bans::Ban;
-pub use binding::Binding;
-pub use cdrs::{Cdr, CdrQuery, NewCdr};
+pub use cdrs::{Cdr, CdrQuery};
 pub use error::StoreError;
-pub use extensions::{Credentials, Extension, ExtensionChanges, MEDIA_ENCRYPTION, NewExtension};
+pub use extensions::{Extension, ExtensionChanges, MEDIA_ENCRYPTION, NewExtension};
 pub use extensions_csv::{
     CsvProblem, EXPORT_COLUMNS, IMPORT_COLUMNS, extensions_to_csv, parse_extensions_csv,
 };
 pub use mailbox_files::remove_mailbox_files;
-pub use mailboxes::{Folder, Greeting, GreetingKind, Mailbox, Message, MessageCounts, NewMessage};
+pub use mailboxes::{Folder, Greeting, GreetingKind, Mailbox, Message, NewMessage};
 pub use pbx_sip::transport::Transport;
+/// The plain records, in their own crate so that the sans-IO engine needs no async runtime.
+pub use pbx_store_types::{Binding, BindingChange, Credentials, MessageCounts, NewCdr};
 pub use ports::{
     AdminStore, AuditStore, BanStore, CdrStore, CredentialStore, ExtensionStore, LocationStore,
     MailboxStore, MwiStore, TraceStore, TrunkStore,
 };
-pub use registrations::BindingChange;
 pub use secrets::{hash_secret, verify_secret};
 pub use traces::StoredTrace;
 pub use trunks::{

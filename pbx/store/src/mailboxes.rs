@@ -3,6 +3,7 @@
 //! its recorded greetings and the delete-after-e-mail choice; a message is its metadata, the
 //! audio being a WAV file whose path the row holds.
 
+use crate::MessageCounts;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -125,14 +126,6 @@ pub struct Message {
     pub id: i64,
     pub folder: Folder,
     pub message: NewMessage,
-}
-
-/// How many messages a mailbox holds per folder (RFC 3842's counts come from here).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MessageCounts {
-    pub new: u64,
-    pub old: u64,
-    pub saved: u64,
 }
 
 macro_rules! messages_query {

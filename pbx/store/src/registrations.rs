@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::ports::LocationStore;
-use crate::{Binding, Store, StoreError, from_db, now_unix, to_db};
+use crate::{Binding, BindingChange, Store, StoreError, from_db, now_unix, to_db};
 use pbx_sip::transport::Transport;
 use pbx_sip::uri::Uri;
 
@@ -157,41 +157,17 @@ fn remove_all_query(aor: &str) -> AnyQuery<'_> {
     sqlx::query("DELETE FROM registrations WHERE aor = $1").bind(aor)
 }
 
-/// One change to the registrations table, for [`LocationStore::apply_binding_changes`].
-// Nearly every change is an upsert: boxing it would cost an allocation per REGISTER to shrink
-// the rare removals.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum BindingChange {
-    Upsert(Binding),
-    Remove {
-        aor: String,
-        contact: String,
-    },
-    RemoveAll {
-        aor: String,
-    },
-    Reachable {
-        aor: String,
-        contact: String,
-        reachable: bool,
-    },
-}
-
-impl BindingChange {
-    fn query(&self) -> AnyQuery<'_> {
-        match self {
-            BindingChange::Upsert(b) => {
-                bind_binding(sqlx::query(UPSERT_ONE.as_str()), b, now_unix())
-            }
-            BindingChange::Remove { aor, contact } => remove_query(aor, contact),
-            BindingChange::RemoveAll { aor } => remove_all_query(aor),
-            BindingChange::Reachable {
-                aor,
-                contact,
-                reachable,
-            } => reachable_query(aor, contact, *reachable),
-        }
+/// The statement that carries out one change.
+fn change_query(change: &BindingChange) -> AnyQuery<'_> {
+    match change {
+        BindingChange::Upsert(b) => bind_binding(sqlx::query(UPSERT_ONE.as_str()), b, now_unix()),
+        BindingChange::Remove { aor, contact } => remove_query(aor, contact),
+        BindingChange::RemoveAll { aor } => remove_all_query(aor),
+        BindingChange::Reachable {
+            aor,
+            contact,
+            reachable,
+        } => reachable_query(aor, contact, *reachable),
     }
 }
 
@@ -214,7 +190,7 @@ impl LocationStore for Store {
                 .take_while(|c| matches!(c, BindingChange::Upsert(_)))
                 .count();
             if run == 0 {
-                first.query().execute(&mut *tx).await?;
+                change_query(first).execute(&mut *tx).await?;
                 rest = &rest[1..];
                 continue;
             }

@@ -2,7 +2,7 @@
 //! like a proxy would, RFC 3261 §16.6), provisional responses passed back, the first 2xx
 //! wins and the others are cancelled (RFC 3326 Reason "Call completed elsewhere").
 
-use super::trunk_leg::{OutLeg, mark_heard};
+use super::out_leg::{OutLeg, mark_heard};
 use super::{Call, CallOutput, CalleeLeg, MediaSetup, Phase, log_misuse};
 use crate::dialog::{Dialog, without_tag};
 use crate::endpoint::Device;

@@ -7,6 +7,7 @@
 //! setup time, else the branch counts as a 408 and the plan may try the next trunk.
 
 use super::forks::ForkState;
+use super::out_leg::{OutLeg, TrunkCredentials};
 use super::{Call, DialOutcome, Phase};
 use crate::endpoint::Device;
 use crate::ids;
@@ -17,24 +18,7 @@ use pbx_sip::message::{HeaderName, Request, Response};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionKey, TransactionLayer};
-use std::fmt;
 use std::time::{Duration, Instant};
-
-/// A trunk's digest account.
-#[derive(Clone)]
-pub struct TrunkCredentials {
-    pub username: String,
-    pub password: String,
-}
-
-// Hand-written so that the password never reaches a log through `{:?}`.
-impl fmt::Debug for TrunkCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrunkCredentials")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
 
 /// What the shell decided about one call through a trunk.
 #[derive(Clone, Debug)]
@@ -56,21 +40,6 @@ pub struct TrunkLeg<D> {
     pub setup_timeout: Duration,
     /// Codec names the trunk takes (`PCMA`, `G722`...), case-insensitive; empty: any.
     pub codecs: Vec<String>,
-}
-
-/// A fork's trunk part: how its INVITE differs from a device's, and its progress.
-#[derive(Clone, Debug)]
-pub(super) struct OutLeg {
-    pub(super) from: NameAddr,
-    pub(super) to: NameAddr,
-    pub(super) headers: Vec<(HeaderName, String)>,
-    pub(super) credentials: Option<TrunkCredentials>,
-    /// Credentials were sent once: a second challenge is a failure.
-    pub(super) answered_challenge: bool,
-    /// When the branch fails unless something was heard.
-    pub(super) setup_by: Instant,
-    /// A provisional response (100 included) arrived.
-    pub(super) heard: bool,
 }
 
 impl<D: Clone + std::fmt::Debug> Call<D> {
@@ -345,12 +314,5 @@ fn static_name(pt: u8) -> Option<&'static str> {
         9 => Some("G722"),
         18 => Some("G729"),
         _ => None,
-    }
-}
-
-/// Notes that a trunk's branch was heard from (a 100 counts); nothing for a device's.
-pub(super) fn mark_heard(out: Option<&mut Box<OutLeg>>) {
-    if let Some(out) = out {
-        out.heard = true;
     }
 }

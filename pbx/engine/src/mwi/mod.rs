@@ -6,17 +6,18 @@
 //! store through the shell ([`crate::Output::MessageCounts`]): the engine does no I/O.
 //! Extensions flagged for it also get NOTIFYs without subscribing ([`unsolicited`]).
 
+pub(crate) mod pending;
 mod request;
 pub(crate) mod summary;
-mod table;
+pub(crate) mod table;
 mod unsolicited;
 
-pub(crate) use table::Mwi;
+pub(crate) use pending::Pending;
 pub(crate) use unsolicited::registered;
 
 use super::auth;
 use super::io::{Now, Output};
-use super::shard::{Engine, Waiting};
+use super::state::{Engine, Waiting};
 use crate::peer::Peer;
 use crate::security::Admission;
 use bytes::Bytes;
@@ -25,30 +26,10 @@ use pbx_sip::message::{HeaderName, Request};
 use pbx_sip::method::Method;
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::{TransactionEvent, TransactionKey};
-use pbx_store::MessageCounts;
+use pbx_store_types::MessageCounts;
 use request::{Accepted, Refusal};
 use std::time::Duration;
 use table::{Ending, Subscription};
-
-/// A request waiting for a mailbox's counts from the store.
-// Always boxed (`Waiting::Mwi`): the sizes of the variants do not matter.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Pending {
-    /// A SUBSCRIBE, new (`existing` None) or in an existing subscription's dialog.
-    Subscribe {
-        key: TransactionKey,
-        request: Request,
-        peer: Peer,
-        mailbox: String,
-        accepted: Accepted,
-        existing: Option<u64>,
-    },
-    /// Devices of `mailbox` that just registered and get NOTIFYs without subscribing.
-    Registered {
-        mailbox: String,
-        devices: Vec<(String, Peer)>,
-    },
-}
 
 /// A SUBSCRIBE (RFC 6665 §4.2.1): refused at once when its shape is wrong, else a refresh in
 /// an existing dialog, or a new subscription to authenticate.
@@ -59,11 +40,14 @@ pub(super) fn subscribe(
     request: Request,
     peer: Peer,
     admission: Option<Admission>,
-) {
+) -> Option<auth::Authorized> {
     let policy = engine.ctx.policy;
     let accepted = match request::check(&request, policy.min_expires, policy.max_expires) {
         Ok(accepted) => accepted,
-        Err(refusal) => return refuse(engine, now, &key, &request, &refusal),
+        Err(refusal) => {
+            refuse(engine, now, &key, &request, &refusal);
+            return None;
+        }
     };
     let to_tag = request
         .headers
@@ -80,7 +64,10 @@ pub(super) fn subscribe(
     let Some(id) = found else {
         // RFC 6665 §4.1.2.2: no such subscription (expired, or from before a restart).
         let answer = engine.response(&request, StatusCode::CALL_DOES_NOT_EXIST);
-        return engine.respond(now, &key, answer);
+        {
+            engine.respond(now, &key, answer);
+            return None;
+        }
     };
     let cseq = request.headers.cseq().map(|c| c.seq).unwrap_or(0);
     let from_tag = request
@@ -88,17 +75,21 @@ pub(super) fn subscribe(
         .from()
         .ok()
         .and_then(|f| f.tag().map(str::to_string));
-    let Some(sub) = engine.mwi.get_mut(id) else {
-        return;
-    };
+    let sub = engine.mwi.get_mut(id)?;
     if from_tag.as_deref() != Some(sub.dialog.remote_tag.as_str()) {
         let answer = engine.response(&request, StatusCode::CALL_DOES_NOT_EXIST);
-        return engine.respond(now, &key, answer);
+        {
+            engine.respond(now, &key, answer);
+            return None;
+        }
     }
     // RFC 3261 §12.2.2: a request older than the last one is answered 500.
     if !sub.dialog.accept_remote_cseq(cseq, &Method::SUBSCRIBE) {
         let answer = engine.response(&request, StatusCode::SERVER_INTERNAL_ERROR);
-        return engine.respond(now, &key, answer);
+        {
+            engine.respond(now, &key, answer);
+            return None;
+        }
     }
     // RFC 6665 §4.1.2: SUBSCRIBE is a target refresh request.
     if let Some(target) = first_contact(&request) {
@@ -117,6 +108,7 @@ pub(super) fn subscribe(
             existing: Some(id),
         },
     );
+    None
 }
 
 /// A new SUBSCRIBE from extension `user`, authenticated: only its own mailbox (RFC 6665

@@ -2,7 +2,7 @@
 //! message-summary NOTIFY carries.
 
 use pbx_sip::message::HeaderName;
-use pbx_store::MessageCounts;
+use pbx_store_types::MessageCounts;
 
 /// The event package (RFC 3842 §3.1).
 pub const EVENT: &str = "message-summary";

@@ -4,7 +4,7 @@
 use crate::peer::Peer;
 use pbx_calls::Dialog;
 use pbx_sip::transaction::TransactionKey;
-use pbx_store::MessageCounts;
+use pbx_store_types::MessageCounts;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 

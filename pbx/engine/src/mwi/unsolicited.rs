@@ -9,8 +9,8 @@ use super::{Pending, ask_counts, summary};
 use crate::io::Now;
 use crate::location::BindingPeer;
 use crate::peer::Peer;
-use crate::shard::Engine;
-use pbx_store::MessageCounts;
+use crate::state::Engine;
+use pbx_store_types::MessageCounts;
 
 /// Whether extension `number` asked for unsolicited NOTIFYs (as the credential table knows
 /// it: refreshed from the store every few seconds).

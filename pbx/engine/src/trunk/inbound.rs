@@ -6,7 +6,7 @@ use super::TrunkPeer;
 use crate::caller::Caller;
 use crate::io::{Now, Output, Security};
 use crate::peer::Peer;
-use crate::shard::Engine;
+use crate::state::Engine;
 use pbx_sip::message::Request;
 use pbx_sip::status::StatusCode;
 use pbx_sip::transaction::TransactionKey;

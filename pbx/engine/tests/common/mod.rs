@@ -1,5 +1,5 @@
-//! The engine in virtual time with fakes for the shell (store, media, local addresses), shared
-//! by the trunk flow tests.
+//! The engine in virtual time with fakes for the shell (store, media, local addresses): the
+//! set-up every flow test builds its engine with ([`Setup`]), and the trunk flow tests' [`Sim`].
 #![allow(dead_code)]
 
 use bytes::Bytes;
@@ -12,12 +12,13 @@ use pbx_engine::security::acl::Acl;
 use pbx_engine::security::guard::Guard;
 use pbx_engine::trunk::{TrunkPeer, TrunkTable};
 use pbx_engine::{CallState, Core, Engine, Inbound, Input, MediaPorts, Now, Output, Peer};
-use pbx_engine::{Security, TransportKind};
+use pbx_engine::{Security, TransportKind, VoicemailSettings};
 use pbx_sip::auth::{Algorithm, Challenge, DigestAuthenticator};
 use pbx_sip::message::{HeaderName, Message, Request, Response};
 use pbx_sip::registrar::RegistrarPolicy;
 use pbx_store::{CredentialStore, ExtensionStore, NewCdr, NewExtension, Store};
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +29,113 @@ pub const PHONE: &str = "127.0.0.3";
 pub const LEGACY: &str = "10.1.2.3";
 pub const PROVIDER: &str = "203.0.113.5";
 pub const STRANGER: &str = "198.51.100.66";
+
+/// What a flow test's engine is built with: the store's extensions (password
+/// `secret{number}`), the plan, the trunks, the digest algorithms offered, the failures before
+/// a ban, the voicemail settings and the seed of the engine's randomness.
+pub struct Setup<'a> {
+    pub extensions: &'a [&'a str],
+    pub plan: Option<&'a str>,
+    pub trunks: Vec<TrunkPeer>,
+    pub algorithms: Vec<Algorithm>,
+    pub max_failures: u32,
+    pub voicemail: VoicemailSettings,
+    pub seed: u64,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup {
+            extensions: &["1000", "1001", "1002"],
+            plan: None,
+            trunks: Vec::new(),
+            algorithms: vec![Algorithm::Md5],
+            max_failures: 3,
+            voicemail: VoicemailSettings::default(),
+            seed: 5,
+        }
+    }
+}
+
+/// A flow test's world: the engine, the store it reads through the fake shell, the tables
+/// the shards share, and the start of virtual time.
+pub struct World {
+    pub engine: Engine,
+    pub store: Arc<Store>,
+    pub core: Arc<Core>,
+    pub now: Now,
+}
+
+impl Setup<'_> {
+    /// The store (in memory) with the extensions, the credential table loaded from it as the
+    /// shell does, and one engine shard.
+    pub async fn build(self) -> World {
+        #[allow(clippy::disallowed_methods)] // one fixed base for virtual time
+        let start = Instant::now();
+        let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
+        for number in self.extensions {
+            let ext = NewExtension {
+                number: number.to_string(),
+                password: format!("secret{number}"),
+                ..NewExtension::default()
+            };
+            store.add_extension(DOMAIN, ext).await.unwrap();
+        }
+        let credentials = Arc::new(CredentialCache::new());
+        let revision = store.extensions_revision().await.unwrap();
+        credentials.replace(revision, store.all_credentials().await.unwrap(), start);
+        let guard = Guard::new(
+            Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
+            self.max_failures,
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+            NoRateLimit,
+        );
+        let digest = DigestAuthenticator::new(
+            DOMAIN.into(),
+            [7; 32],
+            Duration::from_secs(300),
+            self.algorithms,
+        );
+        let plan = self
+            .plan
+            .map(|text| Arc::new(Plan::parse("test.toml", text).unwrap()));
+        let core = Arc::new(Core {
+            domain: DOMAIN.into(),
+            user_agent: "pbx-test".into(),
+            guard: Arc::new(guard),
+            credentials,
+            location: Arc::new(Location::new()),
+            digest: Arc::new(Mutex::new(digest)),
+            policy: RegistrarPolicy {
+                min_expires: 60,
+                max_expires: 3600,
+                default_expires: 600,
+                max_bindings_per_aor: 10,
+            },
+            md5_only_user_agents: vec![],
+            public_ip: None,
+            media_bind: None,
+            dtls_fingerprint: None,
+            sdes_over_insecure: false,
+            ring_timeout: Duration::from_secs(30),
+            plan: Arc::new(PlanHandle::new(plan)),
+            voicemail: self.voicemail,
+            trunks: Arc::new(TrunkTable::new(self.trunks)),
+        });
+        let engine = Engine::new(core.clone(), 0, StdRng::seed_from_u64(self.seed));
+        let now = Now {
+            at: start,
+            unix_ms: 1_800_000_000_000,
+        };
+        World {
+            engine,
+            store,
+            core,
+            now,
+        }
+    }
+}
 
 pub struct Sim {
     pub engine: Engine,
@@ -53,64 +161,27 @@ pub fn peer(ip: &str) -> Peer {
 impl Sim {
     /// Extension 1000 (password secret1000) in the store, `plan` and `trunks`.
     pub async fn new(plan: &str, trunks: Vec<TrunkPeer>) -> Sim {
-        #[allow(clippy::disallowed_methods)] // one fixed base for virtual time
-        let start = Instant::now();
-        let store = Arc::new(Store::open("sqlite::memory:").await.unwrap());
-        let ext = NewExtension {
-            number: "1000".into(),
-            password: "secret1000".into(),
-            ..NewExtension::default()
-        };
-        store.add_extension(DOMAIN, ext).await.unwrap();
-        let credentials = Arc::new(CredentialCache::new());
-        let revision = store.extensions_revision().await.unwrap();
-        credentials.replace(revision, store.all_credentials().await.unwrap(), start);
-        let guard = Guard::new(
-            Acl::new(vec!["0.0.0.0/0".parse().unwrap()], vec![]),
-            5,
-            Duration::from_secs(60),
-            Duration::from_secs(600),
-            NoRateLimit,
-        );
-        let digest = DigestAuthenticator::new(
-            DOMAIN.into(),
-            [7; 32],
-            Duration::from_secs(300),
-            vec![Algorithm::Sha256, Algorithm::Md5],
-        );
-        let plan = Arc::new(Plan::parse("test.toml", plan).unwrap());
-        let core = Arc::new(Core {
-            domain: DOMAIN.into(),
-            user_agent: "pbx-test".into(),
-            guard: Arc::new(guard),
-            credentials,
-            location: Arc::new(Location::new()),
-            digest: Arc::new(Mutex::new(digest)),
-            policy: RegistrarPolicy {
-                min_expires: 60,
-                max_expires: 3600,
-                default_expires: 600,
-                max_bindings_per_aor: 10,
-            },
-            md5_only_user_agents: vec![],
-            public_ip: None,
-            media_bind: None,
-            dtls_fingerprint: None,
-            sdes_over_insecure: false,
-            ring_timeout: Duration::from_secs(30),
-            plan: Arc::new(PlanHandle::new(Some(plan))),
-            voicemail: Default::default(),
-            trunks: Arc::new(TrunkTable::new(trunks)),
-        });
-        let engine = Engine::new(core.clone(), 0, rand::rngs::StdRng::seed_from_u64(5));
+        let World {
+            engine,
+            store,
+            core,
+            now,
+        } = Setup {
+            extensions: &["1000"],
+            plan: Some(plan),
+            trunks,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            max_failures: 5,
+            seed: 5,
+            ..Setup::default()
+        }
+        .build()
+        .await;
         Sim {
             engine,
             store,
             core,
-            now: Now {
-                at: start,
-                unix_ms: 1_800_000_000_000,
-            },
+            now,
             sent: Vec::new(),
             cdrs: Vec::new(),
             states: Vec::new(),

@@ -1,6 +1,6 @@
 //! Small lexical helpers shared by the typed header views (RFC 3261 §25.1).
 
-use super::SyntaxError;
+use super::error::SyntaxError;
 
 /// A byte-class table: alphanumerics plus `extra` (the parser runs on every packet, and a
 /// table lookup is cheaper than a chain of comparisons).

@@ -5,29 +5,20 @@
 mod access;
 mod contact;
 mod cseq;
+mod error;
 pub(crate) mod lex;
 mod name_addr;
-mod params;
+pub(crate) mod params;
 mod via;
 
 pub use contact::Contacts;
 pub use cseq::CSeq;
+pub use error::SyntaxError;
 pub use name_addr::NameAddr;
 pub use params::Params;
 pub use via::Via;
 
 pub(crate) use lex::split_commas;
-
-use crate::uri::UriError;
-
-/// Why a header value did not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SyntaxError {
-    #[error("{0}")]
-    Bad(&'static str),
-    #[error("invalid URI: {0}")]
-    Uri(#[from] UriError),
-}
 
 /// A typed header accessor failed: which header, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

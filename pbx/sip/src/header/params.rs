@@ -2,7 +2,7 @@
 //! case-insensitive names. Values are kept as written (a quoted value keeps its quotes) so a
 //! list writes back the way it came; [`Params::get`] gives quoted values without the quotes.
 
-use super::SyntaxError;
+use super::error::SyntaxError;
 use super::lex::{Lexer, is_token, is_token_byte};
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! Character classes of RFC 3261 §25.1 URIs, and %-escaping.
 
-use super::UriError;
+use super::error::UriError;
 use crate::header::lex::byte_class;
 
 /// RFC 3261 §25.1: `unreserved` / `reserved` / `%`, plus `[` `]` of IPv6 references and the

@@ -1,7 +1,7 @@
 //! URI comparison: RFC 3261 §19.1.4 for sip/sips, RFC 3966 §4 for tel.
 
 use super::{Scheme, Uri, unescape};
-use crate::header::Params;
+use crate::header::params::Params;
 
 impl Uri {
     /// RFC 3261 §19.1.4 URI comparison (for sip/sips); RFC 3966 §4 for tel; otherwise

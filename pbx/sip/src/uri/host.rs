@@ -1,6 +1,6 @@
 //! Hosts of SIP URIs and Vias: domain names, IPv4, and IPv6 references (RFC 5118).
 
-use super::UriError;
+use super::error::UriError;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;

@@ -1,8 +1,9 @@
 //! Parsing URIs (RFC 3261 §19.1.1 and §25.1, RFC 3966 for tel).
 
 use super::chars::{HEADER, PARAM, PASSWORD, URI_BYTES, USER, check_chars};
-use super::{Host, Scheme, Uri, UriError};
-use crate::header::Params;
+use super::error::UriError;
+use super::{Host, Scheme, Uri};
+use crate::header::params::Params;
 use std::ops::Range;
 
 impl Uri {

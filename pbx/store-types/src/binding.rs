@@ -31,7 +31,7 @@ pub struct Binding {
     /// The User-Agent header; empty when the phone sent none.
     pub user_agent: String,
     /// The last OPTIONS qualify result; `None` when not qualified (yet). An upsert keeps the
-    /// stored value; [`crate::LocationStore::set_reachable`] changes it.
+    /// stored value; `LocationStore::set_reachable` (pbx-store) changes it.
     pub reachable: Option<bool>,
 }
 
