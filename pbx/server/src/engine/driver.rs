@@ -261,6 +261,8 @@ impl Driver {
                     .push_back(Input::MediaAllocated { call, ports });
             }
             Output::ApplyMedia { call, plan } => {
+                // Queued to the worker here, before the 200 that follows it among the
+                // outputs goes out: a phone may send the moment it has the 200 (RFC 3264 §6).
                 self.ctx.live_calls.media(self.index, call, &plan);
                 if let Some(session) = self.media.get(&call) {
                     session.apply(plan);
