@@ -388,6 +388,7 @@ impl Driver {
                 path,
                 limits,
                 message,
+                local,
             } => {
                 let sidecar = message
                     .as_ref()
@@ -421,6 +422,8 @@ impl Driver {
                         max_length: limits.max,
                         silence: limits.silence,
                         silence_level: SILENCE_LEVEL,
+                        opus_payload_type: (local.voice == pbx_media::voice::Voice::Opus)
+                            .then_some(local.payload_type),
                     },
                 }
             }
@@ -429,7 +432,7 @@ impl Driver {
                 side,
                 spec: DtmfSpec {
                     payload_type: local.telephone_event,
-                    clock_rate: 8000,
+                    clock_rate: local.event_clock(),
                     // Tones in the audio are listened for only from a phone that does not
                     // send RFC 4733 events: one that does mutes its tones, or sends both and
                     // every key would count twice.
