@@ -6,6 +6,8 @@ PBX's own applications: answered in Opus, not refused with 488.
 - `601` (playback of the ringing tone, 425 Hz): the PBX's player encodes the prompt in Opus:
   20 ms packets on the 48 kHz clock (960 timestamp units apart, RFC 7587 §4.1) that libopus
   decodes to the 425 Hz tone.
+- `602` (a menu): `2` pressed as `telephone-event/48000` (RFC 4733 durations on Opus's clock)
+  chooses the option that plays the ringing tone, which the caller then hears.
 
 Addresses: the PBX 127.0.0.1; the caller 127.0.58.2.
 """
@@ -43,6 +45,15 @@ steps = ["answer", "echo"]
 [[context.staff.rule]]
 pattern = "601"
 steps = ["answer", { playback = "tone/ringback" }, "hangup"]
+
+[[context.staff.rule]]
+pattern = "602"
+steps = [
+    "answer",
+    { menu = { prompt = "demo-menu", digits = 1, timeout = "10s", retries = 1,
+               options = { "2" = [{ playback = "tone/ringback" }, "hangup"] },
+               on_failure = ["hangup"] } },
+]
 """
 
 
@@ -98,6 +109,12 @@ def decode(payloads):
 
 def strongest(samples, freqs):
     return max(freqs, key=lambda f: goertzel_power(samples, RATE, f))
+
+
+def purity(samples, freq, others):
+    """How much stronger `freq` is than the strongest of `others` (a tone: by far)."""
+    return goertzel_power(samples, RATE, freq) / max(
+        goertzel_power(samples, RATE, f) for f in others)
 
 
 def rms(samples):
@@ -162,6 +179,37 @@ def test_an_opus_only_caller_hears_a_prompt_encoded_in_opus(opus_pbx, phones):
         tone = heard[RATE // 10:int(RATE * 0.9)]
         assert strongest(tone, [350, 425, 440, 480, 1000]) == 425
         assert rms(tone) > 0.05, f"the prompt is too quiet: {rms(tone)}"
+        out.bye()
+    finally:
+        rtp.close()
+
+
+def press_48k(rtp, to_pbx, digit_event, ts):
+    """RFC 4733 §2.5 on the 48 kHz clock: a key held 120 ms (5760 units), marker first, the
+    end three times."""
+    ssrc, seq = 0x5152, 2000
+    for i, (end, duration) in enumerate([(False, 960), (False, 2880), (False, 4800),
+                                         (True, 5760), (True, 5760), (True, 5760)]):
+        payload = bytes([digit_event, (0x80 if end else 0) | 10]) + duration.to_bytes(2, "big")
+        rtp.send(RtpPacket(110, seq + i, ts, ssrc, payload, marker=(i == 0)), to_pbx)
+        time.sleep(0.04)
+
+
+def test_an_opus_only_caller_chooses_in_a_menu_with_telephone_event_48000(opus_pbx, phones):
+    phone, out, rtp, to_pbx = opus_call(opus_pbx, phones, 3423, "602")
+    try:
+        time.sleep(0.5)                                 # the menu's prompt is playing
+        press_48k(rtp, to_pbx, 2, ts=48000)
+        time.sleep(0.5)
+        rtp.clear()
+        time.sleep(1.0)
+        got = rtp.in_order()
+        assert len(got) >= 30, f"{len(got)} packets after the key\n{opus_pbx.log_tail()}"
+        heard = decode([p.payload for p in got])
+        tone = heard[RATE // 10:]
+        assert purity(tone, 425, [350, 480, 700, 1000, 1500]) > 10, \
+            f"option 2 (the ringing tone) is not what plays\n{opus_pbx.log_tail()}"
+        assert rms(tone) > 0.05, f"too quiet: {rms(tone)}"
         out.bye()
     finally:
         rtp.close()
