@@ -259,6 +259,9 @@ class Phone:
         self.reg_call_id = f"reg-{os.urandom(6).hex()}@{self.local[0]}"
         self.reg_tag = os.urandom(4).hex()
         self.reg_cseq = 0
+        # called with each datagram the moment it arrives, before parsing (on the phone's
+        # thread): for tests that must act within microseconds of a message
+        self.on_datagram = None
         self._stop = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name=self.name)
         self._thread.start()
@@ -312,6 +315,9 @@ class Phone:
                 if self._stop:
                     return
                 continue
+            hook = self.on_datagram
+            if hook is not None:
+                hook(data)
             self._timers()
             if not data.strip():
                 continue                                        # keep-alive

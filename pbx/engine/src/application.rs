@@ -160,14 +160,20 @@ fn pump(engine: &mut Engine, now: Now, no: u64) {
                 path,
                 limits,
                 message,
-            } => engine.push(Output::AppMedia {
-                call: no,
-                media: AppMedia::Record {
-                    path,
-                    limits,
-                    message,
-                },
-            }),
+            } => {
+                let Some(local) = calls::app_of(engine, no).map(|app| app.local) else {
+                    continue; // answered by nobody: no session to record on
+                };
+                engine.push(Output::AppMedia {
+                    call: no,
+                    media: AppMedia::Record {
+                        path,
+                        limits,
+                        message,
+                        local,
+                    },
+                })
+            }
             Act::StopRecord => engine.push(Output::AppMedia {
                 call: no,
                 media: AppMedia::StopRecorder,

@@ -72,6 +72,8 @@ pub enum AppMedia {
         path: String,
         limits: pbx_voicemail::RecordLimits,
         message: Option<pbx_voicemail::NewMessageInfo>,
+        /// The caller's codec, to decode what it sends.
+        local: pbx_media::sdp::LocalMedia,
     },
     StopRecorder,
     /// Report the caller's keys: RFC 4733 events with `local.telephone_event`.

@@ -48,6 +48,8 @@ struct Sim {
     states: Vec<CallState>,
     voicemail: Vec<VoicemailRequest>,
     db: Vec<DbRequest>,
+    /// Media plans handed out: the call, and how many messages had been sent before it.
+    plans: Vec<(u64, usize)>,
     seq: u32,
 }
 
@@ -87,6 +89,7 @@ impl Sim {
             states: Vec::new(),
             voicemail: Vec::new(),
             db: Vec::new(),
+            plans: Vec::new(),
             seq: 0,
         }
     }
@@ -133,8 +136,8 @@ impl Sim {
                         });
                         queue.push(Input::MediaAllocated { call, ports });
                     }
-                    Output::ApplyMedia { .. }
-                    | Output::DtmfMedia { .. }
+                    Output::ApplyMedia { call, .. } => self.plans.push((call, self.sent.len())),
+                    Output::DtmfMedia { .. }
                     | Output::ShutdownComplete
                     | Output::Authenticated { .. } => {}
                     Output::ReleaseMedia { call } => self.released.push(call),
@@ -686,6 +689,41 @@ async fn a_fixed_seed_gives_the_same_bytes() {
     let (first, second) = (bytes(&mut first), bytes(&mut second));
     assert_eq!(first.len(), 1, "one 200 to the OPTIONS");
     assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn the_media_plan_is_handed_out_before_the_200_to_the_caller() {
+    // RFC 3264 §6 / RFC 3261 §13.2.1: the caller may send media the moment the 200 (the
+    // answer) arrives, so the relay must have the plan first: the shell carries outputs out
+    // in order, and the plan must come before the 200 among them.
+    let mut sim = Sim::new(None).await;
+    assert_eq!(
+        register(&mut sim, "1000", "127.0.0.3").await.status.code(),
+        200
+    );
+    invite(&mut sim, "127.0.0.2", "1000").await;
+    let to_1000 = sim.requests_to("127.0.0.3");
+    let ring = to_1000
+        .iter()
+        .find(|r| r.method.as_str() == "INVITE")
+        .unwrap();
+    sim.take();
+    sim.plans.clear();
+    sim.receive("127.0.0.3", with_sdp(answer(ring, 200, "OK"), "127.0.0.3"))
+        .await;
+    let ok_at = sim
+        .sent
+        .iter()
+        .position(|(p, m)| {
+            p.remote.ip().to_string() == "127.0.0.2"
+                && matches!(m, Message::Response(r) if r.status.code() == 200)
+        })
+        .expect("a 200 to the caller");
+    let (_, plan_at) = *sim.plans.first().expect("a media plan");
+    assert!(
+        plan_at <= ok_at,
+        "the plan came after {plan_at} messages, the 200 was message {ok_at}"
+    );
 }
 
 #[tokio::test]

@@ -72,6 +72,9 @@ pub enum Verdict {
     /// Taken by the PBX's own endpoints of a [`crate::session::MediaSession`] (a recorder, a
     /// DTMF detector) and not relayed: nothing to send, and not a drop.
     Consumed,
+    /// Arrived before the [`crate::session::MediaSession`]'s first plan and kept: it is
+    /// handled when the plan comes, and what it makes comes out of `poll_transmit`.
+    Held,
 }
 
 /// A datagram [`Bridge::receive`] accepted: `buf[..len]` now holds the plain packet.
@@ -122,6 +125,11 @@ impl Bridge {
             stats: BridgeStats::default(),
             transcoder: None,
         }
+    }
+
+    /// Whether a plan was applied (before, every datagram is [`DropReason::NoPlan`]).
+    pub(crate) fn has_plan(&self) -> bool {
+        self.legs.is_some()
     }
 
     /// Applies the outcome of a completed offer/answer. Latched addresses and SRTP contexts

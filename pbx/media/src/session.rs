@@ -18,6 +18,7 @@
 //! the session built by [`MediaSession::relay`]. A call the PBX answers itself uses one leg.
 
 mod command;
+mod early;
 mod event;
 
 use std::collections::VecDeque;
@@ -34,6 +35,7 @@ use crate::relay::{BridgeStats, Component, DropReason, Kind, RelayError, Verdict
 use crate::rtp::RtpView;
 use crate::webrtc::{Demux, DtlsIdentity, LegEvent, WebRtcLeg, demux};
 use crate::{MediaPlan, Side};
+use early::{EarlyPackets, Held};
 use std::sync::Arc;
 
 pub use command::{Command, SessionError};
@@ -128,6 +130,9 @@ pub struct MediaSession {
     /// The PBX's DTLS certificate and the WebRTC legs (ICE-lite, DTLS), boxed: most calls
     /// have none.
     webrtc: Option<Box<WebRtcLegs>>,
+    /// Datagrams that came before the first plan (`early.rs`), and what they made the
+    /// session send; boxed, and gone once sent.
+    early: Option<Box<EarlyPackets>>,
 }
 
 struct WebRtcLegs {
@@ -146,6 +151,7 @@ impl MediaSession {
             timed_out: false,
             srtp_reported: None,
             webrtc: None,
+            early: None,
         }
     }
 
@@ -178,6 +184,10 @@ impl MediaSession {
     /// A leg whose plan is WebRTC gets its ICE-lite and DTLS machine (kept across plans that
     /// keep its credentials and fingerprints); without [`MediaSession::with_webrtc`] such a
     /// leg carries nothing.
+    ///
+    /// The first plan also handles the datagrams kept since the ports were handed out
+    /// ([`Verdict::Held`]), in the order they came; what they make comes out of
+    /// [`MediaSession::poll_transmit`] before anything else.
     pub fn apply(&mut self, now: Instant, plan: &MediaPlan) -> Result<(), RelayError> {
         self.relay.bridge.apply(now, plan)?;
         if let Some(w) = self.webrtc.as_mut() {
@@ -190,7 +200,71 @@ impl MediaSession {
                 }
             }
         }
+        self.replay_early(now);
         Ok(())
+    }
+
+    /// Keeps a datagram that came before the first plan (see `early.rs`).
+    #[cold]
+    fn hold(
+        &mut self,
+        now: Instant,
+        side: Side,
+        component: Component,
+        source: SocketAddr,
+        pkt: &[u8],
+    ) -> Verdict {
+        let early = self.early.get_or_insert_with(Box::default);
+        let dropped = early.hold(Held {
+            at: now,
+            side,
+            component,
+            source,
+            bytes: pkt.to_vec(),
+        });
+        for _ in 0..dropped {
+            self.relay.bridge.note_drop(DropReason::NoPlan);
+        }
+        Verdict::Held
+    }
+
+    /// Handles the kept datagrams now that there is a plan: as if they came now, in the
+    /// order they came. Those older than `early::MAX_AGE` are dropped.
+    fn replay_early(&mut self, now: Instant) {
+        let Some(early) = self.early.as_mut() else {
+            return;
+        };
+        let expired = early.expire(now);
+        let held = early.take_all();
+        for _ in 0..expired {
+            self.relay.bridge.note_drop(DropReason::NoPlan);
+        }
+        // Room for the datagram grown by SRTP or transcoding, as the shell's buffer has.
+        let mut buf = vec![0u8; 2048];
+        for h in held {
+            let Some(dst) = buf.get_mut(..h.bytes.len()) else {
+                continue;
+            };
+            dst.copy_from_slice(&h.bytes);
+            let verdict =
+                self.handle_datagram(now, h.side, h.component, h.source, &mut buf, h.bytes.len());
+            if let Verdict::Forward {
+                side,
+                component,
+                to,
+                len,
+            } = verdict
+                && let (Some(bytes), Some(early)) = (buf.get(..len), self.early.as_mut())
+            {
+                let transmit = Transmit {
+                    side,
+                    component,
+                    to,
+                    len,
+                };
+                early.push_out(transmit, bytes.to_vec());
+            }
+        }
     }
 
     /// Hands a STUN or DTLS datagram to `side`'s WebRTC leg; false when it is not one.
@@ -265,6 +339,10 @@ impl MediaSession {
         buf: &mut [u8],
         len: usize,
     ) -> Verdict {
+        if !self.relay.bridge.has_plan() {
+            let pkt = buf.get(..len).unwrap_or_default();
+            return self.hold(now, side, component, source, pkt);
+        }
         if self.webrtc.is_some()
             && let Some(pkt) = buf.get(..len)
             && self.webrtc_datagram(now, side, component, source, pkt)
@@ -470,6 +548,18 @@ impl MediaSession {
     /// header, one frame and 16 for an SRTP tag; the relay's 2048-byte buffer will do).
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some(early) = self.early.as_mut()
+            && self.relay.bridge.has_plan()
+        {
+            while let Some((t, bytes)) = early.pop_out() {
+                // A buffer too small for it (never with the relay's): dropped as oversized.
+                if let Some(dst) = buf.get_mut(..bytes.len()) {
+                    dst.copy_from_slice(&bytes);
+                    return Some(t);
+                }
+            }
+            self.early = None;
+        }
         if let Some(w) = self.webrtc.as_mut() {
             for side in [Side::Caller, Side::Callee] {
                 let Some(leg) = w.legs[side.index()].as_mut() else {

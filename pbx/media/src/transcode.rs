@@ -153,7 +153,8 @@ impl OpusToVoice {
             .get_mut(..rtp::HEADER + n)
             .ok_or(TranscodeError::NoRoom)?;
         rtp::write_header(out, marker, self.voice_pt, seq, out_ts, ssrc);
-        self.encoder
+        let _ = self
+            .encoder
             .encode(&self.samples[..n], &mut out[rtp::HEADER..]);
         Ok(rtp::HEADER + n)
     }
@@ -322,6 +323,9 @@ fn static_pt(voice: Voice) -> u8 {
     match voice {
         Voice::G711(law) => law.payload_type(),
         Voice::G722 => crate::voice::G722_PAYLOAD_TYPE,
+        // Never the phone's side of a transcoded call (the negotiator transcodes Opus to a
+        // codec the phone has); no RTP payload type is 128, so nothing is taken for it.
+        Voice::Opus => 128,
     }
 }
 

@@ -28,7 +28,8 @@ fn forward(side: Side, component: Component, to: &str, len: usize) -> Verdict {
 }
 
 #[test]
-fn drops_everything_before_a_plan() {
+fn keeps_what_comes_before_a_plan_without_relaying_or_counting_it() {
+    // What happens to it when the plan comes: tests/session_early.rs.
     let now = base();
     let mut b = MediaSession::relay(now);
     let pkt = rtp(0, false, 1, 160, 7, &[0xff; 160]);
@@ -40,8 +41,9 @@ fn drops_everything_before_a_plan() {
         addr(CALLER),
         &pkt,
     );
-    assert_eq!(v, Verdict::Drop(DropReason::NoPlan));
-    assert_eq!(b.stats().dropped(DropReason::NoPlan), 1);
+    assert_eq!(v, Verdict::Held);
+    assert_eq!(b.stats().dropped_total(), 0);
+    assert_eq!(b.stats().relayed_total().packets, 0);
     assert_eq!(b.idle_for(now), None);
 }
 

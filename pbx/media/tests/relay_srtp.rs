@@ -446,3 +446,40 @@ fn overrunning_header_extensions_are_refused_toward_srtp() {
     );
     assert_eq!(v, Verdict::Drop(DropReason::SrtpError));
 }
+
+#[test]
+fn srtp_sent_before_the_plan_is_decrypted_with_the_plan_keys() {
+    // The SRTP caller's first packet came before its keys reached the relay (the plan): it
+    // is kept as it came and authenticated, decrypted and relayed once they are there.
+    for suite in SUITES {
+        let t0 = base();
+        let (p, keys) = srtp_caller_plan(suite);
+        let mut b = MediaSession::relay(t0);
+        let mut phone_tx = phone_ctx(&keys.inbound);
+        let plain = rtp(0, true, 1, 0, 0xca11, &[0x42; 160]);
+        let wire = phone_tx.encrypt_rtp(&plain).expect("encrypt");
+        let (v, _) = feed(
+            &mut b,
+            t0,
+            Side::Caller,
+            Component::Rtp,
+            addr(CALLER),
+            &wire,
+        );
+        assert_eq!(v, Verdict::Held, "{suite:?}");
+        b.apply(t0, &p).expect("plan");
+        let mut buf = [0u8; 2048];
+        let t = b
+            .poll_transmit(t0, &mut buf)
+            .expect("the held packet is relayed");
+        assert_eq!((t.side, t.to), (Side::Callee, addr(CALLEE)), "{suite:?}");
+        // Decrypted, PT 0 -> 8 as for any packet of this plan.
+        assert_eq!(
+            buf[..t.len],
+            rtp(8, true, 1, 0, 0xca11, &[0x42; 160]),
+            "{suite:?}"
+        );
+        assert!(b.poll_transmit(t0, &mut buf).is_none(), "{suite:?}");
+        assert_eq!(b.stats().srtp_auth_failures(), 0, "{suite:?}");
+    }
+}

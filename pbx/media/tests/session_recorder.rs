@@ -47,6 +47,7 @@ fn stops_after_the_silence_that_follows_speech() {
             max_length: Duration::from_secs(60),
             silence: Some(Duration::from_millis(300)),
             silence_level: 100,
+            opus_payload_type: None,
         },
     );
     // 200 ms of speech (µ-law 0xce = 1884... loud), then idle-channel µ-law (0xff = 0).
@@ -103,6 +104,7 @@ fn stops_at_the_maximum_length_of_audio() {
             max_length: Duration::from_millis(100),
             silence: None,
             silence_level: 100,
+            opus_payload_type: None,
         },
     );
     // A-law (payload type 8); a telephone-event in between is not audio.
@@ -146,6 +148,7 @@ fn stops_at_the_maximum_length_in_time_without_packets() {
             max_length: Duration::from_millis(500),
             silence: Some(Duration::from_secs(2)),
             silence_level: 100,
+            opus_payload_type: None,
         },
     );
     let (_, events) = run_until(&mut s, t0, t0 + Duration::from_secs(10));
@@ -174,6 +177,7 @@ fn a_stop_hands_over_what_was_recorded() {
             max_length: Duration::from_secs(5),
             silence: None,
             silence_level: 0,
+            opus_payload_type: None,
         },
     );
     let _ = send(&mut s, t0, 0, 0, 0x80);
@@ -202,6 +206,7 @@ fn a_long_recording_comes_out_in_chunks_and_a_stop_hands_over_the_rest() {
             max_length: Duration::from_secs(60),
             silence: None,
             silence_level: 100,
+            opus_payload_type: None,
         },
     );
     // 1.2 s of speech: two chunks of half a second, 0.2 s still held.

@@ -100,6 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     max_length: Duration::from_secs(3600),
                     silence: None,
                     silence_level: 300,
+                    opus_payload_type: None,
                 },
             });
         } else {

@@ -152,7 +152,7 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(len, n);
                 }
             }
-            Verdict::Drop(_) | Verdict::Consumed => {}
+            Verdict::Drop(_) | Verdict::Consumed | Verdict::Held => {}
         }
     }
     let s = bridge.stats();

@@ -17,24 +17,33 @@ pub trait FrameSource: Send {
     fn timestamp_step(&self) -> u32;
 }
 
-/// Frames of a voice codec (G.711, G.722) encoded on the fly from 8 kHz linear PCM.
+/// Frames of a voice codec (G.711, G.722, Opus) encoded on the fly from 8 kHz linear PCM.
 pub struct PcmSource {
     pcm: Arc<[i16]>,
     encoder: VoiceEncoder,
     at: usize,
     frame: usize,
+    /// RTP timestamp units per 8 kHz sample: 1, or 6 for Opus's 48 kHz clock.
+    ticks: u32,
 }
 
 impl PcmSource {
     /// Frames of `ptime` (20 ms is the RFC 3551 §4.5 default: 160 samples, 160 octets for
-    /// either codec). The last frame is padded with silence.
+    /// G.711 and G.722). Opus frames are 20 ms whatever the leg's `ptime` (RFC 7587 §4.2:
+    /// 20 ms is its default, and an encoder frame is at most 60 ms). The last frame is
+    /// padded with silence.
     pub fn new(pcm: impl Into<Arc<[i16]>>, voice: Voice, ptime: Duration) -> PcmSource {
+        let ptime = match voice {
+            Voice::Opus => Duration::from_millis(20),
+            _ => ptime,
+        };
         let frame = usize::try_from(ptime.as_millis() * 8).unwrap_or(160).max(1);
         PcmSource {
             pcm: pcm.into(),
             encoder: VoiceEncoder::new(voice),
             at: 0,
             frame,
+            ticks: voice.clock_rate() / 8000,
         }
     }
 }
@@ -44,19 +53,21 @@ impl FrameSource for PcmSource {
         if self.at >= self.pcm.len() {
             return None;
         }
-        let out = out.get_mut(..self.frame)?;
         let end = (self.at + self.frame).min(self.pcm.len());
         let mut frame = [0i16; 1600];
         let frame = frame.get_mut(..self.frame)?;
         frame[..end - self.at].copy_from_slice(&self.pcm[self.at..end]);
         frame[end - self.at..].fill(0);
-        self.encoder.encode(frame, out);
+        let n = self.encoder.encode(frame, out);
         self.at = end;
-        Some(self.frame)
+        // A buffer too small for the frame: the stream ends rather than sending garbage.
+        (n > 0).then_some(n)
     }
 
     fn timestamp_step(&self) -> u32 {
-        u32::try_from(self.frame).unwrap_or(u32::MAX)
+        u32::try_from(self.frame)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(self.ticks)
     }
 }
 
@@ -234,5 +245,24 @@ mod tests {
         assert!(out[40..].iter().all(|&b| b == 0xff), "silence pads");
         assert_eq!(src.next_frame(&mut out), None);
         assert_eq!(src.timestamp_step(), 160);
+    }
+
+    #[test]
+    fn opus_source_sends_20_ms_frames_on_the_48_khz_clock() {
+        // 50 ms of audio: three 20 ms Opus frames (the last padded), whatever the ptime.
+        let pcm: Vec<i16> = vec![1000; 400];
+        let mut src = PcmSource::new(pcm, Voice::Opus, Duration::from_millis(30));
+        assert_eq!(src.timestamp_step(), 960, "RFC 7587 §4.1: 48 kHz");
+        let mut decoder = crate::voice::VoiceDecoder::with_opus(111);
+        let mut back = Vec::new();
+        let mut out = [0u8; 1500];
+        let mut frames = 0;
+        while let Some(n) = src.next_frame(&mut out) {
+            assert!(n < 160, "an Opus packet: {n} bytes");
+            assert!(decoder.decode(111, &out[..n], &mut back));
+            frames += 1;
+        }
+        assert_eq!(frames, 3);
+        assert_eq!(back.len(), 480, "20 ms at 8 kHz per frame");
     }
 }

@@ -1,4 +1,4 @@
-//! The recorder: collects what a leg sends as 8 kHz linear PCM (G.711 decoded), until a
+//! The recorder: collects what a leg sends as 8 kHz linear PCM (decoded), until a
 //! maximum length, a silence, or a stop. Packets of other payload types (telephone-event,
 //! comfort noise) are not audio and are skipped.
 
@@ -25,6 +25,8 @@ pub struct RecorderSpec {
     /// The largest absolute sample value still taken for silence (G.711 idle-channel noise
     /// sits well under 100 of 32767).
     pub silence_level: u16,
+    /// The leg's payload type for Opus, when it speaks Opus (dynamic: RFC 7587 §7).
+    pub opus_payload_type: Option<u8>,
 }
 
 /// Why a recording ended.
@@ -53,7 +55,9 @@ impl Recorder {
         let max_samples = spec.max_length.as_millis() as u64 * RATE / 1000;
         Recorder {
             spec,
-            decoder: VoiceDecoder::default(),
+            decoder: spec
+                .opus_payload_type
+                .map_or_else(VoiceDecoder::default, VoiceDecoder::with_opus),
             pcm: Vec::new(),
             taken: 0,
             max_samples: usize::try_from(max_samples).unwrap_or(usize::MAX),

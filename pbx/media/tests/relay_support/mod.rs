@@ -67,7 +67,7 @@ pub fn feed(
     let v = bridge.handle_datagram(now, side, component, source, &mut buf, pkt.len());
     let out = match v {
         Verdict::Forward { len, .. } => buf[..len].to_vec(),
-        Verdict::Drop(_) | Verdict::Consumed => Vec::new(),
+        Verdict::Drop(_) | Verdict::Consumed | Verdict::Held => Vec::new(),
     };
     (v, out)
 }

@@ -261,6 +261,8 @@ impl Driver {
                     .push_back(Input::MediaAllocated { call, ports });
             }
             Output::ApplyMedia { call, plan } => {
+                // Queued to the worker here, before the 200 that follows it among the
+                // outputs goes out: a phone may send the moment it has the 200 (RFC 3264 §6).
                 self.ctx.live_calls.media(self.index, call, &plan);
                 if let Some(session) = self.media.get(&call) {
                     session.apply(plan);
@@ -386,6 +388,7 @@ impl Driver {
                 path,
                 limits,
                 message,
+                local,
             } => {
                 let sidecar = message
                     .as_ref()
@@ -419,6 +422,8 @@ impl Driver {
                         max_length: limits.max,
                         silence: limits.silence,
                         silence_level: SILENCE_LEVEL,
+                        opus_payload_type: (local.voice == pbx_media::voice::Voice::Opus)
+                            .then_some(local.payload_type),
                     },
                 }
             }
@@ -427,7 +432,7 @@ impl Driver {
                 side,
                 spec: DtmfSpec {
                     payload_type: local.telephone_event,
-                    clock_rate: 8000,
+                    clock_rate: local.event_clock(),
                     // Tones in the audio are listened for only from a phone that does not
                     // send RFC 4733 events: one that does mutes its tones, or sends both and
                     // every key would count twice.

@@ -231,16 +231,22 @@ impl Worker {
                 return;
             }
             let now = Instant::now();
-            let mut commands = false;
+            // Commands before sockets. The shell hands a call its plan before it sends the
+            // 200 that makes a phone start sending (RFC 3264 §6), so a packet read in this
+            // wake-up may well be the answer to a plan queued in it: applied first, it finds
+            // the plan. The queue is drained even when the eventfd is not among the events
+            // taken (more than `EVENTS` ready): a pending command costs nothing to find.
+            if events.iter().any(|e| e.data.u64() == WAKER_KEY) {
+                // Reset before the drain: a command queued after it wakes the next wait.
+                self.waker.reset();
+            }
+            if !self.run_commands(now) {
+                return;
+            }
             for key in events.iter().map(|e| e.data.u64()) {
-                if key == WAKER_KEY {
-                    commands = true;
-                } else {
+                if key != WAKER_KEY {
                     self.relay(key, now);
                 }
-            }
-            if commands && !self.run_commands(now) {
-                return;
             }
         }
     }
@@ -297,8 +303,6 @@ impl Worker {
 
     /// Applies queued commands; false when the worker should stop.
     fn run_commands(&mut self, now: Instant) -> bool {
-        // Reset first: a command queued after the drain below wakes the next wait.
-        self.waker.reset();
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Add(call)) => self.add(*call, now),

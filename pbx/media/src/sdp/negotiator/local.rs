@@ -27,14 +27,25 @@ pub struct LocalMedia {
 }
 
 /// The voice formats the PBX's endpoints speak. G.722's RTP clock is 8000 (RFC 3551
-/// §4.5.2).
+/// §4.5.2); Opus is always `opus/48000/2` in SDP, mono or not (RFC 7587 §7).
 fn voice_of(codec: &Codec) -> Option<Voice> {
+    if codec.name.eq_ignore_ascii_case("opus") {
+        return (codec.clock == 48_000 && codec.channels == 2).then_some(Voice::Opus);
+    }
     if codec.clock != 8000 || codec.channels != 1 {
         return None;
     }
     [Voice::G711(Law::Mu), Voice::G711(Law::A), Voice::G722]
         .into_iter()
         .find(|v| codec.name.eq_ignore_ascii_case(v.name()))
+}
+
+impl LocalMedia {
+    /// The RTP clock of the leg's `telephone-event` (RFC 4733 §2.1: the audio's): 8000, or
+    /// 48000 on an Opus leg.
+    pub fn event_clock(&self) -> u32 {
+        self.voice.clock_rate()
+    }
 }
 
 impl Negotiator {
@@ -55,22 +66,35 @@ impl Negotiator {
         let p = Pending::read(from, &sdp, &leg.policy, webrtc_ok)?;
         leg.webrtc = p.webrtc.is_some();
         // RFC 3264 §6.1: the answer lists the offered formats it accepts, in the offer's
-        // numbering; the first voice format the PBX speaks is the one it sends.
-        let (voice, kind) = p
-            .codecs
-            .iter()
-            .find_map(|(c, _)| voice_of(c).map(|kind| (c.clone(), kind)))
+        // numbering; the first voice format the PBX speaks is the one it sends. Opus only
+        // when nothing else is offered: G.711 and G.722 cost no encoder and no decoder.
+        let speaks = |opus: bool| {
+            p.codecs.iter().find_map(|(c, _)| {
+                voice_of(c)
+                    .filter(|v| (*v == Voice::Opus) == opus)
+                    .map(|kind| (c.clone(), kind))
+            })
+        };
+        let (voice, kind) = speaks(false)
+            .or_else(|| speaks(true))
             .ok_or(NegotiationError::NoCommonCodec)?;
         let event = p
             .codecs
             .iter()
-            .find(|(c, _)| c.name.eq_ignore_ascii_case("telephone-event") && c.clock == 8000)
+            .find(|(c, _)| {
+                c.name.eq_ignore_ascii_case("telephone-event") && c.clock == kind.clock_rate()
+            })
             .map(|(c, _)| c.clone());
         let local = LocalMedia {
             voice: kind,
             payload_type: voice.pt,
             telephone_event: event.as_ref().map(|e| e.pt),
-            ptime: Duration::from_millis(u64::from(p.ptime.unwrap_or(20).clamp(10, 200))),
+            // Opus frames are 20 ms whatever the offer says (RFC 7587 §4.2: a receiver takes
+            // any frame size; the PBX's prompts are encoded 20 ms at a time).
+            ptime: match kind {
+                Voice::Opus => Duration::from_millis(20),
+                _ => Duration::from_millis(u64::from(p.ptime.unwrap_or(20).clamp(10, 200))),
+            },
         };
         let reply: Vec<Codec> = std::iter::once(voice.clone()).chain(event).collect();
         let srtp = p.crypto.as_ref().map(|c| SrtpPair {
@@ -247,6 +271,56 @@ mod tests {
         );
         assert_eq!(plan.callee, LegPlan::default());
         assert!(plan.caller.srtp.is_none());
+    }
+
+    #[test]
+    fn an_opus_only_offer_is_answered_in_opus_and_g711_is_preferred_when_offered() {
+        let opus_only = OFFER
+            .replace("18 8 0 101", "111 110")
+            .replace(
+                "a=rtpmap:101 telephone-event/8000\r\n",
+                "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+                 a=rtpmap:110 telephone-event/48000\r\n",
+            )
+            .replace("a=ptime:30\r\n", "");
+        let mut n = negotiator(Encryption::Optional, false);
+        let (sdp, plan, local) = n
+            .answer_locally(
+                Side::Caller,
+                opus_only.as_bytes(),
+                &mut StdRng::seed_from_u64(1),
+            )
+            .expect("answered");
+        let text = String::from_utf8(sdp).expect("utf-8");
+        assert!(text.contains("m=audio 40000 RTP/AVP 111 110\r\n"), "{text}");
+        assert!(text.contains("a=rtpmap:111 opus/48000/2"), "{text}");
+        assert!(
+            text.contains("a=rtpmap:110 telephone-event/48000"),
+            "{text}"
+        );
+        assert_eq!(
+            (local.voice, local.payload_type, local.telephone_event),
+            (Voice::Opus, 111, Some(110))
+        );
+        assert_eq!(local.event_clock(), 48_000);
+        assert_eq!(plan.codec, "opus/48000/2");
+
+        // Opus first, PCMU after: PCMU, no transcoding of the PBX's own audio needed.
+        let both = opus_only
+            .replace("111 110", "111 0 110")
+            .replace(
+                "a=rtpmap:110 telephone-event/48000\r\n",
+                "a=rtpmap:110 telephone-event/48000\r\na=rtpmap:101 telephone-event/8000\r\n",
+            )
+            .replace("111 0 110", "111 0 110 101");
+        let mut n = negotiator(Encryption::Optional, false);
+        let (_, _, local) = n
+            .answer_locally(Side::Caller, both.as_bytes(), &mut StdRng::seed_from_u64(1))
+            .expect("answered");
+        assert_eq!(
+            (local.voice, local.payload_type, local.telephone_event),
+            (Voice::G711(Law::Mu), 0, Some(101))
+        );
     }
 
     #[test]
