@@ -173,11 +173,14 @@ fn or_dash(text: String) -> String {
 }
 
 /// A warning when the trunk's context is not in the configured dialplan: its calls would be
-/// refused until it is added (not an error: the plan may be written after the trunk).
+/// refused until it is added (not an error: the plan may be written after the trunk). The
+/// refusal is 403, as for any caller whose context is missing: the number may well exist,
+/// the caller has no permission to reach it (RFC 3261 §21.4.3, not §21.4.4's "does not
+/// exist").
 fn context_warning(config: &Config, context: &str) -> Option<String> {
     match crate::plan::load_assigned(config, &[context.to_string()]) {
         Ok(Some(plan)) if !plan.context_names().any(|name| name == context) => Some(format!(
-            "context `{context}` is not in {} yet: the trunk's inbound calls get 404 until it is",
+            "context `{context}` is not in {} yet: the trunk's inbound calls get 403 until it is",
             plan.path()
         )),
         Ok(None) => Some(format!(
