@@ -2462,6 +2462,76 @@ async fn trunks_are_created_listed_with_their_state_edited_and_deleted() {
 }
 
 #[tokio::test]
+async fn the_lists_show_a_trunks_tls_and_dtmf_and_an_extensions_did() {
+    let app = app().await;
+    let session = app.login().await;
+    let csrf = app.get("/trunks/new", &session).await.csrf();
+    let r = app
+        .post_form(
+            "/trunks",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("name", "carrier"),
+                ("host", "sip.example.com"),
+                ("transport", "tls"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // `--tls-no-verify` and `--dtmf` are set with `pbx trunk add/set`.
+    let mut trunk = app.store.list_trunks().await.expect("list").remove(0);
+    trunk.tls_verify = false;
+    trunk.dtmf = "info".into();
+    app.store.update_trunk(&trunk).await.expect("update");
+    let list = app.get("/trunks", &session).await;
+    assert!(
+        list.body.contains("<th class=\"hide-s\">DTMF</th>"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("not verified") && list.body.contains(">info</td>"),
+        "{}",
+        list.body
+    );
+    trunk.tls_verify = true;
+    trunk.tls_ca_file = "/etc/pbx/carrier-ca.pem".into();
+    trunk.dtmf = "rfc4733".into();
+    app.store.update_trunk(&trunk).await.expect("update");
+    let list = app.get("/trunks", &session).await;
+    assert!(!list.body.contains("not verified"), "{}", list.body);
+    assert!(
+        list.body
+            .contains("CA <code>/etc/pbx/carrier-ca.pem</code>")
+            && list.body.contains(">rfc4733</td>"),
+        "{}",
+        list.body
+    );
+
+    app.store
+        .add_extension(
+            "pbx.test",
+            NewExtension {
+                number: "1000".into(),
+                password: "pw-1000-long".into(),
+                did: Some("+4930123".into()),
+                ..NewExtension::default()
+            },
+        )
+        .await
+        .expect("add");
+    add(&app, "1001").await;
+    let list = app.get("/extensions", &session).await;
+    assert!(
+        list.body.contains("<th class=\"hide-s\">DID</th>"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("<code>+4930123</code>"), "{}", list.body);
+}
+
+#[tokio::test]
 async fn api_trunks_round_trip_without_the_password() {
     let app = app().await;
     let r = app
