@@ -733,3 +733,82 @@ fn trunk_add_warns_of_a_missing_context_and_the_list_shows_tls_and_dtmf() {
         "{list}"
     );
 }
+
+#[test]
+fn a_did_names_one_extension() {
+    let env = Env::new("did-unique");
+    env.pbx(&[
+        "extension",
+        "add",
+        "1000",
+        "--password",
+        "pw",
+        "--did",
+        "+4930123",
+    ])
+    .ok();
+    env.pbx(&["extension", "add", "1001", "--password", "pw"])
+        .ok();
+    let run = env
+        .pbx(&[
+            "extension",
+            "add",
+            "1002",
+            "--password",
+            "pw",
+            "--did",
+            "+4930123",
+        ])
+        .fails();
+    assert!(
+        run.stderr
+            .contains("DID +4930123 is already extension 1000's"),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .pbx(&["extension", "set", "1001", "--did", "+4930123"])
+        .fails();
+    assert!(
+        run.stderr
+            .contains("DID +4930123 is already extension 1000's"),
+        "{}",
+        run.stderr
+    );
+    // Nothing changed: 1002 was not created, 1001 has no DID.
+    let list = env.pbx(&["extension", "list"]).ok().stdout;
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert_eq!(
+        extension_row(&env, "1001").last().map(String::as_str),
+        Some("-")
+    );
+    // Its own DID again is no conflict.
+    env.pbx(&["extension", "set", "1000", "--did", "+4930123"])
+        .ok();
+
+    // The CSV: each row that repeats a DID, of the database or of an earlier row, at its line.
+    let csv = env.write(
+        "dids.csv",
+        "number,password,did\n\
+         2000,pw,+15550001\n\
+         2001,pw,+15550001\n\
+         2002,pw,+4930123\n\
+         2003,pw,\n\
+         2004,pw,\n",
+    );
+    let csv_arg = csv.display().to_string();
+    let run = env.pbx(&["extension", "import", &csv_arg]).fails();
+    for line in [
+        format!("{csv_arg}:3: DID +15550001 is already extension 2000's on line 2"),
+        format!("{csv_arg}:4: DID +4930123 is already extension 1000's"),
+    ] {
+        assert!(
+            run.stderr.contains(&line),
+            "missing `{line}` in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("nothing imported"), "{}", run.stderr);
+    let list = env.pbx(&["extension", "list"]).ok().stdout;
+    assert_eq!(list.lines().count(), 3, "{list}");
+}

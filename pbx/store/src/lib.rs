@@ -13,6 +13,7 @@ mod audit;
 mod bans;
 mod binding;
 mod cdrs;
+mod did_unique;
 mod error;
 mod extensions;
 mod extensions_csv;
@@ -123,7 +124,9 @@ impl Store {
             Engine::Sqlite => &SQLITE_MIGRATIONS,
             Engine::Postgres => &POSTGRES_MIGRATIONS,
         };
+        let shared_dids = did_unique::before_migration(&pool).await;
         migrator.run(&pool).await?;
+        did_unique::report(&shared_dids);
         Ok(Store { pool, engine })
     }
 
