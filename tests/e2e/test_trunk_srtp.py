@@ -183,6 +183,7 @@ def test_optional_trunk_refusing_srtp_gets_a_plain_offer(srtp_pbx, phones, plain
     pbx = srtp_pbx
     phone = phones(pbx, 1000, PHONE_IP)
     phone_key = os.urandom(30)
+    mark = len(pbx.log_text())
     with RtpPeer.even(PHONE_IP) as phone_rtp, RtpPeer.even(PLAIN_FAR_IP) as far_rtp:
         out = srtp_call_to_opt(pbx, phone, phone_rtp, phone_key)
         first = plain_far.wait_call(5)
@@ -193,6 +194,8 @@ def test_optional_trunk_refusing_srtp_gets_a_plain_offer(srtp_pbx, phones, plain
 
         second = plain_far.wait_call(5)
         assert second is not None, f"no plain re-offer after the 488\n{pbx.log_tail()}"
+        assert pbx.wait_log(r"a trunk refused SRTP: offering it plain RTP", mark, timeout=1), \
+            pbx.log_tail()
         offer = second.offer
         assert offer.proto == "RTP/AVP" and not offer.crypto, f"the re-offer:\n{offer.text}"
         # RFC 3261 §8.1.3.5: the same Call-ID, From and To; the CSeq one higher.

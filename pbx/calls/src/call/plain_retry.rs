@@ -62,12 +62,12 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
         let (device, cseq) = (fork.device.clone(), fork.cseq.saturating_add(1));
         let out = fork.out.as_ref().map(|o| Box::new(o.renewed(now)));
         let negotiator = self.fork_negotiator(&device, self.media.as_ref(), FirstOffer::Plain);
-        tracing::info!(
-            status = response.status.code(),
-            call = self.caller.dialog.call_id,
-            trunk = out.is_some(),
-            "a device or trunk refused SRTP: offering it plain RTP"
-        );
+        let (status, call) = (response.status.code(), &self.caller.dialog.call_id);
+        if out.is_some() {
+            tracing::info!(status, call, "a trunk refused SRTP: offering it plain RTP");
+        } else {
+            tracing::info!(status, call, "a device refused SRTP: offering it plain RTP");
+        }
         // The refused branch ends here; its status says nothing about the extension (the
         // plain offer's answer will), so it is left out of the best failure.
         if let Some(fork) = self.forks.get_mut(index) {
