@@ -25,7 +25,6 @@ probe 127.0.23.4); baresip 2001 on Kamailio 127.0.23.5; the python caller on Kam
 import math
 import os
 import re
-import subprocess
 import time
 import types
 
@@ -33,9 +32,10 @@ import pytest
 
 from baresip_phone import BaresipPhone
 from callclient import Phone, sdp_offer
-from conftest import free_port, require
+from conftest import free_port
 from media import RtpPeer, analyse_tone, goertzel_power, write_tone_wav
 from prompts import ulaw
+from sippuas import FIRST_XML, SippTrunk, uas_scenario
 from test_trunks import Kamailio
 
 PHONE_IP, KAM_IP, KAM_PROBE_IP, KAM_PHONE_IP = "127.0.23.2", "127.0.23.3", "127.0.23.4", "127.0.23.5"
@@ -79,62 +79,6 @@ extension = true
 steps = [{ dial = "${number}" }]
 """
 
-# The first trunk's far end (SIPp), for the whole module: OPTIONS pings answered 200 (so the
-# trunk stays up); an INVITE to 301... gets 503, to 303... 486, anything else no answer at all.
-FIRST_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="first trunk">
-  <recv request="OPTIONS" optional="true" next="ping"/>
-  <recv request="INVITE">
-    <action>
-      <ereg regexp="^INVITE sip:301" search_in="msg" check_it="false" assign_to="unavailable"/>
-      <ereg regexp="^INVITE sip:303" search_in="msg" check_it="false" assign_to="busy"/>
-    </action>
-  </recv>
-  <nop hide="true" test="unavailable" next="s503"/>
-  <nop hide="true" test="busy" next="s486"/>
-  <recv request="CANCEL" timeout="30000" ontimeout="done" next="done"/>
-  <label id="s503"/>
-  <send next="ack"><![CDATA[
-
-SIP/2.0 503 Service Unavailable
-[last_Via:]
-[last_From:]
-[last_To:];tag=far[pid]x[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="s486"/>
-  <send><![CDATA[
-
-SIP/2.0 486 Busy Here
-[last_Via:]
-[last_From:]
-[last_To:];tag=far[pid]x[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="ack"/>
-  <recv request="ACK" next="done"/>
-  <label id="ping"/>
-  <send><![CDATA[
-
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=ping[pid]x[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="done"/>
-</scenario>
-"""
-
 SDP = """v=0
 o=gw 1 1 IN IP[media_ip_type] [media_ip]
 s=-
@@ -146,10 +90,7 @@ a=rtpmap:0 PCMU/8000
 
 # A POTS gateway: 100, 183 with SDP and a tone streamed at once (the network's
 # announcement), the 200 three seconds later; then ACK, BYE.
-GATEWAY_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="gateway with early media">
-  <recv request="OPTIONS" optional="true" next="ping"/>
-  <recv request="INVITE"/>
+GATEWAY_XML = uas_scenario("gateway with early media", """  <recv request="INVITE"/>
   <send><![CDATA[
 
 SIP/2.0 100 Trying
@@ -204,65 +145,7 @@ SIP/2.0 200 OK
 Content-Length: 0
 
 ]]></send>
-  <label id="ping"/>
-  <send><![CDATA[
-
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=ping[pid]x[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="done"/>
-</scenario>
-""".replace("{sdp}", SDP)
-
-
-class SippTrunk:
-    """SIPp as a trunk's far end on `ip`:`port`, running `xml` for every call (and every
-    OPTIONS ping) until stopped."""
-
-    def __init__(self, tmp_path, name, ip, port, xml, media_port=None, transport=None):
-        require("sipp")
-        self.dir = os.path.join(str(tmp_path), name)
-        os.makedirs(self.dir, exist_ok=True)
-        scenario = os.path.join(self.dir, "scenario.xml")
-        with open(scenario, "w") as f:
-            f.write(xml)
-        self.messages = os.path.join(self.dir, "messages.log")
-        self.screen = open(os.path.join(self.dir, "screen.log"), "w")
-        media = ["-mi", ip, "-mp", str(media_port)] if media_port else []
-        media += ["-t", transport] if transport else []
-        self.proc = subprocess.Popen(
-            ["sipp", "-sf", scenario, "-i", ip, "-p", str(port), *media, "-nostdin",
-             "-trace_msg", "-message_file", self.messages,
-             "-trace_err", "-error_file", os.path.join(self.dir, "errors.log")],
-            stdout=self.screen, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def text(self):
-        try:
-            with open(self.messages, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def invites(self, number):
-        """The INVITEs to `number` SIPp received (their text; retransmissions included)."""
-        msgs = re.split(r"\n-{10,}.*\n", self.text())
-        return [m for m in msgs if re.search(rf"^INVITE sip:{number}@", m, re.M)]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.screen.close()
+""".replace("{sdp}", SDP))
 
 
 def tone_file(path, freq, seconds=10):

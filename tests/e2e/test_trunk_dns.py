@@ -31,8 +31,9 @@ from dnslib import NAPTR, QTYPE, RR, SRV, A, DNSLabel
 from dnslib.server import BaseResolver, DNSServer
 
 from callclient import Phone, sdp_offer
-from conftest import free_port, parse_table
-from test_trunk_calls import FIRST_XML, SippTrunk
+from conftest import free_port
+from sippuas import FIRST_XML, SippTrunk, uas_scenario
+from trunkplan import trunk_rows
 
 DNS_IP, BUSY_IP, OK_IP, PHONE_IP = "127.0.41.53", "127.0.41.2", "127.0.41.3", "127.0.41.4"
 SILENT_IP = "127.0.41.5"
@@ -57,27 +58,8 @@ steps = [{ dial = { targets = ["trunk:silent/${number:1}", "trunk:direct/${numbe
                     strategy = "in_order", timeout = "30s" } }]
 """
 
-OPTIONS_200 = """
-  <label id="ping"/>
-  <send><![CDATA[
-
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=ping[pid]x[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="done"/>
-"""
-
 # Every INVITE gets 503; OPTIONS pings 200 (the trunk stays up).
-BUSY_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="503 UAS">
-  <recv request="OPTIONS" optional="true" next="ping"/>
-  <recv request="INVITE"/>
+BUSY_XML = uas_scenario("503 UAS", """  <recv request="INVITE"/>
   <send><![CDATA[
 
 SIP/2.0 503 Service Unavailable
@@ -90,7 +72,7 @@ Content-Length: 0
 
 ]]></send>
   <recv request="ACK" next="done"/>
-""" + OPTIONS_200 + "</scenario>\n"
+""")
 
 SDP = """v=0
 o=uas 1 1 IN IP[local_ip_type] [local_ip]
@@ -102,10 +84,7 @@ a=rtpmap:0 PCMU/8000
 """
 
 # Every INVITE is answered 200; then ACK and BYE.
-OK_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="200 UAS">
-  <recv request="OPTIONS" optional="true" next="ping"/>
-  <recv request="INVITE"/>
+OK_XML = uas_scenario("200 UAS", """  <recv request="INVITE"/>
   <send retrans="500"><![CDATA[
 
 SIP/2.0 200 OK
@@ -133,7 +112,7 @@ SIP/2.0 200 OK
 Content-Length: 0
 
 ]]></send>
-""" + OPTIONS_200 + "</scenario>\n"
+""")
 
 
 class Zone(BaseResolver):
@@ -258,7 +237,7 @@ def test_a_name_with_a_port_is_resolved_by_a_records_only(setup):
 
 def test_a_trunks_own_setup_time_fails_over_before_the_global_one(setup):
     pbx, _, _, ok, silent = setup
-    rows = {r["name"]: r for r in parse_table(pbx.cli("trunk", "list").stdout)}
+    rows = trunk_rows(pbx)
     assert rows["silent"]["setup"] == "1s", rows
     assert rows["direct"]["setup"].endswith("(global)"), rows
     # The global 60 s would outlast the caller's wait: only the trunk's own 1 s completes it.

@@ -15,8 +15,15 @@ is reached over UDP on this trusted loopback).
   is offered plain RTP;
   the trunk's 200 is RTP/SAVP with one `a=crypto` of the offered suite; media flows both
   ways, SRTP on the trunk's leg.
+- Best effort: the trunk `opt` (`--media-encryption optional`, a python UA that takes no
+  SRTP, 127.0.43.5) is offered SRTP when 1000 calls with an SDES offer (`8` + number); it
+  refuses with 488 and gets one more INVITE (same Call-ID, From and To, CSeq one higher)
+  with a plain RTP/AVP offer, answers it, and media flows: SRTP on the phone's leg, plain on
+  the trunk's. Answering the SRTP offer at once with a plain RTP/AVP 200 is taken as plain
+  (no BYE, media flows).
 
-Addresses: the PBX 127.0.0.1; phones 127.0.43.2 and 127.0.43.4; the trunk 127.0.43.3.
+Addresses: the PBX 127.0.0.1; phones 127.0.43.2 and 127.0.43.4; the trunks 127.0.43.3 and
+127.0.43.5.
 """
 
 import base64
@@ -32,9 +39,17 @@ from media import RtpPacket, RtpPeer
 from trunkplan import far_end, trunk_plan
 
 PHONE_IP, FAR_IP, PHONE2_IP = "127.0.43.2", "127.0.43.3", "127.0.43.4"
+PLAIN_FAR_IP = "127.0.43.5"
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 
-PLAN = trunk_plan("test_trunk_srtp.py", "sec", "from-sec")
+# `9` + number goes out through `sec`, `8` + number through `opt`.
+PLAN = trunk_plan("test_trunk_srtp.py", "sec", "from-sec").replace(
+    '"_9."]', '"_9.", "_8."]').replace("\n[context.from-sec]", """
+[[context.staff.rule]]
+pattern = "_8."
+steps = [{ dial = "trunk:opt/${number:1}" }]
+
+[context.from-sec]""", 1)
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +59,24 @@ def far():
 
 
 @pytest.fixture(scope="module")
-def srtp_pbx(pbx_factory, far):
+def plain_far():
+    with far_end("opt", PLAIN_FAR_IP) as ua:
+        yield ua
+
+
+@pytest.fixture(scope="module")
+def srtp_pbx(pbx_factory, far, plain_far):
     p = pbx_factory("trunk-srtp", dialplan=PLAN, extra_toml="[rtp]\nsdes_over_insecure = true\n")
     p.import_extensions([(1000, "pw1000")])
     # 1001 takes no SRTP (`optional` would mirror the trunk's SRTP offer to it).
     p.add_extension(1001, "pw1001", media_encryption="off")
     p.cli("trunk", "add", "sec", "--host", f"{FAR_IP}:{far.local[1]}",
           "--media-encryption", "required", "--allow", f"{FAR_IP}/32", "--context", "from-sec")
+    p.cli("trunk", "add", "opt", "--host", f"{PLAIN_FAR_IP}:{plain_far.local[1]}",
+          "--media-encryption", "optional")
     p.start()
     far.pbx = tuple(p.server("udp"))
+    plain_far.pbx = tuple(p.server("udp"))
     return p
 
 
@@ -144,4 +168,70 @@ def test_inbound_sdes_offer_from_the_trunk_gets_srtp_back(srtp_pbx, phones, far)
         assert (tag, suite) == (1, SUITE), answer.crypto
         exchange(far_rtp, answer.addr, session(far_key, True), session(pbx_key, False),
                  callee_rtp, inc.offer.addr)
+        assert out.bye().status == 200
+
+
+def srtp_call_to_opt(pbx, phone, phone_rtp, phone_key):
+    """1000 calls 8556 (out through `opt`) with an SDES offer."""
+    return phone.call("8556", savp_offer(*phone_rtp.addr, phone_key))
+
+
+def test_optional_trunk_refusing_srtp_gets_a_plain_offer(srtp_pbx, phones, plain_far):
+    pbx = srtp_pbx
+    phone = phones(pbx, 1000, PHONE_IP)
+    phone_key = os.urandom(30)
+    mark = len(pbx.log_text())
+    with RtpPeer.even(PHONE_IP) as phone_rtp, RtpPeer.even(PLAIN_FAR_IP) as far_rtp:
+        out = srtp_call_to_opt(pbx, phone, phone_rtp, phone_key)
+        first = plain_far.wait_call(5)
+        assert first is not None, f"the trunk got no INVITE: {out.responses}\n{pbx.log_tail()}"
+        assert first.offer.proto == "RTP/SAVP" and first.offer.crypto, first.offer.text
+        # (The client's transaction layer takes the ACK of the 488.)
+        first.reject(488, "Not Acceptable Here")
+
+        second = plain_far.wait_call(5)
+        assert second is not None, f"no plain re-offer after the 488\n{pbx.log_tail()}"
+        assert pbx.wait_log(r"a trunk refused SRTP: offering it plain RTP", mark, timeout=1), \
+            pbx.log_tail()
+        offer = second.offer
+        assert offer.proto == "RTP/AVP" and not offer.crypto, f"the re-offer:\n{offer.text}"
+        # RFC 3261 §8.1.3.5: the same Call-ID, From and To; the CSeq one higher.
+        inv1, inv2 = first.invite, second.invite
+        assert inv2.call_id == inv1.call_id
+        assert inv2.get("from") == inv1.get("from") and inv2.get("to") == inv1.get("to")
+        assert inv2.cseq[0] == inv1.cseq[0] + 1, (inv1.cseq, inv2.cseq)
+        assert inv2.branch != inv1.branch
+        second.answer(sdp_offer(*far_rtp.addr, pts=(0, 101)))
+        final = out.wait_final(5)
+        assert final is not None and final.status == 200, f"{final}\n{pbx.log_tail()}"
+        answer = out.answer_sdp
+        assert answer.proto == "RTP/SAVP" and len(answer.crypto) == 1, answer.text
+        _, _, pbx_key = key_of(answer.crypto[0])
+        exchange(phone_rtp, answer.addr, session(phone_key, True), session(pbx_key, False),
+                 far_rtp, offer.addr)
+        assert out.bye().status == 200
+
+
+def test_optional_trunk_answering_plain_rtp_at_once_is_taken_as_plain(srtp_pbx, phones,
+                                                                      plain_far):
+    pbx = srtp_pbx
+    phone = phones(pbx, 1000, PHONE_IP)
+    phone_key = os.urandom(30)
+    with RtpPeer.even(PHONE_IP) as phone_rtp, RtpPeer.even(PLAIN_FAR_IP) as far_rtp:
+        out = srtp_call_to_opt(pbx, phone, phone_rtp, phone_key)
+        inc = plain_far.wait_call(5)
+        assert inc is not None, f"the trunk got no INVITE: {out.responses}\n{pbx.log_tail()}"
+        offer = inc.offer
+        assert offer.proto == "RTP/SAVP" and offer.crypto, offer.text
+        # RTP/AVP and no key: this end does no SRTP.
+        inc.answer(sdp_offer(*far_rtp.addr, pts=(0, 101)))
+        final = out.wait_final(5)
+        assert final is not None and final.status == 200, f"{final}\n{pbx.log_tail()}"
+        assert inc.wait_ack(5) is not None, "no ACK for the 200"
+        answer = out.answer_sdp
+        assert answer.proto == "RTP/SAVP" and len(answer.crypto) == 1, answer.text
+        _, _, pbx_key = key_of(answer.crypto[0])
+        exchange(phone_rtp, answer.addr, session(phone_key, True), session(pbx_key, False),
+                 far_rtp, offer.addr)
+        assert plain_far.wait_request("BYE", 0.5, call_id=inc.call_id) is None, "the PBX ended it"
         assert out.bye().status == 200

@@ -27,9 +27,10 @@ import time
 import pytest
 
 from callclient import Phone, sdp_offer
-from conftest import free_port, parse_table, require
-from test_trunk_calls import SippTrunk
+from conftest import free_port, require
+from sippuas import SippTrunk, uas_scenario
 from test_trunks import Kamailio
+from trunkplan import trunk_rows
 
 PHONE_IP, SIPP_IP, KAM_IP, KAM_PHONE_IP, KAM_PROBE_IP, FAR_PHONE_IP = (
     "127.0.29.2", "127.0.29.3", "127.0.29.6", "127.0.29.7", "127.0.29.8", "127.0.29.9")
@@ -78,10 +79,7 @@ a=rtpmap:0 PCMU/8000
 
 # The TCP trunk's far end: OPTIONS answered 200; an INVITE answered 200; then the PBX's BYE
 # is answered, or, for numbers starting with 2, SIPp sends the BYE itself.
-UAS_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="tcp trunk">
-  <recv request="OPTIONS" optional="true" next="ping"/>
-  <recv request="INVITE">
+UAS_XML = uas_scenario("tcp trunk", """  <recv request="INVITE">
     <action>
       <ereg regexp="^INVITE sip:2" search_in="msg" check_it="false" assign_to="hangs"/>
       <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="from"/>
@@ -133,21 +131,7 @@ Content-Length: 0
 
 ]]></send>
   <recv response="200" next="done"/>
-  <label id="ping"/>
-  <send><![CDATA[
-
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=ping[pid]x[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="done"/>
-</scenario>
-""".replace("{sdp}", SDP)
+""".replace("{sdp}", SDP))
 
 
 def openssl(*args):
@@ -179,11 +163,6 @@ def make_server_cert(ca, directory, name, ip):
     openssl("x509", "-req", "-in", csr, "-CA", ca_pem, "-CAkey", ca_key, "-CAcreateserial",
             "-days", "2", "-extfile", ext, "-out", pem)
     return pem, key
-
-
-def trunk_rows(pbx):
-    r = pbx.cli("trunk", "list")
-    return {row["name"]: row for row in parse_table(r.stdout)}
 
 
 def wait_trunk_state(pbx, name, state, timeout):

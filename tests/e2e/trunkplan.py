@@ -4,7 +4,7 @@ through one trunk, and the trunk's far end as a python UA."""
 import contextlib
 
 from callclient import Phone
-from conftest import free_port
+from conftest import free_port, parse_table
 
 
 def trunk_plan(test_file, trunk, inbound_context=None):
@@ -42,3 +42,8 @@ def far_end(name, ip):
         yield ua
     finally:
         ua.close()
+
+
+def trunk_rows(pbx):
+    """`pbx trunk list` as {name: row}, each row a dict by lower-case column name."""
+    return {row["name"]: row for row in parse_table(pbx.cli("trunk", "list").stdout)}

@@ -35,7 +35,9 @@ impl PageError {
             PageError::NotFound(_) => StatusCode::NOT_FOUND,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
-            PageError::Store(StoreError::Duplicate(_)) => StatusCode::CONFLICT,
+            PageError::Store(StoreError::Duplicate(_) | StoreError::DidTaken { .. }) => {
+                StatusCode::CONFLICT
+            }
             PageError::Store(StoreError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PageError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -137,6 +139,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            StoreError::DidTaken { .. } => {
+                ApiError::field(StatusCode::CONFLICT, "did", e.to_string())
+            }
             StoreError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
             StoreError::Invalid(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())

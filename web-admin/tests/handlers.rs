@@ -2462,6 +2462,76 @@ async fn trunks_are_created_listed_with_their_state_edited_and_deleted() {
 }
 
 #[tokio::test]
+async fn the_lists_show_a_trunks_tls_and_dtmf_and_an_extensions_did() {
+    let app = app().await;
+    let session = app.login().await;
+    let csrf = app.get("/trunks/new", &session).await.csrf();
+    let r = app
+        .post_form(
+            "/trunks",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("name", "carrier"),
+                ("host", "sip.example.com"),
+                ("transport", "tls"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // `--tls-no-verify` and `--dtmf` are set with `pbx trunk add/set`.
+    let mut trunk = app.store.list_trunks().await.expect("list").remove(0);
+    trunk.tls_verify = false;
+    trunk.dtmf = "info".into();
+    app.store.update_trunk(&trunk).await.expect("update");
+    let list = app.get("/trunks", &session).await;
+    assert!(
+        list.body.contains("<th class=\"hide-s\">DTMF</th>"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("not verified") && list.body.contains(">info</td>"),
+        "{}",
+        list.body
+    );
+    trunk.tls_verify = true;
+    trunk.tls_ca_file = "/etc/pbx/carrier-ca.pem".into();
+    trunk.dtmf = "rfc4733".into();
+    app.store.update_trunk(&trunk).await.expect("update");
+    let list = app.get("/trunks", &session).await;
+    assert!(!list.body.contains("not verified"), "{}", list.body);
+    assert!(
+        list.body
+            .contains("CA <code>/etc/pbx/carrier-ca.pem</code>")
+            && list.body.contains(">rfc4733</td>"),
+        "{}",
+        list.body
+    );
+
+    app.store
+        .add_extension(
+            "pbx.test",
+            NewExtension {
+                number: "1000".into(),
+                password: "pw-1000-long".into(),
+                did: Some("+4930123".into()),
+                ..NewExtension::default()
+            },
+        )
+        .await
+        .expect("add");
+    add(&app, "1001").await;
+    let list = app.get("/extensions", &session).await;
+    assert!(
+        list.body.contains("<th class=\"hide-s\">DID</th>"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("<code>+4930123</code>"), "{}", list.body);
+}
+
+#[tokio::test]
 async fn api_trunks_round_trip_without_the_password() {
     let app = app().await;
     let r = app
@@ -2849,4 +2919,131 @@ async fn api_dialplan_put_refuses_a_body_without_text_as_documented() {
     assert_eq!(body["problems"], serde_json::json!([]));
     assert!(body["error"].as_str().unwrap_or("").contains("text"));
     assert_eq!(std::fs::read_to_string(&app.dialplan).expect("plan"), PLAN);
+}
+
+#[tokio::test]
+async fn a_did_taken_by_another_extension_is_refused_at_the_did_everywhere() {
+    let app = app().await;
+    app.store
+        .add_extension(
+            "pbx.test",
+            NewExtension {
+                number: "1000".into(),
+                password: "pw-1000-long".into(),
+                did: Some("+4930123".into()),
+                ..NewExtension::default()
+            },
+        )
+        .await
+        .expect("add");
+    add(&app, "1002").await;
+    let session = app.login().await;
+    let message = "DID +4930123 is already extension 1000&#39;s";
+
+    // The new-extension form: the message next to the DID, nothing created.
+    let csrf = app.get("/extensions/new", &session).await.csrf();
+    let r = app
+        .post_form(
+            "/extensions",
+            &session,
+            &[("csrf", &csrf), ("number", "1001"), ("did", "+4930123")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let did_field = r.body.find("name=\"did\"").expect("the DID field");
+    let at = r.body.find(message).unwrap_or_else(|| panic!("{}", r.body));
+    assert!(
+        at > did_field,
+        "the message is not at the DID field: {}",
+        r.body
+    );
+    assert!(
+        app.store
+            .credentials("1001")
+            .await
+            .expect("store")
+            .is_none()
+    );
+
+    // The edit form: the same, 1002 unchanged.
+    let r = app
+        .post_form(
+            "/extensions/1002",
+            &session,
+            &[
+                ("csrf", &csrf),
+                ("name", "Bob"),
+                ("media_encryption", "optional"),
+                ("did", "+4930123"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let did_field = r.body.find("name=\"did\"").expect("the DID field");
+    let at = r.body.find(message).unwrap_or_else(|| panic!("{}", r.body));
+    assert!(
+        at > did_field,
+        "the message is not at the DID field: {}",
+        r.body
+    );
+    let did_of = |all: Vec<pbx_store::Extension>, n: &str| {
+        all.into_iter()
+            .find(|e| e.number == n)
+            .map(|e| e.did)
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        did_of(app.store.list_extensions().await.expect("list"), "1002"),
+        ""
+    );
+
+    // The API: 409 with the field.
+    let r = app
+        .api(
+            "POST",
+            "/api/v1/extensions",
+            Some(r#"{"number":"1001","did":"+4930123"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.json()["field"], "did");
+    assert_eq!(
+        r.json()["error"],
+        "DID +4930123 is already extension 1000's"
+    );
+    let r = app
+        .api(
+            "PATCH",
+            "/api/v1/extensions/1002",
+            Some(r#"{"did":"+4930123"}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.json()["field"], "did");
+    assert_eq!(
+        did_of(app.store.list_extensions().await.expect("list"), "1002"),
+        ""
+    );
+
+    // The CSV import: each repeated DID at its line, nothing imported.
+    let csrf = app.get("/extensions/import", &session).await.csrf();
+    let csv = "number,password,did\n\
+               2000,pw-two-k,+15550001\n\
+               2001,pw-two-k,+15550001\n\
+               2002,pw-two-k,+4930123\n";
+    let r = app
+        .post_form(
+            "/extensions/import",
+            &session,
+            &[("csrf", &csrf), ("csv", csv)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    for line in [
+        "line 3: DID +15550001 is already extension 2000&#39;s on line 2",
+        "line 4: DID +4930123 is already extension 1000&#39;s",
+    ] {
+        assert!(r.body.contains(line), "{line}: {}", r.body);
+    }
+    assert_eq!(app.store.list_extensions().await.expect("list").len(), 2);
 }

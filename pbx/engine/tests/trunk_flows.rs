@@ -240,3 +240,47 @@ async fn an_invite_to_the_registered_user_from_the_providers_host_is_the_provide
     let (responses, _) = sim.sent_to(STRANGER);
     assert_eq!(codes(&responses), [407]);
 }
+
+#[tokio::test]
+async fn a_trunk_whose_context_the_plan_lacks_is_forbidden_not_told_not_found() {
+    // The context is the caller's permission to reach anything: without it the number may
+    // well exist (1000 does), the caller may not reach it. RFC 3261 §21.4.3 (403), not
+    // §21.4.4 (404: the user does not exist), as for an extension whose context is missing.
+    let orphan_net = "10.9.9.9";
+    let mut peers = trunks();
+    peers.push(TrunkPeer {
+        name: "orphan".into(),
+        context: "from-nowhere".into(),
+        allowed_networks: vec!["10.9.9.0/24".parse().unwrap()],
+        registered_user: None,
+        addresses: vec![],
+        media_encryption: "off".into(),
+        channels: 0,
+        dtmf: Default::default(),
+        outbound: Outbound::default(),
+    });
+    let mut sim = Sim::new(PLAN, peers).await;
+    sim.register_phone().await;
+    let branch = sim.branch();
+    let text = invite(
+        "sip:1000@pbx.test",
+        orphan_net,
+        "+4930555",
+        "1000",
+        "orphan-1",
+        &branch,
+    );
+    sim.receive(orphan_net, text).await;
+    let (responses, _) = sim.sent_to(orphan_net);
+    let last = responses.last().expect("a final answer");
+    assert_eq!(last.status.code(), 403, "{:?}", codes(&responses));
+    // The wire says no more than that; the CDR names the missing context.
+    assert_eq!(&last.reason[..], b"Forbidden");
+    let (_, to_phone) = sim.sent_to(PHONE);
+    assert!(to_phone.is_empty());
+    let cdr = sim.cdrs.last().expect("a CDR");
+    assert!(
+        cdr.hangup_cause.contains("no context named from-nowhere"),
+        "{cdr:?}"
+    );
+}

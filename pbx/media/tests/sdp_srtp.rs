@@ -432,3 +432,31 @@ fn best_effort_srtp_on_rtp_avp() {
         .unwrap();
     assert!(lines(&answer, "a=crypto").is_empty());
 }
+
+#[test]
+fn a_plain_answer_to_an_optional_srtp_offer_is_taken_as_plain() {
+    let avp_answer = sdp(&[
+        "v=0",
+        "o=callee 1 1 IN IP4 198.51.100.20",
+        "s=-",
+        "c=IN IP4 198.51.100.20",
+        "t=0 0",
+        "m=audio 40000 RTP/AVP 0",
+    ]);
+    // Optional: the SRTP offer was best effort; the plain answer stands, both legs plain.
+    let mut n =
+        negotiator(plain(), policy(Optional, true)).with_first_offer(Callee, FirstOffer::Srtp);
+    n.offer(Caller, &fixture("sipp_uac.sdp"), &mut rng())
+        .unwrap();
+    assert!(n.pending_offer_is_srtp());
+    let (answer, plan) = n.answer(Callee, &avp_answer, &mut rng()).unwrap();
+    assert!(lines(&answer, "m=audio")[0].contains(" RTP/AVP "));
+    assert!(plan.callee.srtp.is_none() && plan.caller.srtp.is_none());
+
+    // Required: a plain answer is no answer to its offer.
+    let mut n = negotiator(plain(), policy(Required, true));
+    n.offer(Caller, &fixture("sipp_uac.sdp"), &mut rng())
+        .unwrap();
+    let e = n.answer(Callee, &avp_answer, &mut rng()).unwrap_err();
+    assert_eq!(e, NegotiationError::NoAcceptableCrypto(Callee));
+}

@@ -640,3 +640,175 @@ fn config_is_accepted_anywhere_and_defaults_to_config_pbx_toml() {
         missing.stderr
     );
 }
+
+#[test]
+fn trunk_add_warns_of_a_missing_context_and_the_list_shows_tls_and_dtmf() {
+    let env = Env::new("trunk-list");
+    env.write(
+        "conf/dialplan.toml",
+        "[defaults]\ncontext = \"staff\"\n[context.staff]\n[[context.staff.rule]]\n\
+         extension = true\nsteps = [{ dial = \"${number}\" }]\n",
+    );
+    std::fs::write(
+        &env.config,
+        "[sip]\ndomain = \"pbx.test\"\n[dialplan]\nfile = \"dialplan.toml\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The plan has no from-legacy: its calls are refused as any caller's without a context.
+    let run = env
+        .pbx(&[
+            "trunk",
+            "add",
+            "legacy",
+            "--host",
+            "192.0.2.5",
+            "--context",
+            "from-legacy",
+            "--dtmf",
+            "info",
+        ])
+        .ok();
+    assert!(
+        run.stderr.contains("context `from-legacy` is not in")
+            && run.stderr.contains("get 403 until it is"),
+        "{}",
+        run.stderr
+    );
+    env.pbx(&[
+        "trunk",
+        "add",
+        "lab",
+        "--host",
+        "192.0.2.6",
+        "--transport",
+        "tls",
+        "--tls-no-verify",
+        "--context",
+        "staff",
+    ])
+    .ok();
+    let ca = env.write("carrier-ca.pem", "not read by add\n");
+    let ca = ca.to_string_lossy().into_owned();
+    env.pbx(&[
+        "trunk",
+        "add",
+        "carrier",
+        "--host",
+        "192.0.2.7",
+        "--transport",
+        "tls",
+        "--tls-ca-file",
+        &ca,
+        "--context",
+        "staff",
+        "--dtmf",
+        "auto",
+    ])
+    .ok();
+    let list = env.pbx(&["trunk", "list"]).ok().stdout;
+    let header = list.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("TRANSPORT") && header.contains("DTMF"),
+        "{list}"
+    );
+    let row = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .to_string()
+    };
+    let legacy = row("legacy");
+    assert!(
+        legacy.contains(" udp ") && legacy.contains(" info "),
+        "{list}"
+    );
+    let lab = row("lab");
+    assert!(
+        lab.contains("tls (not verified)") && lab.contains(" rfc4733 "),
+        "{list}"
+    );
+    let carrier = row("carrier");
+    assert!(
+        carrier.contains(&format!("tls (CA {ca})")) && carrier.contains(" auto "),
+        "{list}"
+    );
+}
+
+#[test]
+fn a_did_names_one_extension() {
+    let env = Env::new("did-unique");
+    env.pbx(&[
+        "extension",
+        "add",
+        "1000",
+        "--password",
+        "pw",
+        "--did",
+        "+4930123",
+    ])
+    .ok();
+    env.pbx(&["extension", "add", "1001", "--password", "pw"])
+        .ok();
+    let run = env
+        .pbx(&[
+            "extension",
+            "add",
+            "1002",
+            "--password",
+            "pw",
+            "--did",
+            "+4930123",
+        ])
+        .fails();
+    assert!(
+        run.stderr
+            .contains("DID +4930123 is already extension 1000's"),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .pbx(&["extension", "set", "1001", "--did", "+4930123"])
+        .fails();
+    assert!(
+        run.stderr
+            .contains("DID +4930123 is already extension 1000's"),
+        "{}",
+        run.stderr
+    );
+    // Nothing changed: 1002 was not created, 1001 has no DID.
+    let list = env.pbx(&["extension", "list"]).ok().stdout;
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert_eq!(
+        extension_row(&env, "1001").last().map(String::as_str),
+        Some("-")
+    );
+    // Its own DID again is no conflict.
+    env.pbx(&["extension", "set", "1000", "--did", "+4930123"])
+        .ok();
+
+    // The CSV: each row that repeats a DID, of the database or of an earlier row, at its line.
+    let csv = env.write(
+        "dids.csv",
+        "number,password,did\n\
+         2000,pw,+15550001\n\
+         2001,pw,+15550001\n\
+         2002,pw,+4930123\n\
+         2003,pw,\n\
+         2004,pw,\n",
+    );
+    let csv_arg = csv.display().to_string();
+    let run = env.pbx(&["extension", "import", &csv_arg]).fails();
+    for line in [
+        format!("{csv_arg}:3: DID +15550001 is already extension 2000's on line 2"),
+        format!("{csv_arg}:4: DID +4930123 is already extension 1000's"),
+    ] {
+        assert!(
+            run.stderr.contains(&line),
+            "missing `{line}` in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("nothing imported"), "{}", run.stderr);
+    let list = env.pbx(&["extension", "list"]).ok().stdout;
+    assert_eq!(list.lines().count(), 3, "{list}");
+}

@@ -1,11 +1,14 @@
 //! What can go wrong in the store, grouped by whose fault it is.
 
-/// A store failure. `Duplicate`, `NotFound` and `Invalid` are the caller's input; the rest are
-/// the database's or the machine's.
+/// A store failure. `Duplicate`, `DidTaken`, `NotFound` and `Invalid` are the caller's input;
+/// the rest are the database's or the machine's.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} already exists")]
     Duplicate(String),
+    /// A DID names one extension (migration 0015).
+    #[error("DID {did} is already extension {number}'s")]
+    DidTaken { did: String, number: String },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]

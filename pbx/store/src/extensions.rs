@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 
 use async_trait::async_trait;
 
+use crate::did_unique;
 use crate::ports::{CredentialStore, ExtensionStore};
 use crate::secrets::hash_secret;
 use crate::{Store, StoreError, from_db, now_unix, to_db};
@@ -361,10 +362,11 @@ impl ExtensionStore for Store {
     async fn add_extension(&self, realm: &str, ext: NewExtension) -> Result<(), StoreError> {
         let h = hash(realm, &ext)?;
         let mut tx = self.pool().begin().await?;
+        did_unique::check_free(&mut tx, &h.did, &h.number).await?;
         insert(&h, now_unix())
             .execute(&mut *tx)
             .await
-            .map_err(|e| StoreError::unique(e, || format!("extension {}", h.number)))?;
+            .map_err(|e| did_unique::unique(e, &h.number, &h.did))?;
         bump_revision().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -379,13 +381,15 @@ impl ExtensionStore for Store {
             .iter()
             .map(|e| hash(realm, e))
             .collect::<Result<Vec<_>, _>>()?;
+        did_unique::check_batch(hashed.iter().map(|h| (h.number.as_str(), h.did.as_str())))?;
         let now = now_unix();
         let mut tx = self.pool().begin().await?;
         for h in &hashed {
+            did_unique::check_free(&mut tx, &h.did, &h.number).await?;
             insert(h, now)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| StoreError::unique(e, || format!("extension {}", h.number)))?;
+                .map_err(|e| did_unique::unique(e, &h.number, &h.did))?;
         }
         bump_revision().execute(&mut *tx).await?;
         tx.commit().await?;
@@ -480,6 +484,9 @@ impl ExtensionStore for Store {
         let (ha1_md5, ha1_sha256) = (ha1(Algorithm::Md5), ha1(Algorithm::Sha256));
         let pin_hash = changes.pin.as_deref().map(hash_secret).transpose()?;
         let mut tx = self.pool().begin().await?;
+        if let Some(did) = changes.did.as_deref() {
+            did_unique::check_free(&mut tx, did, number).await?;
+        }
         // NULL keeps a column as it is.
         let updated = sqlx::query(
             "UPDATE extensions SET ha1_md5 = COALESCE($1, ha1_md5), \
@@ -501,7 +508,8 @@ impl ExtensionStore for Store {
         .bind(changes.did.as_deref())
         .bind(number)
         .execute(&mut *tx)
-        .await?
+        .await
+        .map_err(|e| did_unique::unique(e, number, changes.did.as_deref().unwrap_or_default()))?
         .rows_affected();
         if updated == 0 {
             return Ok(false);

@@ -30,11 +30,13 @@ pub struct CsvProblem {
     pub message: String,
 }
 
-/// Parses and checks `text`. `existing` holds the numbers already in the database: a row
-/// repeating one is an error too. Returns the rows, or every problem with its line.
+/// Parses and checks `text`. `existing` holds the numbers already in the database and
+/// `dids` the DIDs already given (DID → extension): a row repeating either, or a DID of an
+/// earlier row, is an error too. Returns the rows, or every problem with its line.
 pub fn parse_extensions_csv(
     text: &str,
     existing: &HashSet<String>,
+    dids: &HashMap<String, String>,
 ) -> Result<Vec<NewExtension>, Vec<CsvProblem>> {
     let at = |line: u64, msg: &str| CsvProblem {
         line,
@@ -83,6 +85,7 @@ pub fn parse_extensions_csv(
     }
     let mut rows = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut seen_dids: HashMap<String, (u64, String)> = HashMap::new();
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
@@ -134,6 +137,19 @@ pub fn parse_extensions_csv(
             row_problems.push(format!("extension {} already exists", ext.number));
         }
         seen.entry(ext.number.clone()).or_insert(line);
+        // A DID names one extension (migration 0015).
+        if let Some(did) = ext.did.as_deref().filter(|d| !d.is_empty()) {
+            if let Some((first, number)) = seen_dids.get(did) {
+                row_problems.push(format!(
+                    "DID {did} is already extension {number}'s on line {first}"
+                ));
+            } else if let Some(number) = dids.get(did) {
+                row_problems.push(format!("DID {did} is already extension {number}'s"));
+            }
+            seen_dids
+                .entry(did.to_string())
+                .or_insert((line, ext.number.clone()));
+        }
         if row_problems.is_empty() {
             rows.push(ext);
         } else {
@@ -186,7 +202,10 @@ mod tests {
 
     fn parse(text: &str) -> Result<Vec<NewExtension>, Vec<String>> {
         let existing: HashSet<String> = ["2000".to_string()].into_iter().collect();
-        parse_extensions_csv(text, &existing).map_err(|problems| {
+        let dids: HashMap<String, String> = [("+4930123".to_string(), "2000".to_string())]
+            .into_iter()
+            .collect();
+        parse_extensions_csv(text, &existing, &dids).map_err(|problems| {
             problems
                 .into_iter()
                 .map(|p| format!("x.csv:{}: {}", p.line, p.message))
@@ -221,6 +240,24 @@ mod tests {
         assert!(
             errs.iter().all(|e| e.starts_with("x.csv:2: bad DID")),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn a_did_names_one_extension() {
+        let text = "number,password,did\n\
+                    1000,pw,+15551230001\n\
+                    1001,pw,+15551230001\n\
+                    1002,pw,+4930123\n\
+                    1003,pw,\n\
+                    1004,pw,\n";
+        let errs = parse(text).err().unwrap_or_default();
+        assert_eq!(
+            errs,
+            vec![
+                "x.csv:3: DID +15551230001 is already extension 1000's on line 2",
+                "x.csv:4: DID +4930123 is already extension 2000's",
+            ]
         );
     }
 

@@ -12,6 +12,7 @@ mod admins;
 mod audit;
 mod bans;
 mod cdrs;
+mod did_unique;
 mod error;
 mod extensions;
 mod extensions_csv;
@@ -122,7 +123,9 @@ impl Store {
             Engine::Sqlite => &SQLITE_MIGRATIONS,
             Engine::Postgres => &POSTGRES_MIGRATIONS,
         };
+        let shared_dids = did_unique::before_migration(&pool).await;
         migrator.run(&pool).await?;
+        did_unique::report(&shared_dids);
         Ok(Store { pool, engine })
     }
 

@@ -71,6 +71,22 @@ suite_test!(sip_traces);
 suite_test!(mailboxes);
 suite_test!(mwi);
 suite_test!(extension_did);
+suite_test!(extension_did_unique);
+
+#[tokio::test]
+#[cfg_attr(
+    not(pbx_test_postgres),
+    ignore = "PBX_TEST_POSTGRES_URL is not set: not run"
+)]
+async fn did_migration_clears_shared_dids() {
+    let (store, schema) = fresh("did_migration").await;
+    store.close().await;
+    let base = std::env::var("PBX_TEST_POSTGRES_URL").unwrap_or_default();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    store_suite::did_migration_clears_shared_dids(&url).await;
+    drop_schema(&schema).await;
+}
 suite_test!(extension_search);
 suite_test!(trunks);
 suite_test!(audit);

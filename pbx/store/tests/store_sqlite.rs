@@ -47,6 +47,15 @@ suite_test!(sip_traces);
 suite_test!(mailboxes);
 suite_test!(mwi);
 suite_test!(extension_did);
+suite_test!(extension_did_unique);
+
+#[tokio::test]
+async fn did_migration_clears_shared_dids() {
+    let dir = temp_dir("did-migration");
+    let url = format!("sqlite://{}/pbx.db", dir.display());
+    store_suite::did_migration_clears_shared_dids(&url).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
 suite_test!(extension_search);
 suite_test!(trunks);
 suite_test!(audit);

@@ -269,6 +269,7 @@ pub struct ExtensionUpdate {
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The DID is another extension's (`field`: `did`)"),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody)
     )

@@ -1,7 +1,7 @@
 //! The extensions as CSV: import (the CLI's format and parser, `pbx extension import`: every
 //! bad line reported, nothing imported on any error) and export (no passwords, no PINs).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -59,14 +59,14 @@ pub async fn check(
     state: &Shared,
     text: &str,
 ) -> Result<Result<Vec<NewExtension>, Vec<CsvProblem>>, pbx_store::StoreError> {
-    let existing: HashSet<String> = state
-        .extensions
-        .list_extensions()
-        .await?
-        .into_iter()
-        .map(|e| e.number)
+    let all = state.extensions.list_extensions().await?;
+    let dids: HashMap<String, String> = all
+        .iter()
+        .filter(|e| !e.did.is_empty())
+        .map(|e| (e.did.clone(), e.number.clone()))
         .collect();
-    Ok(pbx_store::parse_extensions_csv(text, &existing))
+    let existing: HashSet<String> = all.into_iter().map(|e| e.number).collect();
+    Ok(pbx_store::parse_extensions_csv(text, &existing, &dids))
 }
 
 /// Imports checked rows in one transaction and records it; how many.

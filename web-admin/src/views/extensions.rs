@@ -209,6 +209,12 @@ async fn create(
         .await
     {
         Ok(()) => {}
+        Err(e @ StoreError::DidTaken { .. }) => {
+            return Ok(refuse(Problems(vec![validate::FieldError {
+                field: "did",
+                message: e.to_string(),
+            }])));
+        }
         Err(e @ (StoreError::Duplicate(_) | StoreError::Invalid(_))) => {
             return Ok(refuse(Problems(vec![validate::FieldError {
                 field: "number",
@@ -395,11 +401,28 @@ async fn save(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    if !state
+    let updated = match state
         .extensions
         .update_extension(&state.settings.domain, &number, &changes)
-        .await?
+        .await
     {
+        Ok(updated) => updated,
+        // Another extension has the DID: said next to the field, nothing changed.
+        Err(e @ StoreError::DidTaken { .. }) => {
+            let problems = Problems(vec![validate::FieldError {
+                field: "did",
+                message: e.to_string(),
+            }]);
+            let form = EditForm {
+                pin: String::new(),
+                ..form
+            };
+            let page = edit_page(&state, &session, ext, form, problems, String::new());
+            return Ok((StatusCode::CONFLICT, page).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !updated {
         return Err(PageError::NotFound(format!(
             "There is no extension {number}."
         )));

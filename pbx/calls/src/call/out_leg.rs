@@ -5,7 +5,7 @@
 use pbx_sip::header::NameAddr;
 use pbx_sip::message::HeaderName;
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A trunk's digest account.
 #[derive(Clone)]
@@ -36,6 +36,23 @@ pub(super) struct OutLeg {
     pub(super) setup_by: Instant,
     /// A provisional response (100 included) arrived.
     pub(super) heard: bool,
+    /// The trunk's setup time, for a later INVITE of the branch (the plain re-offer).
+    pub(super) setup_timeout: Duration,
+    /// The caller's payload types the trunk is offered (`None`: all agreed ones).
+    pub(super) only: Option<Vec<u8>>,
+}
+
+impl OutLeg {
+    /// The branch's part for a new INVITE sent at `now` (the plain re-offer after a refused
+    /// SRTP one): its own setup time, and its own challenge to answer.
+    pub(super) fn renewed(&self, now: Instant) -> OutLeg {
+        OutLeg {
+            answered_challenge: false,
+            setup_by: now + self.setup_timeout,
+            heard: false,
+            ..self.clone()
+        }
+    }
 }
 
 /// Notes that a trunk's branch was heard from (a 100 counts); nothing for a device's.

@@ -7,6 +7,10 @@
 //! Call-ID, From and To, the CSeq one higher and a new Via branch (RFC 3261 §8.1.3.5). 415 is
 //! not retried: it refuses the body's type (`application/sdp`), which a plain offer keeps.
 //! Under `required` the refusal stands, and a refusal of the plain offer is final.
+//!
+//! A trunk's branch under `optional` is offered SRTP too, and one that refuses it gets the same
+//! plain re-offer (RFC 4568 §7.5: SDES is best effort there), restricted to the trunk's codecs,
+//! with its own setup time and its own digest challenge to answer.
 
 use super::forks::ForkState;
 use super::{Call, Phase};
@@ -38,8 +42,10 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             .media
             .as_ref()
             .is_some_and(|m| m.callee_encryption == Encryption::Optional);
+        // A trunk may be dialled after the caller was answered (a menu's option).
+        let live = self.phase == Phase::Ringing || (fork.out.is_some() && self.connecting());
         let retry = optional
-            && self.phase == Phase::Ringing
+            && live
             && self.ring_deadline.is_some()
             && fork.round == self.round
             && !fork.plain_retry
@@ -54,19 +60,24 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             return false;
         }
         let (device, cseq) = (fork.device.clone(), fork.cseq.saturating_add(1));
-        let out = fork.out.clone();
+        let out = fork.out.as_ref().map(|o| Box::new(o.renewed(now)));
         let negotiator = self.fork_negotiator(&device, self.media.as_ref(), FirstOffer::Plain);
-        tracing::info!(
-            status = response.status.code(),
-            call = self.caller.dialog.call_id,
-            "a device refused SRTP: offering it plain RTP"
-        );
+        let (status, call) = (response.status.code(), &self.caller.dialog.call_id);
+        if out.is_some() {
+            tracing::info!(status, call, "a trunk refused SRTP: offering it plain RTP");
+        } else {
+            tracing::info!(status, call, "a device refused SRTP: offering it plain RTP");
+        }
         // The refused branch ends here; its status says nothing about the extension (the
         // plain offer's answer will), so it is left out of the best failure.
         if let Some(fork) = self.forks.get_mut(index) {
             fork.state = ForkState::Finished;
         }
-        match self.send_fork(now, layer, device, negotiator, cseq, out) {
+        let only = match &out {
+            Some(o) => o.only.clone(),
+            None => self.agreed_formats(),
+        };
+        match self.send_fork_only(now, layer, device, negotiator, cseq, out, only) {
             Ok(true) => true,
             // Not sent: the refusal counts as the branch's answer after all.
             Ok(false) | Err(_) => false,

@@ -84,6 +84,8 @@ impl<D: Clone + std::fmt::Debug> Call<D> {
             answered_challenge: false,
             setup_by: now + leg.setup_timeout,
             heard: false,
+            setup_timeout: leg.setup_timeout,
+            only: only.clone(),
         };
         let media = self.media.clone();
         let negotiator = self.fork_negotiator(

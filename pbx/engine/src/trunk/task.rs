@@ -239,7 +239,8 @@ impl TrunkTask {
             }
             while let Some(transmit) = self.layer.poll_transmit() {
                 busy = true;
-                self.outputs.push_back(TaskOutput::Transmit(Box::new(transmit)));
+                self.outputs
+                    .push_back(TaskOutput::Transmit(Box::new(transmit)));
             }
             while let Some((_, event)) = self.layer.poll_event() {
                 busy = true;

@@ -6,7 +6,7 @@ use super::parse::parse;
 use super::pending::{FirstOffer, LegSrtp, Pending, Stream, offer_srtp};
 use super::webrtc::{self as w, remote};
 use super::write::{Audio, Rejected, Section, body, with_origin};
-use super::{LegPolicy, LocalEndpoint, NegotiationError};
+use super::{Encryption, LegPolicy, LocalEndpoint, NegotiationError};
 
 mod local;
 
@@ -430,8 +430,14 @@ impl Negotiator {
             Side::Callee => (callee, caller),
         };
 
+        // An `optional` leg offered SRTP that answers plain RTP/AVP without keys is taken as
+        // plain: the offer was best-effort SRTP (RFC 4568 §7.5), and refusing the call would
+        // only make a plain re-offer the far end answers the same way (RFC 3264 §6).
+        let plain_answer = !m.is_savp()
+            && m.crypto.is_empty()
+            && ans_leg.policy.encryption == Encryption::Optional;
         // RFC 4568 §6.1: the answer's crypto line has the tag and suite of one the PBX offered.
-        let ans_srtp = match p.srtp_on {
+        let ans_srtp = match p.srtp_on && !plain_answer {
             true => {
                 let c = m
                     .crypto

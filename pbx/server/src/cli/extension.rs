@@ -1,6 +1,6 @@
 //! `pbx extension add|set|import|list|remove`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::{CliError, ExtensionCommand, import, table};
 use crate::config::Config;
@@ -80,16 +80,18 @@ pub(super) async fn run(
         ExtensionCommand::Import { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?;
-            let existing: HashSet<String> = store
-                .list_extensions()
-                .await?
-                .into_iter()
-                .map(|e| e.number)
+            let all = store.list_extensions().await?;
+            let dids: HashMap<String, String> = all
+                .iter()
+                .filter(|e| !e.did.is_empty())
+                .map(|e| (e.did.clone(), e.number.clone()))
                 .collect();
-            let rows = import::parse_csv(&file, &text, &existing).map_err(|mut problems| {
-                problems.push(format!("nothing imported from {}", file.display()));
-                CliError::Input(problems)
-            })?;
+            let existing: HashSet<String> = all.into_iter().map(|e| e.number).collect();
+            let rows =
+                import::parse_csv(&file, &text, &existing, &dids).map_err(|mut problems| {
+                    problems.push(format!("nothing imported from {}", file.display()));
+                    CliError::Input(problems)
+                })?;
             let n = store.import_extensions(realm, rows).await?;
             println!("imported {n} extensions from {}", file.display());
         }

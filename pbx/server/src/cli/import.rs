@@ -2,19 +2,21 @@
 //! with the web admin): every bad row is reported as `FILE:LINE: message`, and nothing is
 //! imported when any row is bad.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use pbx_store::NewExtension;
 
 /// Parses and checks `text` (read from `path`). `existing` holds the numbers already in the
-/// database: a row repeating one is an error too. Returns the rows, or one message per problem.
+/// database and `dids` the DIDs given (DID → extension): a row repeating one is an error too.
+/// Returns the rows, or one message per problem.
 pub fn parse_csv(
     path: &Path,
     text: &str,
     existing: &HashSet<String>,
+    dids: &HashMap<String, String>,
 ) -> Result<Vec<NewExtension>, Vec<String>> {
-    pbx_store::parse_extensions_csv(text, existing).map_err(|problems| {
+    pbx_store::parse_extensions_csv(text, existing, dids).map_err(|problems| {
         problems
             .into_iter()
             .map(|p| format!("{}:{}: {}", path.display(), p.line, p.message))
@@ -33,6 +35,7 @@ mod tests {
             Path::new("staff.csv"),
             "number,password\n2000,pw\n12x,pw\n",
             &existing,
+            &HashMap::new(),
         )
         .err()
         .unwrap_or_default();

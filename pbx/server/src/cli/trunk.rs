@@ -121,11 +121,7 @@ async fn list(store: &dyn TrunkStore, global: std::time::Duration) -> Result<(),
             vec![
                 t.name.clone(),
                 t.address(),
-                if t.transport == "tls" && !t.tls_verify {
-                    "tls (not verified)".to_string()
-                } else {
-                    t.transport.clone()
-                },
+                transport_cell(&t),
                 if t.register {
                     format!("yes ({})", t.username)
                 } else if t.username.is_empty() {
@@ -135,6 +131,7 @@ async fn list(store: &dyn TrunkStore, global: std::time::Duration) -> Result<(),
                 },
                 or_dash(networks),
                 t.context.clone(),
+                t.dtmf.clone(),
                 match t.setup_timeout {
                     Some(secs) => format!("{secs}s"),
                     None => format!("{} (global)", crate::config::format_duration(global)),
@@ -154,6 +151,7 @@ async fn list(store: &dyn TrunkStore, global: std::time::Duration) -> Result<(),
                 "REGISTER",
                 "ALLOW",
                 "CONTEXT",
+                "DTMF",
                 "SETUP",
                 "STATE",
                 "DETAIL"
@@ -162,6 +160,16 @@ async fn list(store: &dyn TrunkStore, global: std::time::Duration) -> Result<(),
         )
     );
     Ok(())
+}
+
+/// The transport, and for TLS what an admin chose about the certificate: not verified, or
+/// verified against the trunk's own CA file.
+fn transport_cell(t: &Trunk) -> String {
+    match (t.transport.as_str(), t.tls_verify, t.tls_ca_file.is_empty()) {
+        ("tls", false, _) => "tls (not verified)".to_string(),
+        ("tls", true, false) => format!("tls (CA {})", t.tls_ca_file),
+        _ => t.transport.clone(),
+    }
 }
 
 fn or_dash(text: String) -> String {
@@ -173,11 +181,14 @@ fn or_dash(text: String) -> String {
 }
 
 /// A warning when the trunk's context is not in the configured dialplan: its calls would be
-/// refused until it is added (not an error: the plan may be written after the trunk).
+/// refused until it is added (not an error: the plan may be written after the trunk). The
+/// refusal is 403, as for any caller whose context is missing: the number may well exist,
+/// the caller has no permission to reach it (RFC 3261 §21.4.3, not §21.4.4's "does not
+/// exist").
 fn context_warning(config: &Config, context: &str) -> Option<String> {
     match crate::plan::load_assigned(config, &[context.to_string()]) {
         Ok(Some(plan)) if !plan.context_names().any(|name| name == context) => Some(format!(
-            "context `{context}` is not in {} yet: the trunk's inbound calls get 404 until it is",
+            "context `{context}` is not in {} yet: the trunk's inbound calls get 403 until it is",
             plan.path()
         )),
         Ok(None) => Some(format!(

@@ -1212,3 +1212,131 @@ pub async fn extension_did(store: &Store) {
             .all(|e| e.number != "1002")
     );
 }
+
+/// A DID names one extension (migration 0015): add, set and import refuse one another
+/// extension holds, naming it; its own DID set again, and empty DIDs, are fine.
+pub async fn extension_did_unique(store: &Store) {
+    use pbx_store::ExtensionChanges;
+    let with = |number: &str, did: &str| NewExtension {
+        did: Some(did.into()),
+        ..ext(number, "pw")
+    };
+    ok(store.add_extension(REALM, with("1000", "+4930123")).await);
+    ok(store.add_extension(REALM, ext("1001", "pw")).await);
+    ok(store.add_extension(REALM, ext("1002", "pw")).await);
+    fn taken<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+        match r {
+            Err(e @ StoreError::DidTaken { .. }) => e.to_string(),
+            other => panic!("expected DidTaken, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        taken(store.add_extension(REALM, with("1003", "+4930123")).await),
+        "DID +4930123 is already extension 1000's"
+    );
+    let set = |did: &str| ExtensionChanges {
+        did: Some(did.into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        taken(
+            store
+                .update_extension(REALM, "1001", &set("+4930123"))
+                .await
+        ),
+        "DID +4930123 is already extension 1000's"
+    );
+    // Its own again, and empty DIDs on several extensions.
+    assert!(ok(store
+        .update_extension(REALM, "1000", &set("+4930123"))
+        .await));
+    assert!(ok(store.update_extension(REALM, "1001", &set("")).await));
+    assert!(ok(store.update_extension(REALM, "1002", &set("")).await));
+    // Import: against the database and within the batch; nothing imported either way.
+    assert_eq!(
+        taken(
+            store
+                .import_extensions(
+                    REALM,
+                    vec![with("2000", "+15550001"), with("2001", "+4930123")]
+                )
+                .await
+        ),
+        "DID +4930123 is already extension 1000's"
+    );
+    assert_eq!(
+        taken(
+            store
+                .import_extensions(
+                    REALM,
+                    vec![with("2000", "+15550001"), with("2001", "+15550001")]
+                )
+                .await
+        ),
+        "DID +15550001 is already extension 2000's"
+    );
+    let numbers: Vec<String> = ok(store.list_extensions().await)
+        .into_iter()
+        .map(|e| e.number)
+        .collect();
+    assert_eq!(numbers, ["1000", "1001", "1002"]);
+    // Once 1000 lets it go, another may take it.
+    assert!(ok(store.update_extension(REALM, "1000", &set("")).await));
+    assert!(ok(store
+        .update_extension(REALM, "1002", &set("+4930123"))
+        .await));
+}
+
+/// Migration 0015 on a database that already holds a DID twice (made before it): the lowest
+/// number keeps it, the others' is cleared, and the index holds from then on. `url` names a
+/// database the store was opened on once.
+pub async fn did_migration_clears_shared_dids(url: &str) {
+    use sqlx::Connection;
+    let store = ok(Store::open(url).await);
+    for number in ["999", "1000", "1001", "1002"] {
+        ok(store.add_extension(REALM, ext(number, "pw")).await);
+    }
+    store.close().await;
+    // Back to before 0015, then the same DID on three extensions.
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    for sql in [
+        "DROP INDEX extensions_did_unique",
+        "DELETE FROM _sqlx_migrations WHERE version = 15",
+        "UPDATE extensions SET did = '+4930123' WHERE number IN ('999', '1000', '1001')",
+        "UPDATE extensions SET did = '+4930999' WHERE number = '1002'",
+    ] {
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let _ = conn.close().await;
+
+    let store = ok(Store::open(url).await);
+    let dids: Vec<(String, String)> = ok(store.list_extensions().await)
+        .into_iter()
+        .map(|e| (e.number, e.did))
+        .collect();
+    let did_of = |n: &str| {
+        dids.iter()
+            .find(|(number, _)| number == n)
+            .map(|(_, did)| did.clone())
+            .unwrap_or_default()
+    };
+    // 999 is the lowest number (numerically, not as text).
+    assert_eq!(did_of("999"), "+4930123", "{dids:?}");
+    assert_eq!(did_of("1000"), "", "{dids:?}");
+    assert_eq!(did_of("1001"), "", "{dids:?}");
+    assert_eq!(did_of("1002"), "+4930999", "{dids:?}");
+    let set = pbx_store::ExtensionChanges {
+        did: Some("+4930123".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update_extension(REALM, "1000", &set).await,
+        Err(StoreError::DidTaken { .. })
+    ));
+    store.close().await;
+}
