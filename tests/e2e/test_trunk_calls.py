@@ -36,7 +36,7 @@ from conftest import free_port
 from media import RtpPeer, analyse_tone, goertzel_power, write_tone_wav
 from prompts import ulaw
 from sippuas import FIRST_XML, SippTrunk, uas_scenario
-from test_trunks import Kamailio
+from kamailio import Kamailio
 
 PHONE_IP, KAM_IP, KAM_PROBE_IP, KAM_PHONE_IP = "127.0.23.2", "127.0.23.3", "127.0.23.4", "127.0.23.5"
 KAM_CALLER_IP, GATEWAY_IP, FIRST_IP, SECOND_IP = "127.0.23.6", "127.0.23.7", "127.0.23.8", "127.0.23.9"

@@ -29,7 +29,7 @@ import pytest
 from callclient import Phone, sdp_offer
 from conftest import free_port, require
 from sippuas import SippTrunk, uas_scenario
-from test_trunks import Kamailio
+from kamailio import Kamailio
 from trunkplan import trunk_rows
 
 PHONE_IP, SIPP_IP, KAM_IP, KAM_PHONE_IP, KAM_PROBE_IP, FAR_PHONE_IP = (
