@@ -117,4 +117,6 @@ python3 -c 'import websockets' || exit 1
 python3 -c 'import schemathesis' || exit 1
 python3 -c 'import aiortc' || exit 1
 python3 -c 'import pylibsrtp' || exit 1
+# PyAV comes with aiortc; test_applications_opus.py encodes and decodes with its libopus.
+python3 -c "import av; av.codec.Codec('libopus', 'w')" || exit 1
 echo "install-test-deps: ok"
