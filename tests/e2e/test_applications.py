@@ -30,6 +30,9 @@ from callhelpers import (answer_pts, assert_pbx_sdp, compare_streams, password, 
 from media import RtpPacket, RtpPeer, analyse_tone, sequence_gaps, write_tone_wav
 from prompts import press, prompt_bytes, prompt_received, tone_packets
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 CALLER_IP = "127.0.0.7"
 NUMBERS = [3301, 3302, 3303, 3304, 3305, 3306, 3307, 3308, 3309]
 RECEPTION = 3308            # the menu's option 1 rings it

@@ -24,6 +24,9 @@ from callclient import sdp_offer
 from callhelpers import assert_pbx_sdp, password, wait_cdr
 from media import RtpPacket, RtpPeer, goertzel_power
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 CALLER_IP = "127.0.58.2"
 NUMBERS = [3421, 3422, 3423]
 OPUS_PT = 111

@@ -11,6 +11,9 @@ import pytest
 from callhelpers import password, wait_incoming
 from callclient import sdp_offer
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 CALLER_IP, CALLEE_IP = "127.0.41.2", "127.0.41.3"
 NAMED, CALLEE, UNNAMED = 3401, 3402, 3403
 # A double quote and a backslash: both must arrive escaped inside the quoted-string.

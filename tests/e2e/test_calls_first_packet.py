@@ -20,6 +20,9 @@ from callclient import sdp_offer
 from callhelpers import answer_pts, start_call_pbx, wait_cdr, wait_incoming
 from media import RtpPacket, RtpPeer
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 CALLER_IP, CALLEE_IP = "127.0.57.2", "127.0.57.3"
 CALLS = 20
 M_AUDIO = re.compile(rb"\r\nm=audio (\d+) ")

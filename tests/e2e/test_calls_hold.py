@@ -10,6 +10,9 @@ from callclient import sdp_offer
 from callhelpers import (answer_pts, assert_pbx_sdp, compare_streams, establish,
                          start_call_pbx)
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 CALLER_IP, CALLEE_IP = "127.0.0.2", "127.0.0.3"
 
 

@@ -18,6 +18,9 @@ from callhelpers import (compare_streams, establish, start_call_pbx,
 from callclient import sdp_offer
 from media import RtpPacket, RtpPeer
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 CALLER_IP, CALLEE_IP, NATTED_IP, INTRUDER_IP = "127.0.0.2", "127.0.0.3", "127.0.0.5", "127.0.0.6"
 
 

@@ -26,6 +26,9 @@ from callclient import sdp_offer
 from callhelpers import (assert_media_via_pbx, assert_tones, baresip_call, menc_suite, password,
                          relay_pairs, sip_received_udp, start_call_pbx, wait_cdr)
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 A_IP, B_IP = "127.0.0.2", "127.0.0.3"
 # the encrypted-by-default tests, away from the addresses other modules use most
 C_IP, D_IP = "127.0.37.10", "127.0.37.11"

@@ -17,6 +17,9 @@ from conftest import DOMAIN
 from sipclient import SipClient
 from test_metrics import dropped
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 MESSAGE_TIMEOUT = 2
 UNAUTHENTICATED_IDLE = 3
 CAP = 4

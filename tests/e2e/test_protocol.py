@@ -9,6 +9,9 @@ import pytest
 from conftest import DOMAIN
 from sipclient import SipClient, parse_challenge
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 
 def client(pbx, transport="udp", ip="127.0.0.1"):
     return SipClient(transport, pbx.server(transport), local_ip=ip)

@@ -35,6 +35,9 @@ from conftest import free_port
 from sippuas import FIRST_XML, SippTrunk, uas_scenario
 from trunkplan import trunk_rows
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 DNS_IP, BUSY_IP, OK_IP, PHONE_IP = "127.0.41.53", "127.0.41.2", "127.0.41.3", "127.0.41.4"
 SILENT_IP = "127.0.41.5"
 ZONE = "pbx-test.example"

@@ -31,6 +31,9 @@ from media import RtpPeer
 from prompts import press
 from trunkplan import far_end, trunk_plan
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 PHONE_IP, FAR_IP = "127.0.42.2", "127.0.42.3"
 
 PLAN = trunk_plan("test_trunk_dtmf.py", "gw", "from-gw")

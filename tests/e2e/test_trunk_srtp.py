@@ -38,6 +38,9 @@ from callhelpers import wait_incoming
 from media import RtpPacket, RtpPeer
 from trunkplan import far_end, trunk_plan
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 PHONE_IP, FAR_IP, PHONE2_IP = "127.0.43.2", "127.0.43.3", "127.0.43.4"
 PLAIN_FAR_IP = "127.0.43.5"
 SUITE = "AES_CM_128_HMAC_SHA1_80"

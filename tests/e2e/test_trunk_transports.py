@@ -32,6 +32,9 @@ from sippuas import SippTrunk, uas_scenario
 from kamailio import Kamailio
 from trunkplan import trunk_rows
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 PHONE_IP, SIPP_IP, KAM_IP, KAM_PHONE_IP, KAM_PROBE_IP, FAR_PHONE_IP = (
     "127.0.29.2", "127.0.29.3", "127.0.29.6", "127.0.29.7", "127.0.29.8", "127.0.29.9")
 # The provider knows the PBX as its user 1000 (Kamailio wants the From user of an INVITE to

@@ -34,6 +34,9 @@ from media import RtpPacket, RtpPeer, analyse_tone
 from webrtc_peer import WebRtcPeer
 from wsclient import WsPhone
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 NUMBERS = [3401, 3402, 3403, 3404, 3405, 3406, 3407, 3408]
 TONE_BROWSER, TONE_PHONE = 1000, 640
 

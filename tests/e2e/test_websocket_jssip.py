@@ -15,6 +15,9 @@ import pytest
 from callclient import Phone, sdp_offer
 from conftest import CLIENTS, DOMAIN, require
 
+# Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
+pytestmark = pytest.mark.store_independent
+
 JSSIP_DIR = os.path.join(CLIENTS, "jssip")
 IP_JSSIP = "127.0.78.1"
 IP_CALLEE = "127.0.78.2"
