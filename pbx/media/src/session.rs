@@ -341,6 +341,13 @@ impl MediaSession {
     ) -> Verdict {
         if !self.relay.bridge.has_plan() {
             let pkt = buf.get(..len).unwrap_or_default();
+            // ICE checks and DTLS records are not kept: their senders retransmit them, and a
+            // handshake record replayed late can meet its own retransmission (a browser that
+            // rang for long then had its DTLS handshake fail, and heard nothing).
+            if self.webrtc.is_some() && matches!(demux(pkt), Demux::Stun | Demux::Dtls) {
+                self.relay.bridge.note_drop(DropReason::NoPlan);
+                return Verdict::Drop(DropReason::NoPlan);
+            }
             return self.hold(now, side, component, source, pkt);
         }
         if self.webrtc.is_some()

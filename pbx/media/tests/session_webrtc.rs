@@ -238,3 +238,54 @@ fn a_browser_that_stops_checking_loses_consent_after_30_s() {
     let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
     assert_eq!(events, vec![Event::ConsentLost { side: Side::Caller }]);
 }
+
+#[test]
+fn ice_checks_before_the_plan_are_dropped_not_kept_for_later() {
+    // Media that comes before the plan is kept and relayed when it comes (session_early.rs);
+    // ICE checks and DTLS records are not: the browser retransmits them, and a handshake
+    // record replayed late can meet its own retransmission. A browser that rang for a few
+    // seconds then failed its DTLS handshake and heard nothing.
+    let t0 = base();
+    let pbx = Arc::new(DtlsIdentity::generate().unwrap());
+    let mut session = MediaSession::new(t0).with_webrtc(pbx);
+    let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let (v, out) = to_session(&mut session, t0, &stun_check(provider.crypto()));
+    assert_eq!(
+        v,
+        Verdict::Drop(pbx_media::relay::DropReason::NoPlan),
+        "a check before the plan"
+    );
+    assert!(out.is_empty());
+    // Nothing of it comes out once the plan is there.
+    let browser_id = DtlsIdentity::generate().unwrap();
+    let plan = MediaPlan {
+        caller: LegPlan {
+            rtcp_mux: true,
+            webrtc: Some(Box::new(WebRtcPlan {
+                role: DtlsRole::Server,
+                remote_fingerprints: vec![browser_id.fingerprint().clone()],
+                local_ice: IceCredentials {
+                    ufrag: "pbx1".into(),
+                    pwd: PBX_PWD.into(),
+                },
+                remote_ice: IceCredentials {
+                    ufrag: "brw1".into(),
+                    pwd: "browser-ice-password-012".into(),
+                },
+            })),
+            ..LegPlan::default()
+        },
+        callee: LegPlan::default(),
+        codec: "PCMU/8000".into(),
+    };
+    let later = t0 + std::time::Duration::from_millis(50);
+    session.apply(later, &plan).unwrap();
+    let mut tx = vec![0u8; 2048];
+    assert!(
+        session.poll_transmit(later, &mut tx).is_none(),
+        "an old check answered"
+    );
+    // The browser's next check is answered as usual.
+    let (v, out) = to_session(&mut session, later, &stun_check(provider.crypto()));
+    assert_eq!((v, out.len()), (Verdict::Consumed, 1));
+}
