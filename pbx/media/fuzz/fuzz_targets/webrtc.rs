@@ -3,7 +3,8 @@
 //! strangers, interleaved with time passing (consent freshness, DTLS retransmissions). Nothing
 //! may panic and nothing sent may exceed the buffer.
 //!
-//! Input: a config byte, then records `[selector, len, bytes...]`. The selector picks the
+//! Input: a config byte (with its top bit, the plan comes only after the first 1 to 8
+//! records), then records `[selector, len, bytes...]`. The selector picks the
 //! source, whether the bytes follow a valid ICE check (so the fuzzer reaches the DTLS and SRTP
 //! code behind ICE), and how much time passes first.
 #![no_main]
@@ -114,12 +115,24 @@ fuzz_target!(|data: &[u8]| {
     let mut now = Instant::now();
     let (pbx, _) = identities();
     let mut s = MediaSession::new(now).with_webrtc(pbx.clone());
-    if s.apply(now, &plan(config)).is_err() {
+    // With the config's top bit, the plan comes only after the first few datagrams: what
+    // arrives before it is kept (media) or dropped (ICE, DTLS), then handled when it comes.
+    let mut plan_after = if config & 0x80 != 0 { usize::from(config >> 4 & 7) + 2 } else { 0 };
+    if plan_after == 0 && s.apply(now, &plan(config)).is_err() {
         return;
     }
     let mut buf = vec![0u8; 2048];
     let mut tx = vec![0u8; 2048];
     while let [selector, len, tail @ ..] = rest {
+        if plan_after > 0 {
+            plan_after -= 1;
+            if plan_after == 0 {
+                if s.apply(now, &plan(config)).is_err() {
+                    return;
+                }
+                drain(&mut s, now, &mut tx);
+            }
+        }
         let len = usize::from(*len).min(tail.len());
         let (bytes, next) = tail.split_at(len);
         rest = next;
