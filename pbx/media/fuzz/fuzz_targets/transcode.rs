@@ -8,10 +8,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use pbx_media::Transcoding;
 use pbx_media::g711::Law;
 use pbx_media::transcode::{OpusToVoice, VoiceToOpus};
 use pbx_media::voice::Voice;
-use pbx_media::Transcoding;
 
 const OPUS_PT: u8 = 111;
 

@@ -59,7 +59,14 @@ fn ice_check(tid: u8) -> Option<Vec<u8>> {
     let integrity =
         MessageIntegrity::new_short_term_integrity_with_provider(PBX_PWD.into(), provider.crypto());
     let id = TransactionId([tid; 12]);
-    let setters: [&dyn Setter; 6] = [&BINDING_REQUEST, &id, &user, &nominate, &integrity, &FINGERPRINT];
+    let setters: [&dyn Setter; 6] = [
+        &BINDING_REQUEST,
+        &id,
+        &user,
+        &nominate,
+        &integrity,
+        &FINGERPRINT,
+    ];
     for s in setters {
         s.add_to(&mut m).ok()?;
     }
@@ -117,7 +124,11 @@ fuzz_target!(|data: &[u8]| {
     let mut s = MediaSession::new(now).with_webrtc(pbx.clone());
     // With the config's top bit, the plan comes only after the first few datagrams: what
     // arrives before it is kept (media) or dropped (ICE, DTLS), then handled when it comes.
-    let mut plan_after = if config & 0x80 != 0 { usize::from(config >> 4 & 7) + 2 } else { 0 };
+    let mut plan_after = if config & 0x80 != 0 {
+        usize::from(config >> 4 & 7) + 2
+    } else {
+        0
+    };
     if plan_after == 0 && s.apply(now, &plan(config)).is_err() {
         return;
     }
@@ -146,7 +157,14 @@ fuzz_target!(|data: &[u8]| {
         if selector & 2 != 0 {
             if let Some(check) = ice_check(*selector) {
                 buf[..check.len()].copy_from_slice(&check);
-                let _ = s.handle_datagram(now, Side::Caller, Component::Rtp, from, &mut buf, check.len());
+                let _ = s.handle_datagram(
+                    now,
+                    Side::Caller,
+                    Component::Rtp,
+                    from,
+                    &mut buf,
+                    check.len(),
+                );
                 drain(&mut s, now, &mut tx);
             }
         }
@@ -155,7 +173,11 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Component::Rtcp
         };
-        let side = if selector & 8 == 0 { Side::Caller } else { Side::Callee };
+        let side = if selector & 8 == 0 {
+            Side::Caller
+        } else {
+            Side::Callee
+        };
         buf[..bytes.len()].copy_from_slice(bytes);
         let _ = s.handle_datagram(now, side, component, from, &mut buf, bytes.len());
         drain(&mut s, now, &mut tx);
