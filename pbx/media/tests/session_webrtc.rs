@@ -77,6 +77,27 @@ fn rtp(seq: u16) -> Vec<u8> {
 
 /// Hands a datagram from the browser to the session; returns what the session sends back to
 /// the browser (forwarded or its own), in order.
+/// The caller leg of a browser with `browser_id`'s certificate: ICE-lite, the PBX the DTLS
+/// server, rtcp-mux.
+fn browser_leg(browser_id: &DtlsIdentity) -> LegPlan {
+    LegPlan {
+        rtcp_mux: true,
+        webrtc: Some(Box::new(WebRtcPlan {
+            role: DtlsRole::Server,
+            remote_fingerprints: vec![browser_id.fingerprint().clone()],
+            local_ice: IceCredentials {
+                ufrag: "pbx1".into(),
+                pwd: PBX_PWD.into(),
+            },
+            remote_ice: IceCredentials {
+                ufrag: "brw1".into(),
+                pwd: "browser-ice-password-012".into(),
+            },
+        })),
+        ..LegPlan::default()
+    }
+}
+
 fn to_session(
     s: &mut MediaSession,
     now: std::time::Instant,
@@ -124,22 +145,7 @@ fn a_browser_hears_its_own_audio_back_through_ice_dtls_and_srtp() {
         )
         .unwrap();
     let plan = MediaPlan {
-        caller: LegPlan {
-            rtcp_mux: true,
-            webrtc: Some(Box::new(WebRtcPlan {
-                role: DtlsRole::Server,
-                remote_fingerprints: vec![browser_id.fingerprint().clone()],
-                local_ice: IceCredentials {
-                    ufrag: "pbx1".into(),
-                    pwd: PBX_PWD.into(),
-                },
-                remote_ice: IceCredentials {
-                    ufrag: "brw1".into(),
-                    pwd: "browser-ice-password-012".into(),
-                },
-            })),
-            ..LegPlan::default()
-        },
+        caller: browser_leg(&browser_id),
         callee: LegPlan::default(),
         codec: "PCMU/8000".into(),
     };
@@ -211,22 +217,7 @@ fn a_browser_that_stops_checking_loses_consent_after_30_s() {
     let browser_id = DtlsIdentity::generate().unwrap();
     let mut session = MediaSession::new(t0).with_webrtc(pbx);
     let plan = MediaPlan {
-        caller: LegPlan {
-            rtcp_mux: true,
-            webrtc: Some(Box::new(WebRtcPlan {
-                role: DtlsRole::Server,
-                remote_fingerprints: vec![browser_id.fingerprint().clone()],
-                local_ice: IceCredentials {
-                    ufrag: "pbx1".into(),
-                    pwd: PBX_PWD.into(),
-                },
-                remote_ice: IceCredentials {
-                    ufrag: "brw1".into(),
-                    pwd: "browser-ice-password-012".into(),
-                },
-            })),
-            ..LegPlan::default()
-        },
+        caller: browser_leg(&browser_id),
         ..MediaPlan::default()
     };
     session.apply(t0, &plan).unwrap();
@@ -259,22 +250,7 @@ fn ice_checks_before_the_plan_are_dropped_not_kept_for_later() {
     // Nothing of it comes out once the plan is there.
     let browser_id = DtlsIdentity::generate().unwrap();
     let plan = MediaPlan {
-        caller: LegPlan {
-            rtcp_mux: true,
-            webrtc: Some(Box::new(WebRtcPlan {
-                role: DtlsRole::Server,
-                remote_fingerprints: vec![browser_id.fingerprint().clone()],
-                local_ice: IceCredentials {
-                    ufrag: "pbx1".into(),
-                    pwd: PBX_PWD.into(),
-                },
-                remote_ice: IceCredentials {
-                    ufrag: "brw1".into(),
-                    pwd: "browser-ice-password-012".into(),
-                },
-            })),
-            ..LegPlan::default()
-        },
+        caller: browser_leg(&browser_id),
         callee: LegPlan::default(),
         codec: "PCMU/8000".into(),
     };

@@ -19,7 +19,10 @@ use pbx_media::g711::Law;
 use pbx_media::session::{Command, Event};
 use pbx_media::voice::Voice;
 use pbx_media::{LegPlan, MediaPlan, Side};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::AsyncBufReadExt;
+
+#[path = "common/harness.rs"]
+mod harness;
 
 const PTIME: Duration = Duration::from_millis(20);
 
@@ -33,7 +36,7 @@ fn leg(port: u16) -> LegPlan {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), harness::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, sessions, gen_base, port_min, port_max] = &args[..] else {
         return Err("usage: app_harness play|record SESSIONS GEN_BASE PORT_MIN PORT_MAX".into());
@@ -45,16 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (sessions, gen_base): (u16, u16) = (sessions.parse()?, gen_base.parse()?);
     let (port_min, port_max): (u16, u16) = (port_min.parse()?, port_max.parse()?);
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    println!("STARTED");
-    while stdin.next_line().await?.as_deref() != Some("GO") {}
-
-    let media = MediaService::new(
-        port_min,
-        port_max,
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        Duration::from_secs(3600),
-    )?;
+    let mut stdin = harness::started().await?;
+    let media = harness::media(port_min, port_max)?;
     // As `pbx serve` does by default (`[rtp] realtime`); HARNESS_NORMAL=1 to compare.
     if std::env::var_os("HARNESS_NORMAL").is_none() {
         media.use_realtime_priority();

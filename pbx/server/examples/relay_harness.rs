@@ -9,11 +9,11 @@
 //! for each and `READY`, then relays until stdin closes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
-use pbx::media::{MediaService, MediaSession};
-use pbx_media::{LegPlan, MediaPlan, Side};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use pbx_media::{LegPlan, MediaPlan};
+
+#[path = "common/harness.rs"]
+mod harness;
 
 fn leg(port: u16) -> LegPlan {
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -25,7 +25,7 @@ fn leg(port: u16) -> LegPlan {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), harness::Error> {
     let args: Vec<u16> = std::env::args()
         .skip(1)
         .map(|a| a.parse())
@@ -33,38 +33,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [calls, gen_base, port_min, port_max] = args[..] else {
         return Err("usage: relay_harness CALLS GEN_BASE PORT_MIN PORT_MAX".into());
     };
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    println!("STARTED");
-    while stdin.next_line().await?.as_deref() != Some("GO") {}
-
-    let media = MediaService::new(
-        port_min,
-        port_max,
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        Duration::from_secs(3600),
-    )?;
-    let mut sessions: Vec<MediaSession> = Vec::with_capacity(usize::from(calls));
-    for i in 0..calls {
-        let session = media.allocate(format!("bench-{i}"), Box::new(|_| {}))?;
-        let base = gen_base + 4 * i;
-        session.apply(MediaPlan {
+    harness::relay_calls("relay harness", calls, gen_base, port_min, port_max, |_, base| {
+        MediaPlan {
             caller: leg(base),
             callee: leg(base + 2),
             codec: "PCMU/8000".into(),
-        });
-        println!(
-            "PORTS {i} {} {}",
-            session.port(Side::Caller),
-            session.port(Side::Callee)
-        );
-        sessions.push(session);
-    }
-    println!("READY");
-    while stdin.next_line().await?.is_some() {}
-    let relayed: u64 = sessions
-        .iter()
-        .map(|s| s.stats().relayed_total().packets)
-        .sum();
-    eprintln!("relay harness: {relayed} packets relayed");
-    Ok(())
+        }
+    })
+    .await
 }

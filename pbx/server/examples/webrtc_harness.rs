@@ -28,7 +28,10 @@ use pbx_media::{
     DtlsRole, Fingerprint, IceCredentials, LegPlan, MediaPlan, OutStreamPlan, Side, Transcoding,
     WebRtcPlan,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::AsyncBufReadExt;
+
+#[path = "common/harness.rs"]
+mod harness;
 
 /// The PBX's ICE password on every call (RFC 8445 §5.3: at least 22 characters).
 const ICE_PWD: &str = "pbx-ice-password-0123456";
@@ -97,7 +100,7 @@ fn parse_fingerprint(hex: &str) -> Result<Fingerprint, String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), harness::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, calls, gen_base, port_min, port_max, fingerprint] = &args[..] else {
         return Err(
@@ -115,38 +118,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (calls, gen_base): (u16, u16) = (calls.parse()?, gen_base.parse()?);
     let (port_min, port_max): (u16, u16) = (port_min.parse()?, port_max.parse()?);
     let fingerprint = parse_fingerprint(fingerprint)?;
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    println!("STARTED");
-    while stdin.next_line().await?.as_deref() != Some("GO") {}
-
-    let media = MediaService::new(
-        port_min,
-        port_max,
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        Duration::from_secs(3600),
-    )?;
-    let mut sessions: Vec<MediaSession> = Vec::with_capacity(usize::from(calls));
-    for i in 0..calls {
-        let session = media.allocate(format!("bench-{i}"), Box::new(|_| {}))?;
-        let base = gen_base + 4 * i;
-        session.apply(MediaPlan {
+    harness::relay_calls("webrtc harness", calls, gen_base, port_min, port_max, |i, base| {
+        MediaPlan {
             caller: browser(mode, i, base, &fingerprint),
             callee: phone(base + 2),
             codec: "PCMU/8000".into(),
-        });
-        println!(
-            "PORTS {i} {} {}",
-            session.port(Side::Caller),
-            session.port(Side::Callee)
-        );
-        sessions.push(session);
-    }
-    println!("READY");
-    while stdin.next_line().await?.is_some() {}
-    let relayed: u64 = sessions
-        .iter()
-        .map(|s| s.stats().relayed_total().packets)
-        .sum();
-    eprintln!("webrtc harness: {relayed} packets relayed");
-    Ok(())
+        }
+    })
+    .await
 }
