@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pbx::media::{MediaService, MediaSession};
+use pbx::media::MediaSession;
 use pbx::voicemail::recordings::Recordings;
 use pbx_media::endpoint::player::{PcmSource, PlayerSpec};
 use pbx_media::endpoint::recorder::RecorderSpec;
@@ -19,7 +19,6 @@ use pbx_media::g711::Law;
 use pbx_media::session::{Command, Event};
 use pbx_media::voice::Voice;
 use pbx_media::{LegPlan, MediaPlan, Side};
-use tokio::io::AsyncBufReadExt;
 
 #[path = "common/harness.rs"]
 mod harness;

@@ -33,12 +33,17 @@ async fn main() -> Result<(), harness::Error> {
     let [calls, gen_base, port_min, port_max] = args[..] else {
         return Err("usage: relay_harness CALLS GEN_BASE PORT_MIN PORT_MAX".into());
     };
-    harness::relay_calls("relay harness", calls, gen_base, port_min, port_max, |_, base| {
-        MediaPlan {
+    harness::relay_calls(
+        "relay harness",
+        calls,
+        gen_base,
+        port_min,
+        port_max,
+        |_, base| MediaPlan {
             caller: leg(base),
             callee: leg(base + 2),
             codec: "PCMU/8000".into(),
-        }
-    })
+        },
+    )
     .await
 }

@@ -19,16 +19,13 @@
 //! callee` per call, `READY`, then run until stdin closes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
-use pbx::media::{MediaService, MediaSession};
 use pbx_media::g711::Law;
 use pbx_media::voice::Voice;
 use pbx_media::{
-    DtlsRole, Fingerprint, IceCredentials, LegPlan, MediaPlan, OutStreamPlan, Side, Transcoding,
+    DtlsRole, Fingerprint, IceCredentials, LegPlan, MediaPlan, OutStreamPlan, Transcoding,
     WebRtcPlan,
 };
-use tokio::io::AsyncBufReadExt;
 
 #[path = "common/harness.rs"]
 mod harness;
@@ -118,12 +115,17 @@ async fn main() -> Result<(), harness::Error> {
     let (calls, gen_base): (u16, u16) = (calls.parse()?, gen_base.parse()?);
     let (port_min, port_max): (u16, u16) = (port_min.parse()?, port_max.parse()?);
     let fingerprint = parse_fingerprint(fingerprint)?;
-    harness::relay_calls("webrtc harness", calls, gen_base, port_min, port_max, |i, base| {
-        MediaPlan {
+    harness::relay_calls(
+        "webrtc harness",
+        calls,
+        gen_base,
+        port_min,
+        port_max,
+        |i, base| MediaPlan {
             caller: browser(mode, i, base, &fingerprint),
             callee: phone(base + 2),
             codec: "PCMU/8000".into(),
-        }
-    })
+        },
+    )
     .await
 }
