@@ -61,24 +61,39 @@ def wait_mwi(phone, n, timeout=12.0):
 
 def test_baresip_lamp_follows_the_mailbox(mwi_pbx, tmp_path):
     """baresip's mwi module subscribes after registering: `no` at first; a message row
-    written by SQL turns the lamp on with the counts, listening to it (folder old) off."""
+    written by SQL turns the lamp on with the counts, listening to it (folder old) off.
+
+    The account is created over ctrl_tcp (`uanew`) once baresip's main loop runs, not read
+    from the accounts file at start-up: baresip 1.0.0's mwi module re-subscribes every
+    subscription it knows from a timer 1 ms after loading, and appends to that list while it
+    walks it. A registration that completes before the timer fires (a fast answer to the
+    REGISTER) makes that walk endless and baresip hangs (ctrl_tcp silent, "mwi: subscribing"
+    repeated). With no account at start-up the list is empty when the timer fires."""
     phone = BaresipPhone(tmp_path, 1001, "secret1001", server=mwi_pbx.hostport(),
                          local_ip="127.0.31.11")
     write_config = phone.bs.write_config
+    account = []
 
     def with_mwi(mic):
         write_config(mic)
-        for name, old, new in (("accounts", "mwi=no", "mwi=yes"),
-                               ("config", "module\tctrl_tcp.so", "module\tctrl_tcp.so\nmodule\tmwi.so")):
-            path = os.path.join(phone.workdir, name)
-            with open(path) as f:
-                text = f.read()
-            assert old in text, text
-            with open(path, "w") as f:
-                f.write(text.replace(old, new, 1))
+        path = os.path.join(phone.workdir, "accounts")
+        with open(path) as f:
+            text = f.read()
+        assert "mwi=no" in text, text
+        account.append(text.strip().replace("mwi=no", "mwi=yes", 1))
+        with open(path, "w") as f:
+            f.write("")
+        path = os.path.join(phone.workdir, "config")
+        with open(path) as f:
+            text = f.read()
+        old = "module\tctrl_tcp.so"
+        assert old in text, text
+        with open(path, "w") as f:
+            f.write(text.replace(old, old + "\nmodule\tmwi.so", 1))
 
     phone.bs.write_config = with_mwi
     with phone:
+        phone.command("uanew", account[0])
         assert phone.wait_registered(), phone.log()
         no = wait_mwi(phone, 1)
         assert no is not None, f"{phone.log()}\n{mwi_pbx.log_tail()}"
