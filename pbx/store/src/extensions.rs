@@ -400,7 +400,7 @@ impl ExtensionStore for Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             extension_columns!(),
-            " FROM extensions ORDER BY number"
+            " FROM extensions ORDER BY LENGTH(number), number"
         ))
         .fetch_all(self.pool())
         .await?;
@@ -437,7 +437,7 @@ impl ExtensionStore for Store {
                 extension_columns!(),
                 " FROM extensions ",
                 extension_filter!(),
-                " ORDER BY number LIMIT $2 OFFSET $3"
+                " ORDER BY LENGTH(number), number LIMIT $2 OFFSET $3"
             ))
             .fetch_all(self.pool())
             .await?;
@@ -449,7 +449,7 @@ impl ExtensionStore for Store {
                 extension_columns!(),
                 ", COUNT(*) OVER () AS total FROM extensions ",
                 extension_filter!(),
-                " ORDER BY number LIMIT $2 OFFSET $3"
+                " ORDER BY LENGTH(number), number LIMIT $2 OFFSET $3"
             ))
             .fetch_all(self.pool())
             .await?;

@@ -378,7 +378,7 @@ impl MailboxStore for Store {
     async fn mailboxes_with_messages(&self) -> Result<Vec<(String, MessageCounts)>, StoreError> {
         let rows = sqlx::query(
             "SELECT mailbox, folder, COUNT(*) AS n FROM voicemail_messages \
-             GROUP BY mailbox, folder ORDER BY mailbox",
+             GROUP BY mailbox, folder ORDER BY LENGTH(mailbox), mailbox",
         )
         .fetch_all(self.pool())
         .await?;

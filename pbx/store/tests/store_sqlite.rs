@@ -36,6 +36,7 @@ macro_rules! suite_test {
 }
 
 suite_test!(extensions);
+suite_test!(extension_numeric_order);
 suite_test!(import_is_all_or_nothing);
 suite_test!(registrations);
 suite_test!(binding_batches);

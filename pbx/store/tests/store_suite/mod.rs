@@ -208,6 +208,27 @@ pub async fn extension_search(store: &Store) {
     assert_eq!(one.1, 4, "the total counts every page");
 }
 
+/// Numbers of different lengths list in numeric order (migration 0016), in the full list,
+/// in every page and in a search.
+pub async fn extension_numeric_order(store: &Store) {
+    for number in ["1000", "99", "200", "10", "2000", "1001"] {
+        ok(store.add_extension(REALM, ext(number, "pw-secret")).await);
+    }
+    let numbers =
+        |list: &[pbx_store::Extension]| list.iter().map(|e| e.number.clone()).collect::<Vec<_>>();
+    let order = ["10", "99", "200", "1000", "1001", "2000"];
+    assert_eq!(numbers(&ok(store.list_extensions().await)), order);
+    let (first, total) = ok(store.search_extensions("", 0, 3).await);
+    assert_eq!(
+        (numbers(&first), total),
+        (vec!["10".into(), "99".into(), "200".into()], 6)
+    );
+    let (second, _) = ok(store.search_extensions("", 3, 3).await);
+    assert_eq!(numbers(&second), ["1000", "1001", "2000"]);
+    let (found, _) = ok(store.search_extensions("0", 0, 50).await);
+    assert_eq!(numbers(&found), ["10", "200", "1000", "1001", "2000"]);
+}
+
 pub async fn import_is_all_or_nothing(store: &Store) {
     ok(store.add_extension(REALM, ext("2001", "pw")).await);
     // The third row repeats an existing extension: the whole import fails, nothing is kept.
