@@ -4,10 +4,12 @@
 //! used) and hands every datagram to [`Bridge::handle_packet`], which transforms it in place
 //! and says where to send it. The bridge:
 //!
-//! - **latches** (RFC 4961 symmetric RTP, "comedia"): the first valid packet on a leg's
-//!   socket fixes that leg's address for that socket; the PBX then sends to it there instead
-//!   of to the SDP address (which is often a private address behind NAT), and drops packets
-//!   from anywhere else. On an SRTP leg only an authenticated packet latches.
+//! - **latches** (RFC 4961 symmetric RTP, "comedia"): a leg's address for each socket is
+//!   learnt from where its packets come from; the PBX then sends to it there instead of to
+//!   the SDP address (which is often a private address behind NAT), and drops packets from
+//!   anywhere else. On an SRTP leg the first authenticated packet latches; on a plain leg
+//!   the SDP address latches at once and any other source only after a probation of
+//!   consecutive packets (`latch.rs`, strict RTP against RTP bleed).
 //! - **demultiplexes** RTP and RTCP on one port (RFC 5761 §4).
 //! - **rewrites payload types** in place (the legs may have negotiated different numbers for
 //!   the same codec), keeping marker, sequence number, timestamp and SSRC.
@@ -20,6 +22,7 @@
 //! Nothing is allocated per plain packet. The SRTP path allocates one buffer per packet
 //! because `rtc-srtp` only returns `BytesMut` (see `srtp.rs`).
 
+mod latch;
 mod leg;
 pub(crate) mod packet;
 mod rewrite;
@@ -36,6 +39,8 @@ pub(crate) use packet::Kind;
 use rewrite::Source;
 use srtp::{LegSrtp, SrtpFailure};
 
+use latch::Arrival;
+pub use latch::{LatchPolicy, MAX_CANDIDATES, StrictRtp};
 pub use stats::{BridgeStats, DropReason, Flow};
 
 /// Which of a leg's two PBX sockets.
@@ -112,6 +117,8 @@ pub struct Bridge {
     stats: BridgeStats,
     /// Opus on one leg, G.711/G.722 on the other: the leg that speaks Opus and the stage.
     transcoder: Option<(Side, Box<Transcoder>)>,
+    /// How plain RTP legs latch.
+    latching: LatchPolicy,
 }
 
 impl Bridge {
@@ -124,7 +131,13 @@ impl Bridge {
             last_media: None,
             stats: BridgeStats::default(),
             transcoder: None,
+            latching: LatchPolicy::default(),
         }
+    }
+
+    /// How plain RTP legs latch from now on (default: strict, see `latch.rs`).
+    pub fn set_latching(&mut self, policy: LatchPolicy) {
+        self.latching = policy;
     }
 
     /// Whether a plan was applied (before, every datagram is [`DropReason::NoPlan`]).
@@ -234,16 +247,30 @@ impl Bridge {
             // RFC 5764 §5.1.2: nothing but SRTP with the DTLS keys is media on a WebRTC leg.
             return Err(DropReason::SrtpError);
         }
-        // RFC 4961 §4 / comedia: once latched, only the latched source is the leg.
-        if from.latched(component).is_some_and(|a| a != source) {
-            return Err(DropReason::UnexpectedSource);
-        }
         let mut len = len;
-        if let Some(srtp) = from.srtp.as_mut() {
-            len = srtp.decrypt(kind, buf, len).map_err(srtp_reason)?;
+        if from.srtp.is_none() && self.latching.strict == StrictRtp::Sequence {
+            // A plain leg: the SDP address, or a source that passed probation (`latch.rs`).
+            let sdp = from.sdp();
+            let pkt = buf.get(..len).ok_or(DropReason::NotRtp)?;
+            let arrival = Arrival {
+                component,
+                kind,
+                source,
+                pkt,
+            };
+            from.latches
+                .admit(now, arrival, sdp, self.latching.probation)?;
+        } else {
+            // RFC 4961 §4 / comedia: once latched, only the latched source is the leg.
+            if from.latched(component).is_some_and(|a| a != source) {
+                return Err(DropReason::UnexpectedSource);
+            }
+            if let Some(srtp) = from.srtp.as_mut() {
+                len = srtp.decrypt(kind, buf, len).map_err(srtp_reason)?;
+            }
+            // Valid (and on an SRTP leg authentic): the first such packet is the leg.
+            from.latches.first(component, source);
         }
-        // Valid (and on an SRTP leg authentic): this is the leg.
-        from.latch(component, source);
         if kind == Kind::Rtp {
             // The media timeout follows RTP only, as Asterisk's rtptimeout: RTCP keeps
             // flowing from a phone whose audio path died.

@@ -31,7 +31,7 @@ use crate::endpoint::echo::Echo;
 use crate::endpoint::player::{Continuation, Player, PlayerOutput};
 use crate::endpoint::recorder::{Recorder, RecordingEnd};
 use crate::endpoint::relay::Relay;
-use crate::relay::{BridgeStats, Component, DropReason, Kind, RelayError, Verdict};
+use crate::relay::{BridgeStats, Component, DropReason, Kind, LatchPolicy, RelayError, Verdict};
 use crate::rtp::RtpView;
 use crate::webrtc::{Demux, DtlsIdentity, LegEvent, WebRtcLeg, demux};
 use crate::{MediaPlan, Side};
@@ -170,6 +170,13 @@ impl MediaSession {
         let mut s = MediaSession::new(now);
         s.relay.connected = true;
         s
+    }
+
+    /// How plain RTP legs latch (`[rtp] strict_rtp`; default strict, see
+    /// [`crate::relay::LatchPolicy`]). Datagrams held before the plan follow it too.
+    pub fn with_latching(mut self, policy: LatchPolicy) -> MediaSession {
+        self.relay.bridge.set_latching(policy);
+        self
     }
 
     /// Reports [`Event::MediaTimeout`] after `timeout` without RTP (see

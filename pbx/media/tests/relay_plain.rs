@@ -1,10 +1,12 @@
 //! The plain RTP/RTCP bridge: forwarding, payload type rewriting, latching, rtcp-mux.
+//! The latching tests here are of the first-packet rule (`strict_rtp = "off"`); the strict
+//! rule is in relay_strict.rs.
 
 mod relay_support;
 
 use std::time::Instant;
 
-use pbx_media::relay::{Component, DropReason, Verdict};
+use pbx_media::relay::{Component, DropReason, LatchPolicy, Verdict};
 use pbx_media::session::MediaSession;
 use pbx_media::{Direction, LegPlan, Side};
 use relay_support::{addr, base, feed, leg, plan, rtcp_rr, rtp};
@@ -16,6 +18,11 @@ fn bridge(now: Instant) -> MediaSession {
     let mut b = MediaSession::relay(now);
     b.apply(now, &plan(leg(CALLER), leg(CALLEE))).expect("plan");
     b
+}
+
+/// A call whose plain legs latch on the first packet (`strict_rtp = "off"`).
+fn first_packet(now: Instant) -> MediaSession {
+    MediaSession::relay(now).with_latching(LatchPolicy::OFF)
 }
 
 fn forward(side: Side, component: Component, to: &str, len: usize) -> Verdict {
@@ -108,7 +115,7 @@ fn rewrites_payload_type_only() {
 fn latches_to_the_nated_source_and_drops_others() {
     let now = base();
     // The caller's SDP carries its private address; packets come from its NAT.
-    let mut b = MediaSession::relay(now);
+    let mut b = first_packet(now);
     b.apply(now, &plan(leg("10.0.0.5:4000"), leg(CALLEE)))
         .expect("plan");
     let nat = addr("203.0.113.7:30000");
@@ -153,7 +160,8 @@ fn invalid_packets_do_not_latch() {
 #[test]
 fn rtcp_on_its_own_ports_latches_separately() {
     let now = base();
-    let mut b = bridge(now);
+    let mut b = first_packet(now);
+    b.apply(now, &plan(leg(CALLER), leg(CALLEE))).expect("plan");
     let rr = rtcp_rr(0xaaaa);
     let nat_rtcp = addr("203.0.113.7:30001");
     let (v, out) = feed(&mut b, now, Side::Caller, Component::Rtcp, nat_rtcp, &rr);
@@ -245,7 +253,7 @@ fn rtcp_mux_demultiplexes_on_the_rtp_port() {
 #[test]
 fn replan_keeps_latch_while_the_address_stays() {
     let now = base();
-    let mut b = MediaSession::relay(now);
+    let mut b = first_packet(now);
     let caller = leg("10.0.0.5:4000");
     b.apply(now, &plan(caller.clone(), leg(CALLEE)))
         .expect("plan");

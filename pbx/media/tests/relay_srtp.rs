@@ -483,3 +483,21 @@ fn srtp_sent_before_the_plan_is_decrypted_with_the_plan_keys() {
         assert_eq!(b.stats().srtp_auth_failures(), 0, "{suite:?}");
     }
 }
+
+#[test]
+fn strict_rtp_leaves_srtp_legs_to_authentication() {
+    // The default (strict) policy: probation is for plain legs. An SRTP phone behind NAT
+    // latches on its first authentic packet, from wherever it comes.
+    let now = base();
+    let (p, keys) = srtp_caller_plan(CryptoSuite::AesCm128HmacSha1_80);
+    let mut b = MediaSession::relay(now);
+    b.apply(now, &p).expect("plan");
+    let nat = addr("203.0.113.7:30000");
+    let wire = phone_ctx(&keys.inbound)
+        .encrypt_rtp(&rtp(0, false, 1, 2, 0xca11, &[1; 20]))
+        .expect("encrypt");
+    let (v, _) = feed(&mut b, now, Side::Caller, Component::Rtp, nat, &wire);
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    assert_eq!(b.latched(Side::Caller, Component::Rtp), Some(nat));
+    assert_eq!(b.stats().dropped(DropReason::Probation), 0);
+}

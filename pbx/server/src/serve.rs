@@ -710,6 +710,7 @@ fn media_service(
 ) -> Result<Arc<crate::media::MediaService>, crate::media::MediaError> {
     let media =
         crate::media::MediaService::new(rtp.port_min, rtp.port_max, rtp.bind, rtp.rtp_timeout)?;
+    media.set_latching(rtp.latching());
     if rtp.realtime {
         media.use_realtime_priority();
     }

@@ -424,3 +424,59 @@ fn the_ca_file_for_tls_trunks_resolves_and_must_exist() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn strict_rtp_and_its_probation() {
+    use pbx_media::relay::{LatchPolicy, StrictRtp};
+    let dir = temp_dir("strict-rtp");
+    let defaults = write(&dir, "defaults.toml", "[sip]\ndomain = \"x.test\"\n");
+    let c = config::load(&defaults).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.rtp.strict_rtp, StrictRtp::Sequence);
+    assert_eq!(c.rtp.rtp_probation, 4);
+    assert_eq!(c.rtp.latching(), LatchPolicy::default());
+
+    let set = write(
+        &dir,
+        "set.toml",
+        "[sip]\ndomain = \"x.test\"\n[rtp]\nstrict_rtp = \"sequence\"\nrtp_probation = 8\n",
+    );
+    let c = config::load(&set).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.rtp.latching(), LatchPolicy::sequence(8));
+    let off = write(
+        &dir,
+        "off.toml",
+        "[sip]\ndomain = \"x.test\"\n[rtp]\nstrict_rtp = \"off\"\n",
+    );
+    let c = config::load(&off).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.rtp.latching(), LatchPolicy::OFF);
+
+    let bad = write(
+        &dir,
+        "bad.toml",
+        "[sip]\ndomain = \"x.test\"\n[rtp]\nstrict_rtp = \"yes\"\nrtp_probation = 0\n",
+    );
+    assert_errors(
+        &errors_of(&bad),
+        &[
+            (
+                4,
+                14,
+                "bad strict_rtp `yes`: expected \"sequence\" or \"off\"",
+            ),
+            (5, 17, "`rtp_probation` in [rtp] must be between 1 and 32"),
+        ],
+    );
+    let too_many = write(
+        &dir,
+        "many.toml",
+        "[sip]\ndomain = \"x.test\"\n[rtp]\nrtp_probation = 33\nstrict_rtp = true\n",
+    );
+    assert_errors(
+        &errors_of(&too_many),
+        &[
+            (4, 17, "`rtp_probation` in [rtp] must be between 1 and 32"),
+            (5, 14, "wrong type for `strict_rtp` in [rtp]"),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -170,7 +170,15 @@ async fn latches_to_where_the_phone_really_sends_from() {
         callee: leg(bob.local_addr().expect("addr"), vec![]),
         codec: String::new(),
     });
-    let pkt = rtp(0, 1, &[1; 160]);
+    // Strict RTP (the default): a source other than the SDP address latches only after
+    // `LatchPolicy::DEFAULT_PROBATION` packets in sequence; the ones before are dropped.
+    for seq in 1..4 {
+        alice_behind_nat
+            .send_to(&rtp(0, seq, &[1; 160]), pbx(&session, Side::Caller))
+            .await
+            .expect("send");
+    }
+    let pkt = rtp(0, 4, &[1; 160]);
     send_until_received(&alice_behind_nat, pbx(&session, Side::Caller), &pkt, &bob).await;
     // Bob's answer reaches Alice's real address, not the SDP one.
     let (got, _) = send_until_received(

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use super::Component;
+use super::latch::{Latches, Probation};
 use super::packet::{Kind, PtTable};
 use super::rewrite::{Clocks, OutStream};
 use super::srtp::LegSrtp;
@@ -18,8 +19,8 @@ pub(crate) struct Leg {
     /// Rewrites packets sent TO this leg.
     pub(crate) pt: PtTable,
     /// Where packets really came from, per PBX socket of this leg (RFC 4961 §4: the leg
-    /// receives where it sends from).
-    latched: [Option<SocketAddr>; 2],
+    /// receives where it sends from), and the sources on probation (`latch.rs`).
+    pub(crate) latches: Latches,
     pub(crate) srtp: Option<LegSrtp>,
     /// A WebRTC leg: its keys come from DTLS and its address from ICE; until DTLS is done it
     /// neither sends nor receives media.
@@ -37,7 +38,7 @@ impl Leg {
     /// a re-INVITE that keeps the address (session refresh, codec change, hold/resume with
     /// `a=sendonly`) must not reopen the port to whoever sends first, while one that moves
     /// the media (the phone changed network, a transfer brought in another device) starts
-    /// over — send to the new SDP address and latch the first packet again. An address going
+    /// over — send to the new SDP address and latch again (`latch.rs`). An address going
     /// away (port 0, `c=0.0.0.0`) also clears it.
     ///
     /// SRTP contexts survive when the keys are unchanged, which keeps the rollover counters
@@ -66,18 +67,21 @@ impl Leg {
             None => None,
         };
         let mut latched = [None, None];
+        let mut probation = Probation::default();
         let ice_dest = prev
             .as_ref()
             .and_then(|p| p.ice_dest)
             .filter(|_| same_webrtc);
         if same_webrtc && let Some(p) = &prev {
-            latched = p.latched;
+            latched = [p.latched(Component::Rtp), p.latched(Component::Rtcp)];
         } else if let Some(p) = &prev {
             let rtp_same = plan.remote_rtp.is_some() && plan.remote_rtp == p.sdp_rtp;
             if rtp_same {
-                latched[Component::Rtp.index()] = p.latched[Component::Rtp.index()];
+                latched[Component::Rtp.index()] = p.latched(Component::Rtp);
+                // Sources on probation keep their runs too (a re-INVITE mid-probation).
+                probation = p.latches.probation.clone();
                 if plan.remote_rtcp == p.sdp_rtcp && plan.rtcp_mux == p.rtcp_mux {
-                    latched[Component::Rtcp.index()] = p.latched[Component::Rtcp.index()];
+                    latched[Component::Rtcp.index()] = p.latched(Component::Rtcp);
                 }
             }
         }
@@ -99,7 +103,7 @@ impl Leg {
             rtcp_mux: plan.rtcp_mux,
             direction: plan.direction,
             pt: PtTable::new(&plan.pt_map),
-            latched,
+            latches: Latches::new(latched, probation),
             srtp,
             webrtc: plan.webrtc.clone(),
             ice_dest,
@@ -110,7 +114,7 @@ impl Leg {
     /// from there.
     pub(crate) fn set_ice_destination(&mut self, addr: Option<SocketAddr>) {
         self.ice_dest = addr;
-        self.latched[Component::Rtp.index()] = addr;
+        self.latches.set(Component::Rtp, addr);
     }
 
     /// A WebRTC leg before its DTLS keys: no media either way.
@@ -126,11 +130,12 @@ impl Leg {
 
     /// The address latched on this leg's `component` socket.
     pub(crate) fn latched(&self, component: Component) -> Option<SocketAddr> {
-        self.latched[component.index()]
+        self.latches.get(component)
     }
 
-    pub(crate) fn latch(&mut self, component: Component, source: SocketAddr) {
-        self.latched[component.index()].get_or_insert(source);
+    /// The leg's SDP addresses, RTP and RTCP.
+    pub(crate) fn sdp(&self) -> [Option<SocketAddr>; 2] {
+        [self.sdp_rtp, self.sdp_rtcp]
     }
 
     /// Where to send a packet of `kind` to this leg, and from which of its PBX sockets.

@@ -28,11 +28,14 @@ pub enum DropReason {
     NotConnected,
     /// The transcoder could not decode or encode it (a malformed Opus or G.711 payload).
     Transcode,
+    /// Strict RTP: the leg is not latched yet and this source is not its SDP address and has
+    /// not (yet) sent enough consecutive packets to be latched (`latch.rs`).
+    Probation,
 }
 
 impl DropReason {
     /// Every reason, in label order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::NoPlan,
         DropReason::UnexpectedSource,
         DropReason::NotRtp,
@@ -43,6 +46,7 @@ impl DropReason {
         DropReason::Direction,
         DropReason::NotConnected,
         DropReason::Transcode,
+        DropReason::Probation,
     ];
 
     /// A stable label for metrics.
@@ -58,6 +62,7 @@ impl DropReason {
             DropReason::Direction => "direction",
             DropReason::NotConnected => "not_connected",
             DropReason::Transcode => "transcode",
+            DropReason::Probation => "probation",
         }
     }
 

@@ -100,6 +100,24 @@ pub struct RtpConfig {
     /// Default true: the relay workers ask for real-time scheduling, so frames leave on
     /// time on a busy host (kept normal, with a warning, where the OS refuses).
     pub realtime: bool,
+    /// Default "sequence": a plain RTP leg latches to its SDP address at once and to any
+    /// other source only after `rtp_probation` consecutive packets (against RTP bleed);
+    /// "off" latches the first packet.
+    pub strict_rtp: pbx_media::relay::StrictRtp,
+    /// Default 4, 1..=32: the consecutive packets of that probation.
+    pub rtp_probation: u8,
+}
+
+impl RtpConfig {
+    /// How the relay latches plain RTP legs.
+    pub fn latching(&self) -> pbx_media::relay::LatchPolicy {
+        match self.strict_rtp {
+            pbx_media::relay::StrictRtp::Off => pbx_media::relay::LatchPolicy::OFF,
+            pbx_media::relay::StrictRtp::Sequence => {
+                pbx_media::relay::LatchPolicy::sequence(self.rtp_probation)
+            }
+        }
+    }
 }
 
 /// The default `[rtp] bind`: when every SIP listener is on one and the same specific address,

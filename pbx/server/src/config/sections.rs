@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use pbx_media::relay::{LatchPolicy, StrictRtp};
 use toml::de::{DeTable, DeValue};
 
 use super::duration::parse_duration;
@@ -205,6 +206,8 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
             "sdes_over_insecure",
             "bind",
             "realtime",
+            "strict_rtp",
+            "rtp_probation",
         ],
     );
     let (port_min, port_max) = ctx
@@ -219,6 +222,20 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
     let rtp_timeout = ctx.duration(s, "rtp_timeout", Duration::from_secs(60));
     let sdes_over_insecure = ctx.boolean(s, "sdes_over_insecure", false);
     let realtime = ctx.boolean(s, "realtime", true);
+    let strict_rtp = ctx
+        .parsed(s, "strict_rtp", |t| match t {
+            "off" => Ok(StrictRtp::Off),
+            "sequence" => Ok(StrictRtp::Sequence),
+            _ => Err(format!(
+                "bad strict_rtp `{t}`: expected \"sequence\" or \"off\""
+            )),
+        })
+        .map_or(StrictRtp::Sequence, |(m, _)| m);
+    let probation_range = 1..=i64::from(LatchPolicy::MAX_PROBATION);
+    let default_probation = i64::from(LatchPolicy::DEFAULT_PROBATION);
+    let rtp_probation =
+        u8::try_from(ctx.integer(s, "rtp_probation", probation_range, default_probation))
+            .unwrap_or(LatchPolicy::DEFAULT_PROBATION);
     let bind = ctx
         .parsed(s, "bind", |t| {
             t.parse().map_err(|_| {
@@ -236,6 +253,8 @@ fn rtp(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, listen: &[Listen]) -> RtpConfig {
         sdes_over_insecure,
         bind,
         realtime,
+        strict_rtp,
+        rtp_probation,
     }
 }
 

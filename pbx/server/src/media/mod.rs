@@ -162,6 +162,15 @@ impl MediaService {
         (!self.bind_ip.is_unspecified()).then_some(self.bind_ip)
     }
 
+    /// How the relay latches the plain RTP legs of calls allocated from now on (`[rtp]
+    /// strict_rtp`, `rtp_probation`; strict by default, see
+    /// [`pbx_media::relay::LatchPolicy`]).
+    pub fn set_latching(&self, policy: pbx_media::relay::LatchPolicy) {
+        for worker in &self.workers {
+            worker.send(Command::Latching(policy));
+        }
+    }
+
     /// Asks every relay worker to move to real-time scheduling (`[rtp] realtime`); a worker
     /// that may not stays as it is, and one warning says why.
     pub fn use_realtime_priority(&self) {

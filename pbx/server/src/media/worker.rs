@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pbx_media::relay::{BridgeStats, Component, DropReason, Verdict};
+use pbx_media::relay::{BridgeStats, Component, DropReason, LatchPolicy, Verdict};
 use pbx_media::session::{self, Event, MediaSession as Session};
 use pbx_media::webrtc::DtlsIdentity;
 use pbx_media::{MediaPlan, Side};
@@ -112,6 +112,8 @@ pub(crate) enum Command {
     Remove(u64),
     /// Run at real-time priority from now on (`[rtp] realtime`).
     Realtime,
+    /// Latch the plain legs of calls added from now on this way (`[rtp] strict_rtp`).
+    Latching(LatchPolicy),
     Stop,
 }
 
@@ -158,6 +160,7 @@ pub(crate) fn spawn(
         by_id: HashMap::new(),
         timers: BinaryHeap::new(),
         rtp_timeout,
+        latching: LatchPolicy::default(),
         buf: Box::new([0; BUF]),
         lateness: LocalLateness::default(),
         shared_lateness: lateness,
@@ -198,6 +201,8 @@ struct Worker {
     by_id: HashMap<u64, usize>,
     timers: Timers,
     rtp_timeout: Duration,
+    /// How new calls' plain legs latch (`[rtp] strict_rtp`, `rtp_probation`).
+    latching: LatchPolicy,
     buf: Box<[u8; BUF]>,
     /// How late deadlines were handled since the last tick.
     lateness: LocalLateness,
@@ -320,6 +325,7 @@ impl Worker {
                 Ok(Command::Realtime) => super::realtime::raise_current_thread(
                     std::thread::current().name().unwrap_or("pbx-media"),
                 ),
+                Ok(Command::Latching(policy)) => self.latching = policy,
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return false,
                 Err(mpsc::TryRecvError::Empty) => return true,
             }
@@ -339,6 +345,7 @@ impl Worker {
             call,
             session: Session::relay(now)
                 .with_rtp_timeout(self.rtp_timeout)
+                .with_latching(self.latching)
                 .with_webrtc(self.dtls.clone()),
             reported: BridgeStats::default(),
             armed: None,
