@@ -49,6 +49,7 @@ fn transcoded() -> pbx_media::MediaPlan {
             opus_pt: 111,
             voice: Voice::G711(Law::Mu),
             voice_pt: 0,
+            events: None,
         }),
         ..leg(BROWSER)
     };
