@@ -1,5 +1,5 @@
-//! Opus ↔ G.711/G.722 for a call between a browser that offered Opus and no G.711 and a phone
-//! that speaks no Opus (docs/decisions.md "Opus transcoding").
+//! Opus ↔ G.711/G.722 for a call between a browser or softphone that offered Opus and no
+//! G.711 and a phone that speaks no Opus (docs/decisions.md "Opus transcoding").
 //!
 //! A stage of the relay, sans-IO: a packet from one leg goes in, the same packet comes out
 //! in the other leg's codec, in place, at once. One packet in gives one packet out, so

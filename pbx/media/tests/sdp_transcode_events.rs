@@ -176,3 +176,18 @@ fn a_phone_that_speaks_opus_keeps_opus_and_the_48k_events() {
     assert_eq!(plan.caller.transcode, None);
     assert_eq!(plan.callee.transcode, None);
 }
+
+#[test]
+fn a_reoffer_from_the_caller_keeps_the_same_conversion() {
+    let mut n = negotiator(plain(), plain());
+    n.offer(Caller, &opus_offer(&TE48), &mut rng()).unwrap();
+    let phone = callee_answer("0 101", &["a=rtpmap:101 telephone-event/8000"]);
+    let (_, first) = n.answer(Callee, &phone, &mut rng()).unwrap();
+    // Hold and resume: the same formats again; the relay keeps its transcoder when the
+    // spec is unchanged (`relay::Bridge::apply`).
+    let offer = n.offer(Caller, &opus_offer(&TE48), &mut rng()).unwrap();
+    assert_eq!(formats(&offer), ["111", "110", "0", "8", "9", "101"]);
+    let (_, again) = n.answer(Callee, &phone, &mut rng()).unwrap();
+    assert_eq!(again.caller.transcode, first.caller.transcode);
+    assert!(again.caller.transcode.is_some_and(|t| t.events.is_some()));
+}
