@@ -13,7 +13,8 @@ clock; RFC 7587 §4.1: Opus's is 48 kHz).
   (960 ... 5760) on the caller's Opus timeline.
 - The demo dialplan's `700` IVR (config/dialplan.toml): the PBX answers the caller in Opus,
   `1` pressed as `telephone-event/48000` rings extension 1000, a PCMU phone; once it answers,
-  each hears the other's tone through the transcoder.
+  each hears the other's tone through the transcoder, and the caller's key 4 reaches the
+  phone on its 8 kHz payload type.
 
 Addresses: the PBX 127.0.0.1; callers 127.0.61.2; the PCMU phone (extension 1000) 127.0.61.3.
 """
@@ -237,7 +238,7 @@ def test_an_opus_only_caller_goes_through_the_demo_ivr_to_a_pcmu_phone(opus_pbx,
         press(caller_rtp, to_pbx, OPUS_EVENT_PT, 1, 3000, 48000, 0x0905_0002, scale=6)
         inc = wait_incoming(opus_pbx, phone, out)
         assert_pbx_sdp(opus_pbx, inc.offer, "the PCMU phone")
-        answer_as_pcmu_phone(inc, phone_rtp)
+        te8 = answer_as_pcmu_phone(inc, phone_rtp)
         time.sleep(0.3)
         caller_rtp.clear()
         phone_rtp.clear()
@@ -246,6 +247,16 @@ def test_an_opus_only_caller_goes_through_the_demo_ivr_to_a_pcmu_phone(opus_pbx,
         talk.run(1.5)
         time.sleep(0.3)
         assert_each_hears_the_other(opus_pbx, caller_rtp, phone_rtp)
+        # The bridged call converts keys too: 4 from the caller reaches the phone on 8 kHz.
+        phone_rtp.clear()
+        press(caller_rtp, to_pbx, OPUS_EVENT_PT, 4, talk.caller_seq, talk.caller_ts,
+              talk.caller_ssrc, scale=6)
+        time.sleep(0.3)
+        got = events(phone_rtp.in_order(), te8)
+        assert [(d, end, dur) for d, end, dur, _, _ in got] == [
+            (4, False, 160), (4, False, 480), (4, False, 800),
+            (4, True, 960), (4, True, 960), (4, True, 960)], \
+            f"the phone got {got}\n{opus_pbx.log_tail()}"
         r = out.bye()
         assert r is not None and r.status == 200, f"BYE: {r}"
         assert inc.wait_bye(5) is not None, "the caller's BYE did not reach the phone"
