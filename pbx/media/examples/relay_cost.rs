@@ -99,6 +99,7 @@ fn run(mode: Mode, seconds: u32) -> f64 {
             opus_pt: 111,
             voice: Voice::G711(Law::Mu),
             voice_pt: 0,
+            events: None,
         });
     }
     let plan = MediaPlan {

@@ -20,6 +20,7 @@ fn main() {
         opus_pt: 111,
         voice: Voice::G711(Law::Mu),
         voice_pt: 0,
+        events: None,
     };
     // A browser's Opus (48 kHz, speech-like: a tone with a slow sweep) and a phone's µ-law.
     let mut enc = OpusEncoder::new(48_000, 1, Application::Voip).expect("encoder");

@@ -17,26 +17,33 @@ impl<'a> RtpView<'a> {
     /// The header fields and the payload without CSRCs, extension and padding; `None` when
     /// the lengths do not add up.
     pub(crate) fn parse(pkt: &'a [u8]) -> Option<RtpView<'a>> {
-        if pkt.len() < HEADER || pkt[0] >> 6 != 2 {
-            return None;
-        }
-        let mut start = HEADER + 4 * usize::from(pkt[0] & 0x0f);
-        if pkt[0] & 0x10 != 0 {
-            // RFC 3550 §5.3.1: the extension's length counts 32-bit words after its header.
-            let ext = pkt.get(start..start + 4)?;
-            start += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-        }
-        let mut end = pkt.len();
-        if pkt[0] & 0x20 != 0 {
-            // RFC 3550 §5.1: the last octet counts the padding, itself included.
-            end = end.checked_sub(usize::from(*pkt.last()?))?;
-        }
+        let (start, end) = payload_bounds(pkt)?;
         Some(RtpView {
             payload_type: pkt[1] & 0x7f,
             timestamp: u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]),
             payload: pkt.get(start..end)?,
         })
     }
+}
+
+/// Where the payload of an RTP packet starts and ends (after CSRCs and extension, before
+/// padding); `None` when the lengths do not add up.
+pub(crate) fn payload_bounds(pkt: &[u8]) -> Option<(usize, usize)> {
+    if pkt.len() < HEADER || pkt[0] >> 6 != 2 {
+        return None;
+    }
+    let mut start = HEADER + 4 * usize::from(pkt[0] & 0x0f);
+    if pkt[0] & 0x10 != 0 {
+        // RFC 3550 §5.3.1: the extension's length counts 32-bit words after its header.
+        let ext = pkt.get(start..start + 4)?;
+        start += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    }
+    let mut end = pkt.len();
+    if pkt[0] & 0x20 != 0 {
+        // RFC 3550 §5.1: the last octet counts the padding, itself included.
+        end = end.checked_sub(usize::from(*pkt.last()?))?;
+    }
+    (start <= end).then_some((start, end))
 }
 
 /// Writes a fixed header (V=2, no padding, extension or CSRC) into `buf[..12]`; `buf` is at

@@ -1,5 +1,5 @@
-//! Opus ↔ G.711/G.722 for a call between a browser that offered Opus and no G.711 and a phone
-//! that speaks no Opus (docs/decisions.md "Opus transcoding").
+//! Opus ↔ G.711/G.722 for a call between a browser or softphone that offered Opus and no
+//! G.711 and a phone that speaks no Opus (docs/decisions.md "Opus transcoding").
 //!
 //! A stage of the relay, sans-IO: a packet from one leg goes in, the same packet comes out
 //! in the other leg's codec, in place, at once. One packet in gives one packet out, so
@@ -20,9 +20,16 @@
 //! samples; G.711 and G.722 run at 8 kHz): the first packet fixes an anchor and every later
 //! one keeps its distance from it, scaled, so silence gaps and DTMF timing stay as sent.
 //! Sequence number, SSRC and marker pass through (the leg's own stream, if it has one,
-//! renumbers afterwards: `relay/rewrite.rs`).
+//! renumbers afterwards: `relay/rewrite.rs`). RFC 4733 events between a leg's
+//! `telephone-event/48000` and the other's `telephone-event/8000` cross on the same anchors
+//! ([`events`]).
 
 use opus_rs::{Application, OpusDecoder, OpusEncoder};
+
+mod events;
+
+pub use events::EventPts;
+use events::Scale;
 
 use crate::rtp::{self, RtpView};
 use crate::voice::{Voice, VoiceDecoder, VoiceEncoder};
@@ -34,6 +41,10 @@ pub struct Transcoding {
     pub opus_pt: u8,
     pub voice: Voice,
     pub voice_pt: u8,
+    /// RFC 4733 events converted between the clocks (the Opus leg offered only
+    /// `telephone-event/48000`, the phone agreed `telephone-event/8000`); `None`: events
+    /// pass untouched, as any format the stage does not take.
+    pub events: Option<EventPts>,
 }
 
 /// The audio sampling rate inside the stage.
@@ -76,10 +87,28 @@ struct Anchor {
     output: u32,
 }
 
+impl Anchor {
+    /// An Opus timestamp (48 kHz) on the 8 kHz output timeline.
+    fn down(self, ts: u32) -> u32 {
+        self.output
+            .wrapping_add(ts.wrapping_sub(self.input) / OPUS_TICKS_PER_SAMPLE)
+    }
+
+    /// An 8 kHz timestamp on the Opus output timeline.
+    fn up(self, ts: u32) -> u32 {
+        self.output.wrapping_add(
+            ts.wrapping_sub(self.input)
+                .wrapping_mul(OPUS_TICKS_PER_SAMPLE),
+        )
+    }
+}
+
 /// Opus from the browser to G.711/G.722 for the phone.
 pub struct OpusToVoice {
     opus_pt: u8,
     voice_pt: u8,
+    /// The Opus leg's event payload type and the one written for the phone.
+    events: Option<(u8, u8)>,
     decoder: OpusDecoder,
     encoder: VoiceEncoder,
     anchor: Option<Anchor>,
@@ -93,6 +122,7 @@ impl OpusToVoice {
         Ok(OpusToVoice {
             opus_pt: t.opus_pt,
             voice_pt: t.voice_pt,
+            events: t.events.map(|e| (e.opus_pt, e.voice_out)),
             decoder: OpusDecoder::new(RATE as i32, 1).map_err(TranscodeError::Codec)?,
             encoder: VoiceEncoder::new(t.voice),
             anchor: None,
@@ -102,14 +132,31 @@ impl OpusToVoice {
         })
     }
 
-    /// Whether this packet is this stage's to transcode (telephone-event and the rest pass).
+    /// Whether this packet is this stage's to transcode: Opus, and the events it converts
+    /// (other formats pass).
     pub fn takes(&self, pkt: &[u8]) -> bool {
-        pkt.get(1).is_some_and(|b| b & 0x7f == self.opus_pt)
+        pkt.get(1).is_some_and(|b| {
+            b & 0x7f == self.opus_pt || self.events.is_some_and(|(pt, _)| b & 0x7f == pt)
+        })
     }
 
     /// Transcodes the plain Opus RTP packet `buf[..len]` in place; returns the new length.
     pub fn transcode(&mut self, buf: &mut [u8], len: usize) -> Result<usize, TranscodeError> {
         let pkt = buf.get(..len).ok_or(TranscodeError::NotMedia)?;
+        if let Some(out_pt) = event_out(self.events, pkt) {
+            let (_, seq, ts, _) = header(pkt);
+            // The event's sequence number is no lost Opus packet to conceal.
+            if (seq.wrapping_sub(self.next_seq.unwrap_or(seq)) as i16) >= 0 {
+                self.next_seq = Some(seq.wrapping_add(1));
+            }
+            let a = *self.anchor.get_or_insert(Anchor {
+                input: ts,
+                output: ts / OPUS_TICKS_PER_SAMPLE,
+            });
+            let out = buf.get_mut(..len).ok_or(TranscodeError::NotMedia)?;
+            events::rewrite(out, out_pt, a.down(ts), Scale::Down(OPUS_TICKS_PER_SAMPLE))?;
+            return Ok(len);
+        }
         let view = RtpView::parse(pkt).ok_or(TranscodeError::NotMedia)?;
         let (marker, seq, ts, ssrc) = header(pkt);
         // RFC 3550 §A.1 style: a gap of a few packets is loss to conceal; a packet from the
@@ -145,9 +192,7 @@ impl OpusToVoice {
                 input: ts,
                 output: ts / OPUS_TICKS_PER_SAMPLE,
             });
-            a.output
-                .wrapping_add(ts.wrapping_sub(a.input) / OPUS_TICKS_PER_SAMPLE)
-                .wrapping_sub(concealed as u32)
+            a.down(ts).wrapping_sub(concealed as u32)
         };
         let out = buf
             .get_mut(..rtp::HEADER + n)
@@ -164,6 +209,8 @@ impl OpusToVoice {
 pub struct VoiceToOpus {
     opus_pt: u8,
     voice_pt: u8,
+    /// The phone's event payload type and the Opus leg's.
+    events: Option<(u8, u8)>,
     voice: Voice,
     decoder: VoiceDecoder,
     encoder: OpusEncoder,
@@ -188,6 +235,7 @@ impl VoiceToOpus {
         Ok(VoiceToOpus {
             opus_pt: t.opus_pt,
             voice_pt: t.voice_pt,
+            events: t.events.map(|e| (e.voice_in, e.opus_pt)),
             voice: t.voice,
             decoder: VoiceDecoder::default(),
             encoder,
@@ -202,7 +250,9 @@ impl VoiceToOpus {
     }
 
     pub fn takes(&self, pkt: &[u8]) -> bool {
-        pkt.get(1).is_some_and(|b| b & 0x7f == self.voice_pt)
+        pkt.get(1).is_some_and(|b| {
+            b & 0x7f == self.voice_pt || self.events.is_some_and(|(pt, _)| b & 0x7f == pt)
+        })
     }
 
     /// Transcodes the plain voice RTP packet `buf[..len]` in place; returns the new length,
@@ -213,6 +263,16 @@ impl VoiceToOpus {
         len: usize,
     ) -> Result<Option<usize>, TranscodeError> {
         let pkt = buf.get(..len).ok_or(TranscodeError::NotMedia)?;
+        if let Some(out_pt) = event_out(self.events, pkt) {
+            let (_, _, ts, _) = header(pkt);
+            let a = *self.anchor.get_or_insert(Anchor {
+                input: ts,
+                output: ts.wrapping_mul(OPUS_TICKS_PER_SAMPLE),
+            });
+            let out = buf.get_mut(..len).ok_or(TranscodeError::NotMedia)?;
+            events::rewrite(out, out_pt, a.up(ts), Scale::Up(OPUS_TICKS_PER_SAMPLE))?;
+            return Ok(Some(len));
+        }
         let view = RtpView::parse(pkt).ok_or(TranscodeError::NotMedia)?;
         let (marker, seq, ts, ssrc) = header(pkt);
         // Samples left from the last packet belong in front only when this one follows on.
@@ -245,11 +305,7 @@ impl VoiceToOpus {
             input: in_ts,
             output: in_ts.wrapping_mul(OPUS_TICKS_PER_SAMPLE),
         });
-        let out_ts = a.output.wrapping_add(
-            in_ts
-                .wrapping_sub(a.input)
-                .wrapping_mul(OPUS_TICKS_PER_SAMPLE),
-        );
+        let out_ts = a.up(in_ts);
         self.pending.drain(..frame);
         self.pending_ts = in_ts.wrapping_add(frame as u32);
         let out = buf
@@ -327,6 +383,13 @@ fn static_pt(voice: Voice) -> u8 {
         // codec the phone has); no RTP payload type is 128, so nothing is taken for it.
         Voice::Opus => 128,
     }
+}
+
+/// The payload type to write for `pkt` when it is a whole RTP header of the event payload
+/// type `events` converts (`(in, out)`).
+fn event_out(events: Option<(u8, u8)>, pkt: &[u8]) -> Option<u8> {
+    let (event_pt, out_pt) = events?;
+    (pkt.len() >= rtp::HEADER && pkt[1] & 0x7f == event_pt).then_some(out_pt)
 }
 
 /// Marker, sequence number, timestamp and SSRC of a parsed RTP packet.

@@ -303,6 +303,7 @@ fn an_opus_only_browser_calling_a_g711_phone_is_transcoded() {
             opus_pt: 111,
             voice: pbx_media::voice::Voice::G711(pbx_media::g711::Law::Mu),
             voice_pt: 0,
+            events: None,
         })
     );
     assert_eq!(plan.callee.transcode, None);

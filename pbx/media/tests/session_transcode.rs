@@ -1,6 +1,7 @@
 //! Transcoding inside the relay, in virtual time: a browser leg that speaks Opus and a phone
 //! leg that speaks µ-law hear each other's 1 kHz tone (Goertzel), DTMF events cross by
-//! payload type, and the browser gets one stream under the PBX's SSRC at the 48 kHz clock.
+//! payload type or, between `telephone-event/48000` and `/8000`, converted onto the other
+//! leg's clock and stream, and the browser gets one stream under the PBX's SSRC at 48 kHz.
 
 mod relay_support;
 
@@ -49,6 +50,7 @@ fn transcoded() -> pbx_media::MediaPlan {
             opus_pt: 111,
             voice: Voice::G711(Law::Mu),
             voice_pt: 0,
+            events: None,
         }),
         ..leg(BROWSER)
     };
@@ -194,5 +196,156 @@ fn a_malformed_opus_payload_is_dropped_and_counted() {
     assert_eq!(
         s.stats().dropped(pbx_media::relay::DropReason::Transcode),
         1
+    );
+}
+
+/// The browser offered only `telephone-event/48000` (110); the phone answered the
+/// PBX's `telephone-event/8000` under its own 96 (offered 101).
+fn transcoded_with_events() -> pbx_media::MediaPlan {
+    let browser = LegPlan {
+        out_stream: Some(Box::new(OutStreamPlan {
+            ssrc: OUT_SSRC,
+            clock_rates: vec![(111, 48_000), (110, 48_000)],
+        })),
+        transcode: Some(Transcoding {
+            opus_pt: 111,
+            voice: Voice::G711(Law::Mu),
+            voice_pt: 0,
+            events: Some(pbx_media::transcode::EventPts {
+                opus_pt: 110,
+                voice_in: 101,
+                voice_out: 101,
+            }),
+        }),
+        ..leg(BROWSER)
+    };
+    let phone = LegPlan {
+        pt_map: vec![(101, 96)],
+        ..leg(PHONE)
+    };
+    plan(browser, phone)
+}
+
+fn forwarded(v: Verdict, to: Side) {
+    assert!(
+        matches!(v, Verdict::Forward { side, .. } if side == to),
+        "{v:?}"
+    );
+}
+
+fn ts(p: &[u8]) -> u32 {
+    u32::from_be_bytes([p[4], p[5], p[6], p[7]])
+}
+
+#[test]
+fn events_cross_between_48k_and_8k_in_each_legs_stream() {
+    let t0 = base();
+    let mut s = MediaSession::relay(t0);
+    s.apply(t0, &transcoded_with_events()).expect("plan");
+
+    // Browser → phone: 5 Opus packets, then key 3 at the 6th packet's time.
+    let mut enc = OpusEncoder::new(48_000, 1, Application::Voip).expect("encoder");
+    let mut first_ts = None;
+    for (i, frame) in tone(48_000, 4800).chunks(960).enumerate() {
+        let mut opus = [0u8; 1500];
+        let n = enc.encode_i16(frame, 960, &mut opus).expect("encode");
+        let p = rtp(
+            111,
+            false,
+            10 + i as u16,
+            90_000 + 960 * i as u32,
+            0xb1,
+            &opus[..n],
+        );
+        let (v, out) = feed(
+            &mut s,
+            t0 + MS20 * i as u32,
+            Side::Caller,
+            Component::Rtp,
+            addr(BROWSER),
+            &p,
+        );
+        forwarded(v, Side::Callee);
+        first_ts.get_or_insert(ts(&out));
+    }
+    let audio_ts = first_ts.expect("audio");
+    for (i, (end, d)) in [(false, 960u16), (true, 5760), (true, 5760)]
+        .into_iter()
+        .enumerate()
+    {
+        let payload = [3, u8::from(end) << 7 | 10, (d >> 8) as u8, d as u8];
+        let p = rtp(110, i == 0, 15 + i as u16, 90_000 + 960 * 5, 0xb1, &payload);
+        let (v, out) = feed(
+            &mut s,
+            t0 + MS20 * (5 + i as u32),
+            Side::Caller,
+            Component::Rtp,
+            addr(BROWSER),
+            &p,
+        );
+        forwarded(v, Side::Callee);
+        assert_eq!(
+            out[1],
+            u8::from(i == 0) << 7 | 96,
+            "the phone's own number, marker kept"
+        );
+        assert_eq!(
+            ts(&out),
+            audio_ts + 800,
+            "100 ms after the first audio, on 8 kHz"
+        );
+        assert_eq!(&out[12..14], &payload[..2]);
+        assert_eq!(u16::from_be_bytes([out[14], out[15]]), d / 6);
+    }
+
+    // Phone → browser: 5 µ-law packets, then key 9; in the browser's one stream.
+    let mut last = None;
+    for (i, frame) in tone(8000, 800).chunks(160).enumerate() {
+        let payload: Vec<u8> = frame.iter().map(|&x| Law::Mu.encode(x)).collect();
+        let p = rtp(
+            0,
+            false,
+            700 + i as u16,
+            4000 + 160 * i as u32,
+            0xf1,
+            &payload,
+        );
+        let (v, out) = feed(
+            &mut s,
+            t0 + MS20 * i as u32,
+            Side::Callee,
+            Component::Rtp,
+            addr(PHONE),
+            &p,
+        );
+        forwarded(v, Side::Caller);
+        last = Some((ts(&out), u16::from_be_bytes([out[2], out[3]])));
+    }
+    let (last_ts, last_seq) = last.expect("audio");
+    let p = rtp(101, true, 705, 4000 + 800, 0xf1, &[9, 0x8a, 0x05, 0x00]);
+    let (v, out) = feed(
+        &mut s,
+        t0 + MS20 * 5,
+        Side::Callee,
+        Component::Rtp,
+        addr(PHONE),
+        &p,
+    );
+    forwarded(v, Side::Caller);
+    assert_eq!(out[1] & 0x7f, 110);
+    assert_eq!(&out[8..12], &OUT_SSRC.to_be_bytes(), "the audio's SSRC");
+    assert_eq!(
+        u16::from_be_bytes([out[2], out[3]]),
+        last_seq.wrapping_add(1)
+    );
+    assert_eq!(
+        ts(&out),
+        last_ts + 960,
+        "20 ms after the last audio, on 48 kHz"
+    );
+    assert_eq!(
+        &out[12..],
+        &[9, 0x8a, 0x1e, 0x00],
+        "E bit kept, 1280 * 6 = 7680"
     );
 }

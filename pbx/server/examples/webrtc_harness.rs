@@ -79,6 +79,7 @@ fn browser(mode: Mode, i: u16, port: u16, fingerprint: &Fingerprint) -> LegPlan 
             opus_pt: OPUS_PT,
             voice: Voice::G711(Law::Mu),
             voice_pt: 0,
+            events: None,
         }),
         ..LegPlan::default()
     }

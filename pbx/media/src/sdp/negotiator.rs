@@ -10,7 +10,7 @@ use super::{Encryption, LegPolicy, LocalEndpoint, NegotiationError};
 
 mod local;
 
-use crate::transcode::Transcoding;
+use crate::transcode::{EventPts, Transcoding};
 use crate::voice::Voice;
 use crate::{
     CryptoSuite, Fingerprint, IceCredentials, LegPlan, MediaPlan, OutStreamPlan, Setup, Side,
@@ -392,7 +392,7 @@ impl Negotiator {
                 .iter()
                 .find(|(c, _, _)| !c.is_auxiliary() && p.synthetic.contains(&c.pt) == synthetic)
         };
-        let (first, transcode) = match (voice(false), voice(true), &p.opus) {
+        let (first, mut transcode) = match (voice(false), voice(true), &p.opus) {
             (Some((c, _, _)), _, _) => (*c, None),
             (None, Some((c, sent, _)), Some(opus)) => {
                 let voice =
@@ -401,10 +401,28 @@ impl Negotiator {
                     opus_pt: opus.pt,
                     voice,
                     voice_pt: *sent,
+                    events: None,
                 };
                 (*c, Some((opus.clone(), t)))
             }
             _ => return Err(NegotiationError::NoCommonCodec),
+        };
+        // The phone agreed the 8 kHz event the PBX added for an offerer that has only the
+        // 48 kHz one (`Pending::add_transcoded_event`): the transcoder converts them, so each
+        // leg keeps the clock it offered or answered.
+        let mapped_event = match (&mut transcode, &p.opus_event) {
+            (Some((_, t)), Some(opus_event)) => all_agreed
+                .iter()
+                .find(|(c, _, _)| is_event(c) && p.synthetic.contains(&c.pt))
+                .map(|(c, sent, a)| {
+                    t.events = Some(EventPts {
+                        opus_pt: opus_event.pt,
+                        voice_in: *sent,
+                        voice_out: c.pt,
+                    });
+                    (opus_event.clone(), a.pt)
+                }),
+            _ => None,
         };
         let codec = match &transcode {
             Some((opus, _)) => format!("{} <-> {}", opus.encoding(), first.encoding()),
@@ -490,13 +508,21 @@ impl Negotiator {
                 ..(*c).clone()
             }))
             .collect();
+        if let Some((opus_event, _)) = &mapped_event
+            && !reply.iter().any(|c| c.pt == opus_event.pt)
+        {
+            reply.push(opus_event.clone());
+        }
         let agreed_event = agreed.iter().find(|(c, _, _)| is_event(c));
         let own_event = self
             .own_event
             .take()
             .filter(|(side, _)| *side == from)
             .and_then(|_| answered.iter().find(|a| is_event(a)).map(|a| a.pt));
-        let ans_event = agreed_event.map(|(_, _, a)| a.pt).or(own_event);
+        let ans_event = agreed_event
+            .map(|(_, _, a)| a.pt)
+            .or(own_event)
+            .or(mapped_event.as_ref().map(|(_, pt)| *pt));
         let mut off_event = agreed_event.map(|(c, _, _)| c.pt);
         if keep_events
             && off_event.is_none()

@@ -100,6 +100,9 @@ pub(crate) struct Pending {
     /// added the voice codecs it transcodes to (`synthetic`, their static payload types).
     pub opus: Option<Codec>,
     pub synthetic: Vec<u8>,
+    /// The offerer's `telephone-event/48000` when it offered no 8 kHz one and Opus is
+    /// transcoded: the PBX added a `telephone-event/8000` (in `synthetic`) for the phone.
+    pub opus_event: Option<Codec>,
 }
 
 impl Pending {
@@ -144,6 +147,7 @@ impl Pending {
             webrtc: remote_webrtc,
             opus: None,
             synthetic: Vec::new(),
+            opus_event: None,
         })
     }
 }
@@ -231,17 +235,18 @@ pub enum FirstOffer {
 const TRANSCODED: [(u8, &str); 3] = [(0, "PCMU"), (8, "PCMA"), (9, "G722")];
 
 impl Pending {
-    /// A browser that offered Opus and neither PCMU nor PCMA, calling a phone: the offer to
-    /// the phone gets the voice codecs the PBX can transcode Opus to (those the browser did
-    /// not offer itself), after the browser's own formats. Browsers that offer G.711 (all
-    /// of them by default, RFC 7874 §3) are bridged without transcoding.
+    /// A browser or SIP softphone that offered Opus and neither PCMU nor PCMA, calling a
+    /// phone: the offer to the phone gets the voice codecs the PBX can transcode Opus to
+    /// (those the caller did not offer itself), after the caller's own formats. Browsers
+    /// that offer G.711 (all of them by default, RFC 7874 §3) are bridged without
+    /// transcoding, as is a phone that answers with Opus.
     pub fn add_transcoded(&mut self) {
         let has = |name: &str| {
             self.codecs
                 .iter()
                 .any(|(c, _)| c.name.eq_ignore_ascii_case(name) && c.clock == 8000)
         };
-        if self.webrtc.is_none() || has("PCMU") || has("PCMA") {
+        if has("PCMU") || has("PCMA") {
             return;
         }
         let Some(opus) = self
@@ -270,5 +275,45 @@ impl Pending {
             self.synthetic.push(pt);
         }
         self.opus = Some(opus);
+        self.add_transcoded_event();
+    }
+
+    /// RFC 4733 §2.1: an event's clock is its audio's. An offerer with `telephone-event`
+    /// on Opus's 48 kHz clock only (browsers, Opus softphones) has the phone offered one on
+    /// 8 kHz beside it, and the transcoder converts the events between the two
+    /// (`transcode::events`). An offerer that has an 8 kHz one keeps it passed through.
+    fn add_transcoded_event(&mut self) {
+        let is_event = |c: &Codec, clock: u32| {
+            c.name.eq_ignore_ascii_case("telephone-event") && c.clock == clock
+        };
+        if self.codecs.iter().any(|(c, _)| is_event(c, 8000)) {
+            return;
+        }
+        let Some(event) = self
+            .codecs
+            .iter()
+            .find(|(c, _)| is_event(c, 48_000))
+            .map(|(c, _)| c.clone())
+        else {
+            return;
+        };
+        // A number the offerer does not use: the packets the phone sends under it must not
+        // look like one of the offerer's formats.
+        let used = |pt: u8| self.codecs.iter().any(|(c, _)| c.pt == pt);
+        let Some(pt) = std::iter::once(101).chain(96..=127).find(|&pt| !used(pt)) else {
+            return;
+        };
+        self.codecs.push((
+            Codec {
+                pt,
+                name: "telephone-event".to_owned(),
+                clock: 8000,
+                channels: 1,
+                fmtp: event.fmtp.clone(),
+            },
+            0,
+        ));
+        self.synthetic.push(pt);
+        self.opus_event = Some(event);
     }
 }

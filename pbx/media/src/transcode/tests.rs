@@ -10,6 +10,7 @@ const SPEC: Transcoding = Transcoding {
     opus_pt: OPUS_PT,
     voice: Voice::G711(Law::Mu),
     voice_pt: 0,
+    events: None,
 };
 
 fn tone(rate: u32, freq: f64, amplitude: f64, samples: usize) -> Vec<i16> {
@@ -210,4 +211,146 @@ fn thirty_ms_packets_are_reframed_without_losing_audio() {
     }
     assert_eq!(audio.len(), 4800 * 6, "every sample once");
     assert_eq!(strongest(&audio[9600..], 48_000), 1000.0);
+}
+
+/// The call of the e2e test: the browser's `telephone-event/48000` on 110, the phone's
+/// `telephone-event/8000` on 101.
+const WITH_EVENTS: Transcoding = Transcoding {
+    events: Some(EventPts {
+        opus_pt: 110,
+        voice_in: 101,
+        voice_out: 101,
+    }),
+    ..SPEC
+};
+
+/// RFC 4733 §2.5: one key, a packet per 20 ms of it, the end three times.
+fn key(pt: u8, seq: u16, ts: u32, digit: u8, durations: &[u16]) -> Vec<Vec<u8>> {
+    let n = durations.len();
+    durations
+        .iter()
+        .chain([durations[n - 1]; 2].iter())
+        .enumerate()
+        .map(|(i, &d)| {
+            let end = i >= n - 1;
+            let mut p = rtp_packet(pt, seq + i as u16, ts, &[digit, u8::from(end) << 7 | 10]);
+            p.extend_from_slice(&d.to_be_bytes());
+            if i == 0 {
+                p[1] |= 0x80;
+            }
+            p
+        })
+        .collect()
+}
+
+/// (marker, payload type, seq, ts, digit, end, duration) of an event packet.
+fn event_fields(p: &[u8]) -> (bool, u8, u16, u32, u8, bool, u16) {
+    let (marker, seq, ts, _) = header(p);
+    (
+        marker,
+        p[1] & 0x7f,
+        seq,
+        ts,
+        p[12],
+        p[13] & 0x80 != 0,
+        u16::from_be_bytes([p[14], p[15]]),
+    )
+}
+
+#[test]
+fn browser_events_reach_the_phone_on_its_clock_and_its_audio_timeline() {
+    let mut stage = OpusToVoice::new(WITH_EVENTS).expect("stage");
+    let packets = opus_stream(10);
+    let audio = to_voice(&mut stage, &packets);
+    // A 120 ms key 200 ms after the first packet: 9600 units on 48 kHz, 1600 on 8 kHz.
+    let keys = key(110, 1010, 50_000 + 9600, 5, &[960, 2880, 4800, 5760]);
+    let out: Vec<_> = keys
+        .iter()
+        .map(|p| {
+            let mut buf = p.clone();
+            assert!(stage.takes(&buf), "the stage takes the browser's events");
+            let len = stage.transcode(&mut buf, p.len()).expect("event");
+            assert_eq!(len, 16);
+            event_fields(&buf[..len])
+        })
+        .collect();
+    let ts = audio[0].1 + 1600;
+    assert_eq!(
+        out,
+        [
+            (true, 101, 1010, ts, 5, false, 160),
+            (false, 101, 1011, ts, 5, false, 480),
+            (false, 101, 1012, ts, 5, false, 800),
+            (false, 101, 1013, ts, 5, true, 960),
+            (false, 101, 1014, ts, 5, true, 960),
+            (false, 101, 1015, ts, 5, true, 960),
+        ]
+    );
+}
+
+#[test]
+fn an_events_sequence_numbers_are_no_lost_opus_to_conceal() {
+    let mut stage = OpusToVoice::new(WITH_EVENTS).expect("stage");
+    let mut packets = opus_stream(14);
+    let after = packets.pop().expect("packet 13");
+    packets.truncate(10);
+    let audio = to_voice(&mut stage, &packets);
+    // A short key (one packet and two more ends: 1010-1012), then the audio at 1013.
+    for mut p in key(110, 1010, 50_000 + 9600, 1, &[960]) {
+        let len = p.len();
+        stage.transcode(&mut p, len).expect("event");
+    }
+    let next = to_voice(&mut stage, &[after]);
+    assert_eq!(next[0].2.len(), 160, "no concealed frame in front");
+    assert_eq!(next[0].1, audio[0].1 + 160 * 13);
+}
+
+#[test]
+fn phone_events_reach_the_browser_on_48k_in_its_opus_timeline() {
+    let mut stage = VoiceToOpus::new(WITH_EVENTS).expect("stage");
+    let (headers, _) = to_opus(&mut stage, &g711_stream(1600, 160));
+    let keys = key(101, 17, 1_000 + 1600, 11, &[160, 480, 800, 1280]);
+    let out: Vec<_> = keys
+        .iter()
+        .map(|p| {
+            let mut buf = p.clone();
+            assert!(stage.takes(&buf));
+            let len = stage
+                .transcode(&mut buf, p.len())
+                .expect("event")
+                .expect("an event goes out at once");
+            event_fields(&buf[..len])
+        })
+        .collect();
+    let ts = headers[0].1 + 9600;
+    assert_eq!(
+        out,
+        [
+            (true, 110, 17, ts, 11, false, 960),
+            (false, 110, 18, ts, 11, false, 2880),
+            (false, 110, 19, ts, 11, false, 4800),
+            (false, 110, 20, ts, 11, true, 7680),
+            (false, 110, 21, ts, 11, true, 7680),
+            (false, 110, 22, ts, 11, true, 7680),
+        ]
+    );
+}
+
+#[test]
+fn an_event_before_any_audio_anchors_the_timeline_the_audio_then_follows() {
+    let mut stage = VoiceToOpus::new(WITH_EVENTS).expect("stage");
+    let mut ev = key(101, 5, 1_000, 1, &[160]).remove(0);
+    let len = ev.len();
+    stage.transcode(&mut ev, len).expect("event");
+    let event_ts = header(&ev).2;
+    let (headers, _) = to_opus(&mut stage, &g711_stream(320, 160));
+    assert_eq!(headers[0].1, event_ts, "the audio at the event's moment");
+}
+
+#[test]
+fn without_event_conversion_events_are_not_the_stages() {
+    let voice = VoiceToOpus::new(SPEC).expect("stage");
+    let opus = OpusToVoice::new(SPEC).expect("stage");
+    assert!(!voice.takes(&key(101, 1, 0, 1, &[160])[0]));
+    assert!(!opus.takes(&key(110, 1, 0, 1, &[960])[0]));
 }
