@@ -2,7 +2,7 @@
 libopus (through PyAV), Opus packets decoded back, µ-law decoded, the strongest of a few
 frequencies (Goertzel), and RFC 4733 keys on either clock.
 
-Shared by test_calls_opus.py and test_voicemail_opus.py.
+Shared by test_calls_opus.py, test_voicemail_opus.py and test_applications_opus.py.
 """
 
 import array

@@ -12,17 +12,14 @@ PBX's own applications: answered in Opus, not refused with 488.
 Addresses: the PBX 127.0.0.1; the caller 127.0.58.2.
 """
 
-import array
-import fractions
-import math
 import time
 
-import av
 import pytest
 
 from callclient import sdp_offer
 from callhelpers import assert_pbx_sdp, password, wait_cdr
 from media import RtpPacket, RtpPeer, goertzel_power
+from opus_audio import OPUS_FRAME, OPUS_RATE, decode_opus, encode_tone, rms, strongest
 
 # Protocol and media behaviour, not the store: run on SQLite only (scripts/test.sh).
 pytestmark = pytest.mark.store_independent
@@ -30,8 +27,8 @@ pytestmark = pytest.mark.store_independent
 CALLER_IP = "127.0.58.2"
 NUMBERS = [3421, 3422, 3423]
 OPUS_PT = 111
-RATE = 48000
-FRAME = 960                                    # 20 ms at 48 kHz
+RATE = OPUS_RATE
+FRAME = OPUS_FRAME                             # 20 ms at 48 kHz
 
 PLAN = """\
 # written by tests/e2e/test_applications_opus.py
@@ -73,55 +70,10 @@ def opus_offer(ip, port):
                      rtpmap={OPUS_PT: "opus/48000/2", 110: "telephone-event/48000"})
 
 
-def encoder():
-    enc = av.CodecContext.create("libopus", "w")
-    enc.sample_rate, enc.layout, enc.format = RATE, "mono", "s16"
-    enc.bit_rate = 32000
-    enc.time_base = fractions.Fraction(1, RATE)
-    return enc
-
-
-def encode_tone(freq, seconds):
-    """Opus packets (bytes) of a tone, 20 ms each."""
-    enc = encoder()
-    n = int(RATE * seconds)
-    pcm = array.array("h", (int(8000 * math.sin(2 * math.pi * freq * i / RATE)) for i in range(n)))
-    out = []
-    for i in range(n // FRAME):
-        f = av.AudioFrame(format="s16", layout="mono", samples=FRAME)
-        f.planes[0].update(pcm[i * FRAME:(i + 1) * FRAME].tobytes())
-        f.sample_rate, f.pts, f.time_base = RATE, i * FRAME, fractions.Fraction(1, RATE)
-        out.extend(bytes(p) for p in enc.encode(f))
-    return out
-
-
-def decode(payloads):
-    """48 kHz mono samples (floats in [-1, 1]) of Opus packets, in order."""
-    dec = av.CodecContext.create("libopus", "r")
-    dec.sample_rate, dec.layout = RATE, "mono"
-    out = []
-    for p in payloads:
-        for fr in dec.decode(av.Packet(p)):
-            raw = bytes(fr.planes[0])[:fr.samples * fr.format.bytes]
-            if fr.format.name.startswith("flt"):
-                out.extend(array.array("f", raw))
-            else:
-                out.extend(v / 32768.0 for v in array.array("h", raw))
-    return out
-
-
-def strongest(samples, freqs):
-    return max(freqs, key=lambda f: goertzel_power(samples, RATE, f))
-
-
 def purity(samples, freq, others):
     """How much stronger `freq` is than the strongest of `others` (a tone: by far)."""
     return goertzel_power(samples, RATE, freq) / max(
         goertzel_power(samples, RATE, f) for f in others)
-
-
-def rms(samples):
-    return math.sqrt(sum(v * v for v in samples) / max(1, len(samples)))
 
 
 def opus_call(pbx, phones, number, target):
@@ -154,9 +106,9 @@ def test_an_opus_only_caller_hears_its_tone_back_from_the_echo(opus_pbx, phones)
             f"{len(rtp.rtp())} of {len(payloads)} came back\n{opus_pbx.log_tail()}"
         back = rtp.in_order()
         assert all(p.pt == OPUS_PT for p in back), {p.pt for p in back}
-        heard = decode([p.payload for p in back])
+        heard = decode_opus([p.payload for p in back])
         settled = heard[RATE // 5:]
-        assert strongest(settled, [400, 700, 1000, 1300, 2000]) == 1000
+        assert strongest(settled, RATE, [400, 700, 1000, 1300, 2000]) == 1000
         assert rms(settled) > 0.05, f"the tone came back too quiet: {rms(settled)}"
         r = out.bye()
         assert r is not None and r.status == 200, f"BYE: {r}"
@@ -178,9 +130,9 @@ def test_an_opus_only_caller_hears_a_prompt_encoded_in_opus(opus_pbx, phones):
         steps = {(b.ts - a.ts) % 2**32 for a, b in zip(got, got[1:]) if b.seq == (a.seq + 1) % 65536}
         assert steps == {FRAME}, f"timestamp steps {steps}: 20 ms on the 48 kHz clock"
         assert all(len(p.payload) < 160 for p in got), "Opus packets, not G.711 frames"
-        heard = decode([p.payload for p in got[:45]])
+        heard = decode_opus([p.payload for p in got[:45]])
         tone = heard[RATE // 10:int(RATE * 0.9)]
-        assert strongest(tone, [350, 425, 440, 480, 1000]) == 425
+        assert strongest(tone, RATE, [350, 425, 440, 480, 1000]) == 425
         assert rms(tone) > 0.05, f"the prompt is too quiet: {rms(tone)}"
         out.bye()
     finally:
@@ -208,7 +160,7 @@ def test_an_opus_only_caller_chooses_in_a_menu_with_telephone_event_48000(opus_p
         time.sleep(1.0)
         got = rtp.in_order()
         assert len(got) >= 30, f"{len(got)} packets after the key\n{opus_pbx.log_tail()}"
-        heard = decode([p.payload for p in got])
+        heard = decode_opus([p.payload for p in got])
         tone = heard[RATE // 10:]
         assert purity(tone, 425, [350, 480, 700, 1000, 1500]) > 10, \
             f"option 2 (the ringing tone) is not what plays\n{opus_pbx.log_tail()}"
