@@ -584,10 +584,14 @@ impl Negotiator {
             .or(reverse_event.as_ref().map(|e| e.pt));
         if keep_events
             && off_event.is_none()
-            && let Some((c, _)) = p.codecs.iter().find(|(c, _)| is_event(c))
+            && let Some((c, _)) = p
+                .codecs
+                .iter()
+                .find(|(c, _)| is_event(c) && !p.synthetic.contains(&c.pt))
         {
             // The PBX itself is the far end of this leg's events (no `pt_map` entry: the
-            // answerer has no number for them).
+            // answerer has no number for them). Only the offerer's own: the one the PBX added
+            // for a transcoded phone is no format of the offerer's (RFC 3264 §6.1).
             reply.push(c.clone());
             off_event = Some(c.pt);
         }
