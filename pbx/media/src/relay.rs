@@ -159,7 +159,8 @@ impl Bridge {
                 }
             }
         }
-        // The transcoder (its codec state) stays while the plan keeps the same codecs.
+        // The transcoder (its codec state) stays while the plan keeps the same codecs, under
+        // the plan's payload types (a re-offer may renumber them).
         let wanted = [Side::Caller, Side::Callee]
             .into_iter()
             .find_map(|side| plan.leg(side).transcode.map(|t| (side, t)));
@@ -167,7 +168,7 @@ impl Bridge {
             Some((side, spec)) => {
                 match self
                     .transcoder
-                    .take_if(|(had, t)| *had == side && t.spec == spec)
+                    .take_if(|(had, t)| *had == side && t.renumber(spec))
                 {
                     Some(kept) => Some(kept),
                     None => Some((side, Box::new(Transcoder::new(spec)?))),

@@ -37,6 +37,7 @@ mod crypto;
 mod direction;
 mod error;
 mod negotiator;
+mod opus_leg;
 mod parse;
 mod pending;
 mod webrtc;

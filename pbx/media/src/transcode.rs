@@ -417,6 +417,24 @@ impl Transcoder {
             to_opus: VoiceToOpus::new(spec)?,
         })
     }
+
+    /// Takes a new plan's payload types when it transcodes between the same codecs, keeping
+    /// the codecs' state, the timestamp anchors and a partial frame, so a re-offer (hold,
+    /// resume, the phone answered under its own numbers) costs the audio nothing. `false`,
+    /// with nothing changed, when the voice codec differs: that needs a new stage.
+    pub fn renumber(&mut self, spec: Transcoding) -> bool {
+        if spec.voice != self.spec.voice {
+            return false;
+        }
+        self.to_voice.opus_pt = spec.opus_pt;
+        self.to_voice.voice_pt = spec.voice_pt;
+        self.to_voice.events = spec.events.map(|e| (e.opus_pt, e.voice_out));
+        self.to_opus.opus_pt = spec.opus_pt;
+        self.to_opus.voice_pt = spec.voice_pt;
+        self.to_opus.events = spec.events.map(|e| (e.voice_in, e.opus_pt));
+        self.spec = spec;
+        true
+    }
 }
 
 #[cfg(test)]

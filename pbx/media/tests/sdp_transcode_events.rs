@@ -191,3 +191,18 @@ fn a_reoffer_from_the_caller_keeps_the_same_conversion() {
     assert_eq!(again.caller.transcode, first.caller.transcode);
     assert!(again.caller.transcode.is_some_and(|t| t.events.is_some()));
 }
+
+#[test]
+fn with_dtmf_interworking_the_caller_is_not_answered_the_phones_8k_event() {
+    // An `info` trunk on the other side: the PBX keeps events for offerers that have them,
+    // but the 8 kHz one it added for the phone is not the caller's (RFC 3264 §6.1: an
+    // answer lists only offered formats).
+    let mut n = negotiator(plain(), plain()).with_dtmf_interworking();
+    n.offer(Caller, &opus_offer(&TE48), &mut rng()).unwrap();
+    let phone = callee_answer("0 101", &["a=rtpmap:101 telephone-event/8000"]);
+    let (answer, plan) = n.answer(Callee, &phone, &mut rng()).unwrap();
+    assert_eq!(formats(&answer), ["111", "110"], "{}", text(&answer));
+    assert!(!text(&answer).contains("/8000"), "{}", text(&answer));
+    assert!(plan.caller.transcode.is_some_and(|t| t.events.is_some()));
+    assert_eq!(n.telephone_event(Caller), None);
+}

@@ -349,3 +349,85 @@ fn events_cross_between_48k_and_8k_in_each_legs_stream() {
         "E bit kept, 1280 * 6 = 7680"
     );
 }
+
+/// An SIP Opus leg (no stream of the PBX's own: its timestamps are the transcoder's) and a
+/// phone that answered the PBX's `telephone-event/8000` under `events.voice_in`.
+fn opus_to_phone(
+    events: pbx_media::transcode::EventPts,
+    phone_map: Vec<(u8, u8)>,
+) -> pbx_media::MediaPlan {
+    let opus = LegPlan {
+        transcode: Some(Transcoding {
+            opus_pt: 111,
+            voice: Voice::G711(Law::Mu),
+            voice_pt: 0,
+            events: Some(events),
+        }),
+        ..leg(BROWSER)
+    };
+    let phone = LegPlan {
+        pt_map: phone_map,
+        ..leg(PHONE)
+    };
+    plan(opus, phone)
+}
+
+#[test]
+fn a_replan_that_renumbers_the_events_keeps_the_transcoder_going() {
+    use pbx_media::transcode::EventPts;
+    let t0 = base();
+    let mut s = MediaSession::relay(t0);
+    // The phone answered the PBX's 101 under its own 96.
+    let first = EventPts {
+        opus_pt: 110,
+        voice_in: 101,
+        voice_out: 101,
+    };
+    s.apply(t0, &opus_to_phone(first, vec![(101, 96)]))
+        .expect("plan");
+    let pcmu = tone(8000, 480)
+        .iter()
+        .map(|&x| Law::Mu.encode(x))
+        .collect::<Vec<u8>>();
+    // 30 ms from the phone: one 20 ms Opus frame goes out, 10 ms wait for the next packet.
+    let p = rtp(0, false, 700, 4000, 0xf1, &pcmu[..240]);
+    let (v, out) = feed(&mut s, t0, Side::Callee, Component::Rtp, addr(PHONE), &p);
+    forwarded(v, Side::Caller);
+    assert_eq!(ts(&out), 4000 * 6);
+
+    // The phone holds, re-offering its events under its own 96 (sdp_transcode_reoffer.rs):
+    // the same codecs under other numbers.
+    let renumbered = EventPts {
+        opus_pt: 110,
+        voice_in: 96,
+        voice_out: 96,
+    };
+    s.apply(t0 + MS20, &opus_to_phone(renumbered, Vec::new()))
+        .expect("re-plan");
+    let p = rtp(0, false, 701, 4240, 0xf1, &pcmu[240..]);
+    let (v, out) = feed(
+        &mut s,
+        t0 + MS20,
+        Side::Callee,
+        Component::Rtp,
+        addr(PHONE),
+        &p,
+    );
+    forwarded(v, Side::Caller);
+    // The 10 ms kept from before the re-plan lead this packet's audio: nothing lost.
+    assert_eq!(ts(&out), (4000 + 160) * 6);
+    // The phone's key under its new number reaches the Opus leg on 48 kHz.
+    let p = rtp(96, true, 702, 4480, 0xf1, &[9, 0x0a, 0x00, 0xa0]);
+    let (v, out) = feed(
+        &mut s,
+        t0 + MS20 * 2,
+        Side::Callee,
+        Component::Rtp,
+        addr(PHONE),
+        &p,
+    );
+    forwarded(v, Side::Caller);
+    assert_eq!(out[1], 0x80 | 110);
+    assert_eq!(ts(&out), 4480 * 6);
+    assert_eq!(u16::from_be_bytes([out[14], out[15]]), 160 * 6);
+}

@@ -2,6 +2,7 @@
 
 use super::codec::{Codec, PtSpace, audio_codecs, intersect};
 use super::crypto::{OFFERED, generate, parse_crypto};
+use super::opus_leg::OpusLeg;
 use super::parse::parse;
 use super::pending::{FirstOffer, LegSrtp, Pending, Stream, offer_srtp};
 use super::webrtc::{self as w, remote};
@@ -40,6 +41,9 @@ pub struct Negotiator {
     /// The leg the PBX offered `telephone-event` of its own (the offerer had none), with the
     /// payload type offered.
     own_event: Option<(Side, u8)>,
+    /// The leg that speaks only Opus while the call is transcoded: re-offers from the other
+    /// leg are turned into its formats (`Pending::offer_opus_leg`).
+    opus_leg: Option<OpusLeg>,
 }
 
 /// What the PBX keeps about its SDP session with one leg.
@@ -154,6 +158,7 @@ impl Negotiator {
             dtmf_interworking: false,
             events: [None, None],
             own_event: None,
+            opus_leg: None,
         }
     }
 
@@ -202,6 +207,7 @@ impl Negotiator {
         let mut branch = self.clone();
         branch.legs[side.index()] = Leg::new(local, policy);
         branch.pending = None;
+        branch.opus_leg = self.opus_leg.clone().filter(|o| o.side != side);
         branch
     }
 
@@ -259,8 +265,11 @@ impl Negotiator {
         }
         let to_leg = &self.legs[to.index()];
         let to_webrtc = to_leg.webrtc;
-        if !to_webrtc {
-            p.add_transcoded();
+        match self.opus_leg.as_ref().filter(|o| o.side == to) {
+            // RFC 3264 §8: the Opus leg keeps its Opus across the phone's re-offers.
+            Some(opus_leg) => p.offer_opus_leg(opus_leg),
+            None if !to_webrtc => p.add_transcoded(),
+            None => {}
         }
         let offerer_encrypted = p.crypto.is_some() || p.webrtc.is_some();
         p.srtp_on = match to_webrtc {
@@ -353,10 +362,19 @@ impl Negotiator {
         leg.pts.learn(&sent);
         let out = leg.stamp(self.session_id, text);
 
-        let offerer = &mut self.legs[from.index()];
-        offerer
-            .pts
-            .learn(&p.codecs.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>());
+        // The offerer's own formats: the ones the PBX added for the other leg are not its.
+        let own: Vec<Codec> = p
+            .codecs
+            .iter()
+            .filter(|(c, _)| !p.synthetic.contains(&c.pt))
+            .map(|(c, _)| c.clone())
+            .chain(
+                p.toward_opus
+                    .iter()
+                    .flat_map(|t| std::iter::once(t.voice.clone()).chain(t.event.clone())),
+            )
+            .collect();
+        self.legs[from.index()].pts.learn(&own);
         self.pending = Some(p);
         Ok(out)
     }
@@ -392,9 +410,22 @@ impl Negotiator {
                 .iter()
                 .find(|(c, _, _)| !c.is_auxiliary() && p.synthetic.contains(&c.pt) == synthetic)
         };
-        let (first, mut transcode) = match (voice(false), voice(true), &p.opus) {
-            (Some((c, _, _)), _, _) => (*c, None),
-            (None, Some((c, sent, _)), Some(opus)) => {
+        // The Opus leg answered the phone's re-offer with its Opus (`Pending::offer_opus_leg`):
+        // the transcoder stays, on the answerer's side. It sends under the number offered.
+        let mut reverse: Option<(Codec, Transcoding)> = None;
+        let (first, mut transcode) = match (voice(false), voice(true), &p.opus, &p.toward_opus) {
+            (Some((c, _, _)), _, _, _) => (*c, None),
+            (None, Some((c, sent, _)), None, Some(toward)) => {
+                let t = Transcoding {
+                    opus_pt: *sent,
+                    voice: toward.kind,
+                    voice_pt: toward.voice.pt,
+                    events: None,
+                };
+                reverse = Some(((*c).clone(), t));
+                (&toward.voice, None)
+            }
+            (None, Some((c, sent, _)), Some(opus), _) => {
                 let voice =
                     Voice::from_payload_type(c.pt).ok_or(NegotiationError::NoCommonCodec)?;
                 let t = Transcoding {
@@ -424,9 +455,28 @@ impl Negotiator {
                 }),
             _ => None,
         };
-        let codec = match &transcode {
-            Some((opus, _)) => format!("{} <-> {}", opus.encoding(), first.encoding()),
-            None => first.encoding(),
+        // The same for the phone's 8 kHz events turned into the Opus leg's 48 kHz ones: the
+        // phone sends and receives them under its own number (the PBX answers with it).
+        let toward_event = p.toward_opus.as_ref().and_then(|t| t.event.as_ref());
+        let reverse_event = match (&mut reverse, toward_event) {
+            (Some((_, t)), Some(event)) => all_agreed
+                .iter()
+                .find(|(c, _, _)| is_event_at(c, 48_000) && p.synthetic.contains(&c.pt))
+                .map(|(_, sent, _)| {
+                    t.events = Some(EventPts {
+                        opus_pt: *sent,
+                        voice_in: event.pt,
+                        voice_out: event.pt,
+                    });
+                    event.clone()
+                }),
+            _ => None,
+        };
+        let codec = match (&transcode, &reverse) {
+            (Some((opus, _)), _) | (None, Some((opus, _))) => {
+                format!("{} <-> {}", opus.encoding(), first.encoding())
+            }
+            (None, None) => first.encoding(),
         };
         // What the offerer hears of: its own formats only.
         let agreed: Vec<_> = all_agreed
@@ -503,6 +553,7 @@ impl Negotiator {
         let mut reply: Vec<Codec> = transcode
             .iter()
             .map(|(opus, _)| opus.clone())
+            .chain(reverse.iter().map(|_| first.clone()))
             .chain(agreed.iter().map(|(c, _, a)| Codec {
                 fmtp: a.fmtp.clone(),
                 ..(*c).clone()
@@ -512,6 +563,11 @@ impl Negotiator {
             && !reply.iter().any(|c| c.pt == opus_event.pt)
         {
             reply.push(opus_event.clone());
+        }
+        if let Some(event) = &reverse_event
+            && !reply.iter().any(|c| c.pt == event.pt)
+        {
+            reply.push(event.clone());
         }
         let agreed_event = agreed.iter().find(|(c, _, _)| is_event(c));
         let own_event = self
@@ -523,13 +579,19 @@ impl Negotiator {
             .map(|(_, _, a)| a.pt)
             .or(own_event)
             .or(mapped_event.as_ref().map(|(_, pt)| *pt));
-        let mut off_event = agreed_event.map(|(c, _, _)| c.pt);
+        let mut off_event = agreed_event
+            .map(|(c, _, _)| c.pt)
+            .or(reverse_event.as_ref().map(|e| e.pt));
         if keep_events
             && off_event.is_none()
-            && let Some((c, _)) = p.codecs.iter().find(|(c, _)| is_event(c))
+            && let Some((c, _)) = p
+                .codecs
+                .iter()
+                .find(|(c, _)| is_event(c) && !p.synthetic.contains(&c.pt))
         {
             // The PBX itself is the far end of this leg's events (no `pt_map` entry: the
-            // answerer has no number for them).
+            // answerer has no number for them). Only the offerer's own: the one the PBX added
+            // for a transcoded phone is no format of the offerer's (RFC 3264 §6.1).
             reply.push(c.clone());
             off_event = Some(c.pt);
         }
@@ -594,12 +656,23 @@ impl Negotiator {
                     clock_rates: all_agreed.iter().map(|(_, _, a)| (a.pt, a.clock)).collect(),
                 })
             }),
-            transcode: None,
+            transcode: reverse.as_ref().map(|(_, t)| *t),
             remote_rtp: ans_stream.rtp,
             remote_rtcp: ans_stream.rtcp,
             rtcp_mux: ans_mux,
             srtp: ans_srtp,
-            pt_map: differing(all_agreed.iter().map(|(c, _, a)| (c.pt, a.pt)).collect()),
+            // The transcoder writes the Opus leg's formats under the numbers offered to it.
+            pt_map: differing(
+                all_agreed
+                    .iter()
+                    .map(
+                        |(c, sent, a)| match reverse.is_some() && p.synthetic.contains(&c.pt) {
+                            true => (*sent, a.pt),
+                            false => (c.pt, a.pt),
+                        },
+                    )
+                    .collect(),
+            ),
             direction: ans_stream.direction,
             webrtc: ans_webrtc_plan,
         };
@@ -609,6 +682,15 @@ impl Negotiator {
         };
         self.events[offerer.index()] = off_event;
         self.events[from.index()] = ans_event;
+        self.opus_leg = match (&transcode, &reverse) {
+            (Some((opus, _)), _) => Some(OpusLeg {
+                side: offerer,
+                opus: opus.clone(),
+                event: p.opus_event.clone(),
+            }),
+            (None, Some(_)) => self.opus_leg.take(),
+            (None, None) => None,
+        };
         let plan = MediaPlan {
             caller,
             callee,
@@ -622,5 +704,9 @@ impl Negotiator {
 /// RFC 4733 §7.1.1: `telephone-event`, here at the 8000 Hz clock of the voice codecs the PBX
 /// reads and writes events for.
 fn is_event(codec: &Codec) -> bool {
-    codec.name.eq_ignore_ascii_case("telephone-event") && codec.clock == 8000
+    is_event_at(codec, 8000)
+}
+
+fn is_event_at(codec: &Codec, clock: u32) -> bool {
+    codec.name.eq_ignore_ascii_case("telephone-event") && codec.clock == clock
 }

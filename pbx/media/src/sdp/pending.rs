@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::codec::{Codec, audio_codecs};
 use super::crypto::{Crypto, first_usable};
+use super::opus_leg::TowardOpus;
 use super::parse::{MediaDescription, SessionDescription};
 use super::webrtc::{RemoteWebRtc, remote};
 use super::write::Rejected;
@@ -103,6 +104,10 @@ pub(crate) struct Pending {
     /// The offerer's `telephone-event/48000` when it offered no 8 kHz one and Opus is
     /// transcoded: the PBX added a `telephone-event/8000` (in `synthetic`) for the phone.
     pub opus_event: Option<Codec>,
+    /// The offerer is the phone of a transcoded call and the other leg the Opus one: the
+    /// PBX offered that leg its Opus in place of the phone's voice codecs
+    /// (`Pending::offer_opus_leg`).
+    pub toward_opus: Option<TowardOpus>,
 }
 
 impl Pending {
@@ -148,6 +153,7 @@ impl Pending {
             opus: None,
             synthetic: Vec::new(),
             opus_event: None,
+            toward_opus: None,
         })
     }
 }
