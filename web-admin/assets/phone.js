@@ -12,6 +12,7 @@ let password = null;  // kept in memory only, for the SIP account of this page
 let ua = null;
 let registerer = null;
 let session = null;   // the one call: an Inviter or an Invitation
+let heldByPeer = false; // the other side's last re-INVITE put this call on hold
 let reconnectTimer = null;
 let reconnectDelay = 1000;
 let timer = null;
@@ -264,6 +265,16 @@ async function nameOf(number) {
 
 function track(s, name) {
   session = s;
+  heldByPeer = false;
+  // A re-INVITE from the other side (through the PBX), already answered by SIP.js: an offer
+  // of a=sendonly or a=inactive is a hold, a=sendrecv a resume (RFC 3264 §8.4).
+  s.delegate = {
+    onInvite: (request, _response, statusCode) => {
+      if (s !== session || statusCode !== 200) return;
+      heldByPeer = offersHold(request.body || "");
+      showCallState();
+    },
+  };
   $("call-name").textContent = name;
   $("mute").setAttribute("aria-pressed", "false");
   $("hold").setAttribute("aria-pressed", "false");
@@ -273,7 +284,7 @@ function track(s, name) {
       stopRing();
       attachAudio(s);
       showPanel("incall");
-      $("call-state").textContent = "In call";
+      showCallState();
       startTimer();
     } else if (state === SessionState.Terminated) {
       endCall();
@@ -349,13 +360,28 @@ function toggleHold() {
       onAccept: () => {
         $("hold").setAttribute("aria-pressed", String(hold));
         $("hold").textContent = hold ? "Resume" : "Hold";
-        $("call-state").textContent = hold ? "On hold" : "In call";
+        showCallState();
         const muted = $("mute").getAttribute("aria-pressed") === "true";
         setSenders(s, !hold && !muted);
       },
       onReject: () => notice("The PBX did not accept the hold.", "warn"),
     },
   }).catch((e) => notice(`Hold failed: ${e.message}`, "warn"));
+}
+
+// The audio section's direction in an offer (the session-level one when it has none,
+// RFC 4566 §6): sendonly or inactive from the other side means it holds the call.
+function offersHold(sdp) {
+  const at = sdp.search(/^m=audio /m);
+  const dir = (text) => text.match(/^a=(sendrecv|sendonly|recvonly|inactive)\s*$/m)?.[1];
+  const media = at < 0 ? null : dir(sdp.slice(at).split(/^(?=m=)/m)[0]);
+  const d = media || dir(at < 0 ? sdp : sdp.slice(0, at)) || "sendrecv";
+  return d === "sendonly" || d === "inactive";
+}
+
+function showCallState() {
+  const own = $("hold").getAttribute("aria-pressed") === "true";
+  $("call-state").textContent = own ? "On hold" : heldByPeer ? "Held by the other side" : "In call";
 }
 
 function dtmf(key) {
