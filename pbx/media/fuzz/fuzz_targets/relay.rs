@@ -3,15 +3,18 @@
 //! must fit the buffer, and plain-to-plain RTP must keep its length.
 //!
 //! Input: a config byte, then records `[selector, len, bytes...]`. The selector picks the
-//! leg, the socket, one of four sources, whether to encrypt the bytes first with the leg's
-//! real key (so the fuzzer reaches the code behind authentication), and re-plans.
+//! leg, the socket, one of four sources (each leg's SDP address among them), whether to
+//! encrypt the bytes first with the leg's real key (so the fuzzer reaches the code behind
+//! authentication), and re-plans. The config byte also picks how plain legs latch: first
+//! packet, or strict RTP with a probation of 1, 2 or 4 packets (the fuzzer can send the
+//! consecutive sequence numbers a candidate needs).
 #![no_main]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use pbx_media::relay::{Bridge, Component, Verdict};
+use pbx_media::relay::{Bridge, Component, LatchPolicy, Verdict};
 use pbx_media::{CryptoSuite, Direction, LegPlan, MediaPlan, Side, SrtpKey, SrtpPair};
 use rtc_srtp::context::Context;
 use rtc_srtp::protection_profile::ProtectionProfile;
@@ -76,6 +79,10 @@ fuzz_target!(|data: &[u8]| {
     #[allow(clippy::disallowed_methods)]
     let mut now = Instant::now();
     let mut bridge = Bridge::new(now);
+    bridge.set_latching(match config.count_ones() % 4 {
+        0 => LatchPolicy::OFF,
+        n => LatchPolicy::sequence(1 << (n - 1)),
+    });
     let mut plan = MediaPlan {
         caller: leg(config, 0),
         callee: leg(config.rotate_left(3), 1),
