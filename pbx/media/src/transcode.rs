@@ -88,6 +88,22 @@ struct Anchor {
 }
 
 impl Anchor {
+    /// The first Opus packet's timestamp `ts` anchors the 8 kHz output at `ts / 6`.
+    fn from_opus(ts: u32) -> Anchor {
+        Anchor {
+            input: ts,
+            output: ts / OPUS_TICKS_PER_SAMPLE,
+        }
+    }
+
+    /// The first voice packet's timestamp `ts` anchors the Opus output at `ts * 6`.
+    fn from_voice(ts: u32) -> Anchor {
+        Anchor {
+            input: ts,
+            output: ts.wrapping_mul(OPUS_TICKS_PER_SAMPLE),
+        }
+    }
+
     /// An Opus timestamp (48 kHz) on the 8 kHz output timeline.
     fn down(self, ts: u32) -> u32 {
         self.output
@@ -122,7 +138,7 @@ impl OpusToVoice {
         Ok(OpusToVoice {
             opus_pt: t.opus_pt,
             voice_pt: t.voice_pt,
-            events: t.events.map(|e| (e.opus_pt, e.voice_out)),
+            events: t.events.map(EventPts::opus_to_voice),
             decoder: OpusDecoder::new(RATE as i32, 1).map_err(TranscodeError::Codec)?,
             encoder: VoiceEncoder::new(t.voice),
             anchor: None,
@@ -140,19 +156,21 @@ impl OpusToVoice {
         })
     }
 
+    /// The next sequence number expected after `seq`, unless `seq` is from the past.
+    fn advance_seq(&mut self, seq: u16) {
+        if (seq.wrapping_sub(self.next_seq.unwrap_or(seq)) as i16) >= 0 {
+            self.next_seq = Some(seq.wrapping_add(1));
+        }
+    }
+
     /// Transcodes the plain Opus RTP packet `buf[..len]` in place; returns the new length.
     pub fn transcode(&mut self, buf: &mut [u8], len: usize) -> Result<usize, TranscodeError> {
         let pkt = buf.get(..len).ok_or(TranscodeError::NotMedia)?;
         if let Some(out_pt) = event_out(self.events, pkt) {
             let (_, seq, ts, _) = header(pkt);
             // The event's sequence number is no lost Opus packet to conceal.
-            if (seq.wrapping_sub(self.next_seq.unwrap_or(seq)) as i16) >= 0 {
-                self.next_seq = Some(seq.wrapping_add(1));
-            }
-            let a = *self.anchor.get_or_insert(Anchor {
-                input: ts,
-                output: ts / OPUS_TICKS_PER_SAMPLE,
-            });
+            self.advance_seq(seq);
+            let a = *self.anchor.get_or_insert(Anchor::from_opus(ts));
             let out = buf.get_mut(..len).ok_or(TranscodeError::NotMedia)?;
             events::rewrite(out, out_pt, a.down(ts), Scale::Down(OPUS_TICKS_PER_SAMPLE))?;
             return Ok(len);
@@ -180,18 +198,13 @@ impl OpusToVoice {
             .decode(view.payload, MAX_SAMPLES - concealed, &mut self.pcm[n..])
             .map_err(TranscodeError::Codec)?;
         n += got;
-        if (seq.wrapping_sub(self.next_seq.unwrap_or(seq)) as i16) >= 0 {
-            self.next_seq = Some(seq.wrapping_add(1));
-        }
+        self.advance_seq(seq);
         for (o, &s) in self.samples[..n].iter_mut().zip(self.pcm[..n].iter()) {
             *o = (s * 32768.0).clamp(-32768.0, 32767.0) as i16;
         }
         // The concealed frames start where the lost packets would have.
         let out_ts = {
-            let a = *self.anchor.get_or_insert(Anchor {
-                input: ts,
-                output: ts / OPUS_TICKS_PER_SAMPLE,
-            });
+            let a = *self.anchor.get_or_insert(Anchor::from_opus(ts));
             a.down(ts).wrapping_sub(concealed as u32)
         };
         let out = buf
@@ -235,7 +248,7 @@ impl VoiceToOpus {
         Ok(VoiceToOpus {
             opus_pt: t.opus_pt,
             voice_pt: t.voice_pt,
-            events: t.events.map(|e| (e.voice_in, e.opus_pt)),
+            events: t.events.map(EventPts::voice_to_opus),
             voice: t.voice,
             decoder: VoiceDecoder::default(),
             encoder,
@@ -265,10 +278,7 @@ impl VoiceToOpus {
         let pkt = buf.get(..len).ok_or(TranscodeError::NotMedia)?;
         if let Some(out_pt) = event_out(self.events, pkt) {
             let (_, _, ts, _) = header(pkt);
-            let a = *self.anchor.get_or_insert(Anchor {
-                input: ts,
-                output: ts.wrapping_mul(OPUS_TICKS_PER_SAMPLE),
-            });
+            let a = *self.anchor.get_or_insert(Anchor::from_voice(ts));
             let out = buf.get_mut(..len).ok_or(TranscodeError::NotMedia)?;
             events::rewrite(out, out_pt, a.up(ts), Scale::Up(OPUS_TICKS_PER_SAMPLE))?;
             return Ok(Some(len));
@@ -301,10 +311,7 @@ impl VoiceToOpus {
         let n = self.encode_frames(frames)?;
         let frame = frames * FRAME;
         let in_ts = self.pending_ts;
-        let a = *self.anchor.get_or_insert(Anchor {
-            input: in_ts,
-            output: in_ts.wrapping_mul(OPUS_TICKS_PER_SAMPLE),
-        });
+        let a = *self.anchor.get_or_insert(Anchor::from_voice(in_ts));
         let out_ts = a.up(in_ts);
         self.pending.drain(..frame);
         self.pending_ts = in_ts.wrapping_add(frame as u32);
@@ -428,10 +435,10 @@ impl Transcoder {
         }
         self.to_voice.opus_pt = spec.opus_pt;
         self.to_voice.voice_pt = spec.voice_pt;
-        self.to_voice.events = spec.events.map(|e| (e.opus_pt, e.voice_out));
+        self.to_voice.events = spec.events.map(EventPts::opus_to_voice);
         self.to_opus.opus_pt = spec.opus_pt;
         self.to_opus.voice_pt = spec.voice_pt;
-        self.to_opus.events = spec.events.map(|e| (e.voice_in, e.opus_pt));
+        self.to_opus.events = spec.events.map(EventPts::voice_to_opus);
         self.spec = spec;
         true
     }

@@ -197,14 +197,14 @@ impl Latches {
                     return Ok(());
                 }
                 if Some(source) == sdp_rtp {
-                    self.addr[0] = Some(source);
+                    self.set(Component::Rtp, Some(source));
                     self.probation.clear();
                     // RTCP latched beside a source that just lost RTP goes with it.
                     if let Some(rtcp) = self.get(Component::Rtcp)
                         && Some(rtcp) != sdp_rtcp
                         && rtcp.ip() != source.ip()
                     {
-                        self.addr[1] = None;
+                        self.set(Component::Rtcp, None);
                     }
                     return Ok(());
                 }
@@ -216,7 +216,7 @@ impl Latches {
                     return Err(DropReason::Probation);
                 };
                 if self.probation.feed(now, source, ssrc, seq, probation) {
-                    self.addr[0] = Some(source);
+                    self.set(Component::Rtp, Some(source));
                     self.probation.clear();
                     return Ok(());
                 }
@@ -230,7 +230,7 @@ impl Latches {
                 let rtp = self.get(Component::Rtp);
                 let beside_rtp = rtp.is_some_and(|a| a.ip() == source.ip());
                 if Some(source) == sdp_rtcp || (latched.is_none() && beside_rtp) {
-                    self.addr[1] = Some(source);
+                    self.set(Component::Rtcp, Some(source));
                     return Ok(());
                 }
                 match (latched, rtp) {

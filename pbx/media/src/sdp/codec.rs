@@ -54,6 +54,12 @@ impl Codec {
         self.name.eq_ignore_ascii_case("telephone-event") || self.name.eq_ignore_ascii_case("CN")
     }
 
+    /// RFC 4733 §7.1.1: `telephone-event` on this clock (an event's clock is its audio's,
+    /// §2.1: 8000 beside G.711 and G.722, 48000 beside Opus).
+    pub fn is_event_at(&self, clock: u32) -> bool {
+        self.name.eq_ignore_ascii_case("telephone-event") && self.clock == clock
+    }
+
     /// `PCMU/8000`, `opus/48000/2`: the `a=rtpmap` encoding, also the plan's codec label.
     pub fn encoding(&self) -> String {
         if self.channels > 1 {

@@ -461,7 +461,7 @@ impl Negotiator {
         let reverse_event = match (&mut reverse, toward_event) {
             (Some((_, t)), Some(event)) => all_agreed
                 .iter()
-                .find(|(c, _, _)| is_event_at(c, 48_000) && p.synthetic.contains(&c.pt))
+                .find(|(c, _, _)| c.is_event_at(48_000) && p.synthetic.contains(&c.pt))
                 .map(|(_, sent, _)| {
                     t.events = Some(EventPts {
                         opus_pt: *sent,
@@ -704,9 +704,5 @@ impl Negotiator {
 /// RFC 4733 §7.1.1: `telephone-event`, here at the 8000 Hz clock of the voice codecs the PBX
 /// reads and writes events for.
 fn is_event(codec: &Codec) -> bool {
-    is_event_at(codec, 8000)
-}
-
-fn is_event_at(codec: &Codec, clock: u32) -> bool {
-    codec.name.eq_ignore_ascii_case("telephone-event") && codec.clock == clock
+    codec.is_event_at(8000)
 }

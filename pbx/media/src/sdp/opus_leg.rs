@@ -35,10 +35,6 @@ fn transcodable(c: &Codec) -> Option<Voice> {
         .filter(|v| v.name().eq_ignore_ascii_case(&c.name) && c.clock == 8000)
 }
 
-fn is_event(c: &Codec, clock: u32) -> bool {
-    c.name.eq_ignore_ascii_case("telephone-event") && c.clock == clock
-}
-
 impl Pending {
     /// The offer is a phone's, to `leg`: its voice codecs give way to the leg's Opus, and its
     /// 8 kHz events to the leg's 48 kHz ones when the leg had only those (both marked
@@ -60,14 +56,14 @@ impl Pending {
             Some(_) => self
                 .codecs
                 .iter()
-                .find(|(c, _)| is_event(c, 8000))
+                .find(|(c, _)| c.is_event_at(8000))
                 .map(|(c, _)| c.clone()),
             None => None,
         };
         let kept: Vec<(Codec, u8)> = self
             .codecs
             .iter()
-            .filter(|(c, _)| c.is_auxiliary() && !(event.is_some() && is_event(c, 8000)))
+            .filter(|(c, _)| c.is_auxiliary() && !(event.is_some() && c.is_event_at(8000)))
             .cloned()
             .collect();
         // Numbers of the leg's own where the phone's kept formats leave them free, so the

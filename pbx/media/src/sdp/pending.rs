@@ -289,16 +289,13 @@ impl Pending {
     /// 8 kHz beside it, and the transcoder converts the events between the two
     /// (`transcode::events`). An offerer that has an 8 kHz one keeps it passed through.
     fn add_transcoded_event(&mut self) {
-        let is_event = |c: &Codec, clock: u32| {
-            c.name.eq_ignore_ascii_case("telephone-event") && c.clock == clock
-        };
-        if self.codecs.iter().any(|(c, _)| is_event(c, 8000)) {
+        if self.codecs.iter().any(|(c, _)| c.is_event_at(8000)) {
             return;
         }
         let Some(event) = self
             .codecs
             .iter()
-            .find(|(c, _)| is_event(c, 48_000))
+            .find(|(c, _)| c.is_event_at(48_000))
             .map(|(c, _)| c.clone())
         else {
             return;

@@ -27,6 +27,18 @@ pub struct EventPts {
     pub voice_out: u8,
 }
 
+impl EventPts {
+    /// The (input, output) event payload types of the Opus-to-voice stage.
+    pub(crate) fn opus_to_voice(self) -> (u8, u8) {
+        (self.opus_pt, self.voice_out)
+    }
+
+    /// The (input, output) event payload types of the voice-to-Opus stage.
+    pub(crate) fn voice_to_opus(self) -> (u8, u8) {
+        (self.voice_in, self.opus_pt)
+    }
+}
+
 /// How durations change from the input's clock to the output's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scale {

@@ -81,9 +81,7 @@ impl Negotiator {
         let event = p
             .codecs
             .iter()
-            .find(|(c, _)| {
-                c.name.eq_ignore_ascii_case("telephone-event") && c.clock == kind.clock_rate()
-            })
+            .find(|(c, _)| c.is_event_at(kind.clock_rate()))
             .map(|(c, _)| c.clone());
         let local = LocalMedia {
             voice: kind,
