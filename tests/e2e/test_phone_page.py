@@ -131,12 +131,13 @@ def pages(browsers, page_pbx):
 
 @pytest.fixture
 def desk(tmp_path):
-    """make(number, ip, tone, answer) -> a started, registered baresip; stopped after."""
+    """make(number, ip, tone, answer, seconds) -> a started, registered baresip playing
+    `tone` for `seconds` (then silence); stopped after."""
     made = []
 
-    def make(pbx, number, ip, tone=TONE_DESK, answer="auto"):
-        wav = str(tmp_path / f"desk{number}.wav")
-        write_tone_wav(wav, tone, 2)
+    def make(pbx, number, ip, tone=TONE_DESK, answer="auto", seconds=2):
+        wav = str(tmp_path / f"desk{number}-{seconds}s.wav")
+        write_tone_wav(wav, tone, seconds)
         phone = BaresipPhone(tmp_path, number, pw(number), server=pbx.hostport("udp"),
                              local_ip=ip, play=wav, answer=answer, call_seconds=20)
         made.append(phone)

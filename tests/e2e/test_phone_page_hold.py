@@ -22,38 +22,20 @@ import wave
 
 import pytest
 
-from baresip_phone import BaresipPhone
 from callhelpers import wait_cdr
-from media import LoopbackSniffer, RtpPacket, analyse_tone, write_tone_wav
+from media import LoopbackSniffer, RtpPacket, analyse_tone
 from opus_audio import decode_pcmu
 from test_phone_page import (  # noqa: F401 - fixtures used by name
-    DESK, HEARD, PAGE_A, TONE_A, TONE_DESK, browsers, dial, page_pbx, pages, pw, wait_hears,
+    DESK, HEARD, PAGE_A, TONE_A, TONE_DESK, browsers, desk, dial, page_pbx, pages, wait_hears,
     recording_tone, wait_idle, wait_in_call, wait_recorded)
 
 HOLD_IP = "127.0.84.1"
 HELD_IP = "127.0.84.2"
 
 
-@pytest.fixture
-def desk(tmp_path):
-    """make(pbx, ip, answer) -> a started, registered baresip for DESK whose tone lasts the
-    whole call (test_phone_page's plays 2 s of it, then silence: too short to be heard again
-    after a hold)."""
-    made = []
-
-    def make(pbx, ip, answer="auto"):
-        wav = str(tmp_path / "desk-long.wav")
-        write_tone_wav(wav, TONE_DESK, 40)
-        phone = BaresipPhone(tmp_path, DESK, pw(DESK), server=pbx.hostport("udp"), local_ip=ip,
-                             play=wav, answer=answer, call_seconds=20)
-        made.append(phone)
-        phone.start()
-        assert phone.wait_registered(), phone.log()
-        return phone
-
-    yield make
-    for p in made:
-        p.stop()
+# The desk phone's tone lasts the whole call (test_phone_page's tests use 2 s of it, then
+# silence: too short to be heard again after a hold).
+DESK_TONE_SECONDS = 40
 
 
 def heard_by_desk(sniffer, phone, since, tmp_path):
@@ -131,7 +113,7 @@ def assert_same_association(page, before, pbx):
 
 
 def test_the_page_holds_and_resumes_and_audio_flows_again(pages, desk, page_pbx, tmp_path):
-    phone = desk(page_pbx, HOLD_IP)
+    phone = desk(page_pbx, DESK, HOLD_IP, seconds=DESK_TONE_SECONDS)
     page = pages(0, PAGE_A)
     page.evaluate(WATCH_PCS)
     dial(page, DESK)
@@ -167,7 +149,8 @@ def test_the_page_holds_and_resumes_and_audio_flows_again(pages, desk, page_pbx,
 
 @pytest.mark.parametrize("caller", ["page", "desk"])
 def test_the_desk_phone_holds_and_resumes_the_page(pages, desk, page_pbx, tmp_path, caller):
-    phone = desk(page_pbx, HELD_IP, answer="auto" if caller == "page" else "manual")
+    phone = desk(page_pbx, DESK, HELD_IP, answer="auto" if caller == "page" else "manual",
+                 seconds=DESK_TONE_SECONDS)
     page = pages(0, PAGE_A)
     page.evaluate(WATCH_PCS)
     if caller == "page":
